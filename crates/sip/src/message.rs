@@ -819,6 +819,23 @@ impl Message {
     }
 }
 
+/// Two messages are equal when they say the same thing: same start line, same header rows
+/// (names as written, values as written) in the same order, same body. Whether a row came from
+/// the wire or from an edit does not matter.
+impl PartialEq for Message {
+    fn eq(&self, other: &Self) -> bool {
+        self.method_str() == other.method_str()
+            && self.request_uri_str() == other.request_uri_str()
+            && self.status() == other.status()
+            && self.reason_phrase() == other.reason_phrase()
+            && self.body == other.body
+            && self.rows.len() == other.rows.len()
+            && self.headers().eq(other.headers())
+    }
+}
+
+impl Eq for Message {}
+
 impl fmt::Debug for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Bounded, and without credentials: Debug output ends up in logs.
