@@ -15,6 +15,7 @@ use std::fmt;
 use bytes::Bytes;
 
 use crate::error::{ParseError, ParseErrorKind};
+use crate::header::Params;
 use crate::header::{
     self, Auth, CSeq, Contact, ContentType, NameAddr, Transport, Via, parse_contact_list,
     parse_name_addr, parse_name_addr_list, parse_tokens,
@@ -24,7 +25,7 @@ use crate::method::Method;
 use crate::name::HeaderName;
 use crate::scan;
 use crate::status::StatusCode;
-use crate::uri::Uri;
+use crate::uri::{Host, Uri};
 
 /// A range of text in the message's buffer or in its edit arena.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -73,14 +74,25 @@ pub(crate) struct Row {
     pub(crate) original: bool,
 }
 
-/// The decoded top Via, cached at parse time.
+/// The decoded top Via, cached at parse time so the transaction layer never parses it again.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct TopVia {
-    pub(crate) row: usize,
-    /// The via-parm's text (protocol through params).
-    pub(crate) text: Span,
-    pub(crate) branch: Option<Span>,
+    pub(crate) protocol: Span,
+    pub(crate) version: Span,
+    pub(crate) transport_text: Span,
     pub(crate) transport: Transport,
+    pub(crate) host: CachedHost,
+    pub(crate) port: Option<u16>,
+    pub(crate) params: Span,
+    pub(crate) branch: Option<Span>,
+}
+
+/// A [`Host`] whose name, if any, is a span.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum CachedHost {
+    Name(Span),
+    V4(std::net::Ipv4Addr),
+    V6(std::net::Ipv6Addr),
 }
 
 /// Facts decoded once during parsing.
@@ -399,7 +411,10 @@ pub(crate) fn compute_core<'t>(
         let value = scan::trim_lws(raw);
         // Spans of sub-slices of `value`, for caching.
         let sub = |s: &str| {
-            let off = s.as_ptr() as usize - raw.as_ptr() as usize;
+            // Empty slices may point anywhere; they only need a valid position.
+            let off = (s.as_ptr() as usize)
+                .saturating_sub(raw.as_ptr() as usize)
+                .min(raw.len());
             Span {
                 start: row.value.start + off as u32,
                 end: row.value.start + (off + s.len()) as u32,
@@ -445,10 +460,18 @@ pub(crate) fn compute_core<'t>(
                     count += 1;
                     if first.is_none() && core.top_via.is_none() {
                         first = Some(TopVia {
-                            row: i,
-                            text: sub(v.protocol),
-                            branch: v.branch().map(sub),
+                            protocol: sub(v.protocol),
+                            version: sub(v.version),
+                            transport_text: sub(v.transport_text),
                             transport: v.transport,
+                            host: match v.host {
+                                Host::Name(n) => CachedHost::Name(sub(n)),
+                                Host::V4(a) => CachedHost::V4(a),
+                                Host::V6(a) => CachedHost::V6(a),
+                            },
+                            port: v.port,
+                            params: sub(v.params.as_str()),
+                            branch: v.branch().map(sub),
                         });
                     }
                 })
@@ -726,20 +749,22 @@ impl Message {
         self.core.top_via.map(|v| v.transport)
     }
 
-    /// The top Via.
+    /// The top Via, rebuilt from what parsing cached (no second parse).
     pub fn top_via(&self) -> Option<Via<'_>> {
         let tv = self.core.top_via?;
-        let row = self.rows.get(tv.row)?;
-        let whole = self.text(row.value);
-        let start = (tv.text.start - row.value.start) as usize;
-        let mut out = None;
-        header::parse_via_list(whole.get(start..)?, |v| {
-            if out.is_none() {
-                out = Some(v);
-            }
+        Some(Via {
+            protocol: self.text(tv.protocol),
+            version: self.text(tv.version),
+            transport: tv.transport,
+            transport_text: self.text(tv.transport_text),
+            host: match tv.host {
+                CachedHost::Name(s) => Host::Name(self.text(s)),
+                CachedHost::V4(a) => Host::V4(a),
+                CachedHost::V6(a) => Host::V6(a),
+            },
+            port: tv.port,
+            params: Params::new(self.text(tv.params)),
         })
-        .ok()?;
-        out
     }
 
     /// Every Via value, top first.
@@ -806,6 +831,44 @@ impl Message {
         name: HeaderName,
     ) -> impl Iterator<Item = Result<Auth<'_>, header::Malformed>> {
         self.header_values(name).map(Auth::parse)
+    }
+
+    /// User-Agent, as written (product tokens and comments are not interpreted).
+    pub fn user_agent(&self) -> Option<&str> {
+        self.header(HeaderName::UserAgent)
+    }
+
+    /// Server, as written.
+    pub fn server(&self) -> Option<&str> {
+        self.header(HeaderName::Server)
+    }
+
+    /// Identity rows (RFC 8224), each parsed on its own; several may be present.
+    pub fn identities(
+        &self,
+    ) -> impl Iterator<Item = Result<header::Identity<'_>, header::Malformed>> {
+        self.header_values(HeaderName::Identity)
+            .map(header::Identity::parse)
+    }
+
+    /// Date.
+    pub fn date(&self) -> Option<Result<header::Date, header::Malformed>> {
+        self.header(HeaderName::Date).map(header::parse_date)
+    }
+
+    /// Session-Expires (RFC 4028).
+    pub fn session_expires(&self) -> Option<Result<header::SessionExpires<'_>, header::Malformed>> {
+        self.header(HeaderName::SessionExpires)
+            .map(header::SessionExpires::parse)
+    }
+
+    /// Reason values (RFC 3326) across rows.
+    pub fn reasons(&self) -> Result<Vec<header::Reason<'_>>, header::Malformed> {
+        let mut out = Vec::new();
+        for v in self.header_values(HeaderName::Reason) {
+            header::Reason::parse_list(v, |r| out.push(r))?;
+        }
+        Ok(out)
     }
 
     /// The body (empty if none).

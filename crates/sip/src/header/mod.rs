@@ -40,6 +40,10 @@ pub type HResult<T> = Result<T, Malformed>;
 pub struct Params<'a>(&'a str);
 
 impl<'a> Params<'a> {
+    pub(crate) fn new(raw: &'a str) -> Self {
+        Self(raw)
+    }
+
     /// The raw text, starting at the first `;` (empty if none).
     pub fn as_str(&self) -> &'a str {
         self.0
