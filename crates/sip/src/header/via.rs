@@ -193,6 +193,29 @@ fn parse_one<'a>(c: &mut Cursor<'a>) -> HResult<Via<'a>> {
     Ok(via)
 }
 
+/// Writes the value in canonical spacing (`SIP/2.0/UDP host:port;params`), folds removed:
+/// the form the gateway uses when it copies a Via into a message it builds.
+impl std::fmt::Display for Via<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}/{}/{} {}",
+            self.protocol, self.version, self.transport_text, self.host
+        )?;
+        if let Some(p) = self.port {
+            write!(f, ":{p}")?;
+        }
+        // Parameters as written, with any fold or spacing around separators dropped.
+        for (name, value) in self.params.iter() {
+            match value {
+                Some(v) => write!(f, ";{name}={v}")?,
+                None => write!(f, ";{name}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,6 +239,15 @@ mod tests {
         assert_eq!(v[0].host, Host::Name("spindle.example.com"));
         assert_eq!(v[0].branch(), Some("z9hG4bK9ikj8"));
         assert_eq!(v[1].branch(), Some("z9hG4bK30239"));
+        assert_eq!(
+            v[1].to_string(),
+            "SIP/2.0/UDP 192.168.255.111;branch=z9hG4bK30239"
+        );
+        let v = vias("SIP/2.0/TCP [2001:db8::1]:5061 ; rport ;branch=z9hG4bKx").unwrap();
+        assert_eq!(
+            v[0].to_string(),
+            "SIP/2.0/TCP [2001:db8::1]:5061;rport;branch=z9hG4bKx"
+        );
     }
 
     #[test]

@@ -1,0 +1,495 @@
+//! # sipwarden-config: the configuration file
+//!
+//! One TOML file describes a gateway. Every section has safe defaults, so an empty file (or
+//! none) gives a gateway that listens on loopback only and forwards to a PBX on
+//! 127.0.0.1:5080. Unknown keys are errors, and every error names the file, the line, the
+//! key and what is wrong with it: a typo must never silently turn a protection off.
+//!
+//! Values are typed as they are read (socket addresses, CIDR networks, durations such as
+//! `"30s"`, number ranges), so the runtime never handles raw strings. Settings that are legal
+//! but risky are not refused here: the auditor reports them, and every insecure switch is
+//! named `danger_*`.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+#![warn(missing_docs)]
+
+mod error;
+mod numbers;
+mod values;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+pub use error::ConfigError;
+pub use numbers::{NumberRange, canonical_number};
+pub use values::Transport;
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the gateway listens for SIP.
+    pub listen: ListenConfig,
+    /// Certificate and protocol settings for TLS listeners and TLS toward trunks.
+    pub tls: TlsConfig,
+    /// The PBX behind the gateway.
+    pub pbx: PbxConfig,
+    /// SIP trunks to providers (`[[trunk]]` tables).
+    #[serde(rename = "trunk")]
+    pub trunks: Vec<TrunkConfig>,
+    /// Call handling.
+    pub calls: CallsConfig,
+    /// Message parser limits.
+    pub sip: SipConfig,
+    /// Transaction timers.
+    pub transactions: TransactionsConfig,
+    /// Admin API and metrics.
+    pub admin: AdminConfig,
+    /// Where state is kept.
+    pub storage: StorageConfig,
+}
+
+/// `[listen]`: SIP listeners. Default: UDP and TCP on 127.0.0.1:5060, nothing else.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListenConfig {
+    /// UDP listen addresses.
+    #[serde(deserialize_with = "values::socket_addrs")]
+    pub udp: Vec<SocketAddr>,
+    /// TCP listen addresses.
+    #[serde(deserialize_with = "values::socket_addrs")]
+    pub tcp: Vec<SocketAddr>,
+    /// TLS listen addresses (need `[tls]`).
+    #[serde(deserialize_with = "values::socket_addrs")]
+    pub tls: Vec<SocketAddr>,
+    /// UDP sockets bound per address with SO_REUSEPORT (default: one per core, at most 4).
+    pub udp_sockets: Option<usize>,
+    /// Open TCP/TLS connections allowed from one IP address. Default 32.
+    pub max_connections_per_ip: usize,
+    /// Open TCP/TLS connections in all. Default 10 000.
+    pub max_connections: usize,
+    /// A connection with no traffic for this long is closed. Default "5m".
+    #[serde(deserialize_with = "values::duration")]
+    pub idle_timeout: Duration,
+    /// Address written into Via, Contact and Record-Route when a listener is bound to a
+    /// wildcard address (0.0.0.0 / ::). Default: the listener's own address.
+    pub advertise: Option<IpAddr>,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        let lo = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 5060);
+        Self {
+            udp: vec![lo],
+            tcp: vec![lo],
+            tls: Vec::new(),
+            udp_sockets: None,
+            max_connections_per_ip: 32,
+            max_connections: 10_000,
+            idle_timeout: Duration::from_secs(300),
+            advertise: None,
+        }
+    }
+}
+
+/// `[tls]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Server certificate chain (PEM).
+    pub cert: Option<PathBuf>,
+    /// Server private key (PEM).
+    pub key: Option<PathBuf>,
+    /// Create a self-signed certificate at `cert`/`key` on first start if they are missing
+    /// (for labs; a trunk provider will not trust it). Default false.
+    pub generate_self_signed: bool,
+    /// Lowest TLS version, "1.2" (default) or "1.3". Nothing older exists here.
+    #[serde(deserialize_with = "values::tls_version")]
+    pub min_version: TlsVersion,
+    /// CA certificates (PEM) that outbound TLS trusts in addition to the system roots.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            cert: None,
+            key: None,
+            generate_self_signed: false,
+            min_version: TlsVersion::V1_2,
+            ca_file: None,
+        }
+    }
+}
+
+/// Lowest TLS version accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsVersion {
+    /// TLS 1.2.
+    V1_2,
+    /// TLS 1.3.
+    V1_3,
+}
+
+/// `[pbx]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PbxConfig {
+    /// Where calls to the PBX go. Default 127.0.0.1:5080.
+    #[serde(deserialize_with = "values::socket_addr")]
+    pub address: SocketAddr,
+    /// Transport toward the PBX: "udp" (default) or "tcp".
+    pub transport: Transport,
+    /// Source networks that are the PBX. Default: the address's IP alone.
+    #[serde(deserialize_with = "values::networks")]
+    pub networks: Vec<IpNet>,
+}
+
+impl Default for PbxConfig {
+    fn default() -> Self {
+        Self {
+            address: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 5080),
+            transport: Transport::Udp,
+            networks: Vec::new(),
+        }
+    }
+}
+
+impl PbxConfig {
+    /// The networks that identify the PBX (the configured ones, or its address alone).
+    pub fn source_networks(&self) -> Vec<IpNet> {
+        if self.networks.is_empty() {
+            vec![IpNet::from(self.address.ip())]
+        } else {
+            self.networks.clone()
+        }
+    }
+}
+
+/// `[[trunk]]`: one provider.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkConfig {
+    /// Name, unique; used in logs, metrics and the admin API.
+    pub name: String,
+    /// Source networks calls from this provider come from (IP authentication).
+    #[serde(deserialize_with = "values::networks")]
+    pub networks: Vec<IpNet>,
+    /// Where outbound calls go: `sip:host:port` (UDP, or `;transport=tcp`) or `sips:host:port`
+    /// (TLS).
+    #[serde(deserialize_with = "values::proxy")]
+    pub proxy: values::Proxy,
+    /// Digest username for the provider's challenges.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// File holding the digest password (one line; keep it 0600).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// The password written in the configuration itself: convenient, and readable by anyone
+    /// who can read the file.
+    #[serde(default)]
+    pub danger_password: Option<String>,
+    /// Numbers we own on this trunk (`"+15551230000-+15551230099"` or one number): calls from
+    /// the provider to them go to the PBX.
+    #[serde(default, deserialize_with = "values::number_ranges")]
+    pub dids: Vec<NumberRange>,
+    /// Longest call on this trunk. Default: `[calls] max_duration`.
+    #[serde(default, deserialize_with = "values::opt_duration")]
+    pub max_call_duration: Option<Duration>,
+}
+
+/// `[calls]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CallsConfig {
+    /// Longest call; the gateway hangs up both legs after it. Default "4h".
+    #[serde(deserialize_with = "values::duration")]
+    pub max_duration: Duration,
+    /// How long an unanswered call may ring. Default "3m".
+    #[serde(deserialize_with = "values::duration")]
+    pub ring_timeout: Duration,
+    /// On SIGTERM, how long calls in progress may continue before they are hung up. Default
+    /// "30s".
+    #[serde(deserialize_with = "values::duration")]
+    pub shutdown_grace: Duration,
+    /// Most calls in progress at once. Default 10 000.
+    pub max_calls: usize,
+    /// Extra headers (beyond the gateway's own set) copied from one leg to the other.
+    pub header_allowlist: Vec<String>,
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        Self {
+            max_duration: Duration::from_secs(4 * 3600),
+            ring_timeout: Duration::from_secs(180),
+            shutdown_grace: Duration::from_secs(30),
+            max_calls: 10_000,
+            header_allowlist: Vec::new(),
+        }
+    }
+}
+
+/// `[sip]`: parser limits (see `sipwarden_sip::Limits` for their meaning and defaults).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SipConfig {
+    /// Largest message in bytes. Default 65 535.
+    pub max_message_bytes: usize,
+    /// Largest header section in bytes. Default 16 384.
+    pub max_head_bytes: usize,
+    /// Most header rows. Default 100.
+    pub max_headers: usize,
+    /// Longest header row, folds included. Default 4 096.
+    pub max_header_line: usize,
+    /// Longest Request-URI. Default 1 024.
+    pub max_uri_bytes: usize,
+    /// Largest body. Default 32 768.
+    pub max_body_bytes: usize,
+    /// Most Via values. Default 64.
+    pub max_vias: usize,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 65_535,
+            max_head_bytes: 16_384,
+            max_headers: 100,
+            max_header_line: 4_096,
+            max_uri_bytes: 1_024,
+            max_body_bytes: 32_768,
+            max_vias: 64,
+        }
+    }
+}
+
+/// `[transactions]`: RFC 3261 timer bases.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransactionsConfig {
+    /// T1. Default "500ms".
+    #[serde(deserialize_with = "values::duration")]
+    pub t1: Duration,
+    /// T2. Default "4s".
+    #[serde(deserialize_with = "values::duration")]
+    pub t2: Duration,
+    /// T4. Default "5s".
+    #[serde(deserialize_with = "values::duration")]
+    pub t4: Duration,
+    /// Most transactions at once. Default 100 000.
+    pub max_transactions: usize,
+}
+
+impl Default for TransactionsConfig {
+    fn default() -> Self {
+        Self {
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
+            max_transactions: 100_000,
+        }
+    }
+}
+
+/// `[admin]`: the admin HTTP API and `/metrics`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Listen address. Default 127.0.0.1:8080.
+    #[serde(deserialize_with = "values::socket_addr")]
+    pub listen: SocketAddr,
+    /// File holding the bearer token (created with a random token on first start if
+    /// missing).
+    pub token_file: Option<PathBuf>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
+            token_file: None,
+        }
+    }
+}
+
+/// `[storage]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Directory for the database and logs. Default "sipwarden-data".
+    pub dir: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("sipwarden-data"),
+        }
+    }
+}
+
+impl Config {
+    /// Parses and validates a configuration. `file` names it in errors; relative paths in it
+    /// stay as written (the caller resolves them against its working directory).
+    pub fn from_toml(text: &str, file: Option<&Path>) -> Result<Self, Vec<ConfigError>> {
+        let cfg: Self =
+            toml::from_str(text).map_err(|e| vec![ConfigError::from_toml(&e, text, file)])?;
+        let errors = cfg.validate(text, file);
+        if errors.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Reads, parses and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Self, Vec<ConfigError>> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![ConfigError {
+                file: Some(path.to_owned()),
+                line: None,
+                key: None,
+                message: format!("cannot read: {e}"),
+            }]
+        })?;
+        Self::from_toml(&text, Some(path))
+    }
+
+    /// Checks that need more than one value at a time; reports every problem, not the first.
+    fn validate(&self, text: &str, file: Option<&Path>) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        let mut err = |key: String, _name: Option<&str>, message: String| {
+            errors.push(ConfigError::at_key(text, file, &key, message));
+        };
+        if self.listen.udp.is_empty() && self.listen.tcp.is_empty() && self.listen.tls.is_empty() {
+            err("listen".into(), None, "no listener configured".into());
+        }
+        if !self.listen.tls.is_empty() && (self.tls.cert.is_none() || self.tls.key.is_none()) {
+            err(
+                "listen.tls".into(),
+                None,
+                "TLS listeners need tls.cert and tls.key".into(),
+            );
+        }
+        let mut names: Vec<&str> = Vec::new();
+        for (i, t) in self.trunks.iter().enumerate() {
+            let key = |k: &str| format!("trunk[{i}].{k}");
+            if t.name.is_empty()
+                || !t
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                err(
+                    key("name"),
+                    Some(&t.name),
+                    format!(
+                        "trunk name {:?} must be letters, digits, '-' or '_'",
+                        t.name
+                    ),
+                );
+            }
+            if names.contains(&t.name.as_str()) {
+                err(
+                    key("name"),
+                    Some(&t.name),
+                    format!("trunk name {:?} is used twice", t.name),
+                );
+            }
+            names.push(&t.name);
+            if t.networks.is_empty() {
+                err(
+                    key("networks"),
+                    Some(&t.name),
+                    "a trunk needs the networks its calls come from".into(),
+                );
+            }
+            if t.password_file.is_some() && t.danger_password.is_some() {
+                err(
+                    key("danger_password"),
+                    Some(&t.name),
+                    "set password_file or danger_password, not both".into(),
+                );
+            }
+            if (t.password_file.is_some() || t.danger_password.is_some()) && t.username.is_none() {
+                err(
+                    key("username"),
+                    Some(&t.name),
+                    "a password needs a username".into(),
+                );
+            }
+            for net in &t.networks {
+                if self
+                    .pbx
+                    .source_networks()
+                    .iter()
+                    .any(|p| p.contains(net) || net.contains(p))
+                {
+                    err(
+                        key("networks"),
+                        Some(&t.name),
+                        format!("network {net} overlaps the PBX's networks"),
+                    );
+                }
+            }
+        }
+        errors
+    }
+
+    /// The trunk named `name`.
+    pub fn trunk(&self, name: &str) -> Option<&TrunkConfig> {
+        self.trunks.iter().find(|t| t.name == name)
+    }
+}
+
+impl TrunkConfig {
+    /// The digest password: read from `password_file` (first line, trimmed), or
+    /// `danger_password`. `None` when the trunk has no credentials.
+    pub fn password(&self) -> Result<Option<String>, ConfigError> {
+        if let Some(p) = &self.danger_password {
+            return Ok(Some(p.clone()));
+        }
+        let Some(path) = &self.password_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: Some(path.clone()),
+            line: None,
+            key: Some(format!("trunk {}: password_file", self.name)),
+            message: format!("cannot read: {e}"),
+        })?;
+        let pw = text.lines().next().unwrap_or("").trim().to_owned();
+        if pw.is_empty() {
+            return Err(ConfigError {
+                file: Some(path.clone()),
+                line: Some(1),
+                key: Some(format!("trunk {}: password_file", self.name)),
+                message: "the password file is empty".into(),
+            });
+        }
+        Ok(Some(pw))
+    }
+
+    /// Whether `number` (any spelling) is one of this trunk's DIDs.
+    pub fn owns(&self, number: &str) -> bool {
+        let Some(n) = canonical_number(number) else {
+            return false;
+        };
+        self.dids.iter().any(|r| r.contains(&n))
+    }
+}
+
+#[cfg(test)]
+mod tests;

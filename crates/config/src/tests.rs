@@ -1,0 +1,135 @@
+use super::*;
+
+fn errors(text: &str) -> Vec<String> {
+    match Config::from_toml(text, Some(Path::new("gw.toml"))) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn empty_file_is_the_safe_default() {
+    let c = Config::from_toml("", None).unwrap();
+    assert_eq!(c, Config::default());
+    assert!(
+        c.listen
+            .udp
+            .iter()
+            .chain(&c.listen.tcp)
+            .all(|a| a.ip().is_loopback())
+    );
+    assert!(c.listen.tls.is_empty());
+    assert_eq!(c.pbx.address.to_string(), "127.0.0.1:5080");
+    assert!(c.admin.listen.ip().is_loopback());
+    assert_eq!(c.tls.min_version, TlsVersion::V1_2);
+}
+
+#[test]
+fn a_full_file_reads_into_typed_values() {
+    let c = Config::from_toml(
+        r#"
+[listen]
+udp = ["127.0.0.1:5060"]
+tls = ["127.0.0.1:5061"]
+idle_timeout = "90s"
+
+[tls]
+cert = "cert.pem"
+key = "key.pem"
+min_version = "1.3"
+
+[pbx]
+address = "127.0.0.1:5080"
+networks = ["127.0.0.1/32"]
+
+[[trunk]]
+name = "carrier"
+networks = ["127.0.0.3"]
+proxy = "sips:127.0.0.3:5061"
+username = "acct123"
+danger_password = "x"
+dids = ["+15551230000-+15551230099"]
+max_call_duration = "2h"
+
+[calls]
+max_duration = "4h"
+"#,
+        None,
+    )
+    .unwrap();
+    assert_eq!(c.listen.idle_timeout, Duration::from_secs(90));
+    assert_eq!(c.tls.min_version, TlsVersion::V1_3);
+    let t = c.trunk("carrier").unwrap();
+    assert_eq!(t.networks[0].to_string(), "127.0.0.3/32");
+    assert_eq!((t.proxy.port, t.proxy.transport), (5061, Transport::Tls));
+    assert!(t.owns("+1 555 123 0042") && !t.owns("+15551230100"));
+    assert_eq!(t.max_call_duration, Some(Duration::from_secs(7200)));
+    assert_eq!(t.password().unwrap().as_deref(), Some("x"));
+}
+
+#[test]
+fn errors_name_the_file_line_and_key() {
+    let e = errors("[listen]\nudp = [\"127.0.0.1:5060\"]\nudpp = []\n");
+    assert_eq!(e.len(), 1);
+    assert!(
+        e[0].starts_with("gw.toml:3: listen.udpp: unknown field `udpp`"),
+        "{e:?}"
+    );
+
+    let e = errors("[listen]\nudp = [\n  \"127.0.0.1:5060\",\n  \"localhost\",\n]\n");
+    assert!(
+        e[0].starts_with("gw.toml:2: listen.udp: \"localhost\" is not an address:port"),
+        "{e:?}"
+    );
+
+    let e = errors("[calls]\nmax_duration = \"forever\"\n");
+    assert!(
+        e[0].starts_with("gw.toml:2: calls.max_duration: \"forever\" is not a duration"),
+        "{e:?}"
+    );
+
+    let e = errors("[tls]\nmin_version = \"1.0\"\n");
+    assert!(e[0].contains("gw.toml:2: tls.min_version:"), "{e:?}");
+
+    let e = errors(
+        "[[trunk]]\nname = \"a\"\nnetworks = [\"300.1.1.1/8\"]\nproxy = \"sip:192.0.2.1\"\n",
+    );
+    assert!(
+        e[0].starts_with("gw.toml:3: trunk.networks: \"300.1.1.1/8\" is not a network"),
+        "{e:?}"
+    );
+
+    let e =
+        errors("[[trunk]]\nname = \"a\"\nnetworks = [\"192.0.2.0/24\"]\nproxy = \"http://x\"\n");
+    assert!(e[0].starts_with("gw.toml:4: trunk.proxy:"), "{e:?}");
+
+    let e = errors("[pbx]\naddress = 5080\n");
+    assert!(e[0].starts_with("gw.toml:2: pbx.address:"), "{e:?}");
+
+    let e = errors("listen = 3\n");
+    assert!(e[0].starts_with("gw.toml:1: listen:"), "{e:?}");
+}
+
+#[test]
+fn cross_field_errors_are_all_reported() {
+    let e = errors(
+        "[listen]\ntls = [\"127.0.0.1:5061\"]\n\n[[trunk]]\nname = \"a\"\nnetworks = [\"192.0.2.0/24\"]\nproxy = \"sip:192.0.2.1\"\n\n[[trunk]]\nname = \"a\"\nnetworks = [\"127.0.0.0/8\"]\nproxy = \"sip:192.0.2.2\"\ndanger_password = \"p\"\n",
+    );
+    assert_eq!(e.len(), 4, "{e:#?}");
+    assert!(
+        e[0].starts_with("gw.toml:2: listen.tls: TLS listeners need"),
+        "{e:?}"
+    );
+    assert!(
+        e[1].starts_with("gw.toml:10: trunk[1].name: trunk name \"a\" is used twice"),
+        "{e:?}"
+    );
+    assert!(
+        e[2].starts_with("gw.toml:9: trunk[1].username: a password needs a username"),
+        "{e:?}"
+    );
+    assert!(
+        e[3].starts_with("gw.toml:11: trunk[1].networks: network 127.0.0.0/8 overlaps the PBX"),
+        "{e:?}"
+    );
+}
