@@ -491,6 +491,14 @@ impl<D: Clone> TxLayer<D> {
         }
     }
 
+    /// Where a server transaction's responses go: the source of its request.
+    pub fn server_dest(&self, tx: TxId) -> Option<&D> {
+        match self.txs.get(&tx) {
+            Some(Tx::Server(s)) => Some(&s.dest),
+            _ => None,
+        }
+    }
+
     /// The request a server transaction answers (for building responses to it).
     pub fn server_request(&self, tx: TxId) -> Option<&Message> {
         match self.txs.get(&tx) {

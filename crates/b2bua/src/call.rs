@@ -1,0 +1,109 @@
+//! One call: two legs, each a full dialog of its own.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sipwarden_sip::Message;
+use sipwarden_txn::TxId;
+
+use crate::routes::{Routes, Target};
+
+/// The two legs: A is where the call came from, B where the gateway sent it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// The calling side.
+    A,
+    /// The called side.
+    B,
+}
+
+impl Side {
+    /// The other leg.
+    pub fn other(self) -> Self {
+        match self {
+            Self::A => Self::B,
+            Self::B => Self::A,
+        }
+    }
+}
+
+/// One leg's dialog state, as the gateway (a UA on that leg) sees it.
+#[derive(Clone, Debug)]
+pub(crate) struct Leg {
+    pub(crate) call_id: String,
+    pub(crate) local_tag: String,
+    pub(crate) remote_tag: Option<String>,
+    /// Our identity on this leg, a name-addr without tag.
+    pub(crate) local_uri: String,
+    /// The peer's identity, a name-addr without tag.
+    pub(crate) remote_uri: String,
+    /// Request-URI of requests we send on this leg (the peer's Contact).
+    pub(crate) remote_target: String,
+    /// Route set for requests on this leg, in sending order.
+    pub(crate) route_set: Vec<String>,
+    /// Our next CSeq on this leg.
+    pub(crate) local_cseq: u32,
+    /// Where requests and responses on this leg go.
+    pub(crate) target: Target,
+}
+
+/// How far the call got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// INVITE sent on B, no final response yet.
+    Early,
+    /// Answered on both legs.
+    Confirmed,
+    /// Being torn down: BYEs or a CANCEL in flight; nothing new is relayed.
+    Ending,
+}
+
+/// A reliable provisional response relayed from B to A (RFC 3262): our RSeq on A, theirs on B.
+#[derive(Clone, Debug)]
+pub(crate) struct RelRsp {
+    pub(crate) a_rseq: u32,
+    pub(crate) b_rseq: u32,
+    pub(crate) b_tag: String,
+    pub(crate) b_target: String,
+}
+
+pub(crate) struct Call {
+    /// The routes the call started with (a reload does not move calls in progress).
+    pub(crate) routes: Arc<Routes>,
+    pub(crate) a: Leg,
+    pub(crate) b: Leg,
+    pub(crate) phase: Phase,
+    /// The trunk the B leg goes to, if any (for its credentials).
+    pub(crate) b_trunk: Option<usize>,
+    pub(crate) a_invite_tx: TxId,
+    pub(crate) a_invite: Message,
+    pub(crate) a_final_sent: bool,
+    /// Current client transaction of the initial INVITE on B (a new one after a challenge).
+    pub(crate) b_invite_tx: Option<TxId>,
+    pub(crate) b_invite: Message,
+    /// B answered 2xx and the ACK for it waits for A's ACK (it may carry the SDP answer).
+    pub(crate) b_ack_due: Option<(TxId, String)>,
+    pub(crate) auth_tried: bool,
+    pub(crate) cancelled: bool,
+    /// Outstanding BYEs the gateway sent itself (teardown), per side.
+    pub(crate) byes: Vec<(Side, TxId)>,
+    pub(crate) rel: Vec<RelRsp>,
+    pub(crate) next_a_rseq: u32,
+    pub(crate) max_duration: Duration,
+}
+
+impl Call {
+    pub(crate) fn leg(&self, side: Side) -> &Leg {
+        match side {
+            Side::A => &self.a,
+            Side::B => &self.b,
+        }
+    }
+
+    pub(crate) fn leg_mut(&mut self, side: Side) -> &mut Leg {
+        match side {
+            Side::A => &mut self.a,
+            Side::B => &mut self.b,
+        }
+    }
+}

@@ -1,0 +1,952 @@
+//! # sipwarden-b2bua: calls through the gateway, sans-io
+//!
+//! Each call is two dialogs: the A leg toward whoever called, the B leg toward where the
+//! gateway routed it. Every message on one leg is built anew from parsed values of the other
+//! leg's message and a header allowlist, never relayed: the other side never sees a Via,
+//! Contact, Call-ID, tag, Record-Route or product string from across the gateway. That is the
+//! topology hiding and the protocol normalisation in one.
+//!
+//! The [`Core`] owns the transaction layer and the calls. Like the layers below it, it does
+//! no I/O and reads no clock: feed it messages and `now`, drain [`Core::poll_transmit`] and
+//! call [`Core::handle_timeout`] at [`Core::poll_timeout`].
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+#![warn(missing_docs)]
+
+mod auth;
+mod build;
+mod call;
+mod ids;
+mod routes;
+mod sdp;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use sipwarden_sip::header::Transport;
+use sipwarden_sip::{Decision, HeaderName, Message, Method, Policy, StatusCode, validate};
+use sipwarden_txn::{Event, Transmit, TxId, TxLayer};
+
+pub use call::Side;
+pub use routes::{RouteError, Routes, Target, TrunkRoute, Zone};
+
+use call::{Call, Phase, RelRsp};
+use ids::Ids;
+
+/// The gateway's own addresses, written into Via, Contact and the SDP origin.
+#[derive(Clone, Debug)]
+pub struct Local {
+    /// UDP listener address.
+    pub udp: Option<SocketAddr>,
+    /// TCP listener address.
+    pub tcp: Option<SocketAddr>,
+    /// TLS listener address.
+    pub tls: Option<SocketAddr>,
+}
+
+impl Local {
+    /// The address to advertise for a transport (falls back to any listener).
+    pub fn addr(&self, t: Transport) -> SocketAddr {
+        let pick = match t {
+            Transport::Tcp => self.tcp,
+            Transport::Tls | Transport::Wss => self.tls,
+            _ => self.udp,
+        };
+        pick.or(self.udp)
+            .or(self.tcp)
+            .or(self.tls)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5060)))
+    }
+}
+
+/// Settings of the core.
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    /// Transaction layer settings.
+    pub txn: sipwarden_txn::Config,
+    /// Validation settings.
+    pub policy: Policy,
+}
+
+/// Numbers for metrics and for checking that nothing is left behind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Calls in progress.
+    pub calls: usize,
+    /// Dialogs held (two per call).
+    pub dialogs: usize,
+    /// Client transactions.
+    pub client_transactions: usize,
+    /// Server transactions.
+    pub server_transactions: usize,
+    /// Calls accepted since start.
+    pub calls_started: u64,
+    /// Calls answered since start.
+    pub calls_answered: u64,
+    /// Requests refused statelessly (validation, routing, limits) since start.
+    pub rejected: u64,
+}
+
+/// What a client transaction of ours is for.
+#[derive(Clone, Copy, Debug)]
+enum ClientRole {
+    /// The initial INVITE on the B leg.
+    Invite,
+    /// An in-dialog request relayed from `from` (server transaction `server`).
+    Relay { server: TxId, from: Side },
+    /// A BYE the gateway sends on its own (teardown).
+    Bye,
+}
+
+/// What a server transaction of ours is for.
+#[derive(Clone, Copy, Debug)]
+enum ServerRole {
+    /// The initial INVITE on the A leg.
+    Invite,
+    /// An in-dialog request relayed to the other leg in client transaction `client`, whose
+    /// CSeq number is `cseq` (its ACK needs it).
+    Relay { client: TxId, side: Side, cseq: u32 },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerKind {
+    Ring,
+    MaxDuration,
+}
+
+/// Key of a dialog: Call-ID and our tag on that leg.
+type DialogKey = (String, String);
+
+/// The B2BUA core.
+pub struct Core {
+    routes: Arc<Routes>,
+    local: Local,
+    policy: Policy,
+    txl: TxLayer<Target>,
+    ids: Ids,
+    calls: HashMap<u64, Call>,
+    next_call: u64,
+    dialogs: HashMap<DialogKey, (u64, Side)>,
+    clients: HashMap<TxId, (u64, ClientRole)>,
+    servers: HashMap<TxId, (u64, ServerRole)>,
+    timers: BinaryHeap<Reverse<(Instant, u64, TimerKind)>>,
+    draining: bool,
+    stats: Stats,
+}
+
+/// The status and reason the A leg gets when its call cannot be placed.
+fn refuse(status: StatusCode, reason: &'static str) -> (StatusCode, &'static str) {
+    (status, reason)
+}
+
+impl Core {
+    /// A core with these routes, addresses and settings; `seed` feeds the identifier CSPRNG.
+    pub fn new(routes: Routes, local: Local, settings: Settings, seed: [u8; 32]) -> Self {
+        Self {
+            routes: Arc::new(routes),
+            local,
+            policy: settings.policy,
+            txl: TxLayer::new(settings.txn),
+            ids: Ids::new(seed),
+            calls: HashMap::new(),
+            next_call: 1,
+            dialogs: HashMap::new(),
+            clients: HashMap::new(),
+            servers: HashMap::new(),
+            timers: BinaryHeap::new(),
+            draining: false,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Replaces the routes for new calls; calls in progress keep theirs.
+    pub fn set_routes(&mut self, routes: Routes) {
+        self.routes = Arc::new(routes);
+    }
+
+    /// The routes new calls use.
+    pub fn routes(&self) -> &Routes {
+        &self.routes
+    }
+
+    /// Stops taking new calls (they get 503); calls in progress continue.
+    pub fn drain(&mut self) {
+        self.draining = true;
+    }
+
+    /// Current numbers.
+    pub fn stats(&self) -> Stats {
+        let c = self.txl.counts();
+        Stats {
+            calls: self.calls.len(),
+            dialogs: self.dialogs.len(),
+            client_transactions: c.client,
+            server_transactions: c.server,
+            ..self.stats
+        }
+    }
+
+    /// Ids of the calls in progress.
+    pub fn call_ids(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self.calls.keys().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// The next message to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit<Target>> {
+        self.txl.poll_transmit()
+    }
+
+    /// When [`Core::handle_timeout`] must next be called.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        while let Some(Reverse((at, id, kind))) = self.timers.peek().copied() {
+            let live = self.calls.get(&id).is_some_and(|c| match kind {
+                TimerKind::Ring => c.phase == Phase::Early,
+                TimerKind::MaxDuration => c.phase == Phase::Confirmed,
+            });
+            if live {
+                return Some(match self.txl.poll_timeout() {
+                    Some(t) => t.min(at),
+                    None => at,
+                });
+            }
+            self.timers.pop();
+        }
+        self.txl.poll_timeout()
+    }
+
+    /// Fires every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.txl.handle_timeout(now);
+        while let Some(Reverse((at, id, kind))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            match (kind, self.calls.get(&id).map(|c| c.phase)) {
+                (TimerKind::Ring, Some(Phase::Early)) => {
+                    self.abandon_early(now, id, StatusCode::REQUEST_TIMEOUT, "No Answer");
+                }
+                (TimerKind::MaxDuration, Some(Phase::Confirmed)) => {
+                    self.teardown(now, id, "maximum call duration reached");
+                }
+                _ => {}
+            }
+        }
+        self.process_events(now);
+    }
+
+    /// Hangs up a call from the gateway's side: BYE on both legs of an answered call, CANCEL
+    /// and 480 for one still ringing. Returns whether the call existed.
+    pub fn hangup(&mut self, now: Instant, call: u64, reason: &str) -> bool {
+        let Some(phase) = self.calls.get(&call).map(|c| c.phase) else {
+            return false;
+        };
+        match phase {
+            Phase::Early => self.abandon_early(
+                now,
+                call,
+                StatusCode::new(480).unwrap_or(StatusCode::REQUEST_TERMINATED),
+                "Call Terminated",
+            ),
+            Phase::Confirmed => self.teardown(now, call, reason),
+            Phase::Ending => {}
+        }
+        self.process_events(now);
+        true
+    }
+
+    /// Hangs up every call (end of the shutdown grace period).
+    pub fn hangup_all(&mut self, now: Instant, reason: &str) {
+        for id in self.call_ids() {
+            self.hangup(now, id, reason);
+        }
+    }
+
+    /// A message arrived from `src`.
+    pub fn on_message(&mut self, now: Instant, mut msg: Message, src: Target) {
+        match validate(&msg, &self.policy) {
+            Decision::Accept => {}
+            Decision::Reject {
+                status,
+                reason,
+                headers,
+            } => {
+                self.stats.rejected += 1;
+                if let Ok(mut r) = Message::response_to(&msg, status, Some(reason), None) {
+                    for (h, v) in &headers {
+                        let _ = r.push_header(*h, v);
+                    }
+                    self.txl.send_stateless(src, &r);
+                }
+                return;
+            }
+            Decision::Drop { .. } => {
+                self.stats.rejected += 1;
+                return;
+            }
+        }
+        if msg.is_request() {
+            stamp_received(&mut msg, src.addr);
+            self.txl.on_request(now, msg, src, src.reliable());
+        } else {
+            self.txl.on_response(now, msg);
+        }
+        self.process_events(now);
+    }
+
+    fn process_events(&mut self, now: Instant) {
+        while let Some(ev) = self.txl.poll_event() {
+            match ev {
+                Event::Request { tx, msg } => self.on_request(now, tx, msg),
+                Event::Ack { invite, msg } => self.on_ack(invite, &msg),
+                Event::Cancelled { invite } => self.on_cancelled(now, invite),
+                Event::Response { tx, msg } => self.on_response(now, tx, msg),
+                Event::Timeout { tx } => self.on_client_timeout(now, tx),
+                Event::AckTimeout { tx } => self.on_ack_timeout(now, tx),
+            }
+        }
+    }
+
+    // === requests ===
+
+    fn reply(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        req: &Message,
+        status: StatusCode,
+        reason: Option<&str>,
+    ) {
+        if let Ok(r) = Message::response_to(req, status, reason, Some(&self.ids.tag())) {
+            let _ = self.txl.send_response(now, tx, &r);
+        }
+    }
+
+    fn on_request(&mut self, now: Instant, tx: TxId, msg: Message) {
+        let method = msg.method().unwrap_or(Method::Extension);
+        if msg.to_tag().is_some() {
+            self.in_dialog(now, tx, msg);
+            return;
+        }
+        match method {
+            Method::Invite => self.new_call(now, tx, msg),
+            Method::Options => {
+                if let Ok(mut r) =
+                    Message::response_to(&msg, StatusCode::OK, None, Some(&self.ids.tag()))
+                {
+                    let _ = r.push_header(HeaderName::Allow, build::ALLOW);
+                    let _ = r.push_header(HeaderName::Accept, "application/sdp");
+                    let _ = r.push_header(HeaderName::Supported, build::SUPPORTED);
+                    let _ = self.txl.send_response(now, tx, &r);
+                }
+            }
+            Method::Bye | Method::Prack | Method::Update | Method::Info => {
+                self.reply(now, tx, &msg, StatusCode::CALL_DOES_NOT_EXIST, None);
+            }
+            Method::Extension => self.reply(now, tx, &msg, StatusCode::NOT_IMPLEMENTED, None),
+            _ => self.reply(now, tx, &msg, StatusCode::FORBIDDEN, None),
+        }
+    }
+
+    fn new_call(&mut self, now: Instant, tx: TxId, invite: Message) {
+        let routes = Arc::clone(&self.routes);
+        let Some(src) = self.txl.server_dest(tx).copied() else {
+            return;
+        };
+        let user = invite
+            .request_uri()
+            .and_then(|u| {
+                u.user()
+                    .map(|s| String::from_utf8_lossy(&sipwarden_sip::unescape(s)).into_owned())
+            })
+            .unwrap_or_default();
+        let decision = if self.draining {
+            Err(refuse(StatusCode::SERVICE_UNAVAILABLE, "Shutting Down"))
+        } else if self.calls.len() >= routes.max_calls {
+            Err(refuse(StatusCode::SERVICE_UNAVAILABLE, "Too Many Calls"))
+        } else {
+            match routes.zone(src.addr.ip()) {
+                Zone::Pbx => match routes.trunks.first() {
+                    Some(_) if !user.is_empty() => Ok((0usize, true)),
+                    _ => Err(refuse(StatusCode::NOT_FOUND, "No Route")),
+                },
+                Zone::Trunk(i) => match routes.did_owner(&user) {
+                    Some(owner) if owner == i => Ok((i, false)),
+                    _ => Err(refuse(StatusCode::NOT_FOUND, "Not Found")),
+                },
+                Zone::Endpoint => Err(refuse(StatusCode::FORBIDDEN, "Forbidden")),
+            }
+        };
+        let (trunk, outbound) = match decision {
+            Ok(d) => d,
+            Err((status, reason)) => {
+                self.stats.rejected += 1;
+                self.reply(now, tx, &invite, status, Some(reason));
+                return;
+            }
+        };
+        let Some(trunk_route) = routes.trunks.get(trunk).cloned() else {
+            return;
+        };
+        let (b_target, b_host) = if outbound {
+            (trunk_route.target, trunk_route.host.clone())
+        } else {
+            (routes.pbx, routes.pbx.addr.ip().to_string())
+        };
+        let id = self.next_call;
+        self.next_call += 1;
+        let a = build::a_leg(&invite, self.ids.tag(), src, &self.local);
+        let b = build::b_leg(
+            &invite,
+            &user,
+            &b_host,
+            b_target,
+            &self.local,
+            &mut self.ids,
+        );
+        let max_duration = trunk_route.max_duration;
+        let Ok(b_invite) = build::initial_invite(&invite, &b, &self.local, &routes, &mut self.ids)
+        else {
+            self.reply(now, tx, &invite, StatusCode::SERVER_INTERNAL_ERROR, None);
+            return;
+        };
+        let Ok(b_tx) = self
+            .txl
+            .send_request(now, b_invite.clone(), b_target, b_target.reliable())
+        else {
+            self.reply(now, tx, &invite, StatusCode::SERVICE_UNAVAILABLE, None);
+            return;
+        };
+        self.dialogs
+            .insert((a.call_id.clone(), a.local_tag.clone()), (id, Side::A));
+        self.dialogs
+            .insert((b.call_id.clone(), b.local_tag.clone()), (id, Side::B));
+        self.clients.insert(b_tx, (id, ClientRole::Invite));
+        self.servers.insert(tx, (id, ServerRole::Invite));
+        self.timers
+            .push(Reverse((now + routes.ring_timeout, id, TimerKind::Ring)));
+        self.calls.insert(
+            id,
+            Call {
+                routes,
+                a,
+                b,
+                phase: Phase::Early,
+                b_trunk: outbound.then_some(trunk),
+                a_invite_tx: tx,
+                a_invite: invite,
+                a_final_sent: false,
+                b_invite_tx: Some(b_tx),
+                b_invite,
+                b_ack_due: None,
+                auth_tried: false,
+                cancelled: false,
+                byes: Vec::new(),
+                rel: Vec::new(),
+                next_a_rseq: 1,
+                max_duration,
+            },
+        );
+        self.stats.calls_started += 1;
+    }
+
+    fn in_dialog(&mut self, now: Instant, tx: TxId, msg: Message) {
+        let key = (
+            msg.call_id().unwrap_or("").to_owned(),
+            msg.to_tag().unwrap_or("").to_owned(),
+        );
+        let Some(&(id, side)) = self.dialogs.get(&key) else {
+            self.reply(now, tx, &msg, StatusCode::CALL_DOES_NOT_EXIST, None);
+            return;
+        };
+        let method = msg.method().unwrap_or(Method::Extension);
+        let Some(call) = self.calls.get_mut(&id) else {
+            self.reply(now, tx, &msg, StatusCode::CALL_DOES_NOT_EXIST, None);
+            return;
+        };
+        // Target refresh (RFC 3261 §12.2.2): a re-INVITE or UPDATE may move the peer.
+        if matches!(method, Method::Invite | Method::Update) {
+            if let Some(c) = build::contact_uri(&msg) {
+                call.leg_mut(side).remote_target = c;
+            }
+        }
+        let other = side.other();
+        let phase = call.phase;
+        let other_ready = call.leg(other).remote_tag.is_some();
+        if method == Method::Bye && phase == Phase::Early {
+            // A BYE in an early dialog ends the attempt.
+            self.reply(now, tx, &msg, StatusCode::OK, None);
+            self.abandon_early(now, id, StatusCode::REQUEST_TERMINATED, "Call Terminated");
+            return;
+        }
+        if phase == Phase::Ending || !other_ready {
+            // The other leg is going away, or has no dialog yet: answer here.
+            let status = if method == Method::Bye {
+                StatusCode::OK
+            } else {
+                StatusCode::CALL_DOES_NOT_EXIST
+            };
+            self.reply(now, tx, &msg, status, None);
+            return;
+        }
+        let relayed = build::relay_request(&msg, call, other, &self.local, &mut self.ids);
+        let Ok(out) = relayed else {
+            self.reply(now, tx, &msg, StatusCode::SERVER_INTERNAL_ERROR, None);
+            return;
+        };
+        let target = call.leg(other).target;
+        if method == Method::Bye {
+            call.phase = Phase::Ending;
+        }
+        let cseq = out.cseq().map_or(0, |c| c.seq);
+        match self.txl.send_request(now, out, target, target.reliable()) {
+            Ok(ctx) => {
+                self.clients.insert(
+                    ctx,
+                    (
+                        id,
+                        ClientRole::Relay {
+                            server: tx,
+                            from: side,
+                        },
+                    ),
+                );
+                self.servers.insert(
+                    tx,
+                    (
+                        id,
+                        ServerRole::Relay {
+                            client: ctx,
+                            side,
+                            cseq,
+                        },
+                    ),
+                );
+            }
+            Err(_) => self.reply(now, tx, &msg, StatusCode::SERVICE_UNAVAILABLE, None),
+        }
+    }
+
+    fn on_ack(&mut self, invite: Option<TxId>, ack: &Message) {
+        let Some(server) = invite else { return };
+        let Some(&(id, role)) = self.servers.get(&server) else {
+            return;
+        };
+        match role {
+            ServerRole::Invite => {
+                // A acknowledged our 2xx: now acknowledge B's.
+                let Some(call) = self.calls.get_mut(&id) else {
+                    return;
+                };
+                if let Some((b_tx, _tag)) = call.b_ack_due.take() {
+                    let cseq = call.b_invite.cseq().map_or(1, |c| c.seq);
+                    if let Ok(out) =
+                        build::ack_for_2xx(call, Side::B, ack, cseq, &self.local, &mut self.ids)
+                    {
+                        let target = call.b.target;
+                        self.txl.send_ack(b_tx, &out, target);
+                    }
+                }
+            }
+            ServerRole::Relay { client, side, cseq } => {
+                // ACK for a relayed re-INVITE's 2xx.
+                let Some(call) = self.calls.get_mut(&id) else {
+                    return;
+                };
+                let other = side.other();
+                if let Ok(out) =
+                    build::ack_for_2xx(call, other, ack, cseq, &self.local, &mut self.ids)
+                {
+                    let target = call.leg(other).target;
+                    self.txl.send_ack(client, &out, target);
+                }
+            }
+        }
+    }
+
+    fn on_cancelled(&mut self, now: Instant, invite: TxId) {
+        let Some(&(id, role)) = self.servers.get(&invite) else {
+            return;
+        };
+        if !matches!(role, ServerRole::Invite) {
+            // A CANCEL for a relayed re-INVITE: let the re-INVITE finish on the other leg.
+            return;
+        }
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.phase != Phase::Early {
+            return;
+        }
+        call.cancelled = true;
+        call.phase = Phase::Ending;
+        if let Some(b_tx) = call.b_invite_tx {
+            let _ = self.txl.cancel(now, b_tx);
+        }
+        self.final_to_a(now, id, StatusCode::REQUEST_TERMINATED, None);
+        self.maybe_finish(id);
+    }
+
+    // === responses ===
+
+    fn on_response(&mut self, now: Instant, tx: TxId, rsp: Message) {
+        let Some(&(id, role)) = self.clients.get(&tx) else {
+            return;
+        };
+        let status = rsp.status().unwrap_or(StatusCode::SERVER_INTERNAL_ERROR);
+        match role {
+            ClientRole::Invite => self.on_invite_response(now, id, tx, rsp, status),
+            ClientRole::Relay { server, from } => {
+                if status.is_final() {
+                    self.clients.remove(&tx);
+                }
+                let Some(call) = self.calls.get_mut(&id) else {
+                    return;
+                };
+                let Some(req) = self.txl.server_request(server).cloned() else {
+                    return;
+                };
+                if status.is_success()
+                    && matches!(req.method(), Some(Method::Invite | Method::Update))
+                {
+                    if let Some(c) = build::contact_uri(&rsp) {
+                        call.leg_mut(from.other()).remote_target = c;
+                    }
+                }
+                if let Ok(out) = build::relay_response(&rsp, &req, call, from, &self.local) {
+                    let _ = self.txl.send_response(now, server, &out);
+                }
+                if status.is_final() && req.method() == Some(Method::Bye) {
+                    self.finish(id);
+                }
+            }
+            ClientRole::Bye => {
+                if status.is_final() {
+                    self.clients.remove(&tx);
+                    if let Some(call) = self.calls.get_mut(&id) {
+                        call.byes.retain(|(_, t)| *t != tx);
+                    }
+                    self.maybe_finish(id);
+                }
+            }
+        }
+    }
+
+    fn on_invite_response(
+        &mut self,
+        now: Instant,
+        id: u64,
+        tx: TxId,
+        rsp: Message,
+        status: StatusCode,
+    ) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.b_invite_tx != Some(tx) {
+            return;
+        }
+        let code = status.as_u16();
+        if code == 100 {
+            return;
+        }
+        if let Some(tag) = rsp.to_tag() {
+            if status.is_provisional() || status.is_success() {
+                let b = &mut call.b;
+                if b.remote_tag.is_none() || status.is_success() {
+                    b.remote_tag = Some(tag.to_owned());
+                    if let Some(c) = build::contact_uri(&rsp) {
+                        b.remote_target = c;
+                    }
+                    b.route_set = build::route_set_from_response(&rsp);
+                }
+            }
+        }
+        if status.is_provisional() {
+            if call.cancelled || call.a_final_sent {
+                return;
+            }
+            let rel = build::reliable_rseq(&rsp).map(|b_rseq| {
+                let a_rseq = call.next_a_rseq;
+                call.next_a_rseq += 1;
+                call.rel.push(RelRsp {
+                    a_rseq,
+                    b_rseq,
+                    b_tag: rsp.to_tag().unwrap_or("").to_owned(),
+                    b_target: build::contact_uri(&rsp)
+                        .unwrap_or_else(|| call.b.remote_target.clone()),
+                });
+                a_rseq
+            });
+            if let Ok(out) = build::response_to_a(&rsp, call, &self.local, rel) {
+                let _ = self.txl.send_response(now, call.a_invite_tx, &out);
+            }
+            return;
+        }
+        self.clients.remove(&tx);
+        call.b_invite_tx = None;
+        if status.is_success() {
+            if call.cancelled || call.a_final_sent {
+                // Answered after A gave up: acknowledge and hang up B.
+                let cseq = call.b_invite.cseq().map_or(1, |c| c.seq);
+                if let Ok(ack) =
+                    build::ack_for_2xx(call, Side::B, &rsp, cseq, &self.local, &mut self.ids)
+                {
+                    let target = call.b.target;
+                    self.txl.send_ack(tx, &ack, target);
+                }
+                self.send_bye(now, id, Side::B, "call cancelled");
+                return;
+            }
+            call.phase = Phase::Confirmed;
+            call.b_ack_due = Some((tx, rsp.to_tag().unwrap_or("").to_owned()));
+            let deadline = now + call.max_duration;
+            if let Ok(out) = build::response_to_a(&rsp, call, &self.local, None) {
+                let a_tx = call.a_invite_tx;
+                call.a_final_sent = true;
+                let _ = self.txl.send_response(now, a_tx, &out);
+            }
+            self.stats.calls_answered += 1;
+            self.timers
+                .push(Reverse((deadline, id, TimerKind::MaxDuration)));
+            return;
+        }
+        // A challenge from the trunk: answer it once.
+        if matches!(code, 401 | 407) && !call.auth_tried {
+            let creds = call
+                .b_trunk
+                .and_then(|t| call.routes.trunks.get(t))
+                .and_then(|t| t.credentials.clone());
+            if let Some((user, pass)) = creds {
+                call.auth_tried = true;
+                let cnonce = self.ids.cnonce();
+                let branch = self.ids.branch();
+                if let Ok(next) =
+                    auth::answer_challenge(&call.b_invite, &rsp, &user, &pass, &cnonce, &branch)
+                {
+                    call.b.local_cseq = next.cseq().map_or(call.b.local_cseq, |c| c.seq);
+                    call.b_invite = next.clone();
+                    let target = call.b.target;
+                    if let Ok(ntx) = self.txl.send_request(now, next, target, target.reliable()) {
+                        call.b_invite_tx = Some(ntx);
+                        self.clients.insert(ntx, (id, ClientRole::Invite));
+                        return;
+                    }
+                }
+            }
+        }
+        // A failure: pass the status back (a second challenge becomes 403: the PBX cannot
+        // answer the trunk's challenge, and must not see it).
+        if call.cancelled || call.a_final_sent {
+            self.maybe_finish(id);
+            return;
+        }
+        let (status, reason) = if matches!(code, 401 | 407) {
+            (StatusCode::FORBIDDEN, Some("Trunk Authentication Failed"))
+        } else {
+            (status, None)
+        };
+        call.phase = Phase::Ending;
+        self.final_to_a(now, id, status, reason);
+        self.maybe_finish(id);
+    }
+
+    fn on_client_timeout(&mut self, now: Instant, tx: TxId) {
+        let Some((id, role)) = self.clients.remove(&tx) else {
+            return;
+        };
+        match role {
+            ClientRole::Invite => {
+                if let Some(call) = self.calls.get_mut(&id) {
+                    call.b_invite_tx = None;
+                    call.phase = Phase::Ending;
+                }
+                self.final_to_a(now, id, StatusCode::REQUEST_TIMEOUT, None);
+                self.maybe_finish(id);
+            }
+            ClientRole::Relay { server, .. } => {
+                if let Some(req) = self.txl.server_request(server).cloned() {
+                    self.reply(now, server, &req, StatusCode::REQUEST_TIMEOUT, None);
+                    if req.method() == Some(Method::Bye) {
+                        self.finish(id);
+                    }
+                }
+            }
+            ClientRole::Bye => {
+                if let Some(call) = self.calls.get_mut(&id) {
+                    call.byes.retain(|(_, t)| *t != tx);
+                }
+                self.maybe_finish(id);
+            }
+        }
+    }
+
+    fn on_ack_timeout(&mut self, now: Instant, tx: TxId) {
+        let Some(&(id, role)) = self.servers.get(&tx) else {
+            return;
+        };
+        if matches!(role, ServerRole::Invite) {
+            // A never acknowledged the answer: acknowledge B ourselves and end the call.
+            if let Some(call) = self.calls.get_mut(&id) {
+                if let Some((b_tx, _)) = call.b_ack_due.take() {
+                    let invite = call.b_invite.clone();
+                    let cseq = invite.cseq().map_or(1, |c| c.seq);
+                    if let Ok(ack) =
+                        build::ack_for_2xx(call, Side::B, &invite, cseq, &self.local, &mut self.ids)
+                    {
+                        let target = call.b.target;
+                        self.txl.send_ack(b_tx, &ack, target);
+                    }
+                }
+            }
+            self.teardown(now, id, "no ACK");
+        }
+    }
+
+    // === endings ===
+
+    fn final_to_a(&mut self, now: Instant, id: u64, status: StatusCode, reason: Option<&str>) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.a_final_sent {
+            return;
+        }
+        call.a_final_sent = true;
+        let tag = call.a.local_tag.clone();
+        if let Ok(r) = Message::response_to(&call.a_invite, status, reason, Some(&tag)) {
+            let a_tx = call.a_invite_tx;
+            let _ = self.txl.send_response(now, a_tx, &r);
+        }
+    }
+
+    /// Gives up on a call still ringing: CANCEL on B, `status` on A.
+    fn abandon_early(&mut self, now: Instant, id: u64, status: StatusCode, reason: &str) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.phase != Phase::Early {
+            return;
+        }
+        call.phase = Phase::Ending;
+        call.cancelled = true;
+        if let Some(b_tx) = call.b_invite_tx {
+            let _ = self.txl.cancel(now, b_tx);
+        }
+        self.final_to_a(now, id, status, Some(reason));
+        self.maybe_finish(id);
+    }
+
+    /// BYE on both legs of an answered call.
+    fn teardown(&mut self, now: Instant, id: u64, reason: &str) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.phase == Phase::Ending {
+            return;
+        }
+        call.phase = Phase::Ending;
+        self.send_bye(now, id, Side::A, reason);
+        self.send_bye(now, id, Side::B, reason);
+        self.maybe_finish(id);
+    }
+
+    fn send_bye(&mut self, now: Instant, id: u64, side: Side, reason: &str) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        call.phase = Phase::Ending;
+        if call.leg(side).remote_tag.is_none() {
+            return;
+        }
+        let Ok(bye) = build::bye(call, side, reason, &self.local, &mut self.ids) else {
+            return;
+        };
+        let target = call.leg(side).target;
+        if let Ok(tx) = self.txl.send_request(now, bye, target, target.reliable()) {
+            call.byes.push((side, tx));
+            self.clients.insert(tx, (id, ClientRole::Bye));
+        }
+    }
+
+    /// Ends the call if nothing of it is still in flight.
+    fn maybe_finish(&mut self, id: u64) {
+        let done = self.calls.get(&id).is_some_and(|c| {
+            c.phase == Phase::Ending
+                && c.a_final_sent
+                && c.b_invite_tx.is_none()
+                && c.byes.is_empty()
+        });
+        if done {
+            self.finish(id);
+        }
+    }
+
+    /// Forgets a call: its dialogs and transaction roles. Transactions still running finish
+    /// on their own timers.
+    fn finish(&mut self, id: u64) {
+        let Some(call) = self.calls.remove(&id) else {
+            return;
+        };
+        self.dialogs
+            .remove(&(call.a.call_id.clone(), call.a.local_tag.clone()));
+        self.dialogs
+            .remove(&(call.b.call_id.clone(), call.b.local_tag.clone()));
+        self.clients.retain(|_, (c, _)| *c != id);
+        self.servers.retain(|_, (c, _)| *c != id);
+    }
+}
+
+/// RFC 3581 / RFC 3261 §18.2.1: note where a request really came from in its top Via, so the
+/// responses built from it carry `received` and the actual `rport`.
+fn stamp_received(msg: &mut Message, src: SocketAddr) {
+    let Some(via) = msg.top_via() else { return };
+    let wants_rport = via.rport().is_some();
+    let differs = via.host.ip() != Some(src.ip());
+    if !wants_rport && !differs {
+        return;
+    }
+    let mut v = format!(
+        "{}/{}/{} {}",
+        via.protocol, via.version, via.transport_text, via.host
+    );
+    if let Some(p) = via.port {
+        v.push_str(&format!(":{p}"));
+    }
+    for (name, value) in via.params.iter() {
+        if name.eq_ignore_ascii_case("received") || name.eq_ignore_ascii_case("rport") {
+            continue;
+        }
+        match value {
+            Some(val) => v.push_str(&format!(";{name}={val}")),
+            None => v.push_str(&format!(";{name}")),
+        }
+    }
+    v.push_str(&format!(";received={}", src.ip()));
+    if wants_rport {
+        v.push_str(&format!(";rport={}", src.port()));
+    }
+    if msg.pop_via().is_ok() {
+        let _ = msg.prepend_header(HeaderName::Via, &v);
+    }
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}

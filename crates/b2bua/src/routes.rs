@@ -1,0 +1,198 @@
+//! Zones and routes: which peer a source address is, and where a new call goes.
+//!
+//! Built once from the configuration and swapped whole on reload, so a call in progress keeps
+//! the routes it started with.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use sipwarden_config::{Config, NumberRange, Transport as CfgTransport, canonical_number};
+use sipwarden_sip::header::Transport;
+
+/// Where a message goes, or where it came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Target {
+    /// Transport.
+    pub transport: Transport,
+    /// Peer address.
+    pub addr: SocketAddr,
+    /// The connection (TCP/TLS/WS) a message arrived on, or should leave by.
+    pub flow: Option<u64>,
+}
+
+impl Target {
+    /// Whether the transport is reliable (no retransmissions).
+    pub fn reliable(&self) -> bool {
+        self.transport.is_stream()
+    }
+}
+
+/// Which side of the gateway a source is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Zone {
+    /// The PBX.
+    Pbx,
+    /// A configured trunk (index into [`Routes::trunks`]).
+    Trunk(usize),
+    /// Everyone else: must authenticate.
+    Endpoint,
+}
+
+/// A trunk as the call path needs it.
+#[derive(Clone, Debug)]
+pub struct TrunkRoute {
+    /// Name.
+    pub name: String,
+    /// Source networks.
+    pub networks: Vec<IpNet>,
+    /// Where outbound calls go.
+    pub target: Target,
+    /// Host part used in Request-URI, From and To toward the provider.
+    pub host: String,
+    /// Digest credentials for the provider's challenges.
+    pub credentials: Option<(String, String)>,
+    /// Owned numbers.
+    pub dids: Vec<NumberRange>,
+    /// Longest call.
+    pub max_duration: Duration,
+}
+
+/// Everything routing needs, from one configuration.
+#[derive(Clone, Debug)]
+pub struct Routes {
+    /// PBX target.
+    pub pbx: Target,
+    /// PBX source networks.
+    pub pbx_networks: Vec<IpNet>,
+    /// Trunks, in configuration order; outbound calls use the first.
+    pub trunks: Vec<TrunkRoute>,
+    /// Longest call by default.
+    pub max_duration: Duration,
+    /// How long a call may ring.
+    pub ring_timeout: Duration,
+    /// Most calls at once.
+    pub max_calls: usize,
+    /// Extra header names copied across legs.
+    pub header_allowlist: Vec<String>,
+}
+
+/// A routing problem found while building [`Routes`].
+#[derive(Debug, PartialEq, Eq)]
+pub struct RouteError(pub String);
+
+impl std::fmt::Display for RouteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RouteError {}
+
+fn transport(t: CfgTransport) -> Transport {
+    match t {
+        CfgTransport::Udp => Transport::Udp,
+        CfgTransport::Tcp => Transport::Tcp,
+        CfgTransport::Tls => Transport::Tls,
+    }
+}
+
+impl Routes {
+    /// Builds routes from a validated configuration. Trunk proxies must be IP addresses
+    /// (name resolution belongs to the caller, which can do I/O); passwords are read here.
+    pub fn from_config(cfg: &Config) -> Result<Self, RouteError> {
+        let mut trunks = Vec::with_capacity(cfg.trunks.len());
+        for t in &cfg.trunks {
+            let ip = t.proxy.ip().ok_or_else(|| {
+                RouteError(format!(
+                    "trunk {}: proxy host {:?} must be an IP address",
+                    t.name, t.proxy.host
+                ))
+            })?;
+            let password = t.password().map_err(|e| RouteError(e.to_string()))?;
+            let credentials = match (&t.username, password) {
+                (Some(u), Some(p)) => Some((u.clone(), p)),
+                _ => None,
+            };
+            trunks.push(TrunkRoute {
+                name: t.name.clone(),
+                networks: t.networks.clone(),
+                target: Target {
+                    transport: transport(t.proxy.transport),
+                    addr: SocketAddr::new(ip, t.proxy.port),
+                    flow: None,
+                },
+                host: t.proxy.host.clone(),
+                credentials,
+                dids: t.dids.clone(),
+                max_duration: t.max_call_duration.unwrap_or(cfg.calls.max_duration),
+            });
+        }
+        Ok(Self {
+            pbx: Target {
+                transport: transport(cfg.pbx.transport),
+                addr: cfg.pbx.address,
+                flow: None,
+            },
+            pbx_networks: cfg.pbx.source_networks(),
+            trunks,
+            max_duration: cfg.calls.max_duration,
+            ring_timeout: cfg.calls.ring_timeout,
+            max_calls: cfg.calls.max_calls,
+            header_allowlist: cfg.calls.header_allowlist.clone(),
+        })
+    }
+
+    /// The zone of a source address. Longest matching prefix wins; IPv4-mapped IPv6
+    /// addresses are treated as the IPv4 address they carry.
+    pub fn zone(&self, ip: IpAddr) -> Zone {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        let mut best: Option<(u8, Zone)> = None;
+        let mut consider = |nets: &[IpNet], zone: Zone| {
+            for n in nets.iter().filter(|n| n.contains(&ip)) {
+                if best.is_none_or(|(len, _)| n.prefix_len() > len) {
+                    best = Some((n.prefix_len(), zone));
+                }
+            }
+        };
+        consider(&self.pbx_networks, Zone::Pbx);
+        for (i, t) in self.trunks.iter().enumerate() {
+            consider(&t.networks, Zone::Trunk(i));
+        }
+        best.map_or(Zone::Endpoint, |(_, z)| z)
+    }
+
+    /// The trunk that owns `number` (any spelling), if any.
+    pub fn did_owner(&self, number: &str) -> Option<usize> {
+        let n = canonical_number(number)?;
+        self.trunks
+            .iter()
+            .position(|t| t.dids.iter().any(|r| r.contains(&n)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zones_by_longest_prefix() {
+        let cfg = Config::from_toml(
+            "[pbx]\nnetworks = [\"10.0.0.0/8\"]\n[[trunk]]\nname = \"a\"\nnetworks = [\"192.0.2.0/24\"]\nproxy = \"sip:192.0.2.1\"\ndids = [\"+15551230000-+15551230099\"]\n",
+            None,
+        )
+        .unwrap();
+        let r = Routes::from_config(&cfg).unwrap();
+        assert_eq!(r.zone("10.1.2.3".parse().unwrap()), Zone::Pbx);
+        assert_eq!(r.zone("192.0.2.77".parse().unwrap()), Zone::Trunk(0));
+        assert_eq!(r.zone("::ffff:192.0.2.77".parse().unwrap()), Zone::Trunk(0));
+        assert_eq!(r.zone("203.0.113.9".parse().unwrap()), Zone::Endpoint);
+        assert_eq!(r.did_owner("+1 555 123 0007"), Some(0));
+        assert_eq!(r.did_owner("+15551239999"), None);
+        let bad = Config::from_toml("[[trunk]]\nname = \"a\"\nnetworks = [\"192.0.2.0/24\"]\nproxy = \"sip:carrier.example\"\n", None).unwrap();
+        assert!(Routes::from_config(&bad).is_err());
+    }
+}

@@ -1,0 +1,679 @@
+//! Call flows through the core with scripted peers and simulated time: the PBX on
+//! 127.0.0.1:5070 (UAC) / 127.0.0.1:5080 (UAS), the carrier on 127.0.0.3:5060, the gateway on
+//! 127.0.0.1:5060 — the lab of LAB.md, without sockets.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use sipwarden_b2bua::{Core, Local, Routes, Settings, Stats, Target};
+use sipwarden_config::Config;
+use sipwarden_sip::header::Transport;
+use sipwarden_sip::{HeaderName, Message, Method, StatusCode};
+
+const LAB: &str = r#"
+[pbx]
+address = "127.0.0.1:5080"
+networks = ["127.0.0.1/32"]
+
+[[trunk]]
+name = "carrier"
+networks = ["127.0.0.3/32"]
+proxy = "sip:127.0.0.3:5060"
+username = "acct123"
+danger_password = "carrier-secret-9f3b2c"
+dids = ["+15551230000-+15551230099"]
+max_call_duration = "1h"
+"#;
+
+const PBX_UAC: &str = "127.0.0.1:5070";
+const PBX_UAS: &str = "127.0.0.1:5080";
+const CARRIER: &str = "127.0.0.3:5060";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn udp(s: &str) -> Target {
+    Target {
+        transport: Transport::Udp,
+        addr: addr(s),
+        flow: None,
+    }
+}
+
+struct Lab {
+    core: Core,
+    now: Instant,
+    /// Everything the gateway sent: (destination, message).
+    wire: Vec<(SocketAddr, Message)>,
+}
+
+impl Lab {
+    fn new() -> Self {
+        Self::with(LAB)
+    }
+
+    fn with(cfg: &str) -> Self {
+        let cfg = Config::from_toml(cfg, None).unwrap();
+        let routes = Routes::from_config(&cfg).unwrap();
+        let local = Local {
+            udp: Some(addr("127.0.0.1:5060")),
+            tcp: None,
+            tls: None,
+        };
+        let core = Core::new(routes, local, Settings::default(), [42; 32]);
+        Self {
+            core,
+            now: Instant::now(),
+            wire: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, from: &str, raw: &str) {
+        let msg = Message::parse(raw.as_bytes()).unwrap_or_else(|e| panic!("{e}: {raw}"));
+        self.send_msg(from, msg);
+    }
+
+    fn send_msg(&mut self, from: &str, msg: Message) {
+        // Through the wire format, as a peer would send it.
+        let msg = Message::parse(&msg.to_bytes()).unwrap();
+        self.core.on_message(self.now, msg, udp(from));
+        self.collect();
+    }
+
+    fn collect(&mut self) {
+        while let Some(t) = self.core.poll_transmit() {
+            let m = Message::parse(&t.bytes).unwrap_or_else(|e| {
+                panic!(
+                    "gateway sent unparseable bytes ({e}): {}",
+                    String::from_utf8_lossy(&t.bytes)
+                )
+            });
+            self.wire.push((t.dest.addr, m));
+        }
+    }
+
+    fn advance(&mut self, d: Duration) {
+        let target = self.now + d;
+        while let Some(at) = self.core.poll_timeout() {
+            if at > target {
+                break;
+            }
+            self.now = at;
+            self.core.handle_timeout(at);
+            self.collect();
+        }
+        self.now = target;
+    }
+
+    /// Messages sent to `to` since the last call, oldest first.
+    fn take(&mut self, to: &str) -> Vec<Message> {
+        let a = addr(to);
+        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.wire)
+            .into_iter()
+            .partition(|(d, _)| *d == a);
+        self.wire = rest;
+        mine.into_iter().map(|(_, m)| m).collect()
+    }
+
+    /// The one message of `what` sent to `to` (and nothing else but 100 Trying).
+    fn expect(&mut self, to: &str, what: &str) -> Message {
+        let got: Vec<Message> = self
+            .take(to)
+            .into_iter()
+            .filter(|m| m.status() != Some(StatusCode::TRYING))
+            .collect();
+        assert_eq!(
+            got.len(),
+            1,
+            "expected one {what} to {to}, got {:#?}",
+            got.iter().map(first_line).collect::<Vec<_>>()
+        );
+        let m = got.into_iter().next().unwrap();
+        assert!(
+            first_line(&m).contains(what),
+            "expected {what} to {to}, got {}",
+            first_line(&m)
+        );
+        m
+    }
+
+    fn stats(&self) -> Stats {
+        self.core.stats()
+    }
+
+    /// Runs the clock far enough for every transaction to end, then checks nothing is left.
+    fn assert_clean(&mut self) {
+        self.advance(Duration::from_secs(40));
+        let s = self.stats();
+        assert_eq!(
+            (
+                s.calls,
+                s.dialogs,
+                s.client_transactions,
+                s.server_transactions
+            ),
+            (0, 0, 0, 0),
+            "{s:?}"
+        );
+    }
+}
+
+fn first_line(m: &Message) -> String {
+    String::from_utf8_lossy(&m.to_bytes())
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
+
+const SDP: &str = "v=0\r\no=pbxuser 1 1 IN IP4 10.20.30.40\r\ns=Asterisk PBX 18.2.0\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0 8\r\n";
+
+fn pbx_invite(callee: &str, branch: &str) -> String {
+    format!(
+        "INVITE sip:{callee}@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 10.20.30.40:5070;branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: \"Alice\" <sip:+15551230001@10.20.30.40>;tag=pbxtag\r\nTo: <sip:{callee}@127.0.0.1>\r\nCall-ID: pbx-call-1@10.20.30.40\r\nCSeq: 101 INVITE\r\nContact: <sip:asterisk@10.20.30.40:5070>\r\nUser-Agent: Asterisk PBX 18.2.0\r\nX-Asterisk-HangupCause: none\r\nP-Asserted-Identity: \"Alice\" <sip:+15551230001@10.20.30.40>\r\nAllow: INVITE, ACK, BYE, CANCEL\r\nSupported: replaces, timer, path\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+        SDP.len()
+    )
+}
+
+fn carrier_invite(callee: &str, branch: &str) -> String {
+    format!(
+        "INVITE sip:{callee}@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5060;branch={branch}\r\nMax-Forwards: 30\r\nFrom: <sip:+12125550100@carrier.example>;tag=ctag\r\nTo: <sip:{callee}@127.0.0.1>\r\nCall-ID: carrier-call-9\r\nCSeq: 7 INVITE\r\nContact: <sip:gw1@127.0.0.3:5060>\r\nServer: CarrierSBC\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+        SDP.len()
+    )
+}
+
+fn respond(
+    req: &Message,
+    code: u16,
+    tag: Option<&str>,
+    contact: Option<&str>,
+    sdp: bool,
+) -> Message {
+    let mut r = Message::response_to(req, StatusCode::new(code).unwrap(), None, tag).unwrap();
+    if let Some(c) = contact {
+        r.push_header(HeaderName::Contact, c).unwrap();
+    }
+    if sdp {
+        r.set_body(
+            bytes::Bytes::from_static(SDP.as_bytes()),
+            Some("application/sdp"),
+        )
+        .unwrap();
+    }
+    r.push_header_text("Server", "CarrierSBC 4.2").unwrap();
+    r
+}
+
+/// A request inside the dialog that `ok` (a 2xx the peer received) established, sent by the
+/// peer that received it (`uac` = it sent the INVITE).
+fn in_dialog(
+    method: &str,
+    ok: &Message,
+    uac: bool,
+    cseq: u32,
+    branch: &str,
+    ruri: &str,
+) -> Message {
+    let (from, to) = if uac {
+        (
+            ok.header(HeaderName::From).unwrap(),
+            ok.header(HeaderName::To).unwrap(),
+        )
+    } else {
+        (
+            ok.header(HeaderName::To).unwrap(),
+            ok.header(HeaderName::From).unwrap(),
+        )
+    };
+    let raw = format!(
+        "{method} {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.9:5999;branch={branch}\r\nMax-Forwards: 70\r\nFrom: {from}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
+        ok.call_id().unwrap()
+    );
+    Message::parse(raw.as_bytes()).unwrap()
+}
+
+fn contact_of(m: &Message) -> String {
+    let c = m.contacts().unwrap();
+    match &c[0] {
+        sipwarden_sip::header::Contact::Addr(a) => a.uri_text.to_owned(),
+        _ => panic!(),
+    }
+}
+
+/// Establishes an outbound call PBX → carrier, with the carrier's 401 challenge answered.
+/// Returns (INVITE the carrier accepted, 200 the PBX got).
+fn outbound_call(lab: &mut Lab) -> (Message, Message) {
+    lab.send(PBX_UAC, &pbx_invite("+15557654321", "z9hG4bKpbx1"));
+    let trying = lab.take(PBX_UAC);
+    assert_eq!(first_line(&trying[0]), "SIP/2.0 100 Trying");
+    let inv1 = lab.expect(CARRIER, "INVITE");
+    assert_eq!(
+        inv1.request_uri_str(),
+        Some("sip:+15557654321@127.0.0.3:5060")
+    );
+    let mut challenge = respond(&inv1, 401, Some("c401"), None, false);
+    challenge
+        .push_header(
+            HeaderName::WwwAuthenticate,
+            "Digest realm=\"carrier\", nonce=\"n0nce\", qop=\"auth\", algorithm=MD5",
+        )
+        .unwrap();
+    lab.send_msg(CARRIER, challenge);
+    let mut got = lab.take(CARRIER);
+    assert_eq!(
+        got.len(),
+        2,
+        "ACK for the 401, then the authenticated INVITE"
+    );
+    let ack = got.remove(0);
+    assert_eq!(ack.method(), Some(Method::Ack));
+    let inv2 = got.remove(0);
+    assert_eq!(inv2.cseq().unwrap().seq, inv1.cseq().unwrap().seq + 1);
+    assert_eq!(inv2.call_id(), inv1.call_id());
+    assert!(
+        inv2.header(HeaderName::Authorization)
+            .unwrap()
+            .contains("username=\"acct123\"")
+    );
+    assert!(
+        lab.take(PBX_UAC).is_empty(),
+        "the PBX never sees the challenge"
+    );
+    lab.send_msg(
+        CARRIER,
+        respond(
+            &inv2,
+            180,
+            Some("carrier-tag"),
+            Some("<sip:ua@127.0.0.3:5060>"),
+            false,
+        ),
+    );
+    let ringing = lab.expect(PBX_UAC, "180 Ringing");
+    assert!(ringing.to_tag().is_some());
+    lab.send_msg(
+        CARRIER,
+        respond(
+            &inv2,
+            200,
+            Some("carrier-tag"),
+            Some("<sip:ua@127.0.0.3:5060>"),
+            true,
+        ),
+    );
+    let ok = lab.expect(PBX_UAC, "200 OK");
+    assert_eq!(
+        ok.to_tag(),
+        ringing.to_tag(),
+        "one A-leg tag for the whole call"
+    );
+    assert!(
+        lab.take(CARRIER).is_empty(),
+        "B's 2xx is acknowledged when A acknowledges"
+    );
+    // PBX ACKs; the carrier gets its ACK.
+    let ack = in_dialog("ACK", &ok, true, 101, "z9hG4bKpbxack", &contact_of(&ok));
+    lab.send_msg(PBX_UAC, ack);
+    let b_ack = lab.expect(CARRIER, "ACK");
+    assert_eq!(b_ack.request_uri_str(), Some("sip:ua@127.0.0.3:5060"));
+    assert_eq!(b_ack.cseq().unwrap().seq, inv2.cseq().unwrap().seq);
+    assert_eq!(b_ack.to_tag(), Some("carrier-tag"));
+    assert_eq!(lab.stats().calls, 1);
+    (inv2, ok)
+}
+
+#[test]
+fn outbound_call_with_challenge_then_bye_from_the_pbx() {
+    let mut lab = Lab::new();
+    let (b_invite, a_ok) = outbound_call(&mut lab);
+    let bye = in_dialog("BYE", &a_ok, true, 102, "z9hG4bKpbxbye", &contact_of(&a_ok));
+    lab.send_msg(PBX_UAC, bye);
+    let b_bye = lab.expect(CARRIER, "BYE");
+    assert_eq!(b_bye.call_id(), b_invite.call_id());
+    assert!(b_bye.cseq().unwrap().seq > b_invite.cseq().unwrap().seq);
+    lab.send_msg(CARRIER, respond(&b_bye, 200, None, None, false));
+    lab.expect(PBX_UAC, "200 OK");
+    assert_eq!(lab.stats().calls, 0);
+    lab.assert_clean();
+}
+
+#[test]
+fn bye_from_the_callee() {
+    let mut lab = Lab::new();
+    let (b_invite, _) = outbound_call(&mut lab);
+    let ok_seen_by_carrier = respond(&b_invite, 200, Some("carrier-tag"), None, false);
+    let bye = in_dialog(
+        "BYE",
+        &ok_seen_by_carrier,
+        false,
+        1,
+        "z9hG4bKcbye",
+        "sip:127.0.0.1:5060",
+    );
+    lab.send_msg(CARRIER, bye);
+    let a_bye = lab.expect(PBX_UAC, "BYE sip:asterisk@10.20.30.40:5070");
+    assert_eq!(a_bye.call_id(), Some("pbx-call-1@10.20.30.40"));
+    assert_eq!(a_bye.to_tag(), Some("pbxtag"));
+    lab.send_msg(PBX_UAC, respond(&a_bye, 200, None, None, false));
+    lab.expect(CARRIER, "200 OK");
+    lab.assert_clean();
+}
+
+#[test]
+fn nothing_of_the_pbx_reaches_the_trunk() {
+    let mut lab = Lab::new();
+    let (_, a_ok) = outbound_call(&mut lab);
+    let bye = in_dialog("BYE", &a_ok, true, 102, "z9hG4bKpbxbye", &contact_of(&a_ok));
+    lab.send_msg(PBX_UAC, bye);
+    let carrier_side: Vec<Message> = lab.take(CARRIER);
+    assert!(!carrier_side.is_empty());
+    // Every message the carrier ever received in this call, re-run to capture it all.
+    let mut lab = Lab::new();
+    lab.send(PBX_UAC, &pbx_invite("+15557654321", "z9hG4bKpbx1"));
+    let mut all = lab.take(CARRIER);
+    all.extend(carrier_side);
+    for m in &all {
+        let text = String::from_utf8_lossy(&m.to_bytes()).into_owned();
+        for secret in [
+            "10.20.30.40",
+            "pbx-call-1",
+            "pbxtag",
+            "Asterisk",
+            "X-Asterisk",
+            "asterisk@",
+            "z9hG4bKpbx",
+        ] {
+            assert!(
+                !text.contains(secret),
+                "{secret:?} leaked to the trunk:\n{text}"
+            );
+        }
+        assert!(m.user_agent().is_none());
+    }
+    let invite = &all[0];
+    assert!(String::from_utf8_lossy(invite.body()).contains("o=sipwarden 1 1 IN IP4 127.0.0.1"));
+    assert_eq!(
+        invite.max_forwards(),
+        Some(69),
+        "Max-Forwards carried across minus one"
+    );
+    assert_eq!(
+        invite.header(HeaderName::PAssertedIdentity),
+        Some("\"Alice\" <sip:+15551230001@127.0.0.1>")
+    );
+    assert_eq!(
+        invite.tokens(HeaderName::Supported).unwrap(),
+        ["replaces", "timer"],
+        "only tags that can cross"
+    );
+}
+
+#[test]
+fn inbound_call_to_a_did_reaches_the_pbx() {
+    let mut lab = Lab::new();
+    lab.send(CARRIER, &carrier_invite("+15551230042", "z9hG4bKc1"));
+    let inv = lab.expect(PBX_UAS, "INVITE sip:+15551230042@127.0.0.1:5080");
+    assert!(inv.header(HeaderName::Server).is_none());
+    assert!(!String::from_utf8_lossy(&inv.to_bytes()).contains("carrier-call-9"));
+    lab.send_msg(
+        PBX_UAS,
+        respond(
+            &inv,
+            200,
+            Some("pbx-uas"),
+            Some("<sip:s@127.0.0.1:5080>"),
+            true,
+        ),
+    );
+    let ok = lab.expect(CARRIER, "200 OK");
+    assert_eq!(ok.call_id(), Some("carrier-call-9"));
+    assert!(
+        ok.header(HeaderName::Server).is_none(),
+        "product strings stay behind"
+    );
+    let ack = in_dialog("ACK", &ok, true, 7, "z9hG4bKcack", &contact_of(&ok));
+    lab.send_msg(CARRIER, ack);
+    lab.expect(PBX_UAS, "ACK sip:s@127.0.0.1:5080");
+    let bye = in_dialog("BYE", &ok, true, 8, "z9hG4bKcbye2", &contact_of(&ok));
+    lab.send_msg(CARRIER, bye);
+    let pbx_bye = lab.expect(PBX_UAS, "BYE");
+    lab.send_msg(PBX_UAS, respond(&pbx_bye, 200, None, None, false));
+    lab.expect(CARRIER, "200 OK");
+    lab.assert_clean();
+}
+
+#[test]
+fn routing_refusals() {
+    let mut lab = Lab::new();
+    lab.send(CARRIER, &carrier_invite("+15559990000", "z9hG4bKnotours"));
+    lab.expect(CARRIER, "404");
+    lab.send(
+        "198.51.100.7:5060",
+        &pbx_invite("+15557654321", "z9hG4bKstranger"),
+    );
+    lab.expect("198.51.100.7:5060", "403 Forbidden");
+    lab.assert_clean();
+}
+
+#[test]
+fn cancel_before_answer() {
+    let mut lab = Lab::new();
+    lab.send(CARRIER, &carrier_invite("+15551230042", "z9hG4bKc2"));
+    let inv = lab.expect(PBX_UAS, "INVITE");
+    lab.send_msg(PBX_UAS, respond(&inv, 180, Some("pbx-uas"), None, false));
+    lab.expect(CARRIER, "180 Ringing");
+    let cancel = carrier_invite("+15551230042", "z9hG4bKc2")
+        .replace("INVITE sip", "CANCEL sip")
+        .replace("7 INVITE", "7 CANCEL");
+    let cancel =
+        cancel.split("Content-Type").next().unwrap().to_owned() + "Content-Length: 0\r\n\r\n";
+    lab.send(CARRIER, &cancel);
+    let to_carrier = lab.take(CARRIER);
+    let lines: Vec<String> = to_carrier.iter().map(first_line).collect();
+    assert!(
+        lines.contains(&"SIP/2.0 200 OK".to_owned())
+            && lines.contains(&"SIP/2.0 487 Request Terminated".to_owned()),
+        "{lines:?}"
+    );
+    let pbx_cancel = lab.expect(PBX_UAS, "CANCEL");
+    assert_eq!(pbx_cancel.branch(), inv.branch());
+    lab.send_msg(PBX_UAS, respond(&pbx_cancel, 200, None, None, false));
+    lab.send_msg(PBX_UAS, respond(&inv, 487, Some("pbx-uas"), None, false));
+    lab.expect(PBX_UAS, "ACK");
+    // The carrier acknowledges the 487.
+    let ack = carrier_invite("+15551230042", "z9hG4bKc2")
+        .replace("INVITE sip", "ACK sip")
+        .replace("7 INVITE", "7 ACK");
+    let ack = ack.split("Content-Type").next().unwrap().replace(
+        "To: <sip:+15551230042@127.0.0.1>",
+        &format!(
+            "To: <sip:+15551230042@127.0.0.1>;tag={}",
+            to_carrier[0].to_tag().unwrap_or("x")
+        ),
+    ) + "Content-Length: 0\r\n\r\n";
+    lab.send(CARRIER, &ack);
+    assert_eq!(lab.stats().calls, 0);
+    lab.assert_clean();
+}
+
+#[test]
+fn busy_and_unavailable_pass_back_with_their_status() {
+    for code in [486u16, 503] {
+        let mut lab = Lab::new();
+        lab.send(CARRIER, &carrier_invite("+15551230042", "z9hG4bKbusy"));
+        let inv = lab.expect(PBX_UAS, "INVITE");
+        lab.send_msg(PBX_UAS, respond(&inv, code, Some("pbx-uas"), None, false));
+        lab.expect(PBX_UAS, "ACK");
+        let r = lab.expect(CARRIER, &format!("SIP/2.0 {code}"));
+        assert_eq!(r.to_tag().map(str::len), Some(16), "our tag, not the PBX's");
+        assert_eq!(lab.stats().calls, 0);
+        lab.assert_clean();
+    }
+}
+
+#[test]
+fn second_challenge_is_a_failure() {
+    let mut lab = Lab::new();
+    lab.send(PBX_UAC, &pbx_invite("+15557654321", "z9hG4bKpbx9"));
+    for _ in 0..2 {
+        let inv = lab
+            .take(CARRIER)
+            .into_iter()
+            .find(|m| m.method() == Some(Method::Invite))
+            .unwrap();
+        let mut ch = respond(&inv, 407, Some("c407"), None, false);
+        ch.push_header(
+            HeaderName::ProxyAuthenticate,
+            "Digest realm=\"carrier\", nonce=\"n2\", algorithm=SHA-256, qop=\"auth\"",
+        )
+        .unwrap();
+        lab.send_msg(CARRIER, ch);
+    }
+    lab.expect(PBX_UAC, "403");
+    lab.assert_clean();
+}
+
+#[test]
+fn reinvite_from_each_side() {
+    let mut lab = Lab::new();
+    let (b_invite, a_ok) = outbound_call(&mut lab);
+    // From the PBX (A side).
+    let mut re = in_dialog("INVITE", &a_ok, true, 102, "z9hG4bKre1", &contact_of(&a_ok));
+    re.set_body(
+        bytes::Bytes::from_static(SDP.as_bytes()),
+        Some("application/sdp"),
+    )
+    .unwrap();
+    lab.send_msg(PBX_UAC, re);
+    let b_re = lab.expect(CARRIER, "INVITE sip:ua@127.0.0.3:5060");
+    assert_eq!(b_re.call_id(), b_invite.call_id());
+    lab.send_msg(
+        CARRIER,
+        respond(&b_re, 200, None, Some("<sip:ua@127.0.0.3:5060>"), true),
+    );
+    let a_re_ok = lab.expect(PBX_UAC, "200 OK");
+    assert_eq!(a_re_ok.cseq().unwrap().seq, 102);
+    lab.send_msg(
+        PBX_UAC,
+        in_dialog("ACK", &a_ok, true, 102, "z9hG4bKre1ack", &contact_of(&a_ok)),
+    );
+    let b_re_ack = lab.expect(CARRIER, "ACK");
+    assert_eq!(b_re_ack.cseq().unwrap().seq, b_re.cseq().unwrap().seq);
+    // From the carrier (B side).
+    let b_ok = respond(&b_invite, 200, Some("carrier-tag"), None, false);
+    let re2 = in_dialog(
+        "INVITE",
+        &b_ok,
+        false,
+        2,
+        "z9hG4bKre2",
+        "sip:127.0.0.1:5060",
+    );
+    lab.send_msg(CARRIER, re2);
+    let a_re2 = lab.expect(PBX_UAC, "INVITE sip:asterisk@10.20.30.40:5070");
+    lab.send_msg(
+        PBX_UAC,
+        respond(
+            &a_re2,
+            200,
+            None,
+            Some("<sip:asterisk@10.20.30.40:5070>"),
+            true,
+        ),
+    );
+    let b_re2_ok = lab.expect(CARRIER, "200 OK");
+    assert_eq!(b_re2_ok.cseq().unwrap().seq, 2);
+    lab.send_msg(
+        CARRIER,
+        in_dialog(
+            "ACK",
+            &b_ok,
+            false,
+            2,
+            "z9hG4bKre2ack",
+            "sip:127.0.0.1:5060",
+        ),
+    );
+    lab.expect(PBX_UAC, "ACK");
+    // UPDATE and INFO pass too.
+    lab.send_msg(
+        PBX_UAC,
+        in_dialog("INFO", &a_ok, true, 103, "z9hG4bKinfo", &contact_of(&a_ok)),
+    );
+    let info = lab.expect(CARRIER, "INFO");
+    lab.send_msg(CARRIER, respond(&info, 200, None, None, false));
+    lab.expect(PBX_UAC, "200 OK");
+    assert_eq!(lab.stats().calls, 1);
+}
+
+#[test]
+fn max_duration_hangs_up_both_legs() {
+    let mut lab = Lab::new();
+    outbound_call(&mut lab);
+    lab.advance(Duration::from_secs(3599));
+    assert!(lab.take(CARRIER).is_empty());
+    lab.advance(Duration::from_millis(1400));
+    let b_bye = lab.expect(CARRIER, "BYE");
+    let a_bye = lab.expect(PBX_UAC, "BYE");
+    lab.advance(Duration::from_millis(200));
+    let again = lab.take(CARRIER);
+    assert_eq!(again.len(), 1, "timer E retransmits the unanswered BYE");
+    assert_eq!(again[0].branch(), b_bye.branch());
+    lab.take(PBX_UAC);
+    assert!(
+        b_bye
+            .header(HeaderName::Reason)
+            .unwrap()
+            .contains("maximum call duration")
+    );
+    lab.send_msg(CARRIER, respond(&b_bye, 200, None, None, false));
+    lab.send_msg(PBX_UAC, respond(&a_bye, 200, None, None, false));
+    assert_eq!(lab.stats().calls, 0);
+    lab.assert_clean();
+}
+
+#[test]
+fn hangup_api_tears_down_a_call() {
+    let mut lab = Lab::new();
+    outbound_call(&mut lab);
+    let id = lab.core.call_ids()[0];
+    assert!(lab.core.hangup(lab.now, id, "trunk disabled"));
+    lab.collect();
+    let b_bye = lab.expect(CARRIER, "BYE");
+    let a_bye = lab.expect(PBX_UAC, "BYE");
+    lab.send_msg(CARRIER, respond(&b_bye, 200, None, None, false));
+    lab.send_msg(PBX_UAC, respond(&a_bye, 200, None, None, false));
+    lab.assert_clean();
+}
+
+#[test]
+fn unanswered_call_times_out_and_timers_clean_up() {
+    let mut lab = Lab::new();
+    lab.send(CARRIER, &carrier_invite("+15551230042", "z9hG4bKlost"));
+    // The PBX never answers: timer B (32 s) gives 408 to the carrier.
+    lab.advance(Duration::from_secs(33));
+    let got: Vec<String> = lab.take(CARRIER).iter().map(first_line).collect();
+    assert!(got.iter().any(|l| l.starts_with("SIP/2.0 408")), "{got:?}");
+    assert_eq!(lab.stats().calls, 0);
+    lab.assert_clean();
+}
+
+#[test]
+fn draining_refuses_new_calls() {
+    let mut lab = Lab::new();
+    lab.core.drain();
+    lab.send(CARRIER, &carrier_invite("+15551230042", "z9hG4bKdrain"));
+    lab.expect(CARRIER, "503");
+}
+
+#[test]
+fn options_is_answered_locally() {
+    let mut lab = Lab::new();
+    lab.send("127.0.0.1:40000", "OPTIONS sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:40000;branch=z9hG4bKopt;rport\r\nFrom: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:127.0.0.1:5060>\r\nCall-ID: opt1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+    let ok = lab.expect("127.0.0.1:40000", "200 OK");
+    assert!(ok.header(HeaderName::Allow).is_some());
+    let via = ok.top_via().unwrap();
+    assert_eq!(via.rport(), Some(Some(40000)), "RFC 3581");
+    assert_eq!(via.received(), Some("127.0.0.1"));
+}
