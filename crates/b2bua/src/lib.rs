@@ -288,6 +288,7 @@ impl Core {
                     for (h, v) in &headers {
                         let _ = r.push_header(*h, v);
                     }
+                    let _ = r.finish();
                     self.txl.send_stateless(src, &r);
                 }
                 return;
@@ -349,6 +350,7 @@ impl Core {
                     let _ = r.push_header(HeaderName::Allow, build::ALLOW);
                     let _ = r.push_header(HeaderName::Accept, "application/sdp");
                     let _ = r.push_header(HeaderName::Supported, build::SUPPORTED);
+                    let _ = r.finish();
                     let _ = self.txl.send_response(now, tx, &r);
                 }
             }

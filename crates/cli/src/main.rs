@@ -16,6 +16,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the gateway. Without --config it runs on built-in safe defaults: SIP on
+    /// 127.0.0.1:5060 (UDP and TCP), PBX at 127.0.0.1:5080, admin API on 127.0.0.1:8080.
+    /// SIGHUP reloads the configuration for new calls; SIGTERM stops taking calls, lets calls
+    /// in progress finish (calls.shutdown_grace), then exits.
+    Serve {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<std::path::PathBuf>,
+    },
     /// SIP message tools.
     Sip {
         #[command(subcommand)]
@@ -26,6 +35,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve { config } => cmd::serve::run(config),
         Command::Sip { command } => cmd::sip::run(command),
     };
     match result {

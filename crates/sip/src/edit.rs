@@ -440,13 +440,15 @@ impl Message {
         Ok(m)
     }
 
-    /// Adds `Content-Length` if missing and re-derives the cached headers; call after building.
+    /// Sets `Content-Length` to the body's length as the last header row and re-derives the
+    /// cached headers; call after building.
     pub fn finish(&mut self) -> Result<(), EditError> {
-        if !self.has_header(HeaderName::ContentLength) {
-            let n = self.body.len().to_string();
-            let r = self.make_row(HeaderName::ContentLength, "Content-Length", &n)?;
-            self.rows.push(r);
-        }
+        let n = self.body.len().to_string();
+        let r = self.make_row(HeaderName::ContentLength, "Content-Length", &n)?;
+        self.rows
+            .retain(|row| row.name != HeaderName::ContentLength);
+        self.rows.push(r);
+        self.pristine = false;
         self.refresh_core()
     }
 }

@@ -407,6 +407,7 @@ impl<D: Clone> TxLayer<D> {
             for (n, v) in extra {
                 let _ = r.push_header_text(n, v);
             }
+            let _ = r.finish();
             self.send(dest, r.to_bytes());
         }
     }

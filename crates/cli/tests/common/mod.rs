@@ -1,0 +1,200 @@
+//! Helpers shared by the end-to-end tests: running the real binary, talking SIP to it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// The lab's fixed addresses are shared: tests that bind them run one at a time.
+static LAB: Mutex<()> = Mutex::new(());
+
+pub(crate) fn lab_lock() -> MutexGuard<'static, ()> {
+    LAB.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(crate) fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// A fresh directory for one test run, removed when dropped.
+pub(crate) struct TempDir(pub(crate) PathBuf);
+
+impl TempDir {
+    pub(crate) fn new(name: &str) -> Self {
+        let p = std::env::temp_dir().join(format!(
+            "sipwarden-{name}-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+/// Copies a directory tree.
+pub(crate) fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+/// A running `sipwarden serve`, stopped (SIGTERM, then SIGKILL) when dropped.
+pub(crate) struct Gateway {
+    pub(crate) child: Child,
+    pub(crate) stdout: Vec<String>,
+}
+
+impl Gateway {
+    /// Starts the binary in `cwd` with `args` and waits for it to say it listens.
+    pub(crate) fn start(cwd: &Path, args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sipwarden"))
+            .args(args)
+            .current_dir(cwd)
+            .env("SIPWARDEN_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut lines = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut line = String::new();
+            if out.read_line(&mut line).unwrap_or(0) == 0 {
+                let _ = child.kill();
+                panic!("sipwarden exited before listening: {lines:?}");
+            }
+            let done = line.contains("admin ");
+            lines.push(line.trim_end().to_owned());
+            if done {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sipwarden did not start: {lines:?}"
+            );
+        }
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = out.read_to_end(&mut sink);
+        });
+        Self {
+            child,
+            stdout: lines,
+        }
+    }
+
+    pub(crate) fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub(crate) fn stop(mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sipwarden did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+pub(crate) fn options(branch: &str, from_port: u16, transport: &str) -> String {
+    format!(
+        "OPTIONS sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/{transport} 127.0.0.1:{from_port};branch={branch};rport\r\nFrom: <sip:probe@127.0.0.1>;tag=p1\r\nTo: <sip:127.0.0.1:5060>\r\nCall-ID: {branch}@probe\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+/// Sends a datagram to `to` and returns the first answer.
+pub(crate) fn udp_request(to: &str, msg: impl Fn(u16) -> String) -> String {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let port = s.local_addr().unwrap().port();
+    s.send_to(msg(port).as_bytes(), to.parse::<SocketAddr>().unwrap())
+        .unwrap();
+    let mut buf = vec![0u8; 65536];
+    let (n, _) = s.recv_from(&mut buf).expect("no answer over UDP");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// Sends a message over a new TCP connection and returns the first answer read from it.
+pub(crate) fn tcp_request(to: &str, msg: impl Fn(u16) -> String) -> String {
+    let mut s = TcpStream::connect(to).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let port = s.local_addr().unwrap().port();
+    s.write_all(msg(port).as_bytes()).unwrap();
+    let mut buf = vec![0u8; 65536];
+    let n = s.read(&mut buf).expect("no answer over TCP");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// GET on the admin API, with the token when given; returns (status line, body).
+pub(crate) fn http_get(addr: &str, path: &str, token: Option<&str>) -> (String, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    let status = resp.lines().next().unwrap_or("").to_owned();
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}

@@ -1,0 +1,116 @@
+//! The task that owns the call core: it takes parsed messages, timer deadlines and control
+//! commands in, and hands what the core wants sent to the transports.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use sipwarden_b2bua::{Core, Stats, Target};
+use sipwarden_transport::{Inbound, Peer, Transports};
+use tokio::sync::{mpsc, watch};
+
+/// Commands for the call core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Re-read the configuration file; new calls use the new routes.
+    Reload,
+    /// Refuse new calls (503); let calls in progress continue.
+    Drain,
+    /// Hang up every call.
+    HangupAll,
+    /// Hang up one call.
+    Hangup(u64),
+    /// Stop the task.
+    Stop,
+}
+
+fn target(p: Peer) -> Target {
+    Target {
+        transport: p.proto,
+        addr: p.addr,
+        flow: p.flow,
+    }
+}
+
+fn peer(t: Target) -> Peer {
+    Peer {
+        proto: t.transport,
+        addr: t.addr,
+        flow: t.flow,
+    }
+}
+
+fn flush(core: &mut Core, transports: &Transports) {
+    while let Some(t) = core.poll_transmit() {
+        transports.send(peer(t.dest), t.bytes);
+    }
+}
+
+fn reload(core: &mut Core, path: Option<&PathBuf>) {
+    let Some(path) = path else {
+        tracing::info!("reload: running on built-in defaults, nothing to re-read");
+        return;
+    };
+    match sipwarden_config::Config::load(path) {
+        Ok(cfg) => match crate::routes(&cfg) {
+            Ok(r) => {
+                core.set_routes(r);
+                tracing::info!(config = %path.display(), "configuration reloaded for new calls");
+            }
+            Err(e) => tracing::error!(config = %path.display(), "reload refused: {e}"),
+        },
+        Err(errors) => {
+            for e in errors {
+                tracing::error!("reload refused: {e}");
+            }
+        }
+    }
+}
+
+pub(crate) async fn run(
+    mut core: Core,
+    mut inbound: mpsc::Receiver<Inbound>,
+    mut control: mpsc::Receiver<Control>,
+    transports: Transports,
+    stats: watch::Sender<Stats>,
+    config_path: Option<PathBuf>,
+) {
+    let mut batch = Vec::with_capacity(256);
+    loop {
+        let deadline = core.poll_timeout().map(tokio::time::Instant::from_std);
+        let timer = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            n = inbound.recv_many(&mut batch, 256) => {
+                if n == 0 {
+                    break;
+                }
+                let now = Instant::now();
+                for i in batch.drain(..) {
+                    core.on_message(now, i.msg, target(i.peer));
+                }
+            }
+            () = timer => core.handle_timeout(Instant::now()),
+            c = control.recv() => match c {
+                Some(Control::Reload) => reload(&mut core, config_path.as_ref()),
+                Some(Control::Drain) => core.drain(),
+                Some(Control::HangupAll) => core.hangup_all(Instant::now(), "gateway shutting down"),
+                Some(Control::Hangup(id)) => {
+                    core.hangup(Instant::now(), id, "hung up by the operator");
+                }
+                Some(Control::Stop) | None => break,
+            },
+        }
+        flush(&mut core, &transports);
+        stats.send_if_modified(|s| {
+            let now = core.stats();
+            let changed = *s != now;
+            *s = now;
+            changed
+        });
+    }
+    flush(&mut core, &transports);
+}

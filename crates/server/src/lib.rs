@@ -1,0 +1,311 @@
+//! # sipwarden-server: the composition root
+//!
+//! Turns a configuration into a running gateway: transports, the call core on a task of its
+//! own, signal handling (SIGHUP reload, SIGTERM graceful stop), the admin API and metrics.
+//! Only this crate owns a runtime, reads the clock and spawns long-lived tasks; everything it
+//! wires is sans-io or a thin socket layer.
+
+mod admin;
+mod core_task;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sipwarden_b2bua::{Core, Local, Routes, Settings, Stats};
+use sipwarden_config::{Config, TlsVersion};
+use sipwarden_sip::Limits;
+use sipwarden_transport::{Transports, tls};
+use tokio::sync::{mpsc, watch};
+
+pub use core_task::Control;
+
+/// Why the gateway could not start.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// A running gateway.
+pub struct Gateway {
+    /// Where SIP and the admin API listen.
+    pub listening: Listening,
+    control: mpsc::Sender<Control>,
+    stats: watch::Receiver<Stats>,
+    done: tokio::task::JoinHandle<()>,
+    transports: Transports,
+}
+
+/// Bound addresses.
+#[derive(Clone, Debug)]
+pub struct Listening {
+    /// UDP.
+    pub udp: Vec<SocketAddr>,
+    /// TCP.
+    pub tcp: Vec<SocketAddr>,
+    /// TLS.
+    pub tls: Vec<SocketAddr>,
+    /// Admin API and metrics.
+    pub admin: SocketAddr,
+}
+
+impl std::fmt::Display for Listening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |v: &[SocketAddr]| {
+            v.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !self.udp.is_empty() {
+            writeln!(f, "  sip udp  {}", list(&self.udp))?;
+        }
+        if !self.tcp.is_empty() {
+            writeln!(f, "  sip tcp  {}", list(&self.tcp))?;
+        }
+        if !self.tls.is_empty() {
+            writeln!(f, "  sip tls  {}", list(&self.tls))?;
+        }
+        write!(f, "  admin    http://{}", self.admin)
+    }
+}
+
+fn limits(cfg: &Config) -> Limits {
+    let s = &cfg.sip;
+    Limits {
+        max_message_bytes: s.max_message_bytes,
+        max_head_bytes: s.max_head_bytes,
+        max_headers: s.max_headers,
+        max_header_line: s.max_header_line,
+        max_uri_bytes: s.max_uri_bytes,
+        max_body_bytes: s.max_body_bytes,
+        max_vias: s.max_vias,
+    }
+}
+
+/// 32 bytes from the OS for the identifier CSPRNG.
+fn os_seed() -> Result<[u8; 32], StartError> {
+    use std::io::Read;
+    let mut seed = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut seed))
+        .map_err(|e| StartError(format!("/dev/urandom: {e}")))?;
+    Ok(seed)
+}
+
+/// The admin token: read from the configured file, or created there (random, 0600).
+fn admin_token(cfg: &Config) -> Result<String, StartError> {
+    let path = cfg
+        .admin
+        .token_file
+        .clone()
+        .unwrap_or_else(|| cfg.storage.dir.join("admin.token"));
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        let t = t.trim().to_owned();
+        if t.len() >= 16 {
+            return Ok(t);
+        }
+        return Err(StartError(format!(
+            "{}: admin token shorter than 16 characters",
+            path.display()
+        )));
+    }
+    let seed = os_seed()?;
+    let token: String = seed.iter().map(|b| format!("{b:02x}")).collect();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| StartError(format!("{}: {e}", dir.display())))?;
+    }
+    tls::write_private(&path, token.as_bytes())
+        .map_err(|e| StartError(format!("{}: {e}", path.display())))?;
+    Ok(token)
+}
+
+/// Routes from a configuration.
+pub fn routes(cfg: &Config) -> Result<Routes, StartError> {
+    Routes::from_config(cfg).map_err(|e| StartError(e.to_string()))
+}
+
+impl Gateway {
+    /// Starts a gateway. `config_path` is re-read on [`Control::Reload`] (SIGHUP).
+    pub async fn start(cfg: Config, config_path: Option<PathBuf>) -> Result<Self, StartError> {
+        let tls13_only = cfg.tls.min_version == TlsVersion::V1_3;
+        let tls_server = match (&cfg.tls.cert, &cfg.tls.key) {
+            (Some(cert), Some(key)) if !cfg.listen.tls.is_empty() => {
+                if cfg.tls.generate_self_signed {
+                    let names = vec![
+                        "sipwarden.lab".to_owned(),
+                        "localhost".to_owned(),
+                        "127.0.0.1".to_owned(),
+                    ];
+                    if tls::ensure_self_signed(cert, key, &names)
+                        .map_err(|e| StartError(e.to_string()))?
+                    {
+                        tracing::warn!(cert = %cert.display(), "generated a self-signed certificate (lab use only)");
+                    }
+                }
+                Some(
+                    tls::server_config(cert, key, tls13_only)
+                        .map_err(|e| StartError(e.to_string()))?,
+                )
+            }
+            _ => None,
+        };
+        let tls_client = Some(
+            tls::client_config(cfg.tls.ca_file.as_deref(), tls13_only)
+                .map_err(|e| StartError(e.to_string()))?,
+        );
+        let routes = routes(&cfg)?;
+        let (in_tx, in_rx) = mpsc::channel(16 * 1024);
+        let tcfg = sipwarden_transport::Config {
+            udp: cfg.listen.udp.clone(),
+            tcp: cfg.listen.tcp.clone(),
+            tls: cfg.listen.tls.clone(),
+            udp_sockets: cfg.listen.udp_sockets.unwrap_or(1),
+            max_connections_per_ip: cfg.listen.max_connections_per_ip,
+            max_connections: cfg.listen.max_connections,
+            idle_timeout: cfg.listen.idle_timeout,
+            limits: limits(&cfg),
+            tls_server,
+            tls_client,
+        };
+        let transports = Transports::start(tcfg, in_tx)
+            .await
+            .map_err(|e| StartError(format!("cannot listen: {e}")))?;
+        let bound = transports.bound().clone();
+        let advertise = |v: &[SocketAddr]| {
+            v.first().map(|a| match cfg.listen.advertise {
+                Some(ip) if a.ip().is_unspecified() => SocketAddr::new(ip, a.port()),
+                _ => *a,
+            })
+        };
+        let local = Local {
+            udp: advertise(&bound.udp),
+            tcp: advertise(&bound.tcp),
+            tls: advertise(&bound.tls),
+        };
+        let settings = Settings {
+            txn: sipwarden_txn::Config {
+                timers: sipwarden_txn::Timers {
+                    t1: cfg.transactions.t1,
+                    t2: cfg.transactions.t2,
+                    t4: cfg.transactions.t4,
+                },
+                max_transactions: cfg.transactions.max_transactions,
+                ..sipwarden_txn::Config::default()
+            },
+            ..Settings::default()
+        };
+        let core = Core::new(routes, local, settings, os_seed()?);
+        let (control_tx, control_rx) = mpsc::channel(64);
+        let (stats_tx, stats_rx) = watch::channel(Stats::default());
+        let done = tokio::spawn(core_task::run(
+            core,
+            in_rx,
+            control_rx,
+            transports.clone(),
+            stats_tx,
+            config_path,
+        ));
+        let token = admin_token(&cfg)?;
+        let admin = admin::serve(
+            cfg.admin.listen,
+            Arc::new(token),
+            stats_rx.clone(),
+            transports.clone(),
+        )
+        .await
+        .map_err(|e| StartError(format!("admin API {}: {e}", cfg.admin.listen)))?;
+        let listening = Listening {
+            udp: bound.udp,
+            tcp: bound.tcp,
+            tls: bound.tls,
+            admin,
+        };
+        Ok(Self {
+            listening,
+            control: control_tx,
+            stats: stats_rx,
+            done,
+            transports,
+        })
+    }
+
+    /// The latest numbers of the call core.
+    pub fn stats(&self) -> Stats {
+        *self.stats.borrow()
+    }
+
+    /// Sends a command to the call core.
+    pub async fn control(&self, c: Control) {
+        let _ = self.control.send(c).await;
+    }
+
+    /// Open TCP/TLS connections.
+    pub fn connections(&self) -> usize {
+        self.transports.conns().len()
+    }
+
+    /// Runs until SIGTERM or SIGINT, reloading the configuration on SIGHUP; then shuts down
+    /// gracefully (see [`Gateway::shutdown`]).
+    pub async fn run_until_signalled(self, grace: Duration) -> Result<(), StartError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let sig = |k| signal(k).map_err(|e| StartError(format!("signal handler: {e}")));
+        let (mut hup, mut term, mut int) = (
+            sig(SignalKind::hangup())?,
+            sig(SignalKind::terminate())?,
+            sig(SignalKind::interrupt())?,
+        );
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading the configuration");
+                    self.control(Control::Reload).await;
+                }
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+            }
+        }
+        tracing::info!(
+            calls = self.stats().calls,
+            grace_secs = grace.as_secs(),
+            "stopping: no new calls, waiting for calls in progress"
+        );
+        self.shutdown(grace).await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+
+    /// Stops taking new calls, waits up to `grace` for calls in progress to end, hangs up
+    /// the rest, gives their BYEs a moment, and stops.
+    pub async fn shutdown(mut self, grace: Duration) {
+        self.control(Control::Drain).await;
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.stats().calls > 0 && tokio::time::Instant::now() < deadline {
+            let _ = tokio::time::timeout_at(deadline, self.stats.changed()).await;
+        }
+        if self.stats().calls > 0 {
+            self.control(Control::HangupAll).await;
+            let bye_deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while self.stats().calls > 0 && tokio::time::Instant::now() < bye_deadline {
+                let _ = tokio::time::timeout_at(bye_deadline, self.stats.changed()).await;
+            }
+        }
+        self.control(Control::Stop).await;
+        let _ = self.done.await;
+    }
+}
+
+/// Loads a configuration file, or the built-in defaults when `path` is `None`.
+pub fn load_config(path: Option<&Path>) -> Result<Config, Vec<sipwarden_config::ConfigError>> {
+    match path {
+        Some(p) => Config::load(p),
+        None => Ok(Config::default()),
+    }
+}

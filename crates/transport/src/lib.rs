@@ -1,0 +1,191 @@
+//! # sipwarden-transport: sockets in, framed messages out
+//!
+//! UDP (several SO_REUSEPORT sockets per address, each drained in batches), TCP and TLS
+//! listeners, outbound TCP/TLS connections, and the connection table that lets a response or
+//! an in-dialog request leave by the connection its dialog arrived on. Bytes are framed and
+//! parsed here (on the receiving task, so parsing runs in parallel with the call core); no
+//! routing or policy happens here.
+//!
+//! Bounded: per-IP and total connection limits are checked at accept time, before any TLS
+//! handshake; idle connections are closed; a stream that breaks framing is closed; queues to
+//! the core and to each connection are bounded and count what they drop.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+#![warn(missing_docs)]
+
+mod metrics;
+mod stream;
+pub mod tls;
+mod udp;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use sipwarden_sip::header::Transport as Proto;
+use sipwarden_sip::{Limits, Message};
+use tokio::sync::mpsc;
+
+pub use metrics::{Metrics, Snapshot};
+pub use stream::Conns;
+
+/// Identifies one TCP/TLS connection for its lifetime.
+pub type FlowId = u64;
+
+/// A peer: where a message came from, or where it goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Peer {
+    /// Transport.
+    pub proto: Proto,
+    /// Remote address.
+    pub addr: SocketAddr,
+    /// The connection, for stream transports.
+    pub flow: Option<FlowId>,
+}
+
+/// A parsed message and where it came from.
+#[derive(Debug)]
+pub struct Inbound {
+    /// The message.
+    pub msg: Message,
+    /// Its source.
+    pub peer: Peer,
+}
+
+/// Listener and connection settings.
+#[derive(Clone)]
+pub struct Config {
+    /// UDP addresses.
+    pub udp: Vec<SocketAddr>,
+    /// TCP addresses.
+    pub tcp: Vec<SocketAddr>,
+    /// TLS addresses.
+    pub tls: Vec<SocketAddr>,
+    /// Sockets per UDP address (SO_REUSEPORT).
+    pub udp_sockets: usize,
+    /// Connections per remote IP.
+    pub max_connections_per_ip: usize,
+    /// Connections in all.
+    pub max_connections: usize,
+    /// Idle connections are closed after this.
+    pub idle_timeout: Duration,
+    /// Parser limits.
+    pub limits: Limits,
+    /// TLS server configuration (needed when `tls` is not empty).
+    pub tls_server: Option<Arc<rustls::ServerConfig>>,
+    /// TLS client configuration, for connections to TLS peers.
+    pub tls_client: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// Where the gateway actually listens (ports resolved when configured as 0).
+#[derive(Clone, Debug, Default)]
+pub struct Bound {
+    /// UDP.
+    pub udp: Vec<SocketAddr>,
+    /// TCP.
+    pub tcp: Vec<SocketAddr>,
+    /// TLS.
+    pub tls: Vec<SocketAddr>,
+}
+
+/// The running transports: a handle to send with.
+#[derive(Clone)]
+pub struct Transports {
+    udp: Arc<Vec<Arc<tokio::net::UdpSocket>>>,
+    conns: Arc<Conns>,
+    metrics: Arc<Metrics>,
+    bound: Bound,
+}
+
+impl Transports {
+    /// Binds every listener and starts receiving; parsed messages go to `inbound`. Must be
+    /// called inside a Tokio runtime.
+    pub async fn start(cfg: Config, inbound: mpsc::Sender<Inbound>) -> io::Result<Self> {
+        let metrics = Arc::new(Metrics::default());
+        let mut bound = Bound::default();
+        let mut send_sockets = Vec::new();
+        for addr in &cfg.udp {
+            let sockets = udp::bind(*addr, cfg.udp_sockets.max(1))?;
+            let local = sockets
+                .first()
+                .map(|s| s.local_addr())
+                .transpose()?
+                .unwrap_or(*addr);
+            bound.udp.push(local);
+            for s in &sockets {
+                udp::spawn_reader(
+                    Arc::clone(s),
+                    cfg.limits.clone(),
+                    inbound.clone(),
+                    Arc::clone(&metrics),
+                );
+            }
+            if let Some(first) = sockets.into_iter().next() {
+                send_sockets.push(first);
+            }
+        }
+        let conns = Arc::new(Conns::new(&cfg, inbound.clone(), Arc::clone(&metrics)));
+        for addr in &cfg.tcp {
+            bound.tcp.push(conns.listen(*addr, Proto::Tcp).await?);
+        }
+        for addr in &cfg.tls {
+            bound.tls.push(conns.listen(*addr, Proto::Tls).await?);
+        }
+        Ok(Self {
+            udp: Arc::new(send_sockets),
+            conns,
+            metrics,
+            bound,
+        })
+    }
+
+    /// Where the listeners are bound.
+    pub fn bound(&self) -> &Bound {
+        &self.bound
+    }
+
+    /// Counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The connection table.
+    pub fn conns(&self) -> &Conns {
+        &self.conns
+    }
+
+    /// Sends without waiting: a UDP datagram now, or bytes queued on a connection (opened
+    /// on demand for stream peers). Failures are counted, never returned: SIP's
+    /// retransmissions and timeouts handle loss.
+    pub fn send(&self, peer: Peer, bytes: Bytes) {
+        match peer.proto {
+            Proto::Udp => {
+                let socket = self
+                    .udp
+                    .iter()
+                    .find(|s| {
+                        s.local_addr()
+                            .is_ok_and(|l| l.is_ipv4() == peer.addr.is_ipv4())
+                    })
+                    .or_else(|| self.udp.first());
+                match socket {
+                    Some(s) => match s.try_send_to(&bytes, peer.addr) {
+                        Ok(_) => self.metrics.udp_sent(),
+                        Err(_) => self.metrics.send_failed(),
+                    },
+                    None => self.metrics.send_failed(),
+                }
+            }
+            _ => self.conns.send(peer, bytes),
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! UDP: SO_REUSEPORT sockets, each with a reader task that drains the socket in batches.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use sipwarden_sip::header::Transport as Proto;
+use sipwarden_sip::{Limits, Message};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::{Inbound, Metrics, Peer};
+
+/// Kernel buffer asked for each socket: bursts of SIP (a call rate step, a flood) should sit
+/// in the queue rather than be dropped before the gateway can look at them.
+const SOCKET_BUFFER: usize = 4 << 20;
+
+/// Binds `count` sockets to `addr` with SO_REUSEPORT, so the kernel spreads datagrams over
+/// them. With port 0 the first socket picks the port and the others join it.
+pub(crate) fn bind(addr: SocketAddr, count: usize) -> io::Result<Vec<Arc<UdpSocket>>> {
+    let mut out = Vec::with_capacity(count);
+    let mut addr = addr;
+    for _ in 0..count {
+        let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+        s.set_reuse_port(true)?;
+        s.set_reuse_address(true)?;
+        // Best effort: the kernel caps these at net.core.{r,w}mem_max.
+        let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
+        let _ = s.set_send_buffer_size(SOCKET_BUFFER);
+        if addr.is_ipv6() {
+            s.set_only_v6(true)?;
+        }
+        s.set_nonblocking(true)?;
+        s.bind(&addr.into())?;
+        let std_sock: std::net::UdpSocket = s.into();
+        let sock = UdpSocket::from_std(std_sock)?;
+        addr = sock.local_addr()?;
+        out.push(Arc::new(sock));
+    }
+    Ok(out)
+}
+
+/// Reads datagrams until the socket fails. Each wake-up drains everything queued (a batch)
+/// before awaiting again, so a burst costs one wake-up, not one per datagram.
+pub(crate) fn spawn_reader(
+    socket: Arc<UdpSocket>,
+    limits: Limits,
+    inbound: mpsc::Sender<Inbound>,
+    metrics: Arc<Metrics>,
+) {
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            if socket.readable().await.is_err() {
+                return;
+            }
+            loop {
+                match socket.try_recv_from(&mut buf) {
+                    Ok((n, from)) => {
+                        metrics.udp_received();
+                        let data = Bytes::copy_from_slice(buf.get(..n).unwrap_or(&[]));
+                        deliver(data, from, &limits, &inbound, &metrics);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    // ICMP errors from earlier sends surface here on Linux; they are not fatal.
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
+                    Err(_) => break,
+                }
+            }
+        }
+    });
+}
+
+fn deliver(
+    data: Bytes,
+    from: SocketAddr,
+    limits: &Limits,
+    inbound: &mpsc::Sender<Inbound>,
+    metrics: &Metrics,
+) {
+    match Message::parse_datagram(data, limits) {
+        Ok(msg) => {
+            let peer = Peer {
+                proto: Proto::Udp,
+                addr: from,
+                flow: None,
+            };
+            if inbound.try_send(Inbound { msg, peer }).is_err() {
+                metrics.inbound_dropped();
+            }
+        }
+        // Keep-alives and STUN-like noise count as parse errors only if they are not empty.
+        Err(e) if e.kind == sipwarden_sip::ParseErrorKind::Empty => {}
+        Err(_) => metrics.parse_error(),
+    }
+}
