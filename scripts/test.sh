@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use (real peers, not mocks). Later capabilities add theirs here.
-PACKAGES=()
+# Debian packages the tests use (real peers, not mocks): SIPp (sip-tester) plays the PBX and
+# the carrier in the end-to-end call tests. Later capabilities add theirs here.
+PACKAGES=(sip-tester)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

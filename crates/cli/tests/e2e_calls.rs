@@ -1,0 +1,480 @@
+//! Calls through the real gateway in the lab of LAB.md, with SIPp as the PBX (127.0.0.1:5070
+//! calling, 127.0.0.1:5080 answering) and as the carrier (127.0.0.3). `sipwarden serve --config
+//! examples/lab.toml` runs in a scratch copy of `examples/`. SIPp comes from Debian's
+//! `sip-tester`, which `scripts/test.sh` installs.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn sipp_bin() -> &'static str {
+    let ok = Command::new("sipp")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    assert!(
+        ok,
+        "SIPp is missing: scripts/test.sh installs the Debian package sip-tester"
+    );
+    "sipp"
+}
+
+fn scenario(name: &str) -> PathBuf {
+    repo_root().join("tests/sipp").join(name)
+}
+
+/// A scenario with `@STATUS@` replaced, written into `dir`.
+fn templated(dir: &Path, name: &str, status: u16) -> PathBuf {
+    let text = std::fs::read_to_string(scenario(name))
+        .unwrap()
+        .replace("@STATUS@", &status.to_string());
+    let out = dir.join(format!("{status}-{name}"));
+    std::fs::write(&out, text).unwrap();
+    out
+}
+
+/// A SIPp answering side, running until it has handled `calls` calls (bounded by a timeout).
+struct Uas(Child);
+
+impl Uas {
+    fn start(dir: &Path, sf: &Path, ip: &str, port: u16, calls: usize, extra: &[&str]) -> Self {
+        let mut args: Vec<String> = vec![
+            "-sf".into(),
+            sf.to_string_lossy().into_owned(),
+            "-i".into(),
+            ip.into(),
+            "-p".into(),
+            port.to_string(),
+            "-m".into(),
+            calls.to_string(),
+            "-nostdin".into(),
+            "-trace_err".into(),
+            "-timeout".into(),
+            "120s".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let child = Command::new(sipp_bin())
+            .args(&args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Give it time to bind before the caller starts.
+        std::thread::sleep(Duration::from_millis(300));
+        Self(child)
+    }
+
+    fn finish(mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.0.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = self.0.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Uas {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Runs a SIPp caller to completion; panics with its error log unless every call succeeded.
+fn uac(
+    dir: &Path,
+    label: &str,
+    sf: &Path,
+    local: (&str, u16),
+    service: &str,
+    (calls, rate): (usize, usize),
+    extra: &[&str],
+) -> Output {
+    let mut args: Vec<String> = vec![
+        "127.0.0.1:5060".into(),
+        "-sf".into(),
+        sf.to_string_lossy().into_owned(),
+        "-i".into(),
+        local.0.into(),
+        "-p".into(),
+        local.1.to_string(),
+        "-s".into(),
+        service.into(),
+        "-m".into(),
+        calls.to_string(),
+        "-r".into(),
+        rate.to_string(),
+        "-d".into(),
+        "100".into(),
+        "-nostdin".into(),
+        "-trace_err".into(),
+        "-timeout".into(),
+        "150s".into(),
+        "-timeout_error".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let out = Command::new(sipp_bin())
+        .args(&args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    if out.status.code() != Some(0) {
+        let errors: String = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with("errors.log"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let errors: String = errors.chars().take(4000).collect();
+        panic!(
+            "{label}: SIPp exit {:?}\n{}\n{errors}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .rev()
+                .take(30)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    out
+}
+
+fn stat(json: &str, key: &str) -> u64 {
+    let pat = format!("\"{key}\":");
+    json.split(&pat)
+        .nth(1)
+        .and_then(|r| r.split([',', '}']).next())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
+/// Waits until no call, dialog or transaction is left (transaction timers run up to 32 s
+/// over UDP), and returns the final stats.
+fn drained(token: &str, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let (_, body) = http_get("127.0.0.1:8080", "/api/stats", Some(token));
+        let left = [
+            "calls",
+            "dialogs",
+            "client_transactions",
+            "server_transactions",
+        ]
+        .iter()
+        .map(|k| stat(&body, k))
+        .sum::<u64>();
+        if left == 0 {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "state left behind: {body}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+struct Lab {
+    dir: TempDir,
+    gw: Option<Gateway>,
+    token: String,
+}
+
+impl Lab {
+    fn start(config: &str) -> Self {
+        let dir = TempDir::new("lab");
+        copy_tree(&repo_root().join("examples"), &dir.0.join("examples"));
+        if config != "examples/lab.toml" {
+            let lab = std::fs::read_to_string(dir.0.join("examples/lab.toml")).unwrap();
+            let text = match config {
+                "tcp" => lab.replace(
+                    "proxy = \"sip:127.0.0.3:5060\"",
+                    "proxy = \"sip:127.0.0.3:5060;transport=tcp\"",
+                ),
+                other => panic!("unknown lab variant {other}"),
+            };
+            std::fs::write(dir.0.join("examples/lab-variant.toml"), text).unwrap();
+        }
+        let cfg = if config == "examples/lab.toml" {
+            config
+        } else {
+            "examples/lab-variant.toml"
+        };
+        let gw = Gateway::start(&dir.0, &["serve", "--config", cfg]);
+        let token = std::fs::read_to_string(dir.0.join("examples/lab/admin.token"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        Self {
+            dir,
+            gw: Some(gw),
+            token,
+        }
+    }
+
+    fn work(&self, name: &str) -> PathBuf {
+        let p = self.dir.0.join(name);
+        std::fs::create_dir_all(&p).unwrap();
+        p
+    }
+
+    fn stop(mut self) {
+        if let Some(gw) = self.gw.take() {
+            assert!(gw.stop().success());
+        }
+    }
+}
+
+#[test]
+fn lab_call_flows_over_udp() {
+    let _lab = lab_lock();
+    let lab = Lab::start("examples/lab.toml");
+    let pbx = ("127.0.0.1", 5070);
+    let carrier_caller = ("127.0.0.3", 5062);
+
+    // 1. 1000 outbound calls at 50/s; the carrier challenges every INVITE with 401 and
+    //    verifies the gateway's credentials with SIPp's verifyauth.
+    let w = lab.work("outbound-401");
+    let carrier = Uas::start(
+        &w,
+        &scenario("carrier_uas_401.xml"),
+        "127.0.0.3",
+        5060,
+        1000,
+        &[],
+    );
+    uac(
+        &w,
+        "outbound 401",
+        &scenario("pbx_uac.xml"),
+        pbx,
+        "+15557654321",
+        (1000, 50),
+        &["-cid_str", "pbx%u-%p@%s"],
+    );
+    carrier.finish();
+
+    // 2. The same with 407: Proxy-Authorization must be present and well formed.
+    let w = lab.work("outbound-407");
+    let carrier = Uas::start(
+        &w,
+        &scenario("carrier_uas_407.xml"),
+        "127.0.0.3",
+        5060,
+        100,
+        &[],
+    );
+    uac(
+        &w,
+        "outbound 407",
+        &scenario("pbx_uac.xml"),
+        pbx,
+        "+15557654321",
+        (100, 50),
+        &["-cid_str", "pbx%u-%p@%s"],
+    );
+    carrier.finish();
+
+    // 3. Nothing of the PBX reaches the trunk: its address, Call-ID, product strings.
+    let w = lab.work("topology");
+    let carrier = Uas::start(
+        &w,
+        &scenario("carrier_uas_401.xml"),
+        "127.0.0.3",
+        5060,
+        20,
+        &["-trace_msg"],
+    );
+    uac(
+        &w,
+        "topology",
+        &scenario("pbx_uac.xml"),
+        pbx,
+        "+15557654321",
+        (20, 20),
+        &["-cid_str", "pbx%u-%p@%s"],
+    );
+    carrier.finish();
+    let trace = std::fs::read_dir(&w)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("carrier_uas_401")
+                && e.file_name().to_string_lossy().ends_with("messages.log")
+        })
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .expect("carrier message trace");
+    assert!(
+        trace
+            .matches("INVITE sip:+15557654321@127.0.0.3:5060 SIP/2.0")
+            .count()
+            >= 40,
+        "trace incomplete"
+    );
+    let received: Vec<&str> = trace
+        .split("-----------------------------------------------")
+        .filter(|m| m.contains("message received"))
+        .collect();
+    for leak in [
+        "Call-ID: pbx",
+        "127.0.0.1:5070",
+        "pbx@",
+        "Asterisk",
+        "X-Asterisk",
+        "secret-topology",
+        "o=pbxuser",
+        "User-Agent",
+    ] {
+        assert!(
+            !received.iter().any(|m| m.contains(leak)),
+            "{leak:?} reached the trunk"
+        );
+    }
+    // The PBX's tags look like <pid>PBX<n>.
+    let pbx_tag = |m: &str| {
+        m.match_indices("PBX")
+            .any(|(i, _)| m[i + 3..].starts_with(|c: char| c.is_ascii_digit()))
+    };
+    assert!(
+        !received.iter().any(|m| pbx_tag(m)),
+        "a PBX tag reached the trunk"
+    );
+
+    // 4. 1000 inbound calls at 50/s from the carrier to our DIDs reach the PBX.
+    let w = lab.work("inbound");
+    let pbx_uas = {
+        // The built-in UAS scenario (-sn uas) stands in for the PBX.
+        let child = Command::new(sipp_bin())
+            .args([
+                "-sn",
+                "uas",
+                "-i",
+                "127.0.0.1",
+                "-p",
+                "5080",
+                "-m",
+                "1000",
+                "-nostdin",
+                "-trace_err",
+                "-timeout",
+                "120s",
+            ])
+            .current_dir(&w)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        Uas(child)
+    };
+    uac(
+        &w,
+        "inbound",
+        &scenario("carrier_uac.xml"),
+        carrier_caller,
+        "+15551230042",
+        (1000, 50),
+        &[],
+    );
+    pbx_uas.finish();
+
+    // 5. Endings: CANCEL before answer, 486, 503, BYE from the callee, re-INVITE from each
+    //    side; each caller checks the status it gets.
+    let flows: Vec<(&str, PathBuf, PathBuf)> = vec![
+        (
+            "cancel",
+            scenario("pbx_uas_cancel.xml"),
+            scenario("carrier_uac_cancel.xml"),
+        ),
+        (
+            "busy",
+            templated(&lab.dir.0, "pbx_uas_fail.xml", 486),
+            templated(&lab.dir.0, "carrier_uac_fail.xml", 486),
+        ),
+        (
+            "unavailable",
+            templated(&lab.dir.0, "pbx_uas_fail.xml", 503),
+            templated(&lab.dir.0, "carrier_uac_fail.xml", 503),
+        ),
+        (
+            "callee-bye",
+            scenario("pbx_uas_bye.xml"),
+            scenario("carrier_uac_waitbye.xml"),
+        ),
+        (
+            "reinvite",
+            scenario("pbx_uas_reinvite.xml"),
+            scenario("carrier_uac_reinvite.xml"),
+        ),
+    ];
+    for (name, uas_sf, uac_sf) in flows {
+        let w = lab.work(name);
+        let pbx_uas = Uas::start(&w, &uas_sf, "127.0.0.1", 5080, 20, &["-s", "+15551230042"]);
+        uac(
+            &w,
+            name,
+            &uac_sf,
+            carrier_caller,
+            "+15551230042",
+            (20, 20),
+            &[],
+        );
+        pbx_uas.finish();
+    }
+
+    // Nothing left behind: no call, dialog or transaction once the timers have run.
+    let stats = drained(&lab.token, Duration::from_secs(45));
+    assert_eq!(
+        stat(&stats, "calls_answered"),
+        1000 + 100 + 20 + 1000 + 20 + 20,
+        "{stats}"
+    );
+    lab.stop();
+}
+
+#[test]
+fn lab_outbound_calls_over_tcp() {
+    let _lab = lab_lock();
+    let lab = Lab::start("tcp");
+    let w = lab.work("tcp");
+    let carrier = Uas::start(
+        &w,
+        &scenario("carrier_uas_401.xml"),
+        "127.0.0.3",
+        5060,
+        200,
+        &["-t", "t1"],
+    );
+    uac(
+        &w,
+        "outbound tcp",
+        &scenario("pbx_uac.xml"),
+        ("127.0.0.1", 5070),
+        "+15557654321",
+        (200, 50),
+        &["-t", "t1", "-cid_str", "pbx%u-%p@%s"],
+    );
+    carrier.finish();
+    // RFC 6026 timer M keeps answered INVITE client transactions 64*T1 even over TCP.
+    let stats = drained(&lab.token, Duration::from_secs(40));
+    assert_eq!(stat(&stats, "calls_answered"), 200, "{stats}");
+    let (_, metrics) = http_get("127.0.0.1:8080", "/metrics", None);
+    assert!(
+        metrics.contains("sipwarden_udp_received_total 0"),
+        "everything went over TCP: {metrics}"
+    );
+    lab.stop();
+}
