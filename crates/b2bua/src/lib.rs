@@ -478,6 +478,26 @@ impl Core {
             self.reply(now, tx, &msg, StatusCode::CALL_DOES_NOT_EXIST, None);
             return;
         };
+        // A request from A in the dialog proves A got our 2xx even if its ACK was lost: stop
+        // retransmitting the 2xx and acknowledge B's now (with no body; a late-offer answer
+        // would have been in the lost ACK).
+        if side == Side::A {
+            if let Some((b_tx, _)) = call.b_ack_due.take() {
+                let cseq = call.b_invite.cseq().map_or(1, |c| c.seq);
+                let invite = call.b_invite.clone();
+                if let Ok(ack) =
+                    build::ack_for_2xx(call, Side::B, &invite, cseq, &self.local, &mut self.ids)
+                {
+                    let target = call.b.target;
+                    self.txl.send_ack(b_tx, &ack, target);
+                }
+                let a_tx = call.a_invite_tx;
+                self.txl.assume_acknowledged(now, a_tx);
+            }
+        }
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         // Target refresh (RFC 3261 §12.2.2): a re-INVITE or UPDATE may move the peer.
         if matches!(method, Method::Invite | Method::Update) {
             if let Some(c) = build::contact_uri(&msg) {

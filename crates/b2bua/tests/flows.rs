@@ -677,3 +677,53 @@ fn options_is_answered_locally() {
     assert_eq!(via.rport(), Some(Some(40000)), "RFC 3581");
     assert_eq!(via.received(), Some("127.0.0.1"));
 }
+
+#[test]
+fn a_bye_after_a_lost_ack_acknowledges_b_and_stops_2xx_retransmission() {
+    let mut lab = Lab::new();
+    lab.send(CARRIER, &carrier_invite("+15551230042", "z9hG4bKlostack"));
+    let inv = lab.expect(PBX_UAS, "INVITE");
+    lab.send_msg(
+        PBX_UAS,
+        respond(
+            &inv,
+            200,
+            Some("pbx-uas"),
+            Some("<sip:s@127.0.0.1:5080>"),
+            true,
+        ),
+    );
+    let ok = lab.expect(CARRIER, "200 OK");
+    // The carrier's ACK is lost; its BYE arrives instead.
+    let bye = in_dialog(
+        "BYE",
+        &ok,
+        true,
+        8,
+        "z9hG4bKbyeafterlostack",
+        &contact_of(&ok),
+    );
+    lab.send_msg(CARRIER, bye);
+    let to_pbx = lab.take(PBX_UAS);
+    let lines: Vec<String> = to_pbx.iter().map(first_line).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].starts_with("ACK sip:s@127.0.0.1:5080"),
+        "the PBX's 2xx is acknowledged first: {lines:?}"
+    );
+    assert!(lines[1].starts_with("BYE"), "{lines:?}");
+    lab.advance(Duration::from_secs(10));
+    let again = lab.take(CARRIER);
+    let invite_2xx = again
+        .iter()
+        .filter(|m| {
+            m.status() == Some(StatusCode::OK) && m.cseq().unwrap().method == Method::Invite
+        })
+        .count();
+    assert_eq!(
+        invite_2xx,
+        0,
+        "the 2xx is no longer retransmitted: {:?}",
+        again.iter().map(first_line).collect::<Vec<_>>()
+    );
+}

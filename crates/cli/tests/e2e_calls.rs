@@ -76,6 +76,7 @@ impl Uas {
         while self.0.try_wait().unwrap().is_none() {
             if Instant::now() > deadline {
                 let _ = self.0.kill();
+                let _ = self.0.wait();
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -97,13 +98,13 @@ fn uac(
     dir: &Path,
     label: &str,
     sf: &Path,
-    local: (&str, u16),
+    (remote, local): (&str, (&str, u16)),
     service: &str,
     (calls, rate): (usize, usize),
     extra: &[&str],
 ) -> Output {
     let mut args: Vec<String> = vec![
-        "127.0.0.1:5060".into(),
+        remote.into(),
         "-sf".into(),
         sf.to_string_lossy().into_owned(),
         "-i".into(),
@@ -258,7 +259,7 @@ fn lab_call_flows_over_udp() {
         &w,
         "outbound 401",
         &scenario("pbx_uac.xml"),
-        pbx,
+        ("127.0.0.1:5060", pbx),
         "+15557654321",
         (1000, 50),
         &["-cid_str", "pbx%u-%p@%s"],
@@ -279,7 +280,7 @@ fn lab_call_flows_over_udp() {
         &w,
         "outbound 407",
         &scenario("pbx_uac.xml"),
-        pbx,
+        ("127.0.0.1:5060", pbx),
         "+15557654321",
         (100, 50),
         &["-cid_str", "pbx%u-%p@%s"],
@@ -300,7 +301,7 @@ fn lab_call_flows_over_udp() {
         &w,
         "topology",
         &scenario("pbx_uac.xml"),
-        pbx,
+        ("127.0.0.1:5060", pbx),
         "+15557654321",
         (20, 20),
         &["-cid_str", "pbx%u-%p@%s"],
@@ -384,7 +385,7 @@ fn lab_call_flows_over_udp() {
         &w,
         "inbound",
         &scenario("carrier_uac.xml"),
-        carrier_caller,
+        ("127.0.0.1:5060", carrier_caller),
         "+15551230042",
         (1000, 50),
         &[],
@@ -427,7 +428,7 @@ fn lab_call_flows_over_udp() {
             &w,
             name,
             &uac_sf,
-            carrier_caller,
+            ("127.0.0.1:5060", carrier_caller),
             "+15551230042",
             (20, 20),
             &[],
@@ -462,7 +463,7 @@ fn lab_outbound_calls_over_tcp() {
         &w,
         "outbound tcp",
         &scenario("pbx_uac.xml"),
-        ("127.0.0.1", 5070),
+        ("127.0.0.1:5060", ("127.0.0.1", 5070)),
         "+15557654321",
         (200, 50),
         &["-t", "t1", "-cid_str", "pbx%u-%p@%s"],
@@ -476,5 +477,69 @@ fn lab_outbound_calls_over_tcp() {
         metrics.contains("sipwarden_udp_received_total 0"),
         "everything went over TCP: {metrics}"
     );
+    lab.stop();
+}
+
+#[test]
+fn lab_calls_survive_five_percent_packet_loss() {
+    let _lab = lab_lock();
+    let lab = Lab::start("examples/lab.toml");
+    let w = lab.work("loss");
+    // PBX -> relay(127.0.0.1:15060) -> gateway; gateway -> relay(127.0.0.3:5060) -> carrier.
+    let pbx_side = LossyRelay::start(
+        "127.0.0.1:15060",
+        "127.0.0.1:5060",
+        "127.0.0.1",
+        5,
+        0x5eed_0001,
+        Duration::from_secs(150),
+    );
+    let trunk_side = LossyRelay::start(
+        "127.0.0.3:5060",
+        "127.0.0.3:15060",
+        "127.0.0.3",
+        5,
+        0x5eed_0002,
+        Duration::from_secs(150),
+    );
+    let carrier = Uas::start(
+        &w,
+        &scenario("carrier_uas_401.xml"),
+        "127.0.0.3",
+        15060,
+        200,
+        &[],
+    );
+    uac(
+        &w,
+        "5% loss",
+        &scenario("pbx_uac.xml"),
+        ("127.0.0.1:15060", ("127.0.0.1", 5070)),
+        "+15557654321",
+        (200, 20),
+        &["-cid_str", "pbx%u-%p@%s"],
+    );
+    carrier.finish();
+    let lost = pbx_side.dropped.load(std::sync::atomic::Ordering::Relaxed)
+        + trunk_side
+            .dropped
+            .load(std::sync::atomic::Ordering::Relaxed);
+    let passed = pbx_side.passed.load(std::sync::atomic::Ordering::Relaxed)
+        + trunk_side.passed.load(std::sync::atomic::Ordering::Relaxed);
+    let share = lost as f64 / (lost + passed) as f64;
+    assert!(
+        (0.03..0.07).contains(&share),
+        "the relays dropped {lost} of {} datagrams",
+        lost + passed
+    );
+    let (_, metrics) = http_get("127.0.0.1:8080", "/metrics", None);
+    let answered = metrics
+        .lines()
+        .find(|l| l.starts_with("sipwarden_calls_answered_total"))
+        .unwrap_or("");
+    assert_eq!(answered, "sipwarden_calls_answered_total 200", "{metrics}");
+    drop((pbx_side, trunk_side));
+    let stats = drained(&lab.token, Duration::from_secs(45));
+    assert_eq!(stat(&stats, "calls_answered"), 200, "{stats}");
     lab.stop();
 }

@@ -447,6 +447,21 @@ impl<D: Clone> TxLayer<D> {
         self.events.push_back(Event::Ack { invite, msg });
     }
 
+    /// Treats a 2xx sent on INVITE server transaction `tx` as acknowledged without its ACK:
+    /// a later request in the same dialog (a BYE, say) proves the peer got the 2xx, so
+    /// retransmitting it further only wastes packets (the ACK was lost on the way).
+    pub fn assume_acknowledged(&mut self, now: Instant, tx: TxId) {
+        let t4 = self.config.timers;
+        if let Some(Tx::Server(s)) = self.txs.get_mut(&tx) {
+            if s.state == SState::Accepted && !s.acked {
+                s.acked = true;
+                s.retransmit_at = None;
+                s.timeout_at = Some(now + t4.t4_or_zero(s.reliable));
+                self.settle(now, tx);
+            }
+        }
+    }
+
     fn on_cancel(&mut self, now: Instant, msg: Message, key: ServerKey, source: D, reliable: bool) {
         if let Some(&id) = self.server_keys.get(&key) {
             // A retransmitted CANCEL.

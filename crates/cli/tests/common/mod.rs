@@ -39,8 +39,14 @@ impl TempDir {
 }
 
 impl Drop for TempDir {
+    /// Removes the directory, unless SIPWARDEN_KEEP_TEST_DIRS is set (for post-mortems of
+    /// SIPp logs and traces).
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if std::env::var_os("SIPWARDEN_KEEP_TEST_DIRS").is_some() {
+            eprintln!("kept {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 }
 
@@ -197,4 +203,94 @@ pub(crate) fn http_get(addr: &str, path: &str, token: Option<&str>) -> (String, 
         .map(|x| x.1.to_owned())
         .unwrap_or_default();
     (status, body)
+}
+
+/// A UDP relay that drops a share of the datagrams passing through it, both ways, from a
+/// seeded generator: packet loss on loopback without touching the kernel. Each client seen on
+/// `front` gets its own socket toward `target`, bound to `back_ip`. It stops by itself after
+/// `lifetime`, or when dropped.
+pub(crate) struct LossyRelay {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    pub(crate) dropped: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    pub(crate) passed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl LossyRelay {
+    pub(crate) fn start(
+        front: &str,
+        target: &str,
+        back_ip: &str,
+        loss_percent: u32,
+        seed: u64,
+        lifetime: Duration,
+    ) -> Self {
+        use std::collections::HashMap;
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let stop = Arc::new(AtomicBool::new(false));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let passed = Arc::new(AtomicU64::new(0));
+        let front = UdpSocket::bind(front).unwrap();
+        front
+            .set_read_timeout(Some(Duration::from_millis(5)))
+            .unwrap();
+        let target: SocketAddr = target.parse().unwrap();
+        let back_ip = back_ip.to_owned();
+        let (s, d, p) = (stop.clone(), dropped.clone(), passed.clone());
+        let thread = std::thread::spawn(move || {
+            let deadline = Instant::now() + lifetime;
+            let mut rng = seed | 1;
+            let mut lose = move || {
+                // xorshift64*: deterministic, good enough to pick which datagrams vanish.
+                rng ^= rng >> 12;
+                rng ^= rng << 25;
+                rng ^= rng >> 27;
+                (rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) % 100 < u64::from(loss_percent)
+            };
+            let mut backs: HashMap<SocketAddr, UdpSocket> = HashMap::new();
+            let mut buf = vec![0u8; 65536];
+            while !s.load(Ordering::Relaxed) && Instant::now() < deadline {
+                if let Ok((n, client)) = front.recv_from(&mut buf) {
+                    let back = backs.entry(client).or_insert_with(|| {
+                        let b = UdpSocket::bind(format!("{back_ip}:0")).unwrap();
+                        b.set_nonblocking(true).unwrap();
+                        b
+                    });
+                    if lose() {
+                        d.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        let _ = back.send_to(&buf[..n], target);
+                        p.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                for (client, back) in &backs {
+                    while let Ok((n, _)) = back.recv_from(&mut buf) {
+                        if lose() {
+                            d.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            let _ = front.send_to(&buf[..n], client);
+                            p.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+        });
+        Self {
+            stop,
+            thread: Some(thread),
+            dropped,
+            passed,
+        }
+    }
+}
+
+impl Drop for LossyRelay {
+    /// Stops the relay and waits until its sockets are closed, so the next test can bind.
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
