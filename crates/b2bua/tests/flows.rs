@@ -727,3 +727,103 @@ fn a_bye_after_a_lost_ack_acknowledges_b_and_stops_2xx_retransmission() {
         again.iter().map(first_line).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn reliable_provisional_responses_are_mapped_across_legs() {
+    let mut lab = Lab::new();
+    let invite = carrier_invite("+15551230042", "z9hG4bK100rel")
+        .replace("Server: CarrierSBC\r\n", "Supported: 100rel\r\n");
+    lab.send(CARRIER, &invite);
+    let inv = lab.expect(PBX_UAS, "INVITE");
+    assert!(
+        inv.tokens(HeaderName::Supported)
+            .unwrap()
+            .contains(&"100rel")
+    );
+    // The PBX sends a reliable 183 with its own RSeq.
+    let mut p183 = respond(
+        &inv,
+        183,
+        Some("pbx-uas"),
+        Some("<sip:s@127.0.0.1:5080>"),
+        true,
+    );
+    p183.push_header(HeaderName::Require, "100rel").unwrap();
+    p183.push_header(HeaderName::RSeq, "4711").unwrap();
+    lab.send_msg(PBX_UAS, p183);
+    let c183 = lab.expect(CARRIER, "183");
+    assert!(
+        c183.tokens(HeaderName::Require)
+            .unwrap()
+            .contains(&"100rel")
+    );
+    let a_rseq = c183.header(HeaderName::RSeq).unwrap().to_owned();
+    assert_ne!(a_rseq, "4711", "the A leg gets the gateway's own RSeq");
+    // The carrier PRACKs it; the PBX gets a PRACK for its own RSeq and CSeq.
+    let mut prack = in_dialog("PRACK", &c183, true, 8, "z9hG4bKprack", &contact_of(&c183));
+    prack
+        .push_header(HeaderName::RAck, &format!("{a_rseq} 7 INVITE"))
+        .unwrap();
+    lab.send_msg(CARRIER, prack);
+    let b_prack = lab.expect(PBX_UAS, "PRACK sip:s@127.0.0.1:5080");
+    assert_eq!(
+        b_prack.header(HeaderName::RAck),
+        Some(format!("4711 {} INVITE", inv.cseq().unwrap().seq).as_str())
+    );
+    assert_eq!(b_prack.to_tag(), Some("pbx-uas"));
+    lab.send_msg(PBX_UAS, respond(&b_prack, 200, None, None, false));
+    lab.expect(CARRIER, "200 OK");
+    lab.send_msg(
+        PBX_UAS,
+        respond(
+            &inv,
+            200,
+            Some("pbx-uas"),
+            Some("<sip:s@127.0.0.1:5080>"),
+            true,
+        ),
+    );
+    lab.expect(CARRIER, "200 OK");
+}
+
+#[test]
+fn new_routes_apply_to_new_calls_only() {
+    let mut lab = Lab::new();
+    lab.send(CARRIER, &carrier_invite("+15551230042", "z9hG4bKold"));
+    let inv = lab.expect(PBX_UAS, "INVITE");
+    lab.send_msg(
+        PBX_UAS,
+        respond(
+            &inv,
+            200,
+            Some("pbx-uas"),
+            Some("<sip:s@127.0.0.1:5080>"),
+            true,
+        ),
+    );
+    let ok = lab.expect(CARRIER, "200 OK");
+    lab.send_msg(
+        CARRIER,
+        in_dialog("ACK", &ok, true, 7, "z9hG4bKack", &contact_of(&ok)),
+    );
+    lab.expect(PBX_UAS, "ACK");
+    // Reload: the PBX moves to another address.
+    let moved = LAB.replace(
+        "address = \"127.0.0.1:5080\"",
+        "address = \"127.0.0.1:6080\"",
+    );
+    let cfg = Config::from_toml(&moved, None).unwrap();
+    lab.core.set_routes(Routes::from_config(&cfg).unwrap());
+    // The call in progress keeps its PBX leg.
+    lab.send_msg(
+        CARRIER,
+        in_dialog("BYE", &ok, true, 8, "z9hG4bKbye", &contact_of(&ok)),
+    );
+    lab.expect(PBX_UAS, "BYE");
+    // A new call goes to the new address.
+    lab.send(
+        CARRIER,
+        &carrier_invite("+15551230042", "z9hG4bKnew").replace("carrier-call-9", "carrier-call-10"),
+    );
+    lab.expect("127.0.0.1:6080", "INVITE");
+}
