@@ -90,6 +90,8 @@ pub(crate) struct Call {
     pub(crate) rel: Vec<RelRsp>,
     pub(crate) next_a_rseq: u32,
     pub(crate) max_duration: Duration,
+    /// Every transaction the call has a role in (see `Core::finish`).
+    pub(crate) txs: Vec<TxId>,
 }
 
 impl Call {

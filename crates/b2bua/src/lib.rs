@@ -437,6 +437,7 @@ impl Core {
             .insert((b.call_id.clone(), b.local_tag.clone()), (id, Side::B));
         self.clients.insert(b_tx, (id, ClientRole::Invite));
         self.servers.insert(tx, (id, ServerRole::Invite));
+        let txs = vec![b_tx, tx];
         self.timers
             .push(Reverse((now + routes.ring_timeout, id, TimerKind::Ring)));
         self.calls.insert(
@@ -459,6 +460,7 @@ impl Core {
                 rel: Vec::new(),
                 next_a_rseq: 1,
                 max_duration,
+                txs,
             },
         );
         self.stats.calls_started += 1;
@@ -556,6 +558,7 @@ impl Core {
                         },
                     ),
                 );
+                self.track(id, &[ctx, tx]);
             }
             Err(_) => self.reply(now, tx, &msg, StatusCode::SERVICE_UNAVAILABLE, None),
         }
@@ -763,6 +766,7 @@ impl Core {
                     let target = call.b.target;
                     if let Ok(ntx) = self.txl.send_request(now, next, target, target.reliable()) {
                         call.b_invite_tx = Some(ntx);
+                        call.txs.push(ntx);
                         self.clients.insert(ntx, (id, ClientRole::Invite));
                         return;
                     }
@@ -899,6 +903,7 @@ impl Core {
         let target = call.leg(side).target;
         if let Ok(tx) = self.txl.send_request(now, bye, target, target.reliable()) {
             call.byes.push((side, tx));
+            call.txs.push(tx);
             self.clients.insert(tx, (id, ClientRole::Bye));
         }
     }
@@ -916,18 +921,25 @@ impl Core {
         }
     }
 
+    /// Remembers transactions a call has roles in, so ending it costs O(its transactions).
+    fn track(&mut self, id: u64, txs: &[TxId]) {
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.txs.extend_from_slice(txs);
+        }
+    }
+
     /// Forgets a call: its dialogs and transaction roles. Transactions still running finish
     /// on their own timers.
     fn finish(&mut self, id: u64) {
         let Some(call) = self.calls.remove(&id) else {
             return;
         };
-        self.dialogs
-            .remove(&(call.a.call_id.clone(), call.a.local_tag.clone()));
-        self.dialogs
-            .remove(&(call.b.call_id.clone(), call.b.local_tag.clone()));
-        self.clients.retain(|_, (c, _)| *c != id);
-        self.servers.retain(|_, (c, _)| *c != id);
+        self.dialogs.remove(&(call.a.call_id, call.a.local_tag));
+        self.dialogs.remove(&(call.b.call_id, call.b.local_tag));
+        for tx in &call.txs {
+            self.clients.remove(tx);
+            self.servers.remove(tx);
+        }
     }
 }
 
