@@ -134,18 +134,61 @@ impl Message {
         Ok(())
     }
 
+    /// Appends a row, decoding only that row: building a message costs O(rows), not the
+    /// O(rows²) of re-deriving the cached headers after every push.
+    fn append_row(&mut self, row: Row) -> Result<(), EditError> {
+        self.pristine = false;
+        if !Self::touches_core(row.name) {
+            self.rows.push(row);
+            return Ok(());
+        }
+        if row.name.is_single() && self.rows.iter().any(|r| r.name == row.name) {
+            return Err(EditError::BadValue(row.name));
+        }
+        let limits = Limits {
+            max_vias: usize::MAX,
+            ..Limits::default()
+        };
+        let one = {
+            let this = &*self;
+            compute_core(
+                std::slice::from_ref(&row),
+                &limits,
+                this.is_response(),
+                |s| this.text(s),
+            )
+        }
+        .map_err(|_| EditError::BadValue(row.name))?;
+        self.rows.push(row);
+        // Earlier rows win: an appended row only fills what is still unknown.
+        let c = &mut self.core;
+        c.call_id = c.call_id.or(one.call_id);
+        c.cseq = c.cseq.or(one.cseq);
+        if c.from.is_none() && one.from.is_some() {
+            (c.from, c.from_tag) = (one.from, one.from_tag);
+        }
+        if c.to.is_none() && one.to.is_some() {
+            (c.to, c.to_tag) = (one.to, one.to_tag);
+        }
+        c.max_forwards = c.max_forwards.or(one.max_forwards);
+        c.content_length = c.content_length.or(one.content_length);
+        c.top_via = c.top_via.or(one.top_via);
+        c.via_count += one.via_count;
+        Ok(())
+    }
+
     /// Appends a header row.
     pub fn push_header(&mut self, name: HeaderName, value: &str) -> Result<(), EditError> {
         let text = name.as_str().ok_or(EditError::BadName)?;
         let row = self.make_row(name, text, value)?;
-        self.edit_rows(name, |rows| rows.push(row))
+        self.append_row(row)
     }
 
     /// Appends a header row with a name of the caller's spelling (extension headers).
     pub fn push_header_text(&mut self, name: &str, value: &str) -> Result<(), EditError> {
         let hn = HeaderName::from_bytes(name.as_bytes());
         let row = self.make_row(hn, name, value)?;
-        self.edit_rows(hn, |rows| rows.push(row))
+        self.append_row(row)
     }
 
     /// Inserts a row before every other row of the message (used for the gateway's own Via).
@@ -266,20 +309,18 @@ impl Message {
     /// Replaces the body and its Content-Type (removed when `content_type` is `None`), and
     /// keeps Content-Length right.
     pub fn set_body(&mut self, body: Bytes, content_type: Option<&str>) -> Result<(), EditError> {
-        match content_type {
-            Some(ct) => {
-                crate::header::ContentType::parse(ct)
-                    .map_err(|_| EditError::BadValue(HeaderName::ContentType))?;
-                self.set_header(HeaderName::ContentType, ct)?;
-            }
-            None => {
-                self.remove_header(HeaderName::ContentType);
-            }
+        if let Some(ct) = content_type {
+            crate::header::ContentType::parse(ct)
+                .map_err(|_| EditError::BadValue(HeaderName::ContentType))?;
         }
-        self.set_header(HeaderName::ContentLength, &body.len().to_string())?;
+        // Content-Type has no cached field: removing its rows cannot stale the cache.
+        self.rows.retain(|r| r.name != HeaderName::ContentType);
+        if let Some(ct) = content_type {
+            let row = self.make_row(HeaderName::ContentType, "Content-Type", ct)?;
+            self.append_row(row)?;
+        }
         self.body = body;
-        self.pristine = false;
-        Ok(())
+        self.finish()
     }
 
     /// Serialises the message. An unedited parsed message comes out byte for byte as it

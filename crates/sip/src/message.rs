@@ -100,9 +100,11 @@ pub(crate) enum CachedHost {
 pub(crate) struct Core {
     pub(crate) call_id: Option<Span>,
     pub(crate) cseq: Option<(u32, Method, Span)>,
-    pub(crate) from: Option<usize>,
+    /// The From row's value (a span, so row insertions and removals cannot stale it).
+    pub(crate) from: Option<Span>,
     pub(crate) from_tag: Option<Span>,
-    pub(crate) to: Option<usize>,
+    /// The To row's value.
+    pub(crate) to: Option<Span>,
     pub(crate) to_tag: Option<Span>,
     pub(crate) max_forwards: Option<u8>,
     pub(crate) content_length: Option<u32>,
@@ -396,7 +398,7 @@ pub(crate) fn compute_core<'t>(
 ) -> Result<Core, ParseError> {
     let mut core = Core::default();
     let mut seen: u128 = 0;
-    for (i, row) in rows.iter().enumerate() {
+    for row in rows {
         let at = row.name_text.start as usize;
         let err = |kind| ParseError::new(kind, at, response);
         let bad = |h| err(ParseErrorKind::MalformedHeader(h));
@@ -436,10 +438,10 @@ pub(crate) fn compute_core<'t>(
                 let na = parse_name_addr(value).map_err(|_| bad(row.name))?;
                 let tag = na.tag().map(sub);
                 if row.name == HeaderName::From {
-                    core.from = Some(i);
+                    core.from = Some(row.value);
                     core.from_tag = tag;
                 } else {
-                    core.to = Some(i);
+                    core.to = Some(row.value);
                     core.to_tag = tag;
                 }
             }
@@ -699,16 +701,14 @@ impl Message {
     pub fn from_header(&self) -> Option<NameAddr<'_>> {
         self.core
             .from
-            .and_then(|i| self.rows.get(i))
-            .and_then(|r| parse_name_addr(self.value_of(r)).ok())
+            .and_then(|v| parse_name_addr(scan::trim_lws(self.text(v))).ok())
     }
 
     /// The To header.
     pub fn to_header(&self) -> Option<NameAddr<'_>> {
         self.core
             .to
-            .and_then(|i| self.rows.get(i))
-            .and_then(|r| parse_name_addr(self.value_of(r)).ok())
+            .and_then(|v| parse_name_addr(scan::trim_lws(self.text(v))).ok())
     }
 
     /// From tag.
