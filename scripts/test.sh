@@ -26,6 +26,9 @@ cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+echo "==> fuzz targets compile (running them needs nightly: see fuzz/README.md)"
+cargo check --manifest-path fuzz/Cargo.toml --locked
+
 echo "==> cargo test"
 cargo test --workspace --locked
 

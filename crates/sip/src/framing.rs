@@ -137,7 +137,10 @@ impl StreamFramer {
         let Some(found) = memchr::memmem::find(self.buf.get(from..).unwrap_or(&[]), b"\r\n\r\n")
         else {
             self.scanned = self.buf.len();
-            if self.buf.len() > self.limits.max_head_bytes {
+            // The blank line may start at max_head_bytes at the latest (as parse_head counts):
+            // only past that plus its CRLF can no valid head still arrive. Failing earlier
+            // would make the verdict depend on how the bytes were chunked.
+            if self.buf.len() > self.limits.max_head_bytes + 2 {
                 return self.fail(ParseErrorKind::MessageTooLarge, response);
             }
             return None;
@@ -216,6 +219,42 @@ mod tests {
         f.push(MSG);
         assert!(f.next_item().is_none());
         assert!(f.is_failed());
+    }
+
+    /// Found by the stream_framing fuzz target's chunking check (a head of exactly
+    /// max_head_bytes): one push or two must give the same verdict.
+    #[test]
+    fn a_head_of_exactly_the_limit_frames_the_same_in_any_chunking() {
+        let limits = Limits {
+            max_head_bytes: 256,
+            ..Limits::default()
+        };
+        let mut head = String::from(
+            "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n",
+        );
+        let pad = 256 - head.len() - "X-Pad: \r\n".len();
+        head.push_str(&format!("X-Pad: {}\r\n", "p".repeat(pad)));
+        assert_eq!(head.len(), 256);
+        let msg = format!("{head}\r\n");
+        assert!(Message::parse_datagram(msg.clone().into_bytes(), &limits).is_ok());
+        for split in [1, 100, 255, 256, 257, msg.len() - 1, msg.len()] {
+            let mut f = StreamFramer::new(limits.clone());
+            f.push(&msg.as_bytes()[..split]);
+            let mut items: Vec<_> = std::iter::from_fn(|| f.next_item()).collect();
+            f.push(&msg.as_bytes()[split..]);
+            items.extend(std::iter::from_fn(|| f.next_item()));
+            assert_eq!(items.len(), 1, "split at {split}");
+            assert!(
+                matches!(items[0], Ok(StreamItem::Message(_))),
+                "split at {split}: {:?}",
+                items[0]
+            );
+        }
+        // One byte more head can never be valid, whatever the chunking.
+        let mut f = StreamFramer::new(limits);
+        f.push(format!("{head}X").as_bytes());
+        f.push(b"\r\n\r\n");
+        assert!(matches!(f.next_item(), Some(Err(_))));
     }
 
     #[test]
