@@ -364,40 +364,58 @@ pub(crate) fn initial_invite(
     Ok(m)
 }
 
-/// The response on A for a response B sent to the initial INVITE. `rel` is the RSeq to use
-/// when the response is a reliable provisional one.
-pub(crate) fn response_to_a(rsp: &Message, call: &Call, local: &Local, rel: Option<u32>) -> Built {
+/// A response built on one leg from the response the other leg sent: status (with the
+/// standard reason phrase: reason phrases can carry product strings), our Contact when it
+/// establishes or refreshes the target, the option tags that may cross (with our RSeq for a
+/// reliable provisional one), the allowlisted headers and the body.
+struct Crossing<'a> {
+    req: &'a Message,
+    to_tag: Option<&'a str>,
+    contact: bool,
+    rel: Option<u32>,
+    target: Target,
+}
+
+fn cross_response(rsp: &Message, x: Crossing<'_>, call: &Call, local: &Local) -> Built {
     let status = rsp.status().unwrap_or(StatusCode::SERVER_INTERNAL_ERROR);
-    // Reason phrases can carry product strings: use the standard one when there is one.
     let reason = match status.default_reason() {
         "" => rsp.reason_phrase().unwrap_or(""),
         r => r,
     };
-    let mut m = Message::response_to(
-        &call.a_invite,
-        status,
-        Some(reason),
-        Some(&call.a.local_tag),
-    )?;
-    if status.as_u16() > 100 && status.as_u16() < 300 {
-        m.push_header(HeaderName::Contact, &contact(local, &call.a.target))?;
+    let mut m = Message::response_to(x.req, status, Some(reason), x.to_tag)?;
+    if x.contact {
+        m.push_header(HeaderName::Contact, &contact(local, &x.target))?;
     }
-    copy_tags(rsp, &mut m, rel.is_some())?;
-    if let Some(r) = rel {
-        if !m
+    copy_tags(rsp, &mut m, x.rel.is_some())?;
+    if let Some(r) = x.rel {
+        let has = m
             .tokens(HeaderName::Require)
             .unwrap_or_default()
             .iter()
-            .any(|t| t.eq_ignore_ascii_case("100rel"))
-        {
+            .any(|t| t.eq_ignore_ascii_case("100rel"));
+        if !has {
             m.push_header(HeaderName::Require, "100rel")?;
         }
         m.push_header(HeaderName::RSeq, &r.to_string())?;
     }
     copy_allowlisted(rsp, &mut m, &call.routes.header_allowlist)?;
-    copy_body(rsp, &mut m, local, &call.a.target)?;
+    copy_body(rsp, &mut m, local, &x.target)?;
     m.finish()?;
     Ok(m)
+}
+
+/// The response on A for a response B sent to the initial INVITE. `rel` is the RSeq to use
+/// when the response is a reliable provisional one.
+pub(crate) fn response_to_a(rsp: &Message, call: &Call, local: &Local, rel: Option<u32>) -> Built {
+    let code = rsp.status().map_or(0, |s| s.as_u16());
+    let x = Crossing {
+        req: &call.a_invite,
+        to_tag: Some(&call.a.local_tag),
+        contact: (101..300).contains(&code),
+        rel,
+        target: call.a.target,
+    };
+    cross_response(rsp, x, call, local)
 }
 
 /// An in-dialog request from one leg, rebuilt for the `to` leg (which it updates: CSeq).
@@ -478,25 +496,18 @@ pub(crate) fn relay_response(
     from: Side,
     local: &Local,
 ) -> Built {
-    let status = rsp.status().unwrap_or(StatusCode::SERVER_INTERNAL_ERROR);
-    let reason = match status.default_reason() {
-        "" => rsp.reason_phrase().unwrap_or(""),
-        r => r,
+    let refresh = matches!(
+        req.method(),
+        Some(Method::Invite | Method::Update | Method::Subscribe)
+    );
+    let x = Crossing {
+        req,
+        to_tag: None,
+        contact: refresh && rsp.status().is_some_and(|s| s.is_success()),
+        rel: None,
+        target: call.leg(from).target,
     };
-    let mut m = Message::response_to(req, status, Some(reason), None)?;
-    if status.is_success()
-        && matches!(
-            req.method(),
-            Some(Method::Invite | Method::Update | Method::Subscribe)
-        )
-    {
-        m.push_header(HeaderName::Contact, &contact(local, &call.leg(from).target))?;
-    }
-    copy_tags(rsp, &mut m, false)?;
-    copy_allowlisted(rsp, &mut m, &call.routes.header_allowlist)?;
-    copy_body(rsp, &mut m, local, &call.leg(from).target)?;
-    m.finish()?;
-    Ok(m)
+    cross_response(rsp, x, call, local)
 }
 
 /// The ACK for a 2xx on leg `side`; `body_from` supplies the body (the other leg's ACK, which

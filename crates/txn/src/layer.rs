@@ -824,45 +824,41 @@ pub fn build_ack(
     invite: &Message,
     response: &Message,
 ) -> Result<Message, sipwarden_sip::EditError> {
-    let uri = invite.request_uri_str().unwrap_or("");
-    let mut ack = Message::request(Method::Ack, "ACK", uri)?;
-    if let Some(v) = invite.top_via() {
-        ack.push_header(HeaderName::Via, &v.to_string())?;
-    }
-    ack.set_max_forwards(70)?;
-    copy(invite, &mut ack, HeaderName::From)?;
-    copy(response, &mut ack, HeaderName::To)?;
-    copy(invite, &mut ack, HeaderName::CallId)?;
-    if let Some(c) = invite.cseq() {
-        ack.push_header(HeaderName::CSeq, &format!("{} ACK", c.seq))?;
-    }
-    for r in invite.header_values(HeaderName::Route) {
-        ack.push_header(HeaderName::Route, r)?;
-    }
-    ack.finish()?;
-    Ok(ack)
+    same_transaction(invite, Method::Ack, "ACK", response)
 }
 
 /// The CANCEL for an INVITE (RFC 3261 §9.1): same Request-URI, top Via (branch included),
 /// From, To, Call-ID, CSeq number and Route set.
 pub fn build_cancel(invite: &Message) -> Result<Message, sipwarden_sip::EditError> {
+    same_transaction(invite, Method::Cancel, "CANCEL", invite)
+}
+
+/// A request that shares the INVITE's transaction identity (top Via, CSeq number): the ACK
+/// for a non-2xx and the CANCEL. `to_from` supplies To (the response's, with its tag, for an
+/// ACK; the INVITE's own for a CANCEL).
+fn same_transaction(
+    invite: &Message,
+    method: Method,
+    text: &str,
+    to_from: &Message,
+) -> Result<Message, sipwarden_sip::EditError> {
     let uri = invite.request_uri_str().unwrap_or("");
-    let mut cancel = Message::request(Method::Cancel, "CANCEL", uri)?;
+    let mut m = Message::request(method, text, uri)?;
     if let Some(v) = invite.top_via() {
-        cancel.push_header(HeaderName::Via, &v.to_string())?;
+        m.push_header(HeaderName::Via, &v.to_string())?;
     }
-    cancel.set_max_forwards(70)?;
-    copy(invite, &mut cancel, HeaderName::From)?;
-    copy(invite, &mut cancel, HeaderName::To)?;
-    copy(invite, &mut cancel, HeaderName::CallId)?;
+    m.set_max_forwards(70)?;
+    copy(invite, &mut m, HeaderName::From)?;
+    copy(to_from, &mut m, HeaderName::To)?;
+    copy(invite, &mut m, HeaderName::CallId)?;
     if let Some(c) = invite.cseq() {
-        cancel.push_header(HeaderName::CSeq, &format!("{} CANCEL", c.seq))?;
+        m.push_header(HeaderName::CSeq, &format!("{} {text}", c.seq))?;
     }
     for r in invite.header_values(HeaderName::Route) {
-        cancel.push_header(HeaderName::Route, r)?;
+        m.push_header(HeaderName::Route, r)?;
     }
-    cancel.finish()?;
-    Ok(cancel)
+    m.finish()?;
+    Ok(m)
 }
 
 fn copy(
