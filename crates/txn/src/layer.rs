@@ -124,7 +124,9 @@ pub struct Config {
     /// Answer every new INVITE with 100 Trying at once (RFC 3261 §17.2.1: a TU that will not
     /// answer within 200 ms must), which stops the peer's retransmissions early.
     pub auto_trying: bool,
-    /// Most transactions held at once; new requests beyond it get 503 with Retry-After.
+    /// Most transactions held at once; new requests beyond it get 503 with Retry-After (BYE
+    /// and CANCEL never do). Non-INVITE and answered INVITE transactions linger 64·T1 over
+    /// UDP (RFC 3261 timer J, RFC 6026 timer M), so a sustained N calls/s holds about 75·N.
     pub max_transactions: usize,
 }
 
@@ -134,7 +136,7 @@ impl Default for Config {
             timers: Timers::default(),
             invite_proceeding_timeout: Duration::from_secs(181),
             auto_trying: true,
-            max_transactions: 100_000,
+            max_transactions: 250_000,
         }
     }
 }
@@ -154,7 +156,9 @@ struct ClientTx<D> {
     invite: bool,
     state: CState,
     key: ClientKey,
-    request: Message,
+    /// The request, while a CANCEL or an ACK may still have to be built from it; dropped at
+    /// the final response so lingering transactions hold only their bytes.
+    request: Option<Message>,
     wire: Bytes,
     dest: D,
     reliable: bool,
@@ -196,8 +200,9 @@ struct ServerTx<D> {
     timeout_at: Option<Instant>,
     /// The ACK for our 2xx arrived (Accepted state).
     acked: bool,
-    /// The request this transaction answers, so the TU can build responses from it.
-    request: Message,
+    /// The request this transaction answers, so the TU can build responses from it; dropped
+    /// once the final response is sent.
+    request: Option<Message>,
 }
 
 enum Tx<D> {
@@ -355,7 +360,8 @@ impl<D: Clone> TxLayer<D> {
                     }
                     return;
                 }
-                if self.txs.len() >= self.config.max_transactions {
+                // A BYE ends a dialog and frees what it holds: never refuse one for capacity.
+                if self.txs.len() >= self.config.max_transactions && method != Method::Bye {
                     self.reply_stateless(
                         &msg,
                         source,
@@ -382,7 +388,7 @@ impl<D: Clone> TxLayer<D> {
                     retransmit_at: None,
                     timeout_at: None,
                     acked: false,
-                    request: msg.clone(),
+                    request: Some(msg.clone()),
                 };
                 self.txs.insert(id, Tx::Server(tx));
                 self.server_keys.insert(key, id);
@@ -493,7 +499,7 @@ impl<D: Clone> TxLayer<D> {
             retransmit_at: None,
             timeout_at: None,
             acked: false,
-            request: msg.clone(),
+            request: Some(msg.clone()),
         };
         self.txs.insert(id, Tx::Server(tx));
         self.server_keys.insert(key, id);
@@ -518,7 +524,7 @@ impl<D: Clone> TxLayer<D> {
     /// The request a server transaction answers (for building responses to it).
     pub fn server_request(&self, tx: TxId) -> Option<&Message> {
         match self.txs.get(&tx) {
-            Some(Tx::Server(s)) => Some(&s.request),
+            Some(Tx::Server(s)) => s.request.as_ref(),
             _ => None,
         }
     }
@@ -559,6 +565,10 @@ impl<D: Clone> TxLayer<D> {
             s.state = SState::Completed;
             s.timeout_at = Some(now + t.timer_j(s.reliable));
         }
+        if status.is_final() {
+            // Lingering in Completed/Accepted needs only the response bytes.
+            s.request = None;
+        }
         self.send(dest, bytes);
         self.settle(now, tx);
         Ok(())
@@ -592,7 +602,10 @@ impl<D: Clone> TxLayer<D> {
         if self.client_keys.contains_key(&key) {
             return Err(TxError::BadMessage);
         }
-        if self.txs.len() >= self.config.max_transactions {
+        // BYE and CANCEL end things: the gateway's own teardown must never be refused.
+        if self.txs.len() >= self.config.max_transactions
+            && !matches!(method, Method::Bye | Method::Cancel)
+        {
             return Err(TxError::Full);
         }
         let t = self.config.timers;
@@ -603,7 +616,7 @@ impl<D: Clone> TxLayer<D> {
             invite,
             state: CState::Calling,
             key: key.clone(),
-            request: msg,
+            request: Some(msg),
             wire: wire.clone(),
             dest: dest.clone(),
             reliable,
@@ -659,7 +672,12 @@ impl<D: Clone> TxLayer<D> {
         };
         c.cancelled = true;
         c.cancel_pending = false;
-        let cancel = build_cancel(&c.request).map_err(|_| TxError::BadMessage)?;
+        let cancel = c
+            .request
+            .as_ref()
+            .map(build_cancel)
+            .ok_or(TxError::BadMessage)?
+            .map_err(|_| TxError::BadMessage)?;
         let (dest, reliable) = (c.dest.clone(), c.reliable);
         self.send_request(now, cancel, dest, reliable)
     }
@@ -690,6 +708,7 @@ impl<D: Clone> TxLayer<D> {
                 }
                 (CState::Calling | CState::Proceeding, 200..=299) => {
                     c.state = CState::Accepted;
+                    c.request = None;
                     c.retransmit_at = None;
                     c.timeout_at = Some(now + t.timeout());
                     c.reported_2xx.push(msg.to_tag().unwrap_or("").into());
@@ -698,7 +717,7 @@ impl<D: Clone> TxLayer<D> {
                     c.state = CState::Completed;
                     c.retransmit_at = None;
                     c.timeout_at = Some(now + t.timer_d(c.reliable));
-                    if let Ok(ack) = build_ack(&c.request, &msg) {
+                    if let Some(Ok(ack)) = c.request.take().map(|r| build_ack(&r, &msg)) {
                         let bytes = ack.to_bytes();
                         c.ack = Some((None, bytes.clone()));
                         let dest = c.dest.clone();
@@ -740,6 +759,7 @@ impl<D: Clone> TxLayer<D> {
                 }
                 (CState::Calling | CState::Proceeding, false) => {
                     c.state = CState::Completed;
+                    c.request = None;
                     c.retransmit_at = None;
                     c.timeout_at = Some(now + t.t4_or_zero(c.reliable));
                 }

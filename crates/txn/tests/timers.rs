@@ -528,6 +528,12 @@ fn full_table_answers_503() {
     let r = Message::parse(&out[0].bytes).unwrap();
     assert_eq!(r.header_values_by_text("Retry-After").next(), Some("5"));
     assert_eq!(h.layer.counts().server, 1);
+    // A BYE is never refused for capacity: it frees what the dialog holds.
+    h.layer.on_request(h.now, request("BYE", "z9hG4bK3", 3), PEER, false);
+    assert!(h.transmits().is_empty());
+    assert!(matches!(h.events().as_slice(), [Event::Request { .. }]));
+    assert!(h.layer.send_request(h.now, request("BYE", "z9hG4bK4", 4), PEER, false).is_ok());
+    assert!(h.layer.send_request(h.now, request("OPTIONS", "z9hG4bK5", 5), PEER, false).is_err());
 }
 
 #[test]
