@@ -95,6 +95,8 @@ pub struct Stats {
     pub calls_answered: u64,
     /// Requests refused statelessly (validation, routing, limits) since start.
     pub rejected: u64,
+    /// Requests refused because the transaction table was full, since start.
+    pub transactions_refused: u64,
 }
 
 /// What a client transaction of ours is for.
@@ -192,6 +194,7 @@ impl Core {
             dialogs: self.dialogs.len(),
             client_transactions: c.client,
             server_transactions: c.server,
+            transactions_refused: c.refused,
             ..self.stats
         }
     }

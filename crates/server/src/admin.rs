@@ -186,6 +186,7 @@ async fn stats(State(app): State<App>, headers: HeaderMap) -> impl IntoResponse 
         "calls_started": s.calls_started,
         "calls_answered": s.calls_answered,
         "rejected": s.rejected,
+        "transactions_refused": s.transactions_refused,
         "connections": app.transports.conns().len(),
     });
     axum::Json(body).into_response()

@@ -75,6 +75,9 @@ pub(crate) async fn run(
     config_path: Option<PathBuf>,
 ) {
     let mut batch = Vec::with_capacity(256);
+    // Transaction-table refusals are logged at most once a second, with the count since.
+    let mut refused_logged = 0u64;
+    let mut refused_at = Instant::now();
     loop {
         let deadline = core.poll_timeout().map(tokio::time::Instant::from_std);
         let timer = async {
@@ -105,6 +108,15 @@ pub(crate) async fn run(
             },
         }
         flush(&mut core, &transports);
+        let refused = core.stats().transactions_refused;
+        if refused > refused_logged && refused_at.elapsed().as_secs() >= 1 {
+            tracing::warn!(
+                refused = refused - refused_logged,
+                "transaction table full: requests refused with 503 (raise transactions.max_transactions?)"
+            );
+            refused_logged = refused;
+            refused_at = Instant::now();
+        }
         stats.send_if_modified(|s| {
             let now = core.stats();
             let changed = *s != now;

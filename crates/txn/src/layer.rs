@@ -230,6 +230,8 @@ pub struct Counts {
     pub client: usize,
     /// Server transactions.
     pub server: usize,
+    /// Requests refused (503) or not sent because the table was full, since start.
+    pub refused: u64,
 }
 
 /// Every transaction of one endpoint.
@@ -244,6 +246,7 @@ pub struct TxLayer<D> {
     transmits: VecDeque<Transmit<D>>,
     events: VecDeque<Event>,
     clients: usize,
+    refused: u64,
 }
 
 impl<D: Clone> TxLayer<D> {
@@ -260,6 +263,7 @@ impl<D: Clone> TxLayer<D> {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             clients: 0,
+            refused: 0,
         }
     }
 
@@ -268,6 +272,7 @@ impl<D: Clone> TxLayer<D> {
         Counts {
             client: self.clients,
             server: self.txs.len() - self.clients,
+            refused: self.refused,
         }
     }
 
@@ -362,6 +367,7 @@ impl<D: Clone> TxLayer<D> {
                 }
                 // A BYE ends a dialog and frees what it holds: never refuse one for capacity.
                 if self.txs.len() >= self.config.max_transactions && method != Method::Bye {
+                    self.refused += 1;
                     self.reply_stateless(
                         &msg,
                         source,
@@ -606,6 +612,7 @@ impl<D: Clone> TxLayer<D> {
         if self.txs.len() >= self.config.max_transactions
             && !matches!(method, Method::Bye | Method::Cancel)
         {
+            self.refused += 1;
             return Err(TxError::Full);
         }
         let t = self.config.timers;

@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Summarise one SIPp run: final line of the -trace_stat CSV plus, optionally,
+the -trace_rtt CSV (per-call response times of RTD 1). Prints key=value."""
+import sys
+
+def last_row(path):
+    with open(path, encoding="latin-1") as f:
+        lines = [l.rstrip("\n") for l in f if l.strip()]
+    head = lines[0].split(";")
+    row = lines[-1].split(";")
+    return dict(zip(head, row)), head, [l.split(";") for l in lines[1:]]
+
+def hms(v):
+    # "HH:MM:SS" or "HH:MM:SS:uuuuuu"
+    parts = v.split(":")
+    s = int(parts[0]) * 3600 + int(parts[1]) * 60 + int(parts[2])
+    if len(parts) > 3:
+        s += int(parts[3]) / 1e6
+    return s
+
+def pct(sorted_vals, q):
+    if not sorted_vals:
+        return float("nan")
+    i = min(len(sorted_vals) - 1, max(0, int(round(q * (len(sorted_vals) - 1)))))
+    return sorted_vals[i]
+
+def main():
+    stat = sys.argv[1]
+    rtt = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] != "-" else None
+    d, head, rows = last_row(stat)
+    num = lambda k: float(d.get(k, "0") or 0)
+    created = num("TotalCallCreated")
+    ok = num("SuccessfulCall(C)")
+    failed = num("FailedCall(C)")
+    # elapsed: from start to the last stat line; also take the first-to-last
+    # period where calls were being created to get the offered rate.
+    start = float(d["StartTime"].split("\t")[-1])
+    cur = float(d["CurrentTime"].split("\t")[-1])
+    elapsed = max(cur - start, 1e-9)
+    out = {
+        "created": int(created), "ok": int(ok), "failed": int(failed),
+        "fail_pct": (100.0 * failed / created) if created else 0.0,
+        "elapsed_s": elapsed,
+        "ok_per_s": ok / elapsed,
+        "created_per_s": created / elapsed,
+        "retrans": int(num("Retransmissions(C)")),
+        "dead_msgs": int(num("DeadCallMsgs(C)")),
+        "ooc_msgs": int(num("OutOfCallMsgs(C)")),
+        "rt1_avg_ms": hms(d.get("ResponseTime1(C)", "00:00:00:000000")) * 1000,
+    }
+    # per-second series of replies to dead calls (flood test: did replies stop?)
+    i_dead = head.index("DeadCallMsgs(P)") if "DeadCallMsgs(P)" in head else None
+    i_ooc = head.index("OutOfCallMsgs(P)") if "OutOfCallMsgs(P)" in head else None
+    if i_dead is not None:
+        series = []
+        for r in rows:
+            if len(r) > max(i_dead, i_ooc or 0):
+                series.append(int(float(r[i_dead] or 0)) + int(float(r[i_ooc] or 0)))
+        out["stray_replies_series"] = ",".join(str(x) for x in series)
+    if rtt:
+        vals = []
+        with open(rtt) as f:
+            next(f, None)
+            for line in f:
+                p = line.strip().split(";")
+                if len(p) >= 3 and p[2].strip() == "1":
+                    try:
+                        vals.append(float(p[1]))
+                    except ValueError:
+                        pass
+        vals.sort()
+        out.update({"rtt_n": len(vals), "mean_ms": (sum(vals) / len(vals)) if vals else float("nan"), "p50_ms": pct(vals, 0.50), "p95_ms": pct(vals, 0.95),
+                    "p99_ms": pct(vals, 0.99), "max_ms": vals[-1] if vals else float("nan")})
+    print(" ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in out.items()))
+
+def median_lines():
+    """stdin: summary lines 'label k=v k=v ...' of repeated runs.
+    stdout: one line with the median of every numeric field."""
+    import statistics
+    rows = [l.split() for l in sys.stdin if l.strip()]
+    if not rows:
+        return
+    label = [t for t in rows[0] if "=" not in t]
+    keys = [t.split("=", 1)[0] for t in rows[0] if "=" in t]
+    out = []
+    for k in keys:
+        vals = []
+        for r in rows:
+            kv = dict(t.split("=", 1) for t in r if "=" in t)
+            vals.append(kv.get(k, ""))
+        try:
+            nums = [float(v) for v in vals]
+            m = statistics.median(nums)
+            # bench/: three decimals below 10 (CPU ms per call is ~0.1-0.5)
+            out.append(f"{k}={m:.0f}" if all(float(v).is_integer() for v in vals) and m.is_integer()
+                       else f"{k}={m:.3f}" if abs(m) < 10 else f"{k}={m:.2f}")
+        except ValueError:
+            out.append(f"{k}={vals[0]}")
+    print(" ".join(label + [f"runs={len(rows)}"] + out))
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "median":
+        median_lines()
+    else:
+        main()

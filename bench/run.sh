@@ -1,0 +1,556 @@
+#!/usr/bin/env bash
+# Calls through the gateway vs Kamailio: one command, same SIPp scenario, same
+# machine, loopback only (the lab of LAB.md).
+#
+#   bench/run.sh                      # both proxies, full sweep (about 12-20 min)
+#   PROXIES=sipwarden bench/run.sh    # one of them only
+#
+# Call flow, for both proxies, UDP:
+#   SIPp UAC "trunk" 127.0.0.3:5060 --INVITE sip:+15551230042@127.0.0.1:5060-->
+#   proxy 127.0.0.1:5060 --> SIPp UAS "PBX" 127.0.0.1:5080
+#   INVITE -> 100/180 -> 200 -> ACK -> (pause HOLD_MS) -> BYE -> 200
+# The same two scenario files (scenarios/uac_invite.xml, scenarios/uas_rr.xml)
+# drive both proxies unchanged.
+#
+# For every proxy it sweeps CALL_RATES upward (interleaved: each rate runs
+# Kamailio, then sipwarden, back to back) until a rate fails the criteria
+#   fail < MAX_FAIL_PCT %, p95 (INVITE->200, SIPp RTD 1) <= MAX_P95_MS,
+#   achieved >= 95 % of offered
+# (the criteria of ../shared/bench/kamailio, the Kamailio reference). A proxy
+# that passes every CALL_RATES step continues with EXTRA_RATES. The best
+# passing rate of each proxy is then run again until REPEATS runs exist, and
+# the median is printed ("FINAL"), followed by the sipwarden/Kamailio ratios.
+#
+# CPU: utime+stime of the proxy's whole process tree from /proc/PID/stat over
+# the SIPp client's wall time, like the reference; CPU per call = that CPU
+# divided by the calls completed.
+#
+# Each run starts a fresh proxy (sipwarden: a fresh scratch directory with a
+# copy of examples/) and a fresh UAS, and stops only the PIDs it started
+# (never pkill/killall). Every SIPp run is bounded by -m, -timeout and
+# timeout(1). Before each run it waits (bounded) until the lab ports are free
+# and the machine is idle.
+#
+# Environment (defaults in brackets):
+#   PROXIES ["kamailio sipwarden"]   which proxies, in the order run per step
+#   CALL_RATES ["500 1000 1500 2000 2500 3000 4000 5000"]   calls/s sweep
+#   EXTRA_RATES ["6000 7000 8000 10000"]  only for a proxy that passed all CALL_RATES
+#   RUN_SECS [15]  REPEATS [3]  HOLD_MS [0]  MAX_FAIL_PCT [1]  MAX_P95_MS [50]
+#   CHILDREN [2]  Kamailio UDP workers (the reference's main figure)
+#   KAM_MAXBUFFER   unset: Kamailio's default UDP receive-buffer probing (max
+#                   256 KiB, as in the reference). Set: adds maxbuffer=N to
+#                   the rendered kamailio.cfg -- a diagnostic (see README)
+#   DID [+15551230042]  called number (a DID of the lab trunk "carrier")
+#   PROXY_PORT [5060] PBX_PORT [5080] TRUNK_PORT [5060] ADMIN_PORT [8080]
+#   SIPWARDEN_BIN   use this binary instead of building
+#   SIPWARDEN_REV   build this git revision (e.g. HEAD) from a clean snapshot
+#                   in BUILD_DIR [/tmp/sipwarden-bench-build], instead of
+#                   `cargo build --release -p sipwarden` in the working tree
+#                   (useful while the working tree is mid-edit)
+#   SIPWARDEN_LOG [warn]   sipwarden's log filter (stderr goes to the run's log)
+#   SW_MAX_TRANSACTIONS    unset: the lab config as it is (max_transactions
+#                   100 000, the default). Set: adds [transactions]
+#                   max_transactions = N to sipwarden's bench config -- a
+#                   diagnostic, NOT the comparison (see README)
+#   OUT_DIR [/tmp/sipwarden-bench.<time>]  logs, CSVs, metrics, summary.txt
+#   QUIET_PCT [10] QUIET_MAX_WAIT [60]  wait (bounded) for an idle machine
+#   PORT_WAIT [300]  seconds to wait for busy lab ports before giving up
+#   BENCH_NICE [0]   nice value for every process started (same for both)
+#   PROFILE [0]      1: after the sweeps, one extra sipwarden run at its best
+#                    rate under `perf record` (not counted in the figures)
+set -u
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+IP=127.0.0.1          # proxy and PBX: loopback only, on purpose
+TRUNK_IP=127.0.0.3    # the lab's carrier
+PROXIES=${PROXIES:-"kamailio sipwarden"}
+CALL_RATES=${CALL_RATES:-"500 1000 1500 2000 2500 3000 4000 5000"}
+EXTRA_RATES=${EXTRA_RATES-"6000 7000 8000 10000"}
+RUN_SECS=${RUN_SECS:-15}
+REPEATS=${REPEATS:-3}
+HOLD_MS=${HOLD_MS:-0}
+MAX_FAIL_PCT=${MAX_FAIL_PCT:-1}
+MAX_P95_MS=${MAX_P95_MS:-50}
+CHILDREN=${CHILDREN:-2}
+DID=${DID:-+15551230042}
+PROXY_PORT=${PROXY_PORT:-5060}
+PBX_PORT=${PBX_PORT:-5080}
+TRUNK_PORT=${TRUNK_PORT:-5060}
+ADMIN_PORT=${ADMIN_PORT:-8080}
+BUILD_DIR=${BUILD_DIR:-/tmp/sipwarden-bench-build}
+SIPWARDEN_LOG=${SIPWARDEN_LOG:-warn}
+OUT_DIR=${OUT_DIR:-/tmp/sipwarden-bench.$(date +%Y%m%d-%H%M%S)}
+QUIET_PCT=${QUIET_PCT:-10}
+QUIET_MAX_WAIT=${QUIET_MAX_WAIT:-60}
+PORT_WAIT=${PORT_WAIT:-300}
+BENCH_NICE=${BENCH_NICE:-0}
+PROFILE=${PROFILE:-0}
+NICE="nice -n $BENCH_NICE"
+SCN=$HERE/scenarios
+CLK_TCK=$(getconf CLK_TCK)
+NCPU=$(nproc)
+T_START=$SECONDS
+
+for p in "$PROXY_PORT" "$PBX_PORT" "$TRUNK_PORT" "$ADMIN_PORT" "$RUN_SECS" "$REPEATS" "$CHILDREN" "$HOLD_MS"; do
+	[[ $p =~ ^[0-9]+$ ]] || { echo "not a number: $p" >&2; exit 2; }
+done
+for r in $CALL_RATES $EXTRA_RATES; do [[ $r =~ ^[0-9]+$ ]] || { echo "bad rate $r" >&2; exit 2; }; done
+for p in $PROXIES; do [[ $p == kamailio || $p == sipwarden ]] || { echo "unknown proxy $p" >&2; exit 2; }; done
+
+mkdir -p "$OUT_DIR"
+SUMMARY=$OUT_DIR/summary.txt
+log() { echo "[$(date +%T)] $*" >&2; }
+say() { echo "$*" | tee -a "$SUMMARY"; }
+
+# ---------------------------------------------------------------- install --
+ensure_tools() {
+	local pkgs=()
+	command -v sipp >/dev/null || pkgs+=(sip-tester)
+	command -v python3 >/dev/null || pkgs+=(python3)
+	[[ -x /usr/bin/time ]] || pkgs+=(time)
+	command -v timeout >/dev/null || pkgs+=(coreutils)
+	command -v ss >/dev/null || pkgs+=(iproute2)
+	[[ " $PROXIES " == *" kamailio "* ]] && ! command -v kamailio >/dev/null && pkgs+=(kamailio kamailio-extra-modules)
+	if ((${#pkgs[@]})); then
+		log "installing: ${pkgs[*]}"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq >/dev/null 2>&1
+		apt-get install -y -q "${pkgs[@]}" >/dev/null || { echo "apt-get install ${pkgs[*]} failed" >&2; exit 1; }
+	fi
+}
+
+# ------------------------------------------------------ sipwarden binary ----
+# The binary and examples/ are copied into OUT_DIR once, so a rebuild in the
+# working tree by someone else during the run cannot swap them mid-sweep.
+SW_BIN=$OUT_DIR/sipwarden
+SW_EXAMPLES=$OUT_DIR/examples.src
+SW_VERSION="n/a"
+prepare_sipwarden() {
+	local bin src
+	if [[ -n ${SIPWARDEN_BIN:-} ]]; then
+		bin=$SIPWARDEN_BIN
+		src=$REPO
+		SW_VERSION="binary $bin, examples from working tree $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)"
+	elif [[ -n ${SIPWARDEN_REV:-} ]]; then
+		local rev
+		rev=$(git -C "$REPO" rev-parse --short "$SIPWARDEN_REV") || { echo "unknown revision $SIPWARDEN_REV" >&2; exit 1; }
+		src=$BUILD_DIR/src-$rev
+		if [[ ! -f $src/Cargo.toml ]]; then
+			mkdir -p "$src"
+			git -C "$REPO" archive "$rev" | tar -x -C "$src" || { echo "git archive $rev failed" >&2; exit 1; }
+		fi
+		log "building sipwarden $rev (clean snapshot in $src)"
+		(cd "$src" && CARGO_TARGET_DIR=$BUILD_DIR/target cargo build --release -p sipwarden) >"$OUT_DIR/build.log" 2>&1 ||
+			{ echo "cargo build failed, see $OUT_DIR/build.log" >&2; tail -20 "$OUT_DIR/build.log" >&2; exit 1; }
+		bin=$BUILD_DIR/target/release/sipwarden
+		SW_VERSION="commit $rev (clean snapshot)"
+	else
+		src=$REPO
+		log "building sipwarden (cargo build --release -p sipwarden in $REPO)"
+		(cd "$REPO" && cargo build --release -p sipwarden) >"$OUT_DIR/build.log" 2>&1 ||
+			{ echo "cargo build failed, see $OUT_DIR/build.log (SIPWARDEN_REV=HEAD builds the last commit instead)" >&2
+			  tail -20 "$OUT_DIR/build.log" >&2; exit 1; }
+		bin=$REPO/target/release/sipwarden
+		local dirty=""
+		[[ -n $(git -C "$REPO" status --porcelain -- crates Cargo.toml Cargo.lock 2>/dev/null) ]] && dirty="+uncommitted changes"
+		SW_VERSION="working tree $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$dirty"
+	fi
+	[[ -x $bin ]] || { echo "no sipwarden binary at $bin" >&2; exit 1; }
+	cp "$bin" "$SW_BIN"
+	rm -rf "$SW_EXAMPLES"
+	cp -r "$src/examples" "$SW_EXAMPLES"
+	rm -rf "$SW_EXAMPLES/lab/tls" "$SW_EXAMPLES/lab/admin.token"
+	# examples/bench.toml: the lab config with the bench's ports, UDP+TCP only
+	python3 - "$SW_EXAMPLES/lab.toml" "$SW_EXAMPLES/bench.toml" "$IP" "$PROXY_PORT" "$PBX_PORT" "$ADMIN_PORT" \
+		"$TRUNK_IP" "$TRUNK_PORT" <<'PY'
+import re, sys
+src, dst, ip, port, pbx, admin, tip, tport = sys.argv[1:]
+out, section = [], ""
+for line in open(src).read().splitlines():
+    m = re.match(r"^\s*\[+([^\]]+)\]+\s*$", line)
+    if m:
+        section = m.group(1)
+    key = line.split("=", 1)[0].strip() if "=" in line and not line.lstrip().startswith("#") else None
+    if section == "listen" and key == "udp":
+        line = f'udp = ["{ip}:{port}"]'
+    elif section == "listen" and key == "tcp":
+        line = f'tcp = ["{ip}:{port}"]'
+    elif section == "listen" and key == "tls":
+        line = "# tls listener dropped for the benchmark (UDP calls only)"
+    elif section == "pbx" and key == "address":
+        line = f'address = "{ip}:{pbx}"'
+    elif section == "trunk" and key == "networks":
+        line = f'networks = ["{tip}/32"]'
+    elif section == "trunk" and key == "proxy":
+        line = f'proxy = "sip:{tip}:{tport}"'
+    elif section == "admin" and key == "listen":
+        line = f'listen = "{ip}:{admin}"'
+    out.append(line)
+open(dst, "w").write("# Rendered by bench/run.sh from examples/lab.toml\n" + "\n".join(out) + "\n")
+PY
+	if [[ -n ${SW_MAX_TRANSACTIONS:-} ]]; then
+		[[ $SW_MAX_TRANSACTIONS =~ ^[0-9]+$ ]] || { echo "bad SW_MAX_TRANSACTIONS" >&2; exit 2; }
+		printf '\n# bench diagnostic (SW_MAX_TRANSACTIONS), not the lab value\n[transactions]\nmax_transactions = %s\n' \
+			"$SW_MAX_TRANSACTIONS" >>"$SW_EXAMPLES/bench.toml"
+		SW_VERSION+=", max_transactions=$SW_MAX_TRANSACTIONS (diagnostic)"
+	fi
+}
+
+# ------------------------------------------------------ kamailio rendering --
+render_kamailio() {
+	sed -e "s|^#!substdef \"!BENCH_PORT!.*|#!substdef \"!BENCH_PORT!$PROXY_PORT!g\"|" \
+	    -e "s|^#!substdef \"!BENCH_DOWNSTREAM!.*|#!substdef \"!BENCH_DOWNSTREAM!$IP:$PBX_PORT!g\"|" \
+	    -e "s|^#!substdef \"!BENCH_ADDRFILE!.*|#!substdef \"!BENCH_ADDRFILE!$OUT_DIR/address.list!g\"|" \
+	    -e "s|^#!substdef \"!BENCH_CTL!.*|#!substdef \"!BENCH_CTL!unix:$OUT_DIR/kamailio_ctl!g\"|" \
+	    -e "s|^children=[0-9]*|children=$CHILDREN|" \
+	    "$HERE/kamailio.cfg" >"$OUT_DIR/kamailio.cfg"
+	KAM_NOTE=""
+	if [[ -n ${KAM_MAXBUFFER:-} ]]; then
+		[[ $KAM_MAXBUFFER =~ ^[0-9]+$ ]] || { echo "bad KAM_MAXBUFFER" >&2; exit 2; }
+		sed -i "/^children=/a maxbuffer=$KAM_MAXBUFFER   # bench diagnostic (KAM_MAXBUFFER)" "$OUT_DIR/kamailio.cfg"
+		KAM_NOTE=" maxbuffer=$KAM_MAXBUFFER (diagnostic)"
+	fi
+	sed -e "s/^1 127.0.0.3 32 5060 trunk/1 $TRUNK_IP 32 $TRUNK_PORT trunk/" \
+	    -e "s/^1 127.0.0.1 32 5080 pbx/1 $IP 32 $PBX_PORT pbx/" "$HERE/address.list" >"$OUT_DIR/address.list"
+	mkdir -p "$OUT_DIR/run"
+}
+
+# ------------------------------------------------------- process helpers ----
+# Every process is started by this script and remembered as "pid:starttime",
+# so that a recycled PID is never signalled.
+STARTED=()
+starttime() { awk '{sub(/^.*\) /, ""); print $20}' "/proc/$1/stat" 2>/dev/null; }
+remember() { STARTED+=("$1:$(starttime "$1")"); }
+descendants() { # pid -> all descendant pids (recursive)
+	local kids k
+	kids=$(awk -v p="$1" '{sub(/^[0-9]+ \(.*\) /, ""); if ($2 == p) print FILENAME}' /proc/[0-9]*/stat 2>/dev/null |
+		sed 's|/proc/\([0-9]*\)/stat|\1|')
+	for k in $kids; do echo "$k"; descendants "$k"; done
+}
+alive_same() { # pid:starttime still the same process?
+	local pid=${1%%:*} st=${1#*:}
+	[[ -e /proc/$pid ]] && [[ "$(starttime "$pid")" == "$st" ]]
+}
+stop_tree() { # SIGTERM a process we started, then SIGKILL what is left of its tree
+	local root=$1 tree=() d
+	for d in $root $(descendants "$root"); do tree+=("$d:$(starttime "$d")"); done
+	alive_same "${tree[0]}" && kill -TERM "$root" 2>/dev/null
+	for _ in $(seq 50); do alive_same "${tree[0]}" || break; sleep 0.1; done
+	for d in "${tree[@]}"; do
+		alive_same "$d" && kill -KILL "${d%%:*}" 2>/dev/null
+	done
+	wait "$root" 2>/dev/null
+	return 0
+}
+cleanup() {
+	local e
+	for e in "${STARTED[@]}"; do
+		alive_same "$e" && stop_tree "${e%%:*}"
+	done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+tree_ticks() { # utime+stime of pid and its descendants (all threads)
+	local p t=0 v
+	for p in "$1" $(descendants "$1"); do
+		v=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$p/stat" 2>/dev/null)
+		t=$((t + ${v:-0}))
+	done
+	echo $t
+}
+# "busy_ticks elapsed_ticks_all_cpus" (the idle column under-counts on this VM)
+sys_ticks() {
+	awk -v hz="$CLK_TCK" -v n="$NCPU" 'FNR == 1 && FILENAME == "/proc/uptime" { up = $1 }
+		FILENAME == "/proc/stat" && /^cpu / { b = $2 + $3 + $4 + $7 + $8 + $9 }
+		END { printf "%d %d\n", b, up * hz * n }' /proc/uptime /proc/stat
+}
+psi_us() { awk '/^some/ { sub("total=", "", $5); print $5 }' /proc/pressure/cpu 2>/dev/null || echo 0; }
+hexport() { printf '%04X' "$1"; }
+hexip() { local a b c d; IFS=. read -r a b c d <<<"$1"; printf '%02X%02X%02X%02X' "$d" "$c" "$b" "$a"; }
+udp_bound() { grep -q " $(hexip "$1"):$(hexport "$2") 00000000:0000" /proc/net/udp; }
+sock_drops() { # kernel drop counter of the UDP socket(s) bound to ip:port
+	awk -v lp="$(hexip "$1"):$(hexport "$2")" '$2 == lp {d += $NF} END {print d + 0}' /proc/net/udp
+}
+wait_udp() { # ip port
+	for _ in $(seq 100); do udp_bound "$1" "$2" && return 0; sleep 0.1; done
+	return 1
+}
+
+# The lab's ports are shared with other people's tests on this machine.
+# lab_listeners prints every listener on them (with its process).
+lab_listeners() {
+	{
+		ss -Hlnup 2>/dev/null | awk '{print "udp", $0}'
+		ss -Hlntp 2>/dev/null | awk '{print "tcp", $0}'
+	} | awk -v ip="$IP" -v tip="$TRUNK_IP" -v pp="$PROXY_PORT" -v bp="$PBX_PORT" -v tp="$TRUNK_PORT" -v ap="$ADMIN_PORT" '
+		{ a = $5; n = split(a, x, ":"); port = x[n]; host = substr(a, 1, length(a) - length(port) - 1)
+		  wild = (host == "0.0.0.0" || host == "*" || host == "[::]")
+		  hit = 0
+		  if ($1 == "udp" && (port == pp || port == bp) && (host == ip || wild)) hit = 1
+		  if ($1 == "udp" && port == tp && (host == tip || wild)) hit = 1
+		  if ($1 == "tcp" && (port == pp || port == ap) && (host == ip || wild)) hit = 1
+		  if (hit) print }'
+}
+wait_ports_free() {
+	local t0=$SECONDS last=-999 busy
+	while :; do
+		busy=$(lab_listeners)
+		[[ -z $busy ]] && return 0
+		((SECONDS - t0 >= PORT_WAIT)) && { echo "lab ports still busy after ${PORT_WAIT}s:" >&2; echo "$busy" >&2; exit 1; }
+		if ((SECONDS - last >= 30)); then
+			log "lab ports busy (someone else's test?), waiting up to ${PORT_WAIT}s: $(echo "$busy" | awk '{print $1, $5, $NF}' | tr '\n' ' ')"
+			last=$SECONDS
+		fi
+		sleep 2
+	done
+}
+foreign_listeners() { # listeners on the lab ports whose PID is not one of ours
+	local ours=" $* " line pid out=""
+	while read -r line; do
+		[[ -z $line ]] && continue
+		for pid in $(grep -o 'pid=[0-9]*' <<<"$line" | cut -d= -f2); do
+			[[ $ours == *" $pid "* ]] || out+="$pid,"
+		done
+	done < <(lab_listeners)
+	echo "${out%,}"
+}
+
+wait_quiet() { # bounded wait for an idle machine; sets QUIET (busy % of the last 1 s)
+	local t0=$SECONDS a b
+	while :; do
+		a=$(sys_ticks); sleep 1; b=$(sys_ticks)
+		QUIET=$(awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " ");
+			printf "%.0f", (y[2] > x[2]) ? 100 * (y[1] - x[1]) / (y[2] - x[2]) : 0 }')
+		((QUIET <= QUIET_PCT)) && return 0
+		((SECONDS - t0 >= QUIET_MAX_WAIT)) && { log "machine still ${QUIET}% busy, running anyway"; return 0; }
+	done
+}
+
+start_proxy() { # name tag
+	local name=$1 tag=$2 logf=$OUT_DIR/$2.proxy.log
+	if [[ $name == kamailio ]]; then
+		$NICE timeout -k 5 900 kamailio -DD -E -m 512 -M 32 -Y "$OUT_DIR/run" -f "$OUT_DIR/kamailio.cfg" >"$logf" 2>&1 &
+	else
+		local dir=$OUT_DIR/$tag.scratch
+		rm -rf "$dir"; mkdir -p "$dir"
+		cp -r "$SW_EXAMPLES" "$dir/examples"
+		(cd "$dir" && SIPWARDEN_LOG=$SIPWARDEN_LOG exec $NICE timeout -k 5 900 "$SW_BIN" serve --config examples/bench.toml) >"$logf" 2>&1 &
+	fi
+	PROXY_PID=$!
+	remember "$PROXY_PID"
+	wait_udp "$IP" "$PROXY_PORT" || { echo "$name did not bind udp $IP:$PROXY_PORT (see $logf)" >&2; tail -5 "$logf" >&2; exit 1; }
+	sleep 0.5
+}
+start_uas() { # tag count
+	$NICE timeout -k 5 $((RUN_SECS + 90)) sipp -sf "$SCN/uas_rr.xml" -i $IP -p "$PBX_PORT" -t u1 -nostdin \
+		-m $((2 * $2 + 100)) -buff_size 4194304 -timeout $((RUN_SECS + 75))s \
+		-trace_err -error_file "$OUT_DIR/$1.uas.err" -max_log_size 20000000 \
+		-trace_stat -stf "$OUT_DIR/$1.uas.stat.csv" -fd 1 \
+		>"$OUT_DIR/$1.uas.out" 2>&1 &
+	UAS_PID=$!
+	remember "$UAS_PID"
+	wait_udp "$IP" "$PBX_PORT" || { echo "uas did not start (see $OUT_DIR/$1.uas.out)" >&2; exit 1; }
+}
+
+# ------------------------------------------------------------ one run -------
+# calls_run NAME RATE IDX -> prints one summary line
+calls_run() {
+	local name=$1 rate=$2 i=$3 attempt
+	local tag="$name.r$rate.$i" count=$((rate * RUN_SECS))
+	for attempt in 1 2 3; do
+		wait_ports_free
+		wait_quiet
+		local load1
+		load1=$(cut -d' ' -f1 /proc/loadavg)
+		start_proxy "$name" "$tag"
+		start_uas "$tag" "$count"
+		local p0 u0 s0 pd0 ud0
+		p0=$(tree_ticks "$PROXY_PID"); u0=$(tree_ticks "$UAS_PID"); s0=$(psi_us)
+		pd0=$(sock_drops $IP "$PROXY_PORT"); ud0=$(sock_drops $IP "$PBX_PORT")
+		rm -f "$OUT_DIR"/*_rtt.csv
+		(cd "$OUT_DIR" && /usr/bin/time -f "%U %S %e" -o "$OUT_DIR/$tag.time" \
+			$NICE timeout -k 5 $((RUN_SECS + 45)) sipp $IP:"$PROXY_PORT" -sf "$SCN/uac_invite.xml" \
+			-i $TRUNK_IP -p "$TRUNK_PORT" -t u1 -nostdin -s "$DID" -d "$HOLD_MS" \
+			-r "$rate" -rp 1000 -m "$count" -l $((rate * 2 + 100)) -buff_size 4194304 \
+			-recv_timeout 5000 -timeout $((RUN_SECS + 30))s \
+			-trace_stat -stf "$OUT_DIR/$tag.stat.csv" -fd 1 -trace_rtt -rtt_freq 1 \
+			-trace_err -error_file "$OUT_DIR/$tag.uac.err" -max_log_size 20000000 \
+			>"$OUT_DIR/$tag.sipp.out" 2>&1)
+		local p1 u1 s1 pd1 ud1 wall ccpu rcvbuf
+		# effective receive buffer of the proxy's UDP socket(s) (kernel doubles SO_RCVBUF)
+		rcvbuf=$(ss -Hlumn "src $IP:$PROXY_PORT" 2>/dev/null | grep -o 'rb[0-9]*' | tr -d rb | sort -u | paste -sd/)
+		p1=$(tree_ticks "$PROXY_PID"); u1=$(tree_ticks "$UAS_PID"); s1=$(psi_us)
+		pd1=$(sock_drops $IP "$PROXY_PORT"); ud1=$(sock_drops $IP "$PBX_PORT")
+		# /usr/bin/time prepends "Command exited with non-zero status N" when
+		# SIPp saw failed calls: the numbers are on the last line
+		wall=$(tail -1 "$OUT_DIR/$tag.time" | awk '{print $3}')
+		ccpu=$(tail -1 "$OUT_DIR/$tag.time" | awk '{if ($3 > 0) printf "%.1f", 100 * ($1 + $2) / $3; else print 0}')
+		local ours foreign
+		ours="$PROXY_PID $(descendants "$PROXY_PID" | tr '\n' ' ') $UAS_PID $(descendants "$UAS_PID" | tr '\n' ' ')"
+		foreign=$(foreign_listeners $ours)
+		if [[ $name == sipwarden ]]; then
+			python3 - "http://$IP:$ADMIN_PORT/metrics" >"$OUT_DIR/$tag.metrics.txt" 2>&1 <<'PY'
+import sys, urllib.request
+print(urllib.request.urlopen(sys.argv[1], timeout=3).read().decode())
+PY
+		fi
+		local rtt
+		rtt=$(ls "$OUT_DIR"/*_rtt.csv 2>/dev/null | head -1)
+		[[ -n $rtt ]] && mv "$rtt" "$OUT_DIR/$tag.rtt.csv" && rtt="$OUT_DIR/$tag.rtt.csv"
+		stop_tree "$UAS_PID"
+		stop_tree "$PROXY_PID"
+		if [[ -n $foreign ]]; then
+			log "$tag: foreign process(es) $foreign listened on a lab port during the run; discarding it (attempt $attempt)"
+			mv "$OUT_DIR/$tag.stat.csv" "$OUT_DIR/$tag.discarded$attempt.stat.csv" 2>/dev/null
+			((attempt < 3)) && continue
+		fi
+		local stats ustats n503 swstate="-"
+		n503=$(grep -c "received 'SIP/2.0 503" "$OUT_DIR/$tag.uac.err" 2>/dev/null)
+		if [[ $name == sipwarden ]]; then
+			# sipwarden's own gauges when the client finished (calls, transactions held)
+			swstate=$(awk '/^sipwarden_calls /{c=$2} /^sipwarden_transactions_client /{tc=$2}
+				/^sipwarden_transactions_server /{ts=$2} /^sipwarden_inbound_dropped_total /{d=$2}
+				END {printf "sw_calls_left=%s sw_txns_held=%s sw_inbound_dropped=%s", c, tc + ts, d}' "$OUT_DIR/$tag.metrics.txt")
+		fi
+		stats=$(python3 "$HERE/parse_sipp.py" "$OUT_DIR/$tag.stat.csv" "${rtt:--}" 2>/dev/null) || stats=""
+		ustats=$(python3 "$HERE/parse_sipp.py" "$OUT_DIR/$tag.uas.stat.csv" 2>/dev/null) || ustats=""
+		python3 - "$stats" "$ustats" "$((p1 - p0))" "$((u1 - u0))" "${wall:-0}" "$CLK_TCK" "$s0" "$s1" <<PY
+import sys
+st, ust, pt, ut, wall, hz, s0, s1 = sys.argv[1:]
+d = dict(t.split("=", 1) for t in st.split()) if st else {}
+u = dict(t.split("=", 1) for t in ust.split()) if ust else {}
+wall = float(wall) or float("nan")
+created = float(d.get("created", 0)); ok = float(d.get("ok", 0))
+fail = 100 * (created - ok) / created if created else 100.0
+pcpu = int(pt) / int(hz)
+out = ["$name", "calls", "rate=$rate", f"calls_per_s={d.get('ok_per_s', '0')}", f"fail_pct={fail:.2f}"]
+for k in ("mean_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms"):
+    out.append(f"{k}={d.get(k, 'nan')}")
+out += [f"ok={d.get('ok', 0)}", f"created={d.get('created', 0)}", f"uac_retrans={d.get('retrans', 'nan')}",
+        f"uas_retrans={u.get('retrans', 'nan')}", f"uas_calls={u.get('created', 'nan')}",
+        f"proxy_cpu_pct={100 * pcpu / wall:.1f}",
+        f"cpu_ms_per_call={1000 * pcpu / ok if ok else float('nan'):.3f}",
+        f"uas_cpu_pct={100 * int(ut) / int(hz) / wall:.1f}", "uac_cpu_pct=$ccpu",
+        "proxy_sock_drops=$((pd1 - pd0))", "proxy_rcvbuf=${rcvbuf:-nan}", "uas_sock_drops=$((ud1 - ud0))",
+        f"cpu_pressure_pct={100 * (int(s1) - int(s0)) / (wall * 1e6):.1f}",
+        "uac_got_503=${n503:-0}"] + ("$swstate".split() if "$swstate" != "-" else []) + [
+        "prerun_busy_pct=$QUIET", "load1=$load1", "foreign=${foreign:-none}", "run=$tag"]
+print(" ".join(out))
+PY
+		return 0
+	done
+}
+
+passes() { # line rate -> 0 if within the criteria
+	python3 - "$1" "$2" "$MAX_FAIL_PCT" "$MAX_P95_MS" <<'PY'
+import sys
+d = dict(t.split("=", 1) for t in sys.argv[1].split() if "=" in t)
+rate, maxfail, maxp95 = float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+try:
+    ok = (float(d["fail_pct"]) < maxfail and float(d["p95_ms"]) <= maxp95
+          and float(d["calls_per_s"]) >= 0.95 * rate and d.get("foreign", "none") == "none")
+except (KeyError, ValueError):
+    ok = False
+sys.exit(0 if ok else 1)
+PY
+}
+
+# ------------------------------------------------------------------ main ----
+ensure_tools
+[[ " $PROXIES " == *" sipwarden "* ]] && prepare_sipwarden
+[[ " $PROXIES " == *" kamailio "* ]] && render_kamailio
+{
+	echo "# $(date -Is) proxies=[$PROXIES] call_rates=[$CALL_RATES] extra_rates=[$EXTRA_RATES] run_secs=$RUN_SECS repeats=$REPEATS hold_ms=$HOLD_MS"
+	echo "# trunk uac $TRUNK_IP:$TRUNK_PORT -> proxy $IP:$PROXY_PORT -> pbx uas $IP:$PBX_PORT, did=$DID, udp; max_fail_pct=$MAX_FAIL_PCT max_p95_ms=$MAX_P95_MS min_achieved=95%"
+	echo "# kamailio: $(kamailio -v 2>/dev/null | head -1 | sed 's/^version: //') children=$CHILDREN -m 512 -M 32${KAM_NOTE:-} | sipwarden: $SW_VERSION, SIPWARDEN_LOG=$SIPWARDEN_LOG"
+	echo "# $(sipp -v 2>&1 | grep -o 'SIPp v[^ ]*') kernel=$(uname -r) cpus=$NCPU model=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p') nice=$BENCH_NICE loadavg=[$(cut -d' ' -f1-3 /proc/loadavg)]"
+} | tee -a "$SUMMARY"
+
+declare -A ALIVE BEST BESTLINES
+for p in $PROXIES; do ALIVE[$p]=1; BEST[$p]=""; BESTLINES[$p]=""; done
+step() { # rate: one run per proxy still passing
+	local r=$1 p line
+	for p in $PROXIES; do
+		((ALIVE[$p])) || continue
+		log "$p: rate $r"
+		line=$(calls_run "$p" "$r" 1)
+		say "sweep: $line"
+		if passes "$line" "$r"; then BEST[$p]=$r; BESTLINES[$p]=$line; else ALIVE[$p]=0; fi
+	done
+}
+for r in $CALL_RATES; do step "$r"; done
+for r in $EXTRA_RATES; do step "$r"; done
+for i in $(seq 2 "$REPEATS"); do
+	for p in $PROXIES; do
+		[[ -n ${BEST[$p]} ]] || continue
+		log "$p: repeat $i at rate ${BEST[$p]}"
+		line=$(calls_run "$p" "${BEST[$p]}" "$i")
+		say "repeat: $line"
+		BESTLINES[$p]+=$'\n'"$line"
+	done
+done
+
+declare -A FINAL
+for p in $PROXIES; do
+	if [[ -z ${BEST[$p]} ]]; then
+		say "FINAL $p calls no passing rate"
+		continue
+	fi
+	npass=0
+	while read -r l; do passes "$l" "${BEST[$p]}" && npass=$((npass + 1)); done <<<"${BESTLINES[$p]}"
+	FINAL[$p]="$(echo "${BESTLINES[$p]}" | python3 "$HERE/parse_sipp.py" median) runs_passing=$npass"
+	say "FINAL ${FINAL[$p]}"
+done
+
+if [[ -n ${FINAL[sipwarden]:-} && -n ${FINAL[kamailio]:-} ]]; then
+	python3 - "${FINAL[sipwarden]}" "${FINAL[kamailio]}" "$SUMMARY" <<'PY' | tee -a "$SUMMARY"
+import sys
+def kv(s): return dict(t.split("=", 1) for t in s.split() if "=" in t)
+sw, ka = kv(sys.argv[1]), kv(sys.argv[2])
+# the highest rate both passed in the sweep: CPU per call at the same load
+sweeps = {}
+for line in open(sys.argv[3]):
+    if line.startswith("sweep: "):
+        t = line.split()
+        d = kv(line)
+        sweeps.setdefault(t[1], {})[int(d["rate"])] = d
+common = min(int(sw["rate"]), int(ka["rate"]))
+print(f"RESULT kamailio  max_passing_rate={ka['rate']} calls_per_s={ka['calls_per_s']} cpu_ms_per_call={ka['cpu_ms_per_call']} proxy_cpu_pct={ka['proxy_cpu_pct']} p95_ms={ka['p95_ms']} fail_pct={ka['fail_pct']}")
+print(f"RESULT sipwarden max_passing_rate={sw['rate']} calls_per_s={sw['calls_per_s']} cpu_ms_per_call={sw['cpu_ms_per_call']} proxy_cpu_pct={sw['proxy_cpu_pct']} p95_ms={sw['p95_ms']} fail_pct={sw['fail_pct']}")
+print(f"RATIO sipwarden/kamailio max_passing_rate={float(sw['rate']) / float(ka['rate']):.2f} "
+      f"calls_per_s={float(sw['calls_per_s']) / float(ka['calls_per_s']):.2f} "
+      f"cpu_per_call_at_own_max={float(sw['cpu_ms_per_call']) / float(ka['cpu_ms_per_call']):.2f}")
+a, b = sweeps.get("sipwarden", {}).get(common), sweeps.get("kamailio", {}).get(common)
+if a and b:
+    print(f"RATIO sipwarden/kamailio cpu_per_call_at_{common}_cps={float(a['cpu_ms_per_call']) / float(b['cpu_ms_per_call']):.2f} "
+          f"(sipwarden {a['cpu_ms_per_call']} ms, kamailio {b['cpu_ms_per_call']} ms; one sweep run each)")
+PY
+fi
+
+if [[ $PROFILE == 1 && -n ${BEST[sipwarden]:-} ]] && command -v perf >/dev/null; then
+	r=${BEST[sipwarden]}
+	tag="sipwarden.r$r.perf"
+	log "profile: sipwarden at $r calls/s under perf record (not counted)"
+	wait_ports_free; wait_quiet
+	start_proxy sipwarden "$tag"
+	start_uas "$tag" $((r * RUN_SECS))
+	swpid=$(descendants "$PROXY_PID" | head -1)
+	timeout -k 5 $((RUN_SECS + 10)) perf record -F 499 -p "$swpid" -o "$OUT_DIR/$tag.data" -- sleep $((RUN_SECS - 2)) \
+		>"$OUT_DIR/$tag.perf.log" 2>&1 &
+	perfpid=$!
+	remember "$perfpid"
+	(cd "$OUT_DIR" && timeout -k 5 $((RUN_SECS + 45)) sipp $IP:"$PROXY_PORT" -sf "$SCN/uac_invite.xml" \
+		-i $TRUNK_IP -p "$TRUNK_PORT" -t u1 -nostdin -s "$DID" -d "$HOLD_MS" -r "$r" -rp 1000 -m $((r * RUN_SECS)) \
+		-l $((r * 2 + 100)) -buff_size 4194304 -recv_timeout 5000 -timeout $((RUN_SECS + 30))s \
+		>"$OUT_DIR/$tag.sipp.out" 2>&1)
+	wait "$perfpid"
+	stop_tree "$UAS_PID"; stop_tree "$PROXY_PID"
+	perf report -i "$OUT_DIR/$tag.data" --stdio --no-children --sort dso,symbol --percent-limit 1 \
+		>"$OUT_DIR/$tag.report.txt" 2>/dev/null
+	say "PROFILE $OUT_DIR/$tag.report.txt (top symbols, self time):"
+	grep -E '^ +[0-9]' "$OUT_DIR/$tag.report.txt" | head -25 | tee -a "$SUMMARY"
+fi
+say "# finished $(date -Is), $((SECONDS - T_START)) s, loadavg=[$(cut -d' ' -f1-3 /proc/loadavg)]"
+log "outputs in $OUT_DIR (summary: $SUMMARY)"
