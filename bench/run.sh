@@ -49,7 +49,7 @@
 #                   (useful while the working tree is mid-edit)
 #   SIPWARDEN_LOG [warn]   sipwarden's log filter (stderr goes to the run's log)
 #   SW_MAX_TRANSACTIONS    unset: the lab config as it is (max_transactions
-#                   100 000, the default). Set: adds [transactions]
+#                   250 000, the default). Set: adds [transactions]
 #                   max_transactions = N to sipwarden's bench config -- a
 #                   diagnostic, NOT the comparison (see README)
 #   OUT_DIR [/tmp/sipwarden-bench.<time>]  logs, CSVs, metrics, summary.txt
