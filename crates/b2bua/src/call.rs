@@ -92,6 +92,8 @@ pub(crate) struct Call {
     pub(crate) max_duration: Duration,
     /// Every transaction the call has a role in (see `Core::finish`).
     pub(crate) txs: Vec<TxId>,
+    /// The call's pending timer, as entered in `Core::timers`.
+    pub(crate) timer: Option<(std::time::Instant, crate::TimerKind)>,
 }
 
 impl Call {

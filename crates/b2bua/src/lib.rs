@@ -27,8 +27,7 @@ mod ids;
 mod routes;
 mod sdp;
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -97,6 +96,8 @@ pub struct Stats {
     pub rejected: u64,
     /// Requests refused because the transaction table was full, since start.
     pub transactions_refused: u64,
+    /// Call timers pending (ring timeouts and maximum durations): at most one per call.
+    pub call_timers: usize,
 }
 
 /// What a client transaction of ours is for.
@@ -121,7 +122,7 @@ enum ServerRole {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum TimerKind {
+pub(crate) enum TimerKind {
     Ring,
     MaxDuration,
 }
@@ -141,7 +142,10 @@ pub struct Core {
     dialogs: HashMap<DialogKey, (u64, Side)>,
     clients: HashMap<TxId, (u64, ClientRole)>,
     servers: HashMap<TxId, (u64, ServerRole)>,
-    timers: BinaryHeap<Reverse<(Instant, u64, TimerKind)>>,
+    /// Each call's one pending timer (ring timeout while early, maximum duration once
+    /// answered), ordered by deadline. Entries leave with their call, so the set is as big as
+    /// the number of calls, not the number of calls in the last few hours.
+    timers: BTreeSet<(Instant, u64, TimerKind)>,
     draining: bool,
     stats: Stats,
 }
@@ -165,7 +169,7 @@ impl Core {
             dialogs: HashMap::new(),
             clients: HashMap::new(),
             servers: HashMap::new(),
-            timers: BinaryHeap::new(),
+            timers: BTreeSet::new(),
             draining: false,
             stats: Stats::default(),
         }
@@ -195,6 +199,7 @@ impl Core {
             client_transactions: c.client,
             server_transactions: c.server,
             transactions_refused: c.refused,
+            call_timers: self.timers.len(),
             ..self.stats
         }
     }
@@ -213,30 +218,38 @@ impl Core {
 
     /// When [`Core::handle_timeout`] must next be called.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        while let Some(Reverse((at, id, kind))) = self.timers.peek().copied() {
-            let live = self.calls.get(&id).is_some_and(|c| match kind {
-                TimerKind::Ring => c.phase == Phase::Early,
-                TimerKind::MaxDuration => c.phase == Phase::Confirmed,
-            });
-            if live {
-                return Some(match self.txl.poll_timeout() {
-                    Some(t) => t.min(at),
-                    None => at,
-                });
-            }
-            self.timers.pop();
+        let ours = self.timers.first().map(|t| t.0);
+        match (self.txl.poll_timeout(), ours) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
-        self.txl.poll_timeout()
+    }
+
+    /// Replaces the call's pending timer.
+    fn set_timer(&mut self, id: u64, timer: Option<(Instant, TimerKind)>) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if let Some((at, kind)) = call.timer.take() {
+            self.timers.remove(&(at, id, kind));
+        }
+        if let Some((at, kind)) = timer {
+            call.timer = Some((at, kind));
+            self.timers.insert((at, id, kind));
+        }
     }
 
     /// Fires every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.txl.handle_timeout(now);
-        while let Some(Reverse((at, id, kind))) = self.timers.peek().copied() {
+        while let Some(&(at, id, kind)) = self.timers.first() {
             if at > now {
                 break;
             }
-            self.timers.pop();
+            self.timers.pop_first();
+            if let Some(call) = self.calls.get_mut(&id) {
+                call.timer = None;
+            }
             match (kind, self.calls.get(&id).map(|c| c.phase)) {
                 (TimerKind::Ring, Some(Phase::Early)) => {
                     self.abandon_early(now, id, StatusCode::REQUEST_TIMEOUT, "No Answer");
@@ -441,8 +454,7 @@ impl Core {
         self.clients.insert(b_tx, (id, ClientRole::Invite));
         self.servers.insert(tx, (id, ServerRole::Invite));
         let txs = vec![b_tx, tx];
-        self.timers
-            .push(Reverse((now + routes.ring_timeout, id, TimerKind::Ring)));
+        let ring = now + routes.ring_timeout;
         self.calls.insert(
             id,
             Call {
@@ -464,8 +476,10 @@ impl Core {
                 next_a_rseq: 1,
                 max_duration,
                 txs,
+                timer: None,
             },
         );
+        self.set_timer(id, Some((ring, TimerKind::Ring)));
         self.stats.calls_started += 1;
     }
 
@@ -747,8 +761,7 @@ impl Core {
                 let _ = self.txl.send_response(now, a_tx, &out);
             }
             self.stats.calls_answered += 1;
-            self.timers
-                .push(Reverse((deadline, id, TimerKind::MaxDuration)));
+            self.set_timer(id, Some((deadline, TimerKind::MaxDuration)));
             return;
         }
         // A challenge from the trunk: answer it once.
@@ -934,6 +947,7 @@ impl Core {
     /// Forgets a call: its dialogs and transaction roles. Transactions still running finish
     /// on their own timers.
     fn finish(&mut self, id: u64) {
+        self.set_timer(id, None);
         let Some(call) = self.calls.remove(&id) else {
             return;
         };

@@ -146,6 +146,7 @@ impl Lab {
     fn assert_clean(&mut self) {
         self.advance(Duration::from_secs(40));
         let s = self.stats();
+        assert_eq!(s.call_timers, 0, "ended calls leave no timer behind: {s:?}");
         assert_eq!(
             (
                 s.calls,
@@ -826,4 +827,64 @@ fn new_routes_apply_to_new_calls_only() {
         &carrier_invite("+15551230042", "z9hG4bKnew").replace("carrier-call-9", "carrier-call-10"),
     );
     lab.expect("127.0.0.1:6080", "INVITE");
+}
+
+#[test]
+fn ended_calls_leave_no_timers_behind() {
+    // Ring and maximum-duration timers of ended calls must not pile up for hours (found in
+    // the 10-minute soak: the heap kept one 4-hour entry per call).
+    let mut lab = Lab::new();
+    for n in 0..50 {
+        let call_id = format!("carrier-call-{n}");
+        lab.send(
+            CARRIER,
+            &carrier_invite("+15551230042", &format!("z9hG4bKt{n}"))
+                .replace("carrier-call-9", &call_id),
+        );
+        let inv = lab.expect(PBX_UAS, "INVITE");
+        lab.send_msg(
+            PBX_UAS,
+            respond(
+                &inv,
+                200,
+                Some("pbx-uas"),
+                Some("<sip:s@127.0.0.1:5080>"),
+                true,
+            ),
+        );
+        let ok = lab.expect(CARRIER, "200 OK");
+        assert_eq!(
+            lab.stats().call_timers,
+            1,
+            "one timer for the one call in progress"
+        );
+        lab.send_msg(
+            CARRIER,
+            in_dialog(
+                "ACK",
+                &ok,
+                true,
+                7,
+                &format!("z9hG4bKa{n}"),
+                &contact_of(&ok),
+            ),
+        );
+        lab.expect(PBX_UAS, "ACK");
+        lab.send_msg(
+            CARRIER,
+            in_dialog(
+                "BYE",
+                &ok,
+                true,
+                8,
+                &format!("z9hG4bKb{n}"),
+                &contact_of(&ok),
+            ),
+        );
+        let bye = lab.expect(PBX_UAS, "BYE");
+        lab.send_msg(PBX_UAS, respond(&bye, 200, None, None, false));
+        lab.expect(CARRIER, "200 OK");
+        assert_eq!(lab.stats().call_timers, 0);
+    }
+    lab.assert_clean();
 }
