@@ -217,11 +217,12 @@ pub(crate) struct LossyRelay {
 }
 
 impl LossyRelay {
+    /// `loss` is (percent lost from `front` toward `target`, percent lost on the way back).
     pub(crate) fn start(
         front: &str,
         target: &str,
         back_ip: &str,
-        loss_percent: u32,
+        loss: (u32, u32),
         seed: u64,
         lifetime: Duration,
     ) -> Self {
@@ -241,12 +242,12 @@ impl LossyRelay {
         let thread = std::thread::spawn(move || {
             let deadline = Instant::now() + lifetime;
             let mut rng = seed | 1;
-            let mut lose = move || {
+            let mut lose = move |percent: u32| {
                 // xorshift64*: deterministic, good enough to pick which datagrams vanish.
                 rng ^= rng >> 12;
                 rng ^= rng << 25;
                 rng ^= rng >> 27;
-                (rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) % 100 < u64::from(loss_percent)
+                (rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) % 100 < u64::from(percent)
             };
             let mut backs: HashMap<SocketAddr, UdpSocket> = HashMap::new();
             let mut buf = vec![0u8; 65536];
@@ -257,7 +258,7 @@ impl LossyRelay {
                         b.set_nonblocking(true).unwrap();
                         b
                     });
-                    if lose() {
+                    if lose(loss.0) {
                         d.fetch_add(1, Ordering::Relaxed);
                     } else {
                         let _ = back.send_to(&buf[..n], target);
@@ -266,7 +267,7 @@ impl LossyRelay {
                 }
                 for (client, back) in &backs {
                     while let Ok((n, _)) = back.recv_from(&mut buf) {
-                        if lose() {
+                        if lose(loss.1) {
                             d.fetch_add(1, Ordering::Relaxed);
                         } else {
                             let _ = front.send_to(&buf[..n], client);
