@@ -510,6 +510,28 @@ pub(crate) fn relay_response(
     cross_response(rsp, x, call, local)
 }
 
+/// A request of the gateway's own inside the leg's dialog (ACK for a 2xx, BYE): to the peer's
+/// target with its tag, a fresh branch, Max-Forwards 70.
+fn dialog_request(
+    leg: &Leg,
+    method: Method,
+    text: &str,
+    cseq: u32,
+    local: &Local,
+    ids: &mut Ids,
+) -> Built {
+    let r = Req {
+        method,
+        text,
+        uri: &leg.remote_target,
+        to_tag: leg.remote_tag.as_deref(),
+        cseq,
+    };
+    let mut m = leg_request(r, leg, &ids.branch(), local)?;
+    m.set_max_forwards(70)?;
+    Ok(m)
+}
+
 /// The ACK for a 2xx on leg `side`; `body_from` supplies the body (the other leg's ACK, which
 /// may carry the SDP answer of a late offer).
 pub(crate) fn ack_for_2xx(
@@ -521,19 +543,7 @@ pub(crate) fn ack_for_2xx(
     ids: &mut Ids,
 ) -> Built {
     let leg = call.leg(side);
-    let mut m = leg_request(
-        Req {
-            method: Method::Ack,
-            text: "ACK",
-            uri: &leg.remote_target,
-            to_tag: leg.remote_tag.as_deref(),
-            cseq,
-        },
-        leg,
-        &ids.branch(),
-        local,
-    )?;
-    m.set_max_forwards(70)?;
+    let mut m = dialog_request(leg, Method::Ack, "ACK", cseq, local, ids)?;
     if body_from.method() == Some(Method::Ack) {
         copy_body(body_from, &mut m, local, &leg.target)?;
     }
@@ -552,20 +562,7 @@ pub(crate) fn bye(
     let leg = call.leg_mut(side);
     leg.local_cseq += 1;
     let cseq = leg.local_cseq;
-    let leg = call.leg(side);
-    let mut m = leg_request(
-        Req {
-            method: Method::Bye,
-            text: "BYE",
-            uri: &leg.remote_target,
-            to_tag: leg.remote_tag.as_deref(),
-            cseq,
-        },
-        leg,
-        &ids.branch(),
-        local,
-    )?;
-    m.set_max_forwards(70)?;
+    let mut m = dialog_request(call.leg(side), Method::Bye, "BYE", cseq, local, ids)?;
     let text: String = reason
         .chars()
         .filter(|c| *c != '"' && *c != '\\' && !c.is_control())

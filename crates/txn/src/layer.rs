@@ -205,6 +205,37 @@ struct ServerTx<D> {
     request: Option<Message>,
 }
 
+impl<D> ServerTx<D> {
+    /// A server transaction for `msg` that has sent nothing yet.
+    fn new(
+        invite: bool,
+        key: ServerKey,
+        msg: &Message,
+        dest: D,
+        reliable: bool,
+        t1: Duration,
+    ) -> Self {
+        Self {
+            invite,
+            state: if invite {
+                SState::Proceeding
+            } else {
+                SState::Trying
+            },
+            key,
+            ack_key: None,
+            last_response: None,
+            dest,
+            reliable,
+            interval: t1,
+            retransmit_at: None,
+            timeout_at: None,
+            acked: false,
+            request: Some(msg.clone()),
+        }
+    }
+}
+
 enum Tx<D> {
     Client(ClientTx<D>),
     Server(ServerTx<D>),
@@ -378,24 +409,14 @@ impl<D: Clone> TxLayer<D> {
                 }
                 let invite = method == Method::Invite;
                 let id = self.alloc_id();
-                let tx = ServerTx {
+                let tx = ServerTx::new(
                     invite,
-                    state: if invite {
-                        SState::Proceeding
-                    } else {
-                        SState::Trying
-                    },
-                    key: key.clone(),
-                    ack_key: None,
-                    last_response: None,
-                    dest: source,
+                    key.clone(),
+                    &msg,
+                    source,
                     reliable,
-                    interval: self.config.timers.t1,
-                    retransmit_at: None,
-                    timeout_at: None,
-                    acked: false,
-                    request: Some(msg.clone()),
-                };
+                    self.config.timers.t1,
+                );
                 self.txs.insert(id, Tx::Server(tx));
                 self.server_keys.insert(key, id);
                 if invite && self.config.auto_trying {
@@ -493,20 +514,14 @@ impl<D: Clone> TxLayer<D> {
             return;
         };
         let id = self.alloc_id();
-        let tx = ServerTx {
-            invite: false,
-            state: SState::Trying,
-            key: key.clone(),
-            ack_key: None,
-            last_response: None,
-            dest: source,
+        let tx = ServerTx::new(
+            false,
+            key.clone(),
+            &msg,
+            source,
             reliable,
-            interval: self.config.timers.t1,
-            retransmit_at: None,
-            timeout_at: None,
-            acked: false,
-            request: Some(msg.clone()),
-        };
+            self.config.timers.t1,
+        );
         self.txs.insert(id, Tx::Server(tx));
         self.server_keys.insert(key, id);
         if let Ok(ok) = Message::response_to(&msg, StatusCode::OK, None, None) {
