@@ -5,8 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests use (real peers, not mocks): SIPp (sip-tester) plays the PBX and
-# the carrier in the end-to-end call tests. Later capabilities add theirs here.
-PACKAGES=(sip-tester)
+# the carrier in the end-to-end call tests; Kamailio with its TLS module is the carrier's TLS
+# edge in the TLS call tests (SIPp from Debian has no TLS); openssl makes their certificates.
+# Later capabilities add theirs here.
+PACKAGES=(sip-tester kamailio kamailio-tls-modules openssl)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

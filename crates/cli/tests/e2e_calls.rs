@@ -203,6 +203,16 @@ impl Lab {
                     "proxy = \"sip:127.0.0.3:5060\"",
                     "proxy = \"sip:127.0.0.3:5060;transport=tcp\"",
                 ),
+                // The trunk over TLS, trusting the test's CA.
+                ca if ca.starts_with("tls:") => lab
+                    .replace(
+                        "proxy = \"sip:127.0.0.3:5060\"",
+                        "proxy = \"sips:127.0.0.3:5061\"",
+                    )
+                    .replace(
+                        "min_version = \"1.2\"",
+                        &format!("min_version = \"1.2\"\nca_file = \"{}\"", &ca[4..]),
+                    ),
                 other => panic!("unknown lab variant {other}"),
             };
             std::fs::write(dir.0.join("examples/lab-variant.toml"), text).unwrap();
@@ -546,5 +556,219 @@ fn lab_calls_survive_five_percent_packet_loss() {
     drop((pbx_side, trunk_side));
     let stats = drained(&lab.token, Duration::from_secs(45));
     assert_eq!(stat(&stats, "calls_answered"), 200, "{stats}");
+    lab.stop();
+}
+
+/// A certificate authority and a carrier certificate for 127.0.0.3, made with openssl.
+fn carrier_pki(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl (scripts/test.sh installs it)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-subj",
+        "/CN=Lab Carrier CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+    ]);
+    run(&ca);
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    csr.extend([
+        "-subj",
+        "/CN=carrier.lab",
+        "-keyout",
+        "carrier.key",
+        "-out",
+        "carrier.csr",
+    ]);
+    run(&csr);
+    std::fs::write(
+        dir.join("carrier.ext"),
+        "subjectAltName=IP:127.0.0.3\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "carrier.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "carrier.ext",
+        "-out",
+        "carrier.pem",
+    ]);
+}
+
+/// Kamailio with its TLS module as the carrier's TLS edge, stopped (by PID) when dropped.
+struct KamailioRelay(Child);
+
+impl KamailioRelay {
+    fn start(dir: &Path) -> Self {
+        let d = dir.to_string_lossy();
+        for f in ["kamailio-relay.cfg", "tls.cfg"] {
+            let text = std::fs::read_to_string(repo_root().join("tests/tls").join(f))
+                .unwrap()
+                .replace("@DIR@", &d);
+            std::fs::write(dir.join(f), text).unwrap();
+        }
+        let log = std::fs::File::create(dir.join("kamailio.log")).unwrap();
+        let child = Command::new("kamailio")
+            .args([
+                "-DD",
+                "-E",
+                "-m",
+                "64",
+                "-M",
+                "8",
+                "-Y",
+                &d,
+                "-f",
+                &format!("{d}/kamailio-relay.cfg"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("kamailio (scripts/test.sh installs kamailio and kamailio-tls-modules)");
+        std::thread::sleep(Duration::from_millis(1500));
+        Self(child)
+    }
+}
+
+impl Drop for KamailioRelay {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.0.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn lab_calls_over_tls_through_a_kamailio_tls_relay() {
+    let _lab = lab_lock();
+    let pki = TempDir::new("pki");
+    carrier_pki(&pki.0);
+    let ca = pki.0.join("ca.pem");
+    let lab = Lab::start(&format!("tls:{}", ca.display()));
+    let relay = KamailioRelay::start(&pki.0);
+
+    // Outbound: PBX (UDP) -> gateway -> TLS, verified against the lab CA -> Kamailio -> SIPp
+    // carrier, which challenges and verifies the digest.
+    let w = lab.work("tls-outbound");
+    let carrier = Uas::start(
+        &w,
+        &scenario("carrier_uas_401.xml"),
+        "127.0.0.3",
+        5065,
+        100,
+        &[],
+    );
+    uac(
+        &w,
+        "outbound tls",
+        &scenario("pbx_uac.xml"),
+        ("127.0.0.1:5060", ("127.0.0.1", 5070)),
+        "+15557654321",
+        (100, 20),
+        &["-cid_str", "pbx%u-%p@%s"],
+    );
+    carrier.finish();
+
+    // Inbound: SIPp carrier (UDP) -> Kamailio -> TLS from 127.0.0.3 -> gateway -> PBX.
+    let w = lab.work("tls-inbound");
+    let pbx_uas = {
+        let child = Command::new(sipp_bin())
+            .args([
+                "-sn",
+                "uas",
+                "-i",
+                "127.0.0.1",
+                "-p",
+                "5080",
+                "-m",
+                "100",
+                "-nostdin",
+                "-trace_err",
+                "-timeout",
+                "120s",
+            ])
+            .current_dir(&w)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        Uas(child)
+    };
+    uac(
+        &w,
+        "inbound tls",
+        &scenario("carrier_uac.xml"),
+        ("127.0.0.3:5064", ("127.0.0.3", 5062)),
+        "+15551230042",
+        (100, 20),
+        &[],
+    );
+    pbx_uas.finish();
+
+    let (_, metrics) = http_get("127.0.0.1:8080", "/metrics", None);
+    let value = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(
+        value("sipwarden_tls_handshake_failed_total"),
+        0,
+        "{metrics}"
+    );
+    assert!(
+        value("sipwarden_connections_accepted_total") >= 1,
+        "the relay connected to our TLS listener"
+    );
+    assert!(
+        value("sipwarden_stream_received_total") >= 600,
+        "both flows went over TLS: {metrics}"
+    );
+    assert_eq!(value("sipwarden_calls_answered_total"), 200, "{metrics}");
+    drop(relay);
     lab.stop();
 }
