@@ -25,6 +25,11 @@ enum Command {
         #[arg(long, short)]
         config: Option<std::path::PathBuf>,
     },
+    /// Accounts of the endpoint zone (remote phones).
+    Account {
+        #[command(subcommand)]
+        command: cmd::account::AccountCommand,
+    },
     /// SIP message tools.
     Sip {
         #[command(subcommand)]
@@ -36,6 +41,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve { config } => cmd::serve::run(config),
+        Command::Account { command } => cmd::account::run(command),
         Command::Sip { command } => cmd::sip::run(command),
     };
     match result {

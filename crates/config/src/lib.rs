@@ -20,6 +20,7 @@
 )]
 #![warn(missing_docs)]
 
+mod accounts;
 mod error;
 mod numbers;
 mod values;
@@ -31,6 +32,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+pub use accounts::{AccountConfig, AccountTransport, AccountsFile, MediaEncryption};
 pub use error::ConfigError;
 pub use numbers::{NumberRange, canonical_number};
 pub use values::Transport;
@@ -58,6 +60,48 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Where state is kept.
     pub storage: StorageConfig,
+    /// The endpoint zone's accounts.
+    pub accounts: AccountsConfig,
+    /// Registration of remote phones.
+    pub registrar: RegistrarConfig,
+}
+
+/// `[accounts]`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountsConfig {
+    /// The accounts file (see [`AccountsFile`]). Without one, no phone can register.
+    pub file: Option<PathBuf>,
+}
+
+/// `[registrar]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistrarConfig {
+    /// Shortest registration accepted; shorter ones get 423 with Min-Expires. Default "60s".
+    #[serde(deserialize_with = "values::duration")]
+    pub min_expires: Duration,
+    /// Longest registration granted (longer requests are shortened). Default "1h".
+    #[serde(deserialize_with = "values::duration")]
+    pub max_expires: Duration,
+    /// Registration time when the phone asks for none. Default "1h".
+    #[serde(deserialize_with = "values::duration")]
+    pub default_expires: Duration,
+    /// Send OPTIONS to phones registered over UDP this often, to keep NAT bindings open
+    /// (RFC 5626 §4.4.2 spirit). Off when absent.
+    #[serde(default, deserialize_with = "values::opt_duration")]
+    pub udp_ping: Option<Duration>,
+}
+
+impl Default for RegistrarConfig {
+    fn default() -> Self {
+        Self {
+            min_expires: Duration::from_secs(60),
+            max_expires: Duration::from_secs(3600),
+            default_expires: Duration::from_secs(3600),
+            udp_ping: None,
+        }
+    }
 }
 
 /// `[listen]`: SIP listeners. Default: UDP and TCP on 127.0.0.1:5060, nothing else.
@@ -382,6 +426,21 @@ impl Config {
                 "listen.tls".into(),
                 None,
                 "TLS listeners need tls.cert and tls.key".into(),
+            );
+        }
+        let r = &self.registrar;
+        if r.min_expires > r.max_expires {
+            err(
+                "registrar.min_expires".into(),
+                None,
+                "must not exceed registrar.max_expires".into(),
+            );
+        }
+        if r.default_expires < r.min_expires || r.default_expires > r.max_expires {
+            err(
+                "registrar.default_expires".into(),
+                None,
+                "must lie between min_expires and max_expires".into(),
             );
         }
         let mut names: Vec<&str> = Vec::new();
