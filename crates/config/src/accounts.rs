@@ -163,14 +163,8 @@ impl AccountsFile {
 
     /// Reads and checks an accounts file.
     pub fn load(path: &Path) -> Result<Self, Vec<ConfigError>> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            vec![ConfigError {
-                file: Some(path.to_owned()),
-                line: None,
-                key: None,
-                message: format!("cannot read: {e}"),
-            }]
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| vec![ConfigError::unreadable(path, &e)])?;
         Self::from_toml(&text, Some(path))
     }
 

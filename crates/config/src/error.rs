@@ -63,6 +63,16 @@ fn assigned_key(line: &str) -> Option<&str> {
 }
 
 impl ConfigError {
+    /// A file that could not be read at all: no line or key to name.
+    pub(crate) fn unreadable(path: &Path, e: &std::io::Error) -> Self {
+        Self {
+            file: Some(path.to_owned()),
+            line: None,
+            key: None,
+            message: format!("cannot read: {e}"),
+        }
+    }
+
     /// Builds an error from a TOML parse or type error, naming the key at its position.
     pub(crate) fn from_toml(e: &toml::de::Error, text: &str, file: Option<&Path>) -> Self {
         let (line, key) = match e.span() {
