@@ -1,0 +1,109 @@
+//! # sipwarden-store: durable state behind traits
+//!
+//! The call core is sans-io: it keeps its tables in memory and reports what changed. This
+//! crate makes those changes durable. Rows hold plain values (no types of the core), so the
+//! storage can change without touching the core, and the core's tests need no database.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+#![warn(missing_docs)]
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use std::collections::BTreeMap;
+
+/// A storage failure, with what was being done.
+#[derive(Debug)]
+pub struct StoreError(pub String);
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// One registered contact of an account, as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BindingRow {
+    /// The account (address-of-record user part).
+    pub aor: String,
+    /// The contact URI as the phone registered it.
+    pub contact: String,
+    /// Transport the REGISTER came over (`udp`, `tcp`, `tls`, `ws`, `wss`).
+    pub transport: String,
+    /// Where the REGISTER came from (`ip:port`, `[v6]:port`): where the phone is reached.
+    pub source: String,
+    /// Unix time (seconds) the binding expires.
+    pub expires_unix: i64,
+    /// Path header values (RFC 3327), in order.
+    pub path: Vec<String>,
+    /// `+sip.instance` (RFC 5626), if given.
+    pub instance: Option<String>,
+    /// `reg-id` (RFC 5626), if given.
+    pub reg_id: Option<u32>,
+    /// Call-ID of the REGISTER that made it.
+    pub call_id: String,
+    /// CSeq of the REGISTER that made it.
+    pub cseq: u32,
+    /// `q` times 1000, if given.
+    pub q: Option<u16>,
+}
+
+/// A change to the location table.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LocationChange {
+    /// Insert, or replace the binding with the same account and contact.
+    Upsert(BindingRow),
+    /// Remove one binding.
+    Remove {
+        /// Account.
+        aor: String,
+        /// Contact URI.
+        contact: String,
+    },
+}
+
+/// Durable location table.
+pub trait LocationStore: Send {
+    /// Every stored binding (expired ones too: the caller drops them).
+    fn load_bindings(&mut self) -> Result<Vec<BindingRow>, StoreError>;
+    /// Applies changes atomically, in order; when this returns Ok they are durable.
+    fn apply(&mut self, changes: &[LocationChange]) -> Result<(), StoreError>;
+}
+
+/// A store in memory: for tests, and for a gateway told not to keep state.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    rows: BTreeMap<(String, String), BindingRow>,
+}
+
+impl LocationStore for MemoryStore {
+    fn load_bindings(&mut self) -> Result<Vec<BindingRow>, StoreError> {
+        Ok(self.rows.values().cloned().collect())
+    }
+
+    fn apply(&mut self, changes: &[LocationChange]) -> Result<(), StoreError> {
+        for c in changes {
+            match c {
+                LocationChange::Upsert(b) => {
+                    self.rows
+                        .insert((b.aor.clone(), b.contact.clone()), b.clone());
+                }
+                LocationChange::Remove { aor, contact } => {
+                    self.rows.remove(&(aor.clone(), contact.clone()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
