@@ -162,12 +162,16 @@ fn uri_user(na: Option<NameAddr<'_>>) -> Option<String> {
 pub(crate) fn b_leg(
     invite: &Message,
     callee: &str,
+    caller: Option<&str>,
     host: &str,
     target: Target,
     local: &Local,
     ids: &mut Ids,
 ) -> Leg {
-    let caller = uri_user(invite.from_header()).unwrap_or_else(|| "anonymous".to_owned());
+    let caller = caller
+        .map(str::to_owned)
+        .or_else(|| uri_user(invite.from_header()))
+        .unwrap_or_else(|| "anonymous".to_owned());
     let display = invite
         .from_header()
         .and_then(|f| f.display.map(str::to_owned));
@@ -211,6 +215,29 @@ pub(crate) fn b_leg(
         local_cseq: 1,
         target,
     }
+}
+
+/// The B leg toward one registered contact of a phone: the contact URI as Request-URI, the
+/// registered Path as route set, sent where the REGISTER came from.
+pub(crate) fn phone_leg(
+    invite: &Message,
+    binding: &crate::Binding,
+    realm: &str,
+    local: &Local,
+    ids: &mut Ids,
+) -> Leg {
+    let mut leg = b_leg(
+        invite,
+        &binding.aor,
+        None,
+        realm,
+        binding.source,
+        local,
+        ids,
+    );
+    leg.remote_target.clone_from(&binding.contact);
+    leg.route_set.clone_from(&binding.path);
+    leg
 }
 
 fn copy_allowlisted(from: &Message, to: &mut Message, extra: &[String]) -> Result<(), EditError> {
@@ -334,12 +361,24 @@ fn leg_request(r: Req<'_>, leg: &Leg, branch: &str, local: &Local) -> Built {
     Ok(m)
 }
 
-/// The INVITE that starts the B leg.
+/// Who the B leg says the caller is.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Identity<'a> {
+    /// Whatever the trusted A side asserted (PBX, trunk), regenerated on our host.
+    Copy,
+    /// An authenticated account: its P-Asserted-Identity, whatever the phone claimed.
+    Account(&'a str),
+}
+
+/// The INVITE that starts the B leg. `reliable`: whether 100rel may be offered (not when
+/// the call forks: reliable provisional responses of several forks cannot be mapped onto
+/// one A leg).
 pub(crate) fn initial_invite(
     a: &Message,
     b: &Leg,
     local: &Local,
     routes: &Routes,
+    (identity, reliable): (Identity<'_>, bool),
     ids: &mut Ids,
 ) -> Built {
     let mut m = leg_request(
@@ -356,8 +395,17 @@ pub(crate) fn initial_invite(
     )?;
     m.set_max_forwards(max_forwards(a))?;
     m.push_header(HeaderName::Contact, &contact(local, &b.target))?;
-    copy_identity(a, &mut m, local, &b.target)?;
-    copy_tags(a, &mut m, true)?;
+    match identity {
+        Identity::Copy => copy_identity(a, &mut m, local, &b.target)?,
+        Identity::Account(user) => {
+            let gw = match local.addr(b.target.transport).ip() {
+                std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+                v4 => v4.to_string(),
+            };
+            m.push_header(HeaderName::PAssertedIdentity, &format!("<sip:{user}@{gw}>"))?;
+        }
+    }
+    copy_tags(a, &mut m, reliable)?;
     copy_allowlisted(a, &mut m, &routes.header_allowlist)?;
     copy_body(a, &mut m, local, &b.target)?;
     m.finish()?;
@@ -542,7 +590,17 @@ pub(crate) fn ack_for_2xx(
     local: &Local,
     ids: &mut Ids,
 ) -> Built {
-    let leg = call.leg(side);
+    ack_on_leg(call.leg(side), body_from, cseq, local, ids)
+}
+
+/// The ACK for a 2xx on `leg`.
+pub(crate) fn ack_on_leg(
+    leg: &Leg,
+    body_from: &Message,
+    cseq: u32,
+    local: &Local,
+    ids: &mut Ids,
+) -> Built {
     let mut m = dialog_request(leg, Method::Ack, "ACK", cseq, local, ids)?;
     if body_from.method() == Some(Method::Ack) {
         copy_body(body_from, &mut m, local, &leg.target)?;
@@ -559,10 +617,14 @@ pub(crate) fn bye(
     local: &Local,
     ids: &mut Ids,
 ) -> Built {
-    let leg = call.leg_mut(side);
+    bye_on_leg(call.leg_mut(side), reason, local, ids)
+}
+
+/// A BYE the gateway sends on its own on `leg`.
+pub(crate) fn bye_on_leg(leg: &mut Leg, reason: &str, local: &Local, ids: &mut Ids) -> Built {
     leg.local_cseq += 1;
     let cseq = leg.local_cseq;
-    let mut m = dialog_request(call.leg(side), Method::Bye, "BYE", cseq, local, ids)?;
+    let mut m = dialog_request(leg, Method::Bye, "BYE", cseq, local, ids)?;
     let text: String = reason
         .chars()
         .filter(|c| *c != '"' && *c != '\\' && !c.is_control())

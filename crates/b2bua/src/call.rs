@@ -67,6 +67,15 @@ pub(crate) struct RelRsp {
     pub(crate) b_target: String,
 }
 
+/// A further INVITE of a forked call (one per extra registered contact). The first fork
+/// lives in `Call::b`; whichever answers first becomes `b`, the others are cancelled.
+pub(crate) struct Fork {
+    pub(crate) leg: Leg,
+    pub(crate) invite: Message,
+    pub(crate) tx: TxId,
+    pub(crate) cancelled: bool,
+}
+
 pub(crate) struct Call {
     /// The routes the call started with (a reload does not move calls in progress).
     pub(crate) routes: Arc<Routes>,
@@ -92,6 +101,10 @@ pub(crate) struct Call {
     pub(crate) max_duration: Duration,
     /// Every transaction the call has a role in (see `Core::finish`).
     pub(crate) txs: Vec<TxId>,
+    /// Other forks still ringing (or being cancelled).
+    pub(crate) forks: Vec<Fork>,
+    /// The best failure so far among forks that gave up (RFC 3261 §16.7 choice).
+    pub(crate) best_failure: Option<sipwarden_sip::StatusCode>,
     /// The call's pending timer, as entered in `Core::timers`.
     pub(crate) timer: Option<(std::time::Instant, crate::TimerKind)>,
 }

@@ -52,6 +52,13 @@ impl Ids {
         self.hex(16)
     }
 
+    /// A 256-bit secret key (for the nonce MAC).
+    pub(crate) fn key(&mut self) -> [u8; 32] {
+        let mut k = [0u8; 32];
+        self.rng.fill_bytes(&mut k);
+        k
+    }
+
     /// A client nonce for digest authentication.
     pub(crate) fn cnonce(&mut self) -> String {
         self.hex(16)

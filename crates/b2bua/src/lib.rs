@@ -23,7 +23,9 @@
 mod auth;
 mod build;
 mod call;
+mod endpoint_auth;
 mod ids;
+mod registrar;
 mod routes;
 mod sdp;
 
@@ -37,10 +39,14 @@ use sipwarden_sip::{Decision, HeaderName, Message, Method, Policy, StatusCode, v
 use sipwarden_txn::{Event, Transmit, TxId, TxLayer};
 
 pub use call::Side;
-pub use routes::{RouteError, Routes, Target, TrunkRoute, Zone};
+pub use registrar::{AuthFailure, Binding, LocationChange};
+pub use routes::{RegistrarSettings, RouteError, Routes, Target, TrunkRoute, Zone};
 
-use call::{Call, Phase, RelRsp};
+use build::Identity;
+use call::{Call, Fork, Phase, RelRsp};
+use endpoint_auth::{Ask, Digest, Verdict};
 use ids::Ids;
+use registrar::Location;
 
 /// The gateway's own addresses, written into Via, Contact and the SDP origin.
 #[derive(Clone, Debug)]
@@ -98,6 +104,14 @@ pub struct Stats {
     pub transactions_refused: u64,
     /// Call timers pending (ring timeouts and maximum durations): at most one per call.
     pub call_timers: usize,
+    /// Registered contacts (bindings) in the location table.
+    pub registrations: usize,
+    /// REGISTER requests accepted since start.
+    pub registrations_accepted: u64,
+    /// REGISTER requests refused (403, 423, 400) since start.
+    pub registrations_refused: u64,
+    /// Failed digest authentications (REGISTER and calls) since start.
+    pub auth_failures: u64,
 }
 
 /// What a client transaction of ours is for.
@@ -148,6 +162,22 @@ pub struct Core {
     timers: BTreeSet<(Instant, u64, TimerKind)>,
     draining: bool,
     stats: Stats,
+    digest: Digest,
+    location: Location,
+    auth_failures: Vec<AuthFailure>,
+}
+
+/// Where a new call goes.
+enum Dest {
+    /// Out through a trunk (index).
+    Trunk(usize),
+    /// To the PBX: from a trunk (index, for its limits) or from an authenticated account.
+    Pbx {
+        trunk: Option<usize>,
+        account: Option<String>,
+    },
+    /// To every registered contact of an account.
+    Phones(Vec<Binding>),
 }
 
 /// The status and reason the A leg gets when its call cannot be placed.
@@ -158,12 +188,14 @@ fn refuse(status: StatusCode, reason: &'static str) -> (StatusCode, &'static str
 impl Core {
     /// A core with these routes, addresses and settings; `seed` feeds the identifier CSPRNG.
     pub fn new(routes: Routes, local: Local, settings: Settings, seed: [u8; 32]) -> Self {
+        let mut ids = Ids::new(seed);
+        let digest = Digest::new(ids.key());
         Self {
             routes: Arc::new(routes),
             local,
             policy: settings.policy,
             txl: TxLayer::new(settings.txn),
-            ids: Ids::new(seed),
+            ids,
             calls: HashMap::new(),
             next_call: 1,
             dialogs: HashMap::new(),
@@ -172,7 +204,31 @@ impl Core {
             timers: BTreeSet::new(),
             draining: false,
             stats: Stats::default(),
+            digest,
+            location: Location::default(),
+            auth_failures: Vec::new(),
         }
+    }
+
+    /// Changes of the location table since the last call, for the durable store. The server
+    /// writes them before it sends the answers that acknowledge them.
+    pub fn take_location_changes(&mut self) -> Vec<LocationChange> {
+        self.location.take_changes()
+    }
+
+    /// Puts a binding loaded from the store back in the location table.
+    pub fn restore_binding(&mut self, b: Binding) {
+        self.location.restore(b);
+    }
+
+    /// The registered contacts of an account.
+    pub fn bindings(&self, aor: &str) -> &[Binding] {
+        self.location.bindings(aor)
+    }
+
+    /// Authentication failures since the last call (for the log).
+    pub fn take_auth_failures(&mut self) -> Vec<AuthFailure> {
+        std::mem::take(&mut self.auth_failures)
     }
 
     /// Replaces the routes for new calls; calls in progress keep theirs.
@@ -200,6 +256,7 @@ impl Core {
             server_transactions: c.server,
             transactions_refused: c.refused,
             call_timers: self.timers.len(),
+            registrations: self.location.len(),
             ..self.stats
         }
     }
@@ -218,11 +275,14 @@ impl Core {
 
     /// When [`Core::handle_timeout`] must next be called.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        let ours = self.timers.first().map(|t| t.0);
-        match (self.txl.poll_timeout(), ours) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.txl.poll_timeout(),
+            self.timers.first().map(|t| t.0),
+            self.location.next_expiry(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Replaces the call's pending timer.
@@ -242,6 +302,7 @@ impl Core {
     /// Fires every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.txl.handle_timeout(now);
+        self.location.expire(now);
         while let Some(&(at, id, kind)) = self.timers.first() {
             if at > now {
                 break;
@@ -359,6 +420,11 @@ impl Core {
         }
         match method {
             Method::Invite => self.new_call(now, tx, msg),
+            Method::Register => {
+                if let Some(src) = self.txl.server_dest(tx).copied() {
+                    self.on_register(now, tx, msg, src);
+                }
+            }
             Method::Options => {
                 if let Ok(mut r) =
                     Message::response_to(&msg, StatusCode::OK, None, Some(&self.ids.tag()))
@@ -390,24 +456,88 @@ impl Core {
                     .map(|s| String::from_utf8_lossy(&sipwarden_sip::unescape(s)).into_owned())
             })
             .unwrap_or_default();
+        let zone = routes.zone(src.addr.ip());
+        // A phone authenticates before anything else: an unauthenticated caller learns
+        // nothing, not even whether the number exists.
+        let mut caller = None;
+        if zone == Zone::Endpoint {
+            let ask = Ask {
+                register: false,
+                aor: None,
+                src,
+            };
+            let (verdict, why) = self.digest.check(now, &invite, ask, &routes.accounts);
+            match verdict {
+                Verdict::Ok(account) => caller = Some(account),
+                Verdict::Challenge { stale } => {
+                    if let Some(why) = why {
+                        self.note_auth_failure(&invite, src, why);
+                    }
+                    self.challenge(now, tx, &invite, src, false, stale);
+                    return;
+                }
+                Verdict::Forbidden { reason } => {
+                    self.note_auth_failure(&invite, src, why.unwrap_or(reason));
+                    self.stats.rejected += 1;
+                    self.reply(now, tx, &invite, StatusCode::FORBIDDEN, None);
+                    return;
+                }
+            }
+        }
+        let srtp_ok = |account: &str| {
+            routes.accounts.get(account).is_none_or(|a| {
+                a.media_encryption != sipwarden_config::MediaEncryption::Required
+                    || sdp::only_srtp(invite.body())
+            })
+        };
         let decision = if self.draining {
             Err(refuse(StatusCode::SERVICE_UNAVAILABLE, "Shutting Down"))
         } else if self.calls.len() >= routes.max_calls {
             Err(refuse(StatusCode::SERVICE_UNAVAILABLE, "Too Many Calls"))
         } else {
-            match routes.zone(src.addr.ip()) {
-                Zone::Pbx => match routes.trunks.first() {
-                    Some(_) if !user.is_empty() => Ok((0usize, true)),
+            match (zone, caller) {
+                (Zone::Pbx, _) if routes.accounts.get(&user).is_some() => {
+                    let bindings = self.location.bindings(&user).to_vec();
+                    if bindings.is_empty() {
+                        Err(refuse(
+                            StatusCode::new(480).unwrap_or(StatusCode::NOT_FOUND),
+                            "Not Registered",
+                        ))
+                    } else if !srtp_ok(&user) {
+                        Err(refuse(StatusCode::NOT_ACCEPTABLE_HERE, "SRTP Required"))
+                    } else {
+                        Ok(Dest::Phones(bindings))
+                    }
+                }
+                (Zone::Pbx, _) => match routes.trunks.first() {
+                    Some(_) if !user.is_empty() => Ok(Dest::Trunk(0)),
                     _ => Err(refuse(StatusCode::NOT_FOUND, "No Route")),
                 },
-                Zone::Trunk(i) => match routes.did_owner(&user) {
-                    Some(owner) if owner == i => Ok((i, false)),
+                (Zone::Trunk(i), _) => match routes.did_owner(&user) {
+                    Some(owner) if owner == i => Ok(Dest::Pbx {
+                        trunk: Some(i),
+                        account: None,
+                    }),
                     _ => Err(refuse(StatusCode::NOT_FOUND, "Not Found")),
                 },
-                Zone::Endpoint => Err(refuse(StatusCode::FORBIDDEN, "Forbidden")),
+                // A phone's calls always go to the PBX, never straight to a trunk: the PBX's
+                // dial plan and the gateway's fraud limits decide what leaves.
+                (Zone::Endpoint, Some(account)) => {
+                    if user.is_empty() {
+                        Err(refuse(StatusCode::NOT_FOUND, "No Route"))
+                    } else if !srtp_ok(&account) {
+                        Err(refuse(StatusCode::NOT_ACCEPTABLE_HERE, "SRTP Required"))
+                    } else {
+                        Ok(Dest::Pbx {
+                            trunk: None,
+                            account: Some(account),
+                        })
+                    }
+                }
+                (Zone::Endpoint, None) => Err(refuse(StatusCode::FORBIDDEN, "Forbidden")),
             }
         };
-        let (trunk, outbound) = match decision {
+        let dest = match decision {
             Ok(d) => d,
             Err((status, reason)) => {
                 self.stats.rejected += 1;
@@ -415,45 +545,98 @@ impl Core {
                 return;
             }
         };
-        let Some(trunk_route) = routes.trunks.get(trunk).cloned() else {
-            return;
-        };
-        let (b_target, b_host) = if outbound {
-            (trunk_route.target, trunk_route.host.clone())
-        } else {
-            (routes.pbx, routes.pbx.addr.ip().to_string())
-        };
-        let id = self.next_call;
-        self.next_call += 1;
         let a = build::a_leg(&invite, self.ids.tag(), src, &self.local);
-        let b = build::b_leg(
-            &invite,
-            &user,
-            &b_host,
-            b_target,
-            &self.local,
-            &mut self.ids,
-        );
-        let max_duration = trunk_route.max_duration;
-        let Ok(b_invite) = build::initial_invite(&invite, &b, &self.local, &routes, &mut self.ids)
-        else {
-            self.reply(now, tx, &invite, StatusCode::SERVER_INTERNAL_ERROR, None);
-            return;
-        };
-        let Ok(b_tx) = self
-            .txl
-            .send_request(now, b_invite.clone(), b_target, b_target.reliable())
-        else {
+        // Every B leg to try, with its INVITE: one, or one per registered contact.
+        let mut legs = Vec::new();
+        let mut b_trunk = None;
+        let mut max_duration = routes.max_duration;
+        let ids = &mut self.ids;
+        let local = &self.local;
+        match &dest {
+            Dest::Trunk(i) | Dest::Pbx { trunk: Some(i), .. } => {
+                if let Some(t) = routes.trunks.get(*i) {
+                    max_duration = t.max_duration;
+                }
+            }
+            _ => {}
+        }
+        match dest {
+            Dest::Trunk(i) => {
+                let Some(t) = routes.trunks.get(i) else {
+                    return;
+                };
+                b_trunk = Some(i);
+                let b = build::b_leg(&invite, &user, None, &t.host, t.target, local, ids);
+                let m =
+                    build::initial_invite(&invite, &b, local, &routes, (Identity::Copy, true), ids);
+                legs.push((b, m));
+            }
+            Dest::Pbx { account, .. } => {
+                let host = routes.pbx.addr.ip().to_string();
+                let b = build::b_leg(
+                    &invite,
+                    &user,
+                    account.as_deref(),
+                    &host,
+                    routes.pbx,
+                    local,
+                    ids,
+                );
+                let identity = account.as_deref().map_or(Identity::Copy, Identity::Account);
+                let m = build::initial_invite(&invite, &b, local, &routes, (identity, true), ids);
+                legs.push((b, m));
+            }
+            Dest::Phones(bindings) => {
+                let reliable = bindings.len() == 1;
+                for binding in &bindings {
+                    let b = build::phone_leg(&invite, binding, &routes.accounts.realm, local, ids);
+                    let m = build::initial_invite(
+                        &invite,
+                        &b,
+                        local,
+                        &routes,
+                        (Identity::Copy, reliable),
+                        ids,
+                    );
+                    legs.push((b, m));
+                }
+            }
+        }
+        let id = self.next_call;
+        let mut sent: Vec<(call::Leg, Message, TxId)> = Vec::new();
+        for (leg, m) in legs {
+            let Ok(m) = m else { continue };
+            let target = leg.target;
+            if let Ok(btx) = self
+                .txl
+                .send_request(now, m.clone(), target, target.reliable())
+            {
+                self.clients.insert(btx, (id, ClientRole::Invite));
+                sent.push((leg, m, btx));
+            }
+        }
+        let mut sent = sent.into_iter();
+        let Some((b, b_invite, b_tx)) = sent.next() else {
+            self.stats.rejected += 1;
             self.reply(now, tx, &invite, StatusCode::SERVICE_UNAVAILABLE, None);
             return;
         };
+        let forks: Vec<Fork> = sent
+            .map(|(leg, invite, tx)| Fork {
+                leg,
+                invite,
+                tx,
+                cancelled: false,
+            })
+            .collect();
+        self.next_call += 1;
         self.dialogs
             .insert((a.call_id.clone(), a.local_tag.clone()), (id, Side::A));
         self.dialogs
             .insert((b.call_id.clone(), b.local_tag.clone()), (id, Side::B));
-        self.clients.insert(b_tx, (id, ClientRole::Invite));
         self.servers.insert(tx, (id, ServerRole::Invite));
-        let txs = vec![b_tx, tx];
+        let mut txs = vec![b_tx, tx];
+        txs.extend(forks.iter().map(|f| f.tx));
         let ring = now + routes.ring_timeout;
         self.calls.insert(
             id,
@@ -462,7 +645,7 @@ impl Core {
                 a,
                 b,
                 phase: Phase::Early,
-                b_trunk: outbound.then_some(trunk),
+                b_trunk,
                 a_invite_tx: tx,
                 a_invite: invite,
                 a_final_sent: false,
@@ -476,6 +659,8 @@ impl Core {
                 next_a_rseq: 1,
                 max_duration,
                 txs,
+                forks,
+                best_failure: None,
                 timer: None,
             },
         );
@@ -637,6 +822,7 @@ impl Core {
         if let Some(b_tx) = call.b_invite_tx {
             let _ = self.txl.cancel(now, b_tx);
         }
+        self.cancel_forks(now, id);
         self.final_to_a(now, id, StatusCode::REQUEST_TERMINATED, None);
         self.maybe_finish(id);
     }
@@ -698,6 +884,9 @@ impl Core {
             return;
         };
         if call.b_invite_tx != Some(tx) {
+            if let Some(i) = call.forks.iter().position(|f| f.tx == tx) {
+                self.on_fork_response(now, id, i, rsp, status);
+            }
             return;
         }
         let code = status.as_u16();
@@ -754,6 +943,10 @@ impl Core {
             }
             call.phase = Phase::Confirmed;
             call.b_ack_due = Some((tx, rsp.to_tag().unwrap_or("").to_owned()));
+            self.cancel_forks(now, id);
+            let Some(call) = self.calls.get_mut(&id) else {
+                return;
+            };
             let deadline = now + call.max_duration;
             if let Ok(out) = build::response_to_a(&rsp, call, &self.local, None) {
                 let a_tx = call.a_invite_tx;
@@ -789,16 +982,23 @@ impl Core {
                 }
             }
         }
+        // A failure of one fork while others still ring: the next one takes its place.
+        if !call.cancelled && !call.a_final_sent && call.forks.iter().any(|f| !f.cancelled) {
+            note_failure(call, status);
+            self.promote_fork(id);
+            return;
+        }
         // A failure: pass the status back (a second challenge becomes 403: the PBX cannot
         // answer the trunk's challenge, and must not see it).
         if call.cancelled || call.a_final_sent {
             self.maybe_finish(id);
             return;
         }
-        let (status, reason) = if matches!(code, 401 | 407) {
+        let (status, reason) = if matches!(code, 401 | 407) && call.b_trunk.is_some() {
             (StatusCode::FORBIDDEN, Some("Trunk Authentication Failed"))
         } else {
-            (status, None)
+            note_failure(call, status);
+            (call.best_failure.unwrap_or(status), None)
         };
         call.phase = Phase::Ending;
         self.final_to_a(now, id, status, reason);
@@ -811,11 +1011,27 @@ impl Core {
         };
         match role {
             ClientRole::Invite => {
-                if let Some(call) = self.calls.get_mut(&id) {
-                    call.b_invite_tx = None;
-                    call.phase = Phase::Ending;
+                let Some(call) = self.calls.get_mut(&id) else {
+                    return;
+                };
+                if call.b_invite_tx != Some(tx) {
+                    // A fork that never answered.
+                    call.forks.retain(|f| f.tx != tx);
+                    note_failure(call, StatusCode::REQUEST_TIMEOUT);
+                    self.maybe_finish(id);
+                    return;
                 }
-                self.final_to_a(now, id, StatusCode::REQUEST_TIMEOUT, None);
+                call.b_invite_tx = None;
+                if !call.cancelled && !call.a_final_sent && call.forks.iter().any(|f| !f.cancelled)
+                {
+                    note_failure(call, StatusCode::REQUEST_TIMEOUT);
+                    self.promote_fork(id);
+                    return;
+                }
+                call.phase = Phase::Ending;
+                note_failure(call, StatusCode::REQUEST_TIMEOUT);
+                let status = call.best_failure.unwrap_or(StatusCode::REQUEST_TIMEOUT);
+                self.final_to_a(now, id, status, None);
                 self.maybe_finish(id);
             }
             ClientRole::Relay { server, .. } => {
@@ -857,6 +1073,136 @@ impl Core {
         }
     }
 
+    // === forks ===
+
+    /// A response on a fork other than the current B leg.
+    fn on_fork_response(
+        &mut self,
+        now: Instant,
+        id: u64,
+        i: usize,
+        rsp: Message,
+        status: StatusCode,
+    ) {
+        if status.as_u16() == 100 {
+            return;
+        }
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(fork) = call.forks.get_mut(i) else {
+            return;
+        };
+        if let Some(tag) = rsp.to_tag() {
+            if !status.is_final() || status.is_success() {
+                fork.leg.remote_tag = Some(tag.to_owned());
+                if let Some(c) = build::contact_uri(&rsp) {
+                    fork.leg.remote_target = c;
+                }
+                fork.leg.route_set = build::route_set_from_response(&rsp);
+            }
+        }
+        if status.is_provisional() {
+            if !(fork.cancelled || call.cancelled || call.a_final_sent) {
+                if let Ok(out) = build::response_to_a(&rsp, call, &self.local, None) {
+                    let _ = self.txl.send_response(now, call.a_invite_tx, &out);
+                }
+            }
+            return;
+        }
+        let fork = call.forks.remove(i);
+        self.clients.remove(&fork.tx);
+        if !status.is_success() {
+            if !fork.cancelled {
+                note_failure(call, status);
+            }
+            // The last fork to fail ends the call when the current B leg is gone too.
+            if call.b_invite_tx.is_none() && call.forks.is_empty() && !call.a_final_sent {
+                call.phase = Phase::Ending;
+                let best = call.best_failure.unwrap_or(status);
+                self.final_to_a(now, id, best, None);
+            }
+            self.maybe_finish(id);
+            return;
+        }
+        if fork.cancelled || call.cancelled || call.a_final_sent || call.phase != Phase::Early {
+            // Answered too late: another fork won, or the caller gave up.
+            self.end_fork(now, fork, &rsp);
+            self.maybe_finish(id);
+            return;
+        }
+        // This fork answered first: it becomes the B leg, the current one a fork to cancel.
+        let Fork {
+            leg, invite, tx, ..
+        } = fork;
+        let old_leg = std::mem::replace(&mut call.b, leg);
+        let old_invite = std::mem::replace(&mut call.b_invite, invite);
+        let old_tx = call.b_invite_tx.replace(tx);
+        self.dialogs
+            .remove(&(old_leg.call_id.clone(), old_leg.local_tag.clone()));
+        self.dialogs.insert(
+            (call.b.call_id.clone(), call.b.local_tag.clone()),
+            (id, Side::B),
+        );
+        if let Some(old_tx) = old_tx {
+            call.forks.push(Fork {
+                leg: old_leg,
+                invite: old_invite,
+                tx: old_tx,
+                cancelled: false,
+            });
+        }
+        self.clients.insert(tx, (id, ClientRole::Invite));
+        self.on_invite_response(now, id, tx, rsp, status);
+    }
+
+    /// CANCEL every fork still ringing (another answered, or the call ends).
+    fn cancel_forks(&mut self, now: Instant, id: u64) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        for f in call.forks.iter_mut().filter(|f| !f.cancelled) {
+            f.cancelled = true;
+            let _ = self.txl.cancel(now, f.tx);
+        }
+    }
+
+    /// The current B leg failed: the first fork still ringing takes its place.
+    fn promote_fork(&mut self, id: u64) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(i) = call.forks.iter().position(|f| !f.cancelled) else {
+            return;
+        };
+        let f = call.forks.remove(i);
+        let old = std::mem::replace(&mut call.b, f.leg);
+        call.b_invite = f.invite;
+        call.b_invite_tx = Some(f.tx);
+        self.dialogs.remove(&(old.call_id, old.local_tag));
+        self.dialogs.insert(
+            (call.b.call_id.clone(), call.b.local_tag.clone()),
+            (id, Side::B),
+        );
+    }
+
+    /// ACK and BYE for a fork that answered after the call was settled.
+    fn end_fork(&mut self, now: Instant, mut fork: Fork, rsp: &Message) {
+        let cseq = fork.invite.cseq().map_or(1, |c| c.seq);
+        let target = fork.leg.target;
+        if let Ok(ack) = build::ack_on_leg(&fork.leg, rsp, cseq, &self.local, &mut self.ids) {
+            self.txl.send_ack(fork.tx, &ack, target);
+        }
+        if let Ok(bye) = build::bye_on_leg(
+            &mut fork.leg,
+            "answered elsewhere",
+            &self.local,
+            &mut self.ids,
+        ) {
+            let _ = self.txl.send_request(now, bye, target, target.reliable());
+        }
+    }
+
     // === endings ===
 
     fn final_to_a(&mut self, now: Instant, id: u64, status: StatusCode, reason: Option<&str>) {
@@ -887,6 +1233,7 @@ impl Core {
         if let Some(b_tx) = call.b_invite_tx {
             let _ = self.txl.cancel(now, b_tx);
         }
+        self.cancel_forks(now, id);
         self.final_to_a(now, id, status, Some(reason));
         self.maybe_finish(id);
     }
@@ -930,6 +1277,7 @@ impl Core {
             c.phase == Phase::Ending
                 && c.a_final_sent
                 && c.b_invite_tx.is_none()
+                && c.forks.is_empty()
                 && c.byes.is_empty()
         });
         if done {
@@ -957,6 +1305,24 @@ impl Core {
             self.clients.remove(tx);
             self.servers.remove(tx);
         }
+    }
+}
+
+/// Keeps the best failure among forks (RFC 3261 §16.7: a 6xx wins, else the lowest class;
+/// 408 and 5xx only when nothing better came).
+fn note_failure(call: &mut Call, status: StatusCode) {
+    let rank = |s: StatusCode| {
+        let c = s.as_u16();
+        match c {
+            600..=699 => 0,
+            408 => 4,
+            400..=499 => 1,
+            300..=399 => 2,
+            _ => 3,
+        }
+    };
+    if call.best_failure.is_none_or(|b| rank(status) < rank(b)) {
+        call.best_failure = Some(status);
     }
 }
 

@@ -6,8 +6,13 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use ipnet::IpNet;
-use sipwarden_config::{Config, NumberRange, Transport as CfgTransport, canonical_number};
+use sipwarden_config::{
+    AccountsFile, Config, NumberRange, Transport as CfgTransport, canonical_number,
+};
+use sipwarden_sip::digest::Algorithm;
 use sipwarden_sip::header::Transport;
 
 /// Where a message goes, or where it came from.
@@ -75,6 +80,25 @@ pub struct Routes {
     pub max_calls: usize,
     /// Extra header names copied across legs.
     pub header_allowlist: Vec<String>,
+    /// The endpoint zone's accounts (empty without an accounts file: nobody registers).
+    pub accounts: Arc<AccountsFile>,
+    /// Digest algorithms offered to phones, in order.
+    pub algorithms: Vec<Algorithm>,
+    /// Registration lifetimes.
+    pub registrar: RegistrarSettings,
+}
+
+/// Registration lifetimes and keep-alives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistrarSettings {
+    /// Shorter registrations get 423 Interval Too Brief.
+    pub min_expires: Duration,
+    /// Longer ones are shortened to this.
+    pub max_expires: Duration,
+    /// Granted when the phone asks for none.
+    pub default_expires: Duration,
+    /// OPTIONS toward phones registered over UDP this often (NAT keep-alive).
+    pub udp_ping: Option<Duration>,
 }
 
 /// A routing problem found while building [`Routes`].
@@ -128,7 +152,37 @@ impl Routes {
                 max_duration: t.max_call_duration.unwrap_or(cfg.calls.max_duration),
             });
         }
+        let accounts = match &cfg.accounts.file {
+            Some(path) => AccountsFile::load(path).map_err(|errors| {
+                RouteError(
+                    errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                )
+            })?,
+            None => AccountsFile {
+                realm: "sipwarden".to_owned(),
+                accounts: Vec::new(),
+            },
+        };
+        let algorithms = cfg
+            .accounts
+            .algorithms
+            .iter()
+            .filter_map(|a| Algorithm::from_token(a))
+            .collect();
+        let r = &cfg.registrar;
         Ok(Self {
+            accounts: Arc::new(accounts),
+            algorithms,
+            registrar: RegistrarSettings {
+                min_expires: r.min_expires,
+                max_expires: r.max_expires,
+                default_expires: r.default_expires,
+                udp_ping: r.udp_ping,
+            },
             pbx: Target {
                 transport: transport(cfg.pbx.transport),
                 addr: cfg.pbx.address,

@@ -45,7 +45,7 @@ struct Lab {
     core: Core,
     now: Instant,
     /// Everything the gateway sent: (destination, message).
-    wire: Vec<(SocketAddr, Message)>,
+    wire: Vec<(Target, Message)>,
 }
 
 impl Lab {
@@ -75,9 +75,13 @@ impl Lab {
     }
 
     fn send_msg(&mut self, from: &str, msg: Message) {
+        self.send_from(udp(from), msg);
+    }
+
+    fn send_from(&mut self, from: Target, msg: Message) {
         // Through the wire format, as a peer would send it.
         let msg = Message::parse(&msg.to_bytes()).unwrap();
-        self.core.on_message(self.now, msg, udp(from));
+        self.core.on_message(self.now, msg, from);
         self.collect();
     }
 
@@ -89,7 +93,7 @@ impl Lab {
                     String::from_utf8_lossy(&t.bytes)
                 )
             });
-            self.wire.push((t.dest.addr, m));
+            self.wire.push((t.dest, m));
         }
     }
 
@@ -108,12 +112,20 @@ impl Lab {
 
     /// Messages sent to `to` since the last call, oldest first.
     fn take(&mut self, to: &str) -> Vec<Message> {
+        self.take_with_target(to)
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect()
+    }
+
+    /// Like `take`, with the transport and connection each message left by.
+    fn take_with_target(&mut self, to: &str) -> Vec<(Target, Message)> {
         let a = addr(to);
         let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.wire)
             .into_iter()
-            .partition(|(d, _)| *d == a);
+            .partition(|(d, _)| d.addr == a);
         self.wire = rest;
-        mine.into_iter().map(|(_, m)| m).collect()
+        mine
     }
 
     /// The one message of `what` sent to `to` (and nothing else but 100 Trying).
@@ -453,7 +465,9 @@ fn routing_refusals() {
         "198.51.100.7:5060",
         &pbx_invite("+15557654321", "z9hG4bKstranger"),
     );
-    lab.expect("198.51.100.7:5060", "403 Forbidden");
+    // A stranger is a phone until it proves otherwise: it is asked for credentials.
+    let rsp = lab.expect("198.51.100.7:5060", "407 Proxy Authentication Required");
+    assert!(rsp.header(HeaderName::ProxyAuthenticate).is_some());
     lab.assert_clean();
 }
 
@@ -887,4 +901,418 @@ fn ended_calls_leave_no_timers_behind() {
         assert_eq!(lab.stats().call_timers, 0);
     }
     lab.assert_clean();
+}
+
+// === phones: the registrar, calls to and from registered phones ===
+
+const PHONE: &str = "127.0.0.2:5062";
+const PHONE2: &str = "127.0.0.2:5072";
+const PW_1001: &str = "Kj9#mNp2xQ&vL5sW!aR7cYz3";
+
+/// The lab with LAB.md's accounts (examples/lab/accounts.toml) and registrar settings.
+fn phone_lab() -> Lab {
+    let accounts = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/lab/accounts.toml"
+    );
+    Lab::with(&format!(
+        "{LAB}\n[accounts]\nfile = \"{accounts}\"\nalgorithms = [\"MD5\", \"SHA-256\"]\n[registrar]\nmin_expires = \"60s\"\nmax_expires = \"1h\"\ndefault_expires = \"1h\"\n"
+    ))
+}
+
+fn register(user: &str, contact: &str, expires: &str, cseq: u32, call_id: &str) -> String {
+    format!(
+        "REGISTER sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKreg{cseq}{call_id};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@127.0.0.1>;tag=r{call_id}\r\nTo: <sip:{user}@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\nContact: {contact}\r\n{expires}Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// The credentials header value answering the first challenge of `challenge_rsp`.
+fn answer(challenge_rsp: &Message, req: &Message, user: &str, password: &str) -> String {
+    use sipwarden_sip::digest::{self, Algorithm, Qop, ResponseInput};
+    let header = if challenge_rsp.status().unwrap().as_u16() == 401 {
+        HeaderName::WwwAuthenticate
+    } else {
+        HeaderName::ProxyAuthenticate
+    };
+    let ch = challenge_rsp.auths(header).next().unwrap().unwrap();
+    let nonce = ch.nonce().unwrap();
+    let alg = Algorithm::from_token(&ch.algorithm().unwrap()).unwrap();
+    let uri = req.request_uri_str().unwrap();
+    let input = ResponseInput {
+        algorithm: alg,
+        method: req.method_str().unwrap(),
+        digest_uri: uri,
+        nonce: &nonce,
+        cnonce: Some("c0ffee"),
+        nc: Some("00000001"),
+        qop: Some(Qop::Auth),
+        body: b"",
+    };
+    let r = digest::response(user, "sipwarden.lab", password, &input);
+    format!(
+        "Digest username=\"{user}\", realm=\"sipwarden.lab\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{}\", algorithm={}, qop=auth, nc=00000001, cnonce=\"c0ffee\"",
+        r.as_str(),
+        alg.token()
+    )
+}
+
+/// REGISTER, 401, REGISTER with credentials: returns the final answer.
+fn register_with_auth(lab: &mut Lab, from: Target, raw: &str, user: &str, pw: &str) -> Message {
+    let first = Message::parse(raw.as_bytes()).unwrap();
+    lab.send_from(from, first.clone());
+    let to = from.addr.to_string();
+    let challenge = lab.expect(&to, "401 Unauthorized");
+    let mut second = Message::parse(
+        raw.replace("CSeq: 1 ", "CSeq: 2 ")
+            .replace("branch=z9hG4bK", "branch=z9hG4bKa")
+            .as_bytes(),
+    )
+    .unwrap();
+    let creds = answer(&challenge, &second, user, pw);
+    second
+        .push_header(HeaderName::Authorization, &creds)
+        .unwrap();
+    second.finish().unwrap();
+    lab.send_from(from, second);
+    let mut got = lab.take(&to);
+    assert_eq!(got.len(), 1, "{got:?}");
+    got.remove(0)
+}
+
+#[test]
+fn phone_registers_with_digest_and_is_bound_where_it_came_from() {
+    let mut lab = phone_lab();
+    let raw = register(
+        "1001",
+        "<sip:1001@10.0.0.5:5062>",
+        "Expires: 600\r\n",
+        1,
+        "reg-a",
+    );
+    lab.send(PHONE, &raw);
+    let ch = lab.expect(PHONE, "401 Unauthorized");
+    let offered: Vec<&str> = ch.header_values(HeaderName::WwwAuthenticate).collect();
+    assert_eq!(offered.len(), 2, "one challenge per algorithm: {offered:?}");
+    assert!(offered[0].contains("algorithm=MD5") && offered[1].contains("algorithm=SHA-256"));
+    let ok = register_with_auth(&mut lab, udp(PHONE), &raw, "1001", PW_1001);
+    assert_eq!(first_line(&ok), "SIP/2.0 200 OK");
+    assert_eq!(
+        ok.header(HeaderName::Contact),
+        Some("<sip:1001@10.0.0.5:5062>;expires=600")
+    );
+    let b = lab.core.bindings("1001").to_vec();
+    assert_eq!(b.len(), 1);
+    assert_eq!(
+        b[0].source,
+        udp(PHONE),
+        "reached where the REGISTER came from"
+    );
+    let changes = lab.core.take_location_changes();
+    assert!(
+        matches!(&changes[..], [sipwarden_b2bua::LocationChange::Upsert(x)] if x.aor == "1001")
+    );
+    assert_eq!(lab.stats().registrations, 1);
+    // Nothing reached the PBX.
+    assert!(lab.take(PBX_UAS).is_empty());
+    // It expires on its own.
+    lab.advance(Duration::from_secs(601));
+    assert!(lab.core.bindings("1001").is_empty());
+    assert!(matches!(
+        &lab.core.take_location_changes()[..],
+        [sipwarden_b2bua::LocationChange::Remove { aor, .. }] if aor == "1001"
+    ));
+}
+
+#[test]
+fn registration_lifetimes_and_removal() {
+    let mut lab = phone_lab();
+    let too_short = register(
+        "1001",
+        "<sip:1001@10.0.0.5:5062>",
+        "Expires: 10\r\n",
+        1,
+        "reg-b",
+    );
+    let rsp = register_with_auth(&mut lab, udp(PHONE), &too_short, "1001", PW_1001);
+    assert_eq!(first_line(&rsp), "SIP/2.0 423 Interval Too Brief");
+    assert_eq!(rsp.header(HeaderName::MinExpires), Some("60"));
+    assert!(lab.core.bindings("1001").is_empty());
+    // Longer than the maximum is shortened; the contact parameter wins over the header.
+    let long = register(
+        "1001",
+        "<sip:1001@10.0.0.5:5062>;expires=99999, <sip:1001@10.0.0.5:5064>",
+        "Expires: 300\r\n",
+        1,
+        "reg-c",
+    );
+    let rsp = register_with_auth(&mut lab, udp(PHONE), &long, "1001", PW_1001);
+    assert_eq!(first_line(&rsp), "SIP/2.0 200 OK");
+    let mut granted: Vec<&str> = rsp.header_values(HeaderName::Contact).collect();
+    granted.sort_unstable();
+    assert_eq!(
+        granted,
+        [
+            "<sip:1001@10.0.0.5:5062>;expires=3600",
+            "<sip:1001@10.0.0.5:5064>;expires=300"
+        ]
+    );
+    // An older CSeq of the same Call-ID changes nothing (RFC 3261 §10.3 step 7).
+    let stale = register(
+        "1001",
+        "<sip:1001@10.0.0.5:5062>",
+        "Expires: 600\r\n",
+        1,
+        "reg-c",
+    )
+    .replace("z9hG4bKreg1", "z9hG4bKstale");
+    let rsp = register_with_auth(&mut lab, udp(PHONE), &stale, "1001", PW_1001);
+    assert_eq!(first_line(&rsp), "SIP/2.0 500 Out Of Order");
+    // Contact: * needs Expires: 0.
+    let star_bad = register("1001", "*", "Expires: 60\r\n", 1, "reg-d");
+    let rsp = register_with_auth(&mut lab, udp(PHONE), &star_bad, "1001", PW_1001);
+    assert_eq!(first_line(&rsp), "SIP/2.0 400 Contact * Needs Expires 0");
+    let star = register("1001", "*", "Expires: 0\r\n", 1, "reg-e");
+    let rsp = register_with_auth(&mut lab, udp(PHONE), &star, "1001", PW_1001);
+    assert_eq!(first_line(&rsp), "SIP/2.0 200 OK");
+    assert!(rsp.header(HeaderName::Contact).is_none());
+    assert!(lab.core.bindings("1001").is_empty());
+    assert_eq!(lab.stats().registrations, 0);
+}
+
+#[test]
+fn wrong_password_and_unknown_user_get_the_same_answers() {
+    let mut answers = Vec::new();
+    for (user, pw) in [("1001", "not-the-password"), ("1099", PW_1001)] {
+        let mut lab = phone_lab();
+        let raw = register(
+            user,
+            "<sip:x@10.0.0.5:5062>",
+            "Expires: 600\r\n",
+            1,
+            "reg-w",
+        );
+        lab.send(PHONE, &raw);
+        let ch = lab.expect(PHONE, "401 Unauthorized");
+        let mut seq = vec![ch.clone()];
+        let mut prev = ch;
+        for cseq in 2..=3 {
+            let mut m = Message::parse(
+                raw.replace("CSeq: 1 ", &format!("CSeq: {cseq} "))
+                    .replace("z9hG4bKreg1", &format!("z9hG4bKreg{cseq}"))
+                    .as_bytes(),
+            )
+            .unwrap();
+            let creds = answer(&prev, &m, user, pw);
+            m.push_header(HeaderName::Authorization, &creds).unwrap();
+            m.finish().unwrap();
+            lab.send_from(udp(PHONE), m);
+            let got = lab.take(PHONE);
+            assert_eq!(got.len(), 1);
+            prev = got[0].clone();
+            seq.push(got[0].clone());
+        }
+        let lines: Vec<String> = seq.iter().map(first_line).collect();
+        assert_eq!(
+            lines,
+            [
+                "SIP/2.0 401 Unauthorized",
+                "SIP/2.0 401 Unauthorized",
+                "SIP/2.0 403 Forbidden"
+            ],
+            "{user}"
+        );
+        assert!(lab.core.bindings(user).is_empty());
+        assert_eq!(lab.stats().auth_failures, 2);
+        assert!(lab.take(PBX_UAS).is_empty(), "never reaches the PBX");
+        // Compare the answers' header names and values, with the nonces and tags blanked.
+        let shape: Vec<Vec<String>> = seq
+            .iter()
+            .map(|m| {
+                m.headers()
+                    .filter(|h| h.name != HeaderName::To && h.name != HeaderName::From)
+                    .map(|h| {
+                        let v = h.value.to_owned();
+                        let v = match v.split_once("nonce=\"") {
+                            Some((a, b)) => format!("{a}nonce=\"…{}", &b[40..]),
+                            None => v,
+                        };
+                        format!("{}: {v}", h.name_text)
+                    })
+                    .collect()
+            })
+            .collect();
+        answers.push(shape);
+    }
+    assert_eq!(
+        answers[0], answers[1],
+        "an attacker cannot tell a wrong password from an unknown account"
+    );
+}
+
+#[test]
+fn pbx_call_forks_to_every_contact_and_the_first_answer_wins() {
+    let mut lab = phone_lab();
+    for (src, call_id) in [(PHONE, "reg-1"), (PHONE2, "reg-2")] {
+        let contact = format!("<sip:1001@{src}>");
+        let raw = register("1001", &contact, "Expires: 600\r\n", 1, call_id);
+        let ok = register_with_auth(&mut lab, udp(src), &raw, "1001", PW_1001);
+        assert_eq!(first_line(&ok), "SIP/2.0 200 OK");
+    }
+    assert_eq!(lab.core.bindings("1001").len(), 2);
+    lab.send(PBX_UAC, &pbx_invite("1001", "z9hG4bKtophone"));
+    let inv1 = lab.expect(PHONE, "INVITE");
+    let inv2 = lab.expect(PHONE2, "INVITE");
+    assert_eq!(inv1.request_uri_str(), Some("sip:1001@127.0.0.2:5062"));
+    assert_eq!(inv2.request_uri_str(), Some("sip:1001@127.0.0.2:5072"));
+    assert_ne!(inv1.call_id(), inv2.call_id());
+    assert!(
+        inv1.tokens(HeaderName::Supported)
+            .unwrap_or_default()
+            .iter()
+            .all(|t| *t != "100rel"),
+        "no reliable provisionals across forks"
+    );
+    lab.send_msg(
+        PHONE,
+        respond(
+            &inv1,
+            180,
+            Some("p1"),
+            Some("<sip:1001@127.0.0.2:5062>"),
+            false,
+        ),
+    );
+    lab.expect(PBX_UAC, "180 Ringing");
+    lab.send_msg(
+        PHONE2,
+        respond(
+            &inv2,
+            200,
+            Some("p2"),
+            Some("<sip:1001@127.0.0.2:5072>"),
+            true,
+        ),
+    );
+    let ok = lab.expect(PBX_UAC, "200 OK");
+    let cancel = lab.expect(PHONE, "CANCEL");
+    assert_eq!(cancel.branch(), inv1.branch());
+    lab.send_msg(PHONE, respond(&cancel, 200, None, None, false));
+    lab.send_msg(PHONE, respond(&inv1, 487, Some("p1"), None, false));
+    lab.expect(PHONE, "ACK");
+    let ack = in_dialog("ACK", &ok, true, 101, "z9hG4bKpack", &contact_of(&ok));
+    lab.send_msg(PBX_UAC, ack);
+    lab.expect(PHONE2, "ACK");
+    // The winner's dialog carries the call: BYE from the phone reaches the PBX.
+    let bye = in_dialog(
+        "BYE",
+        &respond(&inv2, 200, Some("p2"), None, false),
+        false,
+        1,
+        "z9hG4bKpbye",
+        "sip:127.0.0.1:5060",
+    );
+    lab.send_msg(PHONE2, bye);
+    let pbx_bye = lab.expect(PBX_UAC, "BYE");
+    lab.send_msg(PBX_UAC, respond(&pbx_bye, 200, None, None, false));
+    lab.expect(PHONE2, "200 OK");
+    lab.assert_clean();
+}
+
+#[test]
+fn pbx_call_to_an_account_not_registered_or_without_srtp() {
+    let mut lab = phone_lab();
+    lab.send(PBX_UAC, &pbx_invite("1003", "z9hG4bKnoreg"));
+    lab.expect(PBX_UAC, "480 Not Registered");
+    // 1002 must use SRTP; it registers over TLS only.
+    let tls = Target {
+        transport: Transport::Tls,
+        addr: addr(PHONE),
+        flow: Some(3),
+    };
+    let raw = register(
+        "1002",
+        "<sips:1002@10.0.0.5:5061>",
+        "Expires: 600\r\n",
+        1,
+        "reg-s",
+    );
+    let ok = register_with_auth(&mut lab, tls, &raw, "1002", "t7Vq!2mZ#8rLw@4xPn6s");
+    assert_eq!(first_line(&ok), "SIP/2.0 200 OK");
+    lab.send(PBX_UAC, &pbx_invite("1002", "z9hG4bKplain"));
+    lab.expect(PBX_UAC, "488 SRTP Required");
+    // Over UDP the same credentials are refused like any other failure.
+    let raw = register(
+        "1002",
+        "<sip:1002@10.0.0.5:5062>",
+        "Expires: 600\r\n",
+        1,
+        "reg-u",
+    );
+    let rsp = register_with_auth(&mut lab, udp(PHONE), &raw, "1002", "t7Vq!2mZ#8rLw@4xPn6s");
+    assert_eq!(first_line(&rsp), "SIP/2.0 401 Unauthorized");
+}
+
+#[test]
+fn phone_registered_over_tcp_is_called_on_its_connection() {
+    let mut lab = phone_lab();
+    let tcp = Target {
+        transport: Transport::Tcp,
+        addr: addr(PHONE),
+        flow: Some(42),
+    };
+    let raw = register(
+        "1001",
+        "<sip:1001@10.0.0.5:5062;transport=tcp>",
+        "Expires: 600\r\n",
+        1,
+        "reg-t",
+    );
+    let ok = register_with_auth(&mut lab, tcp, &raw, "1001", PW_1001);
+    assert_eq!(first_line(&ok), "SIP/2.0 200 OK");
+    lab.send(PBX_UAC, &pbx_invite("1001", "z9hG4bKtcp"));
+    let got = lab.take_with_target(PHONE);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1.method(), Some(Method::Invite));
+    assert_eq!(got[0].0, tcp, "over the connection it registered on");
+    assert_eq!(got[0].1.top_via().unwrap().transport_text, "TCP");
+}
+
+#[test]
+fn phone_call_is_authenticated_and_asserted_as_the_account() {
+    let mut lab = phone_lab();
+    let raw = format!(
+        "INVITE sip:5551234@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKph1;rport\r\nMax-Forwards: 70\r\nFrom: \"Boss\" <sip:+15550000000@127.0.0.1>;tag=ph\r\nTo: <sip:5551234@127.0.0.1>\r\nCall-ID: phone-call-1\r\nCSeq: 1 INVITE\r\nContact: <sip:1001@10.0.0.5:5062>\r\nP-Asserted-Identity: <sip:+15559999999@evil.example>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+        SDP.len()
+    );
+    lab.send(PHONE, &raw);
+    let ch = lab.expect(PHONE, "407 Proxy Authentication Required");
+    assert!(
+        lab.take(PBX_UAS).is_empty(),
+        "nothing before authentication"
+    );
+    let mut again = Message::parse(
+        raw.replace("CSeq: 1 ", "CSeq: 2 ")
+            .replace("z9hG4bKph1", "z9hG4bKph2")
+            .as_bytes(),
+    )
+    .unwrap();
+    let creds = answer(&ch, &again, "1001", PW_1001);
+    again
+        .push_header(HeaderName::ProxyAuthorization, &creds)
+        .unwrap();
+    again.finish().unwrap();
+    lab.send_msg(PHONE, again);
+    let inv = lab.expect(PBX_UAS, "INVITE");
+    assert_eq!(inv.request_uri_str(), Some("sip:5551234@127.0.0.1:5080"));
+    assert_eq!(
+        inv.header(HeaderName::PAssertedIdentity),
+        Some("<sip:1001@127.0.0.1>"),
+        "the account, never what the phone claimed"
+    );
+    assert_eq!(inv.from_header().unwrap().uri.user(), Some("1001"));
+    assert!(inv.header(HeaderName::ProxyAuthorization).is_none());
+    assert!(
+        lab.take(CARRIER).is_empty(),
+        "a phone never reaches a trunk directly"
+    );
 }

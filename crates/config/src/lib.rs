@@ -67,11 +67,24 @@ pub struct Config {
 }
 
 /// `[accounts]`.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AccountsConfig {
     /// The accounts file (see [`AccountsFile`]). Without one, no phone can register.
     pub file: Option<PathBuf>,
+    /// Digest algorithms offered to phones, one challenge each, in this order (RFC 8760:
+    /// most preferred first). Default `["SHA-256", "MD5"]`. Some clients answer only the
+    /// first challenge they see, so a lab of MD5-only test tools puts MD5 first.
+    pub algorithms: Vec<String>,
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        Self {
+            file: None,
+            algorithms: vec!["SHA-256".to_owned(), "MD5".to_owned()],
+        }
+    }
 }
 
 /// `[registrar]`.
@@ -375,12 +388,17 @@ impl Default for AdminConfig {
 pub struct StorageConfig {
     /// Directory for the database and logs. Default "sipwarden-data".
     pub dir: PathBuf,
+    /// Wait for the disk on every commit (survives power loss). Off by default: a commit
+    /// then survives the process dying, which is what a restart needs, at a fraction of
+    /// the cost.
+    pub sync_full: bool,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         Self {
             dir: PathBuf::from("sipwarden-data"),
+            sync_full: false,
         }
     }
 }
@@ -421,6 +439,24 @@ impl Config {
                 None,
                 "TLS listeners need tls.cert and tls.key".into(),
             );
+        }
+        if self.accounts.algorithms.is_empty() {
+            err(
+                "accounts.algorithms".into(),
+                None,
+                "must name at least one of MD5, SHA-256, SHA-512-256".into(),
+            );
+        }
+        for a in &self.accounts.algorithms {
+            let ok =
+                sipwarden_sip::digest::Algorithm::from_token(a).is_some_and(|x| !x.is_session());
+            if !ok {
+                err(
+                    "accounts.algorithms".into(),
+                    None,
+                    format!("{a:?} is not one of MD5, SHA-256, SHA-512-256"),
+                );
+            }
         }
         let r = &self.registrar;
         if r.min_expires > r.max_expires {

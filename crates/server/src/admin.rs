@@ -81,6 +81,30 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
         s.calls_answered,
     );
     gauge(
+        "sipwarden_registrations",
+        "Registered contacts in the location table.",
+        "gauge",
+        s.registrations as u64,
+    );
+    gauge(
+        "sipwarden_registrations_accepted_total",
+        "REGISTER requests accepted.",
+        "counter",
+        s.registrations_accepted,
+    );
+    gauge(
+        "sipwarden_registrations_refused_total",
+        "REGISTER requests refused (403, 423, 400).",
+        "counter",
+        s.registrations_refused,
+    );
+    gauge(
+        "sipwarden_auth_failures_total",
+        "Failed digest authentications of phones.",
+        "counter",
+        s.auth_failures,
+    );
+    gauge(
         "sipwarden_requests_rejected_total",
         "Requests refused statelessly.",
         "counter",
@@ -187,6 +211,10 @@ async fn stats(State(app): State<App>, headers: HeaderMap) -> impl IntoResponse 
         "calls_answered": s.calls_answered,
         "rejected": s.rejected,
         "transactions_refused": s.transactions_refused,
+        "registrations": s.registrations,
+        "registrations_accepted": s.registrations_accepted,
+        "registrations_refused": s.registrations_refused,
+        "auth_failures": s.auth_failures,
         "connections": app.transports.conns().len(),
     });
     axum::Json(body).into_response()

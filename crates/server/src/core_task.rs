@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use sipwarden_b2bua::{Core, Stats, Target};
+use sipwarden_store::LocationStore;
 use sipwarden_transport::{Inbound, Peer, Transports};
 use tokio::sync::{mpsc, watch};
 
@@ -39,7 +40,24 @@ fn peer(t: Target) -> Peer {
     }
 }
 
-fn flush(core: &mut Core, transports: &Transports) {
+/// Sends what the core wants sent; first makes its location changes durable, so no
+/// registration is acknowledged before it would survive a restart.
+fn flush(core: &mut Core, transports: &Transports, store: &mut dyn LocationStore) {
+    let changes = core.take_location_changes();
+    if !changes.is_empty() {
+        if let Err(e) = crate::location::save(store, &changes) {
+            tracing::error!("location table not saved: {e}");
+        }
+    }
+    for f in core.take_auth_failures() {
+        tracing::warn!(
+            source = %f.source.addr,
+            user = %f.user.escape_debug(),
+            method = %f.method,
+            reason = f.reason,
+            "authentication failed"
+        );
+    }
     while let Some(t) = core.poll_transmit() {
         transports.send(peer(t.dest), t.bytes);
     }
@@ -73,6 +91,7 @@ pub(crate) async fn run(
     transports: Transports,
     stats: watch::Sender<Stats>,
     config_path: Option<PathBuf>,
+    mut store: Box<dyn LocationStore>,
 ) {
     let mut batch = Vec::with_capacity(256);
     // Transaction-table refusals are logged at most once a second, with the count since.
@@ -107,7 +126,7 @@ pub(crate) async fn run(
                 Some(Control::Stop) | None => break,
             },
         }
-        flush(&mut core, &transports);
+        flush(&mut core, &transports, store.as_mut());
         let refused = core.stats().transactions_refused;
         if refused > refused_logged && refused_at.elapsed().as_secs() >= 1 {
             tracing::warn!(
@@ -124,5 +143,5 @@ pub(crate) async fn run(
             changed
         });
     }
-    flush(&mut core, &transports);
+    flush(&mut core, &transports, store.as_mut());
 }

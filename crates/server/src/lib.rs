@@ -7,6 +7,7 @@
 
 mod admin;
 mod core_task;
+mod location;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -127,6 +128,16 @@ fn admin_token(cfg: &Config) -> Result<String, StartError> {
     Ok(token)
 }
 
+/// The durable store: SQLite under `storage.dir`.
+fn open_store(cfg: &Config) -> Result<Box<dyn sipwarden_store::LocationStore>, StartError> {
+    let dir = &cfg.storage.dir;
+    std::fs::create_dir_all(dir).map_err(|e| StartError(format!("{}: {e}", dir.display())))?;
+    let path = dir.join("sipwarden.db");
+    let store = sipwarden_store::SqliteStore::open(&path, cfg.storage.sync_full)
+        .map_err(|e| StartError(e.to_string()))?;
+    Ok(Box::new(store))
+}
+
 /// Routes from a configuration.
 pub fn routes(cfg: &Config) -> Result<Routes, StartError> {
     Routes::from_config(cfg).map_err(|e| StartError(e.to_string()))
@@ -202,7 +213,19 @@ impl Gateway {
             },
             ..Settings::default()
         };
-        let core = Core::new(routes, local, settings, os_seed()?);
+        let mut core = Core::new(routes, local, settings, os_seed()?);
+        let mut store = open_store(&cfg)?;
+        let bindings = location::load(store.as_mut())
+            .map_err(|e| StartError(format!("location table: {e}")))?;
+        if !bindings.is_empty() {
+            tracing::info!(
+                bindings = bindings.len(),
+                "registrations restored from the store"
+            );
+        }
+        for b in bindings {
+            core.restore_binding(b);
+        }
         let (control_tx, control_rx) = mpsc::channel(64);
         let (stats_tx, stats_rx) = watch::channel(Stats::default());
         let done = tokio::spawn(core_task::run(
@@ -212,6 +235,7 @@ impl Gateway {
             transports.clone(),
             stats_tx,
             config_path,
+            store,
         ));
         let token = admin_token(&cfg)?;
         let admin = admin::serve(

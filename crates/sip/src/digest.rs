@@ -454,6 +454,13 @@ pub fn verify_response(expected: &HexDigest, received: &str) -> bool {
     ct_eq_lower(expected.as_bytes(), received.as_bytes())
 }
 
+/// Compares lowercase hex `expected` with `received` in constant time (for equal lengths),
+/// accepting uppercase hex: for nonce MACs and other hex tokens that are not a [`HexDigest`].
+#[must_use]
+pub fn verify_response_str(expected: &str, received: &str) -> bool {
+    ct_eq_lower(expected.as_bytes(), received.as_bytes())
+}
+
 /// Whether `nc` has the required form: exactly 8 hex digits (RFC 2617 §3.2.2).
 #[must_use]
 pub fn is_valid_nc(nc: &str) -> bool {

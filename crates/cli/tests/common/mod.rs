@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+pub(crate) mod sipp;
+
 /// The lab's fixed addresses are shared: tests that bind them run one at a time.
 static LAB: Mutex<()> = Mutex::new(());
 

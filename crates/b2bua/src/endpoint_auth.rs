@@ -1,0 +1,470 @@
+//! Digest authentication of the endpoint zone: phones registering (401 + WWW-Authenticate)
+//! and placing calls (407 + Proxy-Authenticate), against the accounts file's HA1 values.
+//!
+//! Nonces are stateless: the issue time and an HMAC over it and the client's address, keyed
+//! with a secret drawn at start. A nonce is therefore useless from another address and after
+//! its lifetime (then the answer says `stale=true`, so the phone retries without asking the
+//! user). Every failure — unknown account, wrong password, an account used from a network or
+//! over a transport it may not use, a username that is not the registered address — gives
+//! the same answers: the first failure a fresh challenge, the next 403. The reason goes to the
+//! log only, so the answers never tell an attacker which accounts exist. (Replay of `nc`,
+//! ban counting and the security log build on this in the edge-defence stages.)
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use sipwarden_config::{AccountConfig, AccountTransport, AccountsFile};
+use sipwarden_sip::digest::{self, Algorithm, HexDigest, Qop, ResponseInput};
+use sipwarden_sip::header::Transport;
+use sipwarden_sip::{HeaderName, Message};
+
+use crate::routes::Target;
+
+/// How long a nonce is good for.
+const NONCE_LIFETIME: Duration = Duration::from_secs(300);
+/// How long a failure counts toward the 403.
+const FAILURE_WINDOW: Duration = Duration::from_secs(300);
+/// Most (address, user) failure records kept; beyond it the oldest go first.
+const MAX_FAILURE_RECORDS: usize = 65_536;
+
+/// What to do with a request after looking at its credentials.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Authenticated as this account.
+    Ok(String),
+    /// Answer 401/407 with fresh challenges (`stale`: the nonce had expired).
+    Challenge { stale: bool },
+    /// Answer 403; `reason` is for the log only.
+    Forbidden { reason: &'static str },
+}
+
+/// Which request is being authenticated.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ask<'a> {
+    /// REGISTER (Authorization, 401) or anything else (Proxy-Authorization, 407).
+    pub(crate) register: bool,
+    /// For REGISTER: the address-of-record user the credentials must be for.
+    pub(crate) aor: Option<&'a str>,
+    /// Where the request came from.
+    pub(crate) src: Target,
+}
+
+pub(crate) struct Digest {
+    key: [u8; 32],
+    /// Nonce times count from here: the first moment the core saw (sans-io: no clock).
+    epoch: Option<Instant>,
+    failures: HashMap<(IpAddr, String), (u32, Instant)>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+fn transport_allowed(account: &AccountConfig, t: Transport) -> bool {
+    if account.transports.is_empty() {
+        return true;
+    }
+    let want = match t {
+        Transport::Udp => AccountTransport::Udp,
+        Transport::Tcp => AccountTransport::Tcp,
+        Transport::Tls => AccountTransport::Tls,
+        Transport::Ws => AccountTransport::Ws,
+        Transport::Wss => AccountTransport::Wss,
+        _ => return false,
+    };
+    account.transports.contains(&want)
+}
+
+fn stored_ha1(account: &AccountConfig, alg: Algorithm) -> Option<HexDigest> {
+    let v = match alg.base() {
+        Algorithm::Md5 => account.ha1_md5.as_deref(),
+        Algorithm::Sha256 => account.ha1_sha256.as_deref(),
+        _ => account.ha1_sha512_256.as_deref(),
+    };
+    v.and_then(HexDigest::from_hex)
+}
+
+impl Digest {
+    pub(crate) fn new(key: [u8; 32]) -> Self {
+        Self {
+            key,
+            epoch: None,
+            failures: HashMap::new(),
+        }
+    }
+
+    fn mac(&self, ts: u32, ip: IpAddr) -> String {
+        // HMAC-SHA256 accepts keys of any length: new_from_slice cannot fail here.
+        let Ok(mut m) = Hmac::<Sha256>::new_from_slice(&self.key) else {
+            return String::new();
+        };
+        m.update(&ts.to_be_bytes());
+        match ip {
+            IpAddr::V4(v4) => m.update(&v4.octets()),
+            IpAddr::V6(v6) => m.update(&v6.octets()),
+        }
+        let out = m.finalize().into_bytes();
+        hex(out.get(..16).unwrap_or_default())
+    }
+
+    fn epoch(&mut self, now: Instant) -> Instant {
+        *self.epoch.get_or_insert(now)
+    }
+
+    fn nonce(&mut self, now: Instant, ip: IpAddr) -> String {
+        let epoch = self.epoch(now);
+        let ts = u32::try_from(now.saturating_duration_since(epoch).as_secs()).unwrap_or(0);
+        format!("{ts:08x}{}", self.mac(ts, ip))
+    }
+
+    /// `Some(true)` fresh, `Some(false)` expired, `None` not ours.
+    fn check_nonce(&mut self, nonce: &str, now: Instant, ip: IpAddr) -> Option<bool> {
+        let epoch = self.epoch(now);
+        let ts = u32::from_str_radix(nonce.get(..8)?, 16).ok()?;
+        let mac = nonce.get(8..)?;
+        let expected = self.mac(ts, ip);
+        if mac.len() != expected.len() || !digest::verify_response_str(&expected, mac) {
+            return None;
+        }
+        let issued = epoch + Duration::from_secs(u64::from(ts));
+        Some(now.saturating_duration_since(issued) <= NONCE_LIFETIME && issued <= now)
+    }
+
+    /// The challenge header values, one per algorithm, in the configured order.
+    pub(crate) fn challenges(
+        &mut self,
+        now: Instant,
+        ip: IpAddr,
+        realm: &str,
+        algorithms: &[Algorithm],
+        stale: bool,
+    ) -> Vec<String> {
+        let nonce = self.nonce(now, ip);
+        algorithms
+            .iter()
+            .map(|a| {
+                let mut v = format!(
+                    "Digest realm=\"{realm}\", nonce=\"{nonce}\", algorithm={}, qop=\"auth\"",
+                    a.token()
+                );
+                if stale {
+                    v.push_str(", stale=true");
+                }
+                v
+            })
+            .collect()
+    }
+
+    /// Looks at a request's credentials.
+    pub(crate) fn check(
+        &mut self,
+        now: Instant,
+        msg: &Message,
+        ask: Ask<'_>,
+        accounts: &AccountsFile,
+    ) -> (Verdict, Option<&'static str>) {
+        let header = if ask.register {
+            HeaderName::Authorization
+        } else {
+            HeaderName::ProxyAuthorization
+        };
+        let ip = ask.src.addr.ip();
+        let creds = msg
+            .auths(header)
+            .filter_map(Result::ok)
+            .find(|a| a.is_digest() && a.realm().as_deref() == Some(accounts.realm.as_str()));
+        let Some(creds) = creds else {
+            return (Verdict::Challenge { stale: false }, None);
+        };
+        let username = creds.username().map(|u| u.into_owned()).unwrap_or_default();
+        let failure = match self.verify(now, msg, &creds, &username, ask, accounts) {
+            Ok(()) => {
+                self.failures.remove(&(ip, username.clone()));
+                return (Verdict::Ok(username), None);
+            }
+            Err(None) => return (Verdict::Challenge { stale: true }, None),
+            Err(Some(reason)) => reason,
+        };
+        (self.fail(now, ip, username), Some(failure))
+    }
+
+    /// The first failure within the window gets a new challenge, later ones 403.
+    fn fail(&mut self, now: Instant, ip: IpAddr, user: String) -> Verdict {
+        if self.failures.len() >= MAX_FAILURE_RECORDS {
+            self.failures
+                .retain(|_, (_, at)| now.saturating_duration_since(*at) < FAILURE_WINDOW);
+            if self.failures.len() >= MAX_FAILURE_RECORDS {
+                self.failures.clear();
+            }
+        }
+        let e = self.failures.entry((ip, user)).or_insert((0, now));
+        if now.saturating_duration_since(e.1) >= FAILURE_WINDOW {
+            *e = (0, now);
+        }
+        e.0 += 1;
+        e.1 = now;
+        if e.0 <= 1 {
+            Verdict::Challenge { stale: false }
+        } else {
+            Verdict::Forbidden {
+                reason: "repeated authentication failure",
+            }
+        }
+    }
+
+    /// `Ok` when the credentials are right; `Err(None)` for an expired nonce of ours;
+    /// `Err(Some(reason))` for a failure.
+    fn verify(
+        &mut self,
+        now: Instant,
+        msg: &Message,
+        creds: &sipwarden_sip::header::Auth<'_>,
+        username: &str,
+        ask: Ask<'_>,
+        accounts: &AccountsFile,
+    ) -> Result<(), Option<&'static str>> {
+        let algorithm = match creds.algorithm() {
+            None => Algorithm::Md5,
+            Some(a) => Algorithm::from_token(&a).ok_or(Some("unsupported algorithm"))?,
+        };
+        if algorithm.is_session() {
+            return Err(Some("session algorithms are not offered"));
+        }
+        let nonce = creds.nonce().ok_or(Some("no nonce"))?;
+        match self.check_nonce(&nonce, now, ask.src.addr.ip()) {
+            None => return Err(Some("nonce not issued to this address")),
+            Some(false) => return Err(None),
+            Some(true) => {}
+        }
+        if creds.qop().as_deref() != Some("auth") {
+            return Err(Some("qop must be auth"));
+        }
+        let nc = creds.nc().ok_or(Some("no nc"))?;
+        let cnonce = creds.cnonce().ok_or(Some("no cnonce"))?;
+        let uri = creds.uri().ok_or(Some("no uri"))?;
+        if Some(uri.as_ref()) != msg.request_uri_str() {
+            return Err(Some("digest uri differs from the Request-URI"));
+        }
+        let response = creds.response().ok_or(Some("no response"))?;
+        let account = accounts.get(username);
+        // An unknown account costs the same work as a known one.
+        let ha1 = account
+            .and_then(|a| stored_ha1(a, algorithm))
+            .unwrap_or_else(|| digest::ha1(algorithm, username, &accounts.realm, "\u{0}"));
+        let input = ResponseInput {
+            algorithm,
+            method: msg.method_str().unwrap_or(""),
+            digest_uri: &uri,
+            nonce: &nonce,
+            cnonce: Some(&cnonce),
+            nc: Some(nc),
+            qop: Some(Qop::Auth),
+            body: b"",
+        };
+        let expected = digest::response_from_ha1(&ha1, &input);
+        let matches = digest::verify_response(&expected, &response);
+        let Some(account) = account else {
+            return Err(Some("unknown account"));
+        };
+        if stored_ha1(account, algorithm).is_none() {
+            return Err(Some("no HA1 for this algorithm"));
+        }
+        if !matches {
+            return Err(Some("wrong password"));
+        }
+        if ask.aor.is_some_and(|aor| aor != username) {
+            return Err(Some("username differs from the registered address"));
+        }
+        let ip = ask.src.addr.ip();
+        if !account.networks.is_empty() && !account.networks.iter().any(|n| n.contains(&ip)) {
+            return Err(Some("source network not allowed for the account"));
+        }
+        if !transport_allowed(account, ask.src.transport) {
+            return Err(Some("transport not allowed for the account"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accounts() -> AccountsFile {
+        AccountsFile::from_toml(
+            "realm = \"sipwarden.lab\"\n[[account]]\nuser = \"1001\"\nha1_md5 = \"42a3bbc213144377ae531e125246ffb7\"\nha1_sha256 = \"47b91c65d6585955b5f880fa973d9ec34bb962f9137c1d37ff68f7a201c06951\"\n[[account]]\nuser = \"1002\"\nha1_md5 = \"dd689c14aa337b10425b00d54a8c52f5\"\ntransports = [\"tls\"]\n",
+            None,
+        )
+        .unwrap()
+    }
+
+    fn src(ip: &str) -> Target {
+        Target {
+            transport: Transport::Udp,
+            addr: format!("{ip}:5062").parse().unwrap(),
+            flow: None,
+        }
+    }
+
+    fn register(user: &str, password: &str, alg: Algorithm, nonce: &str, ip_uri: &str) -> Message {
+        let uri = format!("sip:{ip_uri}");
+        let input = ResponseInput {
+            algorithm: alg,
+            method: "REGISTER",
+            digest_uri: &uri,
+            nonce,
+            cnonce: Some("0a4f113b"),
+            nc: Some("00000001"),
+            qop: Some(Qop::Auth),
+            body: b"",
+        };
+        let r = digest::response(user, "sipwarden.lab", password, &input);
+        let text = format!(
+            "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bK1\r\nFrom: <sip:{user}@127.0.0.1>;tag=1\r\nTo: <sip:{user}@127.0.0.1>\r\nCall-ID: a\r\nCSeq: 2 REGISTER\r\nAuthorization: Digest username=\"{user}\", realm=\"sipwarden.lab\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{}\", algorithm={}, qop=auth, nc=00000001, cnonce=\"0a4f113b\"\r\nContent-Length: 0\r\n\r\n",
+            r.as_str(),
+            alg.token()
+        );
+        Message::parse(text.as_bytes()).unwrap()
+    }
+
+    fn nonce_of(ch: &str) -> String {
+        ch.split("nonce=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_owned()
+    }
+
+    const PW: &str = "Kj9#mNp2xQ&vL5sW!aR7cYz3";
+
+    #[test]
+    fn right_password_passes_with_md5_and_sha256() {
+        let t0 = Instant::now();
+        let mut d = Digest::new([7; 32]);
+        let acc = accounts();
+        let ask = Ask {
+            register: true,
+            aor: Some("1001"),
+            src: src("127.0.0.2"),
+        };
+        for alg in [Algorithm::Md5, Algorithm::Sha256] {
+            let ch = d.challenges(t0, ask.src.addr.ip(), "sipwarden.lab", &[alg], false);
+            let msg = register("1001", PW, alg, &nonce_of(&ch[0]), "127.0.0.1");
+            assert_eq!(d.check(t0, &msg, ask, &acc).0, Verdict::Ok("1001".into()));
+        }
+    }
+
+    #[test]
+    fn failures_look_alike_then_forbidden() {
+        let t0 = Instant::now();
+        let acc = accounts();
+        let ask = |aor| Ask {
+            register: true,
+            aor: Some(aor),
+            src: src("127.0.0.2"),
+        };
+        // Unknown user, wrong password, wrong transport, other address's nonce: each gets
+        // a new challenge first, then 403.
+        let cases: [(&str, &str, &'static str); 3] = [
+            ("1009", PW, "unknown account"),
+            ("1001", "wrong", "wrong password"),
+            (
+                "1002",
+                "t7Vq!2mZ#8rLw@4xPn6s",
+                "transport not allowed for the account",
+            ),
+        ];
+        for (user, pw, why) in cases {
+            let mut d = Digest::new([7; 32]);
+            let ch = d.challenges(
+                t0,
+                "127.0.0.2".parse().unwrap(),
+                "sipwarden.lab",
+                &[Algorithm::Md5],
+                false,
+            );
+            let msg = register(user, pw, Algorithm::Md5, &nonce_of(&ch[0]), "127.0.0.1");
+            assert_eq!(
+                d.check(t0, &msg, ask(user), &acc),
+                (Verdict::Challenge { stale: false }, Some(why))
+            );
+            assert!(matches!(
+                d.check(t0, &msg, ask(user), &acc).0,
+                Verdict::Forbidden { .. }
+            ));
+        }
+        // A nonce issued to another address is not accepted.
+        let mut d = Digest::new([7; 32]);
+        let ch = d.challenges(
+            t0,
+            "127.0.0.9".parse().unwrap(),
+            "sipwarden.lab",
+            &[Algorithm::Md5],
+            false,
+        );
+        let msg = register("1001", PW, Algorithm::Md5, &nonce_of(&ch[0]), "127.0.0.1");
+        assert_eq!(
+            d.check(t0, &msg, ask("1001"), &acc).1,
+            Some("nonce not issued to this address")
+        );
+        // Credentials for another address-of-record.
+        let ch = d.challenges(
+            t0,
+            "127.0.0.2".parse().unwrap(),
+            "sipwarden.lab",
+            &[Algorithm::Md5],
+            false,
+        );
+        let msg = register("1001", PW, Algorithm::Md5, &nonce_of(&ch[0]), "127.0.0.1");
+        assert_eq!(
+            d.check(t0, &msg, ask("1003"), &acc).1,
+            Some("username differs from the registered address")
+        );
+    }
+
+    #[test]
+    fn expired_nonce_is_stale_not_a_failure() {
+        let t0 = Instant::now();
+        let mut d = Digest::new([7; 32]);
+        let acc = accounts();
+        let ask = Ask {
+            register: true,
+            aor: Some("1001"),
+            src: src("127.0.0.2"),
+        };
+        let ch = d.challenges(
+            t0,
+            ask.src.addr.ip(),
+            "sipwarden.lab",
+            &[Algorithm::Md5],
+            false,
+        );
+        let msg = register("1001", PW, Algorithm::Md5, &nonce_of(&ch[0]), "127.0.0.1");
+        let later = t0 + NONCE_LIFETIME + Duration::from_secs(1);
+        assert_eq!(
+            d.check(later, &msg, ask, &acc),
+            (Verdict::Challenge { stale: true }, None)
+        );
+        assert_eq!(
+            d.check(later, &msg, ask, &acc),
+            (Verdict::Challenge { stale: true }, None)
+        );
+        let ch = d.challenges(
+            later,
+            ask.src.addr.ip(),
+            "sipwarden.lab",
+            &[Algorithm::Md5],
+            true,
+        );
+        assert!(ch[0].ends_with("stale=true"));
+    }
+}

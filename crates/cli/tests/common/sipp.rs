@@ -1,0 +1,251 @@
+//! SIPp as the lab's peers, and the gateway running the lab's configuration: the helpers the
+//! end-to-end tests share.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use super::*;
+
+pub(crate) fn sipp_bin() -> &'static str {
+    let ok = Command::new("sipp")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    assert!(
+        ok,
+        "SIPp is missing: scripts/test.sh installs the Debian package sip-tester"
+    );
+    "sipp"
+}
+
+pub(crate) fn scenario(name: &str) -> PathBuf {
+    repo_root().join("tests/sipp").join(name)
+}
+
+/// A scenario with `@STATUS@` replaced, written into `dir`.
+pub(crate) fn templated(dir: &Path, name: &str, status: u16) -> PathBuf {
+    let text = std::fs::read_to_string(scenario(name))
+        .unwrap()
+        .replace("@STATUS@", &status.to_string());
+    let out = dir.join(format!("{status}-{name}"));
+    std::fs::write(&out, text).unwrap();
+    out
+}
+
+/// A SIPp answering side, running until it has handled `calls` calls (bounded by a timeout).
+pub(crate) struct Uas(pub(crate) Child);
+
+impl Uas {
+    pub(crate) fn start(
+        dir: &Path,
+        sf: &Path,
+        ip: &str,
+        port: u16,
+        calls: usize,
+        extra: &[&str],
+    ) -> Self {
+        let mut args: Vec<String> = vec![
+            "-sf".into(),
+            sf.to_string_lossy().into_owned(),
+            "-i".into(),
+            ip.into(),
+            "-p".into(),
+            port.to_string(),
+            "-m".into(),
+            calls.to_string(),
+            "-nostdin".into(),
+            "-trace_err".into(),
+            "-timeout".into(),
+            "120s".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let child = Command::new(sipp_bin())
+            .args(&args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Give it time to bind before the caller starts.
+        std::thread::sleep(Duration::from_millis(300));
+        Self(child)
+    }
+
+    pub(crate) fn finish(mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.0.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Uas {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Runs a SIPp caller to completion; panics with its error log unless every call succeeded.
+pub(crate) fn uac(
+    dir: &Path,
+    label: &str,
+    sf: &Path,
+    (remote, local): (&str, (&str, u16)),
+    service: &str,
+    (calls, rate): (usize, usize),
+    extra: &[&str],
+) -> Output {
+    let mut args: Vec<String> = vec![
+        remote.into(),
+        "-sf".into(),
+        sf.to_string_lossy().into_owned(),
+        "-i".into(),
+        local.0.into(),
+        "-p".into(),
+        local.1.to_string(),
+        "-s".into(),
+        service.into(),
+        "-m".into(),
+        calls.to_string(),
+        "-r".into(),
+        rate.to_string(),
+        "-d".into(),
+        "100".into(),
+        "-nostdin".into(),
+        "-trace_err".into(),
+        "-timeout".into(),
+        "150s".into(),
+        "-timeout_error".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let out = Command::new(sipp_bin())
+        .args(&args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    if out.status.code() != Some(0) {
+        let errors: String = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with("errors.log"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let errors: String = errors.chars().take(4000).collect();
+        panic!(
+            "{label}: SIPp exit {:?}\n{}\n{errors}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .rev()
+                .take(30)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    out
+}
+
+pub(crate) fn stat(json: &str, key: &str) -> u64 {
+    let pat = format!("\"{key}\":");
+    json.split(&pat)
+        .nth(1)
+        .and_then(|r| r.split([',', '}']).next())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
+/// Waits until no call, dialog or transaction is left (transaction timers run up to 32 s
+/// over UDP), and returns the final stats.
+pub(crate) fn drained(token: &str, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let (_, body) = http_get("127.0.0.1:8080", "/api/stats", Some(token));
+        let left = [
+            "calls",
+            "dialogs",
+            "client_transactions",
+            "server_transactions",
+        ]
+        .iter()
+        .map(|k| stat(&body, k))
+        .sum::<u64>();
+        if left == 0 {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "state left behind: {body}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+pub(crate) struct Lab {
+    pub(crate) dir: TempDir,
+    pub(crate) gw: Option<Gateway>,
+    pub(crate) token: String,
+}
+
+impl Lab {
+    pub(crate) fn start(config: &str) -> Self {
+        let dir = TempDir::new("lab");
+        copy_tree(&repo_root().join("examples"), &dir.0.join("examples"));
+        if config != "examples/lab.toml" {
+            let lab = std::fs::read_to_string(dir.0.join("examples/lab.toml")).unwrap();
+            let text = match config {
+                "tcp" => lab.replace(
+                    "proxy = \"sip:127.0.0.3:5060\"",
+                    "proxy = \"sip:127.0.0.3:5060;transport=tcp\"",
+                ),
+                // The trunk over TLS, trusting the test's CA.
+                ca if ca.starts_with("tls:") => lab
+                    .replace(
+                        "proxy = \"sip:127.0.0.3:5060\"",
+                        "proxy = \"sips:127.0.0.3:5061\"",
+                    )
+                    .replace(
+                        "min_version = \"1.2\"",
+                        &format!("min_version = \"1.2\"\nca_file = \"{}\"", &ca[4..]),
+                    ),
+                other => panic!("unknown lab variant {other}"),
+            };
+            std::fs::write(dir.0.join("examples/lab-variant.toml"), text).unwrap();
+        }
+        let cfg = if config == "examples/lab.toml" {
+            config
+        } else {
+            "examples/lab-variant.toml"
+        };
+        let gw = Gateway::start(&dir.0, &["serve", "--config", cfg]);
+        let token = std::fs::read_to_string(dir.0.join("examples/lab/admin.token"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        Self {
+            dir,
+            gw: Some(gw),
+            token,
+        }
+    }
+
+    pub(crate) fn work(&self, name: &str) -> PathBuf {
+        let p = self.dir.0.join(name);
+        std::fs::create_dir_all(&p).unwrap();
+        p
+    }
+
+    pub(crate) fn stop(mut self) {
+        if let Some(gw) = self.gw.take() {
+            assert!(gw.stop().success());
+        }
+    }
+}
