@@ -7,8 +7,10 @@ cd "$(dirname "$0")/.."
 # Debian packages the tests use (real peers, not mocks): SIPp (sip-tester) plays the PBX and
 # the carrier in the end-to-end call tests; Kamailio with its TLS module is the carrier's TLS
 # edge in the TLS call tests (SIPp from Debian has no TLS); openssl makes their certificates.
+# python3-websockets drives tests/ws/ws_phone.py, the browser-like phone of the SIP over WSS
+# tests (SIPp has no WebSocket transport).
 # Later capabilities add theirs here.
-PACKAGES=(sip-tester kamailio kamailio-tls-modules openssl)
+PACKAGES=(sip-tester kamailio kamailio-tls-modules openssl python3-websockets)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

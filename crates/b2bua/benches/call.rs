@@ -104,6 +104,7 @@ fn bench(c: &mut Criterion) {
         udp: Some("127.0.0.1:5060".parse().unwrap()),
         tcp: None,
         tls: None,
+        wss: None,
     };
     let mut rig = Rig {
         core: Core::new(routes, local, Settings::default(), [1; 32]),

@@ -57,6 +57,8 @@ pub struct Local {
     pub tcp: Option<SocketAddr>,
     /// TLS listener address.
     pub tls: Option<SocketAddr>,
+    /// WSS listener address (SIP over WebSocket, RFC 7118).
+    pub wss: Option<SocketAddr>,
 }
 
 impl Local {
@@ -64,7 +66,8 @@ impl Local {
     pub fn addr(&self, t: Transport) -> SocketAddr {
         let pick = match t {
             Transport::Tcp => self.tcp,
-            Transport::Tls | Transport::Wss => self.tls,
+            Transport::Tls => self.tls,
+            Transport::Wss | Transport::Ws => self.wss.or(self.tls),
             _ => self.udp,
         };
         pick.or(self.udp)

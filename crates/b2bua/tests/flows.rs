@@ -60,6 +60,7 @@ impl Lab {
             udp: Some(addr("127.0.0.1:5060")),
             tcp: None,
             tls: None,
+            wss: None,
         };
         let core = Core::new(routes, local, Settings::default(), [42; 32]);
         Self {

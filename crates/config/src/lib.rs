@@ -130,11 +130,15 @@ pub struct ListenConfig {
     /// TLS listen addresses (need `[tls]`).
     #[serde(deserialize_with = "values::socket_addrs")]
     pub tls: Vec<SocketAddr>,
+    /// SIP over secure WebSocket (RFC 7118) listen addresses, for browser phones (need
+    /// `[tls]`: the same certificate as the TLS listeners). Default: none.
+    #[serde(deserialize_with = "values::socket_addrs")]
+    pub wss: Vec<SocketAddr>,
     /// UDP sockets bound per address with SO_REUSEPORT (default: one per core, at most 4).
     pub udp_sockets: Option<usize>,
-    /// Open TCP/TLS connections allowed from one IP address. Default 32.
+    /// Open TCP/TLS/WSS connections allowed from one IP address. Default 32.
     pub max_connections_per_ip: usize,
-    /// Open TCP/TLS connections in all. Default 10 000.
+    /// Open TCP/TLS/WSS connections in all. Default 10 000.
     pub max_connections: usize,
     /// A connection with no traffic for this long is closed. Default "5m".
     #[serde(deserialize_with = "values::duration")]
@@ -151,6 +155,7 @@ impl Default for ListenConfig {
             udp: vec![lo],
             tcp: vec![lo],
             tls: Vec::new(),
+            wss: Vec::new(),
             udp_sockets: None,
             max_connections_per_ip: 32,
             max_connections: 10_000,
@@ -430,7 +435,8 @@ impl Config {
         let mut err = |key: String, _name: Option<&str>, message: String| {
             errors.push(ConfigError::at_key(text, file, &key, message));
         };
-        if self.listen.udp.is_empty() && self.listen.tcp.is_empty() && self.listen.tls.is_empty() {
+        let l = &self.listen;
+        if l.udp.is_empty() && l.tcp.is_empty() && l.tls.is_empty() && l.wss.is_empty() {
             err("listen".into(), None, "no listener configured".into());
         }
         if !self.listen.tls.is_empty() && (self.tls.cert.is_none() || self.tls.key.is_none()) {
@@ -457,6 +463,13 @@ impl Config {
                     format!("{a:?} is not one of MD5, SHA-256, SHA-512-256"),
                 );
             }
+        }
+        if !self.listen.wss.is_empty() && (self.tls.cert.is_none() || self.tls.key.is_none()) {
+            err(
+                "listen.wss".into(),
+                None,
+                "WSS listeners need tls.cert and tls.key".into(),
+            );
         }
         let r = &self.registrar;
         if r.min_expires > r.max_expires {

@@ -18,7 +18,7 @@ fn empty_file_is_the_safe_default() {
             .chain(&c.listen.tcp)
             .all(|a| a.ip().is_loopback())
     );
-    assert!(c.listen.tls.is_empty());
+    assert!(c.listen.tls.is_empty() && c.listen.wss.is_empty());
     assert_eq!(c.pbx.address.to_string(), "127.0.0.1:5080");
     assert!(c.admin.listen.ip().is_loopback());
     assert_eq!(c.tls.min_version, TlsVersion::V1_2);
@@ -31,6 +31,7 @@ fn a_full_file_reads_into_typed_values() {
 [listen]
 udp = ["127.0.0.1:5060"]
 tls = ["127.0.0.1:5061"]
+wss = ["127.0.0.1:8443"]
 idle_timeout = "90s"
 
 [tls]
@@ -58,6 +59,7 @@ max_duration = "4h"
     )
     .unwrap();
     assert_eq!(c.listen.idle_timeout, Duration::from_secs(90));
+    assert_eq!(c.listen.wss[0].to_string(), "127.0.0.1:8443");
     assert_eq!(c.tls.min_version, TlsVersion::V1_3);
     let t = c.trunk("carrier").unwrap();
     assert_eq!(t.networks[0].to_string(), "127.0.0.3/32");
@@ -132,4 +134,23 @@ fn cross_field_errors_are_all_reported() {
         e[3].starts_with("gw.toml:11: trunk[1].networks: network 127.0.0.0/8 overlaps the PBX"),
         "{e:?}"
     );
+}
+
+#[test]
+fn a_wss_listener_needs_the_tls_certificate() {
+    let e = errors("[listen]\nwss = [\"127.0.0.1:8443\"]\n");
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert!(
+        e[0].starts_with("gw.toml:2: listen.wss: WSS listeners need tls.cert and tls.key"),
+        "{e:?}"
+    );
+
+    // A WSS listener alone is a listener.
+    let c = Config::from_toml(
+        "[listen]\nudp = []\ntcp = []\nwss = [\"127.0.0.1:8443\"]\n\n[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n",
+        None,
+    )
+    .unwrap();
+    assert!(c.listen.tls.is_empty());
+    assert_eq!(c.listen.wss.len(), 1);
 }

@@ -177,6 +177,12 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
         t.tls_handshake_failed,
     );
     gauge(
+        "sipwarden_ws_handshake_failed_total",
+        "WebSocket upgrades refused (no sip subprotocol) or failed.",
+        "counter",
+        t.ws_handshake_failed,
+    );
+    gauge(
         "sipwarden_connections_idle_closed_total",
         "Connections closed for idleness.",
         "counter",
@@ -184,7 +190,7 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
     );
     gauge(
         "sipwarden_keepalives_total",
-        "CRLF keep-alive pings answered.",
+        "Keep-alive pings answered (CRLF, WebSocket ping).",
         "counter",
         t.keepalives,
     );

@@ -53,6 +53,8 @@ pub struct Listening {
     pub tcp: Vec<SocketAddr>,
     /// TLS.
     pub tls: Vec<SocketAddr>,
+    /// WSS (SIP over secure WebSocket).
+    pub wss: Vec<SocketAddr>,
     /// Admin API and metrics.
     pub admin: SocketAddr,
 }
@@ -73,6 +75,9 @@ impl std::fmt::Display for Listening {
         }
         if !self.tls.is_empty() {
             writeln!(f, "  sip tls  {}", list(&self.tls))?;
+        }
+        if !self.wss.is_empty() {
+            writeln!(f, "  sip wss  {}", list(&self.wss))?;
         }
         write!(f, "  admin    http://{}", self.admin)
     }
@@ -147,8 +152,10 @@ impl Gateway {
     /// Starts a gateway. `config_path` is re-read on [`Control::Reload`] (SIGHUP).
     pub async fn start(cfg: Config, config_path: Option<PathBuf>) -> Result<Self, StartError> {
         let tls13_only = cfg.tls.min_version == TlsVersion::V1_3;
+        // WSS listeners terminate TLS with the same certificate as TLS listeners.
+        let tls_listeners = !cfg.listen.tls.is_empty() || !cfg.listen.wss.is_empty();
         let tls_server = match (&cfg.tls.cert, &cfg.tls.key) {
-            (Some(cert), Some(key)) if !cfg.listen.tls.is_empty() => {
+            (Some(cert), Some(key)) if tls_listeners => {
                 if cfg.tls.generate_self_signed {
                     let names = vec![
                         "sipwarden.lab".to_owned(),
@@ -178,6 +185,7 @@ impl Gateway {
             udp: cfg.listen.udp.clone(),
             tcp: cfg.listen.tcp.clone(),
             tls: cfg.listen.tls.clone(),
+            wss: cfg.listen.wss.clone(),
             udp_sockets: cfg.listen.udp_sockets.unwrap_or(1),
             max_connections_per_ip: cfg.listen.max_connections_per_ip,
             max_connections: cfg.listen.max_connections,
@@ -200,6 +208,7 @@ impl Gateway {
             udp: advertise(&bound.udp),
             tcp: advertise(&bound.tcp),
             tls: advertise(&bound.tls),
+            wss: advertise(&bound.wss),
         };
         let settings = Settings {
             txn: sipwarden_txn::Config {
@@ -250,6 +259,7 @@ impl Gateway {
             udp: bound.udp,
             tcp: bound.tcp,
             tls: bound.tls,
+            wss: bound.wss,
             admin,
         };
         Ok(Self {
@@ -271,7 +281,7 @@ impl Gateway {
         let _ = self.control.send(c).await;
     }
 
-    /// Open TCP/TLS connections.
+    /// Open TCP/TLS/WSS connections.
     pub fn connections(&self) -> usize {
         self.transports.conns().len()
     }

@@ -1,10 +1,10 @@
 //! # sipwarden-transport: sockets in, framed messages out
 //!
-//! UDP (several SO_REUSEPORT sockets per address, each drained in batches), TCP and TLS
-//! listeners, outbound TCP/TLS connections, and the connection table that lets a response or
-//! an in-dialog request leave by the connection its dialog arrived on. Bytes are framed and
-//! parsed here (on the receiving task, so parsing runs in parallel with the call core); no
-//! routing or policy happens here.
+//! UDP (several SO_REUSEPORT sockets per address, each drained in batches), TCP, TLS and
+//! WSS (SIP over secure WebSocket, RFC 7118) listeners, outbound TCP/TLS connections, and the
+//! connection table that lets a response or an in-dialog request leave by the connection its
+//! dialog arrived on. Bytes are framed and parsed here (on the receiving task, so parsing
+//! runs in parallel with the call core); no routing or policy happens here.
 //!
 //! Bounded: per-IP and total connection limits are checked at accept time, before any TLS
 //! handshake; idle connections are closed; a stream that breaks framing is closed; queues to
@@ -24,6 +24,7 @@ mod metrics;
 mod stream;
 pub mod tls;
 mod udp;
+mod ws;
 
 use std::io;
 use std::net::SocketAddr;
@@ -38,7 +39,7 @@ use tokio::sync::mpsc;
 pub use metrics::{Metrics, Snapshot};
 pub use stream::Conns;
 
-/// Identifies one TCP/TLS connection for its lifetime.
+/// Identifies one TCP/TLS/WSS connection for its lifetime.
 pub type FlowId = u64;
 
 /// A peer: where a message came from, or where it goes.
@@ -48,7 +49,9 @@ pub struct Peer {
     pub proto: Proto,
     /// Remote address.
     pub addr: SocketAddr,
-    /// The connection, for stream transports.
+    /// The connection, for stream transports. Set on everything received over TCP, TLS or
+    /// WSS; a WSS peer can only be reached through it (the gateway never opens WebSocket
+    /// connections).
     pub flow: Option<FlowId>,
 }
 
@@ -70,6 +73,8 @@ pub struct Config {
     pub tcp: Vec<SocketAddr>,
     /// TLS addresses.
     pub tls: Vec<SocketAddr>,
+    /// SIP over secure WebSocket (RFC 7118) addresses; they use `tls_server` as TLS does.
+    pub wss: Vec<SocketAddr>,
     /// Sockets per UDP address (SO_REUSEPORT).
     pub udp_sockets: usize,
     /// Connections per remote IP.
@@ -80,7 +85,7 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Parser limits.
     pub limits: Limits,
-    /// TLS server configuration (needed when `tls` is not empty).
+    /// TLS server configuration (needed when `tls` or `wss` is not empty).
     pub tls_server: Option<Arc<rustls::ServerConfig>>,
     /// TLS client configuration, for connections to TLS peers.
     pub tls_client: Option<Arc<rustls::ClientConfig>>,
@@ -95,6 +100,8 @@ pub struct Bound {
     pub tcp: Vec<SocketAddr>,
     /// TLS.
     pub tls: Vec<SocketAddr>,
+    /// WSS.
+    pub wss: Vec<SocketAddr>,
 }
 
 /// The running transports: a handle to send with.
@@ -140,6 +147,9 @@ impl Transports {
         for addr in &cfg.tls {
             bound.tls.push(conns.listen(*addr, Proto::Tls).await?);
         }
+        for addr in &cfg.wss {
+            bound.wss.push(conns.listen(*addr, Proto::Wss).await?);
+        }
         Ok(Self {
             udp: Arc::new(send_sockets),
             conns,
@@ -164,8 +174,9 @@ impl Transports {
     }
 
     /// Sends without waiting: a UDP datagram now, or bytes queued on a connection (opened
-    /// on demand for stream peers). Failures are counted, never returned: SIP's
-    /// retransmissions and timeouts handle loss.
+    /// on demand for TCP/TLS peers). A WS/WSS peer gets the bytes as one WebSocket message
+    /// on its flow, if that is still open; the gateway never opens a WebSocket connection.
+    /// Failures are counted, never returned: SIP's retransmissions and timeouts handle loss.
     pub fn send(&self, peer: Peer, bytes: Bytes) {
         match peer.proto {
             Proto::Udp => {

@@ -16,6 +16,7 @@ pub struct Metrics {
     accepted: AtomicU64,
     refused_limit: AtomicU64,
     tls_handshake_failed: AtomicU64,
+    ws_handshake_failed: AtomicU64,
     idle_closed: AtomicU64,
     keepalives: AtomicU64,
     open_connections: AtomicU64,
@@ -46,9 +47,11 @@ pub struct Snapshot {
     pub refused_limit: u64,
     /// TLS handshakes that failed.
     pub tls_handshake_failed: u64,
+    /// WebSocket upgrades refused (no `sip` subprotocol) or failed, after TLS succeeded.
+    pub ws_handshake_failed: u64,
     /// Connections closed for idleness.
     pub idle_closed: u64,
-    /// CRLF keep-alive pings answered.
+    /// Keep-alive pings answered: CRLF on TCP/TLS, ping frames on WebSocket.
     pub keepalives: u64,
     /// Open connections (gauge).
     pub open_connections: u64,
@@ -88,6 +91,9 @@ impl Metrics {
     pub(crate) fn tls_handshake_failed(&self) {
         self.tls_handshake_failed.fetch_add(1, Relaxed);
     }
+    pub(crate) fn ws_handshake_failed(&self) {
+        self.ws_handshake_failed.fetch_add(1, Relaxed);
+    }
     pub(crate) fn idle_closed(&self) {
         self.idle_closed.fetch_add(1, Relaxed);
     }
@@ -115,6 +121,7 @@ impl Metrics {
             accepted: self.accepted.load(Relaxed),
             refused_limit: self.refused_limit.load(Relaxed),
             tls_handshake_failed: self.tls_handshake_failed.load(Relaxed),
+            ws_handshake_failed: self.ws_handshake_failed.load(Relaxed),
             idle_closed: self.idle_closed.load(Relaxed),
             keepalives: self.keepalives.load(Relaxed),
             open_connections: self.open_connections.load(Relaxed),

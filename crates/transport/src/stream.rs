@@ -1,4 +1,6 @@
-//! TCP and TLS: listeners, outbound connections and the connection table.
+//! TCP and TLS: listeners, outbound connections and the connection table. WSS listeners
+//! accept here too (limits and TLS are the same); what follows the TLS handshake is in
+//! [`crate::ws`].
 
 use std::collections::HashMap;
 use std::io;
@@ -14,12 +16,12 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use crate::{Config, FlowId, Inbound, Metrics, Peer};
+use crate::{Config, FlowId, Inbound, Metrics, Peer, ws};
 
 /// Messages queued per connection before sends are dropped (and counted).
 const QUEUE: usize = 1024;
-/// How long a TLS handshake or an outbound connect may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a TLS handshake, a WebSocket upgrade or an outbound connect may take.
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct Flow {
     tx: mpsc::Sender<Bytes>,
@@ -34,17 +36,18 @@ struct State {
     per_ip: HashMap<IpAddr, usize>,
 }
 
-/// The connection table: every TCP/TLS connection, inbound and outbound, by flow id and by
-/// peer, with the per-IP and total limits.
+/// The connection table: every TCP/TLS/WSS connection, inbound and outbound, by flow id and
+/// by peer, with the per-IP and total limits.
 pub struct Conns {
-    limits: Limits,
+    // Crate-visible for the WebSocket connections of `ws`, which read like streams do.
+    pub(crate) limits: Limits,
     max_per_ip: usize,
     max_total: usize,
-    idle: Duration,
+    pub(crate) idle: Duration,
     tls_server: Option<Arc<rustls::ServerConfig>>,
     tls_client: Option<Arc<rustls::ClientConfig>>,
-    inbound: mpsc::Sender<Inbound>,
-    metrics: Arc<Metrics>,
+    pub(crate) inbound: mpsc::Sender<Inbound>,
+    pub(crate) metrics: Arc<Metrics>,
     state: Mutex<State>,
     next: AtomicU64,
 }
@@ -103,7 +106,8 @@ impl Conns {
         Some((id, rx))
     }
 
-    fn release(&self, id: FlowId) {
+    /// Forgets a connection and frees its slot; a second call for the same id does nothing.
+    pub(crate) fn release(&self, id: FlowId) {
         let mut st = self.lock();
         if let Some(f) = st.flows.remove(&id) {
             if st.by_peer.get(&(f.proto, f.addr)) == Some(&id) {
@@ -123,13 +127,13 @@ impl Conns {
         }
     }
 
-    /// Binds a TCP or TLS listener and starts accepting.
+    /// Binds a TCP, TLS or WSS listener and starts accepting.
     pub(crate) async fn listen(
         self: &Arc<Self>,
         addr: SocketAddr,
         proto: Proto,
     ) -> io::Result<SocketAddr> {
-        if proto == Proto::Tls && self.tls_server.is_none() {
+        if matches!(proto, Proto::Tls | Proto::Wss) && self.tls_server.is_none() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "TLS listener without a certificate",
@@ -173,35 +177,69 @@ impl Conns {
     ) {
         match proto {
             Proto::Tls => {
-                let Some(cfg) = self.tls_server.clone() else {
-                    return;
-                };
-                let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => self.run(tls, from, proto, id, rx).await,
-                    _ => self.metrics.tls_handshake_failed(),
+                if let Some(tls) = self.accept_tls(stream).await {
+                    self.run(tls, from, proto, id, rx).await;
+                }
+            }
+            Proto::Wss => {
+                if let Some(tls) = self.accept_tls(stream).await {
+                    ws::serve(self, tls, from, id, rx).await;
                 }
             }
             _ => self.run(stream, from, proto, id, rx).await,
         }
     }
 
+    /// The server side of a TLS handshake, bounded in time; failures are counted.
+    async fn accept_tls(
+        &self,
+        stream: TcpStream,
+    ) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+        let cfg = self.tls_server.clone()?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => Some(tls),
+            _ => {
+                self.metrics.tls_handshake_failed();
+                None
+            }
+        }
+    }
+
     /// Queues bytes for a peer: on its flow if that is still open, else on any connection to
-    /// the same peer, else on a new outbound connection.
+    /// the same peer, else on a new outbound connection. A WebSocket peer (WS or WSS) is
+    /// reached on its own flow only, as one WebSocket message; without it the bytes are
+    /// dropped and counted.
     pub(crate) fn send(self: &Arc<Self>, peer: Peer, bytes: Bytes) {
+        let websocket = is_websocket(peer.proto);
         let tx = {
             let st = self.lock();
-            peer.flow
-                .and_then(|f| st.flows.get(&f))
-                .or_else(|| {
-                    st.by_peer
-                        .get(&(peer.proto, peer.addr))
-                        .and_then(|f| st.flows.get(f))
-                })
-                .map(|f| f.tx.clone())
+            if websocket {
+                // The gateway never opens a WebSocket connection: a WebSocket phone (a
+                // browser, typically behind NAT) is reachable only on the connection it
+                // opened (RFC 7118 §5), not at its address. Either WS proto names a
+                // WebSocket flow: phones put `transport=ws` in their Contact even over WSS.
+                peer.flow
+                    .and_then(|f| st.flows.get(&f))
+                    .filter(|f| is_websocket(f.proto))
+                    .map(|f| f.tx.clone())
+            } else {
+                peer.flow
+                    .and_then(|f| st.flows.get(&f))
+                    .or_else(|| {
+                        st.by_peer
+                            .get(&(peer.proto, peer.addr))
+                            .and_then(|f| st.flows.get(f))
+                    })
+                    .map(|f| f.tx.clone())
+            }
         };
         let tx = match tx {
             Some(tx) => tx,
+            None if websocket => {
+                self.metrics.send_failed();
+                return;
+            }
             None => match self.connect(peer) {
                 Some(tx) => tx,
                 None => {
@@ -320,4 +358,9 @@ impl Conns {
         self.release(id);
         let _ = writer.await;
     }
+}
+
+/// Whether `proto` is SIP over WebSocket, plain or secure.
+fn is_websocket(proto: Proto) -> bool {
+    matches!(proto, Proto::Ws | Proto::Wss)
 }

@@ -61,7 +61,12 @@ pub(crate) fn spawn_reader(
                     Ok((n, from)) => {
                         metrics.udp_received();
                         let data = Bytes::copy_from_slice(buf.get(..n).unwrap_or(&[]));
-                        deliver(data, from, &limits, &inbound, &metrics);
+                        let peer = Peer {
+                            proto: Proto::Udp,
+                            addr: from,
+                            flow: None,
+                        };
+                        deliver(data, peer, &limits, &inbound, &metrics);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     // ICMP errors from earlier sends surface here on Linux; they are not fatal.
@@ -73,20 +78,17 @@ pub(crate) fn spawn_reader(
     });
 }
 
-fn deliver(
+/// Parses one self-delimited message (a datagram, or a WebSocket message) and hands it to
+/// the core. What does not parse is counted and dropped: there is no stream to resynchronise.
+pub(crate) fn deliver(
     data: Bytes,
-    from: SocketAddr,
+    peer: Peer,
     limits: &Limits,
     inbound: &mpsc::Sender<Inbound>,
     metrics: &Metrics,
 ) {
     match Message::parse_datagram(data, limits) {
         Ok(msg) => {
-            let peer = Peer {
-                proto: Proto::Udp,
-                addr: from,
-                flow: None,
-            };
             if inbound.try_send(Inbound { msg, peer }).is_err() {
                 metrics.inbound_dropped();
             }

@@ -17,6 +17,7 @@ fn config() -> Config {
         udp: vec![],
         tcp: vec!["127.0.0.1:0".parse().unwrap()],
         tls: vec![],
+        wss: vec![],
         udp_sockets: 1,
         max_connections_per_ip: 2,
         max_connections: 100,
