@@ -236,7 +236,8 @@ impl Gateway {
             core.restore_binding(b);
         }
         let (control_tx, control_rx) = mpsc::channel(64);
-        let (stats_tx, stats_rx) = watch::channel(Stats::default());
+        // Start from the core's own numbers: restored registrations count from the first read.
+        let (stats_tx, stats_rx) = watch::channel(core.stats());
         let done = tokio::spawn(core_task::run(
             core,
             in_rx,
