@@ -4,6 +4,7 @@
 #
 #   bench/run.sh                      # both proxies, full sweep (about 12-20 min)
 #   PROXIES=sipwarden bench/run.sh    # one of them only
+#   KIND=register bench/run.sh        # REGISTER with digest auth instead of calls
 #
 # Call flow, for both proxies, UDP:
 #   SIPp UAC "trunk" 127.0.0.3:5060 --INVITE sip:+15551230042@127.0.0.1:5060-->
@@ -31,9 +32,21 @@
 # timeout(1). Before each run it waits (bounded) until the lab ports are free
 # and the machine is idle.
 #
+# KIND=register: a phone registering with digest auth, REGISTER -> 401 ->
+# REGISTER with credentials -> 200 (scenarios/reg_auth.xml, the Kamailio
+# reference's scenario, unchanged), from 127.0.0.2:5062, the lab's phone
+# network, user "bench" / "benchpass" on both (Kamailio: the reference's
+# pv_auth_check and in-memory usrloc; sipwarden: an accounts file with that
+# user's HA1 and its registrar, which writes every binding to SQLite before
+# the 200 goes out). The measure is completed registrations per second.
+#
 # Environment (defaults in brackets):
+#   KIND [calls]   calls | register
 #   PROXIES ["kamailio sipwarden"]   which proxies, in the order run per step
 #   CALL_RATES ["500 1000 1500 2000 2500 3000 4000 5000"]   calls/s sweep
+#   REG_RATES ["2000 4000 6000 8000 10000 12000 14000 16000"]   registrations/s
+#              sweep (KIND=register; EXTRA_RATES then default to
+#              "18000 20000 24000 28000 32000")
 #   EXTRA_RATES ["6000 7000 8000 10000"]  only for a proxy that passed all CALL_RATES
 #   RUN_SECS [15]  REPEATS [3]  HOLD_MS [0]  MAX_FAIL_PCT [1]  MAX_P95_MS [50]
 #   CHILDREN [2]  Kamailio UDP workers (the reference's main figure)
@@ -64,9 +77,19 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 IP=127.0.0.1          # proxy and PBX: loopback only, on purpose
 TRUNK_IP=127.0.0.3    # the lab's carrier
+KIND=${KIND:-calls}
 PROXIES=${PROXIES:-"kamailio sipwarden"}
-CALL_RATES=${CALL_RATES:-"500 1000 1500 2000 2500 3000 4000 5000"}
-EXTRA_RATES=${EXTRA_RATES-"6000 7000 8000 10000"}
+if [[ $KIND == register ]]; then
+	CALL_RATES=${REG_RATES:-"2000 4000 6000 8000 10000 12000 14000 16000"}
+	EXTRA_RATES=${EXTRA_RATES-"18000 20000 24000 28000 32000"}
+else
+	CALL_RATES=${CALL_RATES:-"500 1000 1500 2000 2500 3000 4000 5000"}
+	EXTRA_RATES=${EXTRA_RATES-"6000 7000 8000 10000"}
+fi
+REG_IP=127.0.0.2      # the lab's phones
+REG_PORT=${REG_PORT:-5062}
+AUTH_USER=bench
+AUTH_PASS=benchpass
 RUN_SECS=${RUN_SECS:-15}
 REPEATS=${REPEATS:-3}
 HOLD_MS=${HOLD_MS:-0}
@@ -97,6 +120,10 @@ for p in "$PROXY_PORT" "$PBX_PORT" "$TRUNK_PORT" "$ADMIN_PORT" "$RUN_SECS" "$REP
 done
 for r in $CALL_RATES $EXTRA_RATES; do [[ $r =~ ^[0-9]+$ ]] || { echo "bad rate $r" >&2; exit 2; }; done
 for p in $PROXIES; do [[ $p == kamailio || $p == sipwarden ]] || { echo "unknown proxy $p" >&2; exit 2; }; done
+[[ $KIND == calls || $KIND == register ]] || { echo "KIND must be calls or register" >&2; exit 2; }
+# what one completed SIPp "call" is
+UNIT=calls
+[[ $KIND == register ]] && UNIT=regs
 
 mkdir -p "$OUT_DIR"
 SUMMARY=$OUT_DIR/summary.txt
@@ -189,6 +216,20 @@ for line in open(src).read().splitlines():
     out.append(line)
 open(dst, "w").write("# Rendered by bench/run.sh from examples/lab.toml\n" + "\n".join(out) + "\n")
 PY
+	# The bench phone's account (KIND=register): user bench, password benchpass, as HA1s.
+	python3 - "$SW_EXAMPLES/bench-accounts.toml" "$AUTH_USER" "$AUTH_PASS" <<'PY'
+import hashlib, sys
+path, user, pw = sys.argv[1:]
+a1 = f"{user}:sipwarden.lab:{pw}".encode()
+open(path, "w").write(
+    "# Rendered by bench/run.sh: the REGISTER benchmark's phone\n"
+    'realm = "sipwarden.lab"\n\n[[account]]\n'
+    f'user = "{user}"\nha1_md5 = "{hashlib.md5(a1).hexdigest()}"\n'
+    f'ha1_sha256 = "{hashlib.sha256(a1).hexdigest()}"\n')
+PY
+	sed -i 's|^file = "examples/lab/accounts.toml"|file = "examples/bench-accounts.toml"|' "$SW_EXAMPLES/bench.toml"
+	grep -q '^file = "examples/bench-accounts.toml"' "$SW_EXAMPLES/bench.toml" ||
+		{ echo "bench.toml: no [accounts] file line to point at the bench account" >&2; exit 1; }
 	if [[ -n ${SW_MAX_TRANSACTIONS:-} ]]; then
 		[[ $SW_MAX_TRANSACTIONS =~ ^[0-9]+$ ]] || { echo "bad SW_MAX_TRANSACTIONS" >&2; exit 2; }
 		printf '\n# bench diagnostic (SW_MAX_TRANSACTIONS), not the lab value\n[transactions]\nmax_transactions = %s\n' \
@@ -212,7 +253,8 @@ render_kamailio() {
 		KAM_NOTE=" maxbuffer=$KAM_MAXBUFFER (diagnostic)"
 	fi
 	sed -e "s/^1 127.0.0.3 32 5060 trunk/1 $TRUNK_IP 32 $TRUNK_PORT trunk/" \
-	    -e "s/^1 127.0.0.1 32 5080 pbx/1 $IP 32 $PBX_PORT pbx/" "$HERE/address.list" >"$OUT_DIR/address.list"
+	    -e "s/^1 127.0.0.1 32 5080 pbx/1 $IP 32 $PBX_PORT pbx/" \
+	    -e "s/^1 127.0.0.2 32 5062 authpeer/1 $REG_IP 32 $REG_PORT authpeer/" "$HERE/address.list" >"$OUT_DIR/address.list"
 	mkdir -p "$OUT_DIR/run"
 }
 
@@ -365,30 +407,39 @@ calls_run() {
 		local load1
 		load1=$(cut -d' ' -f1 /proc/loadavg)
 		start_proxy "$name" "$tag"
-		start_uas "$tag" "$count"
-		local p0 u0 s0 pd0 ud0
-		p0=$(tree_ticks "$PROXY_PID"); u0=$(tree_ticks "$UAS_PID"); s0=$(psi_us)
+		UAS_PID=""
+		[[ $KIND == calls ]] && start_uas "$tag" "$count"
+		local p0 u0=0 s0 pd0 ud0
+		p0=$(tree_ticks "$PROXY_PID"); s0=$(psi_us)
+		[[ -n $UAS_PID ]] && u0=$(tree_ticks "$UAS_PID")
 		pd0=$(sock_drops $IP "$PROXY_PORT"); ud0=$(sock_drops $IP "$PBX_PORT")
 		rm -f "$OUT_DIR"/*_rtt.csv
+		local client
+		if [[ $KIND == register ]]; then
+			client=(-sf "$SCN/reg_auth.xml" -i $REG_IP -p "$REG_PORT" -s "$AUTH_USER" -au "$AUTH_USER" -ap "$AUTH_PASS")
+		else
+			client=(-sf "$SCN/uac_invite.xml" -i $TRUNK_IP -p "$TRUNK_PORT" -s "$DID" -d "$HOLD_MS")
+		fi
 		(cd "$OUT_DIR" && /usr/bin/time -f "%U %S %e" -o "$OUT_DIR/$tag.time" \
-			$NICE timeout -k 5 $((RUN_SECS + 45)) sipp $IP:"$PROXY_PORT" -sf "$SCN/uac_invite.xml" \
-			-i $TRUNK_IP -p "$TRUNK_PORT" -t u1 -nostdin -s "$DID" -d "$HOLD_MS" \
+			$NICE timeout -k 5 $((RUN_SECS + 45)) sipp $IP:"$PROXY_PORT" "${client[@]}" -t u1 -nostdin \
 			-r "$rate" -rp 1000 -m "$count" -l $((rate * 2 + 100)) -buff_size 4194304 \
 			-recv_timeout 5000 -timeout $((RUN_SECS + 30))s \
 			-trace_stat -stf "$OUT_DIR/$tag.stat.csv" -fd 1 -trace_rtt -rtt_freq 1 \
 			-trace_err -error_file "$OUT_DIR/$tag.uac.err" -max_log_size 20000000 \
 			>"$OUT_DIR/$tag.sipp.out" 2>&1)
-		local p1 u1 s1 pd1 ud1 wall ccpu rcvbuf
+		local p1 u1=0 s1 pd1 ud1 wall ccpu rcvbuf
 		# effective receive buffer of the proxy's UDP socket(s) (kernel doubles SO_RCVBUF)
 		rcvbuf=$(ss -Hlumn "src $IP:$PROXY_PORT" 2>/dev/null | grep -o 'rb[0-9]*' | tr -d rb | sort -u | paste -sd/)
-		p1=$(tree_ticks "$PROXY_PID"); u1=$(tree_ticks "$UAS_PID"); s1=$(psi_us)
+		p1=$(tree_ticks "$PROXY_PID"); s1=$(psi_us)
+		[[ -n $UAS_PID ]] && u1=$(tree_ticks "$UAS_PID")
 		pd1=$(sock_drops $IP "$PROXY_PORT"); ud1=$(sock_drops $IP "$PBX_PORT")
 		# /usr/bin/time prepends "Command exited with non-zero status N" when
 		# SIPp saw failed calls: the numbers are on the last line
 		wall=$(tail -1 "$OUT_DIR/$tag.time" | awk '{print $3}')
 		ccpu=$(tail -1 "$OUT_DIR/$tag.time" | awk '{if ($3 > 0) printf "%.1f", 100 * ($1 + $2) / $3; else print 0}')
 		local ours foreign
-		ours="$PROXY_PID $(descendants "$PROXY_PID" | tr '\n' ' ') $UAS_PID $(descendants "$UAS_PID" | tr '\n' ' ')"
+		ours="$PROXY_PID $(descendants "$PROXY_PID" | tr '\n' ' ')"
+		[[ -n $UAS_PID ]] && ours+=" $UAS_PID $(descendants "$UAS_PID" | tr '\n' ' ')"
 		foreign=$(foreign_listeners $ours)
 		if [[ $name == sipwarden ]]; then
 			python3 - "http://$IP:$ADMIN_PORT/metrics" >"$OUT_DIR/$tag.metrics.txt" 2>&1 <<'PY'
@@ -399,7 +450,7 @@ PY
 		local rtt
 		rtt=$(ls "$OUT_DIR"/*_rtt.csv 2>/dev/null | head -1)
 		[[ -n $rtt ]] && mv "$rtt" "$OUT_DIR/$tag.rtt.csv" && rtt="$OUT_DIR/$tag.rtt.csv"
-		stop_tree "$UAS_PID"
+		[[ -n $UAS_PID ]] && stop_tree "$UAS_PID"
 		stop_tree "$PROXY_PID"
 		if [[ -n $foreign ]]; then
 			log "$tag: foreign process(es) $foreign listened on a lab port during the run; discarding it (attempt $attempt)"
@@ -415,7 +466,8 @@ PY
 				END {printf "sw_calls_left=%s sw_txns_held=%s sw_inbound_dropped=%s", c, tc + ts, d}' "$OUT_DIR/$tag.metrics.txt")
 		fi
 		stats=$(python3 "$HERE/parse_sipp.py" "$OUT_DIR/$tag.stat.csv" "${rtt:--}" 2>/dev/null) || stats=""
-		ustats=$(python3 "$HERE/parse_sipp.py" "$OUT_DIR/$tag.uas.stat.csv" 2>/dev/null) || ustats=""
+		ustats=""
+		[[ -n $UAS_PID ]] && { ustats=$(python3 "$HERE/parse_sipp.py" "$OUT_DIR/$tag.uas.stat.csv" 2>/dev/null) || ustats=""; }
 		python3 - "$stats" "$ustats" "$((p1 - p0))" "$((u1 - u0))" "${wall:-0}" "$CLK_TCK" "$s0" "$s1" <<PY
 import sys
 st, ust, pt, ut, wall, hz, s0, s1 = sys.argv[1:]
@@ -425,13 +477,13 @@ wall = float(wall) or float("nan")
 created = float(d.get("created", 0)); ok = float(d.get("ok", 0))
 fail = 100 * (created - ok) / created if created else 100.0
 pcpu = int(pt) / int(hz)
-out = ["$name", "calls", "rate=$rate", f"calls_per_s={d.get('ok_per_s', '0')}", f"fail_pct={fail:.2f}"]
+out = ["$name", "$KIND", "rate=$rate", f"${UNIT}_per_s={d.get('ok_per_s', '0')}", f"fail_pct={fail:.2f}"]
 for k in ("mean_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms"):
     out.append(f"{k}={d.get(k, 'nan')}")
 out += [f"ok={d.get('ok', 0)}", f"created={d.get('created', 0)}", f"uac_retrans={d.get('retrans', 'nan')}",
         f"uas_retrans={u.get('retrans', 'nan')}", f"uas_calls={u.get('created', 'nan')}",
         f"proxy_cpu_pct={100 * pcpu / wall:.1f}",
-        f"cpu_ms_per_call={1000 * pcpu / ok if ok else float('nan'):.3f}",
+        f"cpu_ms_per_${UNIT%s}={1000 * pcpu / ok if ok else float('nan'):.3f}",
         f"uas_cpu_pct={100 * int(ut) / int(hz) / wall:.1f}", "uac_cpu_pct=$ccpu",
         "proxy_sock_drops=$((pd1 - pd0))", "proxy_rcvbuf=${rcvbuf:-nan}", "uas_sock_drops=$((ud1 - ud0))",
         f"cpu_pressure_pct={100 * (int(s1) - int(s0)) / (wall * 1e6):.1f}",
@@ -449,8 +501,9 @@ import sys
 d = dict(t.split("=", 1) for t in sys.argv[1].split() if "=" in t)
 rate, maxfail, maxp95 = float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 try:
+    done = d["calls_per_s"] if "calls_per_s" in d else d["regs_per_s"]
     ok = (float(d["fail_pct"]) < maxfail and float(d["p95_ms"]) <= maxp95
-          and float(d["calls_per_s"]) >= 0.95 * rate and d.get("foreign", "none") == "none")
+          and float(done) >= 0.95 * rate and d.get("foreign", "none") == "none")
 except (KeyError, ValueError):
     ok = False
 sys.exit(0 if ok else 1)
@@ -462,8 +515,12 @@ ensure_tools
 [[ " $PROXIES " == *" sipwarden "* ]] && prepare_sipwarden
 [[ " $PROXIES " == *" kamailio "* ]] && render_kamailio
 {
-	echo "# $(date -Is) proxies=[$PROXIES] call_rates=[$CALL_RATES] extra_rates=[$EXTRA_RATES] run_secs=$RUN_SECS repeats=$REPEATS hold_ms=$HOLD_MS"
-	echo "# trunk uac $TRUNK_IP:$TRUNK_PORT -> proxy $IP:$PROXY_PORT -> pbx uas $IP:$PBX_PORT, did=$DID, udp; max_fail_pct=$MAX_FAIL_PCT max_p95_ms=$MAX_P95_MS min_achieved=95%"
+	echo "# $(date -Is) kind=$KIND proxies=[$PROXIES] rates=[$CALL_RATES] extra_rates=[$EXTRA_RATES] run_secs=$RUN_SECS repeats=$REPEATS hold_ms=$HOLD_MS"
+	if [[ $KIND == register ]]; then
+		echo "# phone uac $REG_IP:$REG_PORT -> proxy $IP:$PROXY_PORT, REGISTER -> 401 -> REGISTER+Authorization -> 200, user=$AUTH_USER, udp; max_fail_pct=$MAX_FAIL_PCT max_p95_ms=$MAX_P95_MS min_achieved=95%"
+	else
+		echo "# trunk uac $TRUNK_IP:$TRUNK_PORT -> proxy $IP:$PROXY_PORT -> pbx uas $IP:$PBX_PORT, did=$DID, udp; max_fail_pct=$MAX_FAIL_PCT max_p95_ms=$MAX_P95_MS min_achieved=95%"
+	fi
 	echo "# kamailio: $(kamailio -v 2>/dev/null | head -1 | sed 's/^version: //') children=$CHILDREN -m 512 -M 32${KAM_NOTE:-} | sipwarden: $SW_VERSION, SIPWARDEN_LOG=$SIPWARDEN_LOG"
 	echo "# $(sipp -v 2>&1 | grep -o 'SIPp v[^ ]*') kernel=$(uname -r) cpus=$NCPU model=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p') nice=$BENCH_NICE loadavg=[$(cut -d' ' -f1-3 /proc/loadavg)]"
 } | tee -a "$SUMMARY"
@@ -495,7 +552,7 @@ done
 declare -A FINAL
 for p in $PROXIES; do
 	if [[ -z ${BEST[$p]} ]]; then
-		say "FINAL $p calls no passing rate"
+		say "FINAL $p $KIND no passing rate"
 		continue
 	fi
 	npass=0
@@ -505,9 +562,17 @@ for p in $PROXIES; do
 done
 
 if [[ -n ${FINAL[sipwarden]:-} && -n ${FINAL[kamailio]:-} ]]; then
-	python3 - "${FINAL[sipwarden]}" "${FINAL[kamailio]}" "$SUMMARY" <<'PY' | tee -a "$SUMMARY"
+	python3 - "${FINAL[sipwarden]}" "${FINAL[kamailio]}" "$SUMMARY" "$UNIT" <<'PY' | tee -a "$SUMMARY"
 import sys
-def kv(s): return dict(t.split("=", 1) for t in s.split() if "=" in t)
+unit = sys.argv[4]
+one = unit[:-1]
+def kv(s):
+    d = dict(t.split("=", 1) for t in s.split() if "=" in t)
+    # one spelling below, whatever the kind
+    for a, b in ((f"{unit}_per_s", "calls_per_s"), (f"cpu_ms_per_{one}", "cpu_ms_per_call")):
+        if a in d:
+            d[b] = d[a]
+    return d
 sw, ka = kv(sys.argv[1]), kv(sys.argv[2])
 # the highest rate both passed in the sweep: CPU per call at the same load
 sweeps = {}
@@ -517,19 +582,19 @@ for line in open(sys.argv[3]):
         d = kv(line)
         sweeps.setdefault(t[1], {})[int(d["rate"])] = d
 common = min(int(sw["rate"]), int(ka["rate"]))
-print(f"RESULT kamailio  max_passing_rate={ka['rate']} calls_per_s={ka['calls_per_s']} cpu_ms_per_call={ka['cpu_ms_per_call']} proxy_cpu_pct={ka['proxy_cpu_pct']} p95_ms={ka['p95_ms']} fail_pct={ka['fail_pct']}")
-print(f"RESULT sipwarden max_passing_rate={sw['rate']} calls_per_s={sw['calls_per_s']} cpu_ms_per_call={sw['cpu_ms_per_call']} proxy_cpu_pct={sw['proxy_cpu_pct']} p95_ms={sw['p95_ms']} fail_pct={sw['fail_pct']}")
+print(f"RESULT kamailio  max_passing_rate={ka['rate']} {unit}_per_s={ka['calls_per_s']} cpu_ms_per_{one}={ka['cpu_ms_per_call']} proxy_cpu_pct={ka['proxy_cpu_pct']} p95_ms={ka['p95_ms']} fail_pct={ka['fail_pct']}")
+print(f"RESULT sipwarden max_passing_rate={sw['rate']} {unit}_per_s={sw['calls_per_s']} cpu_ms_per_{one}={sw['cpu_ms_per_call']} proxy_cpu_pct={sw['proxy_cpu_pct']} p95_ms={sw['p95_ms']} fail_pct={sw['fail_pct']}")
 print(f"RATIO sipwarden/kamailio max_passing_rate={float(sw['rate']) / float(ka['rate']):.2f} "
-      f"calls_per_s={float(sw['calls_per_s']) / float(ka['calls_per_s']):.2f} "
-      f"cpu_per_call_at_own_max={float(sw['cpu_ms_per_call']) / float(ka['cpu_ms_per_call']):.2f}")
+      f"{unit}_per_s={float(sw['calls_per_s']) / float(ka['calls_per_s']):.2f} "
+      f"cpu_per_{one}_at_own_max={float(sw['cpu_ms_per_call']) / float(ka['cpu_ms_per_call']):.2f}")
 a, b = sweeps.get("sipwarden", {}).get(common), sweeps.get("kamailio", {}).get(common)
 if a and b:
-    print(f"RATIO sipwarden/kamailio cpu_per_call_at_{common}_cps={float(a['cpu_ms_per_call']) / float(b['cpu_ms_per_call']):.2f} "
+    print(f"RATIO sipwarden/kamailio cpu_per_{one}_at_{common}_per_s={float(a['cpu_ms_per_call']) / float(b['cpu_ms_per_call']):.2f} "
           f"(sipwarden {a['cpu_ms_per_call']} ms, kamailio {b['cpu_ms_per_call']} ms; one sweep run each)")
 PY
 fi
 
-if [[ $PROFILE == 1 && -n ${BEST[sipwarden]:-} ]] && command -v perf >/dev/null; then
+if [[ $PROFILE == 1 && $KIND == calls && -n ${BEST[sipwarden]:-} ]] && command -v perf >/dev/null; then
 	r=${BEST[sipwarden]}
 	tag="sipwarden.r$r.perf"
 	log "profile: sipwarden at $r calls/s under perf record (not counted)"

@@ -240,6 +240,33 @@ pub(crate) fn phone_leg(
     leg
 }
 
+/// An OPTIONS the gateway sends to a phone registered over UDP, to keep the NAT binding in
+/// front of it open (any answer will do; none is needed).
+pub(crate) fn keepalive_options(binding: &crate::Binding, local: &Local, ids: &mut Ids) -> Built {
+    let leg = Leg {
+        call_id: ids.call_id(),
+        local_tag: ids.tag(),
+        remote_tag: None,
+        local_uri: format!("<sip:keepalive@{}>", local.addr(binding.source.transport)),
+        remote_uri: format!("<{}>", binding.contact),
+        remote_target: binding.contact.clone(),
+        route_set: binding.path.clone(),
+        local_cseq: 1,
+        target: binding.source,
+    };
+    let r = Req {
+        method: Method::Options,
+        text: "OPTIONS",
+        uri: &leg.remote_target,
+        to_tag: None,
+        cseq: 1,
+    };
+    let mut m = leg_request(r, &leg, &ids.branch(), local)?;
+    m.set_max_forwards(70)?;
+    m.finish()?;
+    Ok(m)
+}
+
 fn copy_allowlisted(from: &Message, to: &mut Message, extra: &[String]) -> Result<(), EditError> {
     for h in from.headers() {
         if ALLOWLIST.contains(&h.name) {

@@ -115,6 +115,8 @@ pub struct Stats {
     pub registrations_refused: u64,
     /// Failed digest authentications (REGISTER and calls) since start.
     pub auth_failures: u64,
+    /// Keep-alive OPTIONS sent to phones registered over UDP since start.
+    pub keepalives_sent: u64,
 }
 
 /// What a client transaction of ours is for.
@@ -168,6 +170,8 @@ pub struct Core {
     digest: Digest,
     location: Location,
     auth_failures: Vec<AuthFailure>,
+    /// When the next keep-alive OPTIONS round to UDP phones is due (`registrar.udp_ping`).
+    ping_at: Option<Instant>,
 }
 
 /// Where a new call goes.
@@ -210,6 +214,7 @@ impl Core {
             digest,
             location: Location::default(),
             auth_failures: Vec::new(),
+            ping_at: None,
         }
     }
 
@@ -282,6 +287,7 @@ impl Core {
             self.txl.poll_timeout(),
             self.timers.first().map(|t| t.0),
             self.location.next_expiry(),
+            self.ping_at,
         ]
         .into_iter()
         .flatten()
@@ -306,6 +312,9 @@ impl Core {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.txl.handle_timeout(now);
         self.location.expire(now);
+        if self.ping_at.is_some_and(|at| at <= now) {
+            self.ping_phones(now);
+        }
         while let Some(&(at, id, kind)) = self.timers.first() {
             if at > now {
                 break;
@@ -354,8 +363,35 @@ impl Core {
         }
     }
 
+    /// Sends the keep-alive OPTIONS to every phone registered over UDP and schedules the
+    /// next round. Answers (or their absence) change nothing: the point is the packet.
+    fn ping_phones(&mut self, now: Instant) {
+        let Some(every) = self.routes.registrar.udp_ping else {
+            self.ping_at = None;
+            return;
+        };
+        self.ping_at = Some(now + every);
+        let udp: Vec<Binding> = self
+            .location
+            .all()
+            .filter(|b| b.source.transport == Transport::Udp)
+            .cloned()
+            .collect();
+        for b in &udp {
+            if let Ok(m) = build::keepalive_options(b, &self.local, &mut self.ids) {
+                let _ = self.txl.send_request(now, m, b.source, false);
+            }
+        }
+        self.stats.keepalives_sent += udp.len() as u64;
+    }
+
     /// A message arrived from `src`.
     pub fn on_message(&mut self, now: Instant, mut msg: Message, src: Target) {
+        if self.ping_at.is_none() {
+            if let Some(every) = self.routes.registrar.udp_ping {
+                self.ping_at = Some(now + every);
+            }
+        }
         match validate(&msg, &self.policy) {
             Decision::Accept => {}
             Decision::Reject {
@@ -380,6 +416,10 @@ impl Core {
         }
         if msg.is_request() {
             stamp_received(&mut msg, src.addr);
+            if msg.method() == Some(Method::Register) {
+                self.on_register(now, msg, src);
+                return;
+            }
             self.txl.on_request(now, msg, src, src.reliable());
         } else {
             self.txl.on_response(now, msg);
@@ -424,8 +464,9 @@ impl Core {
         match method {
             Method::Invite => self.new_call(now, tx, msg),
             Method::Register => {
+                // Normally answered before the transaction layer (see `on_message`).
                 if let Some(src) = self.txl.server_dest(tx).copied() {
-                    self.on_register(now, tx, msg, src);
+                    self.on_register(now, msg, src);
                 }
             }
             Method::Options => {
@@ -476,7 +517,9 @@ impl Core {
                     if let Some(why) = why {
                         self.note_auth_failure(&invite, src, why);
                     }
-                    self.challenge(now, tx, &invite, src, false, stale);
+                    if let Some(rsp) = self.challenge(now, &invite, src, false, stale) {
+                        let _ = self.txl.send_response(now, tx, &rsp);
+                    }
                     return;
                 }
                 Verdict::Forbidden { reason } => {

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use sipwarden_sip::header::Contact;
 use sipwarden_sip::{HeaderName, Message, StatusCode};
-use sipwarden_txn::TxId;
 
 use crate::endpoint_auth::{Ask, Verdict};
 use crate::routes::{Target, Zone};
@@ -68,6 +67,10 @@ pub(crate) struct Location {
 impl Location {
     pub(crate) fn bindings(&self, aor: &str) -> &[Binding] {
         self.by_aor.get(aor).map_or(&[], Vec::as_slice)
+    }
+
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Binding> {
+        self.by_aor.values().flatten()
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -212,12 +215,28 @@ fn supports(msg: &Message, tag: &str) -> bool {
 }
 
 impl Core {
-    /// A REGISTER from `src`.
-    pub(crate) fn on_register(&mut self, now: Instant, tx: TxId, msg: Message, src: Target) {
+    /// Answers a REGISTER without a transaction (see `on_register`).
+    fn reply_register(
+        &mut self,
+        src: Target,
+        msg: &Message,
+        status: StatusCode,
+        reason: Option<&str>,
+    ) {
+        if let Ok(rsp) = Message::response_to(msg, status, reason, Some(&self.ids.tag())) {
+            self.txl.send_stateless(src, &rsp);
+        }
+    }
+
+    /// A REGISTER from `src`, answered statelessly as Kamailio's registrar does: a
+    /// retransmission is simply processed again (a challenge again, or the same binding
+    /// refreshed), so registrations — and REGISTER floods — hold no transaction for the 32 s
+    /// RFC 3261 keeps a UDP one.
+    pub(crate) fn on_register(&mut self, now: Instant, msg: Message, src: Target) {
         let routes = std::sync::Arc::clone(&self.routes);
         if routes.zone(src.addr.ip()) != Zone::Endpoint {
             // The PBX and the trunks do not register with the gateway.
-            self.reply(now, tx, &msg, StatusCode::FORBIDDEN, None);
+            self.reply_register(src, &msg, StatusCode::FORBIDDEN, None);
             return;
         }
         let aor = msg
@@ -240,13 +259,15 @@ impl Core {
                 if let Some(why) = why {
                     self.note_auth_failure(&msg, src, why);
                 }
-                self.challenge(now, tx, &msg, src, true, stale);
+                if let Some(rsp) = self.challenge(now, &msg, src, true, stale) {
+                    self.txl.send_stateless(src, &rsp);
+                }
                 return;
             }
             Verdict::Forbidden { reason } => {
                 self.note_auth_failure(&msg, src, why.unwrap_or(reason));
                 self.stats.registrations_refused += 1;
-                self.reply(now, tx, &msg, StatusCode::FORBIDDEN, None);
+                self.reply_register(src, &msg, StatusCode::FORBIDDEN, None);
                 return;
             }
         }
@@ -262,7 +283,7 @@ impl Core {
                         let _ = rsp.push_header(*h, v);
                     }
                     let _ = rsp.finish();
-                    let _ = self.txl.send_response(now, tx, &rsp);
+                    self.txl.send_stateless(src, &rsp);
                 }
                 return;
             }
@@ -291,20 +312,16 @@ impl Core {
             }
             Some(list) => {
                 // RFC 3261 §10.3 step 7: an older REGISTER of the same Call-ID changes nothing.
+                // (The same CSeq is a retransmission: it is processed again.)
                 let stale = list.iter().any(|w| {
                     self.location
                         .bindings(&aor)
                         .iter()
-                        .any(|b| b.contact == w.contact && b.call_id == call_id && b.cseq >= cseq)
+                        .any(|b| b.contact == w.contact && b.call_id == call_id && b.cseq > cseq)
                 });
                 if stale {
-                    self.reply(
-                        now,
-                        tx,
-                        &msg,
-                        StatusCode::SERVER_INTERNAL_ERROR,
-                        Some("Out Of Order"),
-                    );
+                    let status = StatusCode::SERVER_INTERNAL_ERROR;
+                    self.reply_register(src, &msg, status, Some("Out Of Order"));
                     return;
                 }
                 for w in list {
@@ -340,7 +357,7 @@ impl Core {
         }
         let _ = rsp.push_header(HeaderName::Supported, "path, outbound");
         let _ = rsp.finish();
-        let _ = self.txl.send_response(now, tx, &rsp);
+        self.txl.send_stateless(src, &rsp);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -418,12 +435,11 @@ impl Core {
     pub(crate) fn challenge(
         &mut self,
         now: Instant,
-        tx: TxId,
         msg: &Message,
         src: Target,
         register: bool,
         stale: bool,
-    ) {
+    ) -> Option<Message> {
         let (status, header) = if register {
             (StatusCode::UNAUTHORIZED, HeaderName::WwwAuthenticate)
         } else {
@@ -439,13 +455,12 @@ impl Core {
             &self.routes.algorithms,
             stale,
         );
-        if let Ok(mut rsp) = Message::response_to(msg, status, None, Some(&self.ids.tag())) {
-            for c in &challenges {
-                let _ = rsp.push_header(header, c);
-            }
-            let _ = rsp.finish();
-            let _ = self.txl.send_response(now, tx, &rsp);
+        let mut rsp = Message::response_to(msg, status, None, Some(&self.ids.tag())).ok()?;
+        for c in &challenges {
+            rsp.push_header(header, c).ok()?;
         }
+        rsp.finish().ok()?;
+        Some(rsp)
     }
 
     /// Records an authentication failure (the edge-defence stages log and count these).

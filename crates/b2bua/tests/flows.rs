@@ -1057,7 +1057,17 @@ fn registration_lifetimes_and_removal() {
             "<sip:1001@10.0.0.5:5064>;expires=300"
         ]
     );
-    // An older CSeq of the same Call-ID changes nothing (RFC 3261 §10.3 step 7).
+    // A refresh with a higher CSeq, then an older CSeq of the same Call-ID: it changes
+    // nothing (RFC 3261 §10.3 step 7). The same CSeq again is a retransmission (200).
+    let refresh = register(
+        "1001",
+        "<sip:1001@10.0.0.5:5062>",
+        "Expires: 600\r\n",
+        4,
+        "reg-c",
+    );
+    let rsp = register_with_auth(&mut lab, udp(PHONE), &refresh, "1001", PW_1001);
+    assert_eq!(first_line(&rsp), "SIP/2.0 200 OK");
     let stale = register(
         "1001",
         "<sip:1001@10.0.0.5:5062>",
@@ -1316,4 +1326,49 @@ fn phone_call_is_authenticated_and_asserted_as_the_account() {
         lab.take(CARRIER).is_empty(),
         "a phone never reaches a trunk directly"
     );
+}
+
+#[test]
+fn udp_phones_get_keepalive_options() {
+    let accounts = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/lab/accounts.toml"
+    );
+    let mut lab = Lab::with(&format!(
+        "{LAB}\n[accounts]\nfile = \"{accounts}\"\nalgorithms = [\"MD5\"]\n[registrar]\nudp_ping = \"30s\"\n"
+    ));
+    let raw = register(
+        "1001",
+        "<sip:1001@10.0.0.5:5062>",
+        "Expires: 600\r\n",
+        1,
+        "ka-1",
+    );
+    let ok = register_with_auth(&mut lab, udp(PHONE), &raw, "1001", PW_1001);
+    assert_eq!(first_line(&ok), "SIP/2.0 200 OK");
+    let tcp = Target {
+        transport: Transport::Tcp,
+        addr: addr(PHONE2),
+        flow: Some(5),
+    };
+    let raw = register(
+        "1001",
+        "<sip:1001@10.0.0.5:5072;transport=tcp>",
+        "Expires: 600\r\n",
+        1,
+        "ka-2",
+    );
+    let ok = register_with_auth(&mut lab, tcp, &raw, "1001", PW_1001);
+    assert_eq!(first_line(&ok), "SIP/2.0 200 OK");
+    lab.advance(Duration::from_secs(30));
+    let ping = lab.expect(PHONE, "OPTIONS");
+    assert_eq!(ping.request_uri_str(), Some("sip:1001@10.0.0.5:5062"));
+    assert!(
+        lab.take(PHONE2).is_empty(),
+        "TCP phones keep their own flow alive (CRLF)"
+    );
+    lab.send_msg(PHONE, respond(&ping, 200, Some("ph"), None, false));
+    lab.advance(Duration::from_secs(30));
+    lab.expect(PHONE, "OPTIONS");
+    assert_eq!(lab.stats().keepalives_sent, 2);
 }
