@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 # edge in the TLS call tests (SIPp from Debian has no TLS); openssl makes their certificates.
 # python3-websockets drives tests/ws/ws_phone.py, the browser-like phone of the SIP over WSS
 # tests (SIPp has no WebSocket transport).
+# baresip-core: a real phone (headless: stdio, g711, aubridge) in the e2e_baresip tests.
 # Later capabilities add theirs here.
-PACKAGES=(sip-tester kamailio kamailio-tls-modules openssl python3-websockets)
+PACKAGES=(sip-tester kamailio kamailio-tls-modules openssl python3-websockets baresip-core)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use sipwarden_sip::header::{NameAddr, Transport};
-use sipwarden_sip::uri::Uri;
+use sipwarden_sip::uri::{Scheme, Uri};
 use sipwarden_sip::{EditError, HeaderName, Message, Method, StatusCode};
 
 use crate::call::{Call, Leg, Side};
@@ -63,6 +63,23 @@ pub(crate) fn contact(local: &Local, target: &Target) -> String {
         Transport::Tls => format!("<sips:{addr}>"),
         t => format!("<sip:{addr}{}>", transport_param(t)),
     }
+}
+
+/// Our Contact on `side`'s leg of `call`. B's dialog is ours to start: `sips:` over TLS. On
+/// A we answer, and follow the caller: `sips:` only when its INVITE's Request-URI was one
+/// (RFC 3261 §12.1.1), else `sip:…;transport=tls`, since a caller without SIPS (baresip 1.0.0)
+/// cannot send its ACK or BYE to a `sips:` target.
+fn leg_contact(local: &Local, call: &Call, side: Side) -> String {
+    let target = call.leg(side).target;
+    let caller_sips = call
+        .a_invite
+        .request_uri()
+        .is_some_and(|u| u.scheme() == Scheme::Sips);
+    if side == Side::A && target.transport == Transport::Tls && !caller_sips {
+        let addr = local.addr(target.transport);
+        return format!("<sip:{addr};transport=tls>");
+    }
+    contact(local, &target)
 }
 
 fn via(local: &Local, target: &Target, branch: &str) -> String {
@@ -448,6 +465,7 @@ struct Crossing<'a> {
     to_tag: Option<&'a str>,
     contact: bool,
     rel: Option<u32>,
+    side: Side,
     target: Target,
 }
 
@@ -459,7 +477,7 @@ fn cross_response(rsp: &Message, x: Crossing<'_>, call: &Call, local: &Local) ->
     };
     let mut m = Message::response_to(x.req, status, Some(reason), x.to_tag)?;
     if x.contact {
-        m.push_header(HeaderName::Contact, &contact(local, &x.target))?;
+        m.push_header(HeaderName::Contact, &leg_contact(local, call, x.side))?;
     }
     copy_tags(rsp, &mut m, x.rel.is_some())?;
     if let Some(r) = x.rel {
@@ -488,6 +506,7 @@ pub(crate) fn response_to_a(rsp: &Message, call: &Call, local: &Local, rel: Opti
         to_tag: Some(&call.a.local_tag),
         contact: (101..300).contains(&code),
         rel,
+        side: Side::A,
         target: call.a.target,
     };
     cross_response(rsp, x, call, local)
@@ -534,7 +553,7 @@ pub(crate) fn relay_request(
         method,
         Method::Invite | Method::Update | Method::Subscribe | Method::Notify | Method::Refer
     ) {
-        m.push_header(HeaderName::Contact, &contact(local, &leg.target))?;
+        m.push_header(HeaderName::Contact, &leg_contact(local, call, to))?;
     }
     if let Some((value, _, _)) = rack {
         m.push_header(HeaderName::RAck, &value)?;
@@ -580,6 +599,7 @@ pub(crate) fn relay_response(
         to_tag: None,
         contact: refresh && rsp.status().is_some_and(|s| s.is_success()),
         rel: None,
+        side: from,
         target: call.leg(from).target,
     };
     cross_response(rsp, x, call, local)

@@ -1372,3 +1372,51 @@ fn udp_phones_get_keepalive_options() {
     lab.expect(PHONE, "OPTIONS");
     assert_eq!(lab.stats().keepalives_sent, 2);
 }
+
+#[test]
+fn phone_over_tls_gets_a_contact_of_its_own_scheme() {
+    for (ruri, want) in [
+        ("sip:5551234@127.0.0.1:5061;transport=tls", "sip:"),
+        ("sips:5551234@127.0.0.1:5061", "sips:"),
+    ] {
+        let mut lab = phone_lab();
+        let tls = Target {
+            transport: Transport::Tls,
+            addr: addr(PHONE),
+            flow: Some(7),
+        };
+        let raw = format!(
+            "INVITE {ruri} SIP/2.0\r\nVia: SIP/2.0/TLS 10.0.0.5:5063;branch=z9hG4bKtls1;rport\r\nMax-Forwards: 70\r\nFrom: <sip:1001@127.0.0.1>;tag=ph\r\nTo: <sip:5551234@127.0.0.1>\r\nCall-ID: phone-tls-1\r\nCSeq: 1 INVITE\r\nContact: <sip:1001@10.0.0.5:5063;transport=tls>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+            SDP.len()
+        );
+        lab.send_from(tls, Message::parse(raw.as_bytes()).unwrap());
+        let ch = lab.expect(PHONE, "407 Proxy Authentication Required");
+        let mut again = Message::parse(
+            raw.replace("CSeq: 1 ", "CSeq: 2 ")
+                .replace("z9hG4bKtls1", "z9hG4bKtls2")
+                .as_bytes(),
+        )
+        .unwrap();
+        let creds = answer(&ch, &again, "1001", PW_1001);
+        again
+            .push_header(HeaderName::ProxyAuthorization, &creds)
+            .unwrap();
+        again.finish().unwrap();
+        lab.send_from(tls, again);
+        let inv = lab.expect(PBX_UAS, "INVITE");
+        let ok = respond(
+            &inv,
+            200,
+            Some("p1"),
+            Some("<sip:pbx@127.0.0.1:5080>"),
+            true,
+        );
+        lab.send_msg(PBX_UAS, ok);
+        let ok = lab.expect(PHONE, "200 OK");
+        let contact = contact_of(&ok);
+        assert!(contact.starts_with(want), "{ruri}: {contact}");
+        if want == "sip:" {
+            assert!(contact.ends_with(";transport=tls"), "{contact}");
+        }
+    }
+}
