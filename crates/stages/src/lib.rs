@@ -1,0 +1,70 @@
+//! # sipwarden-stages: the security stages, sans-io
+//!
+//! Each stage looks at a source address (and, after parsing, a message) and the current time,
+//! and returns what to do; the caller performs it. Nothing here reads a clock, touches a
+//! socket or writes a file, so every limit, expiry and escalation is tested with simulated
+//! time. The order the stages run in is code (in the call core), not configuration:
+//! ban → rate limit → sanity → scanner → zone/ACL → authentication.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+#![warn(missing_docs)]
+
+pub mod acl;
+pub mod ban;
+pub mod failures;
+pub mod ratelimit;
+pub mod scanner;
+
+use std::net::IpAddr;
+
+pub use acl::{Acl, AclAction};
+pub use ban::{BanChange, BanEntry, BanSettings, BanTable};
+pub use failures::FailureCounter;
+pub use ratelimit::{Rate, RateLimiter, RateSettings, RequestClass};
+pub use scanner::Scanner;
+
+/// The stage that decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// The ban table.
+    Ban,
+    /// Allow/deny lists.
+    Acl,
+    /// Flood limits.
+    RateLimit,
+    /// Message validation.
+    Sanity,
+    /// Scanner fingerprints.
+    Scanner,
+    /// Digest authentication.
+    Auth,
+}
+
+impl Stage {
+    /// Lowercase name, for metrics labels and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ban => "ban",
+            Self::Acl => "acl",
+            Self::RateLimit => "ratelimit",
+            Self::Sanity => "sanity",
+            Self::Scanner => "scanner",
+            Self::Auth => "auth",
+        }
+    }
+}
+
+/// IPv4-mapped IPv6 addresses are the IPv4 address they carry: one attacker, one key.
+pub fn normalize(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
