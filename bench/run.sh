@@ -228,6 +228,10 @@ open(path, "w").write(
     f'ha1_sha256 = "{hashlib.sha256(a1).hexdigest()}"\n')
 PY
 	sed -i 's|^file = "examples/lab/accounts.toml"|file = "examples/bench-accounts.toml"|' "$SW_EXAMPLES/bench.toml"
+	# The bench phone may register at any rate (Kamailio exempts it from pike likewise).
+	sed -i 's|^allow = \[\]$|allow = ["'"$REG_IP"'/32"]|' "$SW_EXAMPLES/bench.toml"
+	grep -q "^allow = \[\"$REG_IP/32\"\]" "$SW_EXAMPLES/bench.toml" ||
+		{ echo "bench.toml: no [ban] allow line to exempt the bench phone" >&2; exit 1; }
 	grep -q '^file = "examples/bench-accounts.toml"' "$SW_EXAMPLES/bench.toml" ||
 		{ echo "bench.toml: no [accounts] file line to point at the bench account" >&2; exit 1; }
 	if [[ -n ${SW_MAX_TRANSACTIONS:-} ]]; then

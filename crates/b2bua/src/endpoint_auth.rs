@@ -23,8 +23,10 @@ use sipwarden_sip::{HeaderName, Message};
 
 use crate::routes::Target;
 
-/// How long a nonce is good for.
-const NONCE_LIFETIME: Duration = Duration::from_secs(300);
+/// How long a nonce is good for (then `stale=true`: the phone answers again unprompted).
+const NONCE_LIFETIME: Duration = Duration::from_secs(120);
+/// Most nonces whose highest `nc` is remembered; beyond it expired ones go, then all.
+const MAX_NONCES: usize = 200_000;
 /// How long a failure counts toward the 403.
 const FAILURE_WINDOW: Duration = Duration::from_secs(300);
 /// Most (address, user) failure records kept; beyond it the oldest go first.
@@ -56,6 +58,12 @@ pub(crate) struct Digest {
     key: [u8; 32],
     /// Nonce times count from here: the first moment the core saw (sans-io: no clock).
     epoch: Option<Instant>,
+    /// Unix seconds at `epoch`, when the server has told us (nonces then carry wall-clock
+    /// time and stay valid across a restart with the same key).
+    base_unix: u64,
+    /// Per nonce: the highest `nc` accepted, and the request it came with (a retransmission
+    /// of that same request may repeat it).
+    used: HashMap<String, NonceUse>,
     failures: HashMap<(IpAddr, String), (u32, Instant)>,
 }
 
@@ -91,21 +99,80 @@ fn stored_ha1(account: &AccountConfig, alg: Algorithm) -> Option<HexDigest> {
     v.and_then(HexDigest::from_hex)
 }
 
+/// What was accepted with a nonce.
+#[derive(Debug)]
+struct NonceUse {
+    nc: u32,
+    call_id: String,
+    cseq: u32,
+    until: Instant,
+}
+
 impl Digest {
+    /// Replay protection (RFC 7616 §3.3): each use of a nonce must count up. The same
+    /// request again (Call-ID and CSeq alike: a retransmission, answered statelessly) may
+    /// repeat its `nc`.
+    fn note_nc(
+        &mut self,
+        now: Instant,
+        nonce: &str,
+        nc: &str,
+        msg: &Message,
+    ) -> Result<(), Option<&'static str>> {
+        if !digest::is_valid_nc(nc) {
+            return Err(Some("malformed nc"));
+        }
+        let n = u32::from_str_radix(nc, 16).map_err(|_| Some("malformed nc"))?;
+        let call_id = msg.call_id().unwrap_or("");
+        let cseq = msg.cseq().map_or(0, |c| c.seq);
+        if let Some(u) = self.used.get(nonce) {
+            let same_request = u.call_id == call_id && u.cseq == cseq;
+            if n < u.nc || (n == u.nc && !same_request) {
+                return Err(Some("nc replayed"));
+            }
+        }
+        if self.used.len() >= MAX_NONCES && !self.used.contains_key(nonce) {
+            self.used.retain(|_, u| u.until > now);
+            if self.used.len() >= MAX_NONCES {
+                self.used.clear();
+            }
+        }
+        self.used.insert(
+            nonce.to_owned(),
+            NonceUse {
+                nc: n,
+                call_id: call_id.to_owned(),
+                cseq,
+                until: now + NONCE_LIFETIME,
+            },
+        );
+        Ok(())
+    }
+
     pub(crate) fn new(key: [u8; 32]) -> Self {
         Self {
             key,
             epoch: None,
+            base_unix: 0,
+            used: HashMap::new(),
             failures: HashMap::new(),
         }
     }
 
-    fn mac(&self, ts: u32, ip: IpAddr) -> String {
+    /// A key from the durable secret file, and the wall clock's reading at `epoch`.
+    pub(crate) fn set_key(&mut self, key: [u8; 32], epoch: Instant, unix: u64) {
+        self.key = key;
+        self.epoch = Some(epoch);
+        self.base_unix = unix;
+    }
+
+    fn mac(&self, ts: u32, salt: u32, ip: IpAddr) -> String {
         // HMAC-SHA256 accepts keys of any length: new_from_slice cannot fail here.
         let Ok(mut m) = Hmac::<Sha256>::new_from_slice(&self.key) else {
             return String::new();
         };
         m.update(&ts.to_be_bytes());
+        m.update(&salt.to_be_bytes());
         match ip {
             IpAddr::V4(v4) => m.update(&v4.octets()),
             IpAddr::V6(v6) => m.update(&v6.octets()),
@@ -118,23 +185,30 @@ impl Digest {
         *self.epoch.get_or_insert(now)
     }
 
-    fn nonce(&mut self, now: Instant, ip: IpAddr) -> String {
+    fn clock(&mut self, now: Instant) -> u64 {
         let epoch = self.epoch(now);
-        let ts = u32::try_from(now.saturating_duration_since(epoch).as_secs()).unwrap_or(0);
-        format!("{ts:08x}{}", self.mac(ts, ip))
+        self.base_unix + now.saturating_duration_since(epoch).as_secs()
+    }
+
+    /// `ts ‖ salt ‖ HMAC(key, ts ‖ salt ‖ ip)`: the salt makes every challenge's nonce its
+    /// own, so `nc` can be tracked per nonce even for phones behind one NAT address.
+    fn nonce(&mut self, now: Instant, ip: IpAddr, salt: u32) -> String {
+        let ts = u32::try_from(self.clock(now)).unwrap_or(u32::MAX);
+        format!("{ts:08x}{salt:08x}{}", self.mac(ts, salt, ip))
     }
 
     /// `Some(true)` fresh, `Some(false)` expired, `None` not ours.
     fn check_nonce(&mut self, nonce: &str, now: Instant, ip: IpAddr) -> Option<bool> {
-        let epoch = self.epoch(now);
         let ts = u32::from_str_radix(nonce.get(..8)?, 16).ok()?;
-        let mac = nonce.get(8..)?;
-        let expected = self.mac(ts, ip);
+        let salt = u32::from_str_radix(nonce.get(8..16)?, 16).ok()?;
+        let mac = nonce.get(16..)?;
+        let expected = self.mac(ts, salt, ip);
         if mac.len() != expected.len() || !digest::verify_response_str(&expected, mac) {
             return None;
         }
-        let issued = epoch + Duration::from_secs(u64::from(ts));
-        Some(now.saturating_duration_since(issued) <= NONCE_LIFETIME && issued <= now)
+        let clock = self.clock(now);
+        let issued = u64::from(ts);
+        Some(issued <= clock && clock - issued <= NONCE_LIFETIME.as_secs())
     }
 
     /// The challenge header values, one per algorithm, in the configured order.
@@ -144,9 +218,9 @@ impl Digest {
         ip: IpAddr,
         realm: &str,
         algorithms: &[Algorithm],
-        stale: bool,
+        (stale, salt): (bool, u32),
     ) -> Vec<String> {
-        let nonce = self.nonce(now, ip);
+        let nonce = self.nonce(now, ip, salt);
         algorithms
             .iter()
             .map(|a| {
@@ -282,6 +356,15 @@ impl Digest {
         if ask.aor.is_some_and(|aor| aor != username) {
             return Err(Some("username differs from the registered address"));
         }
+        if ask.register {
+            let from_user = msg
+                .from_header()
+                .and_then(|f| f.uri.user().map(str::to_owned));
+            if from_user.as_deref() != Some(username) {
+                return Err(Some("username differs from the From user"));
+            }
+        }
+        self.note_nc(now, &nonce, nc, msg)?;
         let ip = ask.src.addr.ip();
         if !account.networks.is_empty() && !account.networks.iter().any(|n| n.contains(&ip)) {
             return Err(Some("source network not allowed for the account"));
@@ -357,7 +440,7 @@ mod tests {
             src: src("127.0.0.2"),
         };
         for alg in [Algorithm::Md5, Algorithm::Sha256] {
-            let ch = d.challenges(t0, ask.src.addr.ip(), "sipwarden.lab", &[alg], false);
+            let ch = d.challenges(t0, ask.src.addr.ip(), "sipwarden.lab", &[alg], (false, 1));
             let msg = register("1001", PW, alg, &nonce_of(&ch[0]), "127.0.0.1");
             assert_eq!(d.check(t0, &msg, ask, &acc).0, Verdict::Ok("1001".into()));
         }
@@ -390,7 +473,7 @@ mod tests {
                 "127.0.0.2".parse().unwrap(),
                 "sipwarden.lab",
                 &[Algorithm::Md5],
-                false,
+                (false, 1),
             );
             let msg = register(user, pw, Algorithm::Md5, &nonce_of(&ch[0]), "127.0.0.1");
             assert_eq!(
@@ -409,7 +492,7 @@ mod tests {
             "127.0.0.9".parse().unwrap(),
             "sipwarden.lab",
             &[Algorithm::Md5],
-            false,
+            (false, 1),
         );
         let msg = register("1001", PW, Algorithm::Md5, &nonce_of(&ch[0]), "127.0.0.1");
         assert_eq!(
@@ -422,13 +505,57 @@ mod tests {
             "127.0.0.2".parse().unwrap(),
             "sipwarden.lab",
             &[Algorithm::Md5],
-            false,
+            (false, 1),
         );
         let msg = register("1001", PW, Algorithm::Md5, &nonce_of(&ch[0]), "127.0.0.1");
         assert_eq!(
             d.check(t0, &msg, ask("1003"), &acc).1,
             Some("username differs from the registered address")
         );
+    }
+
+    #[test]
+    fn nc_replay_is_refused_but_a_retransmission_is_not() {
+        let t0 = Instant::now();
+        let mut d = Digest::new([7; 32]);
+        let acc = accounts();
+        let ask = Ask {
+            register: true,
+            aor: Some("1001"),
+            src: src("127.0.0.2"),
+        };
+        let ch = d.challenges(
+            t0,
+            ask.src.addr.ip(),
+            "sipwarden.lab",
+            &[Algorithm::Md5],
+            (false, 9),
+        );
+        let nonce = nonce_of(&ch[0]);
+        let msg = register("1001", PW, Algorithm::Md5, &nonce, "127.0.0.1");
+        assert_eq!(d.check(t0, &msg, ask, &acc).0, Verdict::Ok("1001".into()));
+        assert_eq!(
+            d.check(t0, &msg, ask, &acc).0,
+            Verdict::Ok("1001".into()),
+            "the same request again"
+        );
+        let replay = Message::parse(
+            String::from_utf8(msg.to_bytes().to_vec())
+                .unwrap()
+                .replace("CSeq: 2 ", "CSeq: 3 ")
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(d.check(t0, &replay, ask, &acc).1, Some("nc replayed"));
+        // Two challenges in the same second get different nonces (phones behind one NAT).
+        let other = d.challenges(
+            t0,
+            ask.src.addr.ip(),
+            "sipwarden.lab",
+            &[Algorithm::Md5],
+            (false, 10),
+        );
+        assert_ne!(nonce_of(&other[0]), nonce);
     }
 
     #[test]
@@ -446,7 +573,7 @@ mod tests {
             ask.src.addr.ip(),
             "sipwarden.lab",
             &[Algorithm::Md5],
-            false,
+            (false, 1),
         );
         let msg = register("1001", PW, Algorithm::Md5, &nonce_of(&ch[0]), "127.0.0.1");
         let later = t0 + NONCE_LIFETIME + Duration::from_secs(1);
@@ -463,7 +590,7 @@ mod tests {
             ask.src.addr.ip(),
             "sipwarden.lab",
             &[Algorithm::Md5],
-            true,
+            (true, 1),
         );
         assert!(ch[0].ends_with("stale=true"));
     }

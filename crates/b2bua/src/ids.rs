@@ -59,6 +59,11 @@ impl Ids {
         k
     }
 
+    /// 32 random bits (a nonce's salt).
+    pub(crate) fn salt(&mut self) -> u32 {
+        self.rng.next_u32()
+    }
+
     /// A client nonce for digest authentication.
     pub(crate) fn cnonce(&mut self) -> String {
         self.hex(16)

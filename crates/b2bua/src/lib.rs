@@ -23,6 +23,7 @@
 mod auth;
 mod build;
 mod call;
+mod defence;
 mod endpoint_auth;
 mod ids;
 mod registrar;
@@ -39,11 +40,14 @@ use sipwarden_sip::{Decision, HeaderName, Message, Method, Policy, StatusCode, v
 use sipwarden_txn::{Event, Transmit, TxId, TxLayer};
 
 pub use call::Side;
+pub use defence::{DefenceSettings, DefenceStats};
 pub use registrar::{AuthFailure, Binding, LocationChange};
 pub use routes::{RegistrarSettings, RouteError, Routes, Target, TrunkRoute, Zone};
+pub use sipwarden_stages::{BanChange, BanEntry};
 
 use build::Identity;
 use call::{Call, Fork, Phase, RelRsp};
+use defence::{BanCause, Defence, Early};
 use endpoint_auth::{Ask, Digest, Verdict};
 use ids::Ids;
 use registrar::Location;
@@ -117,6 +121,8 @@ pub struct Stats {
     pub auth_failures: u64,
     /// Keep-alive OPTIONS sent to phones registered over UDP since start.
     pub keepalives_sent: u64,
+    /// What the edge stages did.
+    pub defence: DefenceStats,
 }
 
 /// What a client transaction of ours is for.
@@ -172,6 +178,8 @@ pub struct Core {
     auth_failures: Vec<AuthFailure>,
     /// When the next keep-alive OPTIONS round to UDP phones is due (`registrar.udp_ping`).
     ping_at: Option<Instant>,
+    /// The edge stages: bans, flood limits, failure counts.
+    pub(crate) defence: Defence,
 }
 
 /// Where a new call goes.
@@ -197,7 +205,9 @@ impl Core {
     pub fn new(routes: Routes, local: Local, settings: Settings, seed: [u8; 32]) -> Self {
         let mut ids = Ids::new(seed);
         let digest = Digest::new(ids.key());
+        let defence = Defence::new(routes.defence.clone());
         Self {
+            defence,
             routes: Arc::new(routes),
             local,
             policy: settings.policy,
@@ -241,7 +251,48 @@ impl Core {
 
     /// Replaces the routes for new calls; calls in progress keep theirs.
     pub fn set_routes(&mut self, routes: Routes) {
+        self.defence.set_settings(routes.defence.clone());
         self.routes = Arc::new(routes);
+    }
+
+    /// Ban changes since the last call: for the transports' drop list, the durable store,
+    /// the kernel set and the log.
+    pub fn take_ban_changes(&mut self) -> Vec<BanChange> {
+        self.defence.take_changes()
+    }
+
+    /// Bans an address on an operator's word; `None` when it may not be banned (the PBX,
+    /// a trunk, the allowlist) or already is.
+    pub fn ban(&mut self, now: Instant, ip: std::net::IpAddr, reason: &str) -> Option<BanEntry> {
+        let e = self.defence.bans.ban(ip, now, reason)?;
+        self.defence.stats.bans_manual += 1;
+        Some(e)
+    }
+
+    /// Lifts a ban; whether there was one.
+    pub fn unban(&mut self, now: Instant, ip: std::net::IpAddr) -> bool {
+        self.defence.bans.unban(ip, now)
+    }
+
+    /// The digest nonce key (from the server's secret file) and the wall clock's reading at
+    /// `now`: nonces then stay valid across a restart.
+    pub fn set_nonce_key(&mut self, key: [u8; 32], now: Instant, unix: u64) {
+        self.digest.set_key(key, now, unix);
+    }
+
+    /// Puts back a ban loaded from the store.
+    pub fn restore_ban(&mut self, now: Instant, e: BanEntry) {
+        self.defence.bans.restore(e, now);
+    }
+
+    /// The ban table's entry for `ip` (banned or remembered).
+    pub fn ban_entry(&self, ip: std::net::IpAddr) -> Option<BanEntry> {
+        self.defence.bans.get(ip).cloned()
+    }
+
+    /// Bans in force at `now`.
+    pub fn bans(&self, now: Instant) -> Vec<BanEntry> {
+        self.defence.bans.active(now).cloned().collect()
     }
 
     /// The routes new calls use.
@@ -265,6 +316,7 @@ impl Core {
             transactions_refused: c.refused,
             call_timers: self.timers.len(),
             registrations: self.location.len(),
+            defence: self.defence.stats(),
             ..self.stats
         }
     }
@@ -288,6 +340,7 @@ impl Core {
             self.timers.first().map(|t| t.0),
             self.location.next_expiry(),
             self.ping_at,
+            self.defence.bans.next_event(),
         ]
         .into_iter()
         .flatten()
@@ -312,6 +365,7 @@ impl Core {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.txl.handle_timeout(now);
         self.location.expire(now);
+        self.defence.bans.expire(now);
         if self.ping_at.is_some_and(|at| at <= now) {
             self.ping_phones(now);
         }
@@ -392,6 +446,17 @@ impl Core {
                 self.ping_at = Some(now + every);
             }
         }
+        // The stages, cheapest first (DESIGN §3): ban, rate limit, sanity, scanner, ACL.
+        let ip = src.addr.ip();
+        let zone = self.routes.zone(ip);
+        if msg.is_request() {
+            if self.defence.first(now, ip, zone, msg.method()) == Early::Drop {
+                return;
+            }
+        } else if self.defence.bans.is_banned(ip, now) {
+            self.defence.stats.banned_dropped += 1;
+            return;
+        }
         match validate(&msg, &self.policy) {
             Decision::Accept => {}
             Decision::Reject {
@@ -400,6 +465,9 @@ impl Core {
                 headers,
             } => {
                 self.stats.rejected += 1;
+                if zone == Zone::Endpoint && self.defence.failure(ip, None, now).is_some() {
+                    return;
+                }
                 if let Ok(mut r) = Message::response_to(&msg, status, Some(reason), None) {
                     for (h, v) in &headers {
                         let _ = r.push_header(*h, v);
@@ -411,7 +479,40 @@ impl Core {
             }
             Decision::Drop { .. } => {
                 self.stats.rejected += 1;
+                if zone == Zone::Endpoint && msg.is_request() {
+                    self.defence.failure(ip, None, now);
+                }
                 return;
+            }
+        }
+        if msg.is_request() && zone == Zone::Endpoint {
+            let hit = self
+                .routes
+                .defence
+                .scanner
+                .as_ref()
+                .and_then(|s| s.check(&msg))
+                .map(str::to_owned);
+            if let Some(pattern) = hit {
+                // No answer at all: a scanner that hears nothing learns nothing.
+                self.defence
+                    .ban(ip, now, BanCause::Scanner, &format!("scanner: {pattern}"));
+                return;
+            }
+        }
+        if msg.is_request() {
+            match self.defence.acl(ip, zone) {
+                Early::Continue => {}
+                Early::Drop => return,
+                Early::Forbidden => {
+                    if msg.method() != Some(Method::Ack) {
+                        if let Ok(r) = Message::response_to(&msg, StatusCode::FORBIDDEN, None, None)
+                        {
+                            self.txl.send_stateless(src, &r);
+                        }
+                    }
+                    return;
+                }
             }
         }
         if msg.is_request() {
@@ -512,10 +613,15 @@ impl Core {
             };
             let (verdict, why) = self.digest.check(now, &invite, ask, &routes.accounts);
             match verdict {
-                Verdict::Ok(account) => caller = Some(account),
+                Verdict::Ok(account) => {
+                    self.defence.failures.succeed(src.addr.ip());
+                    caller = Some(account);
+                }
                 Verdict::Challenge { stale } => {
+                    // An INVITE is answered even when this failure bans its source: its
+                    // transaction needs a final response.
                     if let Some(why) = why {
-                        self.note_auth_failure(&invite, src, why);
+                        self.note_auth_failure(now, &invite, src, why);
                     }
                     if let Some(rsp) = self.challenge(now, &invite, src, false, stale) {
                         let _ = self.txl.send_response(now, tx, &rsp);
@@ -523,7 +629,7 @@ impl Core {
                     return;
                 }
                 Verdict::Forbidden { reason } => {
-                    self.note_auth_failure(&invite, src, why.unwrap_or(reason));
+                    self.note_auth_failure(now, &invite, src, why.unwrap_or(reason));
                     self.stats.rejected += 1;
                     self.reply(now, tx, &invite, StatusCode::FORBIDDEN, None);
                     return;

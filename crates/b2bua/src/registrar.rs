@@ -254,20 +254,23 @@ impl Core {
         };
         let (verdict, why) = self.digest.check(now, &msg, ask, &routes.accounts);
         match verdict {
-            Verdict::Ok(_) => {}
+            Verdict::Ok(_) => self.defence.failures.succeed(src.addr.ip()),
             Verdict::Challenge { stale } => {
-                if let Some(why) = why {
-                    self.note_auth_failure(&msg, src, why);
-                }
-                if let Some(rsp) = self.challenge(now, &msg, src, true, stale) {
-                    self.txl.send_stateless(src, &rsp);
+                // The failure that bans gets no answer: from now on the source hears nothing.
+                let banned = why.is_some_and(|why| self.note_auth_failure(now, &msg, src, why));
+                if !banned {
+                    if let Some(rsp) = self.challenge(now, &msg, src, true, stale) {
+                        self.txl.send_stateless(src, &rsp);
+                    }
                 }
                 return;
             }
             Verdict::Forbidden { reason } => {
-                self.note_auth_failure(&msg, src, why.unwrap_or(reason));
+                let banned = self.note_auth_failure(now, &msg, src, why.unwrap_or(reason));
                 self.stats.registrations_refused += 1;
-                self.reply_register(src, &msg, StatusCode::FORBIDDEN, None);
+                if !banned {
+                    self.reply_register(src, &msg, StatusCode::FORBIDDEN, None);
+                }
                 return;
             }
         }
@@ -453,7 +456,7 @@ impl Core {
             src.addr.ip(),
             &self.routes.accounts.realm,
             &self.routes.algorithms,
-            stale,
+            (stale, self.ids.salt()),
         );
         let mut rsp = Message::response_to(msg, status, None, Some(&self.ids.tag())).ok()?;
         for c in &challenges {
@@ -463,20 +466,33 @@ impl Core {
         Some(rsp)
     }
 
-    /// Records an authentication failure (the edge-defence stages log and count these).
-    pub(crate) fn note_auth_failure(&mut self, msg: &Message, src: Target, why: &'static str) {
+    /// Records an authentication failure and counts it toward a ban (fail2ban semantics);
+    /// returns whether the source is now banned.
+    pub(crate) fn note_auth_failure(
+        &mut self,
+        now: Instant,
+        msg: &Message,
+        src: Target,
+        why: &'static str,
+    ) -> bool {
         self.stats.auth_failures += 1;
+        let user = msg
+            .auths(HeaderName::Authorization)
+            .chain(msg.auths(HeaderName::ProxyAuthorization))
+            .filter_map(Result::ok)
+            .find_map(|a| a.username().map(|u| u.into_owned()))
+            .unwrap_or_default();
+        let banned = self
+            .defence
+            .failure(src.addr.ip(), Some(&user), now)
+            .is_some();
         self.auth_failures.push(AuthFailure {
             source: src,
-            user: msg
-                .auths(HeaderName::Authorization)
-                .chain(msg.auths(HeaderName::ProxyAuthorization))
-                .filter_map(Result::ok)
-                .find_map(|a| a.username().map(|u| u.into_owned()))
-                .unwrap_or_default(),
+            user,
             method: msg.method_str().unwrap_or("").to_owned(),
             reason: why,
         });
+        banned
     }
 }
 

@@ -86,6 +86,8 @@ pub struct Routes {
     pub algorithms: Vec<Algorithm>,
     /// Registration lifetimes.
     pub registrar: RegistrarSettings,
+    /// The edge stages' settings.
+    pub defence: crate::defence::DefenceSettings,
 }
 
 /// Registration lifetimes and keep-alives.
@@ -174,7 +176,13 @@ impl Routes {
             .filter_map(|a| Algorithm::from_token(a))
             .collect();
         let r = &cfg.registrar;
+        let mut trusted = cfg.pbx.source_networks();
+        for t in &trunks {
+            trusted.extend(t.networks.iter().copied());
+        }
+        let defence = crate::defence::DefenceSettings::from_config(cfg, trusted);
         Ok(Self {
+            defence,
             accounts: Arc::new(accounts),
             algorithms,
             registrar: RegistrarSettings {

@@ -30,6 +30,11 @@ enum Command {
         #[command(subcommand)]
         command: cmd::account::AccountCommand,
     },
+    /// The ban table of a running gateway (through its admin API).
+    Ban {
+        #[command(subcommand)]
+        command: cmd::ban::BanCommand,
+    },
     /// SIP message tools.
     Sip {
         #[command(subcommand)]
@@ -42,6 +47,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config } => cmd::serve::run(config),
         Command::Account { command } => cmd::account::run(command),
+        Command::Ban { command } => cmd::ban::run(command),
         Command::Sip { command } => cmd::sip::run(command),
     };
     match result {

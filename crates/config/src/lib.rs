@@ -23,6 +23,7 @@
 mod accounts;
 mod error;
 mod numbers;
+mod security;
 mod values;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -35,6 +36,7 @@ use serde::Deserialize;
 pub use accounts::{AccountConfig, AccountTransport, AccountsFile, MediaEncryption};
 pub use error::ConfigError;
 pub use numbers::{NumberRange, canonical_number};
+pub use security::{AclAction, AclConfig, AclLists, BanConfig, RateLimitConfig, ScannerConfig};
 pub use values::Transport;
 
 /// The whole configuration.
@@ -64,6 +66,14 @@ pub struct Config {
     pub accounts: AccountsConfig,
     /// Registration of remote phones.
     pub registrar: RegistrarConfig,
+    /// Bans.
+    pub ban: BanConfig,
+    /// Flood limits.
+    pub ratelimit: RateLimitConfig,
+    /// Scanner fingerprints.
+    pub scanner: ScannerConfig,
+    /// Allow/deny lists.
+    pub acl: AclConfig,
 }
 
 /// `[accounts]`.
@@ -469,6 +479,68 @@ impl Config {
                 "listen.wss".into(),
                 None,
                 "WSS listeners need tls.cert and tls.key".into(),
+            );
+        }
+        let b = &self.ban;
+        if b.max_retry == 0 {
+            err("ban.max_retry".into(), None, "must be at least 1".into());
+        }
+        if !(1.0..=100.0).contains(&b.escalate) {
+            err(
+                "ban.escalate".into(),
+                None,
+                "must lie between 1.0 and 100.0".into(),
+            );
+        }
+        if b.max_entries == 0 {
+            err("ban.max_entries".into(), None, "must be at least 1".into());
+        }
+        if b.ban_time > b.max_ban_time {
+            err(
+                "ban.ban_time".into(),
+                None,
+                "must not exceed ban.max_ban_time".into(),
+            );
+        }
+        if let Some(set) = &b.nftables_set {
+            let parts: Vec<&str> = set.split_whitespace().collect();
+            let ok = parts.len() == 3
+                && parts.iter().all(|p| {
+                    p.bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+                });
+            if !ok {
+                err(
+                    "ban.nftables_set".into(),
+                    None,
+                    "must be \"FAMILY TABLE SET\", e.g. \"inet sipwarden banned\"".into(),
+                );
+            }
+        }
+        let rl = &self.ratelimit;
+        for (key, v) in [
+            ("ratelimit.per_ip_rps", rl.per_ip_rps),
+            ("ratelimit.burst", rl.burst),
+            ("ratelimit.register_rps", rl.register_rps),
+            ("ratelimit.register_burst", rl.register_burst),
+            ("ratelimit.invite_rps", rl.invite_rps),
+            ("ratelimit.invite_burst", rl.invite_burst),
+            ("ratelimit.options_rps", rl.options_rps),
+            ("ratelimit.options_burst", rl.options_burst),
+            (
+                "ratelimit.global_invite_cps",
+                rl.global_invite_cps.unwrap_or(1.0),
+            ),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                err(key.into(), None, "must be a number above 0".into());
+            }
+        }
+        if rl.max_tracked == 0 {
+            err(
+                "ratelimit.max_tracked".into(),
+                None,
+                "must be at least 1".into(),
             );
         }
         let r = &self.registrar;

@@ -5,19 +5,24 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{delete, get};
 use sipwarden_b2bua::Stats;
 use sipwarden_transport::Transports;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::bans::BanView;
+use crate::core_task::Control;
 
 #[derive(Clone)]
 struct App {
     token: Arc<String>,
     stats: watch::Receiver<Stats>,
     transports: Transports,
+    control: mpsc::Sender<Control>,
+    bans: Arc<BanView>,
 }
 
 /// Constant-time comparison, so the token cannot be guessed byte by byte from timing.
@@ -104,6 +109,71 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
         "counter",
         s.auth_failures,
     );
+    let d = s.defence;
+    for (name, help, kind, v) in [
+        (
+            "sipwarden_bans_active",
+            "Bans in force.",
+            "gauge",
+            d.bans_active as u64,
+        ),
+        (
+            "sipwarden_ban_table_size",
+            "Addresses in the ban table (banned or remembered).",
+            "gauge",
+            d.ban_table_size as u64,
+        ),
+        (
+            "sipwarden_banned_dropped_total",
+            "Datagrams from banned addresses dropped before parsing.",
+            "counter",
+            t.banned_dropped + d.banned_dropped,
+        ),
+        (
+            "sipwarden_banned_refused_total",
+            "Connections from banned addresses refused at accept.",
+            "counter",
+            t.banned_refused,
+        ),
+        (
+            "sipwarden_bans_flood_total",
+            "Sources banned by the flood limits.",
+            "counter",
+            d.bans_flood,
+        ),
+        (
+            "sipwarden_bans_scanner_total",
+            "Sources banned as scanners.",
+            "counter",
+            d.bans_scanner,
+        ),
+        (
+            "sipwarden_bans_failures_total",
+            "Sources banned for failed authentication or malformed requests.",
+            "counter",
+            d.bans_failures,
+        ),
+        (
+            "sipwarden_bans_manual_total",
+            "Sources banned by an operator.",
+            "counter",
+            d.bans_manual,
+        ),
+        (
+            "sipwarden_acl_denied_total",
+            "Requests dropped or refused by an allow/deny list.",
+            "counter",
+            d.acl_denied,
+        ),
+        (
+            "sipwarden_global_limited_total",
+            "New calls refused by the global limit (503).",
+            "counter",
+            d.global_limited,
+        ),
+    ] {
+        gauge(name, help, kind, v);
+    }
     gauge(
         "sipwarden_requests_rejected_total",
         "Requests refused statelessly.",
@@ -221,26 +291,151 @@ async fn stats(State(app): State<App>, headers: HeaderMap) -> impl IntoResponse 
         "registrations_accepted": s.registrations_accepted,
         "registrations_refused": s.registrations_refused,
         "auth_failures": s.auth_failures,
+        "bans": s.defence.bans_active,
+        "ban_table_size": s.defence.ban_table_size,
+        "bans_flood": s.defence.bans_flood,
+        "bans_scanner": s.defence.bans_scanner,
+        "bans_failures": s.defence.bans_failures,
+        "banned_dropped": s.defence.banned_dropped + app.transports.metrics().snapshot().banned_dropped,
         "connections": app.transports.conns().len(),
     });
     axum::Json(body).into_response()
 }
 
 /// Binds the admin listener and serves it in the background; returns the bound address.
+fn unauthorized() -> axum::response::Response {
+    (StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n").into_response()
+}
+
+/// `GET /api/bans`: the bans in force.
+async fn list_bans(State(app): State<App>, headers: HeaderMap) -> impl IntoResponse {
+    if !token_ok(&headers, &app.token) {
+        return unauthorized();
+    }
+    let now = crate::bans::unix_now();
+    let list: Vec<serde_json::Value> = app
+        .bans
+        .list()
+        .into_iter()
+        .map(|(ip, b)| {
+            serde_json::json!({
+                "ip": ip.to_string(),
+                "reason": b.reason,
+                "since": b.since_unix,
+                "until": b.until_unix,
+                "seconds_left": (b.until_unix - now).max(0),
+                "count": b.count,
+            })
+        })
+        .collect();
+    axum::Json(serde_json::json!({ "bans": list })).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct BanRequest {
+    ip: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `POST /api/bans` `{"ip": "...", "reason": "..."}`: ban an address now.
+async fn add_ban(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: axum::Json<BanRequest>,
+) -> impl IntoResponse {
+    if !token_ok(&headers, &app.token) {
+        return unauthorized();
+    }
+    let Ok(ip) = body.ip.trim().parse::<std::net::IpAddr>() else {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("not an IP address: {:?}\n", body.ip),
+        )
+            .into_response();
+    };
+    let reason: String = body
+        .reason
+        .clone()
+        .unwrap_or_else(|| "banned by the operator".to_owned())
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    let (tx, rx) = oneshot::channel();
+    let sent = app
+        .control
+        .send(Control::Ban {
+            ip,
+            reason,
+            reply: tx,
+        })
+        .await;
+    match (sent, rx.await) {
+        (Ok(()), Ok(true)) => (StatusCode::CREATED, format!("banned {ip}\n")).into_response(),
+        (Ok(()), Ok(false)) => (
+            StatusCode::CONFLICT,
+            format!("{ip} is already banned, or may never be banned (PBX, trunk, ban.allow)\n"),
+        )
+            .into_response(),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the call core is not running\n",
+        )
+            .into_response(),
+    }
+}
+
+/// `DELETE /api/bans/{ip}`: lift a ban and forget the address's history.
+async fn remove_ban(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(ip): Path<String>,
+) -> impl IntoResponse {
+    if !token_ok(&headers, &app.token) {
+        return unauthorized();
+    }
+    let Ok(ip) = ip.parse::<std::net::IpAddr>() else {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("not an IP address: {ip:?}\n"),
+        )
+            .into_response();
+    };
+    let (tx, rx) = oneshot::channel();
+    let sent = app.control.send(Control::Unban { ip, reply: tx }).await;
+    match (sent, rx.await) {
+        (Ok(()), Ok(true)) => (StatusCode::OK, format!("unbanned {ip}\n")).into_response(),
+        (Ok(()), Ok(false)) => {
+            (StatusCode::NOT_FOUND, format!("{ip} is not banned\n")).into_response()
+        }
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the call core is not running\n",
+        )
+            .into_response(),
+    }
+}
+
 pub(crate) async fn serve(
     addr: SocketAddr,
     token: Arc<String>,
     stats_rx: watch::Receiver<Stats>,
     transports: Transports,
+    (control, bans): (mpsc::Sender<Control>, Arc<BanView>),
 ) -> std::io::Result<SocketAddr> {
     let app = App {
         token,
         stats: stats_rx,
         transports,
+        control,
+        bans,
     };
     let router = Router::new()
         .route("/metrics", get(metrics))
         .route("/api/stats", get(stats))
+        .route("/api/bans", get(list_bans).post(add_ban))
+        .route("/api/bans/{ip}", delete(remove_ban))
         .with_state(app);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;

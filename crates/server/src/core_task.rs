@@ -2,15 +2,25 @@
 //! commands in, and hands what the core wants sent to the transports.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use sipwarden_b2bua::{Core, Stats, Target};
-use sipwarden_store::LocationStore;
+use sipwarden_store::Store;
+
+use crate::bans::{BanView, Nft};
+
+/// What the core task writes to besides the sockets.
+pub(crate) struct Sinks {
+    pub(crate) store: Box<dyn Store>,
+    pub(crate) bans: Arc<BanView>,
+    pub(crate) nft: Option<Arc<Nft>>,
+}
 use sipwarden_transport::{Inbound, Peer, Transports};
 use tokio::sync::{mpsc, watch};
 
 /// Commands for the call core.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Control {
     /// Re-read the configuration file; new calls use the new routes.
     Reload,
@@ -20,6 +30,22 @@ pub enum Control {
     HangupAll,
     /// Hang up one call.
     Hangup(u64),
+    /// Ban an address (an operator's decision); the answer says whether a ban started.
+    Ban {
+        /// The address.
+        ip: std::net::IpAddr,
+        /// Why.
+        reason: String,
+        /// Whether it was banned (false: exempt or already banned).
+        reply: tokio::sync::oneshot::Sender<bool>,
+    },
+    /// Lift a ban; the answer says whether there was one.
+    Unban {
+        /// The address.
+        ip: std::net::IpAddr,
+        /// Whether it was banned.
+        reply: tokio::sync::oneshot::Sender<bool>,
+    },
     /// Stop the task.
     Stop,
 }
@@ -40,13 +66,36 @@ fn peer(t: Target) -> Peer {
     }
 }
 
-/// Sends what the core wants sent; first makes its location changes durable, so no
-/// registration is acknowledged before it would survive a restart.
-fn flush(core: &mut Core, transports: &Transports, store: &mut dyn LocationStore) {
+/// Sends what the core wants sent; first makes its location and ban changes durable (and
+/// the bans effective in the transports), so no registration or ban is acknowledged before
+/// it would survive a restart.
+fn flush(core: &mut Core, transports: &Transports, sinks: &mut Sinks) {
     let changes = core.take_location_changes();
     if !changes.is_empty() {
-        if let Err(e) = crate::location::save(store, &changes) {
+        if let Err(e) = crate::location::save(sinks.store.as_mut(), &changes) {
             tracing::error!("location table not saved: {e}");
+        }
+    }
+    let bans = core.take_ban_changes();
+    if !bans.is_empty() {
+        for c in &bans {
+            match c {
+                sipwarden_b2bua::BanChange::Banned(e) => {
+                    let ttl = e.until.saturating_duration_since(e.since);
+                    tracing::warn!(ip = %e.ip, reason = %e.reason, secs = ttl.as_secs(), count = e.count, "banned");
+                    if let Some(nft) = &sinks.nft {
+                        nft.add(e.ip, ttl);
+                    }
+                }
+                sipwarden_b2bua::BanChange::Unbanned { ip, lifted } => {
+                    tracing::info!(ip = %ip, lifted, "ban ended");
+                }
+                sipwarden_b2bua::BanChange::Forgotten(_) => {}
+            }
+        }
+        let rows = sinks.bans.apply(&bans, |ip| core.ban_entry(ip));
+        if let Err(e) = sinks.store.apply_bans(&rows) {
+            tracing::error!("ban table not saved: {e}");
         }
     }
     for f in core.take_auth_failures() {
@@ -91,7 +140,7 @@ pub(crate) async fn run(
     transports: Transports,
     stats: watch::Sender<Stats>,
     config_path: Option<PathBuf>,
-    mut store: Box<dyn LocationStore>,
+    mut sinks: Sinks,
 ) {
     let mut batch = Vec::with_capacity(256);
     // Transaction-table refusals are logged at most once a second, with the count since.
@@ -123,10 +172,16 @@ pub(crate) async fn run(
                 Some(Control::Hangup(id)) => {
                     core.hangup(Instant::now(), id, "hung up by the operator");
                 }
+                Some(Control::Ban { ip, reason, reply }) => {
+                    let _ = reply.send(core.ban(Instant::now(), ip, &reason).is_some());
+                }
+                Some(Control::Unban { ip, reply }) => {
+                    let _ = reply.send(core.unban(Instant::now(), ip));
+                }
                 Some(Control::Stop) | None => break,
             },
         }
-        flush(&mut core, &transports, store.as_mut());
+        flush(&mut core, &transports, &mut sinks);
         let refused = core.stats().transactions_refused;
         if refused > refused_logged && refused_at.elapsed().as_secs() >= 1 {
             tracing::warn!(
@@ -143,5 +198,5 @@ pub(crate) async fn run(
             changed
         });
     }
-    flush(&mut core, &transports, store.as_mut());
+    flush(&mut core, &transports, &mut sinks);
 }

@@ -6,6 +6,7 @@
 //! wires is sans-io or a thin socket layer.
 
 mod admin;
+mod bans;
 mod core_task;
 mod location;
 
@@ -134,7 +135,7 @@ fn admin_token(cfg: &Config) -> Result<String, StartError> {
 }
 
 /// The durable store: SQLite under `storage.dir`.
-fn open_store(cfg: &Config) -> Result<Box<dyn sipwarden_store::LocationStore>, StartError> {
+fn open_store(cfg: &Config) -> Result<Box<dyn sipwarden_store::Store>, StartError> {
     let dir = &cfg.storage.dir;
     std::fs::create_dir_all(dir).map_err(|e| StartError(format!("{}: {e}", dir.display())))?;
     let path = dir.join("sipwarden.db");
@@ -181,6 +182,7 @@ impl Gateway {
         );
         let routes = routes(&cfg)?;
         let (in_tx, in_rx) = mpsc::channel(16 * 1024);
+        let ban_view = Arc::new(bans::BanView::default());
         let tcfg = sipwarden_transport::Config {
             udp: cfg.listen.udp.clone(),
             tcp: cfg.listen.tcp.clone(),
@@ -193,6 +195,7 @@ impl Gateway {
             limits: limits(&cfg),
             tls_server,
             tls_client,
+            gate: Some(Arc::clone(&ban_view) as Arc<dyn sipwarden_transport::Gate>),
         };
         let transports = Transports::start(tcfg, in_tx)
             .await
@@ -235,6 +238,18 @@ impl Gateway {
         for b in bindings {
             core.restore_binding(b);
         }
+        let now = std::time::Instant::now();
+        let active = ban_view
+            .restore(store.as_mut(), |e| core.restore_ban(now, e))
+            .map_err(|e| StartError(format!("ban table: {e}")))?;
+        if active > 0 {
+            tracing::info!(bans = active, "bans restored from the store");
+        }
+        let nft = cfg
+            .ban
+            .nftables_set
+            .as_deref()
+            .map(|s| Arc::new(bans::Nft::new(s)));
         let (control_tx, control_rx) = mpsc::channel(64);
         // Start from the core's own numbers: restored registrations count from the first read.
         let (stats_tx, stats_rx) = watch::channel(core.stats());
@@ -245,7 +260,11 @@ impl Gateway {
             transports.clone(),
             stats_tx,
             config_path,
-            store,
+            core_task::Sinks {
+                store,
+                bans: Arc::clone(&ban_view),
+                nft,
+            },
         ));
         let token = admin_token(&cfg)?;
         let admin = admin::serve(
@@ -253,6 +272,7 @@ impl Gateway {
             Arc::new(token),
             stats_rx.clone(),
             transports.clone(),
+            (control_tx.clone(), Arc::clone(&ban_view)),
         )
         .await
         .map_err(|e| StartError(format!("admin API {}: {e}", cfg.admin.listen)))?;

@@ -81,10 +81,68 @@ pub trait LocationStore: Send {
     fn apply(&mut self, changes: &[LocationChange]) -> Result<(), StoreError>;
 }
 
+/// One address in the ban table, as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BanRow {
+    /// The address, as text.
+    pub ip: String,
+    /// Why it was (last) banned.
+    pub reason: String,
+    /// Unix time (seconds) the current or last ban started.
+    pub since_unix: i64,
+    /// Unix time it ends (in the past for a remembered offender).
+    pub until_unix: i64,
+    /// Times banned.
+    pub count: u32,
+}
+
+/// A change to the ban table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BanRowChange {
+    /// Insert or replace.
+    Upsert(BanRow),
+    /// Forget the address.
+    Remove(String),
+}
+
+/// Durable ban table: bans and the memory of past offenders.
+pub trait BanStore: Send {
+    /// Every stored row.
+    fn load_bans(&mut self) -> Result<Vec<BanRow>, StoreError>;
+    /// Applies changes atomically, in order.
+    fn apply_bans(&mut self, changes: &[BanRowChange]) -> Result<(), StoreError>;
+}
+
+/// Everything the gateway keeps on disk.
+pub trait Store: LocationStore + BanStore {}
+
+impl<T: LocationStore + BanStore> Store for T {}
+
 /// A store in memory: for tests, and for a gateway told not to keep state.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     rows: BTreeMap<(String, String), BindingRow>,
+    bans: BTreeMap<String, BanRow>,
+}
+
+impl BanStore for MemoryStore {
+    fn load_bans(&mut self) -> Result<Vec<BanRow>, StoreError> {
+        Ok(self.bans.values().cloned().collect())
+    }
+
+    fn apply_bans(&mut self, changes: &[BanRowChange]) -> Result<(), StoreError> {
+        for c in changes {
+            match c {
+                BanRowChange::Upsert(b) => {
+                    self.bans.insert(b.ip.clone(), b.clone());
+                }
+                BanRowChange::Remove(ip) => {
+                    self.bans.remove(ip);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl LocationStore for MemoryStore {

@@ -4,10 +4,13 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::{BindingRow, LocationChange, LocationStore, StoreError};
+use crate::{
+    BanRow, BanRowChange, BanStore, BindingRow, LocationChange, LocationStore, StoreError,
+};
 
 /// Schema version this code writes; older files are migrated on open, newer ones refused.
-const SCHEMA_VERSION: i64 = 1;
+/// 1: location. 2: bans.
+const SCHEMA_VERSION: i64 = 2;
 
 /// The default store: a SQLite database file.
 #[derive(Debug)]
@@ -69,7 +72,14 @@ impl SqliteStore {
                 q INTEGER,
                 PRIMARY KEY (aor, contact)
             );
-            PRAGMA user_version = 1;",
+            CREATE TABLE IF NOT EXISTS bans (
+                ip TEXT PRIMARY KEY,
+                reason TEXT NOT NULL,
+                since INTEGER NOT NULL,
+                until INTEGER NOT NULL,
+                count INTEGER NOT NULL
+            );
+            PRAGMA user_version = 2;",
         )
         .map_err(err("creating tables"))?;
         Ok(Self { conn })
@@ -172,5 +182,57 @@ impl SqliteStore {
             .optional()
             .map(|n| n.unwrap_or(0))
             .map_err(err("counting bindings"))
+    }
+}
+
+impl BanStore for SqliteStore {
+    fn load_bans(&mut self) -> Result<Vec<BanRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT ip, reason, since, until, count FROM bans ORDER BY ip")
+            .map_err(err("reading bans"))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(BanRow {
+                    ip: r.get(0)?,
+                    reason: r.get(1)?,
+                    since_unix: r.get(2)?,
+                    until_unix: r.get(3)?,
+                    count: r.get(4)?,
+                })
+            })
+            .map_err(err("reading bans"))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(err("reading bans"))
+    }
+
+    fn apply_bans(&mut self, changes: &[BanRowChange]) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.transaction().map_err(err("writing bans"))?;
+        {
+            let mut up = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO bans (ip, reason, since, until, count)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(err("writing bans"))?;
+            let mut rm = tx
+                .prepare_cached("DELETE FROM bans WHERE ip = ?1")
+                .map_err(err("writing bans"))?;
+            for c in changes {
+                match c {
+                    BanRowChange::Upsert(b) => {
+                        up.execute(params![b.ip, b.reason, b.since_unix, b.until_unix, b.count])
+                            .map_err(err("writing a ban"))?;
+                    }
+                    BanRowChange::Remove(ip) => {
+                        rm.execute(params![ip]).map_err(err("removing a ban"))?;
+                    }
+                }
+            }
+        }
+        tx.commit().map_err(err("committing bans"))
     }
 }

@@ -1,6 +1,9 @@
 //! The location table survives closing and reopening the database file.
 
-use sipwarden_store::{BindingRow, LocationChange, LocationStore, MemoryStore, SqliteStore};
+use sipwarden_store::{
+    BanRow, BanRowChange, BanStore, BindingRow, LocationChange, LocationStore, MemoryStore,
+    SqliteStore,
+};
 
 fn row(aor: &str, contact: &str, expires: i64) -> BindingRow {
     BindingRow {
@@ -70,5 +73,36 @@ fn newer_schema_is_refused() {
     }
     let e = SqliteStore::open(&path, false).unwrap_err();
     assert!(e.to_string().contains("schema version 99"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bans_survive_reopen() {
+    let dir = std::env::temp_dir().join(format!("sipwarden-store-b-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("b.db");
+    let _ = std::fs::remove_file(&path);
+    let row = |ip: &str, count| BanRow {
+        ip: ip.into(),
+        reason: "flood".into(),
+        since_unix: 100,
+        until_unix: 3700,
+        count,
+    };
+    let changes = [
+        BanRowChange::Upsert(row("127.0.0.66", 1)),
+        BanRowChange::Upsert(row("2001:db8::1", 1)),
+        BanRowChange::Upsert(row("127.0.0.66", 2)),
+        BanRowChange::Remove("2001:db8::1".into()),
+    ];
+    {
+        let mut s = SqliteStore::open(&path, false).unwrap();
+        s.apply_bans(&changes).unwrap();
+    }
+    let mut s = SqliteStore::open(&path, false).unwrap();
+    assert_eq!(s.load_bans().unwrap(), vec![row("127.0.0.66", 2)]);
+    let mut m = MemoryStore::default();
+    m.apply_bans(&changes).unwrap();
+    assert_eq!(m.load_bans().unwrap(), s.load_bans().unwrap());
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -55,6 +55,14 @@ pub struct Peer {
     pub flow: Option<FlowId>,
 }
 
+/// Who may send at all: asked once per datagram before parsing and once per connection at
+/// accept (before any TLS work). The ban table behind it lives in the call core; this is its
+/// read side, so a banned source costs one lookup and nothing else.
+pub trait Gate: Send + Sync + 'static {
+    /// Whether packets from `ip` are let in.
+    fn admit(&self, ip: std::net::IpAddr) -> bool;
+}
+
 /// A parsed message and where it came from.
 #[derive(Debug)]
 pub struct Inbound {
@@ -89,6 +97,8 @@ pub struct Config {
     pub tls_server: Option<Arc<rustls::ServerConfig>>,
     /// TLS client configuration, for connections to TLS peers.
     pub tls_client: Option<Arc<rustls::ClientConfig>>,
+    /// Who may send (the ban table's read side); everyone when absent.
+    pub gate: Option<Arc<dyn Gate>>,
 }
 
 /// Where the gateway actually listens (ports resolved when configured as 0).
@@ -134,6 +144,7 @@ impl Transports {
                     cfg.limits.clone(),
                     inbound.clone(),
                     Arc::clone(&metrics),
+                    cfg.gate.clone(),
                 );
             }
             if let Some(first) = sockets.into_iter().next() {

@@ -20,6 +20,8 @@ pub struct Metrics {
     idle_closed: AtomicU64,
     keepalives: AtomicU64,
     open_connections: AtomicU64,
+    banned_dropped: AtomicU64,
+    banned_refused: AtomicU64,
 }
 
 /// A snapshot of [`Metrics`].
@@ -55,6 +57,10 @@ pub struct Snapshot {
     pub keepalives: u64,
     /// Open connections (gauge).
     pub open_connections: u64,
+    /// Datagrams from banned addresses dropped before parsing.
+    pub banned_dropped: u64,
+    /// Connections from banned addresses refused at accept.
+    pub banned_refused: u64,
 }
 
 impl Metrics {
@@ -84,6 +90,12 @@ impl Metrics {
     }
     pub(crate) fn accepted(&self) {
         self.accepted.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn banned_dropped(&self) {
+        self.banned_dropped.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn banned_refused(&self) {
+        self.banned_refused.fetch_add(1, Relaxed);
     }
     pub(crate) fn refused_limit(&self) {
         self.refused_limit.fetch_add(1, Relaxed);
@@ -125,6 +137,8 @@ impl Metrics {
             idle_closed: self.idle_closed.load(Relaxed),
             keepalives: self.keepalives.load(Relaxed),
             open_connections: self.open_connections.load(Relaxed),
+            banned_dropped: self.banned_dropped.load(Relaxed),
+            banned_refused: self.banned_refused.load(Relaxed),
         }
     }
 }

@@ -46,6 +46,7 @@ pub struct Conns {
     pub(crate) idle: Duration,
     tls_server: Option<Arc<rustls::ServerConfig>>,
     tls_client: Option<Arc<rustls::ClientConfig>>,
+    gate: Option<Arc<dyn crate::Gate>>,
     pub(crate) inbound: mpsc::Sender<Inbound>,
     pub(crate) metrics: Arc<Metrics>,
     state: Mutex<State>,
@@ -61,6 +62,7 @@ impl Conns {
             idle: cfg.idle_timeout,
             tls_server: cfg.tls_server.clone(),
             tls_client: cfg.tls_client.clone(),
+            gate: cfg.gate.clone(),
             inbound,
             metrics,
             state: Mutex::new(State::default()),
@@ -149,7 +151,12 @@ impl Conns {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 };
-                // Limits apply before any TLS work is done for the peer.
+                // Bans and limits apply before any TLS work is done for the peer.
+                if conns.gate.as_ref().is_some_and(|g| !g.admit(from.ip())) {
+                    conns.metrics.banned_refused();
+                    drop(stream);
+                    continue;
+                }
                 let Some((id, rx)) = conns.admit(from.ip(), proto, from) else {
                     conns.metrics.refused_limit();
                     drop(stream);

@@ -49,6 +49,7 @@ pub(crate) fn spawn_reader(
     limits: Limits,
     inbound: mpsc::Sender<Inbound>,
     metrics: Arc<Metrics>,
+    gate: Option<Arc<dyn crate::Gate>>,
 ) {
     tokio::spawn(async move {
         let mut buf = vec![0u8; 65_536];
@@ -60,6 +61,10 @@ pub(crate) fn spawn_reader(
                 match socket.try_recv_from(&mut buf) {
                     Ok((n, from)) => {
                         metrics.udp_received();
+                        if gate.as_ref().is_some_and(|g| !g.admit(from.ip())) {
+                            metrics.banned_dropped();
+                            continue;
+                        }
                         let data = Bytes::copy_from_slice(buf.get(..n).unwrap_or(&[]));
                         let peer = Peer {
                             proto: Proto::Udp,

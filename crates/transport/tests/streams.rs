@@ -25,6 +25,7 @@ fn config() -> Config {
         limits: Limits::default(),
         tls_server: None,
         tls_client: None,
+        gate: None,
     }
 }
 
@@ -176,4 +177,45 @@ async fn tls_listener_and_verified_outbound_connection() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(untrusting.metrics().snapshot().tls_handshake_failed >= 1);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A gate that refuses one address.
+struct Refuse(std::net::IpAddr);
+
+impl sipwarden_transport::Gate for Refuse {
+    fn admit(&self, ip: std::net::IpAddr) -> bool {
+        ip != self.0
+    }
+}
+
+#[tokio::test]
+async fn a_refused_source_is_dropped_before_parsing_and_refused_at_accept() {
+    let (tx, mut rx) = mpsc::channel::<Inbound>(16);
+    let banned: std::net::IpAddr = "127.0.0.66".parse().unwrap();
+    let cfg = Config {
+        udp: vec!["127.0.0.1:0".parse().unwrap()],
+        gate: Some(std::sync::Arc::new(Refuse(banned))),
+        ..config()
+    };
+    let t = Transports::start(cfg, tx).await.unwrap();
+    let udp = t.bound().udp[0];
+    let tcp = t.bound().tcp[0];
+    for (ip, expect) in [("127.0.0.66", false), ("127.0.0.67", true)] {
+        let s = std::net::UdpSocket::bind((ip, 0)).unwrap();
+        s.send_to(OPTIONS, udp).unwrap();
+        let got = tokio::time::timeout(Duration::from_millis(500), rx.recv()).await;
+        assert_eq!(got.is_ok(), expect, "{ip} over UDP");
+    }
+    assert_eq!(t.metrics().snapshot().banned_dropped, 1);
+    assert_eq!(t.metrics().snapshot().parse_errors, 0, "never parsed");
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.0.66:0".parse().unwrap()).unwrap();
+    let mut c = sock.connect(tcp).await.unwrap();
+    let _ = c.write_all(OPTIONS).await;
+    assert_eq!(
+        read_some(&mut c, Duration::from_secs(2)).await,
+        Some(Vec::new()),
+        "closed at accept"
+    );
+    assert_eq!(t.metrics().snapshot().banned_refused, 1);
 }

@@ -67,6 +67,7 @@ fn config(cert: &Cert) -> Config {
         limits: Limits::default(),
         tls_server: Some(Arc::clone(&cert.server)),
         tls_client: None,
+        gate: None,
     }
 }
 

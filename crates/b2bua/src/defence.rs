@@ -1,0 +1,284 @@
+//! The edge stages as the call core runs them, in their fixed order: ban → rate limit →
+//! sanity → scanner → zone/ACL (authentication follows in the registrar and the call path).
+//! The stages themselves live in `sipwarden-stages`; this is the runner, which performs
+//! their verdicts: drop, reply, ban.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use ipnet::IpNet;
+use sipwarden_config::{AclAction as CfgAclAction, Config};
+use sipwarden_sip::Method;
+use sipwarden_stages::{
+    Acl, AclAction, BanChange, BanEntry, BanSettings, BanTable, FailureCounter, Rate, RateLimiter,
+    RateSettings, RequestClass, Scanner,
+};
+
+use crate::routes::Zone;
+
+/// The stages' settings, from one configuration (swapped on reload with the routes).
+#[derive(Clone, Debug)]
+pub struct DefenceSettings {
+    /// Ban behaviour (its `never` list holds the PBX and trunk networks too).
+    pub ban: BanSettings,
+    /// Failures that ban, and their window.
+    pub max_retry: u32,
+    /// The window for `max_retry`.
+    pub find_time: std::time::Duration,
+    /// Flood limits.
+    pub rate: RateSettings,
+    /// Scanner matcher (`None`: off).
+    pub scanner: Option<Scanner>,
+    /// Lists for everyone.
+    pub acl_global: Acl,
+    /// Lists per zone.
+    pub acl_endpoint: Acl,
+    /// Lists for the PBX.
+    pub acl_pbx: Acl,
+    /// Lists for trunks.
+    pub acl_trunk: Acl,
+    /// Whether a denied request gets 403 (else nothing).
+    pub acl_reject: bool,
+}
+
+impl Default for DefenceSettings {
+    fn default() -> Self {
+        Self::from_config(&Config::default(), Vec::new())
+    }
+}
+
+impl DefenceSettings {
+    /// From a configuration; `trusted` are the PBX and trunk networks (never banned).
+    pub fn from_config(cfg: &Config, trusted: Vec<IpNet>) -> Self {
+        let b = &cfg.ban;
+        let mut never = b.allow.clone();
+        never.extend(trusted);
+        let r = &cfg.ratelimit;
+        let rate = |per_second, burst| Rate { per_second, burst };
+        let s = &cfg.scanner;
+        let scanner = s.enabled.then(|| {
+            let base: Vec<String> = s.patterns.clone().unwrap_or_else(|| {
+                sipwarden_stages::scanner::DEFAULT_PATTERNS
+                    .iter()
+                    .map(|p| (*p).to_owned())
+                    .collect()
+            });
+            Scanner::new(
+                base.iter()
+                    .chain(s.extra_patterns.iter())
+                    .map(String::as_str),
+            )
+        });
+        let a = &cfg.acl;
+        Self {
+            ban: BanSettings {
+                ban_time: b.ban_time,
+                escalate: b.escalate,
+                max_ban_time: b.max_ban_time,
+                remember: b.remember,
+                max_entries: b.max_entries,
+                never,
+            },
+            max_retry: b.max_retry,
+            find_time: b.find_time,
+            rate: RateSettings {
+                per_ip: rate(r.per_ip_rps, r.burst),
+                register: rate(r.register_rps, r.register_burst),
+                invite: rate(r.invite_rps, r.invite_burst),
+                options: rate(r.options_rps, r.options_burst),
+                global_invite: r.global_invite_cps.map(|c| rate(c, c.max(1.0))),
+                max_tracked: r.max_tracked,
+            },
+            scanner,
+            acl_global: Acl::new(&a.allow, &a.deny),
+            acl_endpoint: Acl::new(&a.endpoint.allow, &a.endpoint.deny),
+            acl_pbx: Acl::new(&a.pbx.allow, &a.pbx.deny),
+            acl_trunk: Acl::new(&a.trunk.allow, &a.trunk.deny),
+            acl_reject: a.action == CfgAclAction::Reject,
+        }
+    }
+}
+
+/// Counters of what the stages did, for `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DefenceStats {
+    /// Messages from banned sources that reached the core (the transports drop most first).
+    pub banned_dropped: u64,
+    /// Sources banned for flooding.
+    pub bans_flood: u64,
+    /// Sources banned as scanners.
+    pub bans_scanner: u64,
+    /// Sources banned for failed authentication or malformed requests.
+    pub bans_failures: u64,
+    /// Sources banned by an operator.
+    pub bans_manual: u64,
+    /// Requests dropped or refused by an allow/deny list.
+    pub acl_denied: u64,
+    /// Requests refused by the global limit (503).
+    pub global_limited: u64,
+    /// Bans in force.
+    pub bans_active: usize,
+    /// Addresses in the ban table (banned or remembered).
+    pub ban_table_size: usize,
+}
+
+/// Why a source was banned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BanCause {
+    Flood,
+    Scanner,
+    Failures,
+}
+
+/// The stages' state.
+#[derive(Debug)]
+pub(crate) struct Defence {
+    pub(crate) settings: DefenceSettings,
+    pub(crate) bans: BanTable,
+    pub(crate) rate: RateLimiter,
+    pub(crate) failures: FailureCounter,
+    pub(crate) stats: DefenceStats,
+}
+
+/// What the early stages decided for a request.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Early {
+    /// Go on.
+    Continue,
+    /// Drop silently (counted).
+    Drop,
+    /// Answer 403 (an ACL with `action = "reject"`).
+    Forbidden,
+}
+
+pub(crate) fn class(method: Option<Method>) -> RequestClass {
+    match method {
+        Some(Method::Register) => RequestClass::Register,
+        Some(Method::Invite) => RequestClass::Invite,
+        Some(Method::Options) => RequestClass::Options,
+        _ => RequestClass::Other,
+    }
+}
+
+impl Defence {
+    pub(crate) fn new(settings: DefenceSettings) -> Self {
+        Self {
+            bans: BanTable::new(settings.ban.clone()),
+            rate: RateLimiter::new(settings.rate.clone()),
+            failures: FailureCounter::new(settings.max_retry, settings.find_time, 100_000),
+            settings,
+            stats: DefenceStats::default(),
+        }
+    }
+
+    pub(crate) fn set_settings(&mut self, settings: DefenceSettings) {
+        self.bans.set_settings(settings.ban.clone());
+        self.rate.set_settings(settings.rate.clone());
+        self.failures
+            .set_limits(settings.max_retry, settings.find_time);
+        self.settings = settings;
+    }
+
+    /// Bans `ip`; returns the new entry (None when exempt or already banned).
+    pub(crate) fn ban(
+        &mut self,
+        ip: IpAddr,
+        now: Instant,
+        cause: BanCause,
+        reason: &str,
+    ) -> Option<BanEntry> {
+        let e = self.bans.ban(ip, now, reason)?;
+        match cause {
+            BanCause::Flood => self.stats.bans_flood += 1,
+            BanCause::Scanner => self.stats.bans_scanner += 1,
+            BanCause::Failures => self.stats.bans_failures += 1,
+        }
+        Some(e)
+    }
+
+    /// The ban and rate-limit stages (before validation): `Drop` for a banned source and
+    /// for one that just went over a limit (which bans it).
+    pub(crate) fn first(
+        &mut self,
+        now: Instant,
+        ip: IpAddr,
+        zone: Zone,
+        method: Option<Method>,
+    ) -> Early {
+        if self.bans.is_banned(ip, now) {
+            self.stats.banned_dropped += 1;
+            return Early::Drop;
+        }
+        // The PBX and the trunks are not flood-limited per address (the global limit and the
+        // transaction cap protect against them); everyone else is.
+        if zone == Zone::Endpoint
+            && !self.bans.exempt(ip)
+            && !self.rate.allow(ip, class(method), now)
+        {
+            let what = match class(method) {
+                RequestClass::Register => "REGISTER flood",
+                RequestClass::Invite => "INVITE flood",
+                RequestClass::Options => "OPTIONS flood",
+                RequestClass::Other => "request flood",
+            };
+            self.ban(ip, now, BanCause::Flood, what);
+            return Early::Drop;
+        }
+        Early::Continue
+    }
+
+    /// The zone/ACL stage: global lists, then the zone's.
+    pub(crate) fn acl(&mut self, ip: IpAddr, zone: Zone) -> Early {
+        let s = &self.settings;
+        let zone_acl = match zone {
+            Zone::Pbx => &s.acl_pbx,
+            Zone::Trunk(_) => &s.acl_trunk,
+            Zone::Endpoint => &s.acl_endpoint,
+        };
+        let denied =
+            s.acl_global.check(ip) == AclAction::Deny || zone_acl.check(ip) == AclAction::Deny;
+        if !denied {
+            return Early::Continue;
+        }
+        self.stats.acl_denied += 1;
+        if s.acl_reject {
+            Early::Forbidden
+        } else {
+            Early::Drop
+        }
+    }
+
+    /// A failure from `ip` (authentication, malformed request); bans at `max_retry`.
+    pub(crate) fn failure(
+        &mut self,
+        ip: IpAddr,
+        account: Option<&str>,
+        now: Instant,
+    ) -> Option<BanEntry> {
+        if self.bans.exempt(ip) {
+            return None;
+        }
+        if self.failures.fail(ip, account, now) {
+            let n = self.settings.max_retry;
+            return self.ban(
+                ip,
+                now,
+                BanCause::Failures,
+                &format!("{n} failures within {}s", self.settings.find_time.as_secs()),
+            );
+        }
+        None
+    }
+
+    pub(crate) fn take_changes(&mut self) -> Vec<BanChange> {
+        self.bans.take_changes()
+    }
+
+    pub(crate) fn stats(&self) -> DefenceStats {
+        DefenceStats {
+            bans_active: self.bans.active_count(),
+            ban_table_size: self.bans.len(),
+            ..self.stats
+        }
+    }
+}
