@@ -46,12 +46,15 @@ pub fn json_line(event: &SecurityEvent, time: SystemTime) -> String {
     );
     push_str(&mut out, "event", event.kind.name());
     push_str(&mut out, "severity", event.kind.severity());
-    if let Some(ban) = event.ban {
+    if !event.kind.is_asterisk() {
+        // Ban, Unban: an address, not an exchange.
         push_str(&mut out, "remote_ip", &event.remote.ip().to_string());
-        if let Some(expires) = ban.expires_unix {
-            let _ = write!(out, ",\"ban_expires\":{expires}");
+        if let Some(ban) = event.ban {
+            if let Some(expires) = ban.expires_unix {
+                let _ = write!(out, ",\"ban_expires\":{expires}");
+            }
+            let _ = write!(out, ",\"ban_count\":{}", ban.count);
         }
-        let _ = write!(out, ",\"ban_count\":{}", ban.count);
     } else {
         match &event.account {
             Some(account) => push_str(&mut out, "account", account),

@@ -379,6 +379,22 @@ fn json_ban_and_unban() {
 }
 
 #[test]
+fn json_ban_shape_follows_the_kind() {
+    // A Ban built by hand, without BanInfo, still has the ban shape (no exchange fields).
+    let e = SecurityEvent::new(EventKind::Ban, "c", local(), remote());
+    assert_eq!(
+        json(&e),
+        serde_json::json!({
+            "time": "2024-02-29T12:24:56.789Z",
+            "event": "Ban",
+            "severity": "Error",
+            "remote_ip": "203.0.113.9",
+            "reason": "",
+        })
+    );
+}
+
+#[test]
 fn json_never_lets_an_ie_shadow_our_keys() {
     let e = SecurityEvent::invalid_account_id("c", local(), remote())
         .with_ie("remote_ip", "6.6.6.6")
