@@ -10,8 +10,9 @@ cd "$(dirname "$0")/.."
 # python3-websockets drives tests/ws/ws_phone.py, the browser-like phone of the SIP over WSS
 # tests (SIPp has no WebSocket transport).
 # baresip-core: a real phone (headless: stdio, g711, aubridge) in the e2e_baresip tests.
+# fail2ban: its fail2ban-regex and stock asterisk filter check our security-event lines.
 # Later capabilities add theirs here.
-PACKAGES=(sip-tester kamailio kamailio-tls-modules openssl python3-websockets baresip-core)
+PACKAGES=(sip-tester kamailio kamailio-tls-modules openssl python3-websockets baresip-core fail2ban)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

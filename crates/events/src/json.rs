@@ -1,0 +1,94 @@
+//! The same events as JSON lines, for log shippers and for our own ban history.
+
+use std::fmt::Write as _;
+use std::time::SystemTime;
+
+use serde_json::Value;
+
+use crate::asterisk::MAX_VALUE_BYTES;
+use crate::event::SecurityEvent;
+use crate::time::civil;
+
+/// Keys of our own; an IE of the same name is left out rather than shadow one of them.
+const RESERVED: [&str; 11] = [
+    "time",
+    "event",
+    "severity",
+    "account",
+    "session_id",
+    "local",
+    "remote",
+    "remote_ip",
+    "ban_expires",
+    "ban_count",
+    "reason",
+];
+
+/// One compact JSON object, without the trailing newline.
+///
+/// Keys, in this order: `time` (RFC 3339, UTC, milliseconds), `event`, `severity`, `account`
+/// (`null` when unknown), `session_id`, `local` and `remote` (Asterisk's address form,
+/// `IPV4/UDP/192.0.2.1/5060`), `remote_ip` (what a firewall bans; IPv4-mapped addresses as
+/// IPv4), then each IE under its Asterisk name, then `reason`. Ban and Unban lines have
+/// `time`, `event`, `severity`, `remote_ip`, `ban_expires` (Unix seconds, Ban only),
+/// `ban_count`, their IEs if any, and `reason`.
+///
+/// JSON escaping keeps hostile values inside their strings (quotes, CR, LF and other control
+/// characters are escaped); values are still cut to [`MAX_VALUE_BYTES`] bytes, at a character
+/// boundary, to bound the line.
+pub fn json_line(event: &SecurityEvent, time: SystemTime) -> String {
+    let t = civil(time, 0);
+    let mut out = String::with_capacity(512);
+    let _ = write!(
+        out,
+        "{{\"time\":\"{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z\"",
+        t.year, t.month, t.day, t.hour, t.minute, t.second, t.milli
+    );
+    push_str(&mut out, "event", event.kind.name());
+    push_str(&mut out, "severity", event.kind.severity());
+    if !event.kind.is_asterisk() {
+        // Ban, Unban: an address, not an exchange.
+        push_str(&mut out, "remote_ip", &event.remote.ip().to_string());
+        if let Some(ban) = event.ban {
+            if let Some(expires) = ban.expires_unix {
+                let _ = write!(out, ",\"ban_expires\":{expires}");
+            }
+            let _ = write!(out, ",\"ban_count\":{}", ban.count);
+        }
+    } else {
+        match &event.account {
+            Some(account) => push_str(&mut out, "account", account),
+            None => out.push_str(",\"account\":null"),
+        }
+        push_str(&mut out, "session_id", &event.session_id);
+        push_str(&mut out, "local", &event.local.to_string());
+        push_str(&mut out, "remote", &event.remote.to_string());
+        push_str(&mut out, "remote_ip", &event.remote.ip().to_string());
+    }
+    for (name, value) in &event.extra {
+        if !RESERVED.contains(name) {
+            push_str(&mut out, name, value);
+        }
+    }
+    push_str(&mut out, "reason", &event.reason);
+    out.push('}');
+    out
+}
+
+/// Appends `,"key":"value"` with `value` capped and both JSON-escaped.
+fn push_str(out: &mut String, key: &str, value: &str) {
+    out.push(',');
+    out.push_str(&Value::from(key).to_string());
+    out.push(':');
+    out.push_str(&Value::from(cap(value)).to_string());
+}
+
+/// The longest prefix of `s` of at most [`MAX_VALUE_BYTES`] bytes that ends on a character
+/// boundary.
+fn cap(s: &str) -> &str {
+    let mut end = s.len().min(MAX_VALUE_BYTES);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or_default()
+}
