@@ -29,6 +29,7 @@ mod ids;
 mod registrar;
 mod routes;
 mod sdp;
+mod security;
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -41,8 +42,9 @@ use sipwarden_txn::{Event, Transmit, TxId, TxLayer};
 
 pub use call::Side;
 pub use defence::{DefenceSettings, DefenceStats};
-pub use registrar::{AuthFailure, Binding, LocationChange};
+pub use registrar::{Binding, LocationChange};
 pub use routes::{RegistrarSettings, RouteError, Routes, Target, TrunkRoute, Zone};
+pub use sipwarden_events::SecurityEvent;
 pub use sipwarden_stages::{BanChange, BanEntry};
 
 use build::Identity;
@@ -175,7 +177,8 @@ pub struct Core {
     stats: Stats,
     digest: Digest,
     location: Location,
-    auth_failures: Vec<AuthFailure>,
+    /// Security events since the server last took them.
+    security: Vec<SecurityEvent>,
     /// When the next keep-alive OPTIONS round to UDP phones is due (`registrar.udp_ping`).
     ping_at: Option<Instant>,
     /// The edge stages: bans, flood limits, failure counts.
@@ -223,7 +226,7 @@ impl Core {
             stats: Stats::default(),
             digest,
             location: Location::default(),
-            auth_failures: Vec::new(),
+            security: Vec::new(),
             ping_at: None,
         }
     }
@@ -244,9 +247,9 @@ impl Core {
         self.location.bindings(aor)
     }
 
-    /// Authentication failures since the last call (for the log).
-    pub fn take_auth_failures(&mut self) -> Vec<AuthFailure> {
-        std::mem::take(&mut self.auth_failures)
+    /// Security events since the last call (for the security log and the JSON log).
+    pub fn take_security_events(&mut self) -> Vec<SecurityEvent> {
+        std::mem::take(&mut self.security)
     }
 
     /// Replaces the routes for new calls; calls in progress keep theirs.
@@ -465,8 +468,11 @@ impl Core {
                 headers,
             } => {
                 self.stats.rejected += 1;
-                if zone == Zone::Endpoint && self.defence.failure(ip, None, now).is_some() {
-                    return;
+                if zone == Zone::Endpoint && msg.is_request() {
+                    self.event_bad_format(&msg, src, reason);
+                    if self.defence.failure(ip, None, now).is_some() {
+                        return;
+                    }
                 }
                 if let Ok(mut r) = Message::response_to(&msg, status, Some(reason), None) {
                     for (h, v) in &headers {
@@ -477,9 +483,10 @@ impl Core {
                 }
                 return;
             }
-            Decision::Drop { .. } => {
+            Decision::Drop { reason } => {
                 self.stats.rejected += 1;
                 if zone == Zone::Endpoint && msg.is_request() {
+                    self.event_bad_format(&msg, src, reason);
                     self.defence.failure(ip, None, now);
                 }
                 return;
@@ -495,13 +502,23 @@ impl Core {
                 .map(str::to_owned);
             if let Some(pattern) = hit {
                 // No answer at all: a scanner that hears nothing learns nothing.
-                self.defence
-                    .ban(ip, now, BanCause::Scanner, &format!("scanner: {pattern}"));
+                let why = format!("scanner: {pattern}");
+                self.event_acl(&msg, src, "scanner", &why);
+                self.defence.ban(ip, now, BanCause::Scanner, &why);
                 return;
             }
         }
         if msg.is_request() {
-            match self.defence.acl(ip, zone) {
+            let verdict = self.defence.acl(ip, zone);
+            if verdict != Early::Continue {
+                let name = match zone {
+                    Zone::Pbx => "pbx",
+                    Zone::Trunk(_) => "trunk",
+                    Zone::Endpoint => "endpoint",
+                };
+                self.event_acl(&msg, src, name, "denied by an allow/deny list");
+            }
+            match verdict {
                 Early::Continue => {}
                 Early::Drop => return,
                 Early::Forbidden => {
@@ -615,6 +632,7 @@ impl Core {
             match verdict {
                 Verdict::Ok(account) => {
                     self.defence.failures.succeed(src.addr.ip());
+                    self.event_success(&invite, src, &account);
                     caller = Some(account);
                 }
                 Verdict::Challenge { stale } => {

@@ -236,6 +236,7 @@ impl Core {
         let routes = std::sync::Arc::clone(&self.routes);
         if routes.zone(src.addr.ip()) != Zone::Endpoint {
             // The PBX and the trunks do not register with the gateway.
+            self.event_not_allowed(&msg, src, "REGISTER from the PBX or a trunk");
             self.reply_register(src, &msg, StatusCode::FORBIDDEN, None);
             return;
         }
@@ -254,7 +255,10 @@ impl Core {
         };
         let (verdict, why) = self.digest.check(now, &msg, ask, &routes.accounts);
         match verdict {
-            Verdict::Ok(_) => self.defence.failures.succeed(src.addr.ip()),
+            Verdict::Ok(account) => {
+                self.defence.failures.succeed(src.addr.ip());
+                self.event_success(&msg, src, &account);
+            }
             Verdict::Challenge { stale } => {
                 // The failure that bans gets no answer: from now on the source hears nothing.
                 let banned = why.is_some_and(|why| self.note_auth_failure(now, &msg, src, why));
@@ -458,6 +462,14 @@ impl Core {
             &self.routes.algorithms,
             (stale, self.ids.salt()),
         );
+        if let Some(nonce) = challenges
+            .first()
+            .and_then(|c| c.split("nonce=\"").nth(1))
+            .and_then(|r| r.split('"').next())
+        {
+            let nonce = nonce.to_owned();
+            self.event_challenge(msg, src, &nonce);
+        }
         let mut rsp = Message::response_to(msg, status, None, Some(&self.ids.tag())).ok()?;
         for c in &challenges {
             rsp.push_header(header, c).ok()?;
@@ -466,8 +478,8 @@ impl Core {
         Some(rsp)
     }
 
-    /// Records an authentication failure and counts it toward a ban (fail2ban semantics);
-    /// returns whether the source is now banned.
+    /// Records an authentication failure (security event) and counts it toward a ban
+    /// (fail2ban semantics); returns whether the source is now banned.
     pub(crate) fn note_auth_failure(
         &mut self,
         now: Instant,
@@ -482,29 +494,9 @@ impl Core {
             .filter_map(Result::ok)
             .find_map(|a| a.username().map(|u| u.into_owned()))
             .unwrap_or_default();
-        let banned = self
-            .defence
+        self.event_auth_failure(msg, src, why);
+        self.defence
             .failure(src.addr.ip(), Some(&user), now)
-            .is_some();
-        self.auth_failures.push(AuthFailure {
-            source: src,
-            user,
-            method: msg.method_str().unwrap_or("").to_owned(),
-            reason: why,
-        });
-        banned
+            .is_some()
     }
-}
-
-/// An authentication failure, for logging and counting.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AuthFailure {
-    /// Where the request came from.
-    pub source: Target,
-    /// The username it claimed (may be empty).
-    pub user: String,
-    /// Its method.
-    pub method: String,
-    /// Why it failed (never sent to the peer).
-    pub reason: &'static str,
 }

@@ -134,6 +134,39 @@ fn lab_failed_logins_ban_the_source_until_the_operator_lifts_it_and_bans_survive
         .is_none()
     );
 
+    // The security log: the stock fail2ban `asterisk` filter, unchanged, finds the guesser's
+    // address in every failure line, and only there; the JSON log has the same, and the ban.
+    let log = lab.dir.0.join("lab-data/security.log");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let failures: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            [
+                "FailedACL",
+                "InvalidAccountID",
+                "ChallengeResponseFailed",
+                "InvalidPassword",
+            ]
+            .iter()
+            .any(|k| l.contains(&format!("SecurityEvent=\"{k}\"")))
+        })
+        .collect();
+    assert!(failures.len() >= 4, "{text}");
+    assert!(text.contains("SecurityEvent=\"ChallengeSent\""), "{text}");
+    let hosts = fail2ban_hosts(&log);
+    assert_eq!(
+        hosts.len(),
+        failures.len(),
+        "every failure line matched:\n{text}\n{hosts:?}"
+    );
+    assert!(hosts.iter().all(|(ip, _)| ip == "127.0.0.66"), "{hosts:?}");
+    let json = std::fs::read_to_string(lab.dir.0.join("lab-data/events.jsonl")).unwrap();
+    assert!(
+        json.lines()
+            .any(|l| l.contains("\"event\":\"Ban\"") && l.contains("127.0.0.66")),
+        "{json}"
+    );
+
     // The operator sees it and lifts it.
     let cfg = ["--config", "examples/lab.toml"];
     let (ok, out) = sipwarden(&lab.dir.0, &[&["ban", "list"][..], &cfg].concat());
@@ -294,6 +327,29 @@ fn lab_register_flood_is_banned_within_a_second_while_pbx_calls_go_on() {
     assert!(stat(&s, "banned_dropped") > 1000, "{s}");
     assert!(stat(&s, "registrations_refused") < 100, "{s}");
     lab.stop();
+}
+
+/// (host, line) for every line of `log` the stock fail2ban `asterisk` filter matches.
+fn fail2ban_hosts(log: &std::path::Path) -> Vec<(String, String)> {
+    const FILTER: &str = "/etc/fail2ban/filter.d/asterisk.conf";
+    let out = Command::new("fail2ban-regex")
+        .args(["-r", "-o", "<ip>\t<msg>"])
+        .arg(log)
+        .arg(FILTER)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run fail2ban-regex ({e}): scripts/test.sh installs the Debian package fail2ban")
+        });
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(ip, line)| (ip.to_owned(), line.to_owned()))
+        .collect()
 }
 
 /// Kills the child on drop (every exit path).

@@ -407,6 +407,11 @@ pub struct StorageConfig {
     /// then survives the process dying, which is what a restart needs, at a fraction of
     /// the cost.
     pub sync_full: bool,
+    /// The security log in Asterisk's security-event format (for fail2ban's stock
+    /// `asterisk` filter). Default `<dir>/security.log`.
+    pub security_log: Option<PathBuf>,
+    /// The same events, and bans, as JSON lines. Default `<dir>/events.jsonl`.
+    pub events_log: Option<PathBuf>,
 }
 
 impl Default for StorageConfig {
@@ -414,6 +419,8 @@ impl Default for StorageConfig {
         Self {
             dir: PathBuf::from("sipwarden-data"),
             sync_full: false,
+            security_log: None,
+            events_log: None,
         }
     }
 }

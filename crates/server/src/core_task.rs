@@ -15,6 +15,13 @@ pub(crate) struct Sinks {
     pub(crate) store: Box<dyn Store>,
     pub(crate) bans: Arc<BanView>,
     pub(crate) nft: Option<Arc<Nft>>,
+    pub(crate) log: sipwarden_events::SecurityLog,
+}
+
+fn write_event(log: &mut sipwarden_events::SecurityLog, e: &sipwarden_events::SecurityEvent) {
+    if let Err(err) = log.write(e, std::time::SystemTime::now()) {
+        tracing::error!("security log not written: {err}");
+    }
 }
 use sipwarden_transport::{Inbound, Peer, Transports};
 use tokio::sync::{mpsc, watch};
@@ -83,12 +90,24 @@ fn flush(core: &mut Core, transports: &Transports, sinks: &mut Sinks) {
                 sipwarden_b2bua::BanChange::Banned(e) => {
                     let ttl = e.until.saturating_duration_since(e.since);
                     tracing::warn!(ip = %e.ip, reason = %e.reason, secs = ttl.as_secs(), count = e.count, "banned");
+                    let until = u64::try_from(crate::bans::unix_now()).unwrap_or(0) + ttl.as_secs();
+                    let ev = sipwarden_events::SecurityEvent::ban(e.ip, until, e.count)
+                        .with_reason(e.reason.clone());
+                    write_event(&mut sinks.log, &ev);
                     if let Some(nft) = &sinks.nft {
                         nft.add(e.ip, ttl);
                     }
                 }
                 sipwarden_b2bua::BanChange::Unbanned { ip, lifted } => {
                     tracing::info!(ip = %ip, lifted, "ban ended");
+                    let count = core.ban_entry(*ip).map_or(0, |e| e.count);
+                    let why = if *lifted {
+                        "lifted by the operator"
+                    } else {
+                        "expired"
+                    };
+                    let ev = sipwarden_events::SecurityEvent::unban(*ip, count).with_reason(why);
+                    write_event(&mut sinks.log, &ev);
                 }
                 sipwarden_b2bua::BanChange::Forgotten(_) => {}
             }
@@ -98,14 +117,17 @@ fn flush(core: &mut Core, transports: &Transports, sinks: &mut Sinks) {
             tracing::error!("ban table not saved: {e}");
         }
     }
-    for f in core.take_auth_failures() {
-        tracing::warn!(
-            source = %f.source.addr,
-            user = %f.user.escape_debug(),
-            method = %f.method,
-            reason = f.reason,
-            "authentication failed"
-        );
+    for e in core.take_security_events() {
+        if e.kind.is_failure() {
+            tracing::warn!(
+                event = e.kind.name(),
+                source = %e.remote.addr,
+                account = %e.account.as_deref().unwrap_or("").escape_debug(),
+                reason = %e.reason,
+                "security"
+            );
+        }
+        write_event(&mut sinks.log, &e);
     }
     while let Some(t) = core.poll_transmit() {
         transports.send(peer(t.dest), t.bytes);

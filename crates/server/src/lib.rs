@@ -134,6 +134,24 @@ fn admin_token(cfg: &Config) -> Result<String, StartError> {
     Ok(token)
 }
 
+/// The digest nonce key: read from `<dir>/nonce.key`, or made there (random, 0600), so that
+/// nonces handed out before a restart still verify after it.
+fn nonce_key(dir: &Path) -> Result<[u8; 32], StartError> {
+    let path = dir.join("nonce.key");
+    if let Ok(bytes) = std::fs::read(&path) {
+        if let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice()) {
+            return Ok(key);
+        }
+        return Err(StartError(format!(
+            "{}: a nonce key must be 32 bytes (delete it to make a new one)",
+            path.display()
+        )));
+    }
+    let key = os_seed()?;
+    tls::write_private(&path, &key).map_err(|e| StartError(format!("{}: {e}", path.display())))?;
+    Ok(key)
+}
+
 /// The durable store: SQLite under `storage.dir`.
 fn open_store(cfg: &Config) -> Result<Box<dyn sipwarden_store::Store>, StartError> {
     let dir = &cfg.storage.dir;
@@ -250,6 +268,25 @@ impl Gateway {
             .nftables_set
             .as_deref()
             .map(|s| Arc::new(bans::Nft::new(s)));
+        let dir = &cfg.storage.dir;
+        let security_log = cfg
+            .storage
+            .security_log
+            .clone()
+            .unwrap_or_else(|| dir.join("security.log"));
+        let events_log = cfg
+            .storage
+            .events_log
+            .clone()
+            .unwrap_or_else(|| dir.join("events.jsonl"));
+        let log = sipwarden_events::SecurityLog::open(Some(&security_log), Some(&events_log))
+            .map_err(|e| StartError(format!("security log: {e}")))?;
+        let key = nonce_key(dir)?;
+        core.set_nonce_key(
+            key,
+            std::time::Instant::now(),
+            u64::try_from(bans::unix_now()).unwrap_or(0),
+        );
         let (control_tx, control_rx) = mpsc::channel(64);
         // Start from the core's own numbers: restored registrations count from the first read.
         let (stats_tx, stats_rx) = watch::channel(core.stats());
@@ -264,6 +301,7 @@ impl Gateway {
                 store,
                 bans: Arc::clone(&ban_view),
                 nft,
+                log,
             },
         ));
         let token = admin_token(&cfg)?;

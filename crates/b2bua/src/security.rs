@@ -1,0 +1,141 @@
+//! Security events from the call core: every authentication failure, challenge and success,
+//! ACL denial, scanner and malformed request from outside, in the terms of Asterisk's
+//! security log (see `sipwarden-events`), for the log files and fail2ban. Values the peer
+//! chose (Call-ID, user names) go in as they are; the events crate makes them harmless.
+
+use sipwarden_events::{Endpoint, SecurityEvent, Transport as EvTransport, ie};
+use sipwarden_sip::header::Transport;
+use sipwarden_sip::{HeaderName, Message};
+
+use crate::Core;
+use crate::routes::Target;
+
+fn transport(t: Transport) -> EvTransport {
+    match t {
+        Transport::Tcp => EvTransport::Tcp,
+        Transport::Tls => EvTransport::Tls,
+        Transport::Ws => EvTransport::Ws,
+        Transport::Wss => EvTransport::Wss,
+        _ => EvTransport::Udp,
+    }
+}
+
+/// The credentials a request carried: (username, nonce, response).
+fn credentials(msg: &Message) -> (String, String, String) {
+    msg.auths(HeaderName::Authorization)
+        .chain(msg.auths(HeaderName::ProxyAuthorization))
+        .filter_map(Result::ok)
+        .find(|a| a.is_digest())
+        .map(|a| {
+            (
+                a.username().map(|u| u.into_owned()).unwrap_or_default(),
+                a.nonce().map(|u| u.into_owned()).unwrap_or_default(),
+                a.response().map(|u| u.into_owned()).unwrap_or_default(),
+            )
+        })
+        .unwrap_or_default()
+}
+
+impl Core {
+    /// Our end and theirs, as the log names them.
+    fn ends(&self, src: Target) -> (Endpoint, Endpoint) {
+        let t = transport(src.transport);
+        (
+            Endpoint::new(t, self.local.addr(src.transport)),
+            Endpoint::new(t, src.addr),
+        )
+    }
+
+    pub(crate) fn security(&mut self, e: SecurityEvent) {
+        // Bounded: the server drains this after every batch; a runaway is cut, not grown.
+        if self.security.len() < 100_000 {
+            self.security.push(e);
+        }
+    }
+
+    /// An authentication failure, by what failed.
+    pub(crate) fn event_auth_failure(&mut self, msg: &Message, src: Target, why: &'static str) {
+        let (local, remote) = self.ends(src);
+        let call_id = msg.call_id().unwrap_or("");
+        let (user, nonce, response) = credentials(msg);
+        let e = match why {
+            "unknown account" => SecurityEvent::invalid_account_id(call_id, local, remote),
+            "wrong password" => SecurityEvent::invalid_password(call_id, local, remote)
+                .with_ie(ie::CHALLENGE, nonce.clone())
+                .with_ie(ie::RECEIVED_CHALLENGE, nonce)
+                .with_ie(ie::RECEIVED_HASH, response),
+            "source network not allowed for the account" => {
+                SecurityEvent::failed_acl(call_id, local, remote, "account_networks")
+            }
+            "transport not allowed for the account" => {
+                SecurityEvent::failed_acl(call_id, local, remote, "account_transports")
+                    .with_ie(ie::ATTEMPTED_TRANSPORT, transport(src.transport).as_str())
+            }
+            _ => SecurityEvent::challenge_response_failed(call_id, local, remote, nonce, response),
+        };
+        let e = if user.is_empty() {
+            e
+        } else {
+            e.with_account(user)
+        };
+        self.security(e.with_reason(why));
+    }
+
+    /// A challenge went out.
+    pub(crate) fn event_challenge(&mut self, msg: &Message, src: Target, nonce: &str) {
+        let (local, remote) = self.ends(src);
+        let user = msg
+            .from_header()
+            .and_then(|f| f.uri.user().map(str::to_owned))
+            .unwrap_or_default();
+        let e = SecurityEvent::challenge_sent(msg.call_id().unwrap_or(""), local, remote, nonce);
+        let e = if user.is_empty() {
+            e
+        } else {
+            e.with_account(user)
+        };
+        self.security(e);
+    }
+
+    /// A phone proved who it is.
+    pub(crate) fn event_success(&mut self, msg: &Message, src: Target, account: &str) {
+        let (local, remote) = self.ends(src);
+        let e = SecurityEvent::successful_auth(msg.call_id().unwrap_or(""), local, remote, true)
+            .with_account(account);
+        self.security(e);
+    }
+
+    /// Refused by an allow/deny list (or as a scanner: `acl` "scanner").
+    pub(crate) fn event_acl(&mut self, msg: &Message, src: Target, acl: &str, reason: &str) {
+        let (local, remote) = self.ends(src);
+        let e = SecurityEvent::failed_acl(msg.call_id().unwrap_or(""), local, remote, acl)
+            .with_reason(reason);
+        self.security(e);
+    }
+
+    /// A malformed request from outside.
+    pub(crate) fn event_bad_format(&mut self, msg: &Message, src: Target, reason: &str) {
+        let (local, remote) = self.ends(src);
+        let e = SecurityEvent::request_bad_format(
+            msg.call_id().unwrap_or(""),
+            local,
+            remote,
+            msg.method_str().unwrap_or("unknown"),
+        )
+        .with_reason(reason);
+        self.security(e);
+    }
+
+    /// A request this source may not make (REGISTER from the PBX or a trunk).
+    pub(crate) fn event_not_allowed(&mut self, msg: &Message, src: Target, reason: &str) {
+        let (local, remote) = self.ends(src);
+        let e = SecurityEvent::request_not_allowed(
+            msg.call_id().unwrap_or(""),
+            local,
+            remote,
+            msg.method_str().unwrap_or("unknown"),
+        )
+        .with_reason(reason);
+        self.security(e);
+    }
+}
