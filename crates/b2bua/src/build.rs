@@ -330,7 +330,7 @@ fn copy_body(
         .is_some_and(|c| c.is_sdp());
     let body = Bytes::copy_from_slice(from.body());
     let body = if is_sdp {
-        sdp::rewrite_origin(&body, "sipwarden", local.addr(target.transport).ip())
+        sdp::rewrite_origin(&body, "-", local.addr(target.transport).ip())
     } else {
         body
     };

@@ -468,11 +468,16 @@ impl Core {
                 headers,
             } => {
                 self.stats.rejected += 1;
+                // Outside the trusted zones the answer says no more than its status code: a
+                // reason phrase naming the broken header is a fingerprint.
+                let mut reason = reason;
                 if zone == Zone::Endpoint && msg.is_request() {
                     self.event_bad_format(&msg, src, reason);
                     if self.defence.failure(ip, None, now).is_some() {
                         return;
                     }
+                    reason = status.default_reason();
+                    stamp_received(&mut msg, src.addr);
                 }
                 if let Ok(mut r) = Message::response_to(&msg, status, Some(reason), None) {
                     for (h, v) in &headers {
@@ -538,11 +543,32 @@ impl Core {
                 self.on_register(now, msg, src);
                 return;
             }
+            // A phone's INVITE without our credentials gets its 407 statelessly: no
+            // transaction, no 100 Trying, no retransmissions toward an address that may be
+            // forged (one answer per request, not a dozen).
+            if zone == Zone::Endpoint
+                && msg.method() == Some(Method::Invite)
+                && msg.to_tag().is_none()
+                && !self.has_our_credentials(&msg)
+            {
+                if let Some(rsp) = self.challenge(now, &msg, src, false, false) {
+                    self.txl.send_stateless(src, &rsp);
+                }
+                return;
+            }
             self.txl.on_request(now, msg, src, src.reliable());
         } else {
             self.txl.on_response(now, msg);
         }
         self.process_events(now);
+    }
+
+    /// Whether a request carries digest credentials for our realm.
+    fn has_our_credentials(&self, msg: &Message) -> bool {
+        let realm = self.routes.accounts.realm.as_str();
+        msg.auths(HeaderName::ProxyAuthorization)
+            .filter_map(Result::ok)
+            .any(|a| a.is_digest() && a.realm().as_deref() == Some(realm))
     }
 
     fn process_events(&mut self, now: Instant) {
@@ -715,6 +741,24 @@ impl Core {
                 return;
             }
         };
+        // The global limit protects the PBX: above it, 503 with Retry-After instead of
+        // another call it may not be able to carry.
+        if matches!(dest, Dest::Pbx { .. }) && !self.defence.rate.allow_global_invite(now) {
+            self.defence.stats.global_limited += 1;
+            self.stats.rejected += 1;
+            let retry = self.defence.rate.global_retry_after().to_string();
+            if let Ok(mut r) = Message::response_to(
+                &invite,
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("Busy, Retry Later"),
+                Some(&self.ids.tag()),
+            ) {
+                let _ = r.push_header(HeaderName::RetryAfter, &retry);
+                let _ = r.finish();
+                let _ = self.txl.send_response(now, tx, &r);
+            }
+            return;
+        }
         let a = build::a_leg(&invite, self.ids.tag(), src, &self.local);
         // Every B leg to try, with its INVITE: one, or one per registered contact.
         let mut legs = Vec::new();

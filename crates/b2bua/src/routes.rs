@@ -165,7 +165,7 @@ impl Routes {
                 )
             })?,
             None => AccountsFile {
-                realm: "sipwarden".to_owned(),
+                realm: "voip".to_owned(),
                 accounts: Vec::new(),
             },
         };

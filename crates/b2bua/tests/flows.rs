@@ -406,7 +406,7 @@ fn nothing_of_the_pbx_reaches_the_trunk() {
         assert!(m.user_agent().is_none());
     }
     let invite = &all[0];
-    assert!(String::from_utf8_lossy(invite.body()).contains("o=sipwarden 1 1 IN IP4 127.0.0.1"));
+    assert!(String::from_utf8_lossy(invite.body()).contains("o=- 1 1 IN IP4 127.0.0.1"));
     assert_eq!(
         invite.max_forwards(),
         Some(69),
@@ -1419,4 +1419,81 @@ fn phone_over_tls_gets_a_contact_of_its_own_scheme() {
             assert!(contact.ends_with(";transport=tls"), "{contact}");
         }
     }
+}
+
+#[test]
+fn global_call_limit_answers_503_with_retry_after() {
+    let mut lab = Lab::with(&format!("{LAB}\n[ratelimit]\nglobal_invite_cps = 1.0\n"));
+    lab.send(CARRIER, &carrier_invite("+15551230042", "z9hG4bKg1"));
+    lab.expect(PBX_UAS, "INVITE");
+    let second =
+        carrier_invite("+15551230042", "z9hG4bKg2").replace("carrier-call-9", "carrier-call-10");
+    lab.send(CARRIER, &second);
+    let busy = lab.expect(CARRIER, "503 Busy, Retry Later");
+    assert_eq!(busy.header(HeaderName::RetryAfter), Some("1"));
+    assert_eq!(lab.stats().defence.global_limited, 1);
+    assert!(
+        lab.take(PBX_UAS).is_empty(),
+        "the PBX never saw the second call"
+    );
+}
+
+#[test]
+fn a_flood_from_the_endpoint_zone_is_banned_and_then_dropped_before_anything_else() {
+    let mut lab = Lab::with(&format!(
+        "{LAB}\n[ratelimit]\noptions_rps = 1.0\noptions_burst = 3.0\n"
+    ));
+    let opt = |i: u32| {
+        format!(
+            "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.66:5060;branch=z9hG4bKfl{i}\r\nFrom: <sip:a@127.0.0.66>;tag=f\r\nTo: <sip:127.0.0.1>\r\nCall-ID: fl{i}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    for i in 0..3 {
+        lab.send("127.0.0.66:5060", &opt(i));
+        lab.expect("127.0.0.66:5060", "200 OK");
+    }
+    lab.send("127.0.0.66:5060", &opt(3));
+    assert!(
+        lab.take("127.0.0.66:5060").is_empty(),
+        "over the limit: banned, no answer"
+    );
+    for i in 4..10 {
+        lab.send("127.0.0.66:5060", &opt(i));
+    }
+    assert!(lab.take("127.0.0.66:5060").is_empty());
+    let d = lab.stats().defence;
+    assert_eq!((d.bans_flood, d.bans_active, d.banned_dropped), (1, 1, 6));
+    let changes = lab.core.take_ban_changes();
+    assert!(
+        matches!(&changes[..], [sipwarden_b2bua::BanChange::Banned(e)] if e.reason == "OPTIONS flood")
+    );
+    // The ban ends after ban_time (default 1 h) and the source is heard again.
+    lab.advance(Duration::from_secs(3601));
+    lab.send("127.0.0.66:5060", &opt(11));
+    lab.expect("127.0.0.66:5060", "200 OK");
+    // The carrier is never flood-limited.
+    for i in 0..10 {
+        let m = opt(100 + i).replace("127.0.0.66", "127.0.0.3");
+        lab.send(CARRIER, &m);
+    }
+    assert_eq!(lab.take(CARRIER).len(), 10);
+}
+
+#[test]
+fn an_unauthenticated_invite_gets_one_stateless_407_and_nothing_more() {
+    let mut lab = phone_lab();
+    let raw = format!(
+        "INVITE sip:5551234@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKamp;rport\r\nMax-Forwards: 70\r\nFrom: <sip:x@127.0.0.1>;tag=amp\r\nTo: <sip:5551234@127.0.0.1>\r\nCall-ID: amp-1\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+        SDP.len()
+    );
+    lab.send(PHONE, &raw);
+    let got = lab.take(PHONE);
+    assert_eq!(got.len(), 1, "no 100 Trying, just the 407");
+    assert_eq!(
+        first_line(&got[0]),
+        "SIP/2.0 407 Proxy Authentication Required"
+    );
+    assert_eq!(lab.stats().server_transactions, 0, "no state kept");
+    lab.advance(Duration::from_secs(40));
+    assert!(lab.take(PHONE).is_empty(), "never retransmitted");
 }

@@ -367,3 +367,45 @@ impl Drop for Guard {
         }
     }
 }
+
+#[test]
+fn lab_a_thousand_sources_are_each_counted_and_the_ban_table_stays_bounded() {
+    let _lab = lab_lock();
+    let lab = Lab::start("small-bans");
+    // 127.0.1.0 – 127.0.4.231: 1000 addresses, each sends a few requests: two plain
+    // OPTIONS (answered: each source has its own budget) and one scanner probe (banned).
+    let mut answered = 0;
+    let mut socks = Vec::new();
+    for i in 0u32..1000 {
+        let ip = std::net::Ipv4Addr::from(0x7f00_0100 + i);
+        let sock = UdpSocket::bind((ip, 0)).unwrap();
+        let port = sock.local_addr().unwrap().port();
+        for (n, ua) in [(1, "Yealink"), (2, "Yealink"), (3, "friendly-scanner")] {
+            let m = format!(
+                "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:{port};branch=z9hG4bKmany{n}\r\nMax-Forwards: 70\r\nFrom: <sip:x@{ip}>;tag=m\r\nTo: <sip:127.0.0.1>\r\nCall-ID: many-{i}-{n}\r\nCSeq: {n} OPTIONS\r\nUser-Agent: {ua}\r\nContent-Length: 0\r\n\r\n"
+            );
+            sock.send_to(m.as_bytes(), GW).unwrap();
+        }
+        socks.push(sock);
+    }
+    for sock in &socks {
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut buf = [0u8; 2048];
+        while sock.recv_from(&mut buf).is_ok() {
+            answered += 1;
+        }
+    }
+    assert_eq!(
+        answered, 2000,
+        "every source's own plain requests were answered"
+    );
+    let s = stats(&lab);
+    assert_eq!(stat(&s, "bans_scanner"), 1000, "{s}");
+    assert!(
+        stat(&s, "ban_table_size") <= 500,
+        "bounded by ban.max_entries: {s}"
+    );
+    assert!(stat(&s, "bans") <= 500, "{s}");
+    lab.stop();
+}

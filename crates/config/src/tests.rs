@@ -154,3 +154,33 @@ fn a_wss_listener_needs_the_tls_certificate() {
     assert!(c.listen.tls.is_empty());
     assert_eq!(c.listen.wss.len(), 1);
 }
+
+#[test]
+fn edge_defence_sections_are_checked_key_by_key() {
+    let e = errors(
+        "[ban]\nmax_retry = 0\nescalate = 0.5\nnftables_set = \"inet; rm -rf\"\n\n[ratelimit]\nper_ip_rps = 0\n\n[accounts]\nalgorithms = [\"MD5-sess\"]\n",
+    );
+    let text = e.join("\n");
+    for key in [
+        "ban.max_retry",
+        "ban.escalate",
+        "ban.nftables_set",
+        "ratelimit.per_ip_rps",
+        "accounts.algorithms",
+    ] {
+        assert!(
+            text.contains(&format!(": {key}: ")),
+            "{key} not named in:\n{text}"
+        );
+    }
+    let c = Config::from_toml(
+        "[ban]\nmax_retry = 3\nban_time = \"10m\"\nallow = [\"192.0.2.0/24\"]\nnftables_set = \"inet sipwarden banned\"\n\n[acl]\naction = \"reject\"\n[acl.endpoint]\ndeny = [\"198.51.100.0/24\"]\n\n[scanner]\nextra_patterns = [\"evil-ua\"]\n",
+        None,
+    )
+    .unwrap();
+    assert_eq!(c.ban.max_retry, 3);
+    assert_eq!(c.ban.ban_time.as_secs(), 600);
+    assert_eq!(c.acl.action, AclAction::Reject);
+    assert_eq!(c.acl.endpoint.deny.len(), 1);
+    assert!(c.scanner.enabled);
+}

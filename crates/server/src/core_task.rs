@@ -118,8 +118,10 @@ fn flush(core: &mut Core, transports: &Transports, sinks: &mut Sinks) {
         }
     }
     for e in core.take_security_events() {
+        // The security log is the record; the process log mentions failures at debug
+        // level only, so a password-guessing run cannot flood it.
         if e.kind.is_failure() {
-            tracing::warn!(
+            tracing::debug!(
                 event = e.kind.name(),
                 source = %e.remote.addr,
                 account = %e.account.as_deref().unwrap_or("").escape_debug(),

@@ -15,7 +15,32 @@ pub(crate) mod sipp;
 static LAB: Mutex<()> = Mutex::new(());
 
 pub(crate) fn lab_lock() -> MutexGuard<'static, ()> {
-    LAB.lock().unwrap_or_else(|e| e.into_inner())
+    let guard = LAB.lock().unwrap_or_else(|e| e.into_inner());
+    wait_for_lab_ports();
+    guard
+}
+
+/// Another process (a benchmark, another test binary) may hold the lab's addresses: wait,
+/// bounded, until they can be bound, rather than fail on "address in use".
+fn wait_for_lab_ports() {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let free = ["127.0.0.1:5060", "127.0.0.1:5080", "127.0.0.3:5060"]
+            .iter()
+            .all(|a| UdpSocket::bind(a).is_ok())
+            && [
+                "127.0.0.1:5060",
+                "127.0.0.1:5061",
+                "127.0.0.1:8080",
+                "127.0.0.1:8443",
+            ]
+            .iter()
+            .all(|a| std::net::TcpListener::bind(a).is_ok());
+        if free || Instant::now() > deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 pub(crate) fn repo_root() -> PathBuf {
@@ -80,17 +105,46 @@ pub(crate) struct Gateway {
 }
 
 impl Gateway {
-    /// Starts the binary in `cwd` with `args` and waits for it to say it listens.
+    /// Starts the binary in `cwd` with `args` and waits for it to say it listens. If the
+    /// lab's addresses are taken by another process (a benchmark on the same machine), it
+    /// waits and tries again, bounded.
     pub(crate) fn start(cwd: &Path, args: &[&str]) -> Self {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            match Self::try_start(cwd, args) {
+                Ok(gw) => return gw,
+                Err((lines, in_use)) => {
+                    if !in_use || Instant::now() > deadline {
+                        panic!("sipwarden exited before listening: {lines:?}");
+                    }
+                    std::thread::sleep(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+
+    fn try_start(cwd: &Path, args: &[&str]) -> Result<Self, (Vec<String>, bool)> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sipwarden"))
             .args(args)
             .current_dir(cwd)
             .env("SIPWARDEN_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        // stderr is passed on as it comes; an "address in use" is noted for a retry.
+        let in_use = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let err = BufReader::new(child.stderr.take().unwrap());
+        let flag = std::sync::Arc::clone(&in_use);
+        std::thread::spawn(move || {
+            for line in err.lines().map_while(Result::ok) {
+                if line.contains("Address already in use") {
+                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                eprintln!("{line}");
+            }
+        });
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut lines = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -98,7 +152,10 @@ impl Gateway {
             let mut line = String::new();
             if out.read_line(&mut line).unwrap_or(0) == 0 {
                 let _ = child.kill();
-                panic!("sipwarden exited before listening: {lines:?}");
+                let _ = child.wait();
+                // Let the stderr thread see the last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                return Err((lines, in_use.load(std::sync::atomic::Ordering::SeqCst)));
             }
             let done = line.contains("admin ");
             lines.push(line.trim_end().to_owned());
@@ -115,10 +172,10 @@ impl Gateway {
             let mut sink = Vec::new();
             let _ = out.read_to_end(&mut sink);
         });
-        Self {
+        Ok(Self {
             child,
             stdout: lines,
-        }
+        })
     }
 
     pub(crate) fn signal(&self, sig: &str) {

@@ -226,6 +226,12 @@ impl Lab {
                     assert_ne!(text, lab, "examples/lab.toml no longer offers MD5, SHA-256");
                     text
                 }
+                // A ban table of 500 entries, for the many-sources test.
+                "small-bans" => {
+                    let text = lab.replace("allow = []", "allow = []\nmax_entries = 500");
+                    assert_ne!(text, lab, "examples/lab.toml has no [ban] allow = [] line");
+                    text
+                }
                 other => panic!("unknown lab variant {other}"),
             };
             std::fs::write(dir.0.join("examples/lab-variant.toml"), text).unwrap();
