@@ -10,8 +10,10 @@ cd "$(dirname "$0")/.."
 # python3-websockets drives tests/ws/ws_phone.py, the browser-like phone of the SIP over WSS
 # tests (SIPp has no WebSocket transport).
 # baresip-core: a real phone (headless: stdio, g711, aubridge) in the e2e_baresip tests.
+# sipvicious, sipsak, nmap: the real attack tools of the e2e_attacks tests (tests/attacks/).
 # Later capabilities add theirs here.
-PACKAGES=(sip-tester kamailio kamailio-tls-modules openssl python3-websockets baresip-core)
+PACKAGES=(sip-tester kamailio kamailio-tls-modules openssl python3-websockets baresip-core
+  sipvicious sipsak nmap)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
