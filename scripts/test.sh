@@ -11,8 +11,10 @@ cd "$(dirname "$0")/.."
 # tests (SIPp has no WebSocket transport).
 # baresip-core: a real phone (headless: stdio, g711, aubridge) in the e2e_baresip tests.
 # fail2ban: its fail2ban-regex and stock asterisk filter check our security-event lines.
+# sipvicious, sipsak, nmap: the real attack tools of the e2e_attacks tests (tests/attacks/).
 # Later capabilities add theirs here.
-PACKAGES=(sip-tester kamailio kamailio-tls-modules openssl python3-websockets baresip-core fail2ban)
+PACKAGES=(sip-tester kamailio kamailio-tls-modules openssl python3-websockets baresip-core
+  fail2ban sipvicious sipsak nmap)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
