@@ -115,27 +115,26 @@ impl Core {
 
     /// A malformed request from outside.
     pub(crate) fn event_bad_format(&mut self, msg: &Message, src: Target, reason: &str) {
-        let (local, remote) = self.ends(src);
-        let e = SecurityEvent::request_bad_format(
-            msg.call_id().unwrap_or(""),
-            local,
-            remote,
-            msg.method_str().unwrap_or("unknown"),
-        )
-        .with_reason(reason);
-        self.security(e);
+        self.event_request(msg, src, reason, SecurityEvent::request_bad_format);
     }
 
     /// A request this source may not make (REGISTER from the PBX or a trunk).
     pub(crate) fn event_not_allowed(&mut self, msg: &Message, src: Target, reason: &str) {
+        self.event_request(msg, src, reason, SecurityEvent::request_not_allowed);
+    }
+
+    /// An event about a request as a whole: its method is the RequestType.
+    fn event_request(
+        &mut self,
+        msg: &Message,
+        src: Target,
+        reason: &str,
+        make: fn(String, Endpoint, Endpoint, String) -> SecurityEvent,
+    ) {
         let (local, remote) = self.ends(src);
-        let e = SecurityEvent::request_not_allowed(
-            msg.call_id().unwrap_or(""),
-            local,
-            remote,
-            msg.method_str().unwrap_or("unknown"),
-        )
-        .with_reason(reason);
+        let method = msg.method_str().unwrap_or("unknown").to_owned();
+        let call_id = msg.call_id().unwrap_or("").to_owned();
+        let e = make(call_id, local, remote, method).with_reason(reason);
         self.security(e);
     }
 }

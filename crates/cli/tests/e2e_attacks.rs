@@ -49,10 +49,6 @@ fn attacks_dir() -> PathBuf {
     repo_root().join("tests/attacks")
 }
 
-fn stats(lab: &Lab) -> String {
-    http_get("127.0.0.1:8080", "/api/stats", Some(&lab.token)).1
-}
-
 /// What a tool printed (stdout, then stderr), and whether it stopped by itself in time.
 struct Run {
     label: String,

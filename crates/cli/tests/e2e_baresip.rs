@@ -252,10 +252,6 @@ fn connect_from(local: &str, to: SocketAddr) -> std::io::Result<TcpStream> {
     })
 }
 
-fn stats(lab: &Lab) -> String {
-    http_get("127.0.0.1:8080", "/api/stats", Some(&lab.token)).1
-}
-
 /// Polls `/api/stats` until `key` satisfies `ok`; returns the stats.
 fn wait_stat(lab: &Lab, key: &str, ok: impl Fn(u64) -> bool, within: Duration) -> String {
     let deadline = Instant::now() + within;

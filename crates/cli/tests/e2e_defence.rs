@@ -15,10 +15,6 @@ use sipwarden_sip::{HeaderName, Message};
 
 const GW: &str = "127.0.0.1:5060";
 
-fn stats(lab: &Lab) -> String {
-    http_get("127.0.0.1:8080", "/api/stats", Some(&lab.token)).1
-}
-
 fn register(user: &str, port: u16, cseq: u32, auth: Option<&str>) -> String {
     let auth = auth.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
     format!(

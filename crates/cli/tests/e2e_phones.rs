@@ -27,10 +27,6 @@ const GW: &str = "127.0.0.1:5060";
 const PBX_CALLER: (&str, u16) = ("127.0.0.1", 5070);
 const PHONE_IP: &str = "127.0.0.2";
 
-fn stats(lab: &Lab) -> String {
-    http_get("127.0.0.1:8080", "/api/stats", Some(&lab.token)).1
-}
-
 /// SIPp phone registration (and refresh) of one account from 127.0.0.2:`port`.
 fn register(lab: &Lab, label: &str, (user, pw): (&str, &str), port: u16) {
     let w = lab.work(label);

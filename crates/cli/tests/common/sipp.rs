@@ -157,6 +157,11 @@ pub(crate) fn uac(
     out
 }
 
+/// The gateway's `/api/stats` (JSON), with the lab's admin token.
+pub(crate) fn stats(lab: &Lab) -> String {
+    http_get("127.0.0.1:8080", "/api/stats", Some(&lab.token)).1
+}
+
 pub(crate) fn stat(json: &str, key: &str) -> u64 {
     let pat = format!("\"{key}\":");
     json.split(&pat)
