@@ -764,6 +764,15 @@ fn password_guessing_is_stopped() {
     eprintln!(
         "svcrack: {guesses} guesses, {failures} failures, {bans} bans; the phone: {rounds} rounds"
     );
+    // The security log: the stock fail2ban filter finds svcrack's address in every failure
+    // line, and no other address (the phone's successes do not match).
+    let log = lab.dir.0.join("lab-data/security.log");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let failed = failure_lines(&text);
+    assert!(!failed.is_empty(), "{text}");
+    let hosts = fail2ban_hosts(&log);
+    assert_eq!(hosts.len(), failed.len(), "{text}\n{hosts:?}");
+    assert!(hosts.iter().all(|(ip, _)| ip == "127.0.0.66"), "{hosts:?}");
     lab.stop();
 }
 

@@ -134,19 +134,7 @@ fn lab_failed_logins_ban_the_source_until_the_operator_lifts_it_and_bans_survive
     // address in every failure line, and only there; the JSON log has the same, and the ban.
     let log = lab.dir.0.join("lab-data/security.log");
     let text = std::fs::read_to_string(&log).unwrap();
-    let failures: Vec<&str> = text
-        .lines()
-        .filter(|l| {
-            [
-                "FailedACL",
-                "InvalidAccountID",
-                "ChallengeResponseFailed",
-                "InvalidPassword",
-            ]
-            .iter()
-            .any(|k| l.contains(&format!("SecurityEvent=\"{k}\"")))
-        })
-        .collect();
+    let failures = failure_lines(&text);
     assert!(failures.len() >= 4, "{text}");
     assert!(text.contains("SecurityEvent=\"ChallengeSent\""), "{text}");
     let hosts = fail2ban_hosts(&log);
@@ -252,13 +240,14 @@ fn lab_register_flood_is_banned_within_a_second_while_pbx_calls_go_on() {
     let _lab = lab_lock();
     let lab = Lab::start("examples/lab.toml");
     let w = lab.work("flood");
+    let rss_before = rss_kib(&lab);
     // The PBX calls out through the carrier at 20 calls/s for the whole flood.
     let carrier = Uas::start(
         &w,
         &scenario("carrier_uas_401.xml"),
         "127.0.0.3",
         5060,
-        100,
+        400,
         &[],
     );
     let calls = {
@@ -270,12 +259,13 @@ fn lab_register_flood_is_banned_within_a_second_while_pbx_calls_go_on() {
                 &scenario("pbx_uac.xml"),
                 (GW, ("127.0.0.1", 5070)),
                 "+15557654321",
-                (100, 20),
+                (400, 20),
                 &[],
             )
         })
     };
-    // 5 s of REGISTERs from one address as fast as SIPp sends them (bounded by -m).
+    // 20 s of REGISTERs from one address as fast as SIPp sends them here (it tops out
+    // near 20 000/s on this machine; bounded by -m and -timeout).
     let started = Instant::now();
     let flood = Command::new(sipp_bin())
         .args([
@@ -287,14 +277,14 @@ fn lab_register_flood_is_banned_within_a_second_while_pbx_calls_go_on() {
             "-p",
             "5090",
             "-r",
-            "10000",
+            "20000",
             "-rp",
             "1000",
             "-m",
-            "50000",
+            "400000",
             "-nostdin",
             "-timeout",
-            "8s",
+            "22s",
         ])
         .current_dir(&w)
         .stdout(std::process::Stdio::null())
@@ -303,7 +293,7 @@ fn lab_register_flood_is_banned_within_a_second_while_pbx_calls_go_on() {
         .unwrap();
     let mut flood = scopeguard(flood);
     let mut banned_after = None;
-    while started.elapsed() < Duration::from_secs(8) {
+    while started.elapsed() < Duration::from_secs(10) {
         if stat(&stats(&lab), "bans_flood") >= 1 {
             banned_after = Some(started.elapsed());
             break;
@@ -320,32 +310,31 @@ fn lab_register_flood_is_banned_within_a_second_while_pbx_calls_go_on() {
         "banned after {after:?}"
     );
     let s = stats(&lab);
-    assert!(stat(&s, "banned_dropped") > 1000, "{s}");
+    assert!(stat(&s, "banned_dropped") > 10_000, "{s}");
     assert!(stat(&s, "registrations_refused") < 100, "{s}");
+    // Memory stays bounded: a banned source's packets are dropped before they are parsed or
+    // remembered.
+    let rss_after = rss_kib(&lab);
+    assert!(
+        rss_after < rss_before + 64 * 1024,
+        "RSS grew from {rss_before} KiB to {rss_after} KiB during the flood"
+    );
+    eprintln!(
+        "flood: banned after {after:?}, {} datagrams dropped, RSS {rss_before} -> {rss_after} KiB",
+        stat(&s, "banned_dropped")
+    );
     lab.stop();
 }
 
-/// (host, line) for every line of `log` the stock fail2ban `asterisk` filter matches.
-fn fail2ban_hosts(log: &std::path::Path) -> Vec<(String, String)> {
-    const FILTER: &str = "/etc/fail2ban/filter.d/asterisk.conf";
-    let out = Command::new("fail2ban-regex")
-        .args(["-r", "-o", "<ip>\t<msg>"])
-        .arg(log)
-        .arg(FILTER)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run fail2ban-regex ({e}): scripts/test.sh installs the Debian package fail2ban")
-        });
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
+/// The gateway's resident memory.
+fn rss_kib(lab: &Lab) -> u64 {
+    let pid = lab.gw.as_ref().map(|g| g.child.id()).unwrap_or(0);
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
         .lines()
-        .filter_map(|l| l.split_once('\t'))
-        .map(|(ip, line)| (ip.to_owned(), line.to_owned()))
-        .collect()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// Kills the child on drop (every exit path).

@@ -270,3 +270,42 @@ impl Lab {
         }
     }
 }
+
+/// (host, line) for every line of `log` the stock fail2ban `asterisk` filter matches.
+pub(crate) fn fail2ban_hosts(log: &std::path::Path) -> Vec<(String, String)> {
+    const FILTER: &str = "/etc/fail2ban/filter.d/asterisk.conf";
+    let out = Command::new("fail2ban-regex")
+        .args(["-r", "-o", "<ip>\t<msg>"])
+        .arg(log)
+        .arg(FILTER)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run fail2ban-regex ({e}): scripts/test.sh installs the Debian package fail2ban")
+        });
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(ip, line)| (ip.to_owned(), line.to_owned()))
+        .collect()
+}
+
+/// The failure lines of a security log (the kinds fail2ban's stock filter bans on).
+pub(crate) fn failure_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| {
+            [
+                "FailedACL",
+                "InvalidAccountID",
+                "ChallengeResponseFailed",
+                "InvalidPassword",
+            ]
+            .iter()
+            .any(|k| l.contains(&format!("SecurityEvent=\"{k}\"")))
+        })
+        .collect()
+}
