@@ -39,11 +39,14 @@ pub(crate) fn unix_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// Rounded to the nearest second, so that two instants taken a moment apart around the same
+/// call map to the same clock second rather than truncating apart.
 fn to_unix(at: Instant, now: Instant, unix: i64) -> i64 {
+    let secs = |d: Duration| d.as_secs_f64().round() as i64;
     if at >= now {
-        unix.saturating_add(i64::try_from((at - now).as_secs()).unwrap_or(i64::MAX))
+        unix.saturating_add(secs(at - now))
     } else {
-        unix.saturating_sub(i64::try_from((now - at).as_secs()).unwrap_or(i64::MAX))
+        unix.saturating_sub(secs(now - at))
     }
 }
 
