@@ -441,6 +441,12 @@ fn writer_appends_lines_with_mode_0640() {
         .unwrap()
         .with_utc_offset(3600);
     log.write(&e, t0()).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&only).unwrap().lines().count(),
+        0,
+        "gathered until the batch is flushed"
+    );
+    log.flush().unwrap();
     assert_eq!(std::fs::read_to_string(&only).unwrap().lines().count(), 1);
     std::fs::remove_dir_all(&dir).unwrap();
 }

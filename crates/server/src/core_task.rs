@@ -131,6 +131,9 @@ fn flush(core: &mut Core, transports: &Transports, sinks: &mut Sinks) {
         }
         write_event(&mut sinks.log, &e);
     }
+    if let Err(err) = sinks.log.flush() {
+        tracing::error!("security log not written: {err}");
+    }
     while let Some(t) = core.poll_transmit() {
         transports.send(peer(t.dest), t.bytes);
     }
