@@ -582,7 +582,10 @@ kam_rcv_requests() {
 
 # flood_run NAME IDX -> prints one summary line
 flood_run() {
-	trap cleanup EXIT # a subshell: stop what this run started if it is cut short
+	# a subshell: stop what this run started if it is cut short (a subshell does not
+	# inherit the main script's INT/TERM traps)
+	trap cleanup EXIT
+	trap 'exit 130' INT TERM
 	local name=$1 i=$2 attempt
 	local tag="$name.flood.$FLOODER.$i"
 	local count=$((LEGIT_RATE * FLOOD_SECS))
@@ -592,6 +595,18 @@ flood_run() {
 		local load1
 		load1=$(cut -d' ' -f1 /proc/loadavg)
 		start_proxy "$name" "$tag"
+		# Our proxy must be the one on the port before anything is sent: on this shared
+		# machine someone else's gateway may have taken the port between the wait and the
+		# start (sipwarden's UDP socket allows SO_REUSEPORT, so ours may even share it).
+		local early
+		early=$(foreign_listeners "$PROXY_PID" $(descendants "$PROXY_PID"))
+		if [[ -n $early ]] || ! alive_same "$PROXY_PID:$(starttime "$PROXY_PID")" || [[ -z $(descendants "$PROXY_PID") ]]; then
+			log "$tag: our $name is not alone on the lab ports (foreign: ${early:-none}; see $OUT_DIR/$tag.proxy.log); nothing sent, retrying (attempt $attempt)"
+			stop_tree "$PROXY_PID"
+			mv "$OUT_DIR/$tag.proxy.log" "$OUT_DIR/$tag.discarded$attempt.proxy.log" 2>/dev/null
+			sleep 5
+			continue
+		fi
 		UAS_PID=""
 		local legit_pid="" ldir=$OUT_DIR/$tag.legit.d
 		rm -rf "$ldir"; mkdir -p "$ldir"
@@ -614,21 +629,50 @@ flood_run() {
 		rss0=$(tree_rss_kb "$PROXY_PID")
 		p0=$(tree_ticks "$PROXY_PID"); s0=$(psi_us)
 		pd0=$(sock_drops $IP "$PROXY_PORT"); ud0=$(sock_drops $IP "$PBX_PORT")
-		# the flood, in the foreground, bounded by FLOOD_SECS and timeout(1)
+		# The flood, bounded by FLOOD_SECS and timeout(1). It runs in the background and is
+		# remembered, so that cleanup stops it if this script is stopped.
+		local flood_pid
 		if [[ $FLOODER == blast ]]; then
 			local brate=$FLOOD_RATE
 			[[ $brate == max ]] && brate=0
 			/usr/bin/time -f "%U %S %e" -o "$OUT_DIR/$tag.time" \
 				$NICE timeout -k 5 $((FLOOD_SECS + 15)) "$OUT_DIR/reg_blast" $FLOOD_IP "$FLOOD_PORT" $IP "$PROXY_PORT" \
-				"$FLOOD_SECS" "$brate" >"$OUT_DIR/$tag.flood.out" 2>&1
+				"$FLOOD_SECS" "$brate" >"$OUT_DIR/$tag.flood.out" 2>&1 &
+			flood_pid=$!
 		else
-			(cd "$OUT_DIR" && /usr/bin/time -f "%U %S %e" -o "$OUT_DIR/$tag.time" \
+			(cd "$OUT_DIR" && exec /usr/bin/time -f "%U %S %e" -o "$OUT_DIR/$tag.time" \
 				$NICE timeout -k 5 $((FLOOD_SECS + 45)) sipp $IP:"$PROXY_PORT" -sf "$SCN/reg_flood.xml" \
 				-i $FLOOD_IP -p "$FLOOD_PORT" -t u1 -nostdin -r "$FLOOD_RATE" -rp 1000 -m $((FLOOD_RATE * FLOOD_SECS)) \
 				-l $((FLOOD_RATE * 2 + 100)) -buff_size 4194304 -recv_timeout 5000 -timeout $((FLOOD_SECS + 30))s \
 				-deadcall_wait 5000 -trace_stat -stf "$OUT_DIR/$tag.stat.csv" -fd 1 \
-				>"$OUT_DIR/$tag.flood.out" 2>&1)
+				>"$OUT_DIR/$tag.flood.out" 2>&1) &
+			flood_pid=$!
 		fi
+		remember "$flood_pid"
+		# Guard: should our proxy die or a foreign listener appear on the lab ports, stop
+		# the flood and the calls at once, so that they never hit someone else's gateway.
+		local guard="" gours proxy_kids flood_st
+		sleep 0.2
+		proxy_kids=$(descendants "$PROXY_PID" | tr '\n' ' ')
+		gours="$PROXY_PID $proxy_kids ${UAS_PID:-} $([[ -n $UAS_PID ]] && descendants "$UAS_PID" | tr '\n' ' ')"
+		gours+=" ${legit_pid:-} $([[ -n $legit_pid ]] && descendants "$legit_pid" | tr '\n' ' ')"
+		gours+=" $flood_pid $(descendants "$flood_pid" | tr '\n' ' ')"
+		flood_st=$(starttime "$flood_pid")
+		while alive_same "$flood_pid:$flood_st"; do
+			sleep 1
+			alive_same "$flood_pid:$flood_st" || break
+			local whom alive=yes k
+			whom=$(foreign_listeners $gours)
+			for k in $proxy_kids; do [[ -e /proc/$k ]] || alive=no; done
+			if [[ -n $whom || $alive == no ]]; then
+				guard="aborted(foreign:${whom:-none},proxy_alive:$alive)"
+				log "$tag: $guard: stopping the flood and the calls"
+				stop_tree "$flood_pid"
+				[[ -n $legit_pid ]] && stop_tree "$legit_pid"
+				break
+			fi
+		done
+		wait "$flood_pid" 2>/dev/null
 		local p1 s1 pd1 ud1 r1="" rss1 rcvbuf banned="n/a"
 		p1=$(tree_ticks "$PROXY_PID"); s1=$(psi_us)
 		pd1=$(sock_drops $IP "$PROXY_PORT"); ud1=$(sock_drops $IP "$PBX_PORT")
@@ -651,6 +695,7 @@ flood_run() {
 		# the legit UAC is ours too (it binds the carrier's 127.0.0.3:5060)
 		[[ -n $legit_pid ]] && ours+=" $legit_pid $(descendants "$legit_pid" | tr '\n' ' ')"
 		foreign=$(foreign_listeners $ours)
+		[[ -n $guard ]] && foreign+="${foreign:+,}$guard"
 		local lstats="-" n503=0
 		if [[ -n $legit_pid ]]; then
 			wait "$legit_pid"
