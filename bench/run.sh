@@ -836,7 +836,12 @@ if [[ $KIND == flood ]]; then
 	for i in $(seq 1 "$REPEATS"); do
 		for p in $PROXIES; do
 			log "$p: flood run $i ($FLOODER at $FLOOD_RATE/s for ${FLOOD_SECS}s, legit $LEGIT_RATE calls/s)"
-			line=$(flood_run "$p" "$i")
+			line=""
+			for try in 1 2 3; do
+				line=$(flood_run "$p" "$i")
+				[[ -n $line ]] && break
+				log "$p flood run $i gave no result (lab ports busy for PORT_WAIT?), try $try of 3"
+			done
 			if [[ -z $line ]]; then
 				say "run: $p flood run $i gave no result (lab ports busy for PORT_WAIT? see above); not counted"
 				continue
