@@ -5,6 +5,7 @@
 #   bench/run.sh                      # both proxies, full sweep (about 12-20 min)
 #   PROXIES=sipwarden bench/run.sh    # one of them only
 #   KIND=register bench/run.sh        # REGISTER with digest auth instead of calls
+#   KIND=flood bench/run.sh           # REGISTER flood from a banned source + calls
 #
 # Call flow, for both proxies, UDP:
 #   SIPp UAC "trunk" 127.0.0.3:5060 --INVITE sip:+15551230042@127.0.0.1:5060-->
@@ -40,8 +41,31 @@
 # user's HA1 and its registrar, which writes every binding to SQLite before
 # the 200 goes out). The measure is completed registrations per second.
 #
+# KIND=flood: one untrusted source, FLOOD_IP 127.0.0.66 (the lab's attackers,
+# allow-listed by neither proxy), floods the proxy with REGISTERs without
+# credentials (scenarios/reg_flood.xml, the Kamailio reference's, unchanged)
+# while the carrier 127.0.0.3:5060 places LEGIT_RATE trunk calls per second to
+# the PBX UAS (uac_invite.xml, as KIND=calls). The first REGISTERs get a 401
+# and trip the flood limit (sipwarden: the lab's register_rps 20 / burst 40;
+# Kamailio: pike 16 per 2 s + htable ipban); the source is then banned and
+# everything it sends is dropped (sipwarden: in the transport, before parsing;
+# Kamailio: in its script, after parsing). No sweep: REPEATS runs per proxy
+# (Kamailio, then sipwarden, back to back), each FLOOD_SECS long, and the
+# median. Per run: flood datagrams sent/s, kernel drops on the proxy's UDP
+# socket(s), absorbed_per_s = (sent - drops) / wall, the replies the flooder
+# got and whether it was cut off (none in the last 5 s), whether the ban is in
+# the proxy's table, the proxy's CPU, and the legitimate calls' fail % and
+# latency. FLOODER=sipp: SIPp at FLOOD_RATE (SIPp tops out near 50k msg/s);
+# FLOODER=blast: bench/reg_blast.c (compiled with gcc), the same REGISTER
+# with a fresh branch/Call-ID per datagram, sendmmsg, at FLOOD_RATE or, with
+# FLOOD_RATE=max, as fast as one core can send.
+#
 # Environment (defaults in brackets):
-#   KIND [calls]   calls | register
+#   KIND [calls]   calls | register | flood
+#   FLOOD_RATE [20000]  flood datagrams/s offered (KIND=flood); with
+#                   FLOODER=blast, "max" = as fast as the blaster can send
+#   FLOOD_SECS [20]  LEGIT_RATE [100] (trunk calls/s during the flood; 0: none)
+#   FLOODER [sipp]  sipp | blast    FLOOD_PORT [5090] (on 127.0.0.66)
 #   PROXIES ["kamailio sipwarden"]   which proxies, in the order run per step
 #   CALL_RATES ["500 1000 1500 2000 2500 3000 4000 5000"]   calls/s sweep
 #   REG_RATES ["2000 4000 6000 8000 10000 12000 14000 16000"]   registrations/s
@@ -87,6 +111,12 @@ else
 	EXTRA_RATES=${EXTRA_RATES-"6000 7000 8000 10000"}
 fi
 REG_IP=127.0.0.2      # the lab's phones
+FLOOD_IP=127.0.0.66   # the lab's attackers: never allow-listed
+FLOOD_PORT=${FLOOD_PORT:-5090}
+FLOOD_RATE=${FLOOD_RATE:-20000}
+FLOOD_SECS=${FLOOD_SECS:-20}
+LEGIT_RATE=${LEGIT_RATE:-100}
+FLOODER=${FLOODER:-sipp}
 REG_PORT=${REG_PORT:-5062}
 AUTH_USER=bench
 AUTH_PASS=benchpass
@@ -120,7 +150,16 @@ for p in "$PROXY_PORT" "$PBX_PORT" "$TRUNK_PORT" "$ADMIN_PORT" "$RUN_SECS" "$REP
 done
 for r in $CALL_RATES $EXTRA_RATES; do [[ $r =~ ^[0-9]+$ ]] || { echo "bad rate $r" >&2; exit 2; }; done
 for p in $PROXIES; do [[ $p == kamailio || $p == sipwarden ]] || { echo "unknown proxy $p" >&2; exit 2; }; done
-[[ $KIND == calls || $KIND == register ]] || { echo "KIND must be calls or register" >&2; exit 2; }
+[[ $KIND == calls || $KIND == register || $KIND == flood ]] || { echo "KIND must be calls, register or flood" >&2; exit 2; }
+if [[ $KIND == flood ]]; then
+	for p in "$FLOOD_PORT" "$FLOOD_SECS" "$LEGIT_RATE"; do
+		[[ $p =~ ^[0-9]+$ ]] || { echo "not a number: $p" >&2; exit 2; }
+	done
+	[[ $FLOODER == sipp || $FLOODER == blast ]] || { echo "FLOODER must be sipp or blast" >&2; exit 2; }
+	[[ $FLOOD_RATE =~ ^[0-9]+$ && $FLOOD_RATE -gt 0 ]] || [[ $FLOODER == blast && $FLOOD_RATE == max ]] ||
+		{ echo "FLOOD_RATE must be a number (or max with FLOODER=blast)" >&2; exit 2; }
+	((FLOOD_SECS >= 6 && FLOOD_SECS <= 120)) || { echo "FLOOD_SECS must be 6..120" >&2; exit 2; }
+fi
 # what one completed SIPp "call" is
 UNIT=calls
 [[ $KIND == register ]] && UNIT=regs
@@ -138,6 +177,7 @@ ensure_tools() {
 	[[ -x /usr/bin/time ]] || pkgs+=(time)
 	command -v timeout >/dev/null || pkgs+=(coreutils)
 	command -v ss >/dev/null || pkgs+=(iproute2)
+	[[ $KIND == flood && $FLOODER == blast ]] && ! command -v gcc >/dev/null && pkgs+=(gcc libc6-dev)
 	[[ " $PROXIES " == *" kamailio "* ]] && ! command -v kamailio >/dev/null && pkgs+=(kamailio kamailio-extra-modules)
 	if ((${#pkgs[@]})); then
 		log "installing: ${pkgs[*]}"
@@ -205,6 +245,9 @@ for line in open(src).read().splitlines():
         line = f'tcp = ["{ip}:{port}"]'
     elif section == "listen" and key == "tls":
         line = "# tls listener dropped for the benchmark (UDP calls only)"
+    elif section == "listen" and key == "wss":
+        # 127.0.0.1:8443 is a lab port the harness does not wait for: not ours to take
+        line = "# wss listener dropped for the benchmark (UDP calls only)"
     elif section == "pbx" and key == "address":
         line = f'address = "{ip}:{pbx}"'
     elif section == "trunk" and key == "networks":
@@ -232,6 +275,13 @@ PY
 	sed -i 's|^allow = \[\]$|allow = ["'"$REG_IP"'/32"]|' "$SW_EXAMPLES/bench.toml"
 	grep -q "^allow = \[\"$REG_IP/32\"\]" "$SW_EXAMPLES/bench.toml" ||
 		{ echo "bench.toml: no [ban] allow line to exempt the bench phone" >&2; exit 1; }
+	# KIND=flood: the flooder must be an ordinary endpoint-zone source for sipwarden
+	python3 - "$SW_EXAMPLES/bench.toml" "$FLOOD_IP" <<'PY' || { echo "bench.toml trusts or allow-lists the flooder $FLOOD_IP" >&2; exit 1; }
+import ipaddress, re, sys
+ip = ipaddress.ip_address(sys.argv[2])
+nets = re.findall(r'"(\d+\.\d+\.\d+\.\d+/\d+)"', open(sys.argv[1]).read())
+sys.exit(1 if any(ip in ipaddress.ip_network(n, strict=False) for n in nets) else 0)
+PY
 	grep -q '^file = "examples/bench-accounts.toml"' "$SW_EXAMPLES/bench.toml" ||
 		{ echo "bench.toml: no [accounts] file line to point at the bench account" >&2; exit 1; }
 	if [[ -n ${SW_MAX_TRANSACTIONS:-} ]]; then
@@ -259,6 +309,10 @@ render_kamailio() {
 	sed -e "s/^1 127.0.0.3 32 5060 trunk/1 $TRUNK_IP 32 $TRUNK_PORT trunk/" \
 	    -e "s/^1 127.0.0.1 32 5080 pbx/1 $IP 32 $PBX_PORT pbx/" \
 	    -e "s/^1 127.0.0.2 32 5062 authpeer/1 $REG_IP 32 $REG_PORT authpeer/" "$HERE/address.list" >"$OUT_DIR/address.list"
+	# KIND=flood: the flooder must meet pike, so it is on no allow-list line
+	if grep -v '^#' "$OUT_DIR/address.list" | awk '{print $2}' | grep -qx "$FLOOD_IP"; then
+		echo "address.list allow-lists the flooder $FLOOD_IP" >&2; exit 1
+	fi
 	mkdir -p "$OUT_DIR/run"
 }
 
@@ -330,13 +384,15 @@ lab_listeners() {
 	{
 		ss -Hlnup 2>/dev/null | awk '{print "udp", $0}'
 		ss -Hlntp 2>/dev/null | awk '{print "tcp", $0}'
-	} | awk -v ip="$IP" -v tip="$TRUNK_IP" -v pp="$PROXY_PORT" -v bp="$PBX_PORT" -v tp="$TRUNK_PORT" -v ap="$ADMIN_PORT" '
+	} | awk -v ip="$IP" -v tip="$TRUNK_IP" -v pp="$PROXY_PORT" -v bp="$PBX_PORT" -v tp="$TRUNK_PORT" -v ap="$ADMIN_PORT" \
+		-v fip="$FLOOD_IP" -v fp="$([[ $KIND == flood ]] && echo "$FLOOD_PORT")" '
 		{ a = $5; n = split(a, x, ":"); port = x[n]; host = substr(a, 1, length(a) - length(port) - 1)
 		  wild = (host == "0.0.0.0" || host == "*" || host == "[::]")
 		  hit = 0
 		  if ($1 == "udp" && (port == pp || port == bp) && (host == ip || wild)) hit = 1
 		  if ($1 == "udp" && port == tp && (host == tip || wild)) hit = 1
 		  if ($1 == "tcp" && (port == pp || port == ap) && (host == ip || wild)) hit = 1
+		  if ($1 == "udp" && fp != "" && port == fp && (host == fip || wild)) hit = 1
 		  if (hit) print }'
 }
 wait_ports_free() {
@@ -499,6 +555,240 @@ PY
 	done
 }
 
+# ---------------------------------------------------------- flood run -------
+tree_rss_kb() { # resident memory of pid and its descendants (kB; shared pages counted per process)
+	local p t=0 v
+	for p in "$1" $(descendants "$1"); do
+		v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null)
+		t=$((t + ${v:-0}))
+	done
+	echo $t
+}
+sw_get() { # path file [token file]: GET from sipwarden's admin listener
+	python3 - "http://$IP:$ADMIN_PORT$1" "${3:-}" >"$2" 2>&1 <<'PY'
+import sys, urllib.request
+req = urllib.request.Request(sys.argv[1])
+if sys.argv[2]:
+    req.add_header("Authorization", "Bearer " + open(sys.argv[2]).read().strip())
+print(urllib.request.urlopen(req, timeout=3).read().decode())
+PY
+}
+sw_metric() { # file name -> value (0 when absent)
+	awk -v n="$2" '$1 == n {v = $2} END {print v + 0}' "$1" 2>/dev/null
+}
+kam_rcv_requests() {
+	[[ -n $KAMCMD ]] && $KAMCMD stats.get_statistics rcv_requests 2>/dev/null | awk '{print $NF}'
+}
+
+# flood_run NAME IDX -> prints one summary line
+flood_run() {
+	# a subshell: stop what this run started if it is cut short (a subshell does not
+	# inherit the main script's INT/TERM traps)
+	trap cleanup EXIT
+	trap 'exit 130' INT TERM
+	local name=$1 i=$2 attempt
+	local tag="$name.flood.$FLOODER.$i"
+	local count=$((LEGIT_RATE * FLOOD_SECS))
+	for attempt in 1 2 3; do
+		wait_ports_free
+		wait_quiet
+		local load1
+		load1=$(cut -d' ' -f1 /proc/loadavg)
+		start_proxy "$name" "$tag"
+		# Our proxy must be the one on the port before anything is sent: on this shared
+		# machine someone else's gateway may have taken the port between the wait and the
+		# start (sipwarden's UDP socket allows SO_REUSEPORT, so ours may even share it).
+		local early
+		early=$(foreign_listeners "$PROXY_PID" $(descendants "$PROXY_PID"))
+		if [[ -n $early ]] || ! alive_same "$PROXY_PID:$(starttime "$PROXY_PID")" || [[ -z $(descendants "$PROXY_PID") ]]; then
+			log "$tag: our $name is not alone on the lab ports (foreign: ${early:-none}; see $OUT_DIR/$tag.proxy.log); nothing sent, retrying (attempt $attempt)"
+			stop_tree "$PROXY_PID"
+			mv "$OUT_DIR/$tag.proxy.log" "$OUT_DIR/$tag.discarded$attempt.proxy.log" 2>/dev/null
+			sleep 5
+			continue
+		fi
+		UAS_PID=""
+		local legit_pid="" ldir=$OUT_DIR/$tag.legit.d
+		rm -rf "$ldir"; mkdir -p "$ldir"
+		if ((LEGIT_RATE > 0)); then
+			RUN_SECS=$FLOOD_SECS start_uas "$tag" "$count"
+			# legitimate trunk calls, from the carrier, for the whole flood
+			(cd "$ldir" && exec $NICE timeout -k 5 $((FLOOD_SECS + 45)) sipp $IP:"$PROXY_PORT" -sf "$SCN/uac_invite.xml" \
+				-i $TRUNK_IP -p "$TRUNK_PORT" -t u1 -nostdin -s "$DID" -d "$HOLD_MS" -r "$LEGIT_RATE" -rp 1000 \
+				-m "$count" -l $((LEGIT_RATE * 2 + 100)) -buff_size 4194304 -recv_timeout 5000 \
+				-timeout $((FLOOD_SECS + 30))s -trace_stat -stf "$OUT_DIR/$tag.legit.stat.csv" -fd 1 \
+				-trace_rtt -rtt_freq 1 -trace_err -error_file "$OUT_DIR/$tag.legit.err" -max_log_size 20000000 \
+				>"$OUT_DIR/$tag.legit.sipp.out" 2>&1) &
+			legit_pid=$!
+			remember "$legit_pid"
+			sleep 0.3
+		fi
+		local p0 s0 pd0 ud0 r0="" rss0
+		[[ $name == sipwarden ]] && sw_get /metrics "$OUT_DIR/$tag.metrics0.txt"
+		r0=$([[ $name == kamailio ]] && kam_rcv_requests)
+		rss0=$(tree_rss_kb "$PROXY_PID")
+		p0=$(tree_ticks "$PROXY_PID"); s0=$(psi_us)
+		pd0=$(sock_drops $IP "$PROXY_PORT"); ud0=$(sock_drops $IP "$PBX_PORT")
+		# The flood, bounded by FLOOD_SECS and timeout(1). It runs in the background and is
+		# remembered, so that cleanup stops it if this script is stopped.
+		local flood_pid
+		if [[ $FLOODER == blast ]]; then
+			local brate=$FLOOD_RATE
+			[[ $brate == max ]] && brate=0
+			/usr/bin/time -f "%U %S %e" -o "$OUT_DIR/$tag.time" \
+				$NICE timeout -k 5 $((FLOOD_SECS + 15)) "$OUT_DIR/reg_blast" $FLOOD_IP "$FLOOD_PORT" $IP "$PROXY_PORT" \
+				"$FLOOD_SECS" "$brate" >"$OUT_DIR/$tag.flood.out" 2>&1 &
+			flood_pid=$!
+		else
+			(cd "$OUT_DIR" && exec /usr/bin/time -f "%U %S %e" -o "$OUT_DIR/$tag.time" \
+				$NICE timeout -k 5 $((FLOOD_SECS + 45)) sipp $IP:"$PROXY_PORT" -sf "$SCN/reg_flood.xml" \
+				-i $FLOOD_IP -p "$FLOOD_PORT" -t u1 -nostdin -r "$FLOOD_RATE" -rp 1000 -m $((FLOOD_RATE * FLOOD_SECS)) \
+				-l $((FLOOD_RATE * 2 + 100)) -buff_size 4194304 -recv_timeout 5000 -timeout $((FLOOD_SECS + 30))s \
+				-deadcall_wait 5000 -trace_stat -stf "$OUT_DIR/$tag.stat.csv" -fd 1 \
+				>"$OUT_DIR/$tag.flood.out" 2>&1) &
+			flood_pid=$!
+		fi
+		remember "$flood_pid"
+		# Guard: should our proxy die or a foreign listener appear on the lab ports, stop
+		# the flood and the calls at once, so that they never hit someone else's gateway.
+		local guard="" gours proxy_kids flood_st
+		sleep 0.2
+		proxy_kids=$(descendants "$PROXY_PID" | tr '\n' ' ')
+		gours="$PROXY_PID $proxy_kids ${UAS_PID:-} $([[ -n $UAS_PID ]] && descendants "$UAS_PID" | tr '\n' ' ')"
+		gours+=" ${legit_pid:-} $([[ -n $legit_pid ]] && descendants "$legit_pid" | tr '\n' ' ')"
+		gours+=" $flood_pid $(descendants "$flood_pid" | tr '\n' ' ')"
+		flood_st=$(starttime "$flood_pid")
+		while alive_same "$flood_pid:$flood_st"; do
+			sleep 1
+			alive_same "$flood_pid:$flood_st" || break
+			local whom alive=yes k
+			whom=$(foreign_listeners $gours)
+			for k in $proxy_kids; do [[ -e /proc/$k ]] || alive=no; done
+			if [[ -n $whom || $alive == no ]]; then
+				guard="aborted(foreign:${whom:-none},proxy_alive:$alive)"
+				log "$tag: $guard: stopping the flood and the calls"
+				stop_tree "$flood_pid"
+				[[ -n $legit_pid ]] && stop_tree "$legit_pid"
+				break
+			fi
+		done
+		wait "$flood_pid" 2>/dev/null
+		local p1 s1 pd1 ud1 r1="" rss1 rcvbuf banned="n/a"
+		p1=$(tree_ticks "$PROXY_PID"); s1=$(psi_us)
+		pd1=$(sock_drops $IP "$PROXY_PORT"); ud1=$(sock_drops $IP "$PBX_PORT")
+		rss1=$(tree_rss_kb "$PROXY_PID")
+		rcvbuf=$(ss -Hlumn "src $IP:$PROXY_PORT" 2>/dev/null | grep -o 'rb[0-9]*' | tr -d rb | sort -u | paste -sd/)
+		if [[ $name == kamailio ]]; then
+			r1=$(kam_rcv_requests)
+			if [[ -n $KAMCMD ]]; then
+				$KAMCMD htable.dump ipban >"$OUT_DIR/$tag.bans.txt" 2>&1
+				if grep -q "$FLOOD_IP" "$OUT_DIR/$tag.bans.txt"; then banned=yes; else banned=no; fi
+			fi
+		else
+			sw_get /metrics "$OUT_DIR/$tag.metrics.txt"
+			sw_get /api/bans "$OUT_DIR/$tag.bans.txt" "$OUT_DIR/$tag.scratch/examples/lab/admin.token"
+			if grep -q "\"$FLOOD_IP\"" "$OUT_DIR/$tag.bans.txt"; then banned=yes; else banned=no; fi
+		fi
+		local ours foreign
+		ours="$PROXY_PID $(descendants "$PROXY_PID" | tr '\n' ' ')"
+		[[ -n $UAS_PID ]] && ours+=" $UAS_PID $(descendants "$UAS_PID" | tr '\n' ' ')"
+		# the legit UAC is ours too (it binds the carrier's 127.0.0.3:5060)
+		[[ -n $legit_pid ]] && ours+=" $legit_pid $(descendants "$legit_pid" | tr '\n' ' ')"
+		foreign=$(foreign_listeners $ours)
+		[[ -n $guard ]] && foreign+="${foreign:+,}$guard"
+		local lstats="-" n503=0
+		if [[ -n $legit_pid ]]; then
+			wait "$legit_pid"
+			local rtt
+			rtt=$(ls "$ldir"/*_rtt.csv 2>/dev/null | head -1)
+			[[ -n $rtt ]] && mv "$rtt" "$OUT_DIR/$tag.legit.rtt.csv"
+			lstats=$(python3 "$HERE/parse_sipp.py" "$OUT_DIR/$tag.legit.stat.csv" "$OUT_DIR/$tag.legit.rtt.csv" 2>/dev/null) || lstats="-"
+			n503=$(grep -c "received 'SIP/2.0 503" "$OUT_DIR/$tag.legit.err" 2>/dev/null)
+			# the UAS had calls in flight until the UAC ended
+			[[ $name == sipwarden ]] && sw_get /metrics "$OUT_DIR/$tag.metrics2.txt"
+			stop_tree "$UAS_PID"
+		fi
+		# proxy state once the calls are over
+		local rss2
+		rss2=$(tree_rss_kb "$PROXY_PID")
+		stop_tree "$PROXY_PID"
+		if [[ -n $foreign ]]; then
+			log "$tag: foreign process(es) $foreign listened on a lab port during the run; discarding it (attempt $attempt)"
+			if ((attempt < 3)); then
+				mv "$OUT_DIR/$tag.flood.out" "$OUT_DIR/$tag.discarded$attempt.flood.out" 2>/dev/null
+				continue
+			fi
+		fi
+		local fstats="-"
+		if [[ $FLOODER == blast ]]; then
+			fstats=$(grep '^blast ' "$OUT_DIR/$tag.flood.out" | tail -1)
+		else
+			fstats=$(python3 "$HERE/parse_sipp.py" "$OUT_DIR/$tag.stat.csv" 2>/dev/null) || fstats="-"
+		fi
+		local swstate="-"
+		if [[ $name == sipwarden ]]; then
+			local m0=$OUT_DIR/$tag.metrics0.txt m1=$OUT_DIR/$tag.metrics.txt m2=$OUT_DIR/$tag.metrics2.txt
+			swstate="sw_udp_read=$(($(sw_metric "$m1" sipwarden_udp_received_total) - $(sw_metric "$m0" sipwarden_udp_received_total)))"
+			swstate+=" sw_banned_dropped=$(($(sw_metric "$m1" sipwarden_banned_dropped_total) - $(sw_metric "$m0" sipwarden_banned_dropped_total)))"
+			swstate+=" sw_bans_flood=$(sw_metric "$m1" sipwarden_bans_flood_total) sw_bans_active=$(sw_metric "$m1" sipwarden_bans_active)"
+			swstate+=" sw_inbound_dropped=$(sw_metric "$m1" sipwarden_inbound_dropped_total)"
+			swstate+=" sw_parse_errors=$(sw_metric "$m1" sipwarden_parse_errors_total)"
+			swstate+=" sw_rejected=$(sw_metric "$m1" sipwarden_requests_rejected_total)"
+			[[ -f $m2 ]] && swstate+=" sw_calls_left=$(sw_metric "$m2" sipwarden_calls)"
+		fi
+		python3 - "$fstats" "$lstats" "$((p1 - p0))" "$CLK_TCK" "$s0" "$s1" "$((pd1 - pd0))" "$((ud1 - ud0))" \
+			"${r0:-}" "${r1:-}" "$rss0" "$rss1" "$rss2" "$swstate" <<PY
+import sys
+fst, lst, pt, hz, s0, s1, drops, udrops, r0, r1, rss0, rss1, rss2, sw = sys.argv[1:]
+f = dict(t.split("=", 1) for t in fst.split() if "=" in t) if fst != "-" else {}
+# /usr/bin/time: the numbers are on the last line
+t = [l for l in open("$OUT_DIR/$tag.time").read().split("\n") if l.strip()]
+tu, ts, te = (float(x) for x in t[-1].split()) if t else (0.0, 0.0, 0.0)
+if "$FLOODER" == "blast":
+    sent = int(f.get("sent", 0)); wall = float(f.get("span_s", 0)) or float("nan")
+    replies = int(f.get("replies", 0)); tail = int(f.get("replies_last5s", -1))
+    extra = [f"first_reply_ms={f.get('first_reply_ms', 'nan')}", f"last_reply_ms={f.get('last_reply_ms', 'nan')}",
+             f"send_errors={f.get('send_errors', 'nan')}"]
+else:
+    sent = int(f.get("created", 0)); wall = te or float("nan")
+    replies = int(f.get("dead_msgs", 0)) + int(f.get("ooc_msgs", 0))
+    series = [int(x) for x in f.get("stray_replies_series", "").split(",") if x]
+    # replies in the last 5 stat periods (1 s each)
+    tail = sum(series[-5:]) if series else -1
+    extra = []
+drops = int(drops)
+pcpu = int(pt) / int(hz)
+out = ["$name", "flood", "flooder=$FLOODER", "offered=$FLOOD_RATE", f"sent_per_s={sent / wall:.0f}", f"sent={sent}",
+       f"wall_s={wall:.2f}", f"sock_drops={drops}", f"absorbed_per_s={(sent - drops) / wall:.0f}"]
+# what the proxy itself read: Kamailio's rcv_requests (requests it parsed), sipwarden's
+# udp_received (every datagram its reader took off the socket); both include the legit calls
+if r0 and r1:
+    out.append(f"proxy_read_per_s={(int(r1) - int(r0)) / wall:.0f}")
+elif "sw_udp_read=" in sw:
+    out.append(f"proxy_read_per_s={int(sw.split('sw_udp_read=')[1].split()[0]) / wall:.0f}")
+out += [f"replies={replies}", f"replies_last5s={tail}", f"cut_off={'yes' if tail == 0 and 0 < sent and replies < sent else 'no'}",
+        "banned=$banned", f"proxy_cpu_pct={100 * pcpu / wall:.1f}",
+        f"cpu_us_per_msg={1e6 * pcpu / (sent - drops) if sent > drops else float('nan'):.2f}",
+        f"flooder_cpu_pct={100 * (tu + ts) / te if te else 0:.1f}"] + extra
+if lst != "-":
+    l = dict(x.split("=", 1) for x in lst.split() if "=" in x)
+    c, ok = float(l.get("created", 0)), float(l.get("ok", 0))
+    out += ["legit_rate=$LEGIT_RATE", f"legit_ok={l.get('ok', 0)}", f"legit_created={l.get('created', 0)}",
+            f"legit_fail_pct={100 * (c - ok) / c if c else 100:.2f}"]
+    out += [f"legit_{k}={l.get(k, 'nan')}" for k in ("mean_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms")]
+    out += [f"legit_retrans={l.get('retrans', 'nan')}", "legit_503=${n503:-0}", f"uas_sock_drops={udrops}"]
+out += ["proxy_rcvbuf=${rcvbuf:-nan}", f"proxy_rss_mb_start={int(rss0) / 1024:.1f}",
+        f"proxy_rss_mb_end={int(rss1) / 1024:.1f}", f"proxy_rss_mb_after={int(rss2) / 1024:.1f}",
+        f"cpu_pressure_pct={100 * (int(s1) - int(s0)) / (wall * 1e6):.1f}"]
+if sw != "-":
+    out += sw.split()
+out += ["prerun_busy_pct=$QUIET", "load1=$load1", "foreign=${foreign:-none}", "run=$tag"]
+print(" ".join(out))
+PY
+		return 0
+	done
+}
+
 passes() { # line rate -> 0 if within the criteria
 	python3 - "$1" "$2" "$MAX_FAIL_PCT" "$MAX_P95_MS" <<'PY'
 import sys
@@ -518,9 +808,21 @@ PY
 ensure_tools
 [[ " $PROXIES " == *" sipwarden "* ]] && prepare_sipwarden
 [[ " $PROXIES " == *" kamailio "* ]] && render_kamailio
+KAMCMD=""
+command -v kamcmd >/dev/null && KAMCMD="kamcmd -s unix:$OUT_DIR/kamailio_ctl"
+if [[ $KIND == flood && $FLOODER == blast ]]; then
+	gcc -O2 -Wall -o "$OUT_DIR/reg_blast" "$HERE/reg_blast.c" || { echo "gcc reg_blast.c failed" >&2; exit 1; }
+fi
 {
+	if [[ $KIND == flood ]]; then
+		echo "# $(date -Is) kind=flood proxies=[$PROXIES] flooder=$FLOODER flood_rate=$FLOOD_RATE flood_secs=$FLOOD_SECS legit_rate=$LEGIT_RATE repeats=$REPEATS hold_ms=$HOLD_MS"
+		echo "# flood $FLOOD_IP:$FLOOD_PORT -> proxy $IP:$PROXY_PORT, REGISTER without credentials ($([[ $FLOODER == blast ]] && echo bench/reg_blast.c || echo scenarios/reg_flood.xml)), allow-listed by neither; legit trunk uac $TRUNK_IP:$TRUNK_PORT -> proxy -> pbx uas $IP:$PBX_PORT, did=$DID, udp"
+	else
 	echo "# $(date -Is) kind=$KIND proxies=[$PROXIES] rates=[$CALL_RATES] extra_rates=[$EXTRA_RATES] run_secs=$RUN_SECS repeats=$REPEATS hold_ms=$HOLD_MS"
-	if [[ $KIND == register ]]; then
+	fi
+	if [[ $KIND == flood ]]; then
+		:
+	elif [[ $KIND == register ]]; then
 		echo "# phone uac $REG_IP:$REG_PORT -> proxy $IP:$PROXY_PORT, REGISTER -> 401 -> REGISTER+Authorization -> 200, user=$AUTH_USER, udp; max_fail_pct=$MAX_FAIL_PCT max_p95_ms=$MAX_P95_MS min_achieved=95%"
 	else
 		echo "# trunk uac $TRUNK_IP:$TRUNK_PORT -> proxy $IP:$PROXY_PORT -> pbx uas $IP:$PBX_PORT, did=$DID, udp; max_fail_pct=$MAX_FAIL_PCT max_p95_ms=$MAX_P95_MS min_achieved=95%"
@@ -528,6 +830,51 @@ ensure_tools
 	echo "# kamailio: $(kamailio -v 2>/dev/null | head -1 | sed 's/^version: //') children=$CHILDREN -m 512 -M 32${KAM_NOTE:-} | sipwarden: $SW_VERSION, SIPWARDEN_LOG=$SIPWARDEN_LOG"
 	echo "# $(sipp -v 2>&1 | grep -o 'SIPp v[^ ]*') kernel=$(uname -r) cpus=$NCPU model=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p') nice=$BENCH_NICE loadavg=[$(cut -d' ' -f1-3 /proc/loadavg)]"
 } | tee -a "$SUMMARY"
+
+if [[ $KIND == flood ]]; then
+	declare -A FLINES FFINAL
+	for i in $(seq 1 "$REPEATS"); do
+		for p in $PROXIES; do
+			log "$p: flood run $i ($FLOODER at $FLOOD_RATE/s for ${FLOOD_SECS}s, legit $LEGIT_RATE calls/s)"
+			line=""
+			for try in 1 2 3; do
+				line=$(flood_run "$p" "$i")
+				[[ -n $line ]] && break
+				log "$p flood run $i gave no result (lab ports busy for PORT_WAIT?), try $try of 3"
+			done
+			if [[ -z $line ]]; then
+				say "run: $p flood run $i gave no result (lab ports busy for PORT_WAIT? see above); not counted"
+				continue
+			fi
+			say "run: $line"
+			FLINES[$p]+="$line"$'\n'
+		done
+	done
+	for p in $PROXIES; do
+		[[ -n ${FLINES[$p]:-} ]] || { say "FINAL $p flood no run"; continue; }
+		FFINAL[$p]=$(printf '%s' "${FLINES[$p]}" | python3 "$HERE/parse_sipp.py" median)
+		say "FINAL ${FFINAL[$p]}"
+	done
+	if [[ -n ${FFINAL[sipwarden]:-} && -n ${FFINAL[kamailio]:-} ]]; then
+		python3 - "${FFINAL[sipwarden]}" "${FFINAL[kamailio]}" <<'PY' | tee -a "$SUMMARY"
+import sys
+def kv(s):
+    return dict(t.split("=", 1) for t in s.split() if "=" in t)
+sw, ka = kv(sys.argv[1]), kv(sys.argv[2])
+def r(k):
+    try:
+        return f"{float(sw[k]) / float(ka[k]):.2f}"
+    except (KeyError, ValueError, ZeroDivisionError):
+        return "nan"
+print(f"RATIO sipwarden/kamailio absorbed_per_s={r('absorbed_per_s')} (sipwarden {sw.get('absorbed_per_s')}, kamailio {ka.get('absorbed_per_s')}) "
+      f"proxy_cpu_pct={r('proxy_cpu_pct')} (sipwarden {sw.get('proxy_cpu_pct')}, kamailio {ka.get('proxy_cpu_pct')}) "
+      f"cpu_us_per_msg={r('cpu_us_per_msg')} sock_drops sipwarden {sw.get('sock_drops')} kamailio {ka.get('sock_drops')}")
+PY
+	fi
+	say "# finished $(date -Is), $((SECONDS - T_START)) s, loadavg=[$(cut -d' ' -f1-3 /proc/loadavg)]"
+	log "outputs in $OUT_DIR (summary: $SUMMARY)"
+	exit 0
+fi
 
 declare -A ALIVE BEST BESTLINES
 for p in $PROXIES; do ALIVE[$p]=1; BEST[$p]=""; BESTLINES[$p]=""; done

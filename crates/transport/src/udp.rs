@@ -42,8 +42,14 @@ pub(crate) fn bind(addr: SocketAddr, count: usize) -> io::Result<Vec<Arc<UdpSock
     Ok(out)
 }
 
-/// Reads datagrams until the socket fails. Each wake-up drains everything queued (a batch)
-/// before awaiting again, so a burst costs one wake-up, not one per datagram.
+/// Datagrams read in one go before the reader yields to the runtime.
+const READ_BUDGET: usize = 256;
+
+/// Reads datagrams until the socket fails. Each wake-up drains what is queued (a batch)
+/// before awaiting again, so a burst costs one wake-up, not one per datagram. A socket that
+/// never runs dry (a flood faster than one core reads) must not keep this task on its worker
+/// for ever: after `READ_BUDGET` datagrams it yields, so that the call core, which the
+/// reader's own sends woke on this worker, gets to run, decides the ban and answers calls.
 pub(crate) fn spawn_reader(
     socket: Arc<UdpSocket>,
     limits: Limits,
@@ -57,7 +63,13 @@ pub(crate) fn spawn_reader(
             if socket.readable().await.is_err() {
                 return;
             }
+            let mut budget = READ_BUDGET;
             loop {
+                if budget == 0 {
+                    budget = READ_BUDGET;
+                    tokio::task::yield_now().await;
+                }
+                budget -= 1;
                 match socket.try_recv_from(&mut buf) {
                     Ok((n, from)) => {
                         metrics.udp_received();
