@@ -83,6 +83,21 @@ fn flush(core: &mut Core, transports: &Transports, sinks: &mut Sinks) {
             tracing::error!("location table not saved: {e}");
         }
     }
+    // The events first: a ban follows the failures that caused it, in both logs.
+    for e in core.take_security_events() {
+        // The security log is the record; the process log mentions failures at debug
+        // level only, so a password-guessing run cannot flood it.
+        if e.kind.is_failure() {
+            tracing::debug!(
+                event = e.kind.name(),
+                source = %e.remote.addr,
+                account = %e.account.as_deref().unwrap_or("").escape_debug(),
+                reason = %e.reason,
+                "security"
+            );
+        }
+        write_event(&mut sinks.log, &e);
+    }
     let bans = core.take_ban_changes();
     if !bans.is_empty() {
         for c in &bans {
@@ -116,20 +131,6 @@ fn flush(core: &mut Core, transports: &Transports, sinks: &mut Sinks) {
         if let Err(e) = sinks.store.apply_bans(&rows) {
             tracing::error!("ban table not saved: {e}");
         }
-    }
-    for e in core.take_security_events() {
-        // The security log is the record; the process log mentions failures at debug
-        // level only, so a password-guessing run cannot flood it.
-        if e.kind.is_failure() {
-            tracing::debug!(
-                event = e.kind.name(),
-                source = %e.remote.addr,
-                account = %e.account.as_deref().unwrap_or("").escape_debug(),
-                reason = %e.reason,
-                "security"
-            );
-        }
-        write_event(&mut sinks.log, &e);
     }
     if let Err(err) = sinks.log.flush() {
         tracing::error!("security log not written: {err}");
