@@ -14,6 +14,26 @@ pub enum Weakness {
         /// Its length in characters.
         len: usize,
     },
+    /// The strength estimator (zxcvbn) scores it below 3 of 4.
+    LowEntropy {
+        /// zxcvbn's score, 0–4.
+        score: u8,
+    },
+    /// Equal to (or a trivial variation of) the username, extension or another related string.
+    MatchesRelated,
+    /// In a list of commonly used passwords.
+    Common,
+}
+
+impl std::fmt::Display for Weakness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TooShort { len } => write!(f, "{len} characters, fewer than {MIN_LENGTH}"),
+            Self::LowEntropy { score } => write!(f, "easy to guess (strength {score} of 4)"),
+            Self::MatchesRelated => f.write_str("the same as the username or extension"),
+            Self::Common => f.write_str("a commonly used password"),
+        }
+    }
 }
 
 /// The verdict on one secret.
