@@ -14,6 +14,7 @@ use sipwarden_stages::{
     RateSettings, RequestClass, Scanner,
 };
 
+use crate::endpoint_auth::{ACCOUNT_LOCKED, Verdict};
 use crate::routes::Zone;
 
 /// The stages' settings, from one configuration (swapped on reload with the routes).
@@ -25,6 +26,8 @@ pub struct DefenceSettings {
     pub max_retry: u32,
     /// The window for `max_retry`.
     pub find_time: std::time::Duration,
+    /// Failures for one account (any sources) that lock it against unfamiliar addresses; 0 off.
+    pub account_max_retry: u32,
     /// Flood limits.
     pub rate: RateSettings,
     /// Scanner matcher (`None`: off).
@@ -81,6 +84,7 @@ impl DefenceSettings {
             },
             max_retry: b.max_retry,
             find_time: b.find_time,
+            account_max_retry: b.account_max_retry,
             rate: RateSettings {
                 per_ip: rate(r.per_ip_rps, r.burst),
                 register: rate(r.register_rps, r.register_burst),
@@ -114,6 +118,8 @@ pub struct DefenceStats {
     pub bans_manual: u64,
     /// Requests dropped or refused by an allow/deny list.
     pub acl_denied: u64,
+    /// Right passwords refused because the account was locked against their address.
+    pub account_locked: u64,
     /// Requests refused by the global limit (503).
     pub global_limited: u64,
     /// Bans in force.
@@ -165,7 +171,11 @@ impl Defence {
         Self {
             bans: BanTable::new(settings.ban.clone()),
             rate: RateLimiter::new(settings.rate.clone()),
-            failures: FailureCounter::new(settings.max_retry, settings.find_time, 100_000),
+            failures: {
+                let mut f = FailureCounter::new(settings.max_retry, settings.find_time, 100_000);
+                f.set_account_lock(settings.account_max_retry, settings.ban.remember);
+                f
+            },
             settings,
             stats: DefenceStats::default(),
         }
@@ -176,6 +186,8 @@ impl Defence {
         self.rate.set_settings(settings.rate.clone());
         self.failures
             .set_limits(settings.max_retry, settings.find_time);
+        self.failures
+            .set_account_lock(settings.account_max_retry, settings.ban.remember);
         self.settings = settings;
     }
 
@@ -268,6 +280,23 @@ impl Defence {
             );
         }
         None
+    }
+
+    /// Records a digest verdict's effect on the counters: a success makes its source
+    /// familiar to the account (exempt from its lock) and restarts the source's count.
+    pub(crate) fn after_auth(
+        &mut self,
+        now: Instant,
+        ip: IpAddr,
+        verdict: &Verdict,
+        why: Option<&'static str>,
+    ) {
+        if let Verdict::Ok(account) = verdict {
+            self.failures.succeed_for(ip, account, now);
+        }
+        if why == Some(ACCOUNT_LOCKED) {
+            self.stats.account_locked += 1;
+        }
     }
 
     pub(crate) fn take_changes(&mut self) -> Vec<BanChange> {

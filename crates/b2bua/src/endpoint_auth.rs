@@ -43,6 +43,9 @@ pub(crate) enum Verdict {
     Forbidden { reason: &'static str },
 }
 
+/// The log's reason for right credentials refused by the account lock.
+pub(crate) const ACCOUNT_LOCKED: &str = "account locked: too many failures from other addresses";
+
 /// Which request is being authenticated.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Ask<'a> {
@@ -236,13 +239,16 @@ impl Digest {
             .collect()
     }
 
-    /// Looks at a request's credentials.
+    /// Looks at a request's credentials. `locked(account)`: the account is locked against
+    /// this source (see [`sipwarden_stages::FailureCounter::account_locked`]); right
+    /// credentials then fail exactly as a wrong password does, answers included.
     pub(crate) fn check(
         &mut self,
         now: Instant,
         msg: &Message,
         ask: Ask<'_>,
         accounts: &AccountsFile,
+        locked: &dyn Fn(&str) -> bool,
     ) -> (Verdict, Option<&'static str>) {
         let header = if ask.register {
             HeaderName::Authorization
@@ -259,6 +265,7 @@ impl Digest {
         };
         let username = creds.username().map(|u| u.into_owned()).unwrap_or_default();
         let failure = match self.verify(now, msg, &creds, &username, ask, accounts) {
+            Ok(()) if locked(&username) => ACCOUNT_LOCKED,
             Ok(()) => {
                 self.failures.remove(&(ip, username.clone()));
                 return (Verdict::Ok(username), None);
@@ -442,7 +449,10 @@ mod tests {
         for alg in [Algorithm::Md5, Algorithm::Sha256] {
             let ch = d.challenges(t0, ask.src.addr.ip(), "sipwarden.lab", &[alg], (false, 1));
             let msg = register("1001", PW, alg, &nonce_of(&ch[0]), "127.0.0.1");
-            assert_eq!(d.check(t0, &msg, ask, &acc).0, Verdict::Ok("1001".into()));
+            assert_eq!(
+                d.check(t0, &msg, ask, &acc, &|_| false).0,
+                Verdict::Ok("1001".into())
+            );
         }
     }
 
@@ -477,11 +487,11 @@ mod tests {
             );
             let msg = register(user, pw, Algorithm::Md5, &nonce_of(&ch[0]), "127.0.0.1");
             assert_eq!(
-                d.check(t0, &msg, ask(user), &acc),
+                d.check(t0, &msg, ask(user), &acc, &|_| false),
                 (Verdict::Challenge { stale: false }, Some(why))
             );
             assert!(matches!(
-                d.check(t0, &msg, ask(user), &acc).0,
+                d.check(t0, &msg, ask(user), &acc, &|_| false).0,
                 Verdict::Forbidden { .. }
             ));
         }
@@ -496,7 +506,7 @@ mod tests {
         );
         let msg = register("1001", PW, Algorithm::Md5, &nonce_of(&ch[0]), "127.0.0.1");
         assert_eq!(
-            d.check(t0, &msg, ask("1001"), &acc).1,
+            d.check(t0, &msg, ask("1001"), &acc, &|_| false).1,
             Some("nonce not issued to this address")
         );
         // Credentials for another address-of-record.
@@ -509,7 +519,7 @@ mod tests {
         );
         let msg = register("1001", PW, Algorithm::Md5, &nonce_of(&ch[0]), "127.0.0.1");
         assert_eq!(
-            d.check(t0, &msg, ask("1003"), &acc).1,
+            d.check(t0, &msg, ask("1003"), &acc, &|_| false).1,
             Some("username differs from the registered address")
         );
     }
@@ -533,9 +543,12 @@ mod tests {
         );
         let nonce = nonce_of(&ch[0]);
         let msg = register("1001", PW, Algorithm::Md5, &nonce, "127.0.0.1");
-        assert_eq!(d.check(t0, &msg, ask, &acc).0, Verdict::Ok("1001".into()));
         assert_eq!(
-            d.check(t0, &msg, ask, &acc).0,
+            d.check(t0, &msg, ask, &acc, &|_| false).0,
+            Verdict::Ok("1001".into())
+        );
+        assert_eq!(
+            d.check(t0, &msg, ask, &acc, &|_| false).0,
             Verdict::Ok("1001".into()),
             "the same request again"
         );
@@ -546,7 +559,10 @@ mod tests {
                 .as_bytes(),
         )
         .unwrap();
-        assert_eq!(d.check(t0, &replay, ask, &acc).1, Some("nc replayed"));
+        assert_eq!(
+            d.check(t0, &replay, ask, &acc, &|_| false).1,
+            Some("nc replayed")
+        );
         // Two challenges in the same second get different nonces (phones behind one NAT).
         let other = d.challenges(
             t0,
@@ -578,11 +594,11 @@ mod tests {
         let msg = register("1001", PW, Algorithm::Md5, &nonce_of(&ch[0]), "127.0.0.1");
         let later = t0 + NONCE_LIFETIME + Duration::from_secs(1);
         assert_eq!(
-            d.check(later, &msg, ask, &acc),
+            d.check(later, &msg, ask, &acc, &|_| false),
             (Verdict::Challenge { stale: true }, None)
         );
         assert_eq!(
-            d.check(later, &msg, ask, &acc),
+            d.check(later, &msg, ask, &acc, &|_| false),
             (Verdict::Challenge { stale: true }, None)
         );
         let ch = d.challenges(

@@ -32,7 +32,7 @@ mod sdp;
 mod security;
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -266,14 +266,14 @@ impl Core {
 
     /// Bans an address on an operator's word; `None` when it may not be banned (the PBX,
     /// a trunk, the allowlist) or already is.
-    pub fn ban(&mut self, now: Instant, ip: std::net::IpAddr, reason: &str) -> Option<BanEntry> {
+    pub fn ban(&mut self, now: Instant, ip: IpAddr, reason: &str) -> Option<BanEntry> {
         let e = self.defence.bans.ban(ip, now, reason)?;
         self.defence.stats.bans_manual += 1;
         Some(e)
     }
 
     /// Lifts a ban; whether there was one.
-    pub fn unban(&mut self, now: Instant, ip: std::net::IpAddr) -> bool {
+    pub fn unban(&mut self, now: Instant, ip: IpAddr) -> bool {
         self.defence.bans.unban(ip, now)
     }
 
@@ -289,7 +289,7 @@ impl Core {
     }
 
     /// The ban table's entry for `ip` (banned or remembered).
-    pub fn ban_entry(&self, ip: std::net::IpAddr) -> Option<BanEntry> {
+    pub fn ban_entry(&self, ip: IpAddr) -> Option<BanEntry> {
         self.defence.bans.get(ip).cloned()
     }
 
@@ -614,9 +614,20 @@ impl Core {
                 }
             }
             Method::Options => {
+                // The PBX and trunks learn what we support; anyone else (phones' keepalives,
+                // scanners) gets a bare 200, which fingerprints nothing.
+                let trusted = self
+                    .txl
+                    .server_dest(tx)
+                    .is_some_and(|src| self.routes.zone(src.addr.ip()) != Zone::Endpoint);
                 if let Ok(mut r) =
                     Message::response_to(&msg, StatusCode::OK, None, Some(&self.ids.tag()))
                 {
+                    if !trusted {
+                        let _ = r.finish();
+                        let _ = self.txl.send_response(now, tx, &r);
+                        return;
+                    }
                     let _ = r.push_header(HeaderName::Allow, build::ALLOW);
                     let _ = r.push_header(HeaderName::Accept, "application/sdp");
                     let _ = r.push_header(HeaderName::Supported, build::SUPPORTED);
@@ -654,10 +665,15 @@ impl Core {
                 aor: None,
                 src,
             };
-            let (verdict, why) = self.digest.check(now, &invite, ask, &routes.accounts);
+            let ip = src.addr.ip();
+            let failures = &self.defence.failures;
+            let locked = |account: &str| failures.account_locked(account, ip, now);
+            let (verdict, why) = self
+                .digest
+                .check(now, &invite, ask, &routes.accounts, &locked);
+            self.defence.after_auth(now, ip, &verdict, why);
             match verdict {
                 Verdict::Ok(account) => {
-                    self.defence.failures.succeed(src.addr.ip());
                     self.event_success(&invite, src, &account);
                     caller = Some(account);
                 }
@@ -894,6 +910,21 @@ impl Core {
         let method = msg.method().unwrap_or(Method::Extension);
         let Some(call) = self.calls.get_mut(&id) else {
             self.reply(now, tx, &msg, StatusCode::CALL_DOES_NOT_EXIST, None);
+            return;
+        };
+        // A dialog belongs to the peer that made it: someone who learnt the Call-ID and tags
+        // (a mirrored port, a leaked trace) must not hang up, re-INVITE or REFER someone
+        // else's call. The answer is the one an unknown dialog gets, so it confirms nothing.
+        if let Some(src) = self.txl.server_dest(tx).copied() {
+            let peer = call.leg(side).target.addr.ip();
+            if !same_peer(&call.routes, src.addr.ip(), peer) {
+                self.stats.rejected += 1;
+                self.event_not_allowed(&msg, src, "in-dialog request from another source");
+                self.reply(now, tx, &msg, StatusCode::CALL_DOES_NOT_EXIST, None);
+                return;
+            }
+        }
+        let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
         // A request from A in the dialog proves A got our 2xx even if its ACK was lost: stop
@@ -1580,4 +1611,20 @@ impl std::fmt::Debug for Core {
             .field("stats", &self.stats())
             .finish()
     }
+}
+
+/// Whether an in-dialog request from `src` may speak for the leg whose peer is `peer`: the same
+/// address, or, for the PBX and trunks (which may send from any of their configured networks),
+/// the same trusted zone. A phone's dialog is bound to its IP address, not its port: a NAT may
+/// rebind the port mid-call.
+fn same_peer(routes: &Routes, src: IpAddr, peer: IpAddr) -> bool {
+    let canon = |ip: IpAddr| match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    if canon(src) == canon(peer) {
+        return true;
+    }
+    let zone = routes.zone(src);
+    zone != Zone::Endpoint && zone == routes.zone(peer)
 }

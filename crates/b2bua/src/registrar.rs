@@ -253,10 +253,13 @@ impl Core {
             aor: Some(&aor),
             src,
         };
-        let (verdict, why) = self.digest.check(now, &msg, ask, &routes.accounts);
+        let ip = src.addr.ip();
+        let failures = &self.defence.failures;
+        let locked = |account: &str| failures.account_locked(account, ip, now);
+        let (verdict, why) = self.digest.check(now, &msg, ask, &routes.accounts, &locked);
+        self.defence.after_auth(now, ip, &verdict, why);
         match verdict {
             Verdict::Ok(account) => {
-                self.defence.failures.succeed(src.addr.ip());
                 self.event_success(&msg, src, &account);
             }
             Verdict::Challenge { stale } => {

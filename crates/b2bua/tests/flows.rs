@@ -374,6 +374,36 @@ fn bye_from_the_callee() {
     lab.assert_clean();
 }
 
+/// Somewhere neither the PBX nor the carrier is: an attacker who learnt a call's identifiers.
+const STRANGER: &str = "127.0.0.66:5060";
+
+#[test]
+fn a_bye_from_outside_the_trunks_networks_does_not_end_the_call() {
+    let mut lab = Lab::new();
+    let (b_invite, _) = outbound_call(&mut lab);
+    let ok_seen_by_carrier = respond(&b_invite, 200, Some("carrier-tag"), None, false);
+    let bye = |branch: &str| {
+        in_dialog(
+            "BYE",
+            &ok_seen_by_carrier,
+            false,
+            1,
+            branch,
+            "sip:127.0.0.1:5060",
+        )
+    };
+    lab.send_msg(STRANGER, bye("z9hG4bKforged"));
+    lab.expect(STRANGER, "481 Call/Transaction Does Not Exist");
+    assert!(lab.take(PBX_UAC).is_empty(), "the forged BYE goes nowhere");
+    assert_eq!(lab.stats().calls, 1, "the call is still up");
+    // The carrier itself still can.
+    lab.send_msg(CARRIER, bye("z9hG4bKcbye"));
+    let a_bye = lab.expect(PBX_UAC, "BYE");
+    lab.send_msg(PBX_UAC, respond(&a_bye, 200, None, None, false));
+    lab.expect(CARRIER, "200 OK");
+    lab.assert_clean();
+}
+
 #[test]
 fn nothing_of_the_pbx_reaches_the_trunk() {
     let mut lab = Lab::new();
@@ -692,6 +722,16 @@ fn options_is_answered_locally() {
     let via = ok.top_via().unwrap();
     assert_eq!(via.rport(), Some(Some(40000)), "RFC 3581");
     assert_eq!(via.received(), Some("127.0.0.1"));
+    // From the endpoint zone (a phone's keepalive, or a scanner): a bare 200 that says nothing
+    // of what answers.
+    lab.send(STRANGER, "OPTIONS sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.66:5060;branch=z9hG4bKopt2;rport\r\nFrom: <sip:probe@127.0.0.66>;tag=p\r\nTo: <sip:127.0.0.1:5060>\r\nCall-ID: opt2\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+    let ok = lab.expect(STRANGER, "200 OK");
+    for h in ["Allow", "Supported", "Accept", "Server", "User-Agent"] {
+        assert!(
+            ok.headers().all(|r| !r.name_text.eq_ignore_ascii_case(h)),
+            "{h} told to a stranger"
+        );
+    }
 }
 
 #[test]
@@ -978,6 +1018,69 @@ fn register_with_auth(lab: &mut Lab, from: Target, raw: &str, user: &str, pw: &s
     let mut got = lab.take(&to);
     assert_eq!(got.len(), 1, "{got:?}");
     got.remove(0)
+}
+
+#[test]
+fn a_guessing_run_spread_over_many_sources_locks_the_account_against_strangers_only() {
+    let mut lab = phone_lab();
+    let contact = "<sip:1001@10.0.0.5:5062>";
+    let ok = register_with_auth(
+        &mut lab,
+        udp(PHONE),
+        &register("1001", contact, "", 1, "own-phone"),
+        "1001",
+        PW_1001,
+    );
+    assert_eq!(first_line(&ok), "SIP/2.0 200 OK");
+    // 20 sources, one wrong guess each: none comes near max_retry, the account reaches
+    // ban.account_max_retry (20).
+    for i in 0..20 {
+        let src = format!("127.0.5.{i}:5060");
+        let r = register_with_auth(
+            &mut lab,
+            udp(&src),
+            &register("1001", contact, "", 1, &format!("guess-{i}")),
+            "1001",
+            &format!("guess{i}"),
+        );
+        assert!(first_line(&r).starts_with("SIP/2.0 40"), "{r:?}");
+    }
+    // A 22nd source has the right password: it gets what a wrong one gets.
+    let wrong = register_with_auth(
+        &mut lab,
+        udp("127.0.5.98:5060"),
+        &register("1001", contact, "", 1, "wrong-again"),
+        "1001",
+        "not-it",
+    );
+    let right = register_with_auth(
+        &mut lab,
+        udp("127.0.5.99:5060"),
+        &register("1001", contact, "", 1, "found-it"),
+        "1001",
+        PW_1001,
+    );
+    assert_eq!(first_line(&right), first_line(&wrong));
+    assert_eq!(lab.stats().auth_failures, 22);
+    // The account's own phone is not locked out.
+    let ok = register_with_auth(
+        &mut lab,
+        udp(PHONE),
+        &register("1001", contact, "", 1, "own-phone-2"),
+        "1001",
+        PW_1001,
+    );
+    assert_eq!(first_line(&ok), "SIP/2.0 200 OK");
+    // Once the failures leave find_time (5 min), the lock is gone.
+    lab.advance(Duration::from_secs(301));
+    let r = register_with_auth(
+        &mut lab,
+        udp("127.0.5.99:5060"),
+        &register("1001", contact, "", 1, "found-it-2"),
+        "1001",
+        PW_1001,
+    );
+    assert_eq!(first_line(&r), "SIP/2.0 200 OK");
 }
 
 #[test]
@@ -1326,6 +1429,60 @@ fn phone_call_is_authenticated_and_asserted_as_the_account() {
         lab.take(CARRIER).is_empty(),
         "a phone never reaches a trunk directly"
     );
+}
+
+#[test]
+fn a_phone_call_answers_only_to_the_phone_that_made_it() {
+    let mut lab = phone_lab();
+    let raw = format!(
+        "INVITE sip:5551234@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKph1;rport\r\nMax-Forwards: 70\r\nFrom: <sip:1001@127.0.0.1>;tag=ph\r\nTo: <sip:5551234@127.0.0.1>\r\nCall-ID: phone-call-2\r\nCSeq: 1 INVITE\r\nContact: <sip:1001@10.0.0.5:5062>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+        SDP.len()
+    );
+    lab.send(PHONE, &raw);
+    let ch = lab.expect(PHONE, "407 Proxy Authentication Required");
+    let mut again = Message::parse(
+        raw.replace("CSeq: 1 ", "CSeq: 2 ")
+            .replace("z9hG4bKph1", "z9hG4bKph2")
+            .as_bytes(),
+    )
+    .unwrap();
+    let creds = answer(&ch, &again, "1001", PW_1001);
+    again
+        .push_header(HeaderName::ProxyAuthorization, &creds)
+        .unwrap();
+    again.finish().unwrap();
+    lab.send_msg(PHONE, again);
+    let inv = lab.expect(PBX_UAS, "INVITE");
+    lab.send_msg(
+        PBX_UAS,
+        respond(
+            &inv,
+            200,
+            Some("pbx-tag"),
+            Some("<sip:5551234@127.0.0.1:5080>"),
+            true,
+        ),
+    );
+    let ok = lab.expect(PHONE, "200 OK");
+    let bye = |branch: &str| in_dialog("BYE", &ok, true, 3, branch, &contact_of(&ok));
+    // Another address in the endpoint zone cannot end this call. (The same address from
+    // another port can: a NAT may rebind the phone's port mid-call.)
+    lab.send_msg(STRANGER, bye("z9hG4bKforged"));
+    lab.expect(STRANGER, "481 Call/Transaction Does Not Exist");
+    assert!(
+        lab.take(PBX_UAS).is_empty(),
+        "no forged BYE reaches the PBX"
+    );
+    // The phone's own BYE does.
+    lab.send_msg(PHONE, bye("z9hG4bKphbye"));
+    // (With the ACK the phone never sent: its BYE proves it got the 200.)
+    let to_pbx = lab.take(PBX_UAS);
+    let b_bye = to_pbx
+        .into_iter()
+        .find(|m| m.method() == Some(Method::Bye))
+        .expect("the phone's BYE reaches the PBX");
+    lab.send_msg(PBX_UAS, respond(&b_bye, 200, None, None, false));
+    lab.expect(PHONE, "200 OK");
 }
 
 #[test]

@@ -17,6 +17,11 @@ pub struct BanConfig {
     /// The window for `max_retry`. Default "5m".
     #[serde(deserialize_with = "values::duration")]
     pub find_time: Duration,
+    /// Failed authentications for one account within `find_time`, from any mix of addresses,
+    /// that lock it against addresses it has not authenticated from within `remember` (a
+    /// guessing run spread over many sources). Its own phones are never locked out. 0: off.
+    /// Default 20.
+    pub account_max_retry: u32,
     /// First ban's length. Default "1h".
     #[serde(deserialize_with = "values::duration")]
     pub ban_time: Duration,
@@ -44,6 +49,7 @@ impl Default for BanConfig {
         Self {
             max_retry: 5,
             find_time: Duration::from_secs(300),
+            account_max_retry: 20,
             ban_time: Duration::from_secs(3600),
             escalate: 2.0,
             max_ban_time: Duration::from_secs(7 * 24 * 3600),

@@ -166,6 +166,12 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
             d.acl_denied,
         ),
         (
+            "sipwarden_account_locked_total",
+            "Right passwords refused: the account was locked against the address.",
+            "counter",
+            d.account_locked,
+        ),
+        (
             "sipwarden_global_limited_total",
             "New calls refused by the global limit (503).",
             "counter",
