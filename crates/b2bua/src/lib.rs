@@ -556,6 +556,25 @@ impl Core {
                 }
                 return;
             }
+            // Like an in-dialog request, a CANCEL speaks for the caller only from the
+            // caller's address (or its trunk's/the PBX's networks); a stranger's (who learnt
+            // the branch) gets the answer a CANCEL matching nothing gets.
+            if msg.method() == Some(Method::Cancel) {
+                let peer = self
+                    .txl
+                    .cancel_target(&msg)
+                    .and_then(|invite| self.txl.server_dest(invite))
+                    .map(|d| d.addr.ip());
+                if peer.is_some_and(|p| !same_peer(&self.routes, src.addr.ip(), p)) {
+                    self.event_not_allowed(&msg, src, "CANCEL from another source");
+                    if let Ok(r) =
+                        Message::response_to(&msg, StatusCode::CALL_DOES_NOT_EXIST, None, None)
+                    {
+                        self.txl.send_stateless(src, &r);
+                    }
+                    return;
+                }
+            }
             self.txl.on_request(now, msg, src, src.reliable());
         } else {
             self.txl.on_response(now, msg);

@@ -514,6 +514,14 @@ fn cancel_before_answer() {
         .replace("7 INVITE", "7 CANCEL");
     let cancel =
         cancel.split("Content-Type").next().unwrap().to_owned() + "Content-Length: 0\r\n\r\n";
+    // The same CANCEL from a stranger (who learnt the branch) changes nothing.
+    lab.send(STRANGER, &cancel);
+    lab.expect(STRANGER, "481 Call/Transaction Does Not Exist");
+    assert!(lab.take(CARRIER).is_empty(), "the call goes on");
+    assert!(
+        lab.take(PBX_UAS).is_empty(),
+        "nothing cancelled toward the PBX"
+    );
     lab.send(CARRIER, &cancel);
     let to_carrier = lab.take(CARRIER);
     let lines: Vec<String> = to_carrier.iter().map(first_line).collect();

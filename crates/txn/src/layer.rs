@@ -534,6 +534,13 @@ impl<D: Clone> TxLayer<D> {
         }
     }
 
+    /// The INVITE server transaction a CANCEL would cancel, if one is open (RFC 3261 §9.2
+    /// matching). Lets the TU look at a CANCEL's source before the layer acts on it.
+    pub fn cancel_target(&self, cancel: &Message) -> Option<TxId> {
+        let key = ServerKey::of(cancel, Some(Method::Invite))?;
+        self.server_keys.get(&key).copied()
+    }
+
     /// Where a server transaction's responses go: the source of its request.
     pub fn server_dest(&self, tx: TxId) -> Option<&D> {
         match self.txs.get(&tx) {
