@@ -776,6 +776,77 @@ fn password_guessing_is_stopped() {
     lab.stop();
 }
 
+/// The same guessing run spread over six sources (127.0.0.80–85), each staying under
+/// max_retry so no source is banned: after 20 failures for 1001 (ban.account_max_retry) the
+/// account is locked against addresses it has not authenticated from, so the sixth source's
+/// right password is refused like a wrong one — while the phone, which has, keeps working.
+/// svcrack always says `User-Agent: friendly-scanner`, which alone would get each source
+/// banned on its first request; the fingerprints are off here, as for an attacker who
+/// changed that line, so that the lock is what stops the run.
+#[test]
+fn password_guessing_spread_over_sources_is_stopped() {
+    let _lab = lab_lock();
+    let lab = Lab::start("no-scanner");
+    let phone = PhoneLoop::start(&lab, "phone");
+    std::thread::sleep(Duration::from_millis(500));
+    let per_source = MAX_RETRY - 1;
+    let job = |k: usize| -> Box<dyn FnOnce() -> Run + Send> {
+        let mut words: Vec<String> = (0..per_source).map(|i| format!("guess{k}x{i}")).collect();
+        if k == 5 {
+            // The last source has the right password, first.
+            words.insert(0, ACCOUNT.1.to_owned());
+            words.truncate(per_source);
+        }
+        let dict = lab.work("svcrack-spread").join(format!("dict-{k}.txt"));
+        std::fs::write(&dict, words.join("\n") + "\n").unwrap();
+        let dict = dict.to_string_lossy().into_owned();
+        let bind = format!("127.0.0.{}", 80 + k);
+        Box::new(move || {
+            sv(
+                &format!("svcrack from {bind}"),
+                "svcrack",
+                &[
+                    "-v",
+                    "-v",
+                    "-v",
+                    "-b",
+                    &bind,
+                    "-P",
+                    "5060",
+                    "-u",
+                    ACCOUNT.0,
+                    "-d",
+                    &dict,
+                    "--maximumtime",
+                    "5",
+                    "udp://127.0.0.1:5060",
+                ],
+                secs(35),
+            )
+        })
+    };
+    // Five sources at once, then the sixth: the account is locked by then.
+    let mut runs = all((0..5).map(job).collect());
+    runs.extend(all(vec![job(5)]));
+    let rounds = phone.finish();
+    let s = stats(&lab);
+    for r in &runs {
+        assert_eq!(svcrack_found(&r.out), Vec::<String>::new(), "{r}");
+    }
+    assert_eq!(
+        stat(&s, "bans_failures"),
+        0,
+        "no source reached max_retry: {s}"
+    );
+    assert!(stat(&s, "auth_failures") >= 20, "{s}");
+    assert!(
+        stat(&s, "account_locked") >= 1,
+        "the right password met the lock: {s}"
+    );
+    eprintln!("spread svcrack: the phone made {rounds} rounds; {s}");
+    lab.stop();
+}
+
 /// svwar over 1000-1100 with each method it offers (REGISTER, INVITE, OPTIONS), with and
 /// without --force (which skips its sanity check), and straight at 1001 (registered by the
 /// phone meanwhile); nmap's sip-enum-users over the same range: none reports an extension.

@@ -302,6 +302,7 @@ async fn stats(State(app): State<App>, headers: HeaderMap) -> impl IntoResponse 
         "bans_flood": s.defence.bans_flood,
         "bans_scanner": s.defence.bans_scanner,
         "bans_failures": s.defence.bans_failures,
+        "account_locked": s.defence.account_locked,
         "banned_dropped": s.defence.banned_dropped + app.transports.metrics().snapshot().banned_dropped,
         "connections": app.transports.conns().len(),
     });

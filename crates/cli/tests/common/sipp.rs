@@ -237,6 +237,13 @@ impl Lab {
                     assert_ne!(text, lab, "examples/lab.toml has no [ban] allow = [] line");
                     text
                 }
+                // Scanner fingerprints off: an attacker who changed the tools' User-Agent.
+                "no-scanner" => {
+                    let text =
+                        lab.replace("allow = []", "allow = []\n\n[scanner]\nenabled = false");
+                    assert_ne!(text, lab, "examples/lab.toml has no [ban] allow = [] line");
+                    text
+                }
                 other => panic!("unknown lab variant {other}"),
             };
             std::fs::write(dir.0.join("examples/lab-variant.toml"), text).unwrap();
