@@ -1,0 +1,111 @@
+//! Dispatch, and the reports on Asterisk's own sample files (snapshots, each finding reviewed by
+//! hand against the sample).
+
+use std::path::{Path, PathBuf};
+
+use super::testutil::{self, render};
+use super::*;
+
+fn corpus_dir() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/corpus/asterisk/"
+    ))
+}
+
+fn snapshot_of(name: &str) -> String {
+    let dir = corpus_dir();
+    let report = audit_paths(&[dir.join(name)]).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let base = dir.canonicalize().unwrap_or(dir);
+    let mut report = report;
+    for f in &mut report.findings {
+        if let Ok(c) = f.location.file.canonicalize() {
+            f.location.file = c;
+        }
+    }
+    render(&report, &base)
+}
+
+#[test]
+fn sample_sip_conf() {
+    insta::assert_snapshot!(snapshot_of("sip.conf.sample"));
+}
+
+#[test]
+fn sample_pjsip_conf() {
+    insta::assert_snapshot!(snapshot_of("pjsip.conf.sample"));
+}
+
+#[test]
+fn sample_iax_conf() {
+    insta::assert_snapshot!(snapshot_of("iax.conf.sample"));
+}
+
+#[test]
+fn the_corpus_directory() {
+    // acl.conf.sample and stir_shaken.conf.sample are not audited by name; the reader test
+    // reads them.
+    let dir = corpus_dir();
+    let report = audit_paths(&[dir]).expect("audit");
+    let names: Vec<String> = report
+        .files
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    assert_eq!(
+        names,
+        ["iax.conf.sample", "pjsip.conf.sample", "sip.conf.sample"]
+    );
+}
+
+#[test]
+fn unknown_file_names_are_refused() {
+    let dir = corpus_dir();
+    match audit_paths(&[dir.join("acl.conf.sample")]) {
+        Err(AuditError::Parse { reason, .. }) => {
+            assert!(
+                reason.contains("don't know how to audit this file"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn missing_paths_are_io_errors() {
+    let r = audit_paths(&[PathBuf::from("/nonexistent-dir/sip.conf")]);
+    assert!(matches!(r, Err(AuditError::Io { .. })));
+}
+
+#[test]
+fn kinds_by_name() {
+    assert_eq!(
+        kind_of(Path::new("/etc/asterisk/sip.conf")),
+        Some(Kind::Sip)
+    );
+    assert_eq!(kind_of(Path::new("pjsip.conf.sample")), Some(Kind::Pjsip));
+    assert_eq!(kind_of(Path::new("sipwarden.toml")), Some(Kind::Toml));
+    assert_eq!(kind_of(Path::new("extensions.ael")), None);
+}
+
+#[test]
+fn toml_files_are_skipped_for_now() {
+    let (_dir, report) = testutil::audit(&[("sipwarden.toml", "x = 1\n")]);
+    assert!(report.files.is_empty() && report.findings.is_empty());
+}
+
+#[test]
+fn every_rule_is_listed_once_with_title_and_fix() {
+    let all = all_rules();
+    let mut ids: Vec<&str> = all.iter().map(|r| r.id).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), all.len());
+    for r in all {
+        assert!(
+            r.id.starts_with("SW-") && !r.title.is_empty() && !r.fix.is_empty(),
+            "{r:?}"
+        );
+    }
+    assert!(rule("SW-SIP-002").is_some());
+}
