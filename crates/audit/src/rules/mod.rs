@@ -11,9 +11,11 @@ use crate::asterisk::ConfFile;
 use crate::{AuditError, Finding, Location, Report, Rule};
 
 mod common;
+pub mod extensions;
 pub mod files;
 pub mod iax;
 pub mod pjsip;
+pub mod secrets;
 pub mod sip_conf;
 
 /// Every rule the audit knows, in id order.
@@ -23,6 +25,8 @@ pub fn all_rules() -> Vec<&'static Rule> {
         sip_conf::RULES,
         pjsip::RULES,
         iax::RULES,
+        extensions::RULES,
+        secrets::RULES,
     ]
     .into_iter()
     .flatten()
@@ -63,6 +67,8 @@ impl AsteriskConfig {
         for c in &self.iax {
             out.extend(iax::check(c));
         }
+        out.extend(extensions::check(self));
+        out.extend(secrets::check(self));
         out
     }
 

@@ -109,3 +109,29 @@ fn every_rule_is_listed_once_with_title_and_fix() {
     }
     assert!(rule("SW-SIP-002").is_some());
 }
+#[test]
+
+fn report_lists_included_files() {
+    let (dir, report) = testutil::audit(&[
+        (
+            "sip.conf",
+            "[general]\nallowguest=no\n#include sip_peers.conf\n",
+        ),
+        (
+            "sip_peers.conf",
+            "[6001]\ntype=friend\nhost=dynamic\nsecret=abc\n",
+        ),
+    ]);
+    assert_eq!(
+        report.files,
+        [
+            dir.path().join("sip.conf"),
+            dir.path().join("sip_peers.conf")
+        ]
+    );
+    let short = testutil::of(&report, "SW-SECRET-001");
+    assert_eq!(short.len(), 1);
+    assert_eq!(short[0].location.file, dir.path().join("sip_peers.conf"));
+    assert_eq!(short[0].location.line, 4);
+    assert!(!short[0].message.contains("abc"));
+}
