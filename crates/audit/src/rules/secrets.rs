@@ -13,7 +13,7 @@ use crate::asterisk::{ConfFile, Entry, View};
 use crate::rules::common::{file_name, finding, list};
 use crate::rules::{AsteriskConfig, files, iax, pjsip, sip_conf};
 use crate::secret::{Weakness, assess};
-use crate::{Finding, Rule, Severity};
+use crate::{Finding, Location, Rule, Severity};
 
 const SHORT: Rule = Rule {
     id: "SW-SECRET-001",
@@ -65,8 +65,25 @@ pub const RULES: &[Rule] = &[SHORT, LOW_ENTROPY, MATCHES_RELATED, COMMON, REUSED
 struct Use<'a> {
     /// "sip.conf [6001]".
     place: String,
-    entry: &'a Entry,
+    /// The key it is set with (`secret`, `password`, `register`, `auth`).
+    key: &'a str,
+    /// The secret itself: never put in a message.
+    secret: &'a str,
+    /// The line.
+    location: &'a Location,
     related: Vec<String>,
+}
+
+impl<'a> Use<'a> {
+    fn new(place: String, entry: &'a Entry, related: Vec<String>) -> Self {
+        Self {
+            place,
+            key: &entry.key,
+            secret: &entry.value,
+            location: &entry.location,
+            related,
+        }
+    }
 }
 
 fn related(view: &View<'_>, keys: &[&str]) -> Vec<String> {
@@ -100,26 +117,79 @@ fn collect<'a>(config: &'a AsteriskConfig, out: &mut Vec<Use<'a>>, plain: &mut V
                     &entry.location,
                 ));
             }
-            out.push(Use {
-                place: place(&peer),
+            out.push(Use::new(
+                place(&peer),
                 entry,
-                related: related(&peer, &["username", "defaultuser", "fromuser", "authuser"]),
-            });
+                related(&peer, &["username", "defaultuser", "fromuser", "authuser"]),
+            ));
         }
+    }
+    for conf in config.sip.iter().chain(&config.iax) {
+        registrations(conf, out);
     }
     for conf in &config.iax {
         for v in iax::objects(conf) {
             if let Some(entry) = secret_entry(&v, "secret") {
-                out.push(Use {
-                    place: place(&v),
-                    entry,
-                    related: related(&v, &["username"]),
-                });
+                out.push(Use::new(place(&v), entry, related(&v, &["username"])));
             }
         }
     }
     for conf in &config.pjsip {
         collect_pjsip(conf, out, plain);
+    }
+}
+
+/// `register =>` lines of `[general]` (chan_sip and chan_iax2):
+/// `[peer?][transport://]user[@domain][:secret[:authuser]]@host[:port][/exten][~expiry]`, and
+/// chan_sip `[authentication]` `auth = user:secret@realm`. These hold the provider's
+/// credentials, which matter most for reuse.
+fn registrations<'a>(conf: &'a ConfFile, out: &mut Vec<Use<'a>>) {
+    for section in conf.sections_named("general") {
+        for e in section.get_all("register") {
+            let v = e.value.split_once('?').map_or(e.value.as_str(), |(_, r)| r);
+            let v = v.split_once("://").map_or(v, |(_, r)| r);
+            let Some((creds, host)) = v.rsplit_once('@') else {
+                continue;
+            };
+            let mut parts = creds.splitn(3, ':');
+            let user = parts.next().unwrap_or("");
+            let Some(secret) = parts
+                .next()
+                .filter(|s| !s.is_empty() && !s.starts_with('['))
+            else {
+                continue;
+            };
+            let mut related = vec![user.to_string(), host.to_string()];
+            related.extend(parts.next().map(str::to_string));
+            out.push(Use {
+                place: format!("{} [general] register for {user}", file_name(&e.location)),
+                key: &e.key,
+                secret,
+                location: &e.location,
+                related,
+            });
+        }
+    }
+    for section in conf.sections_named("authentication") {
+        for e in section.get_all("auth") {
+            let Some((creds, realm)) = e.value.rsplit_once('@') else {
+                continue;
+            };
+            // `user#md5secret@realm` stores a hash, not a secret.
+            let Some((user, secret)) = creds.split_once(':') else {
+                continue;
+            };
+            out.push(Use {
+                place: format!(
+                    "{} [authentication] auth for {user}@{realm}",
+                    file_name(&e.location)
+                ),
+                key: &e.key,
+                secret,
+                location: &e.location,
+                related: vec![user.to_string(), realm.to_string()],
+            });
+        }
     }
 }
 
@@ -151,11 +221,7 @@ fn collect_pjsip<'a>(conf: &'a ConfFile, out: &mut Vec<Use<'a>>, plain: &mut Vec
                 rel.push(ep.name().to_string());
             }
         }
-        out.push(Use {
-            place: place(&auth),
-            entry,
-            related: rel,
-        });
+        out.push(Use::new(place(&auth), entry, rel));
     }
 }
 
@@ -167,7 +233,7 @@ pub fn check(config: &AsteriskConfig) -> Vec<Finding> {
 
     for u in &uses {
         let related: Vec<&str> = u.related.iter().map(String::as_str).collect();
-        for weakness in assess(&u.entry.value, &related).weaknesses {
+        for weakness in assess(u.secret, &related).weaknesses {
             let rule = match weakness {
                 Weakness::TooShort { .. } => &SHORT,
                 Weakness::LowEntropy { .. } => &LOW_ENTROPY,
@@ -176,8 +242,8 @@ pub fn check(config: &AsteriskConfig) -> Vec<Finding> {
             };
             out.push(finding(
                 rule,
-                format!("{} {}: {weakness}", u.place, u.entry.key),
-                &u.entry.location,
+                format!("{} {}: {weakness}", u.place, u.key),
+                u.location,
             ));
         }
     }
@@ -186,7 +252,7 @@ pub fn check(config: &AsteriskConfig) -> Vec<Finding> {
     // reuse too.
     let mut by_secret: BTreeMap<&str, Vec<&Use<'_>>> = BTreeMap::new();
     for u in &uses {
-        by_secret.entry(u.entry.value.as_str()).or_default().push(u);
+        by_secret.entry(u.secret).or_default().push(u);
     }
     for group in by_secret.values() {
         let places: BTreeSet<&str> = group.iter().map(|u| u.place.as_str()).collect();
@@ -207,16 +273,16 @@ pub fn check(config: &AsteriskConfig) -> Vec<Finding> {
                 format!(
                     "{} {} is also used by {}{tail}",
                     u.place,
-                    u.entry.key,
+                    u.key,
                     shown.join(", ")
                 ),
-                &u.entry.location,
+                u.location,
             ));
         }
     }
 
     // Files holding secrets (includes too: the line says where the secret really is).
-    let holders: BTreeSet<PathBuf> = uses.iter().map(|u| u.entry.location.file.clone()).collect();
+    let holders: BTreeSet<PathBuf> = uses.iter().map(|u| u.location.file.clone()).collect();
     for path in holders {
         out.extend(files::check_secret_file_mode(&path));
     }

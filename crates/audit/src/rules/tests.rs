@@ -109,8 +109,8 @@ fn every_rule_is_listed_once_with_title_and_fix() {
     }
     assert!(rule("SW-SIP-002").is_some());
 }
-#[test]
 
+#[test]
 fn report_lists_included_files() {
     let (dir, report) = testutil::audit(&[
         (
@@ -134,4 +134,83 @@ fn report_lists_included_files() {
     assert_eq!(short[0].location.file, dir.path().join("sip_peers.conf"));
     assert_eq!(short[0].location.line, 4);
     assert!(!short[0].message.contains("abc"));
+}
+
+const TOKENS: &[&str] = &[
+    "[general]\n",
+    "[6001]",
+    "(!)",
+    "(t)",
+    "[t](!)\n",
+    "\n",
+    "type=",
+    "friend",
+    "peer",
+    "endpoint",
+    "auth",
+    "identify",
+    "transport",
+    "aor",
+    "user",
+    "host=",
+    "dynamic",
+    "203.0.113.5",
+    "10.0.0.1",
+    "0.0.0.0/0",
+    "permit=",
+    "deny=",
+    "insecure=invite",
+    "secret=",
+    "password=",
+    "abc",
+    "match=",
+    "endpoint=6001",
+    "context=",
+    "public",
+    "exten => ",
+    "same => n,",
+    "include => ",
+    "_X.,1,",
+    "_9011.",
+    "Dial(SIP/x)",
+    "GotoIf(",
+    "register => ",
+    "u:p@h",
+    "protocol=tls",
+    "bind=",
+    "max_contacts=99",
+    "allowguest=",
+    "yes",
+    "no",
+    ",",
+    ":",
+    "@",
+    "/",
+    ";",
+    "=",
+];
+
+fn token_config(picks: &[usize]) -> ConfFile {
+    let text: String = picks
+        .iter()
+        .filter_map(|&i| TOKENS.get(i).copied())
+        .collect();
+    ConfFile::parse(Path::new("/nonexistent-dir/x.conf"), text.as_bytes()).unwrap_or_default()
+}
+
+proptest::proptest! {
+    /// Whatever the reader accepts, no rule panics on it.
+    #[test]
+    fn rules_never_panic(picks in proptest::collection::vec(0..TOKENS.len(), 0..200)) {
+        let conf = token_config(&picks);
+        let config = AsteriskConfig {
+            sip: vec![conf.clone()],
+            pjsip: vec![conf.clone()],
+            iax: vec![conf.clone()],
+            extensions: vec![conf],
+        };
+        for f in config.check() {
+            proptest::prop_assert!(!f.message.is_empty());
+        }
+    }
 }

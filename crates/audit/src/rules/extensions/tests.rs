@@ -1,3 +1,4 @@
+use super::is_outbound_pattern;
 use crate::rules::testutil::*;
 
 const SIP_GUESTS: &str = "[general]\ncontext=public\n";
@@ -69,4 +70,25 @@ fn dial_without_callerid_check() {
     assert_eq!(f.len(), 1, "only [intl] dials out unchecked: {f:#?}");
     assert!(f[0].message.contains("[intl]"));
     assert_eq!(f[0].location.line, 5);
+}
+
+#[test]
+fn outbound_patterns() {
+    for p in [
+        "_9011.",
+        "_011.",
+        "_00.",
+        "_X.",
+        "_.",
+        "_N.",
+        "_!",
+        "_00X",
+        "_+X",
+        "_9011X/6001",
+    ] {
+        assert!(is_outbound_pattern(p), "{p}");
+    }
+    for p in ["100", "_1XX", "_6XXX", "s", "9011"] {
+        assert!(!is_outbound_pattern(p), "{p}");
+    }
 }

@@ -79,3 +79,22 @@ fn plain_secret_suggests_md5secret() {
     let (_d, r) = audit(&[("sip.conf", &sip)]);
     assert!(!fired(&r, "SW-SECRET-006"));
 }
+
+#[test]
+fn register_and_authentication_lines() {
+    let sip = format!(
+        "[general]\nregister => acme:{STRONG}@sip.example.net/100\nregister => tls://bob:short:bobauth@sip.example.net\n\
+         [authentication]\nauth = carol:{STRONG}@example.net\nauth = dave#0123abcd@example.net\n"
+    );
+    let (_d, r) = audit(&[("sip.conf", &sip)]);
+    let short = of(&r, "SW-SECRET-001");
+    assert_eq!(short.len(), 1, "{short:#?}");
+    assert!(short[0].message.contains("register for bob") && short[0].location.line == 3);
+    let reused = of(&r, "SW-SECRET-005");
+    assert_eq!(reused.len(), 2, "{reused:#?}");
+    assert!(
+        r.findings
+            .iter()
+            .all(|f| !f.message.contains(STRONG) && !f.message.contains("short:"))
+    );
+}
