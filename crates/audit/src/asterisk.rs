@@ -289,7 +289,8 @@ impl Reader {
         let mut is_template = false;
         let mut append = false;
         let mut templates = Vec::new();
-        if let Some(opts) = after.trim_start().strip_prefix('(') {
+        // Options only directly after the bracket, as config.c reads them.
+        if let Some(opts) = after.strip_prefix('(') {
             let Some((opts, _)) = opts.split_once(')') else {
                 return Err(AuditError::Parse {
                     location,

@@ -287,8 +287,13 @@ pub fn check(config: &AsteriskConfig) -> Vec<Finding> {
                 out.push(finding(
                     rule,
                     format!(
-                        "{} land in context '{}' ({}), which reaches outbound pattern '{}' in [{}]{via}",
-                        src.what, src.context, src.location, x.pattern, ctx.name
+                        "calls from {} go to context '{}' ({}:{}), which reaches outbound pattern '{}' in [{}]{via}",
+                        src.what,
+                        src.context,
+                        file_name(&src.location),
+                        src.location.line,
+                        x.pattern,
+                        ctx.name
                     ),
                     &dial.location,
                 ));

@@ -41,6 +41,8 @@ const OLD_TLS: Rule = Rule {
     title: "a transport allows TLS older than 1.2 (method=)",
     fix: "Set `method=tlsv1_2` (or `tlsv1_3`) on the transport.",
 };
+/// Low: the audit cannot tell which TLS transports are used for outbound connections, and
+/// the setting matters only for those.
 const NO_VERIFY: Rule = Rule {
     id: "SW-PJSIP-005",
     severity: Severity::Low,
@@ -67,6 +69,7 @@ const UNAUTH_OPTIONS: Rule = Rule {
     fix: "Remove `allow_unauthenticated_options=yes`; scanners use OPTIONS answers to find \
           endpoints.",
 };
+/// The default (0) means the aor cannot register at all, so only large values are reported.
 const MANY_CONTACTS: Rule = Rule {
     id: "SW-PJSIP-009",
     severity: Severity::Low,

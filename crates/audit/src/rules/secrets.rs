@@ -162,8 +162,11 @@ fn registrations<'a>(conf: &'a ConfFile, out: &mut Vec<Use<'a>>) {
             let mut related = vec![user.to_string(), host.to_string()];
             related.extend(parts.next().map(str::to_string));
             out.push(Use {
-                place: format!("{} [general] register for {user}", file_name(&e.location)),
-                key: &e.key,
+                place: format!(
+                    "{} [general] register => {user}@{host}",
+                    file_name(&e.location)
+                ),
+                key: "secret",
                 secret,
                 location: &e.location,
                 related,
@@ -242,7 +245,7 @@ pub fn check(config: &AsteriskConfig) -> Vec<Finding> {
             };
             out.push(finding(
                 rule,
-                format!("{} {}: {weakness}", u.place, u.key),
+                format!("{}: {} is {weakness}", u.place, u.key),
                 u.location,
             ));
         }
@@ -271,7 +274,7 @@ pub fn check(config: &AsteriskConfig) -> Vec<Finding> {
             out.push(finding(
                 &REUSED,
                 format!(
-                    "{} {} is also used by {}{tail}",
+                    "{}: {} is also used by {}{tail}",
                     u.place,
                     u.key,
                     shown.join(", ")

@@ -20,6 +20,8 @@ const INSECURE_INVITE: Rule = Rule {
     fix: "Remove `insecure=invite` (and `port,invite`); if a provider cannot authenticate, pin \
           it with `host=<its address>` plus `deny=0.0.0.0/0.0.0.0` and `permit=<its network>`.",
 };
+/// Reported when unset too, because chan_sip defaults to yes. SW-EXT-001 escalates it when
+/// the guest context reaches an outbound extension.
 const ALLOWGUEST: Rule = Rule {
     id: "SW-SIP-002",
     severity: Severity::High,
@@ -27,6 +29,8 @@ const ALLOWGUEST: Rule = Rule {
     fix: "Set `allowguest=no` in [general]; if guest calls are wanted, give them a `context=` \
           that only reaches local extensions.",
 };
+/// Only an explicit `no` is reported: unset means yes since Asterisk 1.8 (SPEC §2.6), and an
+/// older Asterisk has worse problems than this one.
 const ALWAYSAUTHREJECT: Rule = Rule {
     id: "SW-SIP-003",
     severity: Severity::High,
@@ -83,6 +87,8 @@ const WEAK_CIPHER: Rule = Rule {
     fix: "Set `tlscipher=` to a modern list (e.g. `ECDHE+AESGCM:ECDHE+CHACHA20`) with no ALL, \
           RC4, DES/3DES, NULL, EXPORT or MD5 suites.",
 };
+/// Info only: these settings are often needed behind NAT; the finding is a reminder of what
+/// they expose.
 const REVEALS_ADDRESS: Rule = Rule {
     id: "SW-SIP-011",
     severity: Severity::Info,
@@ -90,6 +96,8 @@ const REVEALS_ADDRESS: Rule = Rule {
     fix: "Nothing to fix by itself; make sure the public address is protected by a firewall \
           that only lets your providers and phones reach port 5060/5061.",
 };
+/// Reported when unset too: the default is `Asterisk PBX <version>`. Low, because hiding the
+/// version slows scanners down but fixes nothing.
 const USERAGENT: Rule = Rule {
     id: "SW-SIP-012",
     severity: Severity::Low,

@@ -214,3 +214,31 @@ proptest::proptest! {
         }
     }
 }
+
+/// A PBX with the classic mistakes, all files together: what a real report looks like.
+/// Its secrets are strong but shared, so the snapshot does not depend on how
+/// `crate::secret::assess` scores weak ones (per-rule tests cover those).
+#[test]
+fn a_defrauded_pbx() {
+    let (dir, report) = testutil::audit(&[
+        (
+            "sip.conf",
+            "[general]\ncontext=from-internet\nalwaysauthreject=no\nexternip=203.0.113.1\n\
+             useragent=Asterisk PBX 13.1\n#include sip_phones.conf\n\
+             [acme]\ntype=peer\nhost=198.51.100.7\ninsecure=port,invite\ncontext=from-acme\n\
+             [general](+)\nregister => acme:Zq8#vT2m!Lp4@Rw9xK@sip.acme.example\n",
+        ),
+        (
+            "sip_phones.conf",
+            "[phone](!)\ntype=friend\nhost=dynamic\ncontext=phones\n\
+             [6001](phone)\nsecret=Hy3$kP9w@Qs7!Nb2vD\n[6002](phone)\nsecret=Zq8#vT2m!Lp4@Rw9xK\n",
+        ),
+        (
+            "extensions.conf",
+            "[from-internet]\ninclude => phones\n\
+             [from-acme]\nexten => _X.,1,Dial(SIP/${EXTEN})\n\
+             [phones]\nexten => _00.,1,Dial(SIP/acme/${EXTEN})\n",
+        ),
+    ]);
+    insta::assert_snapshot!(render(&report, dir.path()));
+}

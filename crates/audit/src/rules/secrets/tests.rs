@@ -89,7 +89,12 @@ fn register_and_authentication_lines() {
     let (_d, r) = audit(&[("sip.conf", &sip)]);
     let short = of(&r, "SW-SECRET-001");
     assert_eq!(short.len(), 1, "{short:#?}");
-    assert!(short[0].message.contains("register for bob") && short[0].location.line == 3);
+    assert!(
+        short[0]
+            .message
+            .contains("register => bob@sip.example.net: secret is 5 characters")
+            && short[0].location.line == 3
+    );
     let reused = of(&r, "SW-SECRET-005");
     assert_eq!(reused.len(), 2, "{reused:#?}");
     assert!(
