@@ -199,9 +199,11 @@ fn registrations<'a>(conf: &'a ConfFile, out: &mut Vec<Use<'a>>) {
 fn collect_pjsip<'a>(conf: &'a ConfFile, out: &mut Vec<Use<'a>>, plain: &mut Vec<Finding>) {
     let endpoints: Vec<View<'_>> = pjsip::of_type(conf, "endpoint").collect();
     for auth in pjsip::of_type(conf, "auth") {
-        let userpass = auth
-            .value("auth_type")
-            .is_none_or(|t| t.trim().eq_ignore_ascii_case("userpass"));
+        // `userpass` (the default) and, since Asterisk 20, `digest` read `password=`; `md5`
+        // reads `md5_cred=` instead.
+        let userpass = auth.value("auth_type").is_none_or(|t| {
+            t.trim().eq_ignore_ascii_case("userpass") || t.trim().eq_ignore_ascii_case("digest")
+        });
         let Some(entry) = secret_entry(&auth, "password").filter(|_| userpass) else {
             continue;
         };
@@ -228,6 +230,16 @@ fn collect_pjsip<'a>(conf: &'a ConfFile, out: &mut Vec<Use<'a>>, plain: &mut Vec
     }
 }
 
+/// The rule reporting a weakness: one rule per kind, so each can be filtered on its own.
+fn rule_for(weakness: &Weakness) -> &'static Rule {
+    match weakness {
+        Weakness::TooShort { .. } => &SHORT,
+        Weakness::LowEntropy { .. } => &LOW_ENTROPY,
+        Weakness::MatchesRelated => &MATCHES_RELATED,
+        Weakness::Common => &COMMON,
+    }
+}
+
 /// Runs the secret rules over every file of the audit.
 pub fn check(config: &AsteriskConfig) -> Vec<Finding> {
     let mut uses = Vec::new();
@@ -237,14 +249,8 @@ pub fn check(config: &AsteriskConfig) -> Vec<Finding> {
     for u in &uses {
         let related: Vec<&str> = u.related.iter().map(String::as_str).collect();
         for weakness in assess(u.secret, &related).weaknesses {
-            let rule = match weakness {
-                Weakness::TooShort { .. } => &SHORT,
-                Weakness::LowEntropy { .. } => &LOW_ENTROPY,
-                Weakness::MatchesRelated => &MATCHES_RELATED,
-                Weakness::Common => &COMMON,
-            };
             out.push(finding(
-                rule,
+                rule_for(&weakness),
                 format!("{}: {} is {weakness}", u.place, u.key),
                 u.location,
             ));

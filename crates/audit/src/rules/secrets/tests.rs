@@ -1,4 +1,6 @@
+use super::rule_for;
 use crate::rules::testutil::*;
+use crate::secret::Weakness;
 
 const STRONG: &str = "Zq8#vT2m!Lp4@Rw9xK";
 const STRONG2: &str = "Hy3$kP9w@Qs7!Nb2vD";
@@ -102,4 +104,27 @@ fn register_and_authentication_lines() {
             .iter()
             .all(|f| !f.message.contains(STRONG) && !f.message.contains("short:"))
     );
+}
+
+#[test]
+fn each_weakness_has_its_rule() {
+    // assess() is filled in elsewhere; the mapping from its verdicts to rules is checked here
+    // so the rules for entropy, related strings and common passwords are covered without
+    // depending on how a given password scores.
+    let cases = [
+        (Weakness::TooShort { len: 3 }, "SW-SECRET-001"),
+        (Weakness::LowEntropy { score: 1 }, "SW-SECRET-002"),
+        (Weakness::MatchesRelated, "SW-SECRET-003"),
+        (Weakness::Common, "SW-SECRET-004"),
+    ];
+    for (w, id) in cases {
+        assert_eq!(rule_for(&w).id, id);
+    }
+}
+
+#[test]
+fn pjsip_digest_auth_is_judged() {
+    let pj = "[a]\ntype=auth\nauth_type=digest\nusername=6002\npassword=short\n";
+    let (_d, r) = audit(&[("pjsip.conf", pj)]);
+    assert_eq!(of(&r, "SW-SECRET-001").len(), 1);
 }
