@@ -145,6 +145,10 @@ pub fn audit_paths(paths: &[PathBuf]) -> Result<Report, AuditError> {
         }
     }
 
+    // A file named twice (directly and through its directory) is read once.
+    let mut seen = std::collections::HashSet::new();
+    targets.retain(|(p, _)| seen.insert(p.canonicalize().unwrap_or_else(|_| p.clone())));
+
     let mut config = AsteriskConfig::default();
     let mut report = Report::default();
     for (path, kind) in targets {

@@ -242,3 +242,17 @@ fn a_defrauded_pbx() {
     ]);
     insta::assert_snapshot!(render(&report, dir.path()));
 }
+
+#[test]
+fn a_file_named_twice_is_read_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sip = dir.path().join("sip.conf");
+    std::fs::write(
+        &sip,
+        "[6001]\ntype=friend\nhost=dynamic\nsecret=Zq8#vT2m!Lp4@Rw9xK\n",
+    )
+    .expect("write");
+    let report = audit_paths(&[dir.path().to_path_buf(), sip]).expect("audit");
+    assert_eq!(report.files.len(), 1);
+    assert!(!testutil::fired(&report, "SW-SECRET-005"));
+}
