@@ -9,7 +9,7 @@
 use crate::asterisk::{ConfFile, View};
 use crate::rules::common::{
     Referenced, acl_is_restrictive, at, check_referenced, file_name, finding, finding_at,
-    host_is_private, is_false, is_old_tls_method, is_true,
+    host_is_private, is_old_tls_method, is_true,
 };
 use crate::{Finding, Location, Rule, Severity};
 
@@ -148,7 +148,8 @@ pub fn peers(conf: &ConfFile) -> impl Iterator<Item = View<'_>> + '_ {
 pub fn guest_context(conf: &ConfFile) -> Option<(String, Location)> {
     let general = conf.view_named("general");
     let allowguest = general.as_ref().and_then(|g| g.get("allowguest"));
-    if allowguest.is_some_and(|e| is_false(&e.value)) {
+    // chan_sip reads it with ast_true: anything but yes/true/on/1 turns guests off.
+    if allowguest.is_some_and(|e| !is_true(&e.value)) {
         return None;
     }
     let context = general.as_ref().and_then(|g| g.get("context"));
@@ -201,11 +202,10 @@ fn check_general(conf: &ConfFile, file: &str, out: &mut Vec<Finding>) {
     };
 
     if let Some((context, _)) = guest_context(conf) {
-        let how = if g("allowguest").is_some() {
-            "allowguest is yes"
-        } else {
-            "allowguest is not set (default yes)"
-        };
+        let how = g("allowguest").map_or_else(
+            || "allowguest is not set (default yes)".to_string(),
+            |e| format!("allowguest={}", e.value),
+        );
         out.push(finding(
             &ALLOWGUEST,
             format!(
@@ -215,7 +215,8 @@ fn check_general(conf: &ConfFile, file: &str, out: &mut Vec<Finding>) {
             &here(g("allowguest")),
         ));
     }
-    if let Some(e) = g("alwaysauthreject").filter(|e| is_false(&e.value)) {
+    // Read with ast_true too: any value but yes/true/on/1 turns it off.
+    if let Some(e) = g("alwaysauthreject").filter(|e| !is_true(&e.value)) {
         out.push(finding(
             &ALWAYSAUTHREJECT,
             format!("{file} [general] alwaysauthreject={}: unknown users get a different answer, so scanners can list extensions", e.value),

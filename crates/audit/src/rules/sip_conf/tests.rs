@@ -46,11 +46,19 @@ fn allowguest_default_and_explicit() {
     assert_eq!(f[0].location.line, 2);
     assert!(f[0].message.contains("'default'"));
     assert!(!fired(&sip("[general]\nallowguest=no\n"), "SW-SIP-002"));
+    assert!(
+        !fired(&sip("[general]\nallowguest=never\n"), "SW-SIP-002"),
+        "ast_true: off"
+    );
 }
 
 #[test]
 fn alwaysauthreject_only_when_explicitly_off() {
     assert!(fired(&with_general("alwaysauthreject=no\n"), "SW-SIP-003"));
+    assert!(
+        fired(&with_general("alwaysauthreject=always\n"), "SW-SIP-003"),
+        "ast_true: off"
+    );
     assert!(!fired(
         &with_general("alwaysauthreject=yes\n"),
         "SW-SIP-003"
