@@ -105,14 +105,14 @@ pub(crate) fn parse_addr(s: &str) -> Option<IpAddr> {
 pub(crate) fn is_private(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            let o = v4.octets();
+            let [a, b, ..] = v4.octets();
             v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
-                || (o[0] == 100 && (o[1] & 0xc0) == 64)
+                || (a == 100 && (b & 0xc0) == 64)
         }
         IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
+            let [first, ..] = v6.segments();
             v6.is_loopback() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
         }
     }
