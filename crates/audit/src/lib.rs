@@ -191,6 +191,7 @@ impl Report {
     }
 }
 
+pub mod asterisk;
 pub mod rules;
 pub mod secret;
 
