@@ -559,6 +559,12 @@ impl Core {
             // Like an in-dialog request, a CANCEL speaks for the caller only from the
             // caller's address (or its trunk's/the PBX's networks); a stranger's (who learnt
             // the branch) gets the answer a CANCEL matching nothing gets.
+            // An ACK gets no answer; a stranger's is dropped (it would stop our 2xx
+            // retransmissions and acknowledge the other leg's 2xx).
+            if msg.method() == Some(Method::Ack) && !self.from_dialog_peer(&msg, src) {
+                self.event_not_allowed(&msg, src, "ACK from another source");
+                return;
+            }
             if msg.method() == Some(Method::Cancel) {
                 let peer = self
                     .txl
@@ -580,6 +586,20 @@ impl Core {
             self.txl.on_response(now, msg);
         }
         self.process_events(now);
+    }
+
+    /// Whether an in-dialog request comes from its dialog's peer (true when it matches no
+    /// dialog of ours: the layers after this answer that).
+    fn from_dialog_peer(&self, msg: &Message, src: Target) -> bool {
+        let (Some(call_id), Some(tag)) = (msg.call_id(), msg.to_tag()) else {
+            return true;
+        };
+        let Some(&(id, side)) = self.dialogs.get(&(call_id.to_owned(), tag.to_owned())) else {
+            return true;
+        };
+        self.calls.get(&id).is_none_or(|call| {
+            same_peer(&call.routes, src.addr.ip(), call.leg(side).target.addr.ip())
+        })
     }
 
     /// Whether a request carries digest credentials for our realm.

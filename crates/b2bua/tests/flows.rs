@@ -1477,9 +1477,13 @@ fn a_phone_call_answers_only_to_the_phone_that_made_it() {
     // another port can: a NAT may rebind the phone's port mid-call.)
     lab.send_msg(STRANGER, bye("z9hG4bKforged"));
     lab.expect(STRANGER, "481 Call/Transaction Does Not Exist");
+    // Nor acknowledge it: a forged ACK is dropped (else the PBX's 200 would be ACKed).
+    let ack = in_dialog("ACK", &ok, true, 2, "z9hG4bKforgedack", &contact_of(&ok));
+    lab.send_msg(STRANGER, ack);
+    assert!(lab.take(STRANGER).is_empty());
     assert!(
         lab.take(PBX_UAS).is_empty(),
-        "no forged BYE reaches the PBX"
+        "no forged BYE or ACK reaches the PBX"
     );
     // The phone's own BYE does.
     lab.send_msg(PHONE, bye("z9hG4bKphbye"));
