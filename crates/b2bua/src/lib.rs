@@ -561,7 +561,7 @@ impl Core {
             // the branch) gets the answer a CANCEL matching nothing gets.
             // An ACK gets no answer; a stranger's is dropped (it would stop our 2xx
             // retransmissions and acknowledge the other leg's 2xx).
-            if msg.method() == Some(Method::Ack) && !self.from_dialog_peer(&msg, src) {
+            if msg.method() == Some(Method::Ack) && !self.is_dialog_peer(&msg, src) {
                 self.event_not_allowed(&msg, src, "ACK from another source");
                 return;
             }
@@ -590,7 +590,7 @@ impl Core {
 
     /// Whether an in-dialog request comes from its dialog's peer (true when it matches no
     /// dialog of ours: the layers after this answer that).
-    fn from_dialog_peer(&self, msg: &Message, src: Target) -> bool {
+    fn is_dialog_peer(&self, msg: &Message, src: Target) -> bool {
         let (Some(call_id), Some(tag)) = (msg.call_id(), msg.to_tag()) else {
             return true;
         };
