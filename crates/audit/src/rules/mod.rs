@@ -8,10 +8,14 @@ use std::path::PathBuf;
 use crate::{AuditError, Report, Rule};
 
 pub mod files;
+pub mod sipwarden;
 
 /// Every rule the audit knows, in id order.
 pub fn all_rules() -> Vec<&'static Rule> {
-    let mut all: Vec<&'static Rule> = [files::RULES].into_iter().flatten().collect();
+    let mut all: Vec<&'static Rule> = [files::RULES, sipwarden::RULES]
+        .into_iter()
+        .flatten()
+        .collect();
     all.sort_by_key(|r| r.id);
     all
 }
@@ -34,6 +38,9 @@ pub fn audit_paths(paths: &[PathBuf]) -> Result<Report, AuditError> {
             source,
         })?;
         report.files.push(p.clone());
+        if p.extension().is_some_and(|e| e == "toml") {
+            report.findings.extend(sipwarden::check_file(p)?);
+        }
     }
     report.normalise();
     Ok(report)
