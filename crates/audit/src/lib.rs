@@ -191,6 +191,7 @@ impl Report {
     }
 }
 
+pub mod output;
 pub mod rules;
 pub mod secret;
 
