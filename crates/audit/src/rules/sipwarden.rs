@@ -1031,7 +1031,29 @@ block_countries = ["premium", "high-risk"]
     fn every_rule_has_title_and_fix() {
         for r in RULES {
             assert!(r.id.starts_with("SW-CONF-"));
+        }
+        for r in files::RULES {
+            assert!(r.id.starts_with("SW-FILE-"));
+        }
+        let all = crate::rules::all_rules();
+        for r in &all {
             assert!(!r.title.is_empty() && !r.fix.is_empty(), "{}", r.id);
+        }
+        let mut ids: Vec<&str> = all.iter().map(|r| r.id).collect();
+        ids.dedup();
+        assert_eq!(ids.len(), all.len(), "duplicate rule ids");
+    }
+
+    #[test]
+    fn every_finding_names_a_known_rule() {
+        let text = "[listen]\nudp = [\"0.0.0.0:5060\"]\n[admin]\nlisten = \"0.0.0.0:1\"\n\
+                    [scanner]\nenabled = false\n[ban]\nmax_retry = 99\n\
+                    [[trunk]]\nname = \"t\"\nproxy = \"sip:x\"\ndanger_password = \"t\"\n\
+                    danger_x = true\n";
+        let f = check(text);
+        assert!(f.len() >= 10, "{f:#?}");
+        for x in &f {
+            assert!(crate::rules::rule(x.rule).is_some(), "{}", x.rule);
         }
     }
 }
