@@ -78,6 +78,20 @@ pub const RULES: &[Rule] = &[
     SECRET_GROUP_READABLE,
 ];
 
+/// Certificate files larger than this are not read whole (a chain is a few kilobytes; a path
+/// pointing at a device or a huge file must not hang or exhaust the audit).
+pub const MAX_READ: u64 = 1 << 20;
+
+/// Reads at most `limit` bytes of `path`.
+pub fn read_prefix(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut data = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit)
+        .read_to_end(&mut data)?;
+    Ok(data)
+}
+
 /// The permission bits of `path` (following symlinks: the target's mode is what protects it);
 /// `None` when it cannot be read or the platform has no Unix modes.
 fn mode(path: &Path) -> Option<u32> {
@@ -151,7 +165,7 @@ pub fn check_certificate(
             referenced_at,
         )]
     };
-    let data = match std::fs::read(path) {
+    let data = match read_prefix(path, MAX_READ) {
         Ok(d) => d,
         Err(e) => return unreadable(format!("cannot be read ({e})")),
     };

@@ -373,6 +373,14 @@ fn seconds(s: &str) -> Option<f64> {
     Some(n * mult)
 }
 
+/// The first line of a password or token file, trimmed, as the gateway reads it; `None` when
+/// it cannot be read. Reads a few kilobytes at most (the path might name a device).
+fn first_line(path: &Path) -> Option<String> {
+    let data = files::read_prefix(path, 4096).ok()?;
+    let text = String::from_utf8_lossy(&data);
+    Some(text.lines().next().unwrap_or("").trim().to_owned())
+}
+
 /// Keys holding a password in clear, whatever section they sit in.
 fn is_password_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
@@ -675,11 +683,9 @@ impl Audit<'_> {
             let at = self.at(e.line);
             self.out
                 .extend(files::check_secret_file_mode_at(&p, Some(&at)));
-            if let Ok(text) = std::fs::read_to_string(&p) {
-                // As the gateway reads it: the first line, trimmed.
-                let pw = text.lines().next().unwrap_or("").trim();
+            if let Some(pw) = first_line(&p) {
                 self.weak(
-                    pw,
+                    &pw,
                     &related,
                     e.line,
                     &format!("{name}: the password in {f}"),
@@ -720,8 +726,7 @@ impl Audit<'_> {
                 .iter()
                 .any(|m| m.rule == files::SECRET_WORLD_READABLE.id);
             self.out.extend(modes);
-            if let Ok(text) = std::fs::read_to_string(p) {
-                let t = text.trim().to_owned();
+            if let Some(t) = first_line(p) {
                 token_exposed |= self.weak(&t, &[], *line, &format!("[admin] the token in {f}"));
             }
         }
@@ -906,6 +911,16 @@ block_countries = ["premium", "high-risk"]
         assert!(f.iter().all(|x| x.location.line == 7), "{f:#?}");
         assert!(f.iter().all(|x| !x.message.contains("password1")));
         assert!(check(&with(&strong)).is_empty());
+    }
+
+    #[test]
+    fn files_that_never_end_are_read_only_in_part() {
+        // A path naming a device must not hang the audit.
+        let f = check(
+            "[[trunk]]\nname = \"t\"\npassword_file = \"/dev/zero\"\n[tls]\ncert = \"/dev/zero\"\n",
+        );
+        one(&f, "SW-CONF-003");
+        one(&f, "SW-FILE-004");
     }
 
     #[test]
