@@ -192,6 +192,7 @@ impl Report {
 }
 
 pub mod asterisk;
+pub mod output;
 pub mod rules;
 pub mod secret;
 

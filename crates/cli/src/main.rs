@@ -35,6 +35,17 @@ enum Command {
         #[command(subcommand)]
         command: cmd::ban::BanCommand,
     },
+    /// Validate a sipwarden configuration (errors name the key and line; exit 2) and audit it
+    /// against the security checklist (exit 1 when a finding reaches --fail-on).
+    Check(cmd::check::CheckArgs),
+    /// Audit configuration files against the security checklist. Exits 0 when nothing reaches
+    /// --fail-on, 1 when something does, 2 when a file cannot be read or parsed.
+    Audit(cmd::audit::AuditArgs),
+    /// Strong SIP passwords: generate one, or check one read from standard input.
+    Secret {
+        #[command(subcommand)]
+        command: cmd::secret::SecretCommand,
+    },
     /// SIP message tools.
     Sip {
         #[command(subcommand)]
@@ -49,6 +60,9 @@ fn main() -> ExitCode {
         Command::Account { command } => cmd::account::run(command),
         Command::Ban { command } => cmd::ban::run(command),
         Command::Sip { command } => cmd::sip::run(command),
+        Command::Check(args) => cmd::check::run(args),
+        Command::Audit(args) => cmd::audit::run(args),
+        Command::Secret { command } => cmd::secret::run(command),
     };
     match result {
         Ok(code) => code,

@@ -17,6 +17,7 @@ pub mod iax;
 pub mod pjsip;
 pub mod secrets;
 pub mod sip_conf;
+pub mod sipwarden;
 
 /// Every rule the audit knows, in id order.
 pub fn all_rules() -> Vec<&'static Rule> {
@@ -27,6 +28,7 @@ pub fn all_rules() -> Vec<&'static Rule> {
         iax::RULES,
         extensions::RULES,
         secrets::RULES,
+        sipwarden::RULES,
     ]
     .into_iter()
     .flatten()
@@ -151,20 +153,25 @@ pub fn audit_paths(paths: &[PathBuf]) -> Result<Report, AuditError> {
 
     let mut config = AsteriskConfig::default();
     let mut report = Report::default();
+    let mut toml_findings = Vec::new();
     for (path, kind) in targets {
         let slot = match kind {
             Kind::Sip => &mut config.sip,
             Kind::Pjsip => &mut config.pjsip,
             Kind::Iax => &mut config.iax,
             Kind::Extensions => &mut config.extensions,
-            // sipwarden TOML: dispatched to rules::sipwarden::check_file after merge
-            Kind::Toml => continue,
+            Kind::Toml => {
+                report.files.push(path.clone());
+                toml_findings.extend(sipwarden::check_file(&path)?);
+                continue;
+            }
         };
         let conf = ConfFile::read(&path)?;
         report.files.extend(conf.files.iter().cloned());
         slot.push(conf);
     }
     report.findings = config.check();
+    report.findings.extend(toml_findings);
     report.normalise();
     Ok(report)
 }

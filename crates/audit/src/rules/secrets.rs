@@ -19,28 +19,28 @@ const SHORT: Rule = Rule {
     id: "SW-SECRET-001",
     severity: Severity::High,
     title: "a SIP/IAX secret is shorter than 16 characters",
-    fix: "Replace it with a random secret of at least 16 characters (`sipwarden secret` makes \
+    fix: "Replace it with a random secret of at least 16 characters (`sipwarden secret generate` makes \
           one) and update the device or provider.",
 };
 const LOW_ENTROPY: Rule = Rule {
     id: "SW-SECRET-002",
     severity: Severity::High,
     title: "a SIP/IAX secret is easy to guess",
-    fix: "Replace it with a random secret (`sipwarden secret`), not a word, date or keyboard \
+    fix: "Replace it with a random secret (`sipwarden secret generate`), not a word, date or keyboard \
           pattern.",
 };
 const MATCHES_RELATED: Rule = Rule {
     id: "SW-SECRET-003",
     severity: Severity::Critical,
     title: "a SIP/IAX secret equals the username, extension or section name",
-    fix: "Replace it with a random secret unrelated to the account (`sipwarden secret`); \
+    fix: "Replace it with a random secret unrelated to the account (`sipwarden secret generate`); \
           scanners such as svcrack try the extension as password first.",
 };
 const COMMON: Rule = Rule {
     id: "SW-SECRET-004",
     severity: Severity::Critical,
     title: "a SIP/IAX secret is a commonly used password",
-    fix: "Replace it with a random secret (`sipwarden secret`); common passwords are the first \
+    fix: "Replace it with a random secret (`sipwarden secret generate`); common passwords are the first \
           guesses of every SIP scanner.",
 };
 const REUSED: Rule = Rule {

@@ -90,9 +90,13 @@ fn kinds_by_name() {
 }
 
 #[test]
-fn toml_files_are_skipped_for_now() {
-    let (_dir, report) = testutil::audit(&[("sipwarden.toml", "x = 1\n")]);
-    assert!(report.files.is_empty() && report.findings.is_empty());
+fn toml_files_in_a_directory_go_to_the_sipwarden_rules() {
+    let (_dir, report) = testutil::audit(&[
+        ("sipwarden.toml", "[listen]\nudp = [\"0.0.0.0:5060\"]\n"),
+        ("sip.conf", "[general]\nallowguest=no\n"),
+    ]);
+    assert_eq!(report.files.len(), 2, "{report:?}");
+    assert!(testutil::fired(&report, "SW-CONF-020"), "{report:?}");
 }
 
 #[test]

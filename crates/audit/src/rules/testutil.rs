@@ -6,11 +6,16 @@ use tempfile::TempDir;
 
 use crate::Report;
 
-/// Writes `files` (name, content) into a fresh directory and audits the directory.
+/// Writes `files` (name, content) into a fresh directory and audits the directory. The files
+/// are readable by their owner only (as configurations with secrets should be), so that the
+/// file-mode rules stay out of the other rules' tests.
 pub(crate) fn audit(files: &[(&str, &str)]) -> (TempDir, Report) {
+    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("tempdir");
     for (name, text) in files {
-        std::fs::write(dir.path().join(name), text).expect("write");
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     }
     let report = crate::audit_paths(&[dir.path().to_path_buf()]).expect("audit");
     (dir, report)

@@ -1,6 +1,9 @@
 //! One module per subcommand.
 
 pub(crate) mod account;
+pub(crate) mod audit;
 pub(crate) mod ban;
+pub(crate) mod check;
+pub(crate) mod secret;
 pub(crate) mod serve;
 pub(crate) mod sip;

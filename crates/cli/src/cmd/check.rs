@@ -1,0 +1,38 @@
+//! `sipwarden check --config FILE`: will the gateway start with this configuration, and what
+//! does the security checklist say of it? Errors name the key and the line (exit 2); findings
+//! are printed as `sipwarden audit` prints them (exit 1 at `--fail-on`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use sipwarden_config::Config;
+
+use super::audit::{OutputArgs, print};
+
+#[derive(Args)]
+pub(crate) struct CheckArgs {
+    /// The configuration file (TOML).
+    #[arg(long, short)]
+    config: PathBuf,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    if let Err(errors) = Config::load(&args.config) {
+        for e in &errors {
+            eprintln!("sipwarden: {e}");
+        }
+        eprintln!(
+            "sipwarden: {} error{} in {}: the gateway would not start",
+            errors.len(),
+            if errors.len() == 1 { "" } else { "s" },
+            args.config.display()
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let report = sipwarden_audit::audit_paths(std::slice::from_ref(&args.config))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    print(&args.output, &report)
+}
