@@ -309,3 +309,45 @@ fn check_validates_then_audits() {
     let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert!(v.to_string().contains("SW-CONF-020"), "{v}");
 }
+
+/// Asterisk files that cannot be read: an include cycle, an include of something that is not
+/// a readable file (a directory; `/proc/self/mem`, which even root cannot read from its
+/// start), a missing include. Each exits 2 naming the file and the reason, and prints no
+/// report.
+#[test]
+fn asterisk_files_that_cannot_be_read_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cases: [(&str, &str, &[&str]); 4] = [
+        (
+            "cycle",
+            "#include b.conf\n",
+            &["#include cycle", "b.conf", "sip.conf"],
+        ),
+        ("dir", "[general]\n#include subdir\n", &["subdir"]),
+        (
+            "proc",
+            "[general]\n#include /proc/self/mem\n",
+            &["/proc/self/mem"],
+        ),
+        (
+            "missing",
+            "[general]\n#include nowhere.conf\n",
+            &["nowhere.conf", "sip.conf:2"],
+        ),
+    ];
+    for (name, sip, wants) in cases {
+        let case = d.join(name);
+        std::fs::create_dir_all(case.join("subdir")).unwrap();
+        std::fs::write(case.join("b.conf"), "#include sip.conf\n").unwrap();
+        let sip_path = write(&case, "sip.conf", sip);
+        let o = sipwarden(&["audit", &sip_path], None);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(code(&o), 2, "{name}: {err}");
+        assert!(err.starts_with("sipwarden: "), "{name}: {err}");
+        for w in wants {
+            assert!(err.contains(w), "{name}: {w:?} not in {err}");
+        }
+        assert!(o.stdout.is_empty(), "{name}");
+    }
+}
