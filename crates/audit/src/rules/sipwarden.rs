@@ -65,8 +65,8 @@ pub const STAGE_WEAKENED: Rule = Rule {
     id: "SW-CONF-011",
     severity: Severity::Medium,
     title: "Ban settings let password guessing run",
-    fix: "Keep [ban] max_retry at 10 or less and ban_time at 5m or more (defaults: 5 and 1h), so a \
-          guesser gets a handful of tries per ban, not thousands.",
+    fix: "Keep [ban] max_retry at 10 or less, ban_time at 5m or more and account_max_retry above \
+          0 (defaults: 5, 1h and 20), so a guesser gets a handful of tries per ban, not thousands.",
 };
 
 /// Plain UDP/TCP SIP on a non-loopback address.
@@ -508,6 +508,19 @@ impl Audit<'_> {
                 format!("[ban] max_retry = {n} lets a guesser try {n} passwords per ban"),
             );
         }
+        if let Some(e) = ban.node.get("account_max_retry")
+            && let Val::Num(n) = e.node.val
+            && n == 0.0
+        {
+            self.push(
+                &STAGE_WEAKENED,
+                STAGE_WEAKENED.severity,
+                e.line,
+                "[ban] account_max_retry = 0: a guessing run spread over many addresses is never \
+                 stopped"
+                    .into(),
+            );
+        }
         if let Some(e) = ban.node.get("ban_time")
             && let Some(t) = e.node.as_str()
             && seconds(t).is_some_and(|s| s < 300.0)
@@ -929,17 +942,23 @@ block_countries = ["premium", "high-risk"]
     #[test]
     fn disabled_and_weakened_stages() {
         let f = check(
-            "[scanner]\nenabled = false\n[ratelimit]\nenabled = false\n[ban]\nmax_retry = 100\nban_time = \"30s\"\n",
+            "[scanner]\nenabled = false\n[ratelimit]\nenabled = false\n[ban]\nmax_retry = 100\nban_time = \"30s\"\naccount_max_retry = 0\n",
         );
         assert_eq!(
             ids(&f),
-            ["SW-CONF-010", "SW-CONF-010", "SW-CONF-011", "SW-CONF-011"]
+            [
+                "SW-CONF-010",
+                "SW-CONF-010",
+                "SW-CONF-011",
+                "SW-CONF-011",
+                "SW-CONF-011"
+            ]
         );
         let f = check("[scanner]\npatterns = []\n");
         assert_eq!(one(&f, "SW-CONF-010").location.line, 2);
         assert!(
             check(
-                "[scanner]\npatterns = [\"sipvicious\"]\n[ban]\nmax_retry = 10\nban_time = \"5m\"\n"
+                "[scanner]\npatterns = [\"sipvicious\"]\n[ban]\nmax_retry = 10\nban_time = \"5m\"\naccount_max_retry = 20\n"
             )
             .is_empty()
         );
