@@ -3,8 +3,6 @@
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
-use serde_json::Value;
-
 use crate::asterisk::MAX_VALUE_BYTES;
 use crate::event::SecurityEvent;
 use crate::time::civil;
@@ -78,9 +76,39 @@ pub fn json_line(event: &SecurityEvent, time: SystemTime) -> String {
 /// Appends `,"key":"value"` with `value` capped and both JSON-escaped.
 fn push_str(out: &mut String, key: &str, value: &str) {
     out.push(',');
-    out.push_str(&Value::from(key).to_string());
+    push_json_string(out, key);
     out.push(':');
-    out.push_str(&Value::from(cap(value)).to_string());
+    push_json_string(out, cap(value));
+}
+
+/// Appends `s` as a JSON string (RFC 8259 §7): `"` and `\` escaped, control characters as
+/// `\n`, `\r`, `\t` or `\u00XX`; everything else as is. Runs of plain bytes are copied
+/// whole: most values (addresses, tags, nonces) need no escaping at all, and this runs for
+/// every event on the message path.
+fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    let mut plain = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escaped = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        // `i` is at an ASCII byte, so both ends are character boundaries.
+        out.push_str(s.get(plain..i).unwrap_or_default());
+        if escaped.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(escaped);
+        }
+        plain = i + 1;
+    }
+    out.push_str(s.get(plain..).unwrap_or_default());
+    out.push('"');
 }
 
 /// The longest prefix of `s` of at most [`MAX_VALUE_BYTES`] bytes that ends on a character
@@ -91,4 +119,28 @@ fn cap(s: &str) -> &str {
         end -= 1;
     }
     s.get(..end).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever a value holds, the string written is valid JSON that reads back as it.
+        #[test]
+        fn any_string_round_trips(s in any::<String>()) {
+            let mut out = String::new();
+            push_json_string(&mut out, &s);
+            let back: serde_json::Value = serde_json::from_str(&out).unwrap();
+            prop_assert_eq!(back.as_str(), Some(s.as_str()));
+        }
+    }
+
+    #[test]
+    fn hostile_values_stay_inside_their_string() {
+        let mut out = String::new();
+        push_json_string(&mut out, "a\"b\\c\r\nd\u{0}e\u{1f}\u{7f}é");
+        assert_eq!(out, "\"a\\\"b\\\\c\\r\\nd\\u0000e\\u001f\u{7f}é\"");
+    }
 }

@@ -38,14 +38,6 @@ impl Default for Scanner {
     }
 }
 
-fn has(hay: &str, pat: &str) -> bool {
-    hay.len() >= pat.len()
-        && hay
-            .as_bytes()
-            .windows(pat.len())
-            .any(|w| w.eq_ignore_ascii_case(pat.as_bytes()))
-}
-
 impl Scanner {
     /// A matcher for these patterns (empty ones are ignored).
     pub fn new<'a>(patterns: impl IntoIterator<Item = &'a str>) -> Self {
@@ -82,9 +74,17 @@ impl Scanner {
         if let Some(s) = msg.header(HeaderName::Server) {
             fields.push(s);
         }
+        // Lower-case each field once, then plain substring searches (patterns are stored
+        // lower-case): this runs on every request from the endpoint zone.
+        let mut lowered = String::with_capacity(fields.iter().map(|f| f.len() + 1).sum());
+        for f in &fields {
+            lowered.extend(f.chars().map(|c| c.to_ascii_lowercase()));
+            // A separator no pattern contains, so no match spans two fields.
+            lowered.push('\n');
+        }
         self.patterns
             .iter()
-            .find(|p| fields.iter().any(|f| has(f, p)))
+            .find(|p| lowered.contains(p.as_str()))
             .map(String::as_str)
     }
 }
