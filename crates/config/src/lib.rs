@@ -144,7 +144,8 @@ pub struct ListenConfig {
     /// `[tls]`: the same certificate as the TLS listeners). Default: none.
     #[serde(deserialize_with = "values::socket_addrs")]
     pub wss: Vec<SocketAddr>,
-    /// UDP sockets bound per address with SO_REUSEPORT (default: one per core, at most 4).
+    /// UDP sockets bound per address (default 1); more than one share the port with
+    /// SO_REUSEPORT, after an exclusive bind proved no other process holds it.
     pub udp_sockets: Option<usize>,
     /// Open TCP/TLS/WSS connections allowed from one IP address. Default 32.
     pub max_connections_per_ip: usize,

@@ -1,4 +1,5 @@
-//! UDP: SO_REUSEPORT sockets, each with a reader task that drains the socket in batches.
+//! UDP: one socket per address (or an SO_REUSEPORT group), each with a reader task that drains
+//! the socket in batches.
 
 use std::io;
 use std::net::SocketAddr;
@@ -17,15 +18,28 @@ use crate::{Inbound, Metrics, Peer};
 /// in the queue rather than be dropped before the gateway can look at them.
 const SOCKET_BUFFER: usize = 4 << 20;
 
-/// Binds `count` sockets to `addr` with SO_REUSEPORT, so the kernel spreads datagrams over
-/// them. With port 0 the first socket picks the port and the others join it.
+/// Binds `count` sockets to `addr`. More than one share the port with SO_REUSEPORT, so the
+/// kernel spreads datagrams over them; with port 0 the first socket picks the port and the
+/// others join it.
+///
+/// SO_REUSEPORT would also let a second gateway (or any process of the same user) join the
+/// group and silently take a share of the traffic — a share of the phones' REGISTERs, each
+/// answered with the other process's nonces. So the port is first bound exclusively (no
+/// SO_REUSEADDR, no SO_REUSEPORT): if anyone holds it, this fails with "address in use"
+/// instead of sharing.
 pub(crate) fn bind(addr: SocketAddr, count: usize) -> io::Result<Vec<Arc<UdpSocket>>> {
+    let count = count.max(1);
+    let share = count > 1;
+    if share && addr.port() != 0 {
+        drop(std::net::UdpSocket::bind(addr)?);
+    }
     let mut out = Vec::with_capacity(count);
     let mut addr = addr;
     for _ in 0..count {
         let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-        s.set_reuse_port(true)?;
-        s.set_reuse_address(true)?;
+        if share {
+            s.set_reuse_port(true)?;
+        }
         // Best effort: the kernel caps these at net.core.{r,w}mem_max.
         let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
         let _ = s.set_send_buffer_size(SOCKET_BUFFER);
@@ -113,5 +127,28 @@ pub(crate) fn deliver(
         // Keep-alives and STUN-like noise count as parse errors only if they are not empty.
         Err(e) if e.kind == sipwarden_sip::ParseErrorKind::Empty => {}
         Err(_) => metrics.parse_error(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A second gateway on the same address is refused, whether it asks for one socket or a
+    /// group: before, SO_REUSEADDR/SO_REUSEPORT let it in and the two split the traffic.
+    #[tokio::test]
+    async fn a_second_binder_of_the_port_is_refused() {
+        for count in [1, 2] {
+            let first = bind("127.0.0.61:0".parse().unwrap(), count).unwrap();
+            assert_eq!(first.len(), count);
+            let addr = first[0].local_addr().unwrap();
+            assert!(first.iter().all(|s| s.local_addr().unwrap() == addr));
+            for again in [1, 2] {
+                let err = bind(addr, again).err().map(|e| e.kind());
+                assert_eq!(err, Some(io::ErrorKind::AddrInUse), "{count} then {again}");
+            }
+            drop(first);
+            assert_eq!(bind(addr, 2).unwrap().len(), 2, "free again once closed");
+        }
     }
 }
