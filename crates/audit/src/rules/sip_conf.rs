@@ -7,6 +7,7 @@
 //! `Asterisk PBX <version>`.
 
 use crate::asterisk::{ConfFile, View};
+use crate::rules::acl::NamedAcls;
 use crate::rules::common::{
     Referenced, acl_is_restrictive, at, check_referenced, file_name, finding, finding_at,
     host_is_private, is_old_tls_method, is_true,
@@ -177,8 +178,8 @@ fn whole_file(conf: &ConfFile) -> Location {
     }
 }
 
-/// Runs this module's rules on one `sip.conf`.
-pub fn check(conf: &ConfFile) -> Vec<Finding> {
+/// Runs this module's rules on one `sip.conf`, with the named ACLs of the audit.
+pub(crate) fn check(conf: &ConfFile, acls: &NamedAcls) -> Vec<Finding> {
     let mut out = Vec::new();
     let file = file_name(&Location {
         file: conf.path.clone(),
@@ -186,7 +187,7 @@ pub fn check(conf: &ConfFile) -> Vec<Finding> {
     });
     check_general(conf, &file, &mut out);
     for peer in peers(conf) {
-        check_peer(conf, &peer, &mut out);
+        check_peer(conf, &peer, acls, &mut out);
     }
     out
 }
@@ -317,12 +318,12 @@ fn check_general(conf: &ConfFile, file: &str, out: &mut Vec<Finding>) {
     }
 }
 
-fn check_peer(conf: &ConfFile, peer: &View<'_>, out: &mut Vec<Finding>) {
+fn check_peer(conf: &ConfFile, peer: &View<'_>, acls: &NamedAcls, out: &mut Vec<Finding>) {
     let file = file_name(peer.location());
     let name = peer.name();
     let host = peer.value("host").unwrap_or("");
     let dynamic = host.eq_ignore_ascii_case("dynamic");
-    let restricted = acl_is_restrictive(peer);
+    let restricted = acl_is_restrictive(peer, acls);
     let private = host_is_private(host);
     let reachable = !restricted && !private;
     let kind = peer.value("type").unwrap_or("").to_ascii_lowercase();
