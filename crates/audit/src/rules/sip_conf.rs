@@ -355,14 +355,20 @@ fn check_peer(conf: &ConfFile, peer: &View<'_>, acls: &NamedAcls, out: &mut Vec<
                 .get_all("permit")
                 .into_iter()
                 .find(|e| crate::rules::common::parse_net(&e.value).is_some_and(|(_, p)| p == 0));
-            let what = match open {
-                Some(e) => format!("permit={} opens it to every address", e.value),
-                None => "has no deny/permit".to_string(),
+            // An acl= that reaches here names only ACLs that acl.conf says let everyone in.
+            let named = peer.get("acl").filter(|e| !e.value.trim().is_empty());
+            let what = match (open, named) {
+                (Some(e), _) => format!("permit={} opens it to every address", e.value),
+                (None, Some(e)) => format!(
+                    "acl={} lets every address through (see acl.conf) and it has no deny/permit",
+                    e.value
+                ),
+                (None, None) => "has no deny/permit".to_string(),
             };
             out.push(finding(
                 &NO_ACL,
                 format!("{file} [{name}] {what}"),
-                at(peer, open),
+                at(peer, open.or(named)),
             ));
         }
     }

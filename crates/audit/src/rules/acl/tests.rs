@@ -127,6 +127,14 @@ fn open_named_acls_do_not_restrict_peers() {
     ]);
     assert!(fired(&r, "SW-ACL-001"));
     assert!(fired(&r, "SW-SIP-001"), "{:#?}", r.findings);
+    let f = of(&r, "SW-SIP-004");
+    assert_eq!(f.len(), 1, "{:#?}", r.findings);
+    assert!(
+        f[0].message.contains("acl=office lets every address"),
+        "{}",
+        f[0].message
+    );
+    assert_eq!(f[0].location.line, 11, "the acl= line");
     // An empty ACL accepts everyone too.
     let (_dir, r) = audit(&[("acl.conf", "[office]\n"), ("sip.conf", SIP_PEER)]);
     assert!(fired(&r, "SW-SIP-001"), "{:#?}", r.findings);
