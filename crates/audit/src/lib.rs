@@ -1,6 +1,6 @@
 //! The security checklist as code: `sipwarden audit` reads Asterisk (`sip.conf`, `pjsip.conf`,
-//! `iax.conf`, `extensions.conf`) and sipwarden configurations and reports, for each finding, the
-//! rule, its severity, the `file:line` and how to fix it.
+//! `iax.conf`, `extensions.conf`, `acl.conf`, `stir_shaken.conf`) and sipwarden configurations
+//! and reports, for each finding, the rule, its severity, the `file:line` and how to fix it.
 //!
 //! Most PBXs that are defrauded were misconfigured in a way a checklist would have caught; this
 //! crate is that checklist. It does no I/O beyond reading the files it is given (and their

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::asterisk::{Entry, View};
+use crate::rules::acl::NamedAcls;
 use crate::rules::files;
 use crate::{Finding, Location, Rule, Severity};
 
@@ -134,12 +135,18 @@ pub(crate) fn is_wide(ip: IpAddr, prefix: u8) -> bool {
     }
 }
 
-/// Whether a chan_sip/chan_iax2 object's source ACL keeps the internet out: a named `acl=`, or
-/// at least one `deny=` and no `permit=` of everything. (Asterisk's rules apply in order, the
-/// last match winning, and everything is allowed by default, so `permit=` alone restricts
-/// nothing.)
-pub(crate) fn acl_is_restrictive(view: &View<'_>) -> bool {
-    if view.get_all("acl").iter().any(|e| !e.value.is_empty()) {
+/// Whether a chan_sip/chan_iax2 object's source ACL keeps the internet out: an `acl=` naming a
+/// restrictive ACL (see [`NamedAcls`]: without acl.conf in the audit, any name is assumed
+/// restrictive), or at least one `deny=` and no `permit=` of everything. (Asterisk's rules apply
+/// in order, the last match winning, and everything is allowed by default, so `permit=` alone
+/// restricts nothing. An address must pass every ACL named as well as the object's own rules,
+/// so one restrictive part is enough.)
+pub(crate) fn acl_is_restrictive(view: &View<'_>, acls: &NamedAcls) -> bool {
+    if view
+        .get_all("acl")
+        .iter()
+        .any(|e| acls.value_restricts(&e.value))
+    {
         return true;
     }
     let has_deny = view.get_all("deny").iter().any(|e| !e.value.is_empty());

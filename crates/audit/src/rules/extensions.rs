@@ -17,6 +17,7 @@
 use std::collections::{HashSet, VecDeque};
 
 use crate::asterisk::{ConfFile, Entry};
+use crate::rules::acl::NamedAcls;
 use crate::rules::common::{file_name, finding};
 use crate::rules::{AsteriskConfig, iax, pjsip, sip_conf};
 use crate::{Finding, Location, Rule, Severity};
@@ -169,6 +170,7 @@ struct Source {
 
 fn sources(config: &AsteriskConfig) -> Vec<Source> {
     let mut out = Vec::new();
+    let acls = NamedAcls::new(&config.acl);
     for conf in &config.sip {
         let file = file_name(&Location {
             file: conf.path.clone(),
@@ -226,7 +228,7 @@ fn sources(config: &AsteriskConfig) -> Vec<Source> {
             file: conf.path.clone(),
             line: 0,
         });
-        for (name, context, location) in iax::guest_contexts(conf) {
+        for (name, context, location) in iax::guest_contexts(conf, &acls) {
             out.push(Source {
                 what: format!("unauthenticated {file} user [{name}]"),
                 context,

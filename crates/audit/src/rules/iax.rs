@@ -5,6 +5,7 @@
 //! Defaults are chan_iax2's: `requirecalltoken=yes`, `encryption=no`, `auth=md5`.
 
 use crate::asterisk::{ConfFile, View};
+use crate::rules::acl::NamedAcls;
 use crate::rules::common::{acl_is_restrictive, at, file_name, finding, is_false, is_true, list};
 use crate::{Finding, Location, Rule, Severity};
 
@@ -71,19 +72,19 @@ fn accepts_calls(v: &View<'_>) -> bool {
 
 /// Users that need no authentication: incoming type, no `secret`/`dbsecret`/`inkeys`, no
 /// restrictive ACL.
-fn is_unauthenticated(v: &View<'_>) -> bool {
+fn is_unauthenticated(v: &View<'_>, acls: &NamedAcls) -> bool {
     let has = |k: &str| v.get(k).is_some_and(|e| !e.value.trim().is_empty());
     accepts_calls(v)
         && !has("secret")
         && !has("dbsecret")
         && !has("inkeys")
-        && !acl_is_restrictive(v)
+        && !acl_is_restrictive(v, acls)
 }
 
 /// The contexts unauthenticated IAX callers reach: (user name, context, where decided).
-pub fn guest_contexts(conf: &ConfFile) -> Vec<(String, String, Location)> {
+pub(crate) fn guest_contexts(conf: &ConfFile, acls: &NamedAcls) -> Vec<(String, String, Location)> {
     objects(conf)
-        .filter(is_unauthenticated)
+        .filter(|v| is_unauthenticated(v, acls))
         .map(|v| {
             let ctx = v.value("context").unwrap_or("default").to_string();
             (v.name().to_string(), ctx, at(&v, v.get("context")).clone())
@@ -91,8 +92,8 @@ pub fn guest_contexts(conf: &ConfFile) -> Vec<(String, String, Location)> {
         .collect()
 }
 
-/// Runs this module's rules on one `iax.conf`.
-pub fn check(conf: &ConfFile) -> Vec<Finding> {
+/// Runs this module's rules on one `iax.conf`, with the named ACLs of the audit.
+pub(crate) fn check(conf: &ConfFile, acls: &NamedAcls) -> Vec<Finding> {
     let mut out = Vec::new();
     let general = conf.view_named("general");
     let g = |k: &str| general.as_ref().and_then(|v| v.get(k));
@@ -130,7 +131,7 @@ pub fn check(conf: &ConfFile) -> Vec<Finding> {
             .value("host")
             .is_some_and(|h| h.eq_ignore_ascii_case("dynamic"));
         let kind = v.value("type").unwrap_or("");
-        if dynamic && !kind.eq_ignore_ascii_case("user") && !acl_is_restrictive(&v) {
+        if dynamic && !kind.eq_ignore_ascii_case("user") && !acl_is_restrictive(&v, acls) {
             out.push(finding(
                 &FRIEND_DYNAMIC,
                 format!("{file} [{name}] type={kind} host=dynamic without deny/permit"),
@@ -167,7 +168,7 @@ pub fn check(conf: &ConfFile) -> Vec<Finding> {
                 &e.location,
             ));
         }
-        if is_unauthenticated(&v) {
+        if is_unauthenticated(&v, acls) {
             out.push(finding(
                 &GUEST,
                 format!(

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::asterisk::ConfFile;
 use crate::{AuditError, Finding, Location, Report, Rule};
 
+pub mod acl;
 mod common;
 pub mod extensions;
 pub mod files;
@@ -18,16 +19,19 @@ pub mod pjsip;
 pub mod secrets;
 pub mod sip_conf;
 pub mod sipwarden;
+pub mod stir_shaken;
 
 /// Every rule the audit knows, in id order.
 pub fn all_rules() -> Vec<&'static Rule> {
     let mut all: Vec<&'static Rule> = [
         files::RULES,
+        acl::RULES,
         sip_conf::RULES,
         pjsip::RULES,
         iax::RULES,
         extensions::RULES,
         secrets::RULES,
+        stir_shaken::RULES,
         sipwarden::RULES,
     ]
     .into_iter()
@@ -54,21 +58,30 @@ pub struct AsteriskConfig {
     pub iax: Vec<ConfFile>,
     /// `extensions.conf` (the dialplan).
     pub extensions: Vec<ConfFile>,
+    /// `acl.conf` (named ACLs, which the other files name with `acl=`).
+    pub acl: Vec<ConfFile>,
+    /// `stir_shaken.conf` (res_stir_shaken, Asterisk 18.22/20.7/21.2 and later).
+    pub stir_shaken: Vec<ConfFile>,
 }
 
 impl AsteriskConfig {
     /// Runs every Asterisk rule.
     pub fn check(&self) -> Vec<Finding> {
         let mut out = Vec::new();
+        let acls = acl::NamedAcls::new(&self.acl);
         for c in &self.sip {
-            out.extend(sip_conf::check(c));
+            out.extend(sip_conf::check(c, &acls));
         }
         for c in &self.pjsip {
-            out.extend(pjsip::check(c));
+            out.extend(pjsip::check(c, &acls));
         }
         for c in &self.iax {
-            out.extend(iax::check(c));
+            out.extend(iax::check(c, &acls));
         }
+        for c in &self.stir_shaken {
+            out.extend(stir_shaken::check(c));
+        }
+        out.extend(acl::check(self));
         out.extend(extensions::check(self));
         out.extend(secrets::check(self));
         out
@@ -76,10 +89,17 @@ impl AsteriskConfig {
 
     /// Every file read, includes too.
     pub fn files(&self) -> impl Iterator<Item = &PathBuf> + '_ {
-        [&self.sip, &self.pjsip, &self.iax, &self.extensions]
-            .into_iter()
-            .flatten()
-            .flat_map(|c| c.files.iter())
+        [
+            &self.sip,
+            &self.pjsip,
+            &self.iax,
+            &self.extensions,
+            &self.acl,
+            &self.stir_shaken,
+        ]
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c.files.iter())
     }
 }
 
@@ -90,10 +110,13 @@ enum Kind {
     Pjsip,
     Iax,
     Extensions,
+    Acl,
+    StirShaken,
     Toml,
 }
 
-/// `sip.conf`, `pjsip.conf`, `iax.conf`, `extensions.conf` (each also with `.sample`), `*.toml`.
+/// `sip.conf`, `pjsip.conf`, `iax.conf`, `extensions.conf`, `acl.conf`, `stir_shaken.conf`
+/// (each also with `.sample`), `*.toml`.
 fn kind_of(path: &Path) -> Option<Kind> {
     let name = path.file_name()?.to_str()?;
     if name.ends_with(".toml") {
@@ -104,6 +127,8 @@ fn kind_of(path: &Path) -> Option<Kind> {
         "pjsip.conf" => Some(Kind::Pjsip),
         "iax.conf" => Some(Kind::Iax),
         "extensions.conf" => Some(Kind::Extensions),
+        "acl.conf" => Some(Kind::Acl),
+        "stir_shaken.conf" => Some(Kind::StirShaken),
         _ => None,
     }
 }
@@ -116,9 +141,9 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
 }
 
 /// Audits the given files and directories. A directory is searched (not recursively) for the
-/// files the audit knows by name: `sip.conf`, `pjsip.conf`, `iax.conf`, `extensions.conf` (also
-/// with a `.sample` suffix) and sipwarden's `*.toml`; other files in it are left alone. A file
-/// named directly must be one of those.
+/// files the audit knows by name: `sip.conf`, `pjsip.conf`, `iax.conf`, `extensions.conf`,
+/// `acl.conf`, `stir_shaken.conf` (also with a `.sample` suffix) and sipwarden's `*.toml`; other
+/// files in it are left alone. A file named directly must be one of those.
 pub fn audit_paths(paths: &[PathBuf]) -> Result<Report, AuditError> {
     let mut targets: Vec<(PathBuf, Kind)> = Vec::new();
     for p in paths {
@@ -140,7 +165,7 @@ pub fn audit_paths(paths: &[PathBuf]) -> Result<Report, AuditError> {
                     line: 0,
                 },
                 reason: "don't know how to audit this file (expected sip.conf, pjsip.conf, \
-                         iax.conf, extensions.conf or *.toml)"
+                         iax.conf, extensions.conf, acl.conf, stir_shaken.conf or *.toml)"
                     .into(),
             })?;
             targets.push((p.clone(), kind));
@@ -160,6 +185,8 @@ pub fn audit_paths(paths: &[PathBuf]) -> Result<Report, AuditError> {
             Kind::Pjsip => &mut config.pjsip,
             Kind::Iax => &mut config.iax,
             Kind::Extensions => &mut config.extensions,
+            Kind::Acl => &mut config.acl,
+            Kind::StirShaken => &mut config.stir_shaken,
             Kind::Toml => {
                 report.files.push(path.clone());
                 toml_findings.extend(sipwarden::check_file(&path)?);

@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 
 use crate::asterisk::{ConfFile, View};
+use crate::rules::acl::NamedAcls;
 use crate::rules::common::{
     Referenced, at, check_referenced, file_name, finding, is_old_tls_method, is_private, is_true,
     is_wide, list, parse_addr, parse_net,
@@ -151,12 +152,26 @@ pub fn trunk_contexts(conf: &ConfFile) -> Vec<(String, String, Location)> {
         .collect()
 }
 
-/// Runs this module's rules on one `pjsip.conf`.
-pub fn check(conf: &ConfFile) -> Vec<Finding> {
+/// Whether a section's own ACL settings restrict: any `permit`/`deny` (and `contact_` ones),
+/// or an `acl`/`contact_acl` naming a restrictive ACL (see [`NamedAcls`]).
+fn has_acl(v: &View<'_>, acls: &NamedAcls) -> bool {
+    let rules = ["permit", "deny", "contact_permit", "contact_deny"]
+        .iter()
+        .any(|k| v.get(k).is_some_and(|e| !e.value.trim().is_empty()));
+    rules
+        || ["acl", "contact_acl"]
+            .iter()
+            .any(|k| v.get_all(k).iter().any(|e| acls.value_restricts(&e.value)))
+}
+
+/// Runs this module's rules on one `pjsip.conf`, with the named ACLs of the audit.
+pub(crate) fn check(conf: &ConfFile, acls: &NamedAcls) -> Vec<Finding> {
     let mut out = Vec::new();
-    let global_acl = of_type(conf, "acl").next().is_some();
+    // A type=acl section applies to every request; one that only names open ACLs does not
+    // restrict anything.
+    let global_acl = of_type(conf, "acl").any(|a| has_acl(&a, acls));
     for ep in of_type(conf, "endpoint") {
-        check_endpoint(conf, &ep, global_acl, &mut out);
+        check_endpoint(conf, &ep, global_acl, acls, &mut out);
     }
     for aor in of_type(conf, "aor") {
         if let Some(e) = aor
@@ -197,7 +212,13 @@ pub fn check(conf: &ConfFile) -> Vec<Finding> {
     out
 }
 
-fn check_endpoint(conf: &ConfFile, ep: &View<'_>, global_acl: bool, out: &mut Vec<Finding>) {
+fn check_endpoint(
+    conf: &ConfFile,
+    ep: &View<'_>,
+    global_acl: bool,
+    acls: &NamedAcls,
+    out: &mut Vec<Finding>,
+) {
     let file = file_name(ep.location());
     let name = ep.name();
     let anonymous = name.eq_ignore_ascii_case("anonymous");
@@ -252,16 +273,7 @@ fn check_endpoint(conf: &ConfFile, ep: &View<'_>, global_acl: bool, out: &mut Ve
             &e.location,
         ));
     }
-    let has_acl = [
-        "acl",
-        "permit",
-        "deny",
-        "contact_acl",
-        "contact_permit",
-        "contact_deny",
-    ]
-    .iter()
-    .any(|k| ep.get(k).is_some_and(|e| !e.value.trim().is_empty()));
+    let has_acl = has_acl(ep, acls);
     let private_only = !matches.is_empty()
         && matches.iter().all(|m| {
             list(&m.value).all(|item| parse_net(item).is_some_and(|(ip, _)| is_private(ip)))

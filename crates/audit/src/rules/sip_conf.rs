@@ -7,6 +7,7 @@
 //! `Asterisk PBX <version>`.
 
 use crate::asterisk::{ConfFile, View};
+use crate::rules::acl::NamedAcls;
 use crate::rules::common::{
     Referenced, acl_is_restrictive, at, check_referenced, file_name, finding, finding_at,
     host_is_private, is_old_tls_method, is_true,
@@ -177,8 +178,8 @@ fn whole_file(conf: &ConfFile) -> Location {
     }
 }
 
-/// Runs this module's rules on one `sip.conf`.
-pub fn check(conf: &ConfFile) -> Vec<Finding> {
+/// Runs this module's rules on one `sip.conf`, with the named ACLs of the audit.
+pub(crate) fn check(conf: &ConfFile, acls: &NamedAcls) -> Vec<Finding> {
     let mut out = Vec::new();
     let file = file_name(&Location {
         file: conf.path.clone(),
@@ -186,7 +187,7 @@ pub fn check(conf: &ConfFile) -> Vec<Finding> {
     });
     check_general(conf, &file, &mut out);
     for peer in peers(conf) {
-        check_peer(conf, &peer, &mut out);
+        check_peer(conf, &peer, acls, &mut out);
     }
     out
 }
@@ -317,12 +318,12 @@ fn check_general(conf: &ConfFile, file: &str, out: &mut Vec<Finding>) {
     }
 }
 
-fn check_peer(conf: &ConfFile, peer: &View<'_>, out: &mut Vec<Finding>) {
+fn check_peer(conf: &ConfFile, peer: &View<'_>, acls: &NamedAcls, out: &mut Vec<Finding>) {
     let file = file_name(peer.location());
     let name = peer.name();
     let host = peer.value("host").unwrap_or("");
     let dynamic = host.eq_ignore_ascii_case("dynamic");
-    let restricted = acl_is_restrictive(peer);
+    let restricted = acl_is_restrictive(peer, acls);
     let private = host_is_private(host);
     let reachable = !restricted && !private;
     let kind = peer.value("type").unwrap_or("").to_ascii_lowercase();
@@ -354,14 +355,20 @@ fn check_peer(conf: &ConfFile, peer: &View<'_>, out: &mut Vec<Finding>) {
                 .get_all("permit")
                 .into_iter()
                 .find(|e| crate::rules::common::parse_net(&e.value).is_some_and(|(_, p)| p == 0));
-            let what = match open {
-                Some(e) => format!("permit={} opens it to every address", e.value),
-                None => "has no deny/permit".to_string(),
+            // An acl= that reaches here names only ACLs that acl.conf says let everyone in.
+            let named = peer.get("acl").filter(|e| !e.value.trim().is_empty());
+            let what = match (open, named) {
+                (Some(e), _) => format!("permit={} opens it to every address", e.value),
+                (None, Some(e)) => format!(
+                    "acl={} lets every address through (see acl.conf) and it has no deny/permit",
+                    e.value
+                ),
+                (None, None) => "has no deny/permit".to_string(),
             };
             out.push(finding(
                 &NO_ACL,
                 format!("{file} [{name}] {what}"),
-                at(peer, open),
+                at(peer, open.or(named)),
             ));
         }
     }

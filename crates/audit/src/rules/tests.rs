@@ -41,10 +41,56 @@ fn sample_iax_conf() {
     insta::assert_snapshot!(snapshot_of("iax.conf.sample"));
 }
 
+/// Empty reports: both samples are all comments (no section is active), so there is nothing to
+/// judge and no insecure default applies.
+#[test]
+fn sample_acl_conf() {
+    insta::assert_snapshot!(snapshot_of("acl.conf.sample"));
+}
+
+#[test]
+fn sample_stir_shaken_conf() {
+    insta::assert_snapshot!(snapshot_of("stir_shaken.conf.sample"));
+}
+
+#[test]
+fn the_empty_samples_are_all_comments() {
+    for name in ["acl.conf.sample", "stir_shaken.conf.sample"] {
+        let conf = ConfFile::read(&corpus_dir().join(name)).expect("read");
+        assert!(conf.sections.is_empty(), "{name}: {:#?}", conf.sections);
+    }
+}
+
+/// The commented examples of acl.conf.sample and stir_shaken.conf.sample, made active (`;key=`
+/// and `;[section]` lines uncommented), with the verification example's `global_disable = yes`
+/// turned off so its settings are judged, and `/var/lib/asterisk` moved to a path that surely
+/// does not exist. The stir_shaken sample's "In acl.conf..." lines stay in stir_shaken.conf, so
+/// its `x5u_acl=myacllist` is (rightly) reported as undefined.
+#[test]
+fn sample_examples_uncommented() {
+    fn uncomment(text: &str) -> String {
+        text.lines()
+            .filter_map(|l| {
+                let rest = l.strip_prefix(';')?;
+                let first = rest.chars().next()?;
+                (first == '[' || (first.is_ascii_alphabetic() && rest.contains('=')))
+                    .then(|| format!("{rest}\n"))
+            })
+            .collect()
+    }
+    let read = |name: &str| {
+        std::fs::read_to_string(corpus_dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let acl = uncomment(&read("acl.conf.sample"));
+    let stir = uncomment(&read("stir_shaken.conf.sample"))
+        .replace("global_disable = yes", "global_disable = no")
+        .replace("/var/lib/asterisk/", "/nonexistent-dir/var/lib/asterisk/");
+    let (dir, report) = testutil::audit(&[("acl.conf", &acl), ("stir_shaken.conf", &stir)]);
+    insta::assert_snapshot!(render(&report, dir.path()));
+}
+
 #[test]
 fn the_corpus_directory() {
-    // acl.conf.sample and stir_shaken.conf.sample are not audited by name; the reader test
-    // reads them.
     let dir = corpus_dir();
     let report = audit_paths(&[dir]).expect("audit");
     let names: Vec<String> = report
@@ -54,14 +100,20 @@ fn the_corpus_directory() {
         .collect();
     assert_eq!(
         names,
-        ["iax.conf.sample", "pjsip.conf.sample", "sip.conf.sample"]
+        [
+            "acl.conf.sample",
+            "iax.conf.sample",
+            "pjsip.conf.sample",
+            "sip.conf.sample",
+            "stir_shaken.conf.sample"
+        ]
     );
 }
 
 #[test]
 fn unknown_file_names_are_refused() {
     let dir = corpus_dir();
-    match audit_paths(&[dir.join("acl.conf.sample")]) {
+    match audit_paths(&[dir.join("SOURCES.md")]) {
         Err(AuditError::Parse { reason, .. }) => {
             assert!(
                 reason.contains("don't know how to audit this file"),
@@ -86,6 +138,11 @@ fn kinds_by_name() {
     );
     assert_eq!(kind_of(Path::new("pjsip.conf.sample")), Some(Kind::Pjsip));
     assert_eq!(kind_of(Path::new("sipwarden.toml")), Some(Kind::Toml));
+    assert_eq!(kind_of(Path::new("acl.conf.sample")), Some(Kind::Acl));
+    assert_eq!(
+        kind_of(Path::new("/etc/asterisk/stir_shaken.conf")),
+        Some(Kind::StirShaken)
+    );
     assert_eq!(kind_of(Path::new("extensions.ael")), None);
 }
 
@@ -184,6 +241,13 @@ const TOKENS: &[&str] = &[
     "bind=",
     "max_contacts=99",
     "allowguest=",
+    "acl=",
+    "[verification]\n",
+    "failure_action=",
+    "max_iat_age=999",
+    "x5u_permit=",
+    "public_cert_url=http://x",
+    "endpoint_behavior=on",
     "yes",
     "no",
     ",",
@@ -211,7 +275,9 @@ proptest::proptest! {
             sip: vec![conf.clone()],
             pjsip: vec![conf.clone()],
             iax: vec![conf.clone()],
-            extensions: vec![conf],
+            extensions: vec![conf.clone()],
+            acl: vec![conf.clone()],
+            stir_shaken: vec![conf],
         };
         for f in config.check() {
             proptest::prop_assert!(!f.message.is_empty());
