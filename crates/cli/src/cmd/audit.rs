@@ -13,9 +13,9 @@ pub(crate) struct AuditArgs {
     #[command(flatten)]
     pub(crate) output: OutputArgs,
 
-    /// Files or directories to audit: Asterisk sip.conf, pjsip.conf, iax.conf, extensions.conf
-    /// (also *.sample) and sipwarden TOML configurations. A directory is searched for them by
-    /// name (not recursively).
+    /// Files or directories to audit: Asterisk sip.conf, pjsip.conf, iax.conf, extensions.conf,
+    /// acl.conf, stir_shaken.conf (also *.sample) and sipwarden TOML configurations. A
+    /// directory is searched for them by name (not recursively).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
 }
