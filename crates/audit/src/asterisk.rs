@@ -419,19 +419,17 @@ impl Reader {
         let Some(section) = self.conf.sections.get_mut(idx) else {
             return;
         };
-        if let Some(key) = key.strip_suffix('+').map(str::trim_end) {
-            if let Some(prev) = section.entries.iter_mut().rev().find(|e| e.is(key)) {
-                prev.value.push_str(value);
-                return;
+        // `key += value` appends to the key's last value (or starts it).
+        let key = match key.strip_suffix('+').map(str::trim_end) {
+            Some(key) => {
+                if let Some(prev) = section.entries.iter_mut().rev().find(|e| e.is(key)) {
+                    prev.value.push_str(value);
+                    return;
+                }
+                key
             }
-            section.entries.push(Entry {
-                key: key.to_string(),
-                value: value.to_string(),
-                arrow,
-                location,
-            });
-            return;
-        }
+            None => key,
+        };
         section.entries.push(Entry {
             key: key.to_string(),
             value: value.to_string(),

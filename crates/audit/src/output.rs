@@ -261,29 +261,20 @@ fn file_uri(path: &Path, base: Option<&Path>) -> String {
     } else {
         base.and_then(|b| path.strip_prefix(b).ok())
     };
+    let segments = |p: &Path| -> String {
+        let parts: Vec<String> = p
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(s) => Some(encode(&s.to_string_lossy())),
+                Component::ParentDir => Some("..".to_owned()),
+                _ => None,
+            })
+            .collect();
+        parts.join("/")
+    };
     match rel {
-        Some(r) => {
-            let parts: Vec<String> = r
-                .components()
-                .filter_map(|c| match c {
-                    Component::Normal(s) => Some(encode(&s.to_string_lossy())),
-                    Component::ParentDir => Some("..".to_owned()),
-                    _ => None,
-                })
-                .collect();
-            parts.join("/")
-        }
-        None => {
-            let parts: Vec<String> = path
-                .components()
-                .filter_map(|c| match c {
-                    Component::Normal(s) => Some(encode(&s.to_string_lossy())),
-                    Component::ParentDir => Some("..".to_owned()),
-                    _ => None,
-                })
-                .collect();
-            format!("file:///{}", parts.join("/"))
-        }
+        Some(r) => segments(r),
+        None => format!("file:///{}", segments(path)),
     }
 }
 

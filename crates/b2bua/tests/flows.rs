@@ -1399,22 +1399,19 @@ fn phone_registered_over_tcp_is_called_on_its_connection() {
     assert_eq!(got[0].1.top_via().unwrap().transport_text, "TCP");
 }
 
-#[test]
-fn phone_call_is_authenticated_and_asserted_as_the_account() {
-    let mut lab = phone_lab();
-    let raw = format!(
-        "INVITE sip:5551234@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKph1;rport\r\nMax-Forwards: 70\r\nFrom: \"Boss\" <sip:+15550000000@127.0.0.1>;tag=ph\r\nTo: <sip:5551234@127.0.0.1>\r\nCall-ID: phone-call-1\r\nCSeq: 1 INVITE\r\nContact: <sip:1001@10.0.0.5:5062>\r\nP-Asserted-Identity: <sip:+15559999999@evil.example>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
-        SDP.len()
-    );
-    lab.send(PHONE, &raw);
-    let ch = lab.expect(PHONE, "407 Proxy Authentication Required");
+/// A phone's INVITE `raw` (CSeq 1, Via branch `branch`) from `from`: its 407 (nothing reaches
+/// the PBX before authentication), then the INVITE again with 1001's credentials (CSeq 2, a
+/// new branch). Returns the INVITE that reached the PBX.
+fn invite_with_auth(lab: &mut Lab, from: Target, raw: &str, branch: &str) -> Message {
+    lab.send_from(from, Message::parse(raw.as_bytes()).unwrap());
+    let ch = lab.expect(&from.addr.to_string(), "407 Proxy Authentication Required");
     assert!(
         lab.take(PBX_UAS).is_empty(),
         "nothing before authentication"
     );
     let mut again = Message::parse(
         raw.replace("CSeq: 1 ", "CSeq: 2 ")
-            .replace("z9hG4bKph1", "z9hG4bKph2")
+            .replace(branch, &format!("{branch}a"))
             .as_bytes(),
     )
     .unwrap();
@@ -1423,8 +1420,18 @@ fn phone_call_is_authenticated_and_asserted_as_the_account() {
         .push_header(HeaderName::ProxyAuthorization, &creds)
         .unwrap();
     again.finish().unwrap();
-    lab.send_msg(PHONE, again);
-    let inv = lab.expect(PBX_UAS, "INVITE");
+    lab.send_from(from, again);
+    lab.expect(PBX_UAS, "INVITE")
+}
+
+#[test]
+fn phone_call_is_authenticated_and_asserted_as_the_account() {
+    let mut lab = phone_lab();
+    let raw = format!(
+        "INVITE sip:5551234@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKph1;rport\r\nMax-Forwards: 70\r\nFrom: \"Boss\" <sip:+15550000000@127.0.0.1>;tag=ph\r\nTo: <sip:5551234@127.0.0.1>\r\nCall-ID: phone-call-1\r\nCSeq: 1 INVITE\r\nContact: <sip:1001@10.0.0.5:5062>\r\nP-Asserted-Identity: <sip:+15559999999@evil.example>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+        SDP.len()
+    );
+    let inv = invite_with_auth(&mut lab, udp(PHONE), &raw, "z9hG4bKph1");
     assert_eq!(inv.request_uri_str(), Some("sip:5551234@127.0.0.1:5080"));
     assert_eq!(
         inv.header(HeaderName::PAssertedIdentity),
@@ -1446,21 +1453,7 @@ fn a_phone_call_answers_only_to_the_phone_that_made_it() {
         "INVITE sip:5551234@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKph1;rport\r\nMax-Forwards: 70\r\nFrom: <sip:1001@127.0.0.1>;tag=ph\r\nTo: <sip:5551234@127.0.0.1>\r\nCall-ID: phone-call-2\r\nCSeq: 1 INVITE\r\nContact: <sip:1001@10.0.0.5:5062>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
         SDP.len()
     );
-    lab.send(PHONE, &raw);
-    let ch = lab.expect(PHONE, "407 Proxy Authentication Required");
-    let mut again = Message::parse(
-        raw.replace("CSeq: 1 ", "CSeq: 2 ")
-            .replace("z9hG4bKph1", "z9hG4bKph2")
-            .as_bytes(),
-    )
-    .unwrap();
-    let creds = answer(&ch, &again, "1001", PW_1001);
-    again
-        .push_header(HeaderName::ProxyAuthorization, &creds)
-        .unwrap();
-    again.finish().unwrap();
-    lab.send_msg(PHONE, again);
-    let inv = lab.expect(PBX_UAS, "INVITE");
+    let inv = invite_with_auth(&mut lab, udp(PHONE), &raw, "z9hG4bKph1");
     lab.send_msg(
         PBX_UAS,
         respond(
@@ -1558,21 +1551,7 @@ fn phone_over_tls_gets_a_contact_of_its_own_scheme() {
             "INVITE {ruri} SIP/2.0\r\nVia: SIP/2.0/TLS 10.0.0.5:5063;branch=z9hG4bKtls1;rport\r\nMax-Forwards: 70\r\nFrom: <sip:1001@127.0.0.1>;tag=ph\r\nTo: <sip:5551234@127.0.0.1>\r\nCall-ID: phone-tls-1\r\nCSeq: 1 INVITE\r\nContact: <sip:1001@10.0.0.5:5063;transport=tls>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
             SDP.len()
         );
-        lab.send_from(tls, Message::parse(raw.as_bytes()).unwrap());
-        let ch = lab.expect(PHONE, "407 Proxy Authentication Required");
-        let mut again = Message::parse(
-            raw.replace("CSeq: 1 ", "CSeq: 2 ")
-                .replace("z9hG4bKtls1", "z9hG4bKtls2")
-                .as_bytes(),
-        )
-        .unwrap();
-        let creds = answer(&ch, &again, "1001", PW_1001);
-        again
-            .push_header(HeaderName::ProxyAuthorization, &creds)
-            .unwrap();
-        again.finish().unwrap();
-        lab.send_from(tls, again);
-        let inv = lab.expect(PBX_UAS, "INVITE");
+        let inv = invite_with_auth(&mut lab, tls, &raw, "z9hG4bKtls1");
         let ok = respond(
             &inv,
             200,
