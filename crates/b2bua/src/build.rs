@@ -168,6 +168,7 @@ pub(crate) fn a_leg(invite: &Message, local_tag: String, src: Target, _local: &L
         route_set,
         local_cseq: 0,
         target: src,
+        account: None,
     }
 }
 
@@ -231,6 +232,7 @@ pub(crate) fn b_leg(
         route_set: Vec::new(),
         local_cseq: 1,
         target,
+        account: None,
     }
 }
 
@@ -270,6 +272,7 @@ pub(crate) fn keepalive_options(binding: &crate::Binding, local: &Local, ids: &m
         route_set: binding.path.clone(),
         local_cseq: 1,
         target: binding.source,
+        account: None,
     };
     let r = Req {
         method: Method::Options,

@@ -45,6 +45,9 @@ pub(crate) struct Leg {
     pub(crate) local_cseq: u32,
     /// Where requests and responses on this leg go.
     pub(crate) target: Target,
+    /// The endpoint account on the far side (a phone's leg): who may act in this dialog from
+    /// another address, by proving it with the account's credentials.
+    pub(crate) account: Option<String>,
 }
 
 /// How far the call got.

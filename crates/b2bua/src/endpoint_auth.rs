@@ -55,6 +55,10 @@ pub(crate) struct Ask<'a> {
     pub(crate) aor: Option<&'a str>,
     /// Where the request came from.
     pub(crate) src: Target,
+    /// Also accept nonces issued to this address: a phone that moved, or opened a connection
+    /// from elsewhere, may answer with the nonce it got at its dialog's address. The response
+    /// still proves the password, and `nc` replay is still refused.
+    pub(crate) also_from: Option<IpAddr>,
 }
 
 pub(crate) struct Digest {
@@ -319,7 +323,13 @@ impl Digest {
             return Err(Some("session algorithms are not offered"));
         }
         let nonce = creds.nonce().ok_or(Some("no nonce"))?;
-        match self.check_nonce(&nonce, now, ask.src.addr.ip()) {
+        let checked = match self.check_nonce(&nonce, now, ask.src.addr.ip()) {
+            None => ask
+                .also_from
+                .and_then(|ip| self.check_nonce(&nonce, now, ip)),
+            known => known,
+        };
+        match checked {
             None => return Err(Some("nonce not issued to this address")),
             Some(false) => return Err(None),
             Some(true) => {}
@@ -445,6 +455,7 @@ mod tests {
             register: true,
             aor: Some("1001"),
             src: src("127.0.0.2"),
+            also_from: None,
         };
         for alg in [Algorithm::Md5, Algorithm::Sha256] {
             let ch = d.challenges(t0, ask.src.addr.ip(), "sipwarden.lab", &[alg], (false, 1));
@@ -456,6 +467,36 @@ mod tests {
         }
     }
 
+    /// A nonce is bound to the address it was issued to; `also_from` (a phone's dialog
+    /// address) lets the phone answer with it from elsewhere, and nothing else.
+    #[test]
+    fn a_nonce_from_the_dialog_address_is_accepted_only_with_also_from() {
+        let t0 = Instant::now();
+        let mut d = Digest::new([7; 32]);
+        let acc = accounts();
+        let home: IpAddr = "127.0.0.2".parse().unwrap();
+        let ch = d.challenges(t0, home, "sipwarden.lab", &[Algorithm::Md5], (false, 1));
+        let msg = register("1001", PW, Algorithm::Md5, &nonce_of(&ch[0]), "127.0.0.1");
+        let ask = |also_from| Ask {
+            register: true,
+            aor: Some("1001"),
+            src: src("127.0.0.67"),
+            also_from,
+        };
+        let (v, why) = d.check(t0, &msg, ask(None), &acc, &|_| false);
+        assert_ne!(v, Verdict::Ok("1001".into()));
+        assert_eq!(why, Some("nonce not issued to this address"));
+        let elsewhere: IpAddr = "127.0.0.68".parse().unwrap();
+        assert_ne!(
+            d.check(t0, &msg, ask(Some(elsewhere)), &acc, &|_| false).0,
+            Verdict::Ok("1001".into())
+        );
+        assert_eq!(
+            d.check(t0, &msg, ask(Some(home)), &acc, &|_| false).0,
+            Verdict::Ok("1001".into())
+        );
+    }
+
     #[test]
     fn failures_look_alike_then_forbidden() {
         let t0 = Instant::now();
@@ -464,6 +505,7 @@ mod tests {
             register: true,
             aor: Some(aor),
             src: src("127.0.0.2"),
+            also_from: None,
         };
         // Unknown user, wrong password, wrong transport, other address's nonce: each gets
         // a new challenge first, then 403.
@@ -533,6 +575,7 @@ mod tests {
             register: true,
             aor: Some("1001"),
             src: src("127.0.0.2"),
+            also_from: None,
         };
         let ch = d.challenges(
             t0,
@@ -583,6 +626,7 @@ mod tests {
             register: true,
             aor: Some("1001"),
             src: src("127.0.0.2"),
+            also_from: None,
         };
         let ch = d.challenges(
             t0,

@@ -588,8 +588,56 @@ impl Core {
         self.process_events(now);
     }
 
-    /// Whether an in-dialog request comes from its dialog's peer (true when it matches no
-    /// dialog of ours: the layers after this answer that).
+    /// An in-dialog request for a phone's leg from another address: `true` when it carries
+    /// the leg's account's credentials; otherwise it has been answered (407, or 403 after a
+    /// failure, exactly as for a new call) and counted as a failure where it is one.
+    fn in_dialog_auth(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        msg: &Message,
+        src: Target,
+        (account, peer): (&str, IpAddr),
+    ) -> bool {
+        let routes = Arc::clone(&self.routes);
+        let ask = Ask {
+            register: false,
+            aor: Some(account),
+            src,
+            also_from: Some(peer),
+        };
+        let ip = src.addr.ip();
+        let failures = &self.defence.failures;
+        let locked = |a: &str| failures.account_locked(a, ip, now);
+        let (verdict, why) = self.digest.check(now, msg, ask, &routes.accounts, &locked);
+        self.defence.after_auth(now, ip, &verdict, why);
+        match verdict {
+            Verdict::Ok(account) => {
+                self.event_success(msg, src, &account);
+                true
+            }
+            Verdict::Challenge { stale } => {
+                if let Some(why) = why {
+                    self.note_auth_failure(now, msg, src, why);
+                }
+                if let Some(rsp) = self.challenge(now, msg, src, false, stale) {
+                    let _ = self.txl.send_response(now, tx, &rsp);
+                }
+                false
+            }
+            Verdict::Forbidden { reason } => {
+                self.note_auth_failure(now, msg, src, why.unwrap_or(reason));
+                self.stats.rejected += 1;
+                self.reply(now, tx, msg, StatusCode::FORBIDDEN, None);
+                false
+            }
+        }
+    }
+
+    /// Whether an ACK may act in its dialog: from the dialog's peer, or for a phone's leg
+    /// from anywhere (an ACK cannot be challenged, and a phone may send it on a new
+    /// connection from another address; the worst a forged one does there is stop our 2xx
+    /// retransmissions). True when it matches no dialog of ours.
     fn is_dialog_peer(&self, msg: &Message, src: Target) -> bool {
         let (Some(call_id), Some(tag)) = (msg.call_id(), msg.to_tag()) else {
             return true;
@@ -598,7 +646,8 @@ impl Core {
             return true;
         };
         self.calls.get(&id).is_none_or(|call| {
-            same_peer(&call.routes, src.addr.ip(), call.leg(side).target.addr.ip())
+            let peer = call.leg(side).target.addr.ip();
+            same_peer(&call.routes, src.addr.ip(), peer) || call.routes.zone(peer) == Zone::Endpoint
         })
     }
 
@@ -703,6 +752,7 @@ impl Core {
                 register: false,
                 aor: None,
                 src,
+                also_from: None,
             };
             let ip = src.addr.ip();
             let failures = &self.defence.failures;
@@ -741,6 +791,7 @@ impl Core {
                     || sdp::only_srtp(invite.body())
             })
         };
+        let a_account = caller.clone();
         let decision = if self.draining {
             Err(refuse(StatusCode::SERVICE_UNAVAILABLE, "Shutting Down"))
         } else if self.calls.len() >= routes.max_calls {
@@ -814,7 +865,8 @@ impl Core {
             }
             return;
         }
-        let a = build::a_leg(&invite, self.ids.tag(), src, &self.local);
+        let mut a = build::a_leg(&invite, self.ids.tag(), src, &self.local);
+        a.account = a_account;
         // Every B leg to try, with its INVITE: one, or one per registered contact.
         let mut legs = Vec::new();
         let mut b_trunk = None;
@@ -858,7 +910,9 @@ impl Core {
             Dest::Phones(bindings) => {
                 let reliable = bindings.len() == 1;
                 for binding in &bindings {
-                    let b = build::phone_leg(&invite, binding, &routes.accounts.realm, local, ids);
+                    let mut b =
+                        build::phone_leg(&invite, binding, &routes.accounts.realm, local, ids);
+                    b.account = Some(user.clone());
                     let m = build::initial_invite(
                         &invite,
                         &b,
@@ -954,13 +1008,29 @@ impl Core {
         // A dialog belongs to the peer that made it: someone who learnt the Call-ID and tags
         // (a mirrored port, a leaked trace) must not hang up, re-INVITE or REFER someone
         // else's call. The answer is the one an unknown dialog gets, so it confirms nothing.
+        // A phone may move (another network, a new connection from another address): it
+        // proves itself with its account's credentials instead.
         if let Some(src) = self.txl.server_dest(tx).copied() {
-            let peer = call.leg(side).target.addr.ip();
+            let leg = call.leg(side);
+            let peer = leg.target.addr.ip();
             if !same_peer(&call.routes, src.addr.ip(), peer) {
-                self.stats.rejected += 1;
-                self.event_not_allowed(&msg, src, "in-dialog request from another source");
-                self.reply(now, tx, &msg, StatusCode::CALL_DOES_NOT_EXIST, None);
-                return;
+                let phone = leg
+                    .account
+                    .clone()
+                    .filter(|_| call.routes.zone(peer) == Zone::Endpoint);
+                match phone {
+                    Some(account) => {
+                        if !self.in_dialog_auth(now, tx, &msg, src, (&account, peer)) {
+                            return;
+                        }
+                    }
+                    None => {
+                        self.stats.rejected += 1;
+                        self.event_not_allowed(&msg, src, "in-dialog request from another source");
+                        self.reply(now, tx, &msg, StatusCode::CALL_DOES_NOT_EXIST, None);
+                        return;
+                    }
+                }
             }
         }
         let Some(call) = self.calls.get_mut(&id) else {

@@ -252,6 +252,7 @@ impl Core {
             register: true,
             aor: Some(&aor),
             src,
+            also_from: None,
         };
         let ip = src.addr.ip();
         let failures = &self.defence.failures;

@@ -1466,28 +1466,44 @@ fn a_phone_call_answers_only_to_the_phone_that_made_it() {
     );
     let ok = lab.expect(PHONE, "200 OK");
     let bye = |branch: &str| in_dialog("BYE", &ok, true, 3, branch, &contact_of(&ok));
-    // Another address in the endpoint zone cannot end this call. (The same address from
-    // another port can: a NAT may rebind the phone's port mid-call.)
-    lab.send_msg(STRANGER, bye("z9hG4bKforged"));
-    lab.expect(STRANGER, "481 Call/Transaction Does Not Exist");
-    // Nor acknowledge it: a forged ACK is dropped (else the PBX's 200 would be ACKed).
-    let ack = in_dialog("ACK", &ok, true, 2, "z9hG4bKforgedack", &contact_of(&ok));
-    lab.send_msg(STRANGER, ack);
-    assert!(lab.take(STRANGER).is_empty());
+    // From another address, ending this call takes 1001's credentials: a stranger who
+    // learnt the identifiers gets a challenge, and a wrong answer a 403. (The same address
+    // from another port needs none: a NAT may rebind the phone's port mid-call.)
+    let forged = bye("z9hG4bKforged");
+    lab.send_msg(STRANGER, forged.clone());
+    let ch = lab.expect(STRANGER, "407 Proxy Authentication Required");
+    let mut guess = in_dialog("BYE", &ok, true, 4, "z9hG4bKforged2", &contact_of(&ok));
+    let creds = answer(&ch, &guess, "1001", "not-the-password");
+    guess
+        .push_header(HeaderName::ProxyAuthorization, &creds)
+        .unwrap();
+    guess.finish().unwrap();
+    lab.send_msg(STRANGER, guess);
+    lab.expect(STRANGER, "407 Proxy Authentication Required");
     assert!(
         lab.take(PBX_UAS).is_empty(),
-        "no forged BYE or ACK reaches the PBX"
+        "no forged BYE reaches the PBX"
     );
-    // The phone's own BYE does.
-    lab.send_msg(PHONE, bye("z9hG4bKphbye"));
+    // The phone, moved to another address, proves itself and hangs up.
+    let moved = "127.0.0.67:5062";
+    lab.send_msg(moved, bye("z9hG4bKmoved1"));
+    let ch = lab.expect(moved, "407 Proxy Authentication Required");
+    let mut again = in_dialog("BYE", &ok, true, 5, "z9hG4bKmoved2", &contact_of(&ok));
+    let creds = answer(&ch, &again, "1001", PW_1001);
+    again
+        .push_header(HeaderName::ProxyAuthorization, &creds)
+        .unwrap();
+    again.finish().unwrap();
+    lab.send_msg(moved, again);
     // (With the ACK the phone never sent: its BYE proves it got the 200.)
-    let to_pbx = lab.take(PBX_UAS);
-    let b_bye = to_pbx
+    let b_bye = lab
+        .take(PBX_UAS)
         .into_iter()
         .find(|m| m.method() == Some(Method::Bye))
         .expect("the phone's BYE reaches the PBX");
+    assert!(b_bye.header(HeaderName::ProxyAuthorization).is_none());
     lab.send_msg(PBX_UAS, respond(&b_bye, 200, None, None, false));
-    lab.expect(PHONE, "200 OK");
+    lab.expect(moved, "200 OK");
 }
 
 #[test]

@@ -12,7 +12,10 @@
 //!   gateway through [`PhoneRelay`], which connects from 127.0.0.2 and copies bytes only: TLS
 //!   stays end to end between baresip and the gateway. The relay is baresip's outbound proxy,
 //!   which it uses outside dialogs only: the ACK and BYE of the call go to the gateway's
-//!   Contact on a connection of their own, from 127.0.0.1, and the gateway takes them.
+//!   Contact on a connection of their own, from 127.0.0.1 — another address than the
+//!   dialog's, as for a phone that moved. The gateway takes the ACK (a phone's, which cannot be
+//!   challenged) and the BYE because baresip sends it with 1003's credentials (answering the
+//!   nonce it got at its dialog's address); a BYE from elsewhere without them would get a 407.
 
 mod common;
 
