@@ -140,10 +140,34 @@ impl<'a> View<'a> {
     }
 }
 
+/// The largest configuration file read: Asterisk's own are a few hundred KiB at most.
+const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// Reads a configuration file, refusing what is not one: a device, a FIFO or a socket (an
+/// `#include /dev/zero` or of a pipe would otherwise never finish) and anything over
+/// [`MAX_FILE_BYTES`].
+pub(crate) fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind, Read};
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            format!("larger than {} MiB", MAX_FILE_BYTES >> 20),
+        ));
+    }
+    Ok(bytes)
+}
+
 impl ConfFile {
     /// Reads `path` and everything it includes.
     pub fn read(path: &Path) -> Result<Self, AuditError> {
-        let bytes = std::fs::read(path).map_err(|source| AuditError::Io {
+        let bytes = read_file(path).map_err(|source| AuditError::Io {
             path: path.to_path_buf(),
             source,
         })?;
@@ -369,7 +393,7 @@ impl Reader {
         let base = location.file.parent().unwrap_or_else(|| Path::new(""));
         let target = base.join(arg);
         for file in expand_glob(&target) {
-            match std::fs::read(&file) {
+            match read_file(&file) {
                 Ok(bytes) => {
                     self.load(&file, &bytes, current)?;
                 }

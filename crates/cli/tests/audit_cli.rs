@@ -311,14 +311,19 @@ fn check_validates_then_audits() {
 }
 
 /// Asterisk files that cannot be read: an include cycle, an include of something that is not
-/// a readable file (a directory; `/proc/self/mem`, which even root cannot read from its
-/// start), a missing include. Each exits 2 naming the file and the reason, and prints no
+/// a readable file (a device, which would never end; a directory; `/proc/self/mem`, which
+/// even root cannot read from its start), a missing include. Each exits 2 naming the file and the reason, and prints no
 /// report.
 #[test]
 fn asterisk_files_that_cannot_be_read_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let cases: [(&str, &str, &[&str]); 4] = [
+    let cases: [(&str, &str, &[&str]); 5] = [
+        (
+            "device",
+            "[general]\n#include /dev/zero\n",
+            &["/dev/zero", "not a regular file"],
+        ),
         (
             "cycle",
             "#include b.conf\n",

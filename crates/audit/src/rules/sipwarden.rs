@@ -279,9 +279,16 @@ fn parse(text: &str, path: &Path) -> Result<Node, AuditError> {
 
 /// Reads and audits one sipwarden configuration (or accounts) file.
 pub fn check_file(path: &Path) -> Result<Vec<Finding>, AuditError> {
-    let text = std::fs::read_to_string(path).map_err(|source| AuditError::Io {
+    let io = |source| AuditError::Io {
         path: path.to_path_buf(),
         source,
+    };
+    let bytes = crate::asterisk::read_file(path).map_err(io)?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not UTF-8 (TOML must be)",
+        ))
     })?;
     check_text(&text, path, SystemTime::now())
 }
