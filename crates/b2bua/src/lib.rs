@@ -556,15 +556,15 @@ impl Core {
                 }
                 return;
             }
-            // Like an in-dialog request, a CANCEL speaks for the caller only from the
-            // caller's address (or its trunk's/the PBX's networks); a stranger's (who learnt
-            // the branch) gets the answer a CANCEL matching nothing gets.
-            // An ACK gets no answer; a stranger's is dropped (it would stop our 2xx
-            // retransmissions and acknowledge the other leg's 2xx).
+            // An ACK gets no answer; a stranger's in a trunk's or the PBX's dialog is dropped
+            // (it would stop our 2xx retransmissions and acknowledge the other leg's 2xx).
             if msg.method() == Some(Method::Ack) && !self.is_dialog_peer(&msg, src) {
                 self.event_not_allowed(&msg, src, "ACK from another source");
                 return;
             }
+            // Like an in-dialog request, a CANCEL speaks for the caller only from the
+            // caller's address (or its trunk's/the PBX's networks); a stranger's (who learnt
+            // the branch) gets the answer a CANCEL matching nothing gets.
             if msg.method() == Some(Method::Cancel) {
                 let peer = self
                     .txl
