@@ -345,6 +345,19 @@ impl PhoneLoop {
 
     /// Stops after the round in progress; returns the rounds, each a registration and a call,
     /// all of them successful (a failure has already failed the test).
+    /// The legitimate phone, started and registered once before the attack begins: the
+    /// attack meets a phone its account already knows (one that first appears while its
+    /// account is locked is a stranger to the lock, by design).
+    fn registered(lab: &Lab) -> Self {
+        let phone = Self::start(lab, "phone");
+        let deadline = Instant::now() + secs(20);
+        while stat(&stats(lab), "registrations_accepted") < 1 {
+            assert!(Instant::now() < deadline, "the phone never registered");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        phone
+    }
+
     fn finish(mut self) -> usize {
         self.stop.store(true, Ordering::Relaxed);
         let rounds = match self.thread.take().unwrap().join() {
@@ -690,8 +703,7 @@ fn control_the_tools_find_what_a_weak_pbx_gives_away() {
 fn password_guessing_is_stopped() {
     let _lab = lab_lock();
     let lab = Lab::start("examples/lab.toml");
-    let phone = PhoneLoop::start(&lab, "phone");
-    std::thread::sleep(Duration::from_millis(500));
+    let phone = PhoneLoop::registered(&lab);
 
     let dict = attacks_dir()
         .join("passwords-1001.txt")
@@ -787,14 +799,7 @@ fn password_guessing_is_stopped() {
 fn password_guessing_spread_over_sources_is_stopped() {
     let _lab = lab_lock();
     let lab = Lab::start("no-scanner");
-    let phone = PhoneLoop::start(&lab, "phone");
-    // The phone must have authenticated once before the run: a phone that first appears
-    // while its account is under attack is a stranger to the lock, by design.
-    let deadline = Instant::now() + secs(20);
-    while stat(&stats(&lab), "registrations_accepted") < 1 {
-        assert!(Instant::now() < deadline, "the phone never registered");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let phone = PhoneLoop::registered(&lab);
     let per_source = MAX_RETRY - 1;
     let job = |k: usize| -> Box<dyn FnOnce() -> Run + Send> {
         let mut words: Vec<String> = (0..per_source).map(|i| format!("guess{k}x{i}")).collect();
@@ -861,8 +866,7 @@ fn password_guessing_spread_over_sources_is_stopped() {
 fn extension_enumeration_finds_nothing() {
     let _lab = lab_lock();
     let lab = Lab::start("examples/lab.toml");
-    let phone = PhoneLoop::start(&lab, "phone");
-    std::thread::sleep(Duration::from_millis(500));
+    let phone = PhoneLoop::registered(&lab);
 
     let mut jobs: Vec<Box<dyn FnOnce() -> Run + Send>> = Vec::new();
     let mut ip = 67;
@@ -963,8 +967,7 @@ fn extension_enumeration_finds_nothing() {
 fn scanner_sweep_learns_no_product() {
     let _lab = lab_lock();
     let lab = Lab::start("examples/lab.toml");
-    let phone = PhoneLoop::start(&lab, "phone");
-    std::thread::sleep(Duration::from_millis(500));
+    let phone = PhoneLoop::registered(&lab);
 
     let mut jobs: Vec<Box<dyn FnOnce() -> Run + Send>> = Vec::new();
     for (ip, extra) in [
