@@ -9,7 +9,7 @@
 #
 # Call flow, for both proxies, UDP:
 #   SIPp UAC "trunk" 127.0.0.3:5060 --INVITE sip:+15551230042@127.0.0.1:5060-->
-#   proxy 127.0.0.1:5060 --> SIPp UAS "PBX" 127.0.0.1:5080
+#   proxy 127.0.0.1:5060 --> SIPp UAS "PBX" 127.0.0.10:5080
 #   INVITE -> 100/180 -> 200 -> ACK -> (pause HOLD_MS) -> BYE -> 200
 # The same two scenario files (scenarios/uac_invite.xml, scenarios/uas_rr.xml)
 # drive both proxies unchanged.
@@ -99,7 +99,8 @@ set -u
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
-IP=127.0.0.1          # proxy and PBX: loopback only, on purpose
+IP=127.0.0.1          # the proxy: loopback only, on purpose
+PBX_IP=127.0.0.10     # the lab's PBX (LAB.md): not 127.0.0.1, where local clients are phones
 TRUNK_IP=127.0.0.3    # the lab's carrier
 KIND=${KIND:-calls}
 PROXIES=${PROXIES:-"kamailio sipwarden"}
@@ -229,10 +230,10 @@ prepare_sipwarden() {
 	cp -r "$src/examples" "$SW_EXAMPLES"
 	rm -rf "$SW_EXAMPLES/lab/tls" "$SW_EXAMPLES/lab/admin.token"
 	# examples/bench.toml: the lab config with the bench's ports, UDP+TCP only
-	python3 - "$SW_EXAMPLES/lab.toml" "$SW_EXAMPLES/bench.toml" "$IP" "$PROXY_PORT" "$PBX_PORT" "$ADMIN_PORT" \
-		"$TRUNK_IP" "$TRUNK_PORT" <<'PY'
+	python3 - "$SW_EXAMPLES/lab.toml" "$SW_EXAMPLES/bench.toml" "$IP" "$PROXY_PORT" "$PBX_IP" "$PBX_PORT" \
+		"$ADMIN_PORT" "$TRUNK_IP" "$TRUNK_PORT" <<'PY'
 import re, sys
-src, dst, ip, port, pbx, admin, tip, tport = sys.argv[1:]
+src, dst, ip, port, pip, pbx, admin, tip, tport = sys.argv[1:]
 out, section = [], ""
 for line in open(src).read().splitlines():
     m = re.match(r"^\s*\[+([^\]]+)\]+\s*$", line)
@@ -249,7 +250,9 @@ for line in open(src).read().splitlines():
         # 127.0.0.1:8443 is a lab port the harness does not wait for: not ours to take
         line = "# wss listener dropped for the benchmark (UDP calls only)"
     elif section == "pbx" and key == "address":
-        line = f'address = "{ip}:{pbx}"'
+        line = f'address = "{pip}:{pbx}"'
+    elif section == "pbx" and key == "networks":
+        line = f'networks = ["{pip}/32"]'
     elif section == "trunk" and key == "networks":
         line = f'networks = ["{tip}/32"]'
     elif section == "trunk" and key == "proxy":
@@ -295,7 +298,7 @@ PY
 # ------------------------------------------------------ kamailio rendering --
 render_kamailio() {
 	sed -e "s|^#!substdef \"!BENCH_PORT!.*|#!substdef \"!BENCH_PORT!$PROXY_PORT!g\"|" \
-	    -e "s|^#!substdef \"!BENCH_DOWNSTREAM!.*|#!substdef \"!BENCH_DOWNSTREAM!$IP:$PBX_PORT!g\"|" \
+	    -e "s|^#!substdef \"!BENCH_DOWNSTREAM!.*|#!substdef \"!BENCH_DOWNSTREAM!$PBX_IP:$PBX_PORT!g\"|" \
 	    -e "s|^#!substdef \"!BENCH_ADDRFILE!.*|#!substdef \"!BENCH_ADDRFILE!$OUT_DIR/address.list!g\"|" \
 	    -e "s|^#!substdef \"!BENCH_CTL!.*|#!substdef \"!BENCH_CTL!unix:$OUT_DIR/kamailio_ctl!g\"|" \
 	    -e "s|^children=[0-9]*|children=$CHILDREN|" \
@@ -307,7 +310,7 @@ render_kamailio() {
 		KAM_NOTE=" maxbuffer=$KAM_MAXBUFFER (diagnostic)"
 	fi
 	sed -e "s/^1 127.0.0.3 32 5060 trunk/1 $TRUNK_IP 32 $TRUNK_PORT trunk/" \
-	    -e "s/^1 127.0.0.1 32 5080 pbx/1 $IP 32 $PBX_PORT pbx/" \
+	    -e "s/^1 127.0.0.10 32 5080 pbx/1 $PBX_IP 32 $PBX_PORT pbx/" \
 	    -e "s/^1 127.0.0.2 32 5062 authpeer/1 $REG_IP 32 $REG_PORT authpeer/" "$HERE/address.list" >"$OUT_DIR/address.list"
 	# KIND=flood: the flooder must meet pike, so it is on no allow-list line
 	if grep -v '^#' "$OUT_DIR/address.list" | awk '{print $2}' | grep -qx "$FLOOD_IP"; then
@@ -384,12 +387,14 @@ lab_listeners() {
 	{
 		ss -Hlnup 2>/dev/null | awk '{print "udp", $0}'
 		ss -Hlntp 2>/dev/null | awk '{print "tcp", $0}'
-	} | awk -v ip="$IP" -v tip="$TRUNK_IP" -v pp="$PROXY_PORT" -v bp="$PBX_PORT" -v tp="$TRUNK_PORT" -v ap="$ADMIN_PORT" \
+	} | awk -v ip="$IP" -v pip="$PBX_IP" -v tip="$TRUNK_IP" -v pp="$PROXY_PORT" -v bp="$PBX_PORT" -v tp="$TRUNK_PORT" \
+		-v ap="$ADMIN_PORT" \
 		-v fip="$FLOOD_IP" -v fp="$([[ $KIND == flood ]] && echo "$FLOOD_PORT")" '
 		{ a = $5; n = split(a, x, ":"); port = x[n]; host = substr(a, 1, length(a) - length(port) - 1)
 		  wild = (host == "0.0.0.0" || host == "*" || host == "[::]")
 		  hit = 0
-		  if ($1 == "udp" && (port == pp || port == bp) && (host == ip || wild)) hit = 1
+		  if ($1 == "udp" && port == pp && (host == ip || wild)) hit = 1
+		  if ($1 == "udp" && port == bp && (host == pip || wild)) hit = 1
 		  if ($1 == "udp" && port == tp && (host == tip || wild)) hit = 1
 		  if ($1 == "tcp" && (port == pp || port == ap) && (host == ip || wild)) hit = 1
 		  if ($1 == "udp" && fp != "" && port == fp && (host == fip || wild)) hit = 1
@@ -446,14 +451,14 @@ start_proxy() { # name tag
 	sleep 0.5
 }
 start_uas() { # tag count
-	$NICE timeout -k 5 $((RUN_SECS + 90)) sipp -sf "$SCN/uas_rr.xml" -i $IP -p "$PBX_PORT" -t u1 -nostdin \
+	$NICE timeout -k 5 $((RUN_SECS + 90)) sipp -sf "$SCN/uas_rr.xml" -i $PBX_IP -p "$PBX_PORT" -t u1 -nostdin \
 		-m $((2 * $2 + 100)) -buff_size 4194304 -timeout $((RUN_SECS + 75))s \
 		-trace_err -error_file "$OUT_DIR/$1.uas.err" -max_log_size 20000000 \
 		-trace_stat -stf "$OUT_DIR/$1.uas.stat.csv" -fd 1 \
 		>"$OUT_DIR/$1.uas.out" 2>&1 &
 	UAS_PID=$!
 	remember "$UAS_PID"
-	wait_udp "$IP" "$PBX_PORT" || { echo "uas did not start (see $OUT_DIR/$1.uas.out)" >&2; exit 1; }
+	wait_udp "$PBX_IP" "$PBX_PORT" || { echo "uas did not start (see $OUT_DIR/$1.uas.out)" >&2; exit 1; }
 }
 
 # ------------------------------------------------------------ one run -------
@@ -472,7 +477,7 @@ calls_run() {
 		local p0 u0=0 s0 pd0 ud0
 		p0=$(tree_ticks "$PROXY_PID"); s0=$(psi_us)
 		[[ -n $UAS_PID ]] && u0=$(tree_ticks "$UAS_PID")
-		pd0=$(sock_drops $IP "$PROXY_PORT"); ud0=$(sock_drops $IP "$PBX_PORT")
+		pd0=$(sock_drops $IP "$PROXY_PORT"); ud0=$(sock_drops $PBX_IP "$PBX_PORT")
 		rm -f "$OUT_DIR"/*_rtt.csv
 		local client
 		if [[ $KIND == register ]]; then
@@ -492,7 +497,7 @@ calls_run() {
 		rcvbuf=$(ss -Hlumn "src $IP:$PROXY_PORT" 2>/dev/null | grep -o 'rb[0-9]*' | tr -d rb | sort -u | paste -sd/)
 		p1=$(tree_ticks "$PROXY_PID"); s1=$(psi_us)
 		[[ -n $UAS_PID ]] && u1=$(tree_ticks "$UAS_PID")
-		pd1=$(sock_drops $IP "$PROXY_PORT"); ud1=$(sock_drops $IP "$PBX_PORT")
+		pd1=$(sock_drops $IP "$PROXY_PORT"); ud1=$(sock_drops $PBX_IP "$PBX_PORT")
 		# /usr/bin/time prepends "Command exited with non-zero status N" when
 		# SIPp saw failed calls: the numbers are on the last line
 		wall=$(tail -1 "$OUT_DIR/$tag.time" | awk '{print $3}')
@@ -628,7 +633,7 @@ flood_run() {
 		r0=$([[ $name == kamailio ]] && kam_rcv_requests)
 		rss0=$(tree_rss_kb "$PROXY_PID")
 		p0=$(tree_ticks "$PROXY_PID"); s0=$(psi_us)
-		pd0=$(sock_drops $IP "$PROXY_PORT"); ud0=$(sock_drops $IP "$PBX_PORT")
+		pd0=$(sock_drops $IP "$PROXY_PORT"); ud0=$(sock_drops $PBX_IP "$PBX_PORT")
 		# The flood, bounded by FLOOD_SECS and timeout(1). It runs in the background and is
 		# remembered, so that cleanup stops it if this script is stopped.
 		local flood_pid
@@ -675,7 +680,7 @@ flood_run() {
 		wait "$flood_pid" 2>/dev/null
 		local p1 s1 pd1 ud1 r1="" rss1 rcvbuf banned="n/a"
 		p1=$(tree_ticks "$PROXY_PID"); s1=$(psi_us)
-		pd1=$(sock_drops $IP "$PROXY_PORT"); ud1=$(sock_drops $IP "$PBX_PORT")
+		pd1=$(sock_drops $IP "$PROXY_PORT"); ud1=$(sock_drops $PBX_IP "$PBX_PORT")
 		rss1=$(tree_rss_kb "$PROXY_PID")
 		rcvbuf=$(ss -Hlumn "src $IP:$PROXY_PORT" 2>/dev/null | grep -o 'rb[0-9]*' | tr -d rb | sort -u | paste -sd/)
 		if [[ $name == kamailio ]]; then
@@ -816,7 +821,7 @@ fi
 {
 	if [[ $KIND == flood ]]; then
 		echo "# $(date -Is) kind=flood proxies=[$PROXIES] flooder=$FLOODER flood_rate=$FLOOD_RATE flood_secs=$FLOOD_SECS legit_rate=$LEGIT_RATE repeats=$REPEATS hold_ms=$HOLD_MS"
-		echo "# flood $FLOOD_IP:$FLOOD_PORT -> proxy $IP:$PROXY_PORT, REGISTER without credentials ($([[ $FLOODER == blast ]] && echo bench/reg_blast.c || echo scenarios/reg_flood.xml)), allow-listed by neither; legit trunk uac $TRUNK_IP:$TRUNK_PORT -> proxy -> pbx uas $IP:$PBX_PORT, did=$DID, udp"
+		echo "# flood $FLOOD_IP:$FLOOD_PORT -> proxy $IP:$PROXY_PORT, REGISTER without credentials ($([[ $FLOODER == blast ]] && echo bench/reg_blast.c || echo scenarios/reg_flood.xml)), allow-listed by neither; legit trunk uac $TRUNK_IP:$TRUNK_PORT -> proxy -> pbx uas $PBX_IP:$PBX_PORT, did=$DID, udp"
 	else
 	echo "# $(date -Is) kind=$KIND proxies=[$PROXIES] rates=[$CALL_RATES] extra_rates=[$EXTRA_RATES] run_secs=$RUN_SECS repeats=$REPEATS hold_ms=$HOLD_MS"
 	fi
@@ -825,7 +830,7 @@ fi
 	elif [[ $KIND == register ]]; then
 		echo "# phone uac $REG_IP:$REG_PORT -> proxy $IP:$PROXY_PORT, REGISTER -> 401 -> REGISTER+Authorization -> 200, user=$AUTH_USER, udp; max_fail_pct=$MAX_FAIL_PCT max_p95_ms=$MAX_P95_MS min_achieved=95%"
 	else
-		echo "# trunk uac $TRUNK_IP:$TRUNK_PORT -> proxy $IP:$PROXY_PORT -> pbx uas $IP:$PBX_PORT, did=$DID, udp; max_fail_pct=$MAX_FAIL_PCT max_p95_ms=$MAX_P95_MS min_achieved=95%"
+		echo "# trunk uac $TRUNK_IP:$TRUNK_PORT -> proxy $IP:$PROXY_PORT -> pbx uas $PBX_IP:$PBX_PORT, did=$DID, udp; max_fail_pct=$MAX_FAIL_PCT max_p95_ms=$MAX_P95_MS min_achieved=95%"
 	fi
 	echo "# kamailio: $(kamailio -v 2>/dev/null | head -1 | sed 's/^version: //') children=$CHILDREN -m 512 -M 32${KAM_NOTE:-} | sipwarden: $SW_VERSION, SIPWARDEN_LOG=$SIPWARDEN_LOG"
 	echo "# $(sipp -v 2>&1 | grep -o 'SIPp v[^ ]*') kernel=$(uname -r) cpus=$NCPU model=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p') nice=$BENCH_NICE loadavg=[$(cut -d' ' -f1-3 /proc/loadavg)]"

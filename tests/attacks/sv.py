@@ -4,8 +4,8 @@
     python3 tests/attacks/sv.py svcrack -b 127.0.0.66 -u 1001 -d dict.txt udp://127.0.0.1:5060
 
 svwar's and svcrack's main() parse -b/--bindingip but never pass it on (svmap does), so they
-bind 0.0.0.0 and the kernel sends from 127.0.0.1, the lab PBX's address. This wrapper runs the
-packaged tool unchanged except that the -b value reaches its socket, so that the attack comes
+bind 0.0.0.0 and the kernel sends from 127.0.0.1, the gateway's own address, from which the lab's
+local phones send. This wrapper runs the packaged tool unchanged except that the -b value reaches its socket, so that the attack comes
 from the attacker's address (127.0.0.66 and up). Nothing else of the tool is touched.
 """
 import importlib

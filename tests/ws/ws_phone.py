@@ -522,7 +522,8 @@ def main():
     )
     p.add_argument(
         "--source",
-        help="local IP to connect from (the lab's phones use 127.0.0.2; 127.0.0.1 is the PBX's)",
+        help="local IP to connect from (default: the kernel's choice, 127.0.0.1 on loopback; the "
+        "lab's phones use 127.0.0.2 or 127.0.0.1, its PBX 127.0.0.10)",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="print SIP traffic to stderr")
     args = p.parse_args()

@@ -13,7 +13,7 @@ use sipwarden_config::Config;
 use sipwarden_sip::header::Transport;
 use sipwarden_sip::{HeaderName, Message, StatusCode};
 
-const LAB: &str = "[pbx]\naddress = \"127.0.0.1:5080\"\nnetworks = [\"127.0.0.1/32\"]\n[[trunk]]\nname = \"carrier\"\nnetworks = [\"127.0.0.3/32\"]\nproxy = \"sip:127.0.0.3:5060\"\ndids = [\"+15551230000-+15551230099\"]\n";
+const LAB: &str = "[pbx]\naddress = \"127.0.0.10:5080\"\nnetworks = [\"127.0.0.10/32\"]\n[[trunk]]\nname = \"carrier\"\nnetworks = [\"127.0.0.3/32\"]\nproxy = \"sip:127.0.0.3:5060\"\ndids = [\"+15551230000-+15551230099\"]\n";
 
 const SDP: &str = "v=0\r\no=carrier 1 1 IN IP4 127.0.0.3\r\ns=-\r\nc=IN IP4 127.0.0.3\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
 
@@ -58,12 +58,12 @@ impl Rig {
             SDP.len()
         );
         self.feed("127.0.0.3:5060", invite.as_bytes());
-        let pbx_inv = self.drain("127.0.0.1:5080").unwrap();
+        let pbx_inv = self.drain("127.0.0.10:5080").unwrap();
         for code in [180u16, 200] {
             let mut r =
                 Message::response_to(&pbx_inv, StatusCode::new(code).unwrap(), None, Some("p"))
                     .unwrap();
-            r.push_header(HeaderName::Contact, "<sip:pbx@127.0.0.1:5080>")
+            r.push_header(HeaderName::Contact, "<sip:pbx@127.0.0.10:5080>")
                 .unwrap();
             if code == 200 {
                 r.set_body(
@@ -73,7 +73,7 @@ impl Rig {
                 .unwrap();
             }
             r.finish().unwrap();
-            self.feed("127.0.0.1:5080", &r.to_bytes());
+            self.feed("127.0.0.10:5080", &r.to_bytes());
         }
         let ok = self.drain("127.0.0.3:5060").unwrap();
         let to = ok.header(HeaderName::To).unwrap().to_owned();
@@ -81,14 +81,14 @@ impl Rig {
             "ACK sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bK-{n}-2\r\nFrom: <sip:+12125550100@carrier.lab>;tag=c{n}\r\nTo: {to}\r\nCall-ID: bench-{n}@127.0.0.3\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
         );
         self.feed("127.0.0.3:5060", ack.as_bytes());
-        self.drain("127.0.0.1:5080");
+        self.drain("127.0.0.10:5080");
         let bye = format!(
             "BYE sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bK-{n}-3\r\nFrom: <sip:+12125550100@carrier.lab>;tag=c{n}\r\nTo: {to}\r\nCall-ID: bench-{n}@127.0.0.3\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
         );
         self.feed("127.0.0.3:5060", bye.as_bytes());
-        let pbx_bye = self.drain("127.0.0.1:5080").unwrap();
+        let pbx_bye = self.drain("127.0.0.10:5080").unwrap();
         let r = Message::response_to(&pbx_bye, StatusCode::OK, None, None).unwrap();
-        self.feed("127.0.0.1:5080", &r.to_bytes());
+        self.feed("127.0.0.10:5080", &r.to_bytes());
         self.drain("127.0.0.3:5060");
         // Let the transaction timers run as they would over a second, keeping the tables at
         // their steady-state size.

@@ -1,5 +1,5 @@
 //! Call flows through the core with scripted peers and simulated time: the PBX on
-//! 127.0.0.1:5070 (UAC) / 127.0.0.1:5080 (UAS), the carrier on 127.0.0.3:5060, the gateway on
+//! 127.0.0.10:5070 (UAC) / 127.0.0.10:5080 (UAS), the carrier on 127.0.0.3:5060, the gateway on
 //! 127.0.0.1:5060 — the lab of LAB.md, without sockets.
 
 use std::net::SocketAddr;
@@ -12,8 +12,8 @@ use sipwarden_sip::{HeaderName, Message, Method, StatusCode};
 
 const LAB: &str = r#"
 [pbx]
-address = "127.0.0.1:5080"
-networks = ["127.0.0.1/32"]
+address = "127.0.0.10:5080"
+networks = ["127.0.0.10/32"]
 
 [[trunk]]
 name = "carrier"
@@ -25,8 +25,8 @@ dids = ["+15551230000-+15551230099"]
 max_call_duration = "1h"
 "#;
 
-const PBX_UAC: &str = "127.0.0.1:5070";
-const PBX_UAS: &str = "127.0.0.1:5080";
+const PBX_UAC: &str = "127.0.0.10:5070";
+const PBX_UAS: &str = "127.0.0.10:5080";
 const CARRIER: &str = "127.0.0.3:5060";
 
 fn addr(s: &str) -> SocketAddr {
@@ -457,7 +457,7 @@ fn nothing_of_the_pbx_reaches_the_trunk() {
 fn inbound_call_to_a_did_reaches_the_pbx() {
     let mut lab = Lab::new();
     lab.send(CARRIER, &carrier_invite("+15551230042", "z9hG4bKc1"));
-    let inv = lab.expect(PBX_UAS, "INVITE sip:+15551230042@127.0.0.1:5080");
+    let inv = lab.expect(PBX_UAS, "INVITE sip:+15551230042@127.0.0.10:5080");
     assert!(inv.header(HeaderName::Server).is_none());
     assert!(!String::from_utf8_lossy(&inv.to_bytes()).contains("carrier-call-9"));
     lab.send_msg(
@@ -466,7 +466,7 @@ fn inbound_call_to_a_did_reaches_the_pbx() {
             &inv,
             200,
             Some("pbx-uas"),
-            Some("<sip:s@127.0.0.1:5080>"),
+            Some("<sip:s@127.0.0.10:5080>"),
             true,
         ),
     );
@@ -478,7 +478,7 @@ fn inbound_call_to_a_did_reaches_the_pbx() {
     );
     let ack = in_dialog("ACK", &ok, true, 7, "z9hG4bKcack", &contact_of(&ok));
     lab.send_msg(CARRIER, ack);
-    lab.expect(PBX_UAS, "ACK sip:s@127.0.0.1:5080");
+    lab.expect(PBX_UAS, "ACK sip:s@127.0.0.10:5080");
     let bye = in_dialog("BYE", &ok, true, 8, "z9hG4bKcbye2", &contact_of(&ok));
     lab.send_msg(CARRIER, bye);
     let pbx_bye = lab.expect(PBX_UAS, "BYE");
@@ -724,12 +724,13 @@ fn draining_refuses_new_calls() {
 #[test]
 fn options_is_answered_locally() {
     let mut lab = Lab::new();
-    lab.send("127.0.0.1:40000", "OPTIONS sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:40000;branch=z9hG4bKopt;rport\r\nFrom: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:127.0.0.1:5060>\r\nCall-ID: opt1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
-    let ok = lab.expect("127.0.0.1:40000", "200 OK");
+    // From the PBX's network: the full answer.
+    lab.send("127.0.0.10:40000", "OPTIONS sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.10:40000;branch=z9hG4bKopt;rport\r\nFrom: <sip:probe@127.0.0.10>;tag=p\r\nTo: <sip:127.0.0.1:5060>\r\nCall-ID: opt1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+    let ok = lab.expect("127.0.0.10:40000", "200 OK");
     assert!(ok.header(HeaderName::Allow).is_some());
     let via = ok.top_via().unwrap();
     assert_eq!(via.rport(), Some(Some(40000)), "RFC 3581");
-    assert_eq!(via.received(), Some("127.0.0.1"));
+    assert_eq!(via.received(), Some("127.0.0.10"));
     // From the endpoint zone (a phone's keepalive, or a scanner): a bare 200 that says nothing
     // of what answers.
     lab.send(STRANGER, "OPTIONS sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.66:5060;branch=z9hG4bKopt2;rport\r\nFrom: <sip:probe@127.0.0.66>;tag=p\r\nTo: <sip:127.0.0.1:5060>\r\nCall-ID: opt2\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
@@ -753,7 +754,7 @@ fn a_bye_after_a_lost_ack_acknowledges_b_and_stops_2xx_retransmission() {
             &inv,
             200,
             Some("pbx-uas"),
-            Some("<sip:s@127.0.0.1:5080>"),
+            Some("<sip:s@127.0.0.10:5080>"),
             true,
         ),
     );
@@ -772,7 +773,7 @@ fn a_bye_after_a_lost_ack_acknowledges_b_and_stops_2xx_retransmission() {
     let lines: Vec<String> = to_pbx.iter().map(first_line).collect();
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(
-        lines[0].starts_with("ACK sip:s@127.0.0.1:5080"),
+        lines[0].starts_with("ACK sip:s@127.0.0.10:5080"),
         "the PBX's 2xx is acknowledged first: {lines:?}"
     );
     assert!(lines[1].starts_with("BYE"), "{lines:?}");
@@ -809,7 +810,7 @@ fn reliable_provisional_responses_are_mapped_across_legs() {
         &inv,
         183,
         Some("pbx-uas"),
-        Some("<sip:s@127.0.0.1:5080>"),
+        Some("<sip:s@127.0.0.10:5080>"),
         true,
     );
     p183.push_header(HeaderName::Require, "100rel").unwrap();
@@ -829,7 +830,7 @@ fn reliable_provisional_responses_are_mapped_across_legs() {
         .push_header(HeaderName::RAck, &format!("{a_rseq} 7 INVITE"))
         .unwrap();
     lab.send_msg(CARRIER, prack);
-    let b_prack = lab.expect(PBX_UAS, "PRACK sip:s@127.0.0.1:5080");
+    let b_prack = lab.expect(PBX_UAS, "PRACK sip:s@127.0.0.10:5080");
     assert_eq!(
         b_prack.header(HeaderName::RAck),
         Some(format!("4711 {} INVITE", inv.cseq().unwrap().seq).as_str())
@@ -843,7 +844,7 @@ fn reliable_provisional_responses_are_mapped_across_legs() {
             &inv,
             200,
             Some("pbx-uas"),
-            Some("<sip:s@127.0.0.1:5080>"),
+            Some("<sip:s@127.0.0.10:5080>"),
             true,
         ),
     );
@@ -861,7 +862,7 @@ fn new_routes_apply_to_new_calls_only() {
             &inv,
             200,
             Some("pbx-uas"),
-            Some("<sip:s@127.0.0.1:5080>"),
+            Some("<sip:s@127.0.0.10:5080>"),
             true,
         ),
     );
@@ -873,8 +874,8 @@ fn new_routes_apply_to_new_calls_only() {
     lab.expect(PBX_UAS, "ACK");
     // Reload: the PBX moves to another address.
     let moved = LAB.replace(
-        "address = \"127.0.0.1:5080\"",
-        "address = \"127.0.0.1:6080\"",
+        "address = \"127.0.0.10:5080\"",
+        "address = \"127.0.0.10:6080\"",
     );
     let cfg = Config::from_toml(&moved, None).unwrap();
     lab.core.set_routes(Routes::from_config(&cfg).unwrap());
@@ -889,7 +890,7 @@ fn new_routes_apply_to_new_calls_only() {
         CARRIER,
         &carrier_invite("+15551230042", "z9hG4bKnew").replace("carrier-call-9", "carrier-call-10"),
     );
-    lab.expect("127.0.0.1:6080", "INVITE");
+    lab.expect("127.0.0.10:6080", "INVITE");
 }
 
 #[test]
@@ -911,7 +912,7 @@ fn ended_calls_leave_no_timers_behind() {
                 &inv,
                 200,
                 Some("pbx-uas"),
-                Some("<sip:s@127.0.0.1:5080>"),
+                Some("<sip:s@127.0.0.10:5080>"),
                 true,
             ),
         );
@@ -1432,7 +1433,7 @@ fn phone_call_is_authenticated_and_asserted_as_the_account() {
         SDP.len()
     );
     let inv = invite_with_auth(&mut lab, udp(PHONE), &raw, "z9hG4bKph1");
-    assert_eq!(inv.request_uri_str(), Some("sip:5551234@127.0.0.1:5080"));
+    assert_eq!(inv.request_uri_str(), Some("sip:5551234@127.0.0.10:5080"));
     assert_eq!(
         inv.header(HeaderName::PAssertedIdentity),
         Some("<sip:1001@127.0.0.1>"),
@@ -1460,7 +1461,7 @@ fn a_phone_call_answers_only_to_the_phone_that_made_it() {
             &inv,
             200,
             Some("pbx-tag"),
-            Some("<sip:5551234@127.0.0.1:5080>"),
+            Some("<sip:5551234@127.0.0.10:5080>"),
             true,
         ),
     );
@@ -1572,7 +1573,7 @@ fn phone_over_tls_gets_a_contact_of_its_own_scheme() {
             &inv,
             200,
             Some("p1"),
-            Some("<sip:pbx@127.0.0.1:5080>"),
+            Some("<sip:pbx@127.0.0.10:5080>"),
             true,
         );
         lab.send_msg(PBX_UAS, ok);

@@ -282,7 +282,7 @@ fn products_named(out: &str) -> Vec<&'static str> {
 }
 
 /// The legitimate phone: 1001 on 127.0.0.2 registers (phone_register.xml), then calls the PBX
-/// (phone_uac.xml, answered by pbx_uas_phone.xml on 127.0.0.1:5080), again and again until
+/// (phone_uac.xml, answered by pbx_uas_phone.xml on 127.0.0.10:5080), again and again until
 /// stopped; any failure of SIPp fails the test.
 struct PhoneLoop {
     stop: Arc<AtomicBool>,
@@ -296,7 +296,7 @@ impl PhoneLoop {
         let pbx = Uas::start(
             &w,
             &scenario("pbx_uas_phone.xml"),
-            "127.0.0.1",
+            "127.0.0.10",
             5080,
             100_000,
             &[],

@@ -1,5 +1,5 @@
-//! Calls through the real gateway in the lab of LAB.md, with SIPp as the PBX (127.0.0.1:5070
-//! calling, 127.0.0.1:5080 answering) and as the carrier (127.0.0.3). `sipwarden serve --config
+//! Calls through the real gateway in the lab of LAB.md, with SIPp as the PBX (127.0.0.10:5070
+//! calling, 127.0.0.10:5080 answering) and as the carrier (127.0.0.3). `sipwarden serve --config
 //! examples/lab.toml` runs in a scratch copy of `examples/`. SIPp comes from Debian's
 //! `sip-tester`, which `scripts/test.sh` installs.
 
@@ -16,7 +16,7 @@ use common::*;
 fn lab_call_flows_over_udp() {
     let _lab = lab_lock();
     let lab = Lab::start("examples/lab.toml");
-    let pbx = ("127.0.0.1", 5070);
+    let pbx = ("127.0.0.10", 5070);
     let carrier_caller = ("127.0.0.3", 5062);
 
     // 1. 1000 outbound calls at 50/s; the carrier challenges every INVITE with 401 and
@@ -106,7 +106,7 @@ fn lab_call_flows_over_udp() {
         .collect();
     for leak in [
         "Call-ID: pbx",
-        "127.0.0.1:5070",
+        "127.0.0.10:5070",
         "pbx@",
         "Asterisk",
         "X-Asterisk",
@@ -138,7 +138,7 @@ fn lab_call_flows_over_udp() {
                 "-sn",
                 "uas",
                 "-i",
-                "127.0.0.1",
+                "127.0.0.10",
                 "-p",
                 "5080",
                 "-m",
@@ -198,7 +198,7 @@ fn lab_call_flows_over_udp() {
     ];
     for (name, uas_sf, uac_sf) in flows {
         let w = lab.work(name);
-        let pbx_uas = Uas::start(&w, &uas_sf, "127.0.0.1", 5080, 20, &["-s", "+15551230042"]);
+        let pbx_uas = Uas::start(&w, &uas_sf, "127.0.0.10", 5080, 20, &["-s", "+15551230042"]);
         uac(
             &w,
             name,
@@ -238,7 +238,7 @@ fn lab_outbound_calls_over_tcp() {
         &w,
         "outbound tcp",
         &scenario("pbx_uac.xml"),
-        ("127.0.0.1:5060", ("127.0.0.1", 5070)),
+        ("127.0.0.1:5060", ("127.0.0.10", 5070)),
         "+15557654321",
         (200, 50),
         &["-t", "t1", "-cid_str", "pbx%u-%p@%s"],
@@ -260,7 +260,8 @@ fn lab_calls_survive_five_percent_packet_loss() {
     let _lab = lab_lock();
     let lab = Lab::start("examples/lab.toml");
     let w = lab.work("loss");
-    // PBX <-> relay(127.0.0.1:15060) <-> gateway: 5% lost each way, so SIPp retransmits the
+    // PBX <-> relay(127.0.0.1:15060, toward the gateway from 127.0.0.10, the PBX's network)
+    // <-> gateway: 5% lost each way, so SIPp retransmits the
     // PBX's INVITE and BYE and the gateway retransmits its 2xx.
     // gateway -> relay(127.0.0.3:5060) -> carrier: 5% of what the gateway sends is lost, so
     // the gateway retransmits its INVITEs and BYEs and repeats its ACKs. The carrier's own
@@ -269,7 +270,7 @@ fn lab_calls_survive_five_percent_packet_loss() {
     let pbx_side = LossyRelay::start(
         "127.0.0.1:15060",
         "127.0.0.1:5060",
-        "127.0.0.1",
+        "127.0.0.10",
         (5, 5),
         0x5eed_0001,
         Duration::from_secs(150),
@@ -294,7 +295,7 @@ fn lab_calls_survive_five_percent_packet_loss() {
         &w,
         "5% loss",
         &scenario("pbx_uac.xml"),
-        ("127.0.0.1:15060", ("127.0.0.1", 5070)),
+        ("127.0.0.1:15060", ("127.0.0.10", 5070)),
         "+15557654321",
         (200, 20),
         &["-cid_str", "pbx%u-%p@%s"],
@@ -467,7 +468,7 @@ fn lab_calls_over_tls_through_a_kamailio_tls_relay() {
         &w,
         "outbound tls",
         &scenario("pbx_uac.xml"),
-        ("127.0.0.1:5060", ("127.0.0.1", 5070)),
+        ("127.0.0.1:5060", ("127.0.0.10", 5070)),
         "+15557654321",
         (100, 20),
         &["-cid_str", "pbx%u-%p@%s"],
@@ -482,7 +483,7 @@ fn lab_calls_over_tls_through_a_kamailio_tls_relay() {
                 "-sn",
                 "uas",
                 "-i",
-                "127.0.0.1",
+                "127.0.0.10",
                 "-p",
                 "5080",
                 "-m",

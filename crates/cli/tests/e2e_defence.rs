@@ -175,7 +175,7 @@ fn lab_failed_logins_ban_the_source_until_the_operator_lifts_it_and_bans_survive
     // The PBX may never be banned; an attacker banned by hand stays banned across a restart.
     let (ok, out) = sipwarden(
         &lab.dir.0,
-        &[&["ban", "add", "127.0.0.1"][..], &cfg].concat(),
+        &[&["ban", "add", "127.0.0.10"][..], &cfg].concat(),
     );
     assert!(!ok && out.contains("may never be banned"), "{out}");
     let (ok, out) = sipwarden(
@@ -257,7 +257,7 @@ fn lab_register_flood_is_banned_within_a_second_while_pbx_calls_go_on() {
                 &w,
                 "pbx calls during the flood",
                 &scenario("pbx_uac.xml"),
-                (GW, ("127.0.0.1", 5070)),
+                (GW, ("127.0.0.10", 5070)),
                 "+15557654321",
                 (400, 20),
                 &[],

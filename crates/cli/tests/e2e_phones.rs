@@ -1,5 +1,5 @@
 //! Remote phones in the lab of LAB.md: SIPp phones on 127.0.0.2 register with digest auth
-//! and call the PBX, the PBX (SIPp on 127.0.0.1:5070/5080) calls them; a phone on TCP is
+//! and call the PBX, the PBX (SIPp on 127.0.0.10:5070/5080) calls them; a phone on TCP is
 //! called on its own connection; registrations survive a restart; a browser-like phone
 //! registers over secure WebSocket (Python's `websockets`) and receives the PBX's call.
 
@@ -24,7 +24,9 @@ const ACCOUNTS: [(&str, &str); 5] = [
     ("1005", "Z5!xw8#Pq3&Ln6Ty2Rm9"),
 ];
 const GW: &str = "127.0.0.1:5060";
-const PBX_CALLER: (&str, u16) = ("127.0.0.1", 5070);
+const PBX_CALLER: (&str, u16) = ("127.0.0.10", 5070);
+const PBX_IP: &str = "127.0.0.10";
+const PBX: &str = "127.0.0.10:5080";
 const PHONE_IP: &str = "127.0.0.2";
 
 /// SIPp phone registration (and refresh) of one account from 127.0.0.2:`port`.
@@ -62,7 +64,7 @@ fn lab_phones_register_call_and_survive_a_restart() {
 
     // 2. Wrong password: 401, 401 again, then 403 — and nothing reaches the PBX. The same for
     //    1002's right password over UDP, a transport it may not use.
-    let pbx = UdpSocket::bind("127.0.0.1:5080").unwrap();
+    let pbx = UdpSocket::bind(PBX).unwrap();
     pbx.set_nonblocking(true).unwrap();
     for (label, user, pw) in [
         ("wrong-password", "1001", "not-the-password"),
@@ -114,7 +116,7 @@ fn lab_phones_register_call_and_survive_a_restart() {
     let pbx = Uas::start(
         &w_out,
         &scenario("pbx_uas_phone.xml"),
-        "127.0.0.1",
+        PBX_IP,
         5080,
         500,
         &[],
@@ -190,6 +192,74 @@ fn lab_phones_register_call_and_survive_a_restart() {
         &["-au", ACCOUNTS[0].0, "-ap", ACCOUNTS[0].1],
     );
     assert_eq!(stat(&stats(&lab), "registrations"), 0);
+    lab.stop();
+}
+
+/// A softphone on the gateway's own machine sends from 127.0.0.1, the address local clients
+/// get when they cannot choose one. In the lab that is the endpoint zone, not the PBX's
+/// network (127.0.0.10): the phone is challenged like any other, registers, and its call
+/// reaches the PBX with the account asserted; the PBX's call reaches it back. Were 127.0.0.1
+/// the PBX's, the REGISTER would get no 401 and the INVITE no 407, and both callers fail.
+#[test]
+fn lab_phone_on_127_0_0_1_registers_and_calls_the_pbx() {
+    const LOCAL_PHONE: &str = "127.0.0.1";
+    let _lab = lab_lock();
+    let lab = Lab::start("examples/lab.toml");
+    let (user, pw) = ACCOUNTS[0];
+
+    // REGISTER -> 401 -> REGISTER with credentials -> 200, then a refresh -> 200.
+    let w = lab.work("local-register");
+    uac(
+        &w,
+        "local phone register",
+        &scenario("phone_register.xml"),
+        (GW, (LOCAL_PHONE, 5162)),
+        user,
+        (1, 1),
+        &["-au", user, "-ap", pw],
+    );
+    let s = stats(&lab);
+    assert_eq!(stat(&s, "registrations"), 1, "{s}");
+    assert_eq!(stat(&s, "registrations_accepted"), 2, "{s}");
+    assert_eq!(stat(&s, "auth_failures"), 0, "{s}");
+
+    // The phone calls the PBX (INVITE -> 407 -> INVITE with credentials); the PBX answers
+    // only when the gateway asserts the account.
+    let w = lab.work("local-phone-to-pbx");
+    let pbx = Uas::start(&w, &scenario("pbx_uas_phone.xml"), PBX_IP, 5080, 1, &[]);
+    uac(
+        &w,
+        "local phone to pbx",
+        &scenario("phone_uac.xml"),
+        (GW, (LOCAL_PHONE, 5164)),
+        "5551234",
+        (1, 1),
+        &[
+            "-au",
+            user,
+            "-ap",
+            pw,
+            "-auth_uri",
+            "5551234@127.0.0.1:5060",
+        ],
+    );
+    pbx.finish();
+
+    // The PBX calls 1001 at the contact it registered, 127.0.0.1:5162.
+    let w = lab.work("pbx-to-local-phone");
+    let phone = Uas::start(&w, &scenario("phone_uas.xml"), LOCAL_PHONE, 5162, 1, &[]);
+    uac(
+        &w,
+        "pbx to local phone",
+        &scenario("pbx_uac.xml"),
+        (GW, PBX_CALLER),
+        user,
+        (1, 1),
+        &[],
+    );
+    phone.finish();
+    let s = drained(&lab.token, Duration::from_secs(60));
+    assert_eq!(stat(&s, "calls_answered"), 2, "{s}");
     lab.stop();
 }
 

@@ -111,7 +111,7 @@ fn sighup_reloads_routes_for_new_calls() {
     let dir = TempDir::new("sighup");
     let gw = lab(&dir, |c| c);
     let carrier = Peer::bind("127.0.0.3:0");
-    let pbx = Peer::bind("127.0.0.1:5080");
+    let pbx = Peer::bind("127.0.0.10:5080");
 
     carrier.send_raw(&invite(&carrier, "+15552220001", "reload-1"));
     let r = carrier.expect("404");
@@ -128,7 +128,7 @@ fn sighup_reloads_routes_for_new_calls() {
     std::thread::sleep(Duration::from_millis(500));
 
     carrier.send_raw(&invite(&carrier, "+15552220001", "reload-2"));
-    let inv = pbx.expect("INVITE sip:+15552220001@127.0.0.1:5080");
+    let inv = pbx.expect("INVITE sip:+15552220001@127.0.0.10:5080");
     pbx.answer(&inv, 486);
     pbx.expect("ACK");
     let r = carrier.expect("486");
@@ -139,7 +139,7 @@ fn sighup_reloads_routes_for_new_calls() {
     gw.signal("HUP");
     std::thread::sleep(Duration::from_millis(300));
     carrier.send_raw(&invite(&carrier, "+15552220002", "reload-3"));
-    let inv = pbx.expect("INVITE sip:+15552220002@127.0.0.1:5080");
+    let inv = pbx.expect("INVITE sip:+15552220002@127.0.0.10:5080");
     pbx.answer(&inv, 486);
     pbx.expect("ACK");
     let r = carrier.expect("486");
@@ -155,7 +155,7 @@ fn sigterm_drains_then_hangs_up_after_the_grace_period() {
         c.replace("shutdown_grace = \"30s\"", "shutdown_grace = \"2s\"")
     });
     let carrier = Peer::bind("127.0.0.3:0");
-    let pbx = Peer::bind("127.0.0.1:5080");
+    let pbx = Peer::bind("127.0.0.10:5080");
 
     // A call in progress.
     carrier.send_raw(&invite(&carrier, "+15551230042", "term-1"));

@@ -25,7 +25,7 @@ pub(crate) fn lab_lock() -> MutexGuard<'static, ()> {
 fn wait_for_lab_ports() {
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        let free = ["127.0.0.1:5060", "127.0.0.1:5080", "127.0.0.3:5060"]
+        let free = ["127.0.0.1:5060", "127.0.0.10:5080", "127.0.0.3:5060"]
             .iter()
             .all(|a| UdpSocket::bind(a).is_ok())
             && [

@@ -1,14 +1,14 @@
 //! A real SIP user agent through the gateway in the lab of LAB.md: baresip 1.0.0 from Debian
 //! (`baresip-core`, which `scripts/test.sh` installs), headless, registers as a remote phone
 //! from 127.0.0.2 over UDP (account 1001) and over TLS (account 1003), then calls the PBX, a
-//! SIPp UAS on 127.0.0.1:5080 that answers only when the gateway asserts the account.
+//! SIPp UAS on 127.0.0.10:5080 that answers only when the gateway asserts the account.
 //!
 //! Two things of baresip 1.0.0 (with libre 1.1.0) shape these tests:
 //! - it answers only MD5 and gives up on a 401 or 407 that also carries a challenge of another
 //!   algorithm (ENOSYS, "Function not implemented"), so the gateway runs the lab with the MD5
 //!   challenge only (`Lab::start("md5")`);
 //! - it opens its SIP TCP and TLS connections without binding them to its own address, so
-//!   toward 127.0.0.1 they would come from 127.0.0.1, the PBX's network. Over TLS it reaches the
+//!   toward 127.0.0.1 they come from 127.0.0.1, a local phone's address. Over TLS it reaches the
 //!   gateway through [`PhoneRelay`], which connects from 127.0.0.2 and copies bytes only: TLS
 //!   stays end to end between baresip and the gateway. The relay is baresip's outbound proxy,
 //!   which it uses outside dialogs only: the ACK and BYE of the call go to the gateway's
@@ -16,8 +16,6 @@
 //!   dialog's, as for a phone that moved. The gateway takes the ACK (a phone's, which cannot be
 //!   challenged) and the BYE because baresip sends it with 1003's credentials (answering the
 //!   nonce it got at its dialog's address); a BYE from elsewhere without them would get a 407.
-
-mod common;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -28,8 +26,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::sipp::*;
-use common::*;
+use crate::common::sipp::*;
+use crate::common::*;
 
 /// Not a 4-digit extension: from a phone, the gateway sends it to the PBX.
 const NUMBER: &str = "5551234";
@@ -275,7 +273,7 @@ fn register_and_call(lab: &Lab, label: &str, account: &str, cafile: Option<&Path
     let mut pbx = Uas::start(
         &w,
         &scenario("pbx_uas_phone.xml"),
-        "127.0.0.1",
+        "127.0.0.10",
         5080,
         1,
         &[],
