@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use sipwarden_config::{AccountConfig, AccountTransport, AccountsFile};
+use sipwarden_config::{AccountConfig, AccountTransport, AccountsConfig, AccountsFile};
 use sipwarden_sip::digest::{self, Algorithm, HexDigest, Qop, ResponseInput};
 use sipwarden_sip::header::Transport;
 use sipwarden_sip::{HeaderName, Message};
@@ -45,6 +45,103 @@ pub(crate) enum Verdict {
 
 /// The log's reason for right credentials refused by the account lock.
 pub(crate) const ACCOUNT_LOCKED: &str = "account locked: too many failures from other addresses";
+
+/// Which digest challenges a client gets, chosen by its User-Agent and never by the account
+/// it names (unknown and known users get the same answers). Clients differ: some answer only
+/// the first challenge, some give up when any is not MD5, some answer SHA-256 (RFC 8760).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChallengeTable {
+    /// (lower-case User-Agent substring, algorithms), first match wins.
+    entries: Vec<(String, Vec<Algorithm>)>,
+    /// For clients no entry names.
+    default: Vec<Algorithm>,
+}
+
+fn algorithms(names: &[impl AsRef<str>]) -> Vec<Algorithm> {
+    names
+        .iter()
+        .filter_map(|a| Algorithm::from_token(a.as_ref()))
+        .filter(|a| !a.is_session())
+        .collect()
+}
+
+/// ASCII case-insensitive substring test; `needle` is already lower case.
+fn contains_ignore_case(hay: &str, needle: &str) -> bool {
+    let (hay, needle) = (hay.as_bytes(), needle.as_bytes());
+    needle.is_empty()
+        || hay.windows(needle.len()).any(|w| {
+            w.iter()
+                .zip(needle)
+                .all(|(a, b)| a.to_ascii_lowercase() == *b)
+        })
+}
+
+impl ChallengeTable {
+    /// The configured entries, then (unless turned off) the built-in ones.
+    #[must_use]
+    pub fn from_config(cfg: &AccountsConfig) -> Self {
+        let mut entries: Vec<(String, Vec<Algorithm>)> = cfg
+            .clients
+            .iter()
+            .map(|c| (c.user_agent.to_ascii_lowercase(), algorithms(&c.algorithms)))
+            .collect();
+        if cfg.builtin_clients {
+            entries.extend(
+                sipwarden_config::BUILTIN_CLIENTS
+                    .iter()
+                    .map(|(ua, algs)| (ua.to_ascii_lowercase(), algorithms(algs))),
+            );
+        }
+        entries.retain(|(ua, algs)| !ua.is_empty() && !algs.is_empty());
+        let mut default = algorithms(&cfg.algorithms);
+        if default.is_empty() {
+            default.push(Algorithm::Md5);
+        }
+        Self { entries, default }
+    }
+
+    /// The challenges for a client with this User-Agent (or none).
+    #[must_use]
+    pub fn for_user_agent(&self, ua: Option<&str>) -> &[Algorithm] {
+        ua.and_then(|ua| {
+            self.entries
+                .iter()
+                .find(|(needle, _)| contains_ignore_case(ua, needle))
+        })
+        .map_or(&self.default, |(_, algs)| algs)
+    }
+}
+
+impl Default for ChallengeTable {
+    fn default() -> Self {
+        Self::from_config(&AccountsConfig::default())
+    }
+}
+
+/// The nonce's record of which algorithms it was offered with (one bit each).
+fn offered_mask(algorithms: &[Algorithm]) -> u8 {
+    algorithms
+        .iter()
+        .fold(0, |m, a| m | algorithm_bit(a.base()))
+}
+
+fn algorithm_bit(a: Algorithm) -> u8 {
+    match a {
+        Algorithm::Md5 => 1,
+        Algorithm::Sha256 => 2,
+        _ => 4,
+    }
+}
+
+/// What a nonce of ours says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct NonceInfo {
+    /// Within its lifetime.
+    fresh: bool,
+    /// The algorithms its challenges offered ([`offered_mask`]); all for nonces of the
+    /// earlier format, which did not record them.
+    offered: u8,
+}
 
 /// Which request is being authenticated.
 #[derive(Clone, Copy, Debug)]
@@ -173,13 +270,18 @@ impl Digest {
         self.base_unix = unix;
     }
 
-    fn mac(&self, ts: u32, salt: u32, ip: IpAddr) -> String {
+    /// `mask` is `None` for nonces of the earlier format (before the offered algorithms
+    /// were recorded), which a running phone may still hold across an upgrade.
+    fn mac(&self, ts: u32, salt: u32, mask: Option<u8>, ip: IpAddr) -> String {
         // HMAC-SHA256 accepts keys of any length: new_from_slice cannot fail here.
         let Ok(mut m) = Hmac::<Sha256>::new_from_slice(&self.key) else {
             return String::new();
         };
         m.update(&ts.to_be_bytes());
         m.update(&salt.to_be_bytes());
+        if let Some(mask) = mask {
+            m.update(&[mask]);
+        }
         match ip {
             IpAddr::V4(v4) => m.update(&v4.octets()),
             IpAddr::V6(v6) => m.update(&v6.octets()),
@@ -197,28 +299,42 @@ impl Digest {
         self.base_unix + now.saturating_duration_since(epoch).as_secs()
     }
 
-    /// `ts ‖ salt ‖ HMAC(key, ts ‖ salt ‖ ip)`: the salt makes every challenge's nonce its
-    /// own, so `nc` can be tracked per nonce even for phones behind one NAT address.
-    fn nonce(&mut self, now: Instant, ip: IpAddr, salt: u32) -> String {
+    /// `ts ‖ salt ‖ offered ‖ HMAC(key, ts ‖ salt ‖ offered ‖ ip)`: the salt makes every
+    /// challenge's nonce its own, so `nc` can be tracked per nonce even for phones behind one
+    /// NAT address; `offered` records the algorithms the challenge offered, so an answer with
+    /// another one is refused without keeping state.
+    fn nonce(&mut self, now: Instant, ip: IpAddr, salt: u32, offered: u8) -> String {
         let ts = u32::try_from(self.clock(now)).unwrap_or(u32::MAX);
-        format!("{ts:08x}{salt:08x}{}", self.mac(ts, salt, ip))
+        format!(
+            "{ts:08x}{salt:08x}{offered:02x}{}",
+            self.mac(ts, salt, Some(offered), ip)
+        )
     }
 
-    /// `Some(true)` fresh, `Some(false)` expired, `None` not ours.
-    fn check_nonce(&mut self, nonce: &str, now: Instant, ip: IpAddr) -> Option<bool> {
+    /// `None` when the nonce is not ours (or not for `ip`).
+    fn check_nonce(&mut self, nonce: &str, now: Instant, ip: IpAddr) -> Option<NonceInfo> {
         let ts = u32::from_str_radix(nonce.get(..8)?, 16).ok()?;
         let salt = u32::from_str_radix(nonce.get(8..16)?, 16).ok()?;
-        let mac = nonce.get(16..)?;
-        let expected = self.mac(ts, salt, ip);
+        // 16 + 32 hex digits: the earlier format, without the offered algorithms.
+        let (mask, mac) = if nonce.len() == 48 {
+            (None, nonce.get(16..)?)
+        } else {
+            let mask = u8::from_str_radix(nonce.get(16..18)?, 16).ok()?;
+            (Some(mask), nonce.get(18..)?)
+        };
+        let expected = self.mac(ts, salt, mask, ip);
         if mac.len() != expected.len() || !digest::verify_response_str(&expected, mac) {
             return None;
         }
         let clock = self.clock(now);
         let issued = u64::from(ts);
-        Some(issued <= clock && clock - issued <= NONCE_LIFETIME.as_secs())
+        Some(NonceInfo {
+            fresh: issued <= clock && clock - issued <= NONCE_LIFETIME.as_secs(),
+            offered: mask.unwrap_or(u8::MAX),
+        })
     }
 
-    /// The challenge header values, one per algorithm, in the configured order.
+    /// A fresh nonce and the challenge header values for it, one per algorithm, in order.
     pub(crate) fn challenges(
         &mut self,
         now: Instant,
@@ -226,9 +342,9 @@ impl Digest {
         realm: &str,
         algorithms: &[Algorithm],
         (stale, salt): (bool, u32),
-    ) -> Vec<String> {
-        let nonce = self.nonce(now, ip, salt);
-        algorithms
+    ) -> (String, Vec<String>) {
+        let nonce = self.nonce(now, ip, salt, offered_mask(algorithms));
+        let values = algorithms
             .iter()
             .map(|a| {
                 let mut v = format!(
@@ -240,7 +356,8 @@ impl Digest {
                 }
                 v
             })
-            .collect()
+            .collect();
+        (nonce, values)
     }
 
     /// Looks at a request's credentials. `locked(account)`: the account is locked against
@@ -260,11 +377,23 @@ impl Digest {
             HeaderName::ProxyAuthorization
         };
         let ip = ask.src.addr.ip();
+        let mut malformed = false;
         let creds = msg
             .auths(header)
-            .filter_map(Result::ok)
+            .filter_map(|a| {
+                malformed |= a.is_err();
+                a.ok()
+            })
             .find(|a| a.is_digest() && a.realm().as_deref() == Some(accounts.realm.as_str()));
         let Some(creds) = creds else {
+            // Credentials that cannot be read count as a failure: a phone gets a fresh
+            // challenge and then 403, a guessing tool cannot probe for free.
+            if malformed {
+                return (
+                    self.fail(now, ip, String::new()),
+                    Some("malformed credentials"),
+                );
+            }
             return (Verdict::Challenge { stale: false }, None);
         };
         let username = creds.username().map(|u| u.into_owned()).unwrap_or_default();
@@ -329,10 +458,14 @@ impl Digest {
                 .and_then(|ip| self.check_nonce(&nonce, now, ip)),
             known => known,
         };
-        match checked {
-            None => return Err(Some("nonce not issued to this address")),
-            Some(false) => return Err(None),
-            Some(true) => {}
+        let Some(info) = checked else {
+            return Err(Some("nonce not issued to this address"));
+        };
+        if !info.fresh {
+            return Err(None);
+        }
+        if info.offered & algorithm_bit(algorithm) == 0 {
+            return Err(Some("algorithm not offered"));
         }
         if creds.qop().as_deref() != Some("auth") {
             return Err(Some("qop must be auth"));
@@ -434,16 +567,6 @@ mod tests {
         Message::parse(text.as_bytes()).unwrap()
     }
 
-    fn nonce_of(ch: &str) -> String {
-        ch.split("nonce=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .to_owned()
-    }
-
     const PW: &str = "Kj9#mNp2xQ&vL5sW!aR7cYz3";
 
     #[test]
@@ -459,7 +582,7 @@ mod tests {
         };
         for alg in [Algorithm::Md5, Algorithm::Sha256] {
             let ch = d.challenges(t0, ask.src.addr.ip(), "sipwarden.lab", &[alg], (false, 1));
-            let msg = register("1001", PW, alg, &nonce_of(&ch[0]), "127.0.0.1");
+            let msg = register("1001", PW, alg, &ch.0, "127.0.0.1");
             assert_eq!(
                 d.check(t0, &msg, ask, &acc, &|_| false).0,
                 Verdict::Ok("1001".into())
@@ -476,7 +599,7 @@ mod tests {
         let acc = accounts();
         let home: IpAddr = "127.0.0.2".parse().unwrap();
         let ch = d.challenges(t0, home, "sipwarden.lab", &[Algorithm::Md5], (false, 1));
-        let msg = register("1001", PW, Algorithm::Md5, &nonce_of(&ch[0]), "127.0.0.1");
+        let msg = register("1001", PW, Algorithm::Md5, &ch.0, "127.0.0.1");
         let ask = |also_from| Ask {
             register: true,
             aor: Some("1001"),
@@ -527,7 +650,7 @@ mod tests {
                 &[Algorithm::Md5],
                 (false, 1),
             );
-            let msg = register(user, pw, Algorithm::Md5, &nonce_of(&ch[0]), "127.0.0.1");
+            let msg = register(user, pw, Algorithm::Md5, &ch.0, "127.0.0.1");
             assert_eq!(
                 d.check(t0, &msg, ask(user), &acc, &|_| false),
                 (Verdict::Challenge { stale: false }, Some(why))
@@ -546,7 +669,7 @@ mod tests {
             &[Algorithm::Md5],
             (false, 1),
         );
-        let msg = register("1001", PW, Algorithm::Md5, &nonce_of(&ch[0]), "127.0.0.1");
+        let msg = register("1001", PW, Algorithm::Md5, &ch.0, "127.0.0.1");
         assert_eq!(
             d.check(t0, &msg, ask("1001"), &acc, &|_| false).1,
             Some("nonce not issued to this address")
@@ -559,7 +682,7 @@ mod tests {
             &[Algorithm::Md5],
             (false, 1),
         );
-        let msg = register("1001", PW, Algorithm::Md5, &nonce_of(&ch[0]), "127.0.0.1");
+        let msg = register("1001", PW, Algorithm::Md5, &ch.0, "127.0.0.1");
         assert_eq!(
             d.check(t0, &msg, ask("1003"), &acc, &|_| false).1,
             Some("username differs from the registered address")
@@ -584,7 +707,7 @@ mod tests {
             &[Algorithm::Md5],
             (false, 9),
         );
-        let nonce = nonce_of(&ch[0]);
+        let nonce = ch.0.clone();
         let msg = register("1001", PW, Algorithm::Md5, &nonce, "127.0.0.1");
         assert_eq!(
             d.check(t0, &msg, ask, &acc, &|_| false).0,
@@ -614,7 +737,7 @@ mod tests {
             &[Algorithm::Md5],
             (false, 10),
         );
-        assert_ne!(nonce_of(&other[0]), nonce);
+        assert_ne!(other.0, nonce);
     }
 
     #[test]
@@ -635,7 +758,7 @@ mod tests {
             &[Algorithm::Md5],
             (false, 1),
         );
-        let msg = register("1001", PW, Algorithm::Md5, &nonce_of(&ch[0]), "127.0.0.1");
+        let msg = register("1001", PW, Algorithm::Md5, &ch.0, "127.0.0.1");
         let later = t0 + NONCE_LIFETIME + Duration::from_secs(1);
         assert_eq!(
             d.check(later, &msg, ask, &acc, &|_| false),
@@ -652,6 +775,161 @@ mod tests {
             &[Algorithm::Md5],
             (true, 1),
         );
-        assert!(ch[0].ends_with("stale=true"));
+        assert!(ch.1[0].ends_with("stale=true"));
+    }
+
+    fn ask_1001() -> Ask<'static> {
+        Ask {
+            register: true,
+            aor: Some("1001"),
+            src: src("127.0.0.2"),
+            also_from: None,
+        }
+    }
+
+    #[test]
+    fn challenges_follow_the_client_family_not_the_account() {
+        let t = ChallengeTable::default();
+        let md5: &[Algorithm] = &[Algorithm::Md5];
+        let strong: &[Algorithm] = &[Algorithm::Sha256, Algorithm::Md5];
+        assert_eq!(t.for_user_agent(None), md5);
+        assert_eq!(t.for_user_agent(Some("lab-phone")), md5);
+        assert_eq!(t.for_user_agent(Some("JsSIP 3.10.1")), md5);
+        assert_eq!(t.for_user_agent(Some("SIP.js/0.21.2")), md5);
+        assert_eq!(t.for_user_agent(Some("baresip v1.0.0 (x86_64/linux)")), md5);
+        assert_eq!(
+            t.for_user_agent(Some("LINPHONE-cli/5.1.65 (belle-sip/5.1.67)")),
+            strong
+        );
+        // The operator's entries come first; the built-in ones can be turned off.
+        let cfg = AccountsConfig {
+            algorithms: vec!["SHA-256".into(), "MD5".into()],
+            clients: vec![sipwarden_config::ClientChallenge {
+                user_agent: "JsSIP".into(),
+                algorithms: vec!["SHA-512-256".into()],
+            }],
+            ..AccountsConfig::default()
+        };
+        let t = ChallengeTable::from_config(&cfg);
+        assert_eq!(
+            t.for_user_agent(Some("JsSIP 3.10.1")),
+            &[Algorithm::Sha512_256]
+        );
+        assert_eq!(t.for_user_agent(Some("baresip v1.0.0")), md5);
+        assert_eq!(t.for_user_agent(Some("unknown")), strong);
+        let t = ChallengeTable::from_config(&AccountsConfig {
+            builtin_clients: false,
+            ..cfg
+        });
+        assert_eq!(t.for_user_agent(Some("baresip v1.0.0")), strong);
+    }
+
+    /// A phone offered MD5 only that answers with SHA-256 (right password or not) fails like
+    /// any other failure: a fresh challenge, then 403.
+    #[test]
+    fn an_algorithm_that_was_not_offered_is_a_failure() {
+        let t0 = Instant::now();
+        let mut d = Digest::new([7; 32]);
+        let acc = accounts();
+        let ask = ask_1001();
+        let (nonce, _) = d.challenges(
+            t0,
+            ask.src.addr.ip(),
+            "sipwarden.lab",
+            &[Algorithm::Md5],
+            (false, 1),
+        );
+        let msg = register("1001", PW, Algorithm::Sha256, &nonce, "127.0.0.1");
+        assert_eq!(
+            d.check(t0, &msg, ask, &acc, &|_| false),
+            (
+                Verdict::Challenge { stale: false },
+                Some("algorithm not offered")
+            )
+        );
+        assert!(matches!(
+            d.check(t0, &msg, ask, &acc, &|_| false).0,
+            Verdict::Forbidden { .. }
+        ));
+        // Offered both: either answer passes.
+        let mut d = Digest::new([7; 32]);
+        for alg in [Algorithm::Md5, Algorithm::Sha256] {
+            let (nonce, _) = d.challenges(
+                t0,
+                ask.src.addr.ip(),
+                "sipwarden.lab",
+                &[Algorithm::Sha256, Algorithm::Md5],
+                (false, 1),
+            );
+            let msg = register("1001", PW, alg, &nonce, "127.0.0.1");
+            assert_eq!(
+                d.check(t0, &msg, ask, &acc, &|_| false).0,
+                Verdict::Ok("1001".into())
+            );
+        }
+    }
+
+    /// The offered algorithms are under the MAC: editing them in the nonce makes it foreign.
+    #[test]
+    fn the_offered_algorithms_cannot_be_edited() {
+        let t0 = Instant::now();
+        let mut d = Digest::new([7; 32]);
+        let acc = accounts();
+        let ask = ask_1001();
+        let (nonce, _) = d.challenges(
+            t0,
+            ask.src.addr.ip(),
+            "sipwarden.lab",
+            &[Algorithm::Md5],
+            (false, 1),
+        );
+        let forged = format!("{}03{}", &nonce[..16], &nonce[18..]);
+        let msg = register("1001", PW, Algorithm::Sha256, &forged, "127.0.0.1");
+        assert_eq!(
+            d.check(t0, &msg, ask, &acc, &|_| false).1,
+            Some("nonce not issued to this address")
+        );
+    }
+
+    /// Nonces of the earlier format (no record of the offered algorithms), which phones may
+    /// hold across an upgrade with the same key, are still accepted.
+    #[test]
+    fn nonces_of_the_earlier_format_still_pass() {
+        let t0 = Instant::now();
+        let mut d = Digest::new([7; 32]);
+        let acc = accounts();
+        let ask = ask_1001();
+        let ts = u32::try_from(d.clock(t0)).unwrap();
+        let legacy = format!("{ts:08x}{:08x}{}", 5, d.mac(ts, 5, None, ask.src.addr.ip()));
+        assert_eq!(legacy.len(), 48);
+        let msg = register("1001", PW, Algorithm::Sha256, &legacy, "127.0.0.1");
+        assert_eq!(
+            d.check(t0, &msg, ask, &acc, &|_| false).0,
+            Verdict::Ok("1001".into())
+        );
+    }
+
+    /// Credentials that do not parse are a failure with its reason, not a free retry.
+    #[test]
+    fn malformed_credentials_are_a_failure() {
+        let t0 = Instant::now();
+        let mut d = Digest::new([7; 32]);
+        let acc = accounts();
+        let ask = ask_1001();
+        let msg = Message::parse(
+            b"REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bK1\r\nFrom: <sip:1001@127.0.0.1>;tag=1\r\nTo: <sip:1001@127.0.0.1>\r\nCall-ID: a\r\nCSeq: 2 REGISTER\r\nAuthorization: Digest username=\"1001, realm=\"sipwarden.lab\r\nContent-Length: 0\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(
+            d.check(t0, &msg, ask, &acc, &|_| false),
+            (
+                Verdict::Challenge { stale: false },
+                Some("malformed credentials")
+            )
+        );
+        assert!(matches!(
+            d.check(t0, &msg, ask, &acc, &|_| false).0,
+            Verdict::Forbidden { .. }
+        ));
     }
 }

@@ -42,6 +42,7 @@ use sipwarden_txn::{Event, Transmit, TxId, TxLayer};
 
 pub use call::Side;
 pub use defence::{DefenceSettings, DefenceStats};
+pub use endpoint_auth::ChallengeTable;
 pub use registrar::{Binding, LocationChange};
 pub use routes::{RegistrarSettings, RouteError, Routes, Target, TrunkRoute, Zone};
 pub use sipwarden_events::SecurityEvent;

@@ -442,7 +442,8 @@ impl Core {
         }
     }
 
-    /// 401 (REGISTER) or 407 with one challenge per configured algorithm.
+    /// 401 (REGISTER) or 407 with one challenge per algorithm the client's family gets
+    /// ([`crate::endpoint_auth::ChallengeTable`]).
     pub(crate) fn challenge(
         &mut self,
         now: Instant,
@@ -459,21 +460,15 @@ impl Core {
                 HeaderName::ProxyAuthenticate,
             )
         };
-        let challenges = self.digest.challenges(
+        let algorithms = self.routes.challenges.for_user_agent(msg.user_agent());
+        let (nonce, challenges) = self.digest.challenges(
             now,
             src.addr.ip(),
             &self.routes.accounts.realm,
-            &self.routes.algorithms,
+            algorithms,
             (stale, self.ids.salt()),
         );
-        if let Some(nonce) = challenges
-            .first()
-            .and_then(|c| c.split("nonce=\"").nth(1))
-            .and_then(|r| r.split('"').next())
-        {
-            let nonce = nonce.to_owned();
-            self.event_challenge(msg, src, &nonce);
-        }
+        self.event_challenge(msg, src, &nonce);
         let mut rsp = Message::response_to(msg, status, None, Some(&self.ids.tag())).ok()?;
         for c in &challenges {
             rsp.push_header(header, c).ok()?;
