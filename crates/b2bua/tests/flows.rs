@@ -1305,6 +1305,89 @@ fn answers_to_failures(ua: &str) -> Vec<Vec<Vec<String>>> {
     answers
 }
 
+/// A phone that answers with an algorithm it was not offered (SHA-256 to a single MD5
+/// challenge, with the right password), or with credentials that do not parse, gets what any
+/// failure gets: a fresh challenge, then 403; each is counted and logged with its reason.
+#[test]
+fn answers_with_an_algorithm_not_offered_or_unreadable_credentials_fail() {
+    use sipwarden_sip::digest::{self, Algorithm, Qop, ResponseInput};
+    let sha256 = |challenge: &Message, req: &Message| {
+        let ch = challenge
+            .auths(HeaderName::WwwAuthenticate)
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!(ch.algorithm().as_deref(), Some("MD5"), "offered MD5 only");
+        let nonce = ch.nonce().unwrap();
+        let uri = req.request_uri_str().unwrap();
+        let input = ResponseInput {
+            algorithm: Algorithm::Sha256,
+            method: "REGISTER",
+            digest_uri: uri,
+            nonce: &nonce,
+            cnonce: Some("c0ffee"),
+            nc: Some("00000001"),
+            qop: Some(Qop::Auth),
+            body: b"",
+        };
+        let r = digest::response("1001", "sipwarden.lab", PW_1001, &input);
+        format!(
+            "Digest username=\"1001\", realm=\"sipwarden.lab\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{}\", algorithm=SHA-256, qop=auth, nc=00000001, cnonce=\"c0ffee\"",
+            r.as_str()
+        )
+    };
+    let unreadable =
+        |_: &Message, _: &Message| "Digest username=\"1001, realm=\"sipwarden.lab".to_owned();
+    let cases: [(&str, &dyn Fn(&Message, &Message) -> String); 2] = [
+        ("algorithm not offered", &sha256),
+        ("malformed credentials", &unreadable),
+    ];
+    for (why, creds) in cases {
+        let mut lab = phone_lab();
+        let raw = register(
+            "1001",
+            "<sip:x@10.0.0.5:5062>",
+            "Expires: 600\r\n",
+            1,
+            "reg-x",
+        );
+        lab.send(PHONE, &raw);
+        let mut prev = lab.expect(PHONE, "401 Unauthorized");
+        let mut lines = Vec::new();
+        for cseq in 2..=3 {
+            let mut m = Message::parse(
+                raw.replace("CSeq: 1 ", &format!("CSeq: {cseq} "))
+                    .replace("z9hG4bKreg1", &format!("z9hG4bKreg{cseq}"))
+                    .as_bytes(),
+            )
+            .unwrap();
+            let value = creds(&prev, &m);
+            m.push_header(HeaderName::Authorization, &value).unwrap();
+            m.finish().unwrap();
+            lab.send_from(udp(PHONE), m);
+            let got = lab.take(PHONE);
+            assert_eq!(got.len(), 1, "{why}");
+            lines.push(first_line(&got[0]));
+            prev = got[0].clone();
+        }
+        assert_eq!(
+            lines,
+            ["SIP/2.0 401 Unauthorized", "SIP/2.0 403 Forbidden"],
+            "{why}"
+        );
+        assert!(lab.core.bindings("1001").is_empty(), "{why}");
+        assert_eq!(lab.stats().auth_failures, 2, "{why}");
+        let failures: Vec<_> = lab
+            .core
+            .take_security_events()
+            .into_iter()
+            .filter(|e| e.kind.is_failure())
+            .collect();
+        assert_eq!(failures.len(), 2, "{why}: {failures:?}");
+        assert!(failures.iter().all(|e| e.reason == why), "{failures:?}");
+    }
+}
+
 #[test]
 fn pbx_call_forks_to_every_contact_and_the_first_answer_wins() {
     let mut lab = phone_lab();
