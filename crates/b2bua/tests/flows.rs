@@ -1338,7 +1338,8 @@ fn answers_with_an_algorithm_not_offered_or_unreadable_credentials_fail() {
     };
     let unreadable =
         |_: &Message, _: &Message| "Digest username=\"1001, realm=\"sipwarden.lab".to_owned();
-    let cases: [(&str, &dyn Fn(&Message, &Message) -> String); 2] = [
+    type Creds<'a> = &'a dyn Fn(&Message, &Message) -> String;
+    let cases: [(&str, Creds<'_>); 2] = [
         ("algorithm not offered", &sha256),
         ("malformed credentials", &unreadable),
     ];
