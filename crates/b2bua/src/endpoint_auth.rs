@@ -20,6 +20,7 @@ use sipwarden_config::{AccountConfig, AccountTransport, AccountsConfig, Accounts
 use sipwarden_sip::digest::{self, Algorithm, HexDigest, Qop, ResponseInput};
 use sipwarden_sip::header::Transport;
 use sipwarden_sip::{HeaderName, Message};
+use sipwarden_stages::AuthFailure;
 
 use crate::routes::Target;
 
@@ -37,14 +38,47 @@ const MAX_FAILURE_RECORDS: usize = 65_536;
 pub(crate) enum Verdict {
     /// Authenticated as this account.
     Ok(String),
-    /// Answer 401/407 with fresh challenges (`stale`: the nonce had expired).
-    Challenge { stale: bool },
-    /// Answer 403; `reason` is for the log only.
-    Forbidden { reason: &'static str },
+    /// Answer 401/407 with fresh challenges (`stale`: the nonce had expired). `failure`: this
+    /// answers a failed attempt (the first within the window), to be counted and logged.
+    Challenge {
+        stale: bool,
+        failure: Option<Failure>,
+    },
+    /// Answer 403 to this failed attempt.
+    Forbidden { failure: Failure },
 }
 
-/// The log's reason for right credentials refused by the account lock.
-pub(crate) const ACCOUNT_LOCKED: &str = "account locked: too many failures from other addresses";
+impl Verdict {
+    /// The failed attempt this verdict answers, if any.
+    pub(crate) fn failure(&self) -> Option<Failure> {
+        match self {
+            Self::Ok(_) => None,
+            Self::Challenge { failure, .. } => *failure,
+            Self::Forbidden { failure } => Some(*failure),
+        }
+    }
+}
+
+/// A failed login: its kind chooses the security event and the counters, `detail` is the
+/// log's words for it (more precise than the kind, never matched on).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Failure {
+    pub(crate) kind: AuthFailure,
+    pub(crate) detail: &'static str,
+}
+
+impl Failure {
+    const fn of(kind: AuthFailure) -> Self {
+        Self {
+            kind,
+            detail: kind.describe(),
+        }
+    }
+
+    const fn said(kind: AuthFailure, detail: &'static str) -> Self {
+        Self { kind, detail }
+    }
+}
 
 /// Which digest challenges a client gets, chosen by its User-Agent and never by the account
 /// it names (unknown and known users get the same answers). Clients differ: some answer only
@@ -215,24 +249,29 @@ struct NonceUse {
 impl Digest {
     /// Replay protection (RFC 7616 §3.3): each use of a nonce must count up. The same
     /// request again (Call-ID and CSeq alike: a retransmission, answered statelessly) may
-    /// repeat its `nc`.
+    /// repeat its `nc`. A repeated `nc` is answered as a stale nonce (`Err(None)`: a fresh
+    /// challenge with `stale=true`, not a failure), as Kamailio does: it is checked only
+    /// after the response proved the password, and SIP.js sends every refresh with the
+    /// previous nonce and `nc=00000001` again — counting that as a failed login would ban
+    /// browsers. A replayed request gains nothing: the fresh nonce needs the password.
     fn note_nc(
         &mut self,
         now: Instant,
         nonce: &str,
         nc: &str,
         msg: &Message,
-    ) -> Result<(), Option<&'static str>> {
+    ) -> Result<(), Option<Failure>> {
+        let malformed = Some(Failure::said(AuthFailure::Malformed, "malformed nc"));
         if !digest::is_valid_nc(nc) {
-            return Err(Some("malformed nc"));
+            return Err(malformed);
         }
-        let n = u32::from_str_radix(nc, 16).map_err(|_| Some("malformed nc"))?;
+        let n = u32::from_str_radix(nc, 16).map_err(|_| malformed)?;
         let call_id = msg.call_id().unwrap_or("");
         let cseq = msg.cseq().map_or(0, |c| c.seq);
         if let Some(u) = self.used.get(nonce) {
             let same_request = u.call_id == call_id && u.cseq == cseq;
             if n < u.nc || (n == u.nc && !same_request) {
-                return Err(Some("nc replayed"));
+                return Err(None);
             }
         }
         if self.used.len() >= MAX_NONCES && !self.used.contains_key(nonce) {
@@ -370,7 +409,7 @@ impl Digest {
         ask: Ask<'_>,
         accounts: &AccountsFile,
         locked: &dyn Fn(&str) -> bool,
-    ) -> (Verdict, Option<&'static str>) {
+    ) -> Verdict {
         let header = if ask.register {
             HeaderName::Authorization
         } else {
@@ -389,28 +428,33 @@ impl Digest {
             // Credentials that cannot be read count as a failure: a phone gets a fresh
             // challenge and then 403, a guessing tool cannot probe for free.
             if malformed {
-                return (
-                    self.fail(now, ip, String::new()),
-                    Some("malformed credentials"),
-                );
+                return self.fail(now, ip, String::new(), Failure::of(AuthFailure::Malformed));
             }
-            return (Verdict::Challenge { stale: false }, None);
+            return Verdict::Challenge {
+                stale: false,
+                failure: None,
+            };
         };
         let username = creds.username().map(|u| u.into_owned()).unwrap_or_default();
         let failure = match self.verify(now, msg, &creds, &username, ask, accounts) {
-            Ok(()) if locked(&username) => ACCOUNT_LOCKED,
+            Ok(()) if locked(&username) => Failure::of(AuthFailure::AccountLocked),
             Ok(()) => {
                 self.failures.remove(&(ip, username.clone()));
-                return (Verdict::Ok(username), None);
+                return Verdict::Ok(username);
             }
-            Err(None) => return (Verdict::Challenge { stale: true }, None),
-            Err(Some(reason)) => reason,
+            Err(None) => {
+                return Verdict::Challenge {
+                    stale: true,
+                    failure: None,
+                };
+            }
+            Err(Some(failure)) => failure,
         };
-        (self.fail(now, ip, username), Some(failure))
+        self.fail(now, ip, username, failure)
     }
 
     /// The first failure within the window gets a new challenge, later ones 403.
-    fn fail(&mut self, now: Instant, ip: IpAddr, user: String) -> Verdict {
+    fn fail(&mut self, now: Instant, ip: IpAddr, user: String, failure: Failure) -> Verdict {
         if self.failures.len() >= MAX_FAILURE_RECORDS {
             self.failures
                 .retain(|_, (_, at)| now.saturating_duration_since(*at) < FAILURE_WINDOW);
@@ -425,16 +469,17 @@ impl Digest {
         e.0 += 1;
         e.1 = now;
         if e.0 <= 1 {
-            Verdict::Challenge { stale: false }
-        } else {
-            Verdict::Forbidden {
-                reason: "repeated authentication failure",
+            Verdict::Challenge {
+                stale: false,
+                failure: Some(failure),
             }
+        } else {
+            Verdict::Forbidden { failure }
         }
     }
 
     /// `Ok` when the credentials are right; `Err(None)` for an expired nonce of ours;
-    /// `Err(Some(reason))` for a failure.
+    /// `Err(Some(failure))` for a failure.
     fn verify(
         &mut self,
         now: Instant,
@@ -443,15 +488,24 @@ impl Digest {
         username: &str,
         ask: Ask<'_>,
         accounts: &AccountsFile,
-    ) -> Result<(), Option<&'static str>> {
+    ) -> Result<(), Option<Failure>> {
+        use AuthFailure as F;
         let algorithm = match creds.algorithm() {
             None => Algorithm::Md5,
-            Some(a) => Algorithm::from_token(&a).ok_or(Some("unsupported algorithm"))?,
+            Some(a) => Algorithm::from_token(&a).ok_or(Some(Failure::said(
+                F::AlgorithmNotOffered,
+                "unsupported algorithm",
+            )))?,
         };
         if algorithm.is_session() {
-            return Err(Some("session algorithms are not offered"));
+            return Err(Some(Failure::said(
+                F::AlgorithmNotOffered,
+                "session algorithms are not offered",
+            )));
         }
-        let nonce = creds.nonce().ok_or(Some("no nonce"))?;
+        let nonce = creds
+            .nonce()
+            .ok_or(Some(Failure::said(F::Malformed, "no nonce")))?;
         let checked = match self.check_nonce(&nonce, now, ask.src.addr.ip()) {
             None => ask
                 .also_from
@@ -459,24 +513,32 @@ impl Digest {
             known => known,
         };
         let Some(info) = checked else {
-            return Err(Some("nonce not issued to this address"));
+            return Err(Some(Failure::of(F::ForeignNonce)));
         };
         if !info.fresh {
             return Err(None);
         }
         if info.offered & algorithm_bit(algorithm) == 0 {
-            return Err(Some("algorithm not offered"));
+            return Err(Some(Failure::of(F::AlgorithmNotOffered)));
         }
         if creds.qop().as_deref() != Some("auth") {
-            return Err(Some("qop must be auth"));
+            return Err(Some(Failure::said(F::Malformed, "qop must be auth")));
         }
-        let nc = creds.nc().ok_or(Some("no nc"))?;
-        let cnonce = creds.cnonce().ok_or(Some("no cnonce"))?;
-        let uri = creds.uri().ok_or(Some("no uri"))?;
+        let nc = creds
+            .nc()
+            .ok_or(Some(Failure::said(F::Malformed, "no nc")))?;
+        let cnonce = creds
+            .cnonce()
+            .ok_or(Some(Failure::said(F::Malformed, "no cnonce")))?;
+        let uri = creds
+            .uri()
+            .ok_or(Some(Failure::said(F::Malformed, "no uri")))?;
         if Some(uri.as_ref()) != msg.request_uri_str() {
-            return Err(Some("digest uri differs from the Request-URI"));
+            return Err(Some(Failure::of(F::UriMismatch)));
         }
-        let response = creds.response().ok_or(Some("no response"))?;
+        let response = creds
+            .response()
+            .ok_or(Some(Failure::said(F::Malformed, "no response")))?;
         let account = accounts.get(username);
         // An unknown account costs the same work as a known one.
         let ha1 = account
@@ -495,32 +557,38 @@ impl Digest {
         let expected = digest::response_from_ha1(&ha1, &input);
         let matches = digest::verify_response(&expected, &response);
         let Some(account) = account else {
-            return Err(Some("unknown account"));
+            return Err(Some(Failure::of(F::UnknownAccount)));
         };
         if stored_ha1(account, algorithm).is_none() {
-            return Err(Some("no HA1 for this algorithm"));
+            return Err(Some(Failure::said(
+                F::AlgorithmNotOffered,
+                "no HA1 for this algorithm",
+            )));
         }
         if !matches {
-            return Err(Some("wrong password"));
+            return Err(Some(Failure::of(F::WrongPassword)));
         }
         if ask.aor.is_some_and(|aor| aor != username) {
-            return Err(Some("username differs from the registered address"));
+            return Err(Some(Failure::of(F::AorMismatch)));
         }
         if ask.register {
             let from_user = msg
                 .from_header()
                 .and_then(|f| f.uri.user().map(str::to_owned));
             if from_user.as_deref() != Some(username) {
-                return Err(Some("username differs from the From user"));
+                return Err(Some(Failure::said(
+                    F::AorMismatch,
+                    "username differs from the From user",
+                )));
             }
         }
         self.note_nc(now, &nonce, nc, msg)?;
         let ip = ask.src.addr.ip();
         if !account.networks.is_empty() && !account.networks.iter().any(|n| n.contains(&ip)) {
-            return Err(Some("source network not allowed for the account"));
+            return Err(Some(Failure::of(F::WrongNetwork)));
         }
         if !transport_allowed(account, ask.src.transport) {
-            return Err(Some("transport not allowed for the account"));
+            return Err(Some(Failure::of(F::WrongTransport)));
         }
         Ok(())
     }
@@ -584,7 +652,7 @@ mod tests {
             let ch = d.challenges(t0, ask.src.addr.ip(), "sipwarden.lab", &[alg], (false, 1));
             let msg = register("1001", PW, alg, &ch.0, "127.0.0.1");
             assert_eq!(
-                d.check(t0, &msg, ask, &acc, &|_| false).0,
+                d.check(t0, &msg, ask, &acc, &|_| false),
                 Verdict::Ok("1001".into())
             );
         }
@@ -606,16 +674,16 @@ mod tests {
             src: src("127.0.0.67"),
             also_from,
         };
-        let (v, why) = d.check(t0, &msg, ask(None), &acc, &|_| false);
+        let v = d.check(t0, &msg, ask(None), &acc, &|_| false);
         assert_ne!(v, Verdict::Ok("1001".into()));
-        assert_eq!(why, Some("nonce not issued to this address"));
+        assert_eq!(v.failure().map(|f| f.kind), Some(AuthFailure::ForeignNonce));
         let elsewhere: IpAddr = "127.0.0.68".parse().unwrap();
         assert_ne!(
-            d.check(t0, &msg, ask(Some(elsewhere)), &acc, &|_| false).0,
+            d.check(t0, &msg, ask(Some(elsewhere)), &acc, &|_| false),
             Verdict::Ok("1001".into())
         );
         assert_eq!(
-            d.check(t0, &msg, ask(Some(home)), &acc, &|_| false).0,
+            d.check(t0, &msg, ask(Some(home)), &acc, &|_| false),
             Verdict::Ok("1001".into())
         );
     }
@@ -632,14 +700,10 @@ mod tests {
         };
         // Unknown user, wrong password, wrong transport, other address's nonce: each gets
         // a new challenge first, then 403.
-        let cases: [(&str, &str, &'static str); 3] = [
-            ("1009", PW, "unknown account"),
-            ("1001", "wrong", "wrong password"),
-            (
-                "1002",
-                "t7Vq!2mZ#8rLw@4xPn6s",
-                "transport not allowed for the account",
-            ),
+        let cases = [
+            ("1009", PW, AuthFailure::UnknownAccount),
+            ("1001", "wrong", AuthFailure::WrongPassword),
+            ("1002", "t7Vq!2mZ#8rLw@4xPn6s", AuthFailure::WrongTransport),
         ];
         for (user, pw, why) in cases {
             let mut d = Digest::new([7; 32]);
@@ -653,10 +717,13 @@ mod tests {
             let msg = register(user, pw, Algorithm::Md5, &ch.0, "127.0.0.1");
             assert_eq!(
                 d.check(t0, &msg, ask(user), &acc, &|_| false),
-                (Verdict::Challenge { stale: false }, Some(why))
+                Verdict::Challenge {
+                    stale: false,
+                    failure: Some(Failure::of(why))
+                }
             );
             assert!(matches!(
-                d.check(t0, &msg, ask(user), &acc, &|_| false).0,
+                d.check(t0, &msg, ask(user), &acc, &|_| false),
                 Verdict::Forbidden { .. }
             ));
         }
@@ -671,7 +738,9 @@ mod tests {
         );
         let msg = register("1001", PW, Algorithm::Md5, &ch.0, "127.0.0.1");
         assert_eq!(
-            d.check(t0, &msg, ask("1001"), &acc, &|_| false).1,
+            d.check(t0, &msg, ask("1001"), &acc, &|_| false)
+                .failure()
+                .map(|f| f.detail),
             Some("nonce not issued to this address")
         );
         // Credentials for another address-of-record.
@@ -684,13 +753,15 @@ mod tests {
         );
         let msg = register("1001", PW, Algorithm::Md5, &ch.0, "127.0.0.1");
         assert_eq!(
-            d.check(t0, &msg, ask("1003"), &acc, &|_| false).1,
+            d.check(t0, &msg, ask("1003"), &acc, &|_| false)
+                .failure()
+                .map(|f| f.detail),
             Some("username differs from the registered address")
         );
     }
 
     #[test]
-    fn nc_replay_is_refused_but_a_retransmission_is_not() {
+    fn nc_replay_is_stale_and_a_retransmission_passes() {
         let t0 = Instant::now();
         let mut d = Digest::new([7; 32]);
         let acc = accounts();
@@ -710,11 +781,11 @@ mod tests {
         let nonce = ch.0.clone();
         let msg = register("1001", PW, Algorithm::Md5, &nonce, "127.0.0.1");
         assert_eq!(
-            d.check(t0, &msg, ask, &acc, &|_| false).0,
+            d.check(t0, &msg, ask, &acc, &|_| false),
             Verdict::Ok("1001".into())
         );
         assert_eq!(
-            d.check(t0, &msg, ask, &acc, &|_| false).0,
+            d.check(t0, &msg, ask, &acc, &|_| false),
             Verdict::Ok("1001".into()),
             "the same request again"
         );
@@ -725,9 +796,24 @@ mod tests {
                 .as_bytes(),
         )
         .unwrap();
+        // A new request with the same nonce and nc (SIP.js refreshes so): not accepted, but
+        // answered as a stale nonce, not counted as a failed login.
+        for _ in 0..3 {
+            assert_eq!(
+                d.check(t0, &replay, ask, &acc, &|_| false),
+                Verdict::Challenge {
+                    stale: true,
+                    failure: None
+                }
+            );
+        }
+        // With a wrong password the same replay is a wrong password.
+        let wrong = register("1001", "wrong", Algorithm::Md5, &nonce, "127.0.0.1");
         assert_eq!(
-            d.check(t0, &replay, ask, &acc, &|_| false).1,
-            Some("nc replayed")
+            d.check(t0, &wrong, ask, &acc, &|_| false)
+                .failure()
+                .map(|f| f.kind),
+            Some(AuthFailure::WrongPassword)
         );
         // Two challenges in the same second get different nonces (phones behind one NAT).
         let other = d.challenges(
@@ -762,11 +848,17 @@ mod tests {
         let later = t0 + NONCE_LIFETIME + Duration::from_secs(1);
         assert_eq!(
             d.check(later, &msg, ask, &acc, &|_| false),
-            (Verdict::Challenge { stale: true }, None)
+            Verdict::Challenge {
+                stale: true,
+                failure: None
+            }
         );
         assert_eq!(
             d.check(later, &msg, ask, &acc, &|_| false),
-            (Verdict::Challenge { stale: true }, None)
+            Verdict::Challenge {
+                stale: true,
+                failure: None
+            }
         );
         let ch = d.challenges(
             later,
@@ -842,13 +934,13 @@ mod tests {
         let msg = register("1001", PW, Algorithm::Sha256, &nonce, "127.0.0.1");
         assert_eq!(
             d.check(t0, &msg, ask, &acc, &|_| false),
-            (
-                Verdict::Challenge { stale: false },
-                Some("algorithm not offered")
-            )
+            Verdict::Challenge {
+                stale: false,
+                failure: Some(Failure::of(AuthFailure::AlgorithmNotOffered))
+            }
         );
         assert!(matches!(
-            d.check(t0, &msg, ask, &acc, &|_| false).0,
+            d.check(t0, &msg, ask, &acc, &|_| false),
             Verdict::Forbidden { .. }
         ));
         // Offered both: either answer passes.
@@ -863,7 +955,7 @@ mod tests {
             );
             let msg = register("1001", PW, alg, &nonce, "127.0.0.1");
             assert_eq!(
-                d.check(t0, &msg, ask, &acc, &|_| false).0,
+                d.check(t0, &msg, ask, &acc, &|_| false),
                 Verdict::Ok("1001".into())
             );
         }
@@ -886,7 +978,9 @@ mod tests {
         let forged = format!("{}03{}", &nonce[..16], &nonce[18..]);
         let msg = register("1001", PW, Algorithm::Sha256, &forged, "127.0.0.1");
         assert_eq!(
-            d.check(t0, &msg, ask, &acc, &|_| false).1,
+            d.check(t0, &msg, ask, &acc, &|_| false)
+                .failure()
+                .map(|f| f.detail),
             Some("nonce not issued to this address")
         );
     }
@@ -904,7 +998,7 @@ mod tests {
         assert_eq!(legacy.len(), 48);
         let msg = register("1001", PW, Algorithm::Sha256, &legacy, "127.0.0.1");
         assert_eq!(
-            d.check(t0, &msg, ask, &acc, &|_| false).0,
+            d.check(t0, &msg, ask, &acc, &|_| false),
             Verdict::Ok("1001".into())
         );
     }
@@ -922,13 +1016,13 @@ mod tests {
         .unwrap();
         assert_eq!(
             d.check(t0, &msg, ask, &acc, &|_| false),
-            (
-                Verdict::Challenge { stale: false },
-                Some("malformed credentials")
-            )
+            Verdict::Challenge {
+                stale: false,
+                failure: Some(Failure::of(AuthFailure::Malformed))
+            }
         );
         assert!(matches!(
-            d.check(t0, &msg, ask, &acc, &|_| false).0,
+            d.check(t0, &msg, ask, &acc, &|_| false),
             Verdict::Forbidden { .. }
         ));
     }

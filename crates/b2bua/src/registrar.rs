@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use sipwarden_sip::header::Contact;
 use sipwarden_sip::{HeaderName, Message, StatusCode};
 
-use crate::endpoint_auth::{Ask, Verdict};
+use crate::endpoint_auth::{Ask, Failure, Verdict};
 use crate::routes::{Target, Zone};
 use crate::{Core, RegistrarSettings};
 
@@ -257,15 +257,15 @@ impl Core {
         let ip = src.addr.ip();
         let failures = &self.defence.failures;
         let locked = |account: &str| failures.account_locked(account, ip, now);
-        let (verdict, why) = self.digest.check(now, &msg, ask, &routes.accounts, &locked);
-        self.defence.after_auth(now, ip, &verdict, why);
+        let verdict = self.digest.check(now, &msg, ask, &routes.accounts, &locked);
+        self.defence.after_auth(now, ip, &verdict);
         match verdict {
             Verdict::Ok(account) => {
                 self.event_success(&msg, src, &account);
             }
-            Verdict::Challenge { stale } => {
+            Verdict::Challenge { stale, failure } => {
                 // The failure that bans gets no answer: from now on the source hears nothing.
-                let banned = why.is_some_and(|why| self.note_auth_failure(now, &msg, src, why));
+                let banned = failure.is_some_and(|f| self.note_auth_failure(now, &msg, src, f));
                 if !banned {
                     if let Some(rsp) = self.challenge(now, &msg, src, true, stale) {
                         self.txl.send_stateless(src, &rsp);
@@ -273,8 +273,8 @@ impl Core {
                 }
                 return;
             }
-            Verdict::Forbidden { reason } => {
-                let banned = self.note_auth_failure(now, &msg, src, why.unwrap_or(reason));
+            Verdict::Forbidden { failure } => {
+                let banned = self.note_auth_failure(now, &msg, src, failure);
                 self.stats.registrations_refused += 1;
                 if !banned {
                     self.reply_register(src, &msg, StatusCode::FORBIDDEN, None);
@@ -484,7 +484,7 @@ impl Core {
         now: Instant,
         msg: &Message,
         src: Target,
-        why: &'static str,
+        failure: Failure,
     ) -> bool {
         self.stats.auth_failures += 1;
         let user = msg
@@ -493,7 +493,7 @@ impl Core {
             .filter_map(Result::ok)
             .find_map(|a| a.username().map(|u| u.into_owned()))
             .unwrap_or_default();
-        self.event_auth_failure(msg, src, why);
+        self.event_auth_failure(msg, src, failure);
         self.defence
             .failure(src.addr.ip(), Some(&user), now)
             .is_some()
