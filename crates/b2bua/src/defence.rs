@@ -14,8 +14,9 @@ use sipwarden_stages::{
     RateSettings, RequestClass, Scanner,
 };
 
-use crate::endpoint_auth::{ACCOUNT_LOCKED, Verdict};
+use crate::endpoint_auth::Verdict;
 use crate::routes::Zone;
+use sipwarden_stages::AuthFailure;
 
 /// The stages' settings, from one configuration (swapped on reload with the routes).
 #[derive(Clone, Debug)]
@@ -284,17 +285,14 @@ impl Defence {
 
     /// Records a digest verdict's effect on the counters: a success makes its source
     /// familiar to the account (exempt from its lock) and restarts the source's count.
-    pub(crate) fn after_auth(
-        &mut self,
-        now: Instant,
-        ip: IpAddr,
-        verdict: &Verdict,
-        why: Option<&'static str>,
-    ) {
+    pub(crate) fn after_auth(&mut self, now: Instant, ip: IpAddr, verdict: &Verdict) {
         if let Verdict::Ok(account) = verdict {
             self.failures.succeed_for(ip, account, now);
         }
-        if why == Some(ACCOUNT_LOCKED) {
+        if verdict
+            .failure()
+            .is_some_and(|f| f.kind == AuthFailure::AccountLocked)
+        {
             self.stats.account_locked += 1;
         }
     }

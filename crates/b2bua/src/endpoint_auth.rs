@@ -16,10 +16,11 @@ use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use sipwarden_config::{AccountConfig, AccountTransport, AccountsFile};
+use sipwarden_config::{AccountConfig, AccountTransport, AccountsConfig, AccountsFile};
 use sipwarden_sip::digest::{self, Algorithm, HexDigest, Qop, ResponseInput};
 use sipwarden_sip::header::Transport;
 use sipwarden_sip::{HeaderName, Message};
+use sipwarden_stages::AuthFailure;
 
 use crate::routes::Target;
 
@@ -37,14 +38,144 @@ const MAX_FAILURE_RECORDS: usize = 65_536;
 pub(crate) enum Verdict {
     /// Authenticated as this account.
     Ok(String),
-    /// Answer 401/407 with fresh challenges (`stale`: the nonce had expired).
-    Challenge { stale: bool },
-    /// Answer 403; `reason` is for the log only.
-    Forbidden { reason: &'static str },
+    /// Answer 401/407 with fresh challenges (`stale`: the nonce had expired). `failure`: this
+    /// answers a failed attempt (the first within the window), to be counted and logged.
+    Challenge {
+        stale: bool,
+        failure: Option<Failure>,
+    },
+    /// Answer 403 to this failed attempt.
+    Forbidden { failure: Failure },
 }
 
-/// The log's reason for right credentials refused by the account lock.
-pub(crate) const ACCOUNT_LOCKED: &str = "account locked: too many failures from other addresses";
+impl Verdict {
+    /// The failed attempt this verdict answers, if any.
+    pub(crate) fn failure(&self) -> Option<Failure> {
+        match self {
+            Self::Ok(_) => None,
+            Self::Challenge { failure, .. } => *failure,
+            Self::Forbidden { failure } => Some(*failure),
+        }
+    }
+}
+
+/// A failed login: its kind chooses the security event and the counters, `detail` is the
+/// log's words for it (more precise than the kind, never matched on).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Failure {
+    pub(crate) kind: AuthFailure,
+    pub(crate) detail: &'static str,
+}
+
+impl Failure {
+    const fn of(kind: AuthFailure) -> Self {
+        Self {
+            kind,
+            detail: kind.describe(),
+        }
+    }
+
+    const fn said(kind: AuthFailure, detail: &'static str) -> Self {
+        Self { kind, detail }
+    }
+}
+
+/// Which digest challenges a client gets, chosen by its User-Agent and never by the account
+/// it names (unknown and known users get the same answers). Clients differ: some answer only
+/// the first challenge, some give up when any is not MD5, some answer SHA-256 (RFC 8760).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChallengeTable {
+    /// (lower-case User-Agent substring, algorithms), first match wins.
+    entries: Vec<(String, Vec<Algorithm>)>,
+    /// For clients no entry names.
+    default: Vec<Algorithm>,
+}
+
+fn algorithms(names: &[impl AsRef<str>]) -> Vec<Algorithm> {
+    names
+        .iter()
+        .filter_map(|a| Algorithm::from_token(a.as_ref()))
+        .filter(|a| !a.is_session())
+        .collect()
+}
+
+/// ASCII case-insensitive substring test; `needle` is already lower case.
+fn contains_ignore_case(hay: &str, needle: &str) -> bool {
+    let (hay, needle) = (hay.as_bytes(), needle.as_bytes());
+    needle.is_empty()
+        || hay.windows(needle.len()).any(|w| {
+            w.iter()
+                .zip(needle)
+                .all(|(a, b)| a.to_ascii_lowercase() == *b)
+        })
+}
+
+impl ChallengeTable {
+    /// The configured entries, then (unless turned off) the built-in ones.
+    #[must_use]
+    pub fn from_config(cfg: &AccountsConfig) -> Self {
+        let mut entries: Vec<(String, Vec<Algorithm>)> = cfg
+            .clients
+            .iter()
+            .map(|c| (c.user_agent.to_ascii_lowercase(), algorithms(&c.algorithms)))
+            .collect();
+        if cfg.builtin_clients {
+            entries.extend(
+                sipwarden_config::BUILTIN_CLIENTS
+                    .iter()
+                    .map(|(ua, algs)| (ua.to_ascii_lowercase(), algorithms(algs))),
+            );
+        }
+        entries.retain(|(ua, algs)| !ua.is_empty() && !algs.is_empty());
+        let mut default = algorithms(&cfg.algorithms);
+        if default.is_empty() {
+            default.push(Algorithm::Md5);
+        }
+        Self { entries, default }
+    }
+
+    /// The challenges for a client with this User-Agent (or none).
+    #[must_use]
+    pub fn for_user_agent(&self, ua: Option<&str>) -> &[Algorithm] {
+        ua.and_then(|ua| {
+            self.entries
+                .iter()
+                .find(|(needle, _)| contains_ignore_case(ua, needle))
+        })
+        .map_or(&self.default, |(_, algs)| algs)
+    }
+}
+
+impl Default for ChallengeTable {
+    fn default() -> Self {
+        Self::from_config(&AccountsConfig::default())
+    }
+}
+
+/// The nonce's record of which algorithms it was offered with (one bit each).
+fn offered_mask(algorithms: &[Algorithm]) -> u8 {
+    algorithms
+        .iter()
+        .fold(0, |m, a| m | algorithm_bit(a.base()))
+}
+
+fn algorithm_bit(a: Algorithm) -> u8 {
+    match a {
+        Algorithm::Md5 => 1,
+        Algorithm::Sha256 => 2,
+        _ => 4,
+    }
+}
+
+/// What a nonce of ours says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct NonceInfo {
+    /// Within its lifetime.
+    fresh: bool,
+    /// The algorithms its challenges offered ([`offered_mask`]); all for nonces of the
+    /// earlier format, which did not record them.
+    offered: u8,
+}
 
 /// Which request is being authenticated.
 #[derive(Clone, Copy, Debug)]
@@ -118,24 +249,29 @@ struct NonceUse {
 impl Digest {
     /// Replay protection (RFC 7616 §3.3): each use of a nonce must count up. The same
     /// request again (Call-ID and CSeq alike: a retransmission, answered statelessly) may
-    /// repeat its `nc`.
+    /// repeat its `nc`. A repeated `nc` is answered as a stale nonce (`Err(None)`: a fresh
+    /// challenge with `stale=true`, not a failure), as Kamailio does: it is checked only
+    /// after the response proved the password, and SIP.js sends every refresh with the
+    /// previous nonce and `nc=00000001` again — counting that as a failed login would ban
+    /// browsers. A replayed request gains nothing: the fresh nonce needs the password.
     fn note_nc(
         &mut self,
         now: Instant,
         nonce: &str,
         nc: &str,
         msg: &Message,
-    ) -> Result<(), Option<&'static str>> {
+    ) -> Result<(), Option<Failure>> {
+        let malformed = Some(Failure::said(AuthFailure::Malformed, "malformed nc"));
         if !digest::is_valid_nc(nc) {
-            return Err(Some("malformed nc"));
+            return Err(malformed);
         }
-        let n = u32::from_str_radix(nc, 16).map_err(|_| Some("malformed nc"))?;
+        let n = u32::from_str_radix(nc, 16).map_err(|_| malformed)?;
         let call_id = msg.call_id().unwrap_or("");
         let cseq = msg.cseq().map_or(0, |c| c.seq);
         if let Some(u) = self.used.get(nonce) {
             let same_request = u.call_id == call_id && u.cseq == cseq;
             if n < u.nc || (n == u.nc && !same_request) {
-                return Err(Some("nc replayed"));
+                return Err(None);
             }
         }
         if self.used.len() >= MAX_NONCES && !self.used.contains_key(nonce) {
@@ -173,13 +309,18 @@ impl Digest {
         self.base_unix = unix;
     }
 
-    fn mac(&self, ts: u32, salt: u32, ip: IpAddr) -> String {
+    /// `mask` is `None` for nonces of the earlier format (before the offered algorithms
+    /// were recorded), which a running phone may still hold across an upgrade.
+    fn mac(&self, ts: u32, salt: u32, mask: Option<u8>, ip: IpAddr) -> String {
         // HMAC-SHA256 accepts keys of any length: new_from_slice cannot fail here.
         let Ok(mut m) = Hmac::<Sha256>::new_from_slice(&self.key) else {
             return String::new();
         };
         m.update(&ts.to_be_bytes());
         m.update(&salt.to_be_bytes());
+        if let Some(mask) = mask {
+            m.update(&[mask]);
+        }
         match ip {
             IpAddr::V4(v4) => m.update(&v4.octets()),
             IpAddr::V6(v6) => m.update(&v6.octets()),
@@ -197,28 +338,42 @@ impl Digest {
         self.base_unix + now.saturating_duration_since(epoch).as_secs()
     }
 
-    /// `ts ‖ salt ‖ HMAC(key, ts ‖ salt ‖ ip)`: the salt makes every challenge's nonce its
-    /// own, so `nc` can be tracked per nonce even for phones behind one NAT address.
-    fn nonce(&mut self, now: Instant, ip: IpAddr, salt: u32) -> String {
+    /// `ts ‖ salt ‖ offered ‖ HMAC(key, ts ‖ salt ‖ offered ‖ ip)`: the salt makes every
+    /// challenge's nonce its own, so `nc` can be tracked per nonce even for phones behind one
+    /// NAT address; `offered` records the algorithms the challenge offered, so an answer with
+    /// another one is refused without keeping state.
+    fn nonce(&mut self, now: Instant, ip: IpAddr, salt: u32, offered: u8) -> String {
         let ts = u32::try_from(self.clock(now)).unwrap_or(u32::MAX);
-        format!("{ts:08x}{salt:08x}{}", self.mac(ts, salt, ip))
+        format!(
+            "{ts:08x}{salt:08x}{offered:02x}{}",
+            self.mac(ts, salt, Some(offered), ip)
+        )
     }
 
-    /// `Some(true)` fresh, `Some(false)` expired, `None` not ours.
-    fn check_nonce(&mut self, nonce: &str, now: Instant, ip: IpAddr) -> Option<bool> {
+    /// `None` when the nonce is not ours (or not for `ip`).
+    fn check_nonce(&mut self, nonce: &str, now: Instant, ip: IpAddr) -> Option<NonceInfo> {
         let ts = u32::from_str_radix(nonce.get(..8)?, 16).ok()?;
         let salt = u32::from_str_radix(nonce.get(8..16)?, 16).ok()?;
-        let mac = nonce.get(16..)?;
-        let expected = self.mac(ts, salt, ip);
+        // 16 + 32 hex digits: the earlier format, without the offered algorithms.
+        let (mask, mac) = if nonce.len() == 48 {
+            (None, nonce.get(16..)?)
+        } else {
+            let mask = u8::from_str_radix(nonce.get(16..18)?, 16).ok()?;
+            (Some(mask), nonce.get(18..)?)
+        };
+        let expected = self.mac(ts, salt, mask, ip);
         if mac.len() != expected.len() || !digest::verify_response_str(&expected, mac) {
             return None;
         }
         let clock = self.clock(now);
         let issued = u64::from(ts);
-        Some(issued <= clock && clock - issued <= NONCE_LIFETIME.as_secs())
+        Some(NonceInfo {
+            fresh: issued <= clock && clock - issued <= NONCE_LIFETIME.as_secs(),
+            offered: mask.unwrap_or(u8::MAX),
+        })
     }
 
-    /// The challenge header values, one per algorithm, in the configured order.
+    /// A fresh nonce and the challenge header values for it, one per algorithm, in order.
     pub(crate) fn challenges(
         &mut self,
         now: Instant,
@@ -226,9 +381,9 @@ impl Digest {
         realm: &str,
         algorithms: &[Algorithm],
         (stale, salt): (bool, u32),
-    ) -> Vec<String> {
-        let nonce = self.nonce(now, ip, salt);
-        algorithms
+    ) -> (String, Vec<String>) {
+        let nonce = self.nonce(now, ip, salt, offered_mask(algorithms));
+        let values = algorithms
             .iter()
             .map(|a| {
                 let mut v = format!(
@@ -240,7 +395,8 @@ impl Digest {
                 }
                 v
             })
-            .collect()
+            .collect();
+        (nonce, values)
     }
 
     /// Looks at a request's credentials. `locked(account)`: the account is locked against
@@ -253,35 +409,52 @@ impl Digest {
         ask: Ask<'_>,
         accounts: &AccountsFile,
         locked: &dyn Fn(&str) -> bool,
-    ) -> (Verdict, Option<&'static str>) {
+    ) -> Verdict {
         let header = if ask.register {
             HeaderName::Authorization
         } else {
             HeaderName::ProxyAuthorization
         };
         let ip = ask.src.addr.ip();
+        let mut malformed = false;
         let creds = msg
             .auths(header)
-            .filter_map(Result::ok)
+            .filter_map(|a| {
+                malformed |= a.is_err();
+                a.ok()
+            })
             .find(|a| a.is_digest() && a.realm().as_deref() == Some(accounts.realm.as_str()));
         let Some(creds) = creds else {
-            return (Verdict::Challenge { stale: false }, None);
+            // Credentials that cannot be read count as a failure: a phone gets a fresh
+            // challenge and then 403, a guessing tool cannot probe for free.
+            if malformed {
+                return self.fail(now, ip, String::new(), Failure::of(AuthFailure::Malformed));
+            }
+            return Verdict::Challenge {
+                stale: false,
+                failure: None,
+            };
         };
         let username = creds.username().map(|u| u.into_owned()).unwrap_or_default();
         let failure = match self.verify(now, msg, &creds, &username, ask, accounts) {
-            Ok(()) if locked(&username) => ACCOUNT_LOCKED,
+            Ok(()) if locked(&username) => Failure::of(AuthFailure::AccountLocked),
             Ok(()) => {
                 self.failures.remove(&(ip, username.clone()));
-                return (Verdict::Ok(username), None);
+                return Verdict::Ok(username);
             }
-            Err(None) => return (Verdict::Challenge { stale: true }, None),
-            Err(Some(reason)) => reason,
+            Err(None) => {
+                return Verdict::Challenge {
+                    stale: true,
+                    failure: None,
+                };
+            }
+            Err(Some(failure)) => failure,
         };
-        (self.fail(now, ip, username), Some(failure))
+        self.fail(now, ip, username, failure)
     }
 
     /// The first failure within the window gets a new challenge, later ones 403.
-    fn fail(&mut self, now: Instant, ip: IpAddr, user: String) -> Verdict {
+    fn fail(&mut self, now: Instant, ip: IpAddr, user: String, failure: Failure) -> Verdict {
         if self.failures.len() >= MAX_FAILURE_RECORDS {
             self.failures
                 .retain(|_, (_, at)| now.saturating_duration_since(*at) < FAILURE_WINDOW);
@@ -296,16 +469,17 @@ impl Digest {
         e.0 += 1;
         e.1 = now;
         if e.0 <= 1 {
-            Verdict::Challenge { stale: false }
-        } else {
-            Verdict::Forbidden {
-                reason: "repeated authentication failure",
+            Verdict::Challenge {
+                stale: false,
+                failure: Some(failure),
             }
+        } else {
+            Verdict::Forbidden { failure }
         }
     }
 
     /// `Ok` when the credentials are right; `Err(None)` for an expired nonce of ours;
-    /// `Err(Some(reason))` for a failure.
+    /// `Err(Some(failure))` for a failure.
     fn verify(
         &mut self,
         now: Instant,
@@ -314,36 +488,57 @@ impl Digest {
         username: &str,
         ask: Ask<'_>,
         accounts: &AccountsFile,
-    ) -> Result<(), Option<&'static str>> {
+    ) -> Result<(), Option<Failure>> {
+        use AuthFailure as F;
         let algorithm = match creds.algorithm() {
             None => Algorithm::Md5,
-            Some(a) => Algorithm::from_token(&a).ok_or(Some("unsupported algorithm"))?,
+            Some(a) => Algorithm::from_token(&a).ok_or(Some(Failure::said(
+                F::AlgorithmNotOffered,
+                "unsupported algorithm",
+            )))?,
         };
         if algorithm.is_session() {
-            return Err(Some("session algorithms are not offered"));
+            return Err(Some(Failure::said(
+                F::AlgorithmNotOffered,
+                "session algorithms are not offered",
+            )));
         }
-        let nonce = creds.nonce().ok_or(Some("no nonce"))?;
+        let nonce = creds
+            .nonce()
+            .ok_or(Some(Failure::said(F::Malformed, "no nonce")))?;
         let checked = match self.check_nonce(&nonce, now, ask.src.addr.ip()) {
             None => ask
                 .also_from
                 .and_then(|ip| self.check_nonce(&nonce, now, ip)),
             known => known,
         };
-        match checked {
-            None => return Err(Some("nonce not issued to this address")),
-            Some(false) => return Err(None),
-            Some(true) => {}
+        let Some(info) = checked else {
+            return Err(Some(Failure::of(F::ForeignNonce)));
+        };
+        if !info.fresh {
+            return Err(None);
+        }
+        if info.offered & algorithm_bit(algorithm) == 0 {
+            return Err(Some(Failure::of(F::AlgorithmNotOffered)));
         }
         if creds.qop().as_deref() != Some("auth") {
-            return Err(Some("qop must be auth"));
+            return Err(Some(Failure::said(F::Malformed, "qop must be auth")));
         }
-        let nc = creds.nc().ok_or(Some("no nc"))?;
-        let cnonce = creds.cnonce().ok_or(Some("no cnonce"))?;
-        let uri = creds.uri().ok_or(Some("no uri"))?;
+        let nc = creds
+            .nc()
+            .ok_or(Some(Failure::said(F::Malformed, "no nc")))?;
+        let cnonce = creds
+            .cnonce()
+            .ok_or(Some(Failure::said(F::Malformed, "no cnonce")))?;
+        let uri = creds
+            .uri()
+            .ok_or(Some(Failure::said(F::Malformed, "no uri")))?;
         if Some(uri.as_ref()) != msg.request_uri_str() {
-            return Err(Some("digest uri differs from the Request-URI"));
+            return Err(Some(Failure::of(F::UriMismatch)));
         }
-        let response = creds.response().ok_or(Some("no response"))?;
+        let response = creds
+            .response()
+            .ok_or(Some(Failure::said(F::Malformed, "no response")))?;
         let account = accounts.get(username);
         // An unknown account costs the same work as a known one.
         let ha1 = account
@@ -362,32 +557,38 @@ impl Digest {
         let expected = digest::response_from_ha1(&ha1, &input);
         let matches = digest::verify_response(&expected, &response);
         let Some(account) = account else {
-            return Err(Some("unknown account"));
+            return Err(Some(Failure::of(F::UnknownAccount)));
         };
         if stored_ha1(account, algorithm).is_none() {
-            return Err(Some("no HA1 for this algorithm"));
+            return Err(Some(Failure::said(
+                F::AlgorithmNotOffered,
+                "no HA1 for this algorithm",
+            )));
         }
         if !matches {
-            return Err(Some("wrong password"));
+            return Err(Some(Failure::of(F::WrongPassword)));
         }
         if ask.aor.is_some_and(|aor| aor != username) {
-            return Err(Some("username differs from the registered address"));
+            return Err(Some(Failure::of(F::AorMismatch)));
         }
         if ask.register {
             let from_user = msg
                 .from_header()
                 .and_then(|f| f.uri.user().map(str::to_owned));
             if from_user.as_deref() != Some(username) {
-                return Err(Some("username differs from the From user"));
+                return Err(Some(Failure::said(
+                    F::AorMismatch,
+                    "username differs from the From user",
+                )));
             }
         }
         self.note_nc(now, &nonce, nc, msg)?;
         let ip = ask.src.addr.ip();
         if !account.networks.is_empty() && !account.networks.iter().any(|n| n.contains(&ip)) {
-            return Err(Some("source network not allowed for the account"));
+            return Err(Some(Failure::of(F::WrongNetwork)));
         }
         if !transport_allowed(account, ask.src.transport) {
-            return Err(Some("transport not allowed for the account"));
+            return Err(Some(Failure::of(F::WrongTransport)));
         }
         Ok(())
     }
@@ -434,16 +635,6 @@ mod tests {
         Message::parse(text.as_bytes()).unwrap()
     }
 
-    fn nonce_of(ch: &str) -> String {
-        ch.split("nonce=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .to_owned()
-    }
-
     const PW: &str = "Kj9#mNp2xQ&vL5sW!aR7cYz3";
 
     #[test]
@@ -459,9 +650,9 @@ mod tests {
         };
         for alg in [Algorithm::Md5, Algorithm::Sha256] {
             let ch = d.challenges(t0, ask.src.addr.ip(), "sipwarden.lab", &[alg], (false, 1));
-            let msg = register("1001", PW, alg, &nonce_of(&ch[0]), "127.0.0.1");
+            let msg = register("1001", PW, alg, &ch.0, "127.0.0.1");
             assert_eq!(
-                d.check(t0, &msg, ask, &acc, &|_| false).0,
+                d.check(t0, &msg, ask, &acc, &|_| false),
                 Verdict::Ok("1001".into())
             );
         }
@@ -476,23 +667,23 @@ mod tests {
         let acc = accounts();
         let home: IpAddr = "127.0.0.2".parse().unwrap();
         let ch = d.challenges(t0, home, "sipwarden.lab", &[Algorithm::Md5], (false, 1));
-        let msg = register("1001", PW, Algorithm::Md5, &nonce_of(&ch[0]), "127.0.0.1");
+        let msg = register("1001", PW, Algorithm::Md5, &ch.0, "127.0.0.1");
         let ask = |also_from| Ask {
             register: true,
             aor: Some("1001"),
             src: src("127.0.0.67"),
             also_from,
         };
-        let (v, why) = d.check(t0, &msg, ask(None), &acc, &|_| false);
+        let v = d.check(t0, &msg, ask(None), &acc, &|_| false);
         assert_ne!(v, Verdict::Ok("1001".into()));
-        assert_eq!(why, Some("nonce not issued to this address"));
+        assert_eq!(v.failure().map(|f| f.kind), Some(AuthFailure::ForeignNonce));
         let elsewhere: IpAddr = "127.0.0.68".parse().unwrap();
         assert_ne!(
-            d.check(t0, &msg, ask(Some(elsewhere)), &acc, &|_| false).0,
+            d.check(t0, &msg, ask(Some(elsewhere)), &acc, &|_| false),
             Verdict::Ok("1001".into())
         );
         assert_eq!(
-            d.check(t0, &msg, ask(Some(home)), &acc, &|_| false).0,
+            d.check(t0, &msg, ask(Some(home)), &acc, &|_| false),
             Verdict::Ok("1001".into())
         );
     }
@@ -509,14 +700,10 @@ mod tests {
         };
         // Unknown user, wrong password, wrong transport, other address's nonce: each gets
         // a new challenge first, then 403.
-        let cases: [(&str, &str, &'static str); 3] = [
-            ("1009", PW, "unknown account"),
-            ("1001", "wrong", "wrong password"),
-            (
-                "1002",
-                "t7Vq!2mZ#8rLw@4xPn6s",
-                "transport not allowed for the account",
-            ),
+        let cases = [
+            ("1009", PW, AuthFailure::UnknownAccount),
+            ("1001", "wrong", AuthFailure::WrongPassword),
+            ("1002", "t7Vq!2mZ#8rLw@4xPn6s", AuthFailure::WrongTransport),
         ];
         for (user, pw, why) in cases {
             let mut d = Digest::new([7; 32]);
@@ -527,13 +714,16 @@ mod tests {
                 &[Algorithm::Md5],
                 (false, 1),
             );
-            let msg = register(user, pw, Algorithm::Md5, &nonce_of(&ch[0]), "127.0.0.1");
+            let msg = register(user, pw, Algorithm::Md5, &ch.0, "127.0.0.1");
             assert_eq!(
                 d.check(t0, &msg, ask(user), &acc, &|_| false),
-                (Verdict::Challenge { stale: false }, Some(why))
+                Verdict::Challenge {
+                    stale: false,
+                    failure: Some(Failure::of(why))
+                }
             );
             assert!(matches!(
-                d.check(t0, &msg, ask(user), &acc, &|_| false).0,
+                d.check(t0, &msg, ask(user), &acc, &|_| false),
                 Verdict::Forbidden { .. }
             ));
         }
@@ -546,9 +736,11 @@ mod tests {
             &[Algorithm::Md5],
             (false, 1),
         );
-        let msg = register("1001", PW, Algorithm::Md5, &nonce_of(&ch[0]), "127.0.0.1");
+        let msg = register("1001", PW, Algorithm::Md5, &ch.0, "127.0.0.1");
         assert_eq!(
-            d.check(t0, &msg, ask("1001"), &acc, &|_| false).1,
+            d.check(t0, &msg, ask("1001"), &acc, &|_| false)
+                .failure()
+                .map(|f| f.detail),
             Some("nonce not issued to this address")
         );
         // Credentials for another address-of-record.
@@ -559,15 +751,17 @@ mod tests {
             &[Algorithm::Md5],
             (false, 1),
         );
-        let msg = register("1001", PW, Algorithm::Md5, &nonce_of(&ch[0]), "127.0.0.1");
+        let msg = register("1001", PW, Algorithm::Md5, &ch.0, "127.0.0.1");
         assert_eq!(
-            d.check(t0, &msg, ask("1003"), &acc, &|_| false).1,
+            d.check(t0, &msg, ask("1003"), &acc, &|_| false)
+                .failure()
+                .map(|f| f.detail),
             Some("username differs from the registered address")
         );
     }
 
     #[test]
-    fn nc_replay_is_refused_but_a_retransmission_is_not() {
+    fn nc_replay_is_stale_and_a_retransmission_passes() {
         let t0 = Instant::now();
         let mut d = Digest::new([7; 32]);
         let acc = accounts();
@@ -584,14 +778,14 @@ mod tests {
             &[Algorithm::Md5],
             (false, 9),
         );
-        let nonce = nonce_of(&ch[0]);
+        let nonce = ch.0.clone();
         let msg = register("1001", PW, Algorithm::Md5, &nonce, "127.0.0.1");
         assert_eq!(
-            d.check(t0, &msg, ask, &acc, &|_| false).0,
+            d.check(t0, &msg, ask, &acc, &|_| false),
             Verdict::Ok("1001".into())
         );
         assert_eq!(
-            d.check(t0, &msg, ask, &acc, &|_| false).0,
+            d.check(t0, &msg, ask, &acc, &|_| false),
             Verdict::Ok("1001".into()),
             "the same request again"
         );
@@ -602,9 +796,24 @@ mod tests {
                 .as_bytes(),
         )
         .unwrap();
+        // A new request with the same nonce and nc (SIP.js refreshes so): not accepted, but
+        // answered as a stale nonce, not counted as a failed login.
+        for _ in 0..3 {
+            assert_eq!(
+                d.check(t0, &replay, ask, &acc, &|_| false),
+                Verdict::Challenge {
+                    stale: true,
+                    failure: None
+                }
+            );
+        }
+        // With a wrong password the same replay is a wrong password.
+        let wrong = register("1001", "wrong", Algorithm::Md5, &nonce, "127.0.0.1");
         assert_eq!(
-            d.check(t0, &replay, ask, &acc, &|_| false).1,
-            Some("nc replayed")
+            d.check(t0, &wrong, ask, &acc, &|_| false)
+                .failure()
+                .map(|f| f.kind),
+            Some(AuthFailure::WrongPassword)
         );
         // Two challenges in the same second get different nonces (phones behind one NAT).
         let other = d.challenges(
@@ -614,7 +823,7 @@ mod tests {
             &[Algorithm::Md5],
             (false, 10),
         );
-        assert_ne!(nonce_of(&other[0]), nonce);
+        assert_ne!(other.0, nonce);
     }
 
     #[test]
@@ -635,15 +844,21 @@ mod tests {
             &[Algorithm::Md5],
             (false, 1),
         );
-        let msg = register("1001", PW, Algorithm::Md5, &nonce_of(&ch[0]), "127.0.0.1");
+        let msg = register("1001", PW, Algorithm::Md5, &ch.0, "127.0.0.1");
         let later = t0 + NONCE_LIFETIME + Duration::from_secs(1);
         assert_eq!(
             d.check(later, &msg, ask, &acc, &|_| false),
-            (Verdict::Challenge { stale: true }, None)
+            Verdict::Challenge {
+                stale: true,
+                failure: None
+            }
         );
         assert_eq!(
             d.check(later, &msg, ask, &acc, &|_| false),
-            (Verdict::Challenge { stale: true }, None)
+            Verdict::Challenge {
+                stale: true,
+                failure: None
+            }
         );
         let ch = d.challenges(
             later,
@@ -652,6 +867,163 @@ mod tests {
             &[Algorithm::Md5],
             (true, 1),
         );
-        assert!(ch[0].ends_with("stale=true"));
+        assert!(ch.1[0].ends_with("stale=true"));
+    }
+
+    fn ask_1001() -> Ask<'static> {
+        Ask {
+            register: true,
+            aor: Some("1001"),
+            src: src("127.0.0.2"),
+            also_from: None,
+        }
+    }
+
+    #[test]
+    fn challenges_follow_the_client_family_not_the_account() {
+        let t = ChallengeTable::default();
+        let md5: &[Algorithm] = &[Algorithm::Md5];
+        let strong: &[Algorithm] = &[Algorithm::Sha256, Algorithm::Md5];
+        assert_eq!(t.for_user_agent(None), md5);
+        assert_eq!(t.for_user_agent(Some("lab-phone")), md5);
+        assert_eq!(t.for_user_agent(Some("JsSIP 3.10.1")), md5);
+        assert_eq!(t.for_user_agent(Some("SIP.js/0.21.2")), md5);
+        assert_eq!(t.for_user_agent(Some("baresip v1.0.0 (x86_64/linux)")), md5);
+        assert_eq!(
+            t.for_user_agent(Some("LINPHONE-cli/5.1.65 (belle-sip/5.1.67)")),
+            strong
+        );
+        // The operator's entries come first; the built-in ones can be turned off.
+        let cfg = AccountsConfig {
+            algorithms: vec!["SHA-256".into(), "MD5".into()],
+            clients: vec![sipwarden_config::ClientChallenge {
+                user_agent: "JsSIP".into(),
+                algorithms: vec!["SHA-512-256".into()],
+            }],
+            ..AccountsConfig::default()
+        };
+        let t = ChallengeTable::from_config(&cfg);
+        assert_eq!(
+            t.for_user_agent(Some("JsSIP 3.10.1")),
+            &[Algorithm::Sha512_256]
+        );
+        assert_eq!(t.for_user_agent(Some("baresip v1.0.0")), md5);
+        assert_eq!(t.for_user_agent(Some("unknown")), strong);
+        let t = ChallengeTable::from_config(&AccountsConfig {
+            builtin_clients: false,
+            ..cfg
+        });
+        assert_eq!(t.for_user_agent(Some("baresip v1.0.0")), strong);
+    }
+
+    /// A phone offered MD5 only that answers with SHA-256 (right password or not) fails like
+    /// any other failure: a fresh challenge, then 403.
+    #[test]
+    fn an_algorithm_that_was_not_offered_is_a_failure() {
+        let t0 = Instant::now();
+        let mut d = Digest::new([7; 32]);
+        let acc = accounts();
+        let ask = ask_1001();
+        let (nonce, _) = d.challenges(
+            t0,
+            ask.src.addr.ip(),
+            "sipwarden.lab",
+            &[Algorithm::Md5],
+            (false, 1),
+        );
+        let msg = register("1001", PW, Algorithm::Sha256, &nonce, "127.0.0.1");
+        assert_eq!(
+            d.check(t0, &msg, ask, &acc, &|_| false),
+            Verdict::Challenge {
+                stale: false,
+                failure: Some(Failure::of(AuthFailure::AlgorithmNotOffered))
+            }
+        );
+        assert!(matches!(
+            d.check(t0, &msg, ask, &acc, &|_| false),
+            Verdict::Forbidden { .. }
+        ));
+        // Offered both: either answer passes.
+        let mut d = Digest::new([7; 32]);
+        for alg in [Algorithm::Md5, Algorithm::Sha256] {
+            let (nonce, _) = d.challenges(
+                t0,
+                ask.src.addr.ip(),
+                "sipwarden.lab",
+                &[Algorithm::Sha256, Algorithm::Md5],
+                (false, 1),
+            );
+            let msg = register("1001", PW, alg, &nonce, "127.0.0.1");
+            assert_eq!(
+                d.check(t0, &msg, ask, &acc, &|_| false),
+                Verdict::Ok("1001".into())
+            );
+        }
+    }
+
+    /// The offered algorithms are under the MAC: editing them in the nonce makes it foreign.
+    #[test]
+    fn the_offered_algorithms_cannot_be_edited() {
+        let t0 = Instant::now();
+        let mut d = Digest::new([7; 32]);
+        let acc = accounts();
+        let ask = ask_1001();
+        let (nonce, _) = d.challenges(
+            t0,
+            ask.src.addr.ip(),
+            "sipwarden.lab",
+            &[Algorithm::Md5],
+            (false, 1),
+        );
+        let forged = format!("{}03{}", &nonce[..16], &nonce[18..]);
+        let msg = register("1001", PW, Algorithm::Sha256, &forged, "127.0.0.1");
+        assert_eq!(
+            d.check(t0, &msg, ask, &acc, &|_| false)
+                .failure()
+                .map(|f| f.detail),
+            Some("nonce not issued to this address")
+        );
+    }
+
+    /// Nonces of the earlier format (no record of the offered algorithms), which phones may
+    /// hold across an upgrade with the same key, are still accepted.
+    #[test]
+    fn nonces_of_the_earlier_format_still_pass() {
+        let t0 = Instant::now();
+        let mut d = Digest::new([7; 32]);
+        let acc = accounts();
+        let ask = ask_1001();
+        let ts = u32::try_from(d.clock(t0)).unwrap();
+        let legacy = format!("{ts:08x}{:08x}{}", 5, d.mac(ts, 5, None, ask.src.addr.ip()));
+        assert_eq!(legacy.len(), 48);
+        let msg = register("1001", PW, Algorithm::Sha256, &legacy, "127.0.0.1");
+        assert_eq!(
+            d.check(t0, &msg, ask, &acc, &|_| false),
+            Verdict::Ok("1001".into())
+        );
+    }
+
+    /// Credentials that do not parse are a failure with its reason, not a free retry.
+    #[test]
+    fn malformed_credentials_are_a_failure() {
+        let t0 = Instant::now();
+        let mut d = Digest::new([7; 32]);
+        let acc = accounts();
+        let ask = ask_1001();
+        let msg = Message::parse(
+            b"REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bK1\r\nFrom: <sip:1001@127.0.0.1>;tag=1\r\nTo: <sip:1001@127.0.0.1>\r\nCall-ID: a\r\nCSeq: 2 REGISTER\r\nAuthorization: Digest username=\"1001, realm=\"sipwarden.lab\r\nContent-Length: 0\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(
+            d.check(t0, &msg, ask, &acc, &|_| false),
+            Verdict::Challenge {
+                stale: false,
+                failure: Some(Failure::of(AuthFailure::Malformed))
+            }
+        );
+        assert!(matches!(
+            d.check(t0, &msg, ask, &acc, &|_| false),
+            Verdict::Forbidden { .. }
+        ));
     }
 }

@@ -42,6 +42,7 @@ use sipwarden_txn::{Event, Transmit, TxId, TxLayer};
 
 pub use call::Side;
 pub use defence::{DefenceSettings, DefenceStats};
+pub use endpoint_auth::ChallengeTable;
 pub use registrar::{Binding, LocationChange};
 pub use routes::{RegistrarSettings, RouteError, Routes, Target, TrunkRoute, Zone};
 pub use sipwarden_events::SecurityEvent;
@@ -609,24 +610,24 @@ impl Core {
         let ip = src.addr.ip();
         let failures = &self.defence.failures;
         let locked = |a: &str| failures.account_locked(a, ip, now);
-        let (verdict, why) = self.digest.check(now, msg, ask, &routes.accounts, &locked);
-        self.defence.after_auth(now, ip, &verdict, why);
+        let verdict = self.digest.check(now, msg, ask, &routes.accounts, &locked);
+        self.defence.after_auth(now, ip, &verdict);
         match verdict {
             Verdict::Ok(account) => {
                 self.event_success(msg, src, &account);
                 true
             }
-            Verdict::Challenge { stale } => {
-                if let Some(why) = why {
-                    self.note_auth_failure(now, msg, src, why);
+            Verdict::Challenge { stale, failure } => {
+                if let Some(failure) = failure {
+                    self.note_auth_failure(now, msg, src, failure);
                 }
                 if let Some(rsp) = self.challenge(now, msg, src, false, stale) {
                     let _ = self.txl.send_response(now, tx, &rsp);
                 }
                 false
             }
-            Verdict::Forbidden { reason } => {
-                self.note_auth_failure(now, msg, src, why.unwrap_or(reason));
+            Verdict::Forbidden { failure } => {
+                self.note_auth_failure(now, msg, src, failure);
                 self.stats.rejected += 1;
                 self.reply(now, tx, msg, StatusCode::FORBIDDEN, None);
                 false
@@ -757,28 +758,28 @@ impl Core {
             let ip = src.addr.ip();
             let failures = &self.defence.failures;
             let locked = |account: &str| failures.account_locked(account, ip, now);
-            let (verdict, why) = self
+            let verdict = self
                 .digest
                 .check(now, &invite, ask, &routes.accounts, &locked);
-            self.defence.after_auth(now, ip, &verdict, why);
+            self.defence.after_auth(now, ip, &verdict);
             match verdict {
                 Verdict::Ok(account) => {
                     self.event_success(&invite, src, &account);
                     caller = Some(account);
                 }
-                Verdict::Challenge { stale } => {
+                Verdict::Challenge { stale, failure } => {
                     // An INVITE is answered even when this failure bans its source: its
                     // transaction needs a final response.
-                    if let Some(why) = why {
-                        self.note_auth_failure(now, &invite, src, why);
+                    if let Some(failure) = failure {
+                        self.note_auth_failure(now, &invite, src, failure);
                     }
                     if let Some(rsp) = self.challenge(now, &invite, src, false, stale) {
                         let _ = self.txl.send_response(now, tx, &rsp);
                     }
                     return;
                 }
-                Verdict::Forbidden { reason } => {
-                    self.note_auth_failure(now, &invite, src, why.unwrap_or(reason));
+                Verdict::Forbidden { failure } => {
+                    self.note_auth_failure(now, &invite, src, failure);
                     self.stats.rejected += 1;
                     self.reply(now, tx, &invite, StatusCode::FORBIDDEN, None);
                     return;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use sipwarden_sip::header::Contact;
 use sipwarden_sip::{HeaderName, Message, StatusCode};
 
-use crate::endpoint_auth::{Ask, Verdict};
+use crate::endpoint_auth::{Ask, Failure, Verdict};
 use crate::routes::{Target, Zone};
 use crate::{Core, RegistrarSettings};
 
@@ -257,15 +257,15 @@ impl Core {
         let ip = src.addr.ip();
         let failures = &self.defence.failures;
         let locked = |account: &str| failures.account_locked(account, ip, now);
-        let (verdict, why) = self.digest.check(now, &msg, ask, &routes.accounts, &locked);
-        self.defence.after_auth(now, ip, &verdict, why);
+        let verdict = self.digest.check(now, &msg, ask, &routes.accounts, &locked);
+        self.defence.after_auth(now, ip, &verdict);
         match verdict {
             Verdict::Ok(account) => {
                 self.event_success(&msg, src, &account);
             }
-            Verdict::Challenge { stale } => {
+            Verdict::Challenge { stale, failure } => {
                 // The failure that bans gets no answer: from now on the source hears nothing.
-                let banned = why.is_some_and(|why| self.note_auth_failure(now, &msg, src, why));
+                let banned = failure.is_some_and(|f| self.note_auth_failure(now, &msg, src, f));
                 if !banned {
                     if let Some(rsp) = self.challenge(now, &msg, src, true, stale) {
                         self.txl.send_stateless(src, &rsp);
@@ -273,8 +273,8 @@ impl Core {
                 }
                 return;
             }
-            Verdict::Forbidden { reason } => {
-                let banned = self.note_auth_failure(now, &msg, src, why.unwrap_or(reason));
+            Verdict::Forbidden { failure } => {
+                let banned = self.note_auth_failure(now, &msg, src, failure);
                 self.stats.registrations_refused += 1;
                 if !banned {
                     self.reply_register(src, &msg, StatusCode::FORBIDDEN, None);
@@ -442,7 +442,8 @@ impl Core {
         }
     }
 
-    /// 401 (REGISTER) or 407 with one challenge per configured algorithm.
+    /// 401 (REGISTER) or 407 with one challenge per algorithm the client's family gets
+    /// ([`crate::endpoint_auth::ChallengeTable`]).
     pub(crate) fn challenge(
         &mut self,
         now: Instant,
@@ -459,21 +460,15 @@ impl Core {
                 HeaderName::ProxyAuthenticate,
             )
         };
-        let challenges = self.digest.challenges(
+        let algorithms = self.routes.challenges.for_user_agent(msg.user_agent());
+        let (nonce, challenges) = self.digest.challenges(
             now,
             src.addr.ip(),
             &self.routes.accounts.realm,
-            &self.routes.algorithms,
+            algorithms,
             (stale, self.ids.salt()),
         );
-        if let Some(nonce) = challenges
-            .first()
-            .and_then(|c| c.split("nonce=\"").nth(1))
-            .and_then(|r| r.split('"').next())
-        {
-            let nonce = nonce.to_owned();
-            self.event_challenge(msg, src, &nonce);
-        }
+        self.event_challenge(msg, src, &nonce);
         let mut rsp = Message::response_to(msg, status, None, Some(&self.ids.tag())).ok()?;
         for c in &challenges {
             rsp.push_header(header, c).ok()?;
@@ -489,7 +484,7 @@ impl Core {
         now: Instant,
         msg: &Message,
         src: Target,
-        why: &'static str,
+        failure: Failure,
     ) -> bool {
         self.stats.auth_failures += 1;
         let user = msg
@@ -498,7 +493,7 @@ impl Core {
             .filter_map(Result::ok)
             .find_map(|a| a.username().map(|u| u.into_owned()))
             .unwrap_or_default();
-        self.event_auth_failure(msg, src, why);
+        self.event_auth_failure(msg, src, failure);
         self.defence
             .failure(src.addr.ip(), Some(&user), now)
             .is_some()

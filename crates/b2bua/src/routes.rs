@@ -12,7 +12,6 @@ use ipnet::IpNet;
 use sipwarden_config::{
     AccountsFile, Config, NumberRange, Transport as CfgTransport, canonical_number,
 };
-use sipwarden_sip::digest::Algorithm;
 use sipwarden_sip::header::Transport;
 
 /// Where a message goes, or where it came from.
@@ -82,8 +81,8 @@ pub struct Routes {
     pub header_allowlist: Vec<String>,
     /// The endpoint zone's accounts (empty without an accounts file: nobody registers).
     pub accounts: Arc<AccountsFile>,
-    /// Digest algorithms offered to phones, in order.
-    pub algorithms: Vec<Algorithm>,
+    /// Which digest challenges each client family gets.
+    pub challenges: crate::endpoint_auth::ChallengeTable,
     /// Registration lifetimes.
     pub registrar: RegistrarSettings,
     /// The edge stages' settings.
@@ -169,12 +168,7 @@ impl Routes {
                 accounts: Vec::new(),
             },
         };
-        let algorithms = cfg
-            .accounts
-            .algorithms
-            .iter()
-            .filter_map(|a| Algorithm::from_token(a))
-            .collect();
+        let challenges = crate::endpoint_auth::ChallengeTable::from_config(&cfg.accounts);
         let r = &cfg.registrar;
         let mut trusted = cfg.pbx.source_networks();
         for t in &trunks {
@@ -184,7 +178,7 @@ impl Routes {
         Ok(Self {
             defence,
             accounts: Arc::new(accounts),
-            algorithms,
+            challenges,
             registrar: RegistrarSettings {
                 min_expires: r.min_expires,
                 max_expires: r.max_expires,

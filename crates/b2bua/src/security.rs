@@ -8,6 +8,9 @@ use sipwarden_sip::header::Transport;
 use sipwarden_sip::{HeaderName, Message};
 
 use crate::Core;
+use sipwarden_stages::AuthFailure;
+
+use crate::endpoint_auth::Failure;
 use crate::routes::Target;
 
 fn transport(t: Transport) -> EvTransport {
@@ -53,32 +56,19 @@ impl Core {
         }
     }
 
-    /// An authentication failure, by what failed.
-    pub(crate) fn event_auth_failure(&mut self, msg: &Message, src: Target, why: &'static str) {
+    /// An authentication failure: its kind picks the Asterisk event (and so what fail2ban
+    /// sees), its detail is the JSON log's reason.
+    pub(crate) fn event_auth_failure(&mut self, msg: &Message, src: Target, failure: Failure) {
         let (local, remote) = self.ends(src);
         let call_id = msg.call_id().unwrap_or("");
         let (user, nonce, response) = credentials(msg);
-        let e = match why {
-            "unknown account" => SecurityEvent::invalid_account_id(call_id, local, remote),
-            "wrong password" => SecurityEvent::invalid_password(call_id, local, remote)
-                .with_ie(ie::CHALLENGE, nonce.clone())
-                .with_ie(ie::RECEIVED_CHALLENGE, nonce)
-                .with_ie(ie::RECEIVED_HASH, response),
-            "source network not allowed for the account" => {
-                SecurityEvent::failed_acl(call_id, local, remote, "account_networks")
-            }
-            "transport not allowed for the account" => {
-                SecurityEvent::failed_acl(call_id, local, remote, "account_transports")
-                    .with_ie(ie::ATTEMPTED_TRANSPORT, transport(src.transport).as_str())
-            }
-            _ => SecurityEvent::challenge_response_failed(call_id, local, remote, nonce, response),
-        };
+        let e = auth_failure_event(failure.kind, call_id, (local, remote), (nonce, response));
         let e = if user.is_empty() {
             e
         } else {
             e.with_account(user)
         };
-        self.security(e.with_reason(why));
+        self.security(e.with_reason(failure.detail));
     }
 
     /// A challenge went out.
@@ -136,5 +126,68 @@ impl Core {
         let call_id = msg.call_id().unwrap_or("").to_owned();
         let e = make(call_id, local, remote, method).with_reason(reason);
         self.security(e);
+    }
+}
+
+/// The Asterisk security event for a failed login of this kind: every kind is one that
+/// fail2ban's stock `asterisk` filter bans on (`EventKind::is_failure`).
+fn auth_failure_event(
+    kind: AuthFailure,
+    call_id: &str,
+    (local, remote): (Endpoint, Endpoint),
+    (nonce, response): (String, String),
+) -> SecurityEvent {
+    use AuthFailure as F;
+    match kind {
+        F::UnknownAccount => SecurityEvent::invalid_account_id(call_id, local, remote),
+        F::WrongPassword => SecurityEvent::invalid_password(call_id, local, remote)
+            .with_ie(ie::CHALLENGE, nonce.clone())
+            .with_ie(ie::RECEIVED_CHALLENGE, nonce)
+            .with_ie(ie::RECEIVED_HASH, response),
+        F::WrongNetwork => SecurityEvent::failed_acl(call_id, local, remote, "account_networks"),
+        F::WrongTransport => {
+            let attempted = remote.transport.as_str();
+            SecurityEvent::failed_acl(call_id, local, remote, "account_transports")
+                .with_ie(ie::ATTEMPTED_TRANSPORT, attempted)
+        }
+        F::AorMismatch
+        | F::AccountLocked
+        | F::ForeignNonce
+        | F::AlgorithmNotOffered
+        | F::Malformed
+        | F::UriMismatch => {
+            SecurityEvent::challenge_response_failed(call_id, local, remote, nonce, response)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sipwarden_events::EventKind;
+
+    /// Each kind of failed login writes the Asterisk event it should, and each of those is a
+    /// failure line for fail2ban (whose stock filter the events crate tests against the real
+    /// fail2ban-regex, event kind by event kind).
+    #[test]
+    fn each_failure_kind_writes_its_asterisk_event() {
+        let ep = |a: &str| Endpoint::new(EvTransport::Udp, a.parse().unwrap());
+        for kind in AuthFailure::ALL {
+            let e = auth_failure_event(
+                kind,
+                "cid",
+                (ep("127.0.0.1:5060"), ep("127.0.0.66:5062")),
+                ("n".into(), "r".into()),
+            );
+            let want = match kind {
+                AuthFailure::UnknownAccount => EventKind::InvalidAccountID,
+                AuthFailure::WrongPassword => EventKind::InvalidPassword,
+                AuthFailure::WrongNetwork | AuthFailure::WrongTransport => EventKind::FailedACL,
+                _ => EventKind::ChallengeResponseFailed,
+            };
+            assert_eq!(e.kind, want, "{kind:?}");
+            assert!(e.kind.is_failure(), "{kind:?}");
+            assert_eq!(e.remote.ip().to_string(), "127.0.0.66");
+        }
     }
 }

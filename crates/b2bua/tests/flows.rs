@@ -966,7 +966,7 @@ fn phone_lab() -> Lab {
         "/../../examples/lab/accounts.toml"
     );
     Lab::with(&format!(
-        "{LAB}\n[accounts]\nfile = \"{accounts}\"\nalgorithms = [\"MD5\", \"SHA-256\"]\n[registrar]\nmin_expires = \"60s\"\nmax_expires = \"1h\"\ndefault_expires = \"1h\"\n"
+        "{LAB}\n[accounts]\nfile = \"{accounts}\"\n[registrar]\nmin_expires = \"60s\"\nmax_expires = \"1h\"\ndefault_expires = \"1h\"\n"
     ))
 }
 
@@ -1104,9 +1104,10 @@ fn phone_registers_with_digest_and_is_bound_where_it_came_from() {
     );
     lab.send(PHONE, &raw);
     let ch = lab.expect(PHONE, "401 Unauthorized");
+    // A client of no known family gets the one challenge every client answers.
     let offered: Vec<&str> = ch.header_values(HeaderName::WwwAuthenticate).collect();
-    assert_eq!(offered.len(), 2, "one challenge per algorithm: {offered:?}");
-    assert!(offered[0].contains("algorithm=MD5") && offered[1].contains("algorithm=SHA-256"));
+    assert_eq!(offered.len(), 1, "{offered:?}");
+    assert!(offered[0].contains("algorithm=MD5"));
     let ok = register_with_auth(&mut lab, udp(PHONE), &raw, "1001", PW_1001);
     assert_eq!(first_line(&ok), "SIP/2.0 200 OK");
     assert_eq!(
@@ -1204,13 +1205,47 @@ fn registration_lifetimes_and_removal() {
 
 #[test]
 fn wrong_password_and_unknown_user_get_the_same_answers() {
+    // Per client family (the challenges depend on the User-Agent, never on the account):
+    // no User-Agent and JsSIP get one MD5 challenge, Linphone SHA-256 then MD5.
+    for (ua, algorithms) in [
+        ("", &["MD5"][..]),
+        ("User-Agent: JsSIP 3.10.1\r\n", &["MD5"][..]),
+        (
+            "User-Agent: Linphone-cli/5.1.65 (belle-sip/5.1.67)\r\n",
+            &["SHA-256", "MD5"][..],
+        ),
+    ] {
+        let answers = answers_to_failures(ua);
+        assert_eq!(
+            answers[0], answers[1],
+            "{ua}: an attacker cannot tell a wrong password from an unknown account"
+        );
+        let offered: Vec<String> = answers[0][0]
+            .iter()
+            .filter(|h| h.starts_with("WWW-Authenticate:"))
+            .map(|h| {
+                h.split("algorithm=")
+                    .nth(1)
+                    .and_then(|a| a.split(',').next())
+                    .unwrap_or("")
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(offered, algorithms, "{ua}");
+    }
+}
+
+/// The answers to a wrong password for 1001 and to an unknown account (1099), from a phone
+/// with the `ua` header line: each a list of the answers' header lines, nonces and tags
+/// blanked.
+fn answers_to_failures(ua: &str) -> Vec<Vec<Vec<String>>> {
     let mut answers = Vec::new();
     for (user, pw) in [("1001", "not-the-password"), ("1099", PW_1001)] {
         let mut lab = phone_lab();
         let raw = register(
             user,
             "<sip:x@10.0.0.5:5062>",
-            "Expires: 600\r\n",
+            &format!("Expires: 600\r\n{ua}"),
             1,
             "reg-w",
         );
@@ -1242,7 +1277,7 @@ fn wrong_password_and_unknown_user_get_the_same_answers() {
                 "SIP/2.0 401 Unauthorized",
                 "SIP/2.0 403 Forbidden"
             ],
-            "{user}"
+            "{user} {ua}"
         );
         assert!(lab.core.bindings(user).is_empty());
         assert_eq!(lab.stats().auth_failures, 2);
@@ -1256,7 +1291,9 @@ fn wrong_password_and_unknown_user_get_the_same_answers() {
                     .map(|h| {
                         let v = h.value.to_owned();
                         let v = match v.split_once("nonce=\"") {
-                            Some((a, b)) => format!("{a}nonce=\"…{}", &b[40..]),
+                            Some((a, b)) => {
+                                format!("{a}nonce=\"…{}", b.split_once('"').map_or("", |x| x.1))
+                            }
                             None => v,
                         };
                         format!("{}: {v}", h.name_text)
@@ -1266,10 +1303,91 @@ fn wrong_password_and_unknown_user_get_the_same_answers() {
             .collect();
         answers.push(shape);
     }
-    assert_eq!(
-        answers[0], answers[1],
-        "an attacker cannot tell a wrong password from an unknown account"
-    );
+    answers
+}
+
+/// A phone that answers with an algorithm it was not offered (SHA-256 to a single MD5
+/// challenge, with the right password), or with credentials that do not parse, gets what any
+/// failure gets: a fresh challenge, then 403; each is counted and logged with its reason.
+#[test]
+fn answers_with_an_algorithm_not_offered_or_unreadable_credentials_fail() {
+    use sipwarden_sip::digest::{self, Algorithm, Qop, ResponseInput};
+    let sha256 = |challenge: &Message, req: &Message| {
+        let ch = challenge
+            .auths(HeaderName::WwwAuthenticate)
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!(ch.algorithm().as_deref(), Some("MD5"), "offered MD5 only");
+        let nonce = ch.nonce().unwrap();
+        let uri = req.request_uri_str().unwrap();
+        let input = ResponseInput {
+            algorithm: Algorithm::Sha256,
+            method: "REGISTER",
+            digest_uri: uri,
+            nonce: &nonce,
+            cnonce: Some("c0ffee"),
+            nc: Some("00000001"),
+            qop: Some(Qop::Auth),
+            body: b"",
+        };
+        let r = digest::response("1001", "sipwarden.lab", PW_1001, &input);
+        format!(
+            "Digest username=\"1001\", realm=\"sipwarden.lab\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{}\", algorithm=SHA-256, qop=auth, nc=00000001, cnonce=\"c0ffee\"",
+            r.as_str()
+        )
+    };
+    let unreadable =
+        |_: &Message, _: &Message| "Digest username=\"1001, realm=\"sipwarden.lab".to_owned();
+    type Creds<'a> = &'a dyn Fn(&Message, &Message) -> String;
+    let cases: [(&str, Creds<'_>); 2] = [
+        ("algorithm not offered", &sha256),
+        ("malformed credentials", &unreadable),
+    ];
+    for (why, creds) in cases {
+        let mut lab = phone_lab();
+        let raw = register(
+            "1001",
+            "<sip:x@10.0.0.5:5062>",
+            "Expires: 600\r\n",
+            1,
+            "reg-x",
+        );
+        lab.send(PHONE, &raw);
+        let mut prev = lab.expect(PHONE, "401 Unauthorized");
+        let mut lines = Vec::new();
+        for cseq in 2..=3 {
+            let mut m = Message::parse(
+                raw.replace("CSeq: 1 ", &format!("CSeq: {cseq} "))
+                    .replace("z9hG4bKreg1", &format!("z9hG4bKreg{cseq}"))
+                    .as_bytes(),
+            )
+            .unwrap();
+            let value = creds(&prev, &m);
+            m.push_header(HeaderName::Authorization, &value).unwrap();
+            m.finish().unwrap();
+            lab.send_from(udp(PHONE), m);
+            let got = lab.take(PHONE);
+            assert_eq!(got.len(), 1, "{why}");
+            lines.push(first_line(&got[0]));
+            prev = got[0].clone();
+        }
+        assert_eq!(
+            lines,
+            ["SIP/2.0 401 Unauthorized", "SIP/2.0 403 Forbidden"],
+            "{why}"
+        );
+        assert!(lab.core.bindings("1001").is_empty(), "{why}");
+        assert_eq!(lab.stats().auth_failures, 2, "{why}");
+        let failures: Vec<_> = lab
+            .core
+            .take_security_events()
+            .into_iter()
+            .filter(|e| e.kind.is_failure())
+            .collect();
+        assert_eq!(failures.len(), 2, "{why}: {failures:?}");
+        assert!(failures.iter().all(|e| e.reason == why), "{failures:?}");
+    }
 }
 
 #[test]

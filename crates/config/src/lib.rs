@@ -82,20 +82,58 @@ pub struct Config {
 pub struct AccountsConfig {
     /// The accounts file (see [`AccountsFile`]). Without one, no phone can register.
     pub file: Option<PathBuf>,
-    /// Digest algorithms offered to phones, one challenge each, in this order (RFC 8760:
-    /// most preferred first). Default `["SHA-256", "MD5"]`. Some clients answer only the
-    /// first challenge they see, so a lab of MD5-only test tools puts MD5 first.
+    /// Digest algorithms offered, one challenge each and in this order, to clients that no
+    /// entry of `clients` (nor of the built-in table) names. Default `["MD5"]`: a single
+    /// MD5 challenge is the one every SIP client answers; several challenges (RFC 8760) make
+    /// some clients give up, and many answer only the first. Families known to answer
+    /// SHA-256 get it first through the table (see `docs/phones.md` for the trade-off).
     pub algorithms: Vec<String>,
+    /// Challenges per client family, matched on the User-Agent header; the first entry
+    /// whose `user_agent` occurs in it (ASCII case-insensitive) wins. Checked before the
+    /// built-in entries ([`BUILTIN_CLIENTS`]). The choice never depends on the account, so
+    /// unknown and known users still get the same answers.
+    pub clients: Vec<ClientChallenge>,
+    /// Whether [`BUILTIN_CLIENTS`] follow `clients`. Default true.
+    pub builtin_clients: bool,
 }
 
 impl Default for AccountsConfig {
     fn default() -> Self {
         Self {
             file: None,
-            algorithms: vec!["SHA-256".to_owned(), "MD5".to_owned()],
+            algorithms: vec!["MD5".to_owned()],
+            clients: Vec::new(),
+            builtin_clients: true,
         }
     }
 }
+
+/// One client family of `[accounts] clients`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ClientChallenge {
+    /// Matched as a case-insensitive substring of the User-Agent header (`"Linphone"`).
+    pub user_agent: String,
+    /// The challenges this family gets, in order (`["SHA-256", "MD5"]`).
+    pub algorithms: Vec<String>,
+}
+
+/// Client families whose digest support is known, each tried in the client matrix of
+/// `docs/phones.md` (or read from its source where it is not installable here). Families
+/// that answer RFC 8760's SHA-256 get it first, with MD5 for their older versions; the
+/// others get the single MD5 challenge they can answer.
+pub const BUILTIN_CLIENTS: &[(&str, &[&str])] = &[
+    // JsSIP 3.x: MD5 only; it reads the first challenge and aborts when it is not MD5.
+    ("JsSIP", &["MD5"]),
+    // SIP.js 0.21: MD5 only, same reading.
+    ("SIP.js", &["MD5"]),
+    // baresip with libre 1.x (Debian 12): gives up on a 401/407 that carries any challenge
+    // but MD5, even beside an MD5 one.
+    ("baresip", &["MD5"]),
+    // Linphone (belle-sip): answers SHA-256 and picks the strongest challenge offered.
+    ("Linphone", &["SHA-256", "MD5"]),
+    ("belle-sip", &["SHA-256", "MD5"]),
+];
 
 /// `[registrar]`.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -464,23 +502,27 @@ impl Config {
                 "TLS listeners need tls.cert and tls.key".into(),
             );
         }
-        if self.accounts.algorithms.is_empty() {
-            err(
-                "accounts.algorithms".into(),
-                None,
-                "must name at least one of MD5, SHA-256, SHA-512-256".into(),
-            );
-        }
-        for a in &self.accounts.algorithms {
-            let ok =
-                sipwarden_sip::digest::Algorithm::from_token(a).is_some_and(|x| !x.is_session());
-            if !ok {
+        check_algorithms(
+            "accounts.algorithms",
+            &self.accounts.algorithms,
+            &mut |k, m| err(k, None, m),
+        );
+        for (i, c) in self.accounts.clients.iter().enumerate() {
+            let key = || "accounts.clients".to_owned();
+            if c.user_agent.trim().is_empty() {
                 err(
-                    "accounts.algorithms".into(),
+                    key(),
                     None,
-                    format!("{a:?} is not one of MD5, SHA-256, SHA-512-256"),
+                    format!("entry {}: user_agent must not be empty", i + 1),
                 );
             }
+            check_algorithms(&key(), &c.algorithms, &mut |k, m| {
+                err(
+                    k,
+                    None,
+                    format!("entry {} ({:?}): {m}", i + 1, c.user_agent),
+                )
+            });
         }
         if !self.listen.wss.is_empty() && (self.tls.cert.is_none() || self.tls.key.is_none()) {
             err(
@@ -671,6 +713,25 @@ impl TrunkConfig {
             return false;
         };
         self.dids.iter().any(|r| r.contains(&n))
+    }
+}
+
+/// Digest algorithms a challenge may offer: at least one, each a non-session algorithm.
+fn check_algorithms(key: &str, list: &[String], err: &mut dyn FnMut(String, String)) {
+    if list.is_empty() {
+        err(
+            key.to_owned(),
+            "must name at least one of MD5, SHA-256, SHA-512-256".into(),
+        );
+    }
+    for a in list {
+        let ok = sipwarden_sip::digest::Algorithm::from_token(a).is_some_and(|x| !x.is_session());
+        if !ok {
+            err(
+                key.to_owned(),
+                format!("{a:?} is not one of MD5, SHA-256, SHA-512-256"),
+            );
+        }
     }
 }
 

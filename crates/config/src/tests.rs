@@ -184,3 +184,43 @@ fn edge_defence_sections_are_checked_key_by_key() {
     assert_eq!(c.acl.endpoint.deny.len(), 1);
     assert!(c.scanner.enabled);
 }
+
+#[test]
+fn challenges_per_client_family() {
+    let c = Config::from_toml("", None).unwrap();
+    assert_eq!(c.accounts.algorithms, ["MD5"]);
+    assert!(c.accounts.clients.is_empty());
+    assert!(c.accounts.builtin_clients);
+    let c = Config::from_toml(
+        "[accounts]\nalgorithms = [\"SHA-256\", \"MD5\"]\nclients = [\n  { user_agent = \"Yealink\", algorithms = [\"MD5\"] },\n]\nbuiltin_clients = false\n",
+        None,
+    )
+    .unwrap();
+    assert_eq!(c.accounts.clients[0].user_agent, "Yealink");
+    assert!(!c.accounts.builtin_clients);
+    let e = errors(
+        "[accounts]\nclients = [\n  { user_agent = \"\", algorithms = [\"MD5\"] },\n  { user_agent = \"X\", algorithms = [\"SHA-256-sess\"] },\n  { user_agent = \"Y\", algorithms = [] },\n]\n",
+    );
+    let text = e.join("\n");
+    assert!(
+        text.contains("accounts.clients: entry 1: user_agent must not be empty"),
+        "{text}"
+    );
+    assert!(
+        text.contains("entry 2 (\"X\"): \"SHA-256-sess\" is not one of"),
+        "{text}"
+    );
+    assert!(
+        text.contains("entry 3 (\"Y\"): must name at least one"),
+        "{text}"
+    );
+    // Every built-in entry names algorithms the gateway offers.
+    for (ua, algs) in BUILTIN_CLIENTS {
+        assert!(!ua.is_empty() && !algs.is_empty());
+        for a in *algs {
+            assert!(
+                sipwarden_sip::digest::Algorithm::from_token(a).is_some_and(|x| !x.is_session())
+            );
+        }
+    }
+}

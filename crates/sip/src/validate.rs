@@ -309,10 +309,9 @@ fn check_headers(msg: &Message) -> Result<(), HeaderName> {
             H::Expires | H::MinExpires | H::RSeq => header::parse_delta_seconds(v).is_some(),
             H::SessionExpires | H::MinSe => SessionExpires::parse(v).is_ok(),
             H::Date => header::parse_date(v).is_ok(),
-            H::Authorization
-            | H::ProxyAuthorization
-            | H::WwwAuthenticate
-            | H::ProxyAuthenticate => Auth::parse(v).is_ok(),
+            // Credentials are judged by digest authentication, which answers a phone's
+            // unreadable ones as a failed login (a fresh challenge, then 403), not with 400.
+            H::WwwAuthenticate | H::ProxyAuthenticate => Auth::parse(v).is_ok(),
             H::Supported
             | H::Require
             | H::ProxyRequire

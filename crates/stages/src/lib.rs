@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod acl;
+pub mod auth_failure;
 pub mod ban;
 pub mod failures;
 pub mod ratelimit;
@@ -25,6 +26,7 @@ pub mod scanner;
 use std::net::IpAddr;
 
 pub use acl::{Acl, AclAction};
+pub use auth_failure::AuthFailure;
 pub use ban::{BanChange, BanEntry, BanSettings, BanTable};
 pub use failures::FailureCounter;
 pub use ratelimit::{Rate, RateLimiter, RateSettings, RequestClass};

@@ -104,8 +104,23 @@ pub fn ensure_self_signed(cert: &Path, key: &Path, names: &[String]) -> Result<b
     if cert.exists() && key.exists() {
         return Ok(false);
     }
-    let ck =
-        rcgen::generate_simple_self_signed(names.to_vec()).map_err(|e| TlsError(e.to_string()))?;
+    let err = |e: rcgen::Error| TlsError(e.to_string());
+    let mut params = rcgen::CertificateParams::new(names.to_vec()).map_err(err)?;
+    // The subject names the first host name (`sipwarden.lab` in the lab), as clients that
+    // show or check the common name expect, instead of rcgen's placeholder.
+    if let Some(cn) = names
+        .iter()
+        .find(|n| n.parse::<std::net::IpAddr>().is_err())
+    {
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn.as_str());
+    }
+    let signing_key = rcgen::KeyPair::generate().map_err(err)?;
+    let ck = rcgen::CertifiedKey {
+        cert: params.self_signed(&signing_key).map_err(err)?,
+        signing_key,
+    };
     for p in [cert, key] {
         if let Some(dir) = p.parent() {
             std::fs::create_dir_all(dir)
@@ -154,6 +169,14 @@ mod tests {
         );
         assert!(server_config(&cert, &key, false).is_ok());
         assert!(client_config(Some(&cert), false).is_ok());
+        // Subject and issuer (self-signed) name the host, besides the alternative name.
+        let der = read_certs(&cert).unwrap().remove(0);
+        let name = b"sipwarden.lab";
+        let seen = der.windows(name.len()).filter(|w| w == name).count();
+        assert_eq!(
+            seen, 3,
+            "common name of subject and issuer, and the DNS name"
+        );
         assert!(
             server_config(&key, &key, false).is_err(),
             "a key is not a certificate"

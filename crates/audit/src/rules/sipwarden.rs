@@ -79,6 +79,17 @@ pub const CLEARTEXT_LISTENER: Rule = Rule {
           internet, restrict it with [acl] allow lists.",
 };
 
+/// Digest challenges weaker than a client family can answer.
+pub const WEAK_CHALLENGES: Rule = Rule {
+    id: "SW-CONF-012",
+    severity: Severity::Low,
+    title: "Phones that answer SHA-256 digests are offered MD5 first",
+    fix: "Give families that answer SHA-256 (RFC 8760) their SHA-256 challenge first: remove the \
+          [accounts] clients entry that lists MD5 first for them, or keep builtin_clients = true. \
+          A SHA-256 response captured from a clear-text link costs an offline guesser more than an \
+          MD5 one; strong passwords and TLS matter more (docs/phones.md explains the trade-off).",
+};
+
 /// A trunk that does not require SRTP.
 pub const TRUNK_NO_SRTP: Rule = Rule {
     id: "SW-CONF-030",
@@ -138,6 +149,7 @@ pub const RULES: &[Rule] = &[
     WEAK_SECRET,
     STAGE_DISABLED,
     STAGE_WEAKENED,
+    WEAK_CHALLENGES,
     CLEARTEXT_LISTENER,
     TRUNK_NO_SRTP,
     TRUNK_NO_TLS,
@@ -304,6 +316,7 @@ pub fn check_text(text: &str, path: &Path, now: SystemTime) -> Result<Vec<Findin
     };
     a.danger_and_passwords(&root, "");
     a.stages(&root);
+    a.challenges(&root);
     a.listeners(&root);
     a.tls(&root);
     a.trunks(&root);
@@ -537,6 +550,85 @@ impl Audit<'_> {
                 STAGE_WEAKENED.severity,
                 e.line,
                 format!("[ban] ban_time = {t:?} is over before a scanner moves on"),
+            );
+        }
+    }
+
+    /// `[accounts]` challenge choices that take SHA-256 from client families known to answer
+    /// it (the built-in table of `sipwarden_config::BUILTIN_CLIENTS`).
+    fn challenges(&mut self, root: &Node) {
+        let Some(accounts) = root.get("accounts") else {
+            return;
+        };
+        let strong_first = |algs: &[(&str, u32)]| {
+            algs.first()
+                .is_some_and(|(a, _)| !a.eq_ignore_ascii_case("MD5"))
+        };
+        // Built-in families that get a stronger algorithm than MD5 first.
+        let strong: Vec<&str> = sipwarden_config::BUILTIN_CLIENTS
+            .iter()
+            .filter(|(_, algs)| algs.first().is_some_and(|a| *a != "MD5"))
+            .map(|(ua, _)| *ua)
+            .collect();
+        let covers = |pattern: &str, family: &str| {
+            let (p, f) = (pattern.to_ascii_lowercase(), family.to_ascii_lowercase());
+            !p.is_empty() && (p.contains(&f) || f.contains(&p))
+        };
+        let mut covered: Vec<&str> = Vec::new();
+        let entries: Vec<&Node> = match accounts.node.get("clients").map(|e| &e.node.val) {
+            Some(Val::Array(a)) => a.iter().collect(),
+            _ => Vec::new(),
+        };
+        for entry in entries {
+            let Some(ua) = entry.get("user_agent").and_then(|e| e.node.as_str()) else {
+                continue;
+            };
+            let algs = entry
+                .get("algorithms")
+                .map(|e| e.node.strings())
+                .unwrap_or_default();
+            for family in strong.iter().filter(|f| covers(ua, f)) {
+                covered.push(family);
+                if !strong_first(&algs) {
+                    self.push(
+                        &WEAK_CHALLENGES,
+                        WEAK_CHALLENGES.severity,
+                        entry.line,
+                        format!(
+                            "[accounts] clients entry {ua:?} offers {} first to {family}, which \
+                             answers SHA-256",
+                            algs.first().map_or("nothing", |a| a.0)
+                        ),
+                    );
+                }
+            }
+        }
+        let Some(off) = accounts.node.get("builtin_clients") else {
+            return;
+        };
+        if !matches!(off.node.val, Val::Bool(false)) {
+            return;
+        }
+        let default = accounts
+            .node
+            .get("algorithms")
+            .map(|e| e.node.strings())
+            .unwrap_or_default();
+        let lost: Vec<&str> = strong
+            .iter()
+            .copied()
+            .filter(|f| !covered.contains(f))
+            .collect();
+        if !lost.is_empty() && !strong_first(&default) {
+            self.push(
+                &WEAK_CHALLENGES,
+                WEAK_CHALLENGES.severity,
+                off.line,
+                format!(
+                    "[accounts] builtin_clients = false: {} answer SHA-256 but now get the \
+                     default challenge (MD5)",
+                    lost.join(", ")
+                ),
             );
         }
     }
@@ -968,6 +1060,37 @@ block_countries = ["premium", "high-risk"]
                 "[scanner]\npatterns = [\"sipvicious\"]\n[ban]\nmax_retry = 10\nban_time = \"5m\"\naccount_max_retry = 20\n"
             )
             .is_empty()
+        );
+    }
+
+    #[test]
+    fn challenges_weaker_than_the_clients_can_answer() {
+        // The defaults, and an entry for a family with no SHA-256, are fine.
+        assert!(check("[accounts]\nalgorithms = [\"MD5\"]\n").is_empty());
+        let ok = "[accounts]\nclients = [{ user_agent = \"Yealink\", algorithms = [\"MD5\"] }, { user_agent = \"Linphone\", algorithms = [\"SHA-256\", \"MD5\"] }]\n";
+        assert!(check(ok).is_empty(), "{:#?}", check(ok));
+        let f = check(
+            "[accounts]\nclients = [\n  { user_agent = \"linphone\", algorithms = [\"MD5\"] },\n]\n",
+        );
+        let x = one(&f, "SW-CONF-012");
+        assert_eq!(x.location.line, 3);
+        assert!(
+            x.message.contains("offers MD5 first to Linphone"),
+            "{}",
+            x.message
+        );
+        let f = check("[accounts]\nbuiltin_clients = false\n");
+        let x = one(&f, "SW-CONF-012");
+        assert_eq!(x.location.line, 2);
+        assert!(
+            x.message.contains("Linphone, belle-sip answer SHA-256"),
+            "{}",
+            x.message
+        );
+        // Turning the table off is fine when the default offers SHA-256 first.
+        assert!(
+            check("[accounts]\nbuiltin_clients = false\nalgorithms = [\"SHA-256\", \"MD5\"]\n")
+                .is_empty()
         );
     }
 
