@@ -221,16 +221,6 @@ impl Lab {
                         "min_version = \"1.2\"",
                         &format!("min_version = \"1.2\"\nca_file = \"{}\"", &ca[4..]),
                     ),
-                // Only the MD5 challenge: baresip 1.0.0 (libre 1.1.0, Debian bookworm) gives
-                // up on a 401 or 407 that carries any challenge but MD5, even beside an MD5 one.
-                "md5" => {
-                    let text = lab.replace(
-                        "algorithms = [\"MD5\", \"SHA-256\"]",
-                        "algorithms = [\"MD5\"]",
-                    );
-                    assert_ne!(text, lab, "examples/lab.toml no longer offers MD5, SHA-256");
-                    text
-                }
                 // A ban table of 500 entries, for the many-sources test.
                 "small-bans" => {
                     let text = lab.replace("allow = []", "allow = []\nmax_entries = 500");

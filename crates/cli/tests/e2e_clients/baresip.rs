@@ -1,29 +1,24 @@
 //! A real SIP user agent through the gateway in the lab of LAB.md: baresip 1.0.0 from Debian
 //! (`baresip-core`, which `scripts/test.sh` installs), headless, registers as a remote phone
-//! from 127.0.0.2 over UDP (account 1001) and over TLS (account 1003), then calls the PBX, a
-//! SIPp UAS on 127.0.0.10:5080 that answers only when the gateway asserts the account.
+//! over UDP (account 1001) and over TLS (account 1003), then calls the PBX, a SIPp UAS on
+//! 127.0.0.10:5080 that answers only when the gateway asserts the account. The lab runs as it
+//! is, with the gateway's default digest challenges.
 //!
-//! Two things of baresip 1.0.0 (with libre 1.1.0) shape these tests:
+//! Two things of baresip 1.0.0 (with libre 1.1.0) shape what it needs from the gateway:
 //! - it answers only MD5 and gives up on a 401 or 407 that also carries a challenge of another
-//!   algorithm (ENOSYS, "Function not implemented"), so the gateway runs the lab with the MD5
-//!   challenge only (`Lab::start("md5")`);
+//!   algorithm (ENOSYS, "Function not implemented"): the gateway knows its User-Agent and sends
+//!   it the MD5 challenge alone (docs/phones.md);
 //! - it opens its SIP TCP and TLS connections without binding them to its own address, so
-//!   toward 127.0.0.1 they come from 127.0.0.1, a local phone's address. Over TLS it reaches the
-//!   gateway through [`PhoneRelay`], which connects from 127.0.0.2 and copies bytes only: TLS
-//!   stays end to end between baresip and the gateway. The relay is baresip's outbound proxy,
-//!   which it uses outside dialogs only: the ACK and BYE of the call go to the gateway's
-//!   Contact on a connection of their own, from 127.0.0.1 — another address than the
-//!   dialog's, as for a phone that moved. The gateway takes the ACK (a phone's, which cannot be
-//!   challenged) and the BYE because baresip sends it with 1003's credentials (answering the
-//!   nonce it got at its dialog's address); a BYE from elsewhere without them would get a 407.
+//!   toward the gateway on 127.0.0.1 they come from 127.0.0.1 (a phone in the lab, now that the
+//!   PBX is on 127.0.0.10), while its Contact names 127.0.0.2. The ACK and BYE of the call go
+//!   to the gateway's Contact on a connection of their own; the gateway takes the ACK (a
+//!   phone's, which cannot be challenged) and the BYE (from the dialog's address, or with
+//!   1003's credentials from elsewhere).
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::common::sipp::*;
@@ -171,88 +166,6 @@ impl Drop for Baresip {
     }
 }
 
-/// A TCP relay from the phone network to the gateway: listens on 127.0.0.2 and opens each
-/// connection to `target` from 127.0.0.2 (see the top of this file). Stops accepting and closes
-/// every connection when dropped.
-struct PhoneRelay {
-    port: u16,
-    stop: Arc<AtomicBool>,
-    conns: Arc<Mutex<Vec<TcpStream>>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl PhoneRelay {
-    fn start(target: &str) -> Self {
-        let target: SocketAddr = target.parse().unwrap();
-        let listener = TcpListener::bind("127.0.0.2:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
-        let (s, c) = (Arc::clone(&stop), Arc::clone(&conns));
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                let Ok((down, _)) = listener.accept() else {
-                    std::thread::sleep(Duration::from_millis(20));
-                    continue;
-                };
-                down.set_nonblocking(false).unwrap();
-                let up = match connect_from("127.0.0.2", target) {
-                    Ok(up) => up,
-                    Err(e) => {
-                        eprintln!("relay: cannot reach {target}: {e}");
-                        continue;
-                    }
-                };
-                let mut list = c.lock().unwrap();
-                for (mut from, mut to) in [
-                    (down.try_clone().unwrap(), up.try_clone().unwrap()),
-                    (up.try_clone().unwrap(), down.try_clone().unwrap()),
-                ] {
-                    std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
-                        let _ = to.shutdown(Shutdown::Write);
-                    });
-                }
-                list.push(down);
-                list.push(up);
-            }
-        });
-        Self {
-            port,
-            stop,
-            conns,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for PhoneRelay {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        for c in self.conns.lock().unwrap().iter() {
-            let _ = c.shutdown(Shutdown::Both);
-        }
-    }
-}
-
-/// A TCP connection to `to` from `local` (the standard library cannot bind before connecting).
-fn connect_from(local: &str, to: SocketAddr) -> std::io::Result<TcpStream> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()?;
-    rt.block_on(async {
-        let socket = tokio::net::TcpSocket::new_v4()?;
-        socket.bind(format!("{local}:0").parse().unwrap())?;
-        let stream = socket.connect(to).await?.into_std()?;
-        stream.set_nonblocking(false)?;
-        Ok(stream)
-    })
-}
-
 /// Polls `/api/stats` until `key` satisfies `ok`; returns the stats.
 fn wait_stat(lab: &Lab, key: &str, ok: impl Fn(u64) -> bool, within: Duration) -> String {
     let deadline = Instant::now() + within;
@@ -317,7 +230,7 @@ fn register_and_call(lab: &Lab, label: &str, account: &str, cafile: Option<&Path
 #[test]
 fn baresip_registers_and_calls_the_pbx_over_udp() {
     let _lab = lab_lock();
-    let lab = Lab::start("md5");
+    let lab = Lab::start("examples/lab.toml");
     register_and_call(
         &lab,
         "baresip-udp",
@@ -331,21 +244,44 @@ fn baresip_registers_and_calls_the_pbx_over_udp() {
 #[test]
 fn baresip_registers_and_calls_the_pbx_over_tls() {
     let _lab = lab_lock();
-    let lab = Lab::start("md5");
+    let lab = Lab::start("examples/lab.toml");
     // Generated by the gateway on its first start, in the lab's scratch copy.
     let cert = lab.dir.0.join("examples/lab/tls/cert.pem");
     assert!(cert.exists(), "no lab certificate at {}", cert.display());
-    let relay = PhoneRelay::start("127.0.0.1:5061");
     register_and_call(
         &lab,
         "baresip-tls",
-        &format!(
-            "<sip:1003@127.0.0.1:5061;transport=tls>;auth_pass=H3&kd9Q!zm2W$p7Lr5xY;\
-             outbound=\"sip:127.0.0.2:{};transport=tls\";regint=600;audio_codecs=pcmu",
-            relay.port
-        ),
+        "<sip:1003@127.0.0.1:5061;transport=tls>;auth_pass=H3&kd9Q!zm2W$p7Lr5xY;regint=600;\
+         audio_codecs=pcmu",
         Some(&cert),
     );
-    drop(relay);
+    lab.stop();
+}
+
+/// A wrong password: baresip's registration fails (a fresh challenge, then 403), nothing is
+/// bound, and the gateway counts and logs the failures against the phone's address.
+#[test]
+fn baresip_with_a_wrong_password_is_refused() {
+    let _lab = lab_lock();
+    let lab = Lab::start("examples/lab.toml");
+    let w = lab.work("baresip-wrong");
+    let mut phone = Baresip::start(
+        &w,
+        "<sip:1001@127.0.0.1;transport=udp>;auth_pass=not-the-password;regint=600",
+        None,
+    );
+    phone.wait_for("403 Forbidden", Duration::from_secs(15));
+    let body = wait_stat(&lab, "auth_failures", |n| n >= 2, Duration::from_secs(5));
+    assert_eq!(stat(&body, "registrations"), 0, "{body}");
+    assert_eq!(stat(&body, "registrations_accepted"), 0, "{body}");
+    phone.quit(Duration::from_secs(15));
+    let log = std::fs::read_to_string(lab.dir.0.join("lab-data/security.log")).unwrap();
+    let failures = failure_lines(&log);
+    assert!(
+        failures
+            .iter()
+            .any(|l| l.contains("InvalidPassword") && l.contains("/127.0.0.2/")),
+        "{log}"
+    );
     lab.stop();
 }
