@@ -12,9 +12,11 @@ cd "$(dirname "$0")/.."
 # baresip-core: a real phone (headless: stdio, g711, aubridge) in the e2e_baresip tests.
 # fail2ban: its fail2ban-regex and stock asterisk filter check our security-event lines.
 # sipvicious, sipsak, nmap: the real attack tools of the e2e_attacks tests (tests/attacks/).
+# The client matrix (e2e_clients, docs/phones.md): baresip-core; linphone-cli (linphonec, a
+# real softphone); chromium, in which JsSIP and SIP.js (npm, tests/browser/) register over WSS.
 # Later capabilities add theirs here.
 PACKAGES=(sip-tester kamailio kamailio-tls-modules openssl python3-websockets baresip-core
-  fail2ban sipvicious sipsak nmap)
+  fail2ban sipvicious sipsak nmap linphone-cli chromium)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -27,6 +29,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# Node.js with npm drives the browser tests (tests/browser/, Node 20 or later). Installed from
+# Debian only when no npm is on the machine: a Node.js from elsewhere (with its own npm) stays.
+if ! command -v npm >/dev/null 2>&1; then
+  echo "==> installing nodejs npm"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
+fi
+echo "==> npm ci (tests/browser: JsSIP, SIP.js, playwright-core, esbuild; pinned by package-lock.json)"
+npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

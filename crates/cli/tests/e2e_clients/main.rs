@@ -7,3 +7,5 @@
 mod common;
 
 mod baresip;
+mod browser;
+mod linphone;
