@@ -1,341 +1,19 @@
 //! Call flows through the core with scripted peers and simulated time: the PBX on
 //! 127.0.0.10:5070 (UAC) / 127.0.0.10:5080 (UAS), the carrier on 127.0.0.3:5060, the gateway on
-//! 127.0.0.1:5060 — the lab of LAB.md, without sockets.
+//! 127.0.0.1:5060 — the lab of LAB.md, without sockets. The harness (`Lab`), the lab's
+//! addresses and the message builders are `sipwarden-testkit`'s, shared with the benchmark.
 
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use sipwarden_b2bua::{Core, Local, Routes, Settings, Stats, Target};
+use sipwarden_b2bua::{Routes, Target};
 use sipwarden_config::Config;
 use sipwarden_sip::header::Transport;
 use sipwarden_sip::{HeaderName, Message, Method, StatusCode};
-
-const LAB: &str = r#"
-[pbx]
-address = "127.0.0.10:5080"
-networks = ["127.0.0.10/32"]
-
-[[trunk]]
-name = "carrier"
-networks = ["127.0.0.3/32"]
-proxy = "sip:127.0.0.3:5060"
-username = "acct123"
-danger_password = "carrier-secret-9f3b2c"
-dids = ["+15551230000-+15551230099"]
-max_call_duration = "1h"
-"#;
-
-const PBX_UAC: &str = "127.0.0.10:5070";
-const PBX_UAS: &str = "127.0.0.10:5080";
-const CARRIER: &str = "127.0.0.3:5060";
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
-fn udp(s: &str) -> Target {
-    Target {
-        transport: Transport::Udp,
-        addr: addr(s),
-        flow: None,
-    }
-}
-
-struct Lab {
-    core: Core,
-    now: Instant,
-    /// Everything the gateway sent: (destination, message).
-    wire: Vec<(Target, Message)>,
-}
-
-impl Lab {
-    fn new() -> Self {
-        Self::with(LAB)
-    }
-
-    fn with(cfg: &str) -> Self {
-        let cfg = Config::from_toml(cfg, None).unwrap();
-        let routes = Routes::from_config(&cfg).unwrap();
-        let local = Local {
-            udp: Some(addr("127.0.0.1:5060")),
-            tcp: None,
-            tls: None,
-            wss: None,
-        };
-        let core = Core::new(routes, local, Settings::default(), [42; 32]);
-        Self {
-            core,
-            now: Instant::now(),
-            wire: Vec::new(),
-        }
-    }
-
-    fn send(&mut self, from: &str, raw: &str) {
-        let msg = Message::parse(raw.as_bytes()).unwrap_or_else(|e| panic!("{e}: {raw}"));
-        self.send_msg(from, msg);
-    }
-
-    fn send_msg(&mut self, from: &str, msg: Message) {
-        self.send_from(udp(from), msg);
-    }
-
-    fn send_from(&mut self, from: Target, msg: Message) {
-        // Through the wire format, as a peer would send it.
-        let msg = Message::parse(&msg.to_bytes()).unwrap();
-        self.core.on_message(self.now, msg, from);
-        self.collect();
-    }
-
-    fn collect(&mut self) {
-        while let Some(t) = self.core.poll_transmit() {
-            let m = Message::parse(&t.bytes).unwrap_or_else(|e| {
-                panic!(
-                    "gateway sent unparseable bytes ({e}): {}",
-                    String::from_utf8_lossy(&t.bytes)
-                )
-            });
-            self.wire.push((t.dest, m));
-        }
-    }
-
-    fn advance(&mut self, d: Duration) {
-        let target = self.now + d;
-        while let Some(at) = self.core.poll_timeout() {
-            if at > target {
-                break;
-            }
-            self.now = at;
-            self.core.handle_timeout(at);
-            self.collect();
-        }
-        self.now = target;
-    }
-
-    /// Messages sent to `to` since the last call, oldest first.
-    fn take(&mut self, to: &str) -> Vec<Message> {
-        self.take_with_target(to)
-            .into_iter()
-            .map(|(_, m)| m)
-            .collect()
-    }
-
-    /// Like `take`, with the transport and connection each message left by.
-    fn take_with_target(&mut self, to: &str) -> Vec<(Target, Message)> {
-        let a = addr(to);
-        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.wire)
-            .into_iter()
-            .partition(|(d, _)| d.addr == a);
-        self.wire = rest;
-        mine
-    }
-
-    /// The one message of `what` sent to `to` (and nothing else but 100 Trying).
-    fn expect(&mut self, to: &str, what: &str) -> Message {
-        let got: Vec<Message> = self
-            .take(to)
-            .into_iter()
-            .filter(|m| m.status() != Some(StatusCode::TRYING))
-            .collect();
-        assert_eq!(
-            got.len(),
-            1,
-            "expected one {what} to {to}, got {:#?}",
-            got.iter().map(first_line).collect::<Vec<_>>()
-        );
-        let m = got.into_iter().next().unwrap();
-        assert!(
-            first_line(&m).contains(what),
-            "expected {what} to {to}, got {}",
-            first_line(&m)
-        );
-        m
-    }
-
-    fn stats(&self) -> Stats {
-        self.core.stats()
-    }
-
-    /// Runs the clock far enough for every transaction to end, then checks nothing is left.
-    fn assert_clean(&mut self) {
-        self.advance(Duration::from_secs(40));
-        let s = self.stats();
-        assert_eq!(s.call_timers, 0, "ended calls leave no timer behind: {s:?}");
-        assert_eq!(
-            (
-                s.calls,
-                s.dialogs,
-                s.client_transactions,
-                s.server_transactions
-            ),
-            (0, 0, 0, 0),
-            "{s:?}"
-        );
-    }
-}
-
-fn first_line(m: &Message) -> String {
-    String::from_utf8_lossy(&m.to_bytes())
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_owned()
-}
-
-const SDP: &str = "v=0\r\no=pbxuser 1 1 IN IP4 10.20.30.40\r\ns=Asterisk PBX 18.2.0\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0 8\r\n";
-
-fn pbx_invite(callee: &str, branch: &str) -> String {
-    format!(
-        "INVITE sip:{callee}@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 10.20.30.40:5070;branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: \"Alice\" <sip:+15551230001@10.20.30.40>;tag=pbxtag\r\nTo: <sip:{callee}@127.0.0.1>\r\nCall-ID: pbx-call-1@10.20.30.40\r\nCSeq: 101 INVITE\r\nContact: <sip:asterisk@10.20.30.40:5070>\r\nUser-Agent: Asterisk PBX 18.2.0\r\nX-Asterisk-HangupCause: none\r\nP-Asserted-Identity: \"Alice\" <sip:+15551230001@10.20.30.40>\r\nAllow: INVITE, ACK, BYE, CANCEL\r\nSupported: replaces, timer, path\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
-        SDP.len()
-    )
-}
-
-fn carrier_invite(callee: &str, branch: &str) -> String {
-    format!(
-        "INVITE sip:{callee}@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5060;branch={branch}\r\nMax-Forwards: 30\r\nFrom: <sip:+12125550100@carrier.example>;tag=ctag\r\nTo: <sip:{callee}@127.0.0.1>\r\nCall-ID: carrier-call-9\r\nCSeq: 7 INVITE\r\nContact: <sip:gw1@127.0.0.3:5060>\r\nServer: CarrierSBC\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
-        SDP.len()
-    )
-}
-
-fn respond(
-    req: &Message,
-    code: u16,
-    tag: Option<&str>,
-    contact: Option<&str>,
-    sdp: bool,
-) -> Message {
-    let mut r = Message::response_to(req, StatusCode::new(code).unwrap(), None, tag).unwrap();
-    if let Some(c) = contact {
-        r.push_header(HeaderName::Contact, c).unwrap();
-    }
-    if sdp {
-        r.set_body(
-            bytes::Bytes::from_static(SDP.as_bytes()),
-            Some("application/sdp"),
-        )
-        .unwrap();
-    }
-    r.push_header_text("Server", "CarrierSBC 4.2").unwrap();
-    r
-}
-
-/// A request inside the dialog that `ok` (a 2xx the peer received) established, sent by the
-/// peer that received it (`uac` = it sent the INVITE).
-fn in_dialog(
-    method: &str,
-    ok: &Message,
-    uac: bool,
-    cseq: u32,
-    branch: &str,
-    ruri: &str,
-) -> Message {
-    let (from, to) = if uac {
-        (
-            ok.header(HeaderName::From).unwrap(),
-            ok.header(HeaderName::To).unwrap(),
-        )
-    } else {
-        (
-            ok.header(HeaderName::To).unwrap(),
-            ok.header(HeaderName::From).unwrap(),
-        )
-    };
-    let raw = format!(
-        "{method} {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.9:5999;branch={branch}\r\nMax-Forwards: 70\r\nFrom: {from}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
-        ok.call_id().unwrap()
-    );
-    Message::parse(raw.as_bytes()).unwrap()
-}
-
-fn contact_of(m: &Message) -> String {
-    let c = m.contacts().unwrap();
-    match &c[0] {
-        sipwarden_sip::header::Contact::Addr(a) => a.uri_text.to_owned(),
-        _ => panic!(),
-    }
-}
-
-/// Establishes an outbound call PBX → carrier, with the carrier's 401 challenge answered.
-/// Returns (INVITE the carrier accepted, 200 the PBX got).
-fn outbound_call(lab: &mut Lab) -> (Message, Message) {
-    lab.send(PBX_UAC, &pbx_invite("+15557654321", "z9hG4bKpbx1"));
-    let trying = lab.take(PBX_UAC);
-    assert_eq!(first_line(&trying[0]), "SIP/2.0 100 Trying");
-    let inv1 = lab.expect(CARRIER, "INVITE");
-    assert_eq!(
-        inv1.request_uri_str(),
-        Some("sip:+15557654321@127.0.0.3:5060")
-    );
-    let mut challenge = respond(&inv1, 401, Some("c401"), None, false);
-    challenge
-        .push_header(
-            HeaderName::WwwAuthenticate,
-            "Digest realm=\"carrier\", nonce=\"n0nce\", qop=\"auth\", algorithm=MD5",
-        )
-        .unwrap();
-    lab.send_msg(CARRIER, challenge);
-    let mut got = lab.take(CARRIER);
-    assert_eq!(
-        got.len(),
-        2,
-        "ACK for the 401, then the authenticated INVITE"
-    );
-    let ack = got.remove(0);
-    assert_eq!(ack.method(), Some(Method::Ack));
-    let inv2 = got.remove(0);
-    assert_eq!(inv2.cseq().unwrap().seq, inv1.cseq().unwrap().seq + 1);
-    assert_eq!(inv2.call_id(), inv1.call_id());
-    assert!(
-        inv2.header(HeaderName::Authorization)
-            .unwrap()
-            .contains("username=\"acct123\"")
-    );
-    assert!(
-        lab.take(PBX_UAC).is_empty(),
-        "the PBX never sees the challenge"
-    );
-    lab.send_msg(
-        CARRIER,
-        respond(
-            &inv2,
-            180,
-            Some("carrier-tag"),
-            Some("<sip:ua@127.0.0.3:5060>"),
-            false,
-        ),
-    );
-    let ringing = lab.expect(PBX_UAC, "180 Ringing");
-    assert!(ringing.to_tag().is_some());
-    lab.send_msg(
-        CARRIER,
-        respond(
-            &inv2,
-            200,
-            Some("carrier-tag"),
-            Some("<sip:ua@127.0.0.3:5060>"),
-            true,
-        ),
-    );
-    let ok = lab.expect(PBX_UAC, "200 OK");
-    assert_eq!(
-        ok.to_tag(),
-        ringing.to_tag(),
-        "one A-leg tag for the whole call"
-    );
-    assert!(
-        lab.take(CARRIER).is_empty(),
-        "B's 2xx is acknowledged when A acknowledges"
-    );
-    // PBX ACKs; the carrier gets its ACK.
-    let ack = in_dialog("ACK", &ok, true, 101, "z9hG4bKpbxack", &contact_of(&ok));
-    lab.send_msg(PBX_UAC, ack);
-    let b_ack = lab.expect(CARRIER, "ACK");
-    assert_eq!(b_ack.request_uri_str(), Some("sip:ua@127.0.0.3:5060"));
-    assert_eq!(b_ack.cseq().unwrap().seq, inv2.cseq().unwrap().seq);
-    assert_eq!(b_ack.to_tag(), Some("carrier-tag"));
-    assert_eq!(lab.stats().calls, 1);
-    (inv2, ok)
-}
+use sipwarden_testkit::{
+    CARRIER, LAB_ACCOUNTS, LAB_CONFIG, Lab, PBX_UAC, PBX_UAS, PHONE, PHONE2, PW_1001, SDP,
+    STRANGER, addr, answer, carrier_invite, contact_of, first_line, in_dialog, invite_with_auth,
+    outbound_call, pbx_invite, phone_lab, register, register_with_auth, respond, udp,
+};
 
 #[test]
 fn outbound_call_with_challenge_then_bye_from_the_pbx() {
@@ -373,9 +51,6 @@ fn bye_from_the_callee() {
     lab.expect(CARRIER, "200 OK");
     lab.assert_clean();
 }
-
-/// Somewhere neither the PBX nor the carrier is: an attacker who learnt a call's identifiers.
-const STRANGER: &str = "127.0.0.66:5060";
 
 #[test]
 fn a_bye_from_outside_the_trunks_networks_does_not_end_the_call() {
@@ -873,7 +548,7 @@ fn new_routes_apply_to_new_calls_only() {
     );
     lab.expect(PBX_UAS, "ACK");
     // Reload: the PBX moves to another address.
-    let moved = LAB.replace(
+    let moved = LAB_CONFIG.replace(
         "address = \"127.0.0.10:5080\"",
         "address = \"127.0.0.10:6080\"",
     );
@@ -954,80 +629,6 @@ fn ended_calls_leave_no_timers_behind() {
 }
 
 // === phones: the registrar, calls to and from registered phones ===
-
-const PHONE: &str = "127.0.0.2:5062";
-const PHONE2: &str = "127.0.0.2:5072";
-const PW_1001: &str = "Kj9#mNp2xQ&vL5sW!aR7cYz3";
-
-/// The lab with LAB.md's accounts (examples/lab/accounts.toml) and registrar settings.
-fn phone_lab() -> Lab {
-    let accounts = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/lab/accounts.toml"
-    );
-    Lab::with(&format!(
-        "{LAB}\n[accounts]\nfile = \"{accounts}\"\n[registrar]\nmin_expires = \"60s\"\nmax_expires = \"1h\"\ndefault_expires = \"1h\"\n"
-    ))
-}
-
-fn register(user: &str, contact: &str, expires: &str, cseq: u32, call_id: &str) -> String {
-    format!(
-        "REGISTER sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKreg{cseq}{call_id};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@127.0.0.1>;tag=r{call_id}\r\nTo: <sip:{user}@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\nContact: {contact}\r\n{expires}Content-Length: 0\r\n\r\n"
-    )
-}
-
-/// The credentials header value answering the first challenge of `challenge_rsp`.
-fn answer(challenge_rsp: &Message, req: &Message, user: &str, password: &str) -> String {
-    use sipwarden_sip::digest::{self, Algorithm, Qop, ResponseInput};
-    let header = if challenge_rsp.status().unwrap().as_u16() == 401 {
-        HeaderName::WwwAuthenticate
-    } else {
-        HeaderName::ProxyAuthenticate
-    };
-    let ch = challenge_rsp.auths(header).next().unwrap().unwrap();
-    let nonce = ch.nonce().unwrap();
-    let alg = Algorithm::from_token(&ch.algorithm().unwrap()).unwrap();
-    let uri = req.request_uri_str().unwrap();
-    let input = ResponseInput {
-        algorithm: alg,
-        method: req.method_str().unwrap(),
-        digest_uri: uri,
-        nonce: &nonce,
-        cnonce: Some("c0ffee"),
-        nc: Some("00000001"),
-        qop: Some(Qop::Auth),
-        body: b"",
-    };
-    let r = digest::response(user, "sipwarden.lab", password, &input);
-    format!(
-        "Digest username=\"{user}\", realm=\"sipwarden.lab\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{}\", algorithm={}, qop=auth, nc=00000001, cnonce=\"c0ffee\"",
-        r.as_str(),
-        alg.token()
-    )
-}
-
-/// REGISTER, 401, REGISTER with credentials: returns the final answer.
-fn register_with_auth(lab: &mut Lab, from: Target, raw: &str, user: &str, pw: &str) -> Message {
-    let first = Message::parse(raw.as_bytes()).unwrap();
-    lab.send_from(from, first.clone());
-    let to = from.addr.to_string();
-    let challenge = lab.expect(&to, "401 Unauthorized");
-    let mut second = Message::parse(
-        raw.replace("CSeq: 1 ", "CSeq: 2 ")
-            .replace("branch=z9hG4bK", "branch=z9hG4bKa")
-            .as_bytes(),
-    )
-    .unwrap();
-    let creds = answer(&challenge, &second, user, pw);
-    second
-        .push_header(HeaderName::Authorization, &creds)
-        .unwrap();
-    second.finish().unwrap();
-    lab.send_from(from, second);
-    let mut got = lab.take(&to);
-    assert_eq!(got.len(), 1, "{got:?}");
-    got.remove(0)
-}
 
 #[test]
 fn a_guessing_run_spread_over_many_sources_locks_the_account_against_strangers_only() {
@@ -1518,31 +1119,6 @@ fn phone_registered_over_tcp_is_called_on_its_connection() {
     assert_eq!(got[0].1.top_via().unwrap().transport_text, "TCP");
 }
 
-/// A phone's INVITE `raw` (CSeq 1, Via branch `branch`) from `from`: its 407 (nothing reaches
-/// the PBX before authentication), then the INVITE again with 1001's credentials (CSeq 2, a
-/// new branch). Returns the INVITE that reached the PBX.
-fn invite_with_auth(lab: &mut Lab, from: Target, raw: &str, branch: &str) -> Message {
-    lab.send_from(from, Message::parse(raw.as_bytes()).unwrap());
-    let ch = lab.expect(&from.addr.to_string(), "407 Proxy Authentication Required");
-    assert!(
-        lab.take(PBX_UAS).is_empty(),
-        "nothing before authentication"
-    );
-    let mut again = Message::parse(
-        raw.replace("CSeq: 1 ", "CSeq: 2 ")
-            .replace(branch, &format!("{branch}a"))
-            .as_bytes(),
-    )
-    .unwrap();
-    let creds = answer(&ch, &again, "1001", PW_1001);
-    again
-        .push_header(HeaderName::ProxyAuthorization, &creds)
-        .unwrap();
-    again.finish().unwrap();
-    lab.send_from(from, again);
-    lab.expect(PBX_UAS, "INVITE")
-}
-
 #[test]
 fn phone_call_is_authenticated_and_asserted_as_the_account() {
     let mut lab = phone_lab();
@@ -1627,12 +1203,8 @@ fn a_phone_call_answers_only_to_the_phone_that_made_it() {
 
 #[test]
 fn udp_phones_get_keepalive_options() {
-    let accounts = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/lab/accounts.toml"
-    );
     let mut lab = Lab::with(&format!(
-        "{LAB}\n[accounts]\nfile = \"{accounts}\"\nalgorithms = [\"MD5\"]\n[registrar]\nudp_ping = \"30s\"\n"
+        "{LAB_CONFIG}\n[accounts]\nfile = \"{LAB_ACCOUNTS}\"\nalgorithms = [\"MD5\"]\n[registrar]\nudp_ping = \"30s\"\n"
     ));
     let raw = register(
         "1001",
@@ -1706,7 +1278,9 @@ fn phone_over_tls_gets_a_contact_of_its_own_scheme() {
 
 #[test]
 fn global_call_limit_answers_503_with_retry_after() {
-    let mut lab = Lab::with(&format!("{LAB}\n[ratelimit]\nglobal_invite_cps = 1.0\n"));
+    let mut lab = Lab::with(&format!(
+        "{LAB_CONFIG}\n[ratelimit]\nglobal_invite_cps = 1.0\n"
+    ));
     lab.send(CARRIER, &carrier_invite("+15551230042", "z9hG4bKg1"));
     lab.expect(PBX_UAS, "INVITE");
     let second =
@@ -1724,7 +1298,7 @@ fn global_call_limit_answers_503_with_retry_after() {
 #[test]
 fn a_flood_from_the_endpoint_zone_is_banned_and_then_dropped_before_anything_else() {
     let mut lab = Lab::with(&format!(
-        "{LAB}\n[ratelimit]\noptions_rps = 1.0\noptions_burst = 3.0\n"
+        "{LAB_CONFIG}\n[ratelimit]\noptions_rps = 1.0\noptions_burst = 3.0\n"
     ));
     let opt = |i: u32| {
         format!(
