@@ -24,6 +24,7 @@ mod auth;
 mod build;
 mod call;
 mod defence;
+mod edge;
 mod endpoint_auth;
 mod ids;
 mod registrar;
@@ -37,7 +38,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use sipwarden_sip::header::Transport;
-use sipwarden_sip::{Decision, HeaderName, Message, Method, Policy, StatusCode, validate};
+use sipwarden_sip::{HeaderName, Message, Method, Policy, StatusCode};
 use sipwarden_txn::{Event, Transmit, TxId, TxLayer};
 
 pub use call::Side;
@@ -50,8 +51,8 @@ pub use sipwarden_stages::{BanChange, BanEntry};
 
 use build::Identity;
 use call::{Call, Fork, Phase, RelRsp};
-use defence::{BanCause, Defence, Early};
-use endpoint_auth::{Ask, Digest, Verdict};
+use defence::Defence;
+use endpoint_auth::{Ask, AuthOutcome, Digest};
 use ids::Ids;
 use registrar::Location;
 
@@ -184,6 +185,8 @@ pub struct Core {
     ping_at: Option<Instant>,
     /// The edge stages: bans, flood limits, failure counts.
     pub(crate) defence: Defence,
+    /// Every verdict of the message path, by stage, verdict and reason.
+    verdicts: sipwarden_stages::VerdictCounts,
 }
 
 /// Where a new call goes.
@@ -229,6 +232,7 @@ impl Core {
             location: Location::default(),
             security: Vec::new(),
             ping_at: None,
+            verdicts: sipwarden_stages::VerdictCounts::default(),
         }
     }
 
@@ -450,93 +454,10 @@ impl Core {
                 self.ping_at = Some(now + every);
             }
         }
-        // The stages, cheapest first (DESIGN §3): ban, rate limit, sanity, scanner, ACL.
-        let ip = src.addr.ip();
-        let zone = self.routes.zone(ip);
-        if msg.is_request() {
-            if self.defence.first(now, ip, zone, msg.method()) == Early::Drop {
-                return;
-            }
-        } else if self.defence.bans.is_banned(ip, now) {
-            self.defence.stats.banned_dropped += 1;
+        // The edge stages, cheapest first (DESIGN §3): ban, rate limit, sanity, scanner, ACL.
+        let zone = self.routes.zone(src.addr.ip());
+        if !self.run_edge(now, &mut msg, src, zone) {
             return;
-        }
-        match validate(&msg, &self.policy) {
-            Decision::Accept => {}
-            Decision::Reject {
-                status,
-                reason,
-                headers,
-            } => {
-                self.stats.rejected += 1;
-                // Outside the trusted zones the answer says no more than its status code: a
-                // reason phrase naming the broken header is a fingerprint.
-                let mut reason = reason;
-                if zone == Zone::Endpoint && msg.is_request() {
-                    self.event_bad_format(&msg, src, reason);
-                    if self.defence.failure(ip, None, now).is_some() {
-                        return;
-                    }
-                    reason = status.default_reason();
-                    stamp_received(&mut msg, src.addr);
-                }
-                if let Ok(mut r) = Message::response_to(&msg, status, Some(reason), None) {
-                    for (h, v) in &headers {
-                        let _ = r.push_header(*h, v);
-                    }
-                    let _ = r.finish();
-                    self.txl.send_stateless(src, &r);
-                }
-                return;
-            }
-            Decision::Drop { reason } => {
-                self.stats.rejected += 1;
-                if zone == Zone::Endpoint && msg.is_request() {
-                    self.event_bad_format(&msg, src, reason);
-                    self.defence.failure(ip, None, now);
-                }
-                return;
-            }
-        }
-        if msg.is_request() && zone == Zone::Endpoint {
-            let hit = self
-                .routes
-                .defence
-                .scanner
-                .as_ref()
-                .and_then(|s| s.check(&msg))
-                .map(str::to_owned);
-            if let Some(pattern) = hit {
-                // No answer at all: a scanner that hears nothing learns nothing.
-                let why = format!("scanner: {pattern}");
-                self.event_acl(&msg, src, "scanner", &why);
-                self.defence.ban(ip, now, BanCause::Scanner, &why);
-                return;
-            }
-        }
-        if msg.is_request() {
-            let verdict = self.defence.acl(ip, zone);
-            if verdict != Early::Continue {
-                let name = match zone {
-                    Zone::Pbx => "pbx",
-                    Zone::Trunk(_) => "trunk",
-                    Zone::Endpoint => "endpoint",
-                };
-                self.event_acl(&msg, src, name, "denied by an allow/deny list");
-            }
-            match verdict {
-                Early::Continue => {}
-                Early::Drop => return,
-                Early::Forbidden => {
-                    if msg.method() != Some(Method::Ack) {
-                        if let Ok(r) = Message::response_to(&msg, StatusCode::FORBIDDEN, None, None)
-                        {
-                            self.txl.send_stateless(src, &r);
-                        }
-                    }
-                    return;
-                }
-            }
         }
         if msg.is_request() {
             stamp_received(&mut msg, src.addr);
@@ -613,11 +534,11 @@ impl Core {
         let verdict = self.digest.check(now, msg, ask, &routes.accounts, &locked);
         self.defence.after_auth(now, ip, &verdict);
         match verdict {
-            Verdict::Ok(account) => {
+            AuthOutcome::Ok(account) => {
                 self.event_success(msg, src, &account);
                 true
             }
-            Verdict::Challenge { stale, failure } => {
+            AuthOutcome::Challenge { stale, failure } => {
                 if let Some(failure) = failure {
                     self.note_auth_failure(now, msg, src, failure);
                 }
@@ -626,7 +547,7 @@ impl Core {
                 }
                 false
             }
-            Verdict::Forbidden { failure } => {
+            AuthOutcome::Forbidden { failure } => {
                 self.note_auth_failure(now, msg, src, failure);
                 self.stats.rejected += 1;
                 self.reply(now, tx, msg, StatusCode::FORBIDDEN, None);
@@ -763,11 +684,11 @@ impl Core {
                 .check(now, &invite, ask, &routes.accounts, &locked);
             self.defence.after_auth(now, ip, &verdict);
             match verdict {
-                Verdict::Ok(account) => {
+                AuthOutcome::Ok(account) => {
                     self.event_success(&invite, src, &account);
                     caller = Some(account);
                 }
-                Verdict::Challenge { stale, failure } => {
+                AuthOutcome::Challenge { stale, failure } => {
                     // An INVITE is answered even when this failure bans its source: its
                     // transaction needs a final response.
                     if let Some(failure) = failure {
@@ -778,7 +699,7 @@ impl Core {
                     }
                     return;
                 }
-                Verdict::Forbidden { failure } => {
+                AuthOutcome::Forbidden { failure } => {
                     self.note_auth_failure(now, &invite, src, failure);
                     self.stats.rejected += 1;
                     self.reply(now, tx, &invite, StatusCode::FORBIDDEN, None);

@@ -290,6 +290,7 @@ impl Gateway {
         let (control_tx, control_rx) = mpsc::channel(64);
         // Start from the core's own numbers: restored registrations count from the first read.
         let (stats_tx, stats_rx) = watch::channel(core.stats());
+        let verdicts = core_task::VerdictTable::default();
         let done = tokio::spawn(core_task::run(
             core,
             in_rx,
@@ -302,6 +303,7 @@ impl Gateway {
                 bans: Arc::clone(&ban_view),
                 nft,
                 log,
+                verdicts: Arc::clone(&verdicts),
             },
         ));
         let token = admin_token(&cfg)?;
@@ -310,7 +312,7 @@ impl Gateway {
             Arc::new(token),
             stats_rx.clone(),
             transports.clone(),
-            (control_tx.clone(), Arc::clone(&ban_view)),
+            (control_tx.clone(), Arc::clone(&ban_view), verdicts),
         )
         .await
         .map_err(|e| StartError(format!("admin API {}: {e}", cfg.admin.listen)))?;
