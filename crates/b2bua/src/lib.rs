@@ -27,8 +27,10 @@ mod defence;
 mod edge;
 mod endpoint_auth;
 mod ids;
+mod policies;
 mod registrar;
 mod routes;
+mod routing;
 mod sdp;
 mod security;
 
@@ -39,6 +41,7 @@ use std::time::Instant;
 
 use sipwarden_sip::header::Transport;
 use sipwarden_sip::{HeaderName, Message, Method, Policy, StatusCode};
+use sipwarden_stages::{Reason, StageName, Verdict};
 use sipwarden_txn::{Event, Transmit, TxId, TxLayer};
 
 pub use call::Side;
@@ -55,6 +58,7 @@ use defence::Defence;
 use endpoint_auth::{Ask, AuthOutcome, Digest};
 use ids::Ids;
 use registrar::Location;
+use routing::Dest;
 
 /// The gateway's own addresses, written into Via, Contact and the SDP origin.
 #[derive(Clone, Debug)]
@@ -187,24 +191,12 @@ pub struct Core {
     pub(crate) defence: Defence,
     /// Every verdict of the message path, by stage, verdict and reason.
     verdicts: sipwarden_stages::VerdictCounts,
-}
-
-/// Where a new call goes.
-enum Dest {
-    /// Out through a trunk (index).
-    Trunk(usize),
-    /// To the PBX: from a trunk (index, for its limits) or from an authenticated account.
-    Pbx {
-        trunk: Option<usize>,
-        account: Option<String>,
-    },
-    /// To every registered contact of an account.
-    Phones(Vec<Binding>),
-}
-
-/// The status and reason the A leg gets when its call cannot be placed.
-fn refuse(status: StatusCode, reason: &'static str) -> (StatusCode, &'static str) {
-    (status, reason)
+    /// The call policies, in order (`set_policies`).
+    policies: Vec<Box<dyn sipwarden_stages::CallPolicy>>,
+    /// A wall-clock reading and the `Instant` it was taken at (`set_wall_clock`).
+    wall: Option<(Instant, std::time::SystemTime)>,
+    /// The time of the input being handled (for hooks called deep inside it).
+    clock: Option<Instant>,
 }
 
 impl Core {
@@ -233,6 +225,9 @@ impl Core {
             security: Vec::new(),
             ping_at: None,
             verdicts: sipwarden_stages::VerdictCounts::default(),
+            policies: Vec::new(),
+            wall: None,
+            clock: None,
         }
     }
 
@@ -349,6 +344,7 @@ impl Core {
             self.location.next_expiry(),
             self.ping_at,
             self.defence.bans.next_event(),
+            self.policies_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -371,6 +367,7 @@ impl Core {
 
     /// Fires every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.clock = Some(now);
         self.txl.handle_timeout(now);
         self.location.expire(now);
         self.defence.bans.expire(now);
@@ -396,11 +393,13 @@ impl Core {
             }
         }
         self.process_events(now);
+        self.policy_hangups(now);
     }
 
     /// Hangs up a call from the gateway's side: BYE on both legs of an answered call, CANCEL
     /// and 480 for one still ringing. Returns whether the call existed.
     pub fn hangup(&mut self, now: Instant, call: u64, reason: &str) -> bool {
+        self.clock = Some(now);
         let Some(phase) = self.calls.get(&call).map(|c| c.phase) else {
             return false;
         };
@@ -449,6 +448,7 @@ impl Core {
 
     /// A message arrived from `src`.
     pub fn on_message(&mut self, now: Instant, mut msg: Message, src: Target) {
+        self.clock = Some(now);
         if self.ping_at.is_none() {
             if let Some(every) = self.routes.registrar.udp_ping {
                 self.ping_at = Some(now + every);
@@ -508,6 +508,7 @@ impl Core {
             self.txl.on_response(now, msg);
         }
         self.process_events(now);
+        self.policy_hangups(now);
     }
 
     /// An in-dialog request for a phone's leg from another address: `true` when it carries
@@ -707,68 +708,45 @@ impl Core {
                 }
             }
         }
-        let srtp_ok = |account: &str| {
-            routes.accounts.get(account).is_none_or(|a| {
-                a.media_encryption != sipwarden_config::MediaEncryption::Required
-                    || sdp::only_srtp(invite.body())
-            })
-        };
         let a_account = caller.clone();
-        let decision = if self.draining {
-            Err(refuse(StatusCode::SERVICE_UNAVAILABLE, "Shutting Down"))
+        let admission = if self.draining {
+            Err(Verdict::Reply {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                reason: Reason::ShuttingDown,
+                phrase: Some("Shutting Down"),
+                headers: Vec::new(),
+            })
         } else if self.calls.len() >= routes.max_calls {
-            Err(refuse(StatusCode::SERVICE_UNAVAILABLE, "Too Many Calls"))
+            Err(Verdict::Reply {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                reason: Reason::TooManyCalls,
+                phrase: Some("Too Many Calls"),
+                headers: Vec::new(),
+            })
         } else {
-            match (zone, caller) {
-                (Zone::Pbx, _) if routes.accounts.get(&user).is_some() => {
-                    let bindings = self.location.bindings(&user).to_vec();
-                    if bindings.is_empty() {
-                        Err(refuse(
-                            StatusCode::new(480).unwrap_or(StatusCode::NOT_FOUND),
-                            "Not Registered",
-                        ))
-                    } else if !srtp_ok(&user) {
-                        Err(refuse(StatusCode::NOT_ACCEPTABLE_HERE, "SRTP Required"))
-                    } else {
-                        Ok(Dest::Phones(bindings))
-                    }
-                }
-                (Zone::Pbx, _) => match routes.trunks.first() {
-                    Some(_) if !user.is_empty() => Ok(Dest::Trunk(0)),
-                    _ => Err(refuse(StatusCode::NOT_FOUND, "No Route")),
-                },
-                (Zone::Trunk(i), _) => match routes.did_owner(&user) {
-                    Some(owner) if owner == i => Ok(Dest::Pbx {
-                        trunk: Some(i),
-                        account: None,
-                    }),
-                    _ => Err(refuse(StatusCode::NOT_FOUND, "Not Found")),
-                },
-                // A phone's calls always go to the PBX, never straight to a trunk: the PBX's
-                // dial plan and the gateway's fraud limits decide what leaves.
-                (Zone::Endpoint, Some(account)) => {
-                    if user.is_empty() {
-                        Err(refuse(StatusCode::NOT_FOUND, "No Route"))
-                    } else if !srtp_ok(&account) {
-                        Err(refuse(StatusCode::NOT_ACCEPTABLE_HERE, "SRTP Required"))
-                    } else {
-                        Ok(Dest::Pbx {
-                            trunk: None,
-                            account: Some(account),
-                        })
-                    }
-                }
-                (Zone::Endpoint, None) => Err(refuse(StatusCode::FORBIDDEN, "Forbidden")),
-            }
+            routing::route(&routes, zone, &user, caller, &self.location)
         };
-        let dest = match decision {
+        let dest = match admission {
             Ok(d) => d,
-            Err((status, reason)) => {
-                self.stats.rejected += 1;
-                self.reply(now, tx, &invite, status, Some(reason));
+            Err(verdict) => {
+                self.verdicts.record(StageName::Route, &verdict);
+                self.refuse_call(now, tx, &invite, src, verdict);
                 return;
             }
         };
+        self.verdicts.record(StageName::Route, &Verdict::Continue);
+        // The call policies, in order; the first that does not continue decides.
+        let id = self.next_call;
+        if let Err(verdict) = self.admit(
+            now,
+            id,
+            &invite,
+            (src, zone),
+            (&user, &dest, a_account.as_deref()),
+        ) {
+            self.refuse_call(now, tx, &invite, src, verdict);
+            return;
+        }
         // The global limit protects the PBX: above it, 503 with Retry-After instead of
         // another call it may not be able to carry.
         if matches!(dest, Dest::Pbx { .. }) && !self.defence.rate.allow_global_invite(now) {
@@ -847,7 +825,6 @@ impl Core {
                 }
             }
         }
-        let id = self.next_call;
         let mut sent: Vec<(call::Leg, Message, TxId)> = Vec::new();
         for (leg, m) in legs {
             let Ok(m) = m else { continue };
@@ -862,6 +839,8 @@ impl Core {
         }
         let mut sent = sent.into_iter();
         let Some((b, b_invite, b_tx)) = sent.next() else {
+            // Admitted, then nothing could be sent: the policies hear of its end.
+            self.policies_ended(id, now);
             self.stats.rejected += 1;
             self.reply(now, tx, &invite, StatusCode::SERVICE_UNAVAILABLE, None);
             return;
@@ -1230,6 +1209,7 @@ impl Core {
                 let _ = self.txl.send_response(now, a_tx, &out);
             }
             self.stats.calls_answered += 1;
+            self.policies_answered(id, now);
             self.set_timer(id, Some((deadline, TimerKind::MaxDuration)));
             return;
         }
@@ -1575,6 +1555,9 @@ impl Core {
         let Some(call) = self.calls.remove(&id) else {
             return;
         };
+        if let Some(now) = self.clock {
+            self.policies_ended(id, now);
+        }
         self.dialogs.remove(&(call.a.call_id, call.a.local_tag));
         self.dialogs.remove(&(call.b.call_id, call.b.local_tag));
         for tx in &call.txs {

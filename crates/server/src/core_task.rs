@@ -195,11 +195,16 @@ pub(crate) async fn run(
                     break;
                 }
                 let now = Instant::now();
+                core.set_wall_clock(now, std::time::SystemTime::now());
                 for i in batch.drain(..) {
                     core.on_message(now, i.msg, target(i.peer));
                 }
             }
-            () = timer => core.handle_timeout(Instant::now()),
+            () = timer => {
+                let now = Instant::now();
+                core.set_wall_clock(now, std::time::SystemTime::now());
+                core.handle_timeout(now);
+            }
             c = control.recv() => match c {
                 Some(Control::Reload) => reload(&mut core, config_path.as_ref()),
                 Some(Control::Drain) => core.drain(),

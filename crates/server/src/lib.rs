@@ -244,6 +244,9 @@ impl Gateway {
             ..Settings::default()
         };
         let mut core = Core::new(routes, local, settings, os_seed()?);
+        // The call policies the core runs for every new call, in order.
+        core.set_policies(sipwarden_policy::standard());
+        core.set_wall_clock(std::time::Instant::now(), std::time::SystemTime::now());
         let mut store = open_store(&cfg)?;
         let bindings = location::load(store.as_mut())
             .map_err(|e| StartError(format!("location table: {e}")))?;
