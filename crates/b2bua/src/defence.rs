@@ -14,9 +14,10 @@ use sipwarden_stages::{
     RateSettings, RequestClass, Scanner,
 };
 
-use crate::endpoint_auth::Verdict;
+use crate::endpoint_auth::AuthOutcome;
 use crate::routes::Zone;
-use sipwarden_stages::AuthFailure;
+use sipwarden_sip::StatusCode;
+use sipwarden_stages::{AuthFailure, Reason, Verdict};
 
 /// The stages' settings, from one configuration (swapped on reload with the routes).
 #[derive(Clone, Debug)]
@@ -147,17 +148,6 @@ pub(crate) struct Defence {
     pub(crate) stats: DefenceStats,
 }
 
-/// What the early stages decided for a request.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Early {
-    /// Go on.
-    Continue,
-    /// Drop silently (counted).
-    Drop,
-    /// Answer 403 (an ACL with `action = "reject"`).
-    Forbidden,
-}
-
 pub(crate) fn class(method: Option<Method>) -> RequestClass {
     match method {
         Some(Method::Register) => RequestClass::Register,
@@ -209,39 +199,40 @@ impl Defence {
         Some(e)
     }
 
-    /// The ban and rate-limit stages (before validation): `Drop` for a banned source and
-    /// for one that just went over a limit (which bans it).
-    pub(crate) fn first(
+    /// The ban stage: a banned source's message is dropped (counted, never logged).
+    pub(crate) fn ban_stage(&mut self, now: Instant, ip: IpAddr) -> Verdict {
+        if self.bans.is_banned(ip, now) {
+            self.stats.banned_dropped += 1;
+            return Verdict::Drop {
+                reason: Reason::Banned,
+            };
+        }
+        Verdict::Continue
+    }
+
+    /// The rate-limit stage: a source over a flood limit is banned. The PBX and the trunks
+    /// are not flood-limited per address (the global limit and the transaction cap protect
+    /// against them); everyone else is.
+    pub(crate) fn ratelimit_stage(
         &mut self,
         now: Instant,
         ip: IpAddr,
         zone: Zone,
         method: Option<Method>,
-    ) -> Early {
-        if self.bans.is_banned(ip, now) {
-            self.stats.banned_dropped += 1;
-            return Early::Drop;
-        }
-        // The PBX and the trunks are not flood-limited per address (the global limit and the
-        // transaction cap protect against them); everyone else is.
-        if zone == Zone::Endpoint
-            && !self.bans.exempt(ip)
-            && !self.rate.allow(ip, class(method), now)
-        {
-            let what = match class(method) {
-                RequestClass::Register => "REGISTER flood",
-                RequestClass::Invite => "INVITE flood",
-                RequestClass::Options => "OPTIONS flood",
-                RequestClass::Other => "request flood",
+    ) -> Verdict {
+        let class = class(method);
+        if zone == Zone::Endpoint && !self.bans.exempt(ip) && !self.rate.allow(ip, class, now) {
+            return Verdict::Ban {
+                reason: Reason::Flood(class),
+                ttl: None,
             };
-            self.ban(ip, now, BanCause::Flood, what);
-            return Early::Drop;
         }
-        Early::Continue
+        Verdict::Continue
     }
 
-    /// The zone/ACL stage: global lists, then the zone's.
-    pub(crate) fn acl(&mut self, ip: IpAddr, zone: Zone) -> Early {
+    /// The zone/ACL stage: global lists, then the zone's; a denied request is dropped, or
+    /// answered 403 with `action = "reject"`.
+    pub(crate) fn acl_stage(&mut self, ip: IpAddr, zone: Zone) -> Verdict {
         let s = &self.settings;
         let zone_acl = match zone {
             Zone::Pbx => &s.acl_pbx,
@@ -251,13 +242,15 @@ impl Defence {
         let denied =
             s.acl_global.check(ip) == AclAction::Deny || zone_acl.check(ip) == AclAction::Deny;
         if !denied {
-            return Early::Continue;
+            return Verdict::Continue;
         }
         self.stats.acl_denied += 1;
         if s.acl_reject {
-            Early::Forbidden
+            Verdict::reply(StatusCode::FORBIDDEN, Reason::AclDenied)
         } else {
-            Early::Drop
+            Verdict::Drop {
+                reason: Reason::AclDenied,
+            }
         }
     }
 
@@ -285,8 +278,8 @@ impl Defence {
 
     /// Records a digest verdict's effect on the counters: a success makes its source
     /// familiar to the account (exempt from its lock) and restarts the source's count.
-    pub(crate) fn after_auth(&mut self, now: Instant, ip: IpAddr, verdict: &Verdict) {
-        if let Verdict::Ok(account) = verdict {
+    pub(crate) fn after_auth(&mut self, now: Instant, ip: IpAddr, verdict: &AuthOutcome) {
+        if let AuthOutcome::Ok(account) = verdict {
             self.failures.succeed_for(ip, account, now);
         }
         if verdict

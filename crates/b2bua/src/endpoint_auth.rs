@@ -35,7 +35,7 @@ const MAX_FAILURE_RECORDS: usize = 65_536;
 
 /// What to do with a request after looking at its credentials.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Verdict {
+pub(crate) enum AuthOutcome {
     /// Authenticated as this account.
     Ok(String),
     /// Answer 401/407 with fresh challenges (`stale`: the nonce had expired). `failure`: this
@@ -48,7 +48,7 @@ pub(crate) enum Verdict {
     Forbidden { failure: Failure },
 }
 
-impl Verdict {
+impl AuthOutcome {
     /// The failed attempt this verdict answers, if any.
     pub(crate) fn failure(&self) -> Option<Failure> {
         match self {
@@ -409,7 +409,7 @@ impl Digest {
         ask: Ask<'_>,
         accounts: &AccountsFile,
         locked: &dyn Fn(&str) -> bool,
-    ) -> Verdict {
+    ) -> AuthOutcome {
         let header = if ask.register {
             HeaderName::Authorization
         } else {
@@ -430,7 +430,7 @@ impl Digest {
             if malformed {
                 return self.fail(now, ip, String::new(), Failure::of(AuthFailure::Malformed));
             }
-            return Verdict::Challenge {
+            return AuthOutcome::Challenge {
                 stale: false,
                 failure: None,
             };
@@ -440,10 +440,10 @@ impl Digest {
             Ok(()) if locked(&username) => Failure::of(AuthFailure::AccountLocked),
             Ok(()) => {
                 self.failures.remove(&(ip, username.clone()));
-                return Verdict::Ok(username);
+                return AuthOutcome::Ok(username);
             }
             Err(None) => {
-                return Verdict::Challenge {
+                return AuthOutcome::Challenge {
                     stale: true,
                     failure: None,
                 };
@@ -454,7 +454,7 @@ impl Digest {
     }
 
     /// The first failure within the window gets a new challenge, later ones 403.
-    fn fail(&mut self, now: Instant, ip: IpAddr, user: String, failure: Failure) -> Verdict {
+    fn fail(&mut self, now: Instant, ip: IpAddr, user: String, failure: Failure) -> AuthOutcome {
         if self.failures.len() >= MAX_FAILURE_RECORDS {
             self.failures
                 .retain(|_, (_, at)| now.saturating_duration_since(*at) < FAILURE_WINDOW);
@@ -469,12 +469,12 @@ impl Digest {
         e.0 += 1;
         e.1 = now;
         if e.0 <= 1 {
-            Verdict::Challenge {
+            AuthOutcome::Challenge {
                 stale: false,
                 failure: Some(failure),
             }
         } else {
-            Verdict::Forbidden { failure }
+            AuthOutcome::Forbidden { failure }
         }
     }
 
@@ -653,7 +653,7 @@ mod tests {
             let msg = register("1001", PW, alg, &ch.0, "127.0.0.1");
             assert_eq!(
                 d.check(t0, &msg, ask, &acc, &|_| false),
-                Verdict::Ok("1001".into())
+                AuthOutcome::Ok("1001".into())
             );
         }
     }
@@ -675,16 +675,16 @@ mod tests {
             also_from,
         };
         let v = d.check(t0, &msg, ask(None), &acc, &|_| false);
-        assert_ne!(v, Verdict::Ok("1001".into()));
+        assert_ne!(v, AuthOutcome::Ok("1001".into()));
         assert_eq!(v.failure().map(|f| f.kind), Some(AuthFailure::ForeignNonce));
         let elsewhere: IpAddr = "127.0.0.68".parse().unwrap();
         assert_ne!(
             d.check(t0, &msg, ask(Some(elsewhere)), &acc, &|_| false),
-            Verdict::Ok("1001".into())
+            AuthOutcome::Ok("1001".into())
         );
         assert_eq!(
             d.check(t0, &msg, ask(Some(home)), &acc, &|_| false),
-            Verdict::Ok("1001".into())
+            AuthOutcome::Ok("1001".into())
         );
     }
 
@@ -717,14 +717,14 @@ mod tests {
             let msg = register(user, pw, Algorithm::Md5, &ch.0, "127.0.0.1");
             assert_eq!(
                 d.check(t0, &msg, ask(user), &acc, &|_| false),
-                Verdict::Challenge {
+                AuthOutcome::Challenge {
                     stale: false,
                     failure: Some(Failure::of(why))
                 }
             );
             assert!(matches!(
                 d.check(t0, &msg, ask(user), &acc, &|_| false),
-                Verdict::Forbidden { .. }
+                AuthOutcome::Forbidden { .. }
             ));
         }
         // A nonce issued to another address is not accepted.
@@ -782,11 +782,11 @@ mod tests {
         let msg = register("1001", PW, Algorithm::Md5, &nonce, "127.0.0.1");
         assert_eq!(
             d.check(t0, &msg, ask, &acc, &|_| false),
-            Verdict::Ok("1001".into())
+            AuthOutcome::Ok("1001".into())
         );
         assert_eq!(
             d.check(t0, &msg, ask, &acc, &|_| false),
-            Verdict::Ok("1001".into()),
+            AuthOutcome::Ok("1001".into()),
             "the same request again"
         );
         let replay = Message::parse(
@@ -801,7 +801,7 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(
                 d.check(t0, &replay, ask, &acc, &|_| false),
-                Verdict::Challenge {
+                AuthOutcome::Challenge {
                     stale: true,
                     failure: None
                 }
@@ -848,14 +848,14 @@ mod tests {
         let later = t0 + NONCE_LIFETIME + Duration::from_secs(1);
         assert_eq!(
             d.check(later, &msg, ask, &acc, &|_| false),
-            Verdict::Challenge {
+            AuthOutcome::Challenge {
                 stale: true,
                 failure: None
             }
         );
         assert_eq!(
             d.check(later, &msg, ask, &acc, &|_| false),
-            Verdict::Challenge {
+            AuthOutcome::Challenge {
                 stale: true,
                 failure: None
             }
@@ -934,14 +934,14 @@ mod tests {
         let msg = register("1001", PW, Algorithm::Sha256, &nonce, "127.0.0.1");
         assert_eq!(
             d.check(t0, &msg, ask, &acc, &|_| false),
-            Verdict::Challenge {
+            AuthOutcome::Challenge {
                 stale: false,
                 failure: Some(Failure::of(AuthFailure::AlgorithmNotOffered))
             }
         );
         assert!(matches!(
             d.check(t0, &msg, ask, &acc, &|_| false),
-            Verdict::Forbidden { .. }
+            AuthOutcome::Forbidden { .. }
         ));
         // Offered both: either answer passes.
         let mut d = Digest::new([7; 32]);
@@ -956,7 +956,7 @@ mod tests {
             let msg = register("1001", PW, alg, &nonce, "127.0.0.1");
             assert_eq!(
                 d.check(t0, &msg, ask, &acc, &|_| false),
-                Verdict::Ok("1001".into())
+                AuthOutcome::Ok("1001".into())
             );
         }
     }
@@ -999,7 +999,7 @@ mod tests {
         let msg = register("1001", PW, Algorithm::Sha256, &legacy, "127.0.0.1");
         assert_eq!(
             d.check(t0, &msg, ask, &acc, &|_| false),
-            Verdict::Ok("1001".into())
+            AuthOutcome::Ok("1001".into())
         );
     }
 
@@ -1016,14 +1016,14 @@ mod tests {
         .unwrap();
         assert_eq!(
             d.check(t0, &msg, ask, &acc, &|_| false),
-            Verdict::Challenge {
+            AuthOutcome::Challenge {
                 stale: false,
                 failure: Some(Failure::of(AuthFailure::Malformed))
             }
         );
         assert!(matches!(
             d.check(t0, &msg, ask, &acc, &|_| false),
-            Verdict::Forbidden { .. }
+            AuthOutcome::Forbidden { .. }
         ));
     }
 }

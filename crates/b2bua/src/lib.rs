@@ -24,10 +24,13 @@ mod auth;
 mod build;
 mod call;
 mod defence;
+mod edge;
 mod endpoint_auth;
 mod ids;
+mod policies;
 mod registrar;
 mod routes;
+mod routing;
 mod sdp;
 mod security;
 
@@ -37,7 +40,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use sipwarden_sip::header::Transport;
-use sipwarden_sip::{Decision, HeaderName, Message, Method, Policy, StatusCode, validate};
+use sipwarden_sip::{HeaderName, Message, Method, Policy, StatusCode};
+use sipwarden_stages::{Reason, StageName, Verdict};
 use sipwarden_txn::{Event, Transmit, TxId, TxLayer};
 
 pub use call::Side;
@@ -50,10 +54,11 @@ pub use sipwarden_stages::{BanChange, BanEntry};
 
 use build::Identity;
 use call::{Call, Fork, Phase, RelRsp};
-use defence::{BanCause, Defence, Early};
-use endpoint_auth::{Ask, Digest, Verdict};
+use defence::Defence;
+use endpoint_auth::{Ask, AuthOutcome, Digest};
 use ids::Ids;
 use registrar::Location;
+use routing::Dest;
 
 /// The gateway's own addresses, written into Via, Contact and the SDP origin.
 #[derive(Clone, Debug)]
@@ -184,24 +189,14 @@ pub struct Core {
     ping_at: Option<Instant>,
     /// The edge stages: bans, flood limits, failure counts.
     pub(crate) defence: Defence,
-}
-
-/// Where a new call goes.
-enum Dest {
-    /// Out through a trunk (index).
-    Trunk(usize),
-    /// To the PBX: from a trunk (index, for its limits) or from an authenticated account.
-    Pbx {
-        trunk: Option<usize>,
-        account: Option<String>,
-    },
-    /// To every registered contact of an account.
-    Phones(Vec<Binding>),
-}
-
-/// The status and reason the A leg gets when its call cannot be placed.
-fn refuse(status: StatusCode, reason: &'static str) -> (StatusCode, &'static str) {
-    (status, reason)
+    /// Every verdict of the message path, by stage, verdict and reason.
+    verdicts: sipwarden_stages::VerdictCounts,
+    /// The call policies, in order (`set_policies`).
+    policies: Vec<Box<dyn sipwarden_stages::CallPolicy>>,
+    /// A wall-clock reading and the `Instant` it was taken at (`set_wall_clock`).
+    wall: Option<(Instant, std::time::SystemTime)>,
+    /// The time of the input being handled (for hooks called deep inside it).
+    clock: Option<Instant>,
 }
 
 impl Core {
@@ -229,6 +224,10 @@ impl Core {
             location: Location::default(),
             security: Vec::new(),
             ping_at: None,
+            verdicts: sipwarden_stages::VerdictCounts::default(),
+            policies: Vec::new(),
+            wall: None,
+            clock: None,
         }
     }
 
@@ -345,6 +344,7 @@ impl Core {
             self.location.next_expiry(),
             self.ping_at,
             self.defence.bans.next_event(),
+            self.policies_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -367,6 +367,7 @@ impl Core {
 
     /// Fires every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.clock = Some(now);
         self.txl.handle_timeout(now);
         self.location.expire(now);
         self.defence.bans.expire(now);
@@ -392,11 +393,13 @@ impl Core {
             }
         }
         self.process_events(now);
+        self.policy_hangups(now);
     }
 
     /// Hangs up a call from the gateway's side: BYE on both legs of an answered call, CANCEL
     /// and 480 for one still ringing. Returns whether the call existed.
     pub fn hangup(&mut self, now: Instant, call: u64, reason: &str) -> bool {
+        self.clock = Some(now);
         let Some(phase) = self.calls.get(&call).map(|c| c.phase) else {
             return false;
         };
@@ -445,98 +448,16 @@ impl Core {
 
     /// A message arrived from `src`.
     pub fn on_message(&mut self, now: Instant, mut msg: Message, src: Target) {
+        self.clock = Some(now);
         if self.ping_at.is_none() {
             if let Some(every) = self.routes.registrar.udp_ping {
                 self.ping_at = Some(now + every);
             }
         }
-        // The stages, cheapest first (DESIGN §3): ban, rate limit, sanity, scanner, ACL.
-        let ip = src.addr.ip();
-        let zone = self.routes.zone(ip);
-        if msg.is_request() {
-            if self.defence.first(now, ip, zone, msg.method()) == Early::Drop {
-                return;
-            }
-        } else if self.defence.bans.is_banned(ip, now) {
-            self.defence.stats.banned_dropped += 1;
+        // The edge stages, cheapest first (DESIGN §3): ban, rate limit, sanity, scanner, ACL.
+        let zone = self.routes.zone(src.addr.ip());
+        if !self.run_edge(now, &mut msg, src, zone) {
             return;
-        }
-        match validate(&msg, &self.policy) {
-            Decision::Accept => {}
-            Decision::Reject {
-                status,
-                reason,
-                headers,
-            } => {
-                self.stats.rejected += 1;
-                // Outside the trusted zones the answer says no more than its status code: a
-                // reason phrase naming the broken header is a fingerprint.
-                let mut reason = reason;
-                if zone == Zone::Endpoint && msg.is_request() {
-                    self.event_bad_format(&msg, src, reason);
-                    if self.defence.failure(ip, None, now).is_some() {
-                        return;
-                    }
-                    reason = status.default_reason();
-                    stamp_received(&mut msg, src.addr);
-                }
-                if let Ok(mut r) = Message::response_to(&msg, status, Some(reason), None) {
-                    for (h, v) in &headers {
-                        let _ = r.push_header(*h, v);
-                    }
-                    let _ = r.finish();
-                    self.txl.send_stateless(src, &r);
-                }
-                return;
-            }
-            Decision::Drop { reason } => {
-                self.stats.rejected += 1;
-                if zone == Zone::Endpoint && msg.is_request() {
-                    self.event_bad_format(&msg, src, reason);
-                    self.defence.failure(ip, None, now);
-                }
-                return;
-            }
-        }
-        if msg.is_request() && zone == Zone::Endpoint {
-            let hit = self
-                .routes
-                .defence
-                .scanner
-                .as_ref()
-                .and_then(|s| s.check(&msg))
-                .map(str::to_owned);
-            if let Some(pattern) = hit {
-                // No answer at all: a scanner that hears nothing learns nothing.
-                let why = format!("scanner: {pattern}");
-                self.event_acl(&msg, src, "scanner", &why);
-                self.defence.ban(ip, now, BanCause::Scanner, &why);
-                return;
-            }
-        }
-        if msg.is_request() {
-            let verdict = self.defence.acl(ip, zone);
-            if verdict != Early::Continue {
-                let name = match zone {
-                    Zone::Pbx => "pbx",
-                    Zone::Trunk(_) => "trunk",
-                    Zone::Endpoint => "endpoint",
-                };
-                self.event_acl(&msg, src, name, "denied by an allow/deny list");
-            }
-            match verdict {
-                Early::Continue => {}
-                Early::Drop => return,
-                Early::Forbidden => {
-                    if msg.method() != Some(Method::Ack) {
-                        if let Ok(r) = Message::response_to(&msg, StatusCode::FORBIDDEN, None, None)
-                        {
-                            self.txl.send_stateless(src, &r);
-                        }
-                    }
-                    return;
-                }
-            }
         }
         if msg.is_request() {
             stamp_received(&mut msg, src.addr);
@@ -587,6 +508,7 @@ impl Core {
             self.txl.on_response(now, msg);
         }
         self.process_events(now);
+        self.policy_hangups(now);
     }
 
     /// An in-dialog request for a phone's leg from another address: `true` when it carries
@@ -613,11 +535,11 @@ impl Core {
         let verdict = self.digest.check(now, msg, ask, &routes.accounts, &locked);
         self.defence.after_auth(now, ip, &verdict);
         match verdict {
-            Verdict::Ok(account) => {
+            AuthOutcome::Ok(account) => {
                 self.event_success(msg, src, &account);
                 true
             }
-            Verdict::Challenge { stale, failure } => {
+            AuthOutcome::Challenge { stale, failure } => {
                 if let Some(failure) = failure {
                     self.note_auth_failure(now, msg, src, failure);
                 }
@@ -626,7 +548,7 @@ impl Core {
                 }
                 false
             }
-            Verdict::Forbidden { failure } => {
+            AuthOutcome::Forbidden { failure } => {
                 self.note_auth_failure(now, msg, src, failure);
                 self.stats.rejected += 1;
                 self.reply(now, tx, msg, StatusCode::FORBIDDEN, None);
@@ -763,11 +685,11 @@ impl Core {
                 .check(now, &invite, ask, &routes.accounts, &locked);
             self.defence.after_auth(now, ip, &verdict);
             match verdict {
-                Verdict::Ok(account) => {
+                AuthOutcome::Ok(account) => {
                     self.event_success(&invite, src, &account);
                     caller = Some(account);
                 }
-                Verdict::Challenge { stale, failure } => {
+                AuthOutcome::Challenge { stale, failure } => {
                     // An INVITE is answered even when this failure bans its source: its
                     // transaction needs a final response.
                     if let Some(failure) = failure {
@@ -778,7 +700,7 @@ impl Core {
                     }
                     return;
                 }
-                Verdict::Forbidden { failure } => {
+                AuthOutcome::Forbidden { failure } => {
                     self.note_auth_failure(now, &invite, src, failure);
                     self.stats.rejected += 1;
                     self.reply(now, tx, &invite, StatusCode::FORBIDDEN, None);
@@ -786,68 +708,45 @@ impl Core {
                 }
             }
         }
-        let srtp_ok = |account: &str| {
-            routes.accounts.get(account).is_none_or(|a| {
-                a.media_encryption != sipwarden_config::MediaEncryption::Required
-                    || sdp::only_srtp(invite.body())
-            })
-        };
         let a_account = caller.clone();
-        let decision = if self.draining {
-            Err(refuse(StatusCode::SERVICE_UNAVAILABLE, "Shutting Down"))
+        let admission = if self.draining {
+            Err(Verdict::Reply {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                reason: Reason::ShuttingDown,
+                phrase: Some("Shutting Down"),
+                headers: Vec::new(),
+            })
         } else if self.calls.len() >= routes.max_calls {
-            Err(refuse(StatusCode::SERVICE_UNAVAILABLE, "Too Many Calls"))
+            Err(Verdict::Reply {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                reason: Reason::TooManyCalls,
+                phrase: Some("Too Many Calls"),
+                headers: Vec::new(),
+            })
         } else {
-            match (zone, caller) {
-                (Zone::Pbx, _) if routes.accounts.get(&user).is_some() => {
-                    let bindings = self.location.bindings(&user).to_vec();
-                    if bindings.is_empty() {
-                        Err(refuse(
-                            StatusCode::new(480).unwrap_or(StatusCode::NOT_FOUND),
-                            "Not Registered",
-                        ))
-                    } else if !srtp_ok(&user) {
-                        Err(refuse(StatusCode::NOT_ACCEPTABLE_HERE, "SRTP Required"))
-                    } else {
-                        Ok(Dest::Phones(bindings))
-                    }
-                }
-                (Zone::Pbx, _) => match routes.trunks.first() {
-                    Some(_) if !user.is_empty() => Ok(Dest::Trunk(0)),
-                    _ => Err(refuse(StatusCode::NOT_FOUND, "No Route")),
-                },
-                (Zone::Trunk(i), _) => match routes.did_owner(&user) {
-                    Some(owner) if owner == i => Ok(Dest::Pbx {
-                        trunk: Some(i),
-                        account: None,
-                    }),
-                    _ => Err(refuse(StatusCode::NOT_FOUND, "Not Found")),
-                },
-                // A phone's calls always go to the PBX, never straight to a trunk: the PBX's
-                // dial plan and the gateway's fraud limits decide what leaves.
-                (Zone::Endpoint, Some(account)) => {
-                    if user.is_empty() {
-                        Err(refuse(StatusCode::NOT_FOUND, "No Route"))
-                    } else if !srtp_ok(&account) {
-                        Err(refuse(StatusCode::NOT_ACCEPTABLE_HERE, "SRTP Required"))
-                    } else {
-                        Ok(Dest::Pbx {
-                            trunk: None,
-                            account: Some(account),
-                        })
-                    }
-                }
-                (Zone::Endpoint, None) => Err(refuse(StatusCode::FORBIDDEN, "Forbidden")),
-            }
+            routing::route(&routes, zone, &user, caller, &self.location)
         };
-        let dest = match decision {
+        let dest = match admission {
             Ok(d) => d,
-            Err((status, reason)) => {
-                self.stats.rejected += 1;
-                self.reply(now, tx, &invite, status, Some(reason));
+            Err(verdict) => {
+                self.verdicts.record(StageName::Route, &verdict);
+                self.refuse_call(now, tx, &invite, src, verdict);
                 return;
             }
         };
+        self.verdicts.record(StageName::Route, &Verdict::Continue);
+        // The call policies, in order; the first that does not continue decides.
+        let id = self.next_call;
+        if let Err(verdict) = self.admit(
+            now,
+            id,
+            &invite,
+            (src, zone),
+            (&user, &dest, a_account.as_deref()),
+        ) {
+            self.refuse_call(now, tx, &invite, src, verdict);
+            return;
+        }
         // The global limit protects the PBX: above it, 503 with Retry-After instead of
         // another call it may not be able to carry.
         if matches!(dest, Dest::Pbx { .. }) && !self.defence.rate.allow_global_invite(now) {
@@ -926,7 +825,6 @@ impl Core {
                 }
             }
         }
-        let id = self.next_call;
         let mut sent: Vec<(call::Leg, Message, TxId)> = Vec::new();
         for (leg, m) in legs {
             let Ok(m) = m else { continue };
@@ -941,6 +839,8 @@ impl Core {
         }
         let mut sent = sent.into_iter();
         let Some((b, b_invite, b_tx)) = sent.next() else {
+            // Admitted, then nothing could be sent: the policies hear of its end.
+            self.policies_ended(id, now);
             self.stats.rejected += 1;
             self.reply(now, tx, &invite, StatusCode::SERVICE_UNAVAILABLE, None);
             return;
@@ -1309,6 +1209,7 @@ impl Core {
                 let _ = self.txl.send_response(now, a_tx, &out);
             }
             self.stats.calls_answered += 1;
+            self.policies_answered(id, now);
             self.set_timer(id, Some((deadline, TimerKind::MaxDuration)));
             return;
         }
@@ -1654,6 +1555,9 @@ impl Core {
         let Some(call) = self.calls.remove(&id) else {
             return;
         };
+        if let Some(now) = self.clock {
+            self.policies_ended(id, now);
+        }
         self.dialogs.remove(&(call.a.call_id, call.a.local_tag));
         self.dialogs.remove(&(call.b.call_id, call.b.local_tag));
         for tx in &call.txs {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use sipwarden_sip::header::Contact;
 use sipwarden_sip::{HeaderName, Message, StatusCode};
 
-use crate::endpoint_auth::{Ask, Failure, Verdict};
+use crate::endpoint_auth::{Ask, AuthOutcome, Failure};
 use crate::routes::{Target, Zone};
 use crate::{Core, RegistrarSettings};
 
@@ -260,10 +260,10 @@ impl Core {
         let verdict = self.digest.check(now, &msg, ask, &routes.accounts, &locked);
         self.defence.after_auth(now, ip, &verdict);
         match verdict {
-            Verdict::Ok(account) => {
+            AuthOutcome::Ok(account) => {
                 self.event_success(&msg, src, &account);
             }
-            Verdict::Challenge { stale, failure } => {
+            AuthOutcome::Challenge { stale, failure } => {
                 // The failure that bans gets no answer: from now on the source hears nothing.
                 let banned = failure.is_some_and(|f| self.note_auth_failure(now, &msg, src, f));
                 if !banned {
@@ -273,7 +273,7 @@ impl Core {
                 }
                 return;
             }
-            Verdict::Forbidden { failure } => {
+            AuthOutcome::Forbidden { failure } => {
                 let banned = self.note_auth_failure(now, &msg, src, failure);
                 self.stats.registrations_refused += 1;
                 if !banned {

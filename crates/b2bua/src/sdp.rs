@@ -63,17 +63,6 @@ fn rewrite_o(body: &Bytes, username: &str, address: std::net::IpAddr) -> Bytes {
     Bytes::from(out)
 }
 
-/// Whether every active media stream of an offer is SRTP (SDES or DTLS keyed): what an
-/// account with `media_encryption = "required"` must send and receive. No SDP (a late
-/// offer) is not SRTP: the answer would come too late to refuse.
-pub(crate) fn only_srtp(body: &[u8]) -> bool {
-    let Ok(sdp) = sipwarden_sip::sdp::parse(body) else {
-        return false;
-    };
-    let mut active = sdp.media.iter().filter(|m| m.is_active()).peekable();
-    active.peek().is_some() && active.all(|m| m.transport.is_srtp())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 //! 127.0.0.1:5060 — the lab of LAB.md, without sockets. The harness (`Lab`), the lab's
 //! addresses and the message builders are `sipwarden-testkit`'s, shared with the benchmark.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sipwarden_b2bua::{Routes, Target};
 use sipwarden_config::Config;
@@ -1353,4 +1353,155 @@ fn an_unauthenticated_invite_gets_one_stateless_407_and_nothing_more() {
     assert_eq!(lab.stats().server_transactions, 0, "no state kept");
     lab.advance(Duration::from_secs(40));
     assert!(lab.take(PHONE).is_empty(), "never retransmitted");
+}
+
+/// A call policy written outside the core: refuses numbers with a prefix. Plugging it in
+/// takes `set_policies` and nothing else; the dispatcher does not know it exists.
+#[derive(Debug)]
+struct RefusePrefix(&'static str);
+
+impl sipwarden_stages::CallPolicy for RefusePrefix {
+    fn name(&self) -> &'static str {
+        "refuse_prefix"
+    }
+
+    fn admit(&mut self, call: &sipwarden_stages::CallRequest<'_>) -> sipwarden_stages::Verdict {
+        if call.callee.starts_with(self.0) {
+            return sipwarden_stages::Verdict::Reply {
+                status: StatusCode::FORBIDDEN,
+                reason: sipwarden_stages::Reason::Policy("blocked_prefix"),
+                phrase: Some("Destination Blocked"),
+                headers: vec![(HeaderName::Reason, "Q.850;cause=21".to_owned())],
+            };
+        }
+        sipwarden_stages::Verdict::Continue
+    }
+}
+
+#[test]
+fn a_policy_plugged_in_refuses_a_prefix_and_nothing_else() {
+    let mut lab = Lab::new();
+    lab.core.set_policies(vec![
+        Box::new(sipwarden_policy::SrtpRequired),
+        Box::new(RefusePrefix("+881")),
+    ]);
+    // +881 (a satellite network): refused with the policy's answer, never reaches a trunk.
+    lab.send(PBX_UAC, &pbx_invite("+8816123456", "z9hG4bKsat"));
+    let answers = lab.take(PBX_UAC);
+    let refused = answers
+        .iter()
+        .find(|m| m.status().is_some_and(|s| s.as_u16() == 403))
+        .unwrap_or_else(|| panic!("no 403: {answers:?}"));
+    assert_eq!(first_line(refused), "SIP/2.0 403 Destination Blocked");
+    assert_eq!(refused.header(HeaderName::Reason), Some("Q.850;cause=21"));
+    assert!(lab.take(CARRIER).is_empty(), "nothing reached the carrier");
+    assert_eq!(lab.stats().calls_started, 0);
+    let counted = lab
+        .core
+        .verdict_counts()
+        .into_iter()
+        .find(|r| r.0 == "refuse_prefix" && r.1 == "reply")
+        .map(|r| (r.2, r.3));
+    assert_eq!(counted, Some(("blocked_prefix", 1)));
+    // Any other number goes out as before (the policy said Continue).
+    let (_b_invite, _ok) = outbound_call(&mut lab);
+    assert_eq!(lab.stats().calls_started, 1);
+}
+
+/// What a policy sees of a call's life, and a policy ending a running call (as spend caps
+/// will): both legs get a BYE, and the end is reported once.
+#[derive(Debug, Default)]
+struct Recorder {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    end_after_answer: bool,
+    pending: Vec<u64>,
+}
+
+impl sipwarden_stages::CallPolicy for Recorder {
+    fn name(&self) -> &'static str {
+        "recorder"
+    }
+
+    fn admit(&mut self, call: &sipwarden_stages::CallRequest<'_>) -> sipwarden_stages::Verdict {
+        self.seen.lock().unwrap().push(format!(
+            "admit {} {:?} {:?} {} {} sdp={}",
+            call.call,
+            call.origin,
+            call.destination,
+            call.caller,
+            call.callee,
+            call.offer.is_some()
+        ));
+        sipwarden_stages::Verdict::Continue
+    }
+
+    fn on_answer(&mut self, call: u64, _now: Instant) {
+        self.seen.lock().unwrap().push(format!("answer {call}"));
+        if self.end_after_answer {
+            self.pending.push(call);
+        }
+    }
+
+    fn on_end(&mut self, call: u64, _now: Instant) {
+        self.seen.lock().unwrap().push(format!("end {call}"));
+    }
+
+    fn take_hangups(&mut self, _now: Instant) -> Vec<(u64, sipwarden_stages::Reason)> {
+        self.pending
+            .drain(..)
+            .map(|c| (c, sipwarden_stages::Reason::Policy("spend_cap")))
+            .collect()
+    }
+}
+
+#[test]
+fn policies_hear_answer_and_end_and_may_end_a_running_call() {
+    let mut lab = Lab::new();
+    let seen = std::sync::Arc::default();
+    lab.core.set_policies(vec![Box::new(Recorder {
+        seen: std::sync::Arc::clone(&seen),
+        end_after_answer: true,
+        pending: Vec::new(),
+    })]);
+    lab.send(PBX_UAC, &pbx_invite("+15557654321", "z9hG4bKpol"));
+    let inv = lab.expect(CARRIER, "INVITE");
+    lab.take(PBX_UAC);
+    lab.send_msg(
+        CARRIER,
+        respond(
+            &inv,
+            200,
+            Some("c-tag"),
+            Some("<sip:ua@127.0.0.3:5060>"),
+            true,
+        ),
+    );
+    // The answer reaches the PBX; right after it the policy asks for the end: the gateway
+    // hangs up both legs itself.
+    let wire_pbx = lab.take(PBX_UAC);
+    assert!(wire_pbx.iter().any(|m| first_line(m) == "SIP/2.0 200 OK"));
+    assert!(
+        wire_pbx.iter().any(|m| m.method() == Some(Method::Bye)),
+        "{wire_pbx:?}"
+    );
+    let wire_carrier = lab.take(CARRIER);
+    let b_bye = wire_carrier
+        .iter()
+        .find(|m| m.method() == Some(Method::Bye))
+        .unwrap_or_else(|| panic!("no BYE to the carrier: {wire_carrier:?}"));
+    lab.send_msg(CARRIER, respond(b_bye, 200, None, None, false));
+    let a_bye = wire_pbx
+        .iter()
+        .find(|m| m.method() == Some(Method::Bye))
+        .unwrap();
+    lab.send_msg(PBX_UAC, respond(a_bye, 200, None, None, false));
+    lab.advance(Duration::from_secs(40));
+    assert_eq!(lab.stats().calls, 0);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert_eq!(
+        seen[0],
+        "admit 1 Pbx Trunk(\"carrier\") +15551230001 +15557654321 sdp=true"
+    );
+    assert_eq!(&seen[1..], ["answer 1", "end 1"]);
 }

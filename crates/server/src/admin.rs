@@ -23,6 +23,7 @@ struct App {
     transports: Transports,
     control: mpsc::Sender<Control>,
     bans: Arc<BanView>,
+    verdicts: crate::core_task::VerdictTable,
 }
 
 /// Constant-time comparison, so the token cannot be guessed byte by byte from timing.
@@ -276,6 +277,21 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
         "gauge",
         t.open_connections,
     );
+    // One series per (stage, verdict, reason): every label value is a code of the program's
+    // own (stage names and reason codes), so the set is bounded whatever the traffic.
+    out.push_str(
+        "# HELP sipwarden_verdicts_total Verdicts of the message path by stage, verdict and reason.\n\
+         # TYPE sipwarden_verdicts_total counter\n",
+    );
+    let rows = match app.verdicts.lock() {
+        Ok(rows) => rows.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    };
+    for (stage, verdict, reason, n) in rows {
+        out.push_str(&format!(
+            "sipwarden_verdicts_total{{stage=\"{stage}\",verdict=\"{verdict}\",reason=\"{reason}\"}} {n}\n"
+        ));
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 
@@ -429,7 +445,11 @@ pub(crate) async fn serve(
     token: Arc<String>,
     stats_rx: watch::Receiver<Stats>,
     transports: Transports,
-    (control, bans): (mpsc::Sender<Control>, Arc<BanView>),
+    (control, bans, verdicts): (
+        mpsc::Sender<Control>,
+        Arc<BanView>,
+        crate::core_task::VerdictTable,
+    ),
 ) -> std::io::Result<SocketAddr> {
     let app = App {
         token,
@@ -437,6 +457,7 @@ pub(crate) async fn serve(
         transports,
         control,
         bans,
+        verdicts,
     };
     let router = Router::new()
         .route("/metrics", get(metrics))

@@ -16,7 +16,13 @@ pub(crate) struct Sinks {
     pub(crate) bans: Arc<BanView>,
     pub(crate) nft: Option<Arc<Nft>>,
     pub(crate) log: sipwarden_events::SecurityLog,
+    pub(crate) verdicts: VerdictTable,
 }
+
+/// The message path's verdict counts (stage, verdict, reason, count), copied from the core
+/// at most every 250 ms for `/metrics`.
+pub(crate) type VerdictTable =
+    Arc<std::sync::Mutex<Vec<(&'static str, &'static str, &'static str, u64)>>>;
 
 fn write_event(log: &mut sipwarden_events::SecurityLog, e: &sipwarden_events::SecurityEvent) {
     if let Err(err) = log.write(e, std::time::SystemTime::now()) {
@@ -174,6 +180,7 @@ pub(crate) async fn run(
     // Transaction-table refusals are logged at most once a second, with the count since.
     let mut refused_logged = 0u64;
     let mut refused_at = Instant::now();
+    let mut verdicts_at = Instant::now();
     loop {
         let deadline = core.poll_timeout().map(tokio::time::Instant::from_std);
         let timer = async {
@@ -188,11 +195,16 @@ pub(crate) async fn run(
                     break;
                 }
                 let now = Instant::now();
+                core.set_wall_clock(now, std::time::SystemTime::now());
                 for i in batch.drain(..) {
                     core.on_message(now, i.msg, target(i.peer));
                 }
             }
-            () = timer => core.handle_timeout(Instant::now()),
+            () = timer => {
+                let now = Instant::now();
+                core.set_wall_clock(now, std::time::SystemTime::now());
+                core.handle_timeout(now);
+            }
             c = control.recv() => match c {
                 Some(Control::Reload) => reload(&mut core, config_path.as_ref()),
                 Some(Control::Drain) => core.drain(),
@@ -225,6 +237,19 @@ pub(crate) async fn run(
             *s = now;
             changed
         });
+        if verdicts_at.elapsed().as_millis() >= 250 {
+            publish_verdicts(&core, &sinks.verdicts);
+            verdicts_at = Instant::now();
+        }
     }
     flush(&mut core, &transports, &mut sinks);
+    publish_verdicts(&core, &sinks.verdicts);
+}
+
+fn publish_verdicts(core: &Core, table: &VerdictTable) {
+    let rows = core.verdict_counts();
+    match table.lock() {
+        Ok(mut t) => *t = rows,
+        Err(poisoned) => *poisoned.into_inner() = rows,
+    }
 }

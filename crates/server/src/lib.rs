@@ -244,6 +244,9 @@ impl Gateway {
             ..Settings::default()
         };
         let mut core = Core::new(routes, local, settings, os_seed()?);
+        // The call policies the core runs for every new call, in order.
+        core.set_policies(sipwarden_policy::standard());
+        core.set_wall_clock(std::time::Instant::now(), std::time::SystemTime::now());
         let mut store = open_store(&cfg)?;
         let bindings = location::load(store.as_mut())
             .map_err(|e| StartError(format!("location table: {e}")))?;
@@ -290,6 +293,7 @@ impl Gateway {
         let (control_tx, control_rx) = mpsc::channel(64);
         // Start from the core's own numbers: restored registrations count from the first read.
         let (stats_tx, stats_rx) = watch::channel(core.stats());
+        let verdicts = core_task::VerdictTable::default();
         let done = tokio::spawn(core_task::run(
             core,
             in_rx,
@@ -302,6 +306,7 @@ impl Gateway {
                 bans: Arc::clone(&ban_view),
                 nft,
                 log,
+                verdicts: Arc::clone(&verdicts),
             },
         ));
         let token = admin_token(&cfg)?;
@@ -310,7 +315,7 @@ impl Gateway {
             Arc::new(token),
             stats_rx.clone(),
             transports.clone(),
-            (control_tx.clone(), Arc::clone(&ban_view)),
+            (control_tx.clone(), Arc::clone(&ban_view), verdicts),
         )
         .await
         .map_err(|e| StartError(format!("admin API {}: {e}", cfg.admin.listen)))?;

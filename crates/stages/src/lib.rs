@@ -20,8 +20,10 @@ pub mod acl;
 pub mod auth_failure;
 pub mod ban;
 pub mod failures;
+pub mod policy;
 pub mod ratelimit;
 pub mod scanner;
+pub mod verdict;
 
 use std::net::IpAddr;
 
@@ -29,39 +31,10 @@ pub use acl::{Acl, AclAction};
 pub use auth_failure::AuthFailure;
 pub use ban::{BanChange, BanEntry, BanSettings, BanTable};
 pub use failures::FailureCounter;
+pub use policy::{CallPolicy, CallRequest, Destination, Origin};
 pub use ratelimit::{Rate, RateLimiter, RateSettings, RequestClass};
 pub use scanner::Scanner;
-
-/// The stage that decided.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Stage {
-    /// The ban table.
-    Ban,
-    /// Allow/deny lists.
-    Acl,
-    /// Flood limits.
-    RateLimit,
-    /// Message validation.
-    Sanity,
-    /// Scanner fingerprints.
-    Scanner,
-    /// Digest authentication.
-    Auth,
-}
-
-impl Stage {
-    /// Lowercase name, for metrics labels and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ban => "ban",
-            Self::Acl => "acl",
-            Self::RateLimit => "ratelimit",
-            Self::Sanity => "sanity",
-            Self::Scanner => "scanner",
-            Self::Auth => "auth",
-        }
-    }
-}
+pub use verdict::{Reason, StageName, Verdict, VerdictCounts};
 
 /// IPv4-mapped IPv6 addresses are the IPv4 address they carry: one attacker, one key.
 pub fn normalize(ip: IpAddr) -> IpAddr {

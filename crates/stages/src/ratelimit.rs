@@ -64,7 +64,7 @@ impl Default for RateSettings {
 }
 
 /// What a request is, for the per-method buckets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RequestClass {
     /// REGISTER.
     Register,

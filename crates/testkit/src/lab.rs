@@ -45,7 +45,9 @@ impl Lab {
             tls: None,
             wss: None,
         };
-        let core = Core::new(routes, local, Settings::default(), [42; 32]);
+        let mut core = Core::new(routes, local, Settings::default(), [42; 32]);
+        // The policies the server runs (the core knows none of its own).
+        core.set_policies(sipwarden_policy::standard());
         Self {
             core,
             now: Instant::now(),

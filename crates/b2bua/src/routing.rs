@@ -1,0 +1,77 @@
+//! Where a new call goes: a pure function of the routes, the caller's zone, the number
+//! called, the authenticated account and the location table. It decides nothing about
+//! whether the call may go there — the call policies do that next.
+
+use sipwarden_sip::StatusCode;
+use sipwarden_stages::{Reason, Verdict};
+
+use crate::Binding;
+use crate::registrar::Location;
+use crate::routes::{Routes, Zone};
+
+/// Where a new call goes.
+pub(crate) enum Dest {
+    /// Out through a trunk (index).
+    Trunk(usize),
+    /// To the PBX: from a trunk (index, for its limits) or from an authenticated account.
+    Pbx {
+        trunk: Option<usize>,
+        account: Option<String>,
+    },
+    /// To every registered contact of an account.
+    Phones(Vec<Binding>),
+}
+
+fn refuse(status: u16, reason: Reason, phrase: &'static str) -> Verdict {
+    Verdict::Reply {
+        status: StatusCode::new(status).unwrap_or(StatusCode::NOT_FOUND),
+        reason,
+        phrase: Some(phrase),
+        headers: Vec::new(),
+    }
+}
+
+/// The route of a call to `user` from `zone` (`caller`: the account a phone authenticated
+/// as), or the verdict that there is none.
+pub(crate) fn route(
+    routes: &Routes,
+    zone: Zone,
+    user: &str,
+    caller: Option<String>,
+    location: &Location,
+) -> Result<Dest, Verdict> {
+    match (zone, caller) {
+        (Zone::Pbx, _) if routes.accounts.get(user).is_some() => {
+            let bindings = location.bindings(user).to_vec();
+            if bindings.is_empty() {
+                Err(refuse(480, Reason::NotRegistered, "Not Registered"))
+            } else {
+                Ok(Dest::Phones(bindings))
+            }
+        }
+        (Zone::Pbx, _) => match routes.trunks.first() {
+            Some(_) if !user.is_empty() => Ok(Dest::Trunk(0)),
+            _ => Err(refuse(404, Reason::NoRoute, "No Route")),
+        },
+        (Zone::Trunk(i), _) => match routes.did_owner(user) {
+            Some(owner) if owner == i => Ok(Dest::Pbx {
+                trunk: Some(i),
+                account: None,
+            }),
+            _ => Err(refuse(404, Reason::NotOurNumber, "Not Found")),
+        },
+        // A phone's calls always go to the PBX, never straight to a trunk: the PBX's dial
+        // plan and the gateway's fraud limits decide what leaves.
+        (Zone::Endpoint, Some(account)) => {
+            if user.is_empty() {
+                Err(refuse(404, Reason::NoRoute, "No Route"))
+            } else {
+                Ok(Dest::Pbx {
+                    trunk: None,
+                    account: Some(account),
+                })
+            }
+        }
+        (Zone::Endpoint, None) => Err(refuse(403, Reason::AuthRequired, "Forbidden")),
+    }
+}

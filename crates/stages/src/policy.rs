@@ -1,0 +1,108 @@
+//! The call-policy seam (DESIGN §3a): after authentication and routing, a new call passes an
+//! ordered list of [`CallPolicy`]s, each of which returns a [`Verdict`]. The call core runs
+//! policies it does not know; the server picks the concrete ones. A policy sees the call
+//! through a [`CallRequest`] — typed facts, no I/O — is told when the call is answered and
+//! when it ends, and may ask for a running call to be ended (spend caps need that).
+
+use std::net::SocketAddr;
+use std::time::{Instant, SystemTime};
+
+use sipwarden_config::AccountConfig;
+use sipwarden_sip::Message;
+use sipwarden_sip::header::Transport;
+
+use crate::{Reason, Verdict};
+
+/// Which zone a new call came from (DESIGN §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// The PBX.
+    Pbx,
+    /// A trunk (its name is in [`CallRequest::trunk`]).
+    Trunk,
+    /// A phone of the endpoint zone, authenticated as [`CallRequest::account`].
+    Endpoint,
+}
+
+impl Origin {
+    /// Lower-case name for logs and call records.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pbx => "pbx",
+            Self::Trunk => "trunk",
+            Self::Endpoint => "endpoint",
+        }
+    }
+}
+
+/// Where routing sends a new call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Destination<'a> {
+    /// To the PBX.
+    Pbx,
+    /// Out through this trunk.
+    Trunk(&'a str),
+    /// To the registered phones of this account.
+    Phones(&'a str),
+}
+
+/// What every policy knows about a new call. Trunks are named, not indexed, so a policy's
+/// state survives a reload that reorders them.
+#[derive(Clone, Copy, Debug)]
+pub struct CallRequest<'a> {
+    /// The call's id in the core (the same in `on_answer`, `on_end` and hang-up requests).
+    pub call: u64,
+    /// The caller's INVITE as received.
+    pub invite: &'a Message,
+    /// Where it came from.
+    pub origin: Origin,
+    /// The trunk it came from (calls from a trunk).
+    pub trunk: Option<&'a str>,
+    /// The authenticated caller's account (calls from a phone).
+    pub account: Option<&'a AccountConfig>,
+    /// The called account (calls from the PBX to a phone).
+    pub callee_account: Option<&'a AccountConfig>,
+    /// Where routing sends it.
+    pub destination: Destination<'a>,
+    /// The caller's address.
+    pub source: SocketAddr,
+    /// The caller's transport.
+    pub transport: Transport,
+    /// The caller as received (the From user).
+    pub caller: &'a str,
+    /// The callee as received (the Request-URI user).
+    pub callee: &'a str,
+    /// The offer's SDP, when the INVITE carries one.
+    pub offer: Option<&'a [u8]>,
+    /// The core's monotonic time.
+    pub now: Instant,
+    /// The wall-clock time, as the server gave it to the core (for time windows and call
+    /// records; the core never reads a clock).
+    pub wall: SystemTime,
+}
+
+/// A rule about calls. `admit` must not block or do I/O: state it needs comes in through
+/// the request or is kept by the policy itself.
+pub trait CallPolicy: Send + std::fmt::Debug {
+    /// Stable, low-cardinality name: the metric's `stage` label and the call record's field.
+    fn name(&self) -> &'static str;
+
+    /// Whether the new call may go on ([`Verdict::Continue`]), or how it is refused.
+    fn admit(&mut self, call: &CallRequest<'_>) -> Verdict;
+
+    /// The call was answered (the caller got a 2xx).
+    fn on_answer(&mut self, _call: u64, _now: Instant) {}
+
+    /// The call ended, answered or not (exactly once for every admitted call).
+    fn on_end(&mut self, _call: u64, _now: Instant) {}
+
+    /// Calls this policy wants ended now, with why; asked after every input of the core.
+    fn take_hangups(&mut self, _now: Instant) -> Vec<(u64, Reason)> {
+        Vec::new()
+    }
+
+    /// When the policy next needs [`CallPolicy::take_hangups`] asked without other input.
+    fn next_deadline(&self) -> Option<Instant> {
+        None
+    }
+}

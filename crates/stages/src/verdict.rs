@@ -1,0 +1,317 @@
+//! The verdict contract of DESIGN §3: every stage, route and call policy says what should
+//! happen to a message as a [`Verdict`] with a typed [`Reason`]; one runner (in the call core)
+//! carries it out and counts it in a [`VerdictCounts`] by stage, verdict and reason. Stages
+//! never send, ban or log themselves, so each can be tested as a pure function of its input.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use sipwarden_sip::{HeaderName, StatusCode};
+
+use crate::{AuthFailure, RequestClass};
+
+/// Why a message was stopped (or, for [`Reason::None`], that it was not). Each reason has a
+/// stable code ([`Reason::code`]) used alike as the metric label, in security events and in
+/// call records, so the set of label values is bounded by this enum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// Nothing stopped it ([`Verdict::Continue`]).
+    None,
+    /// The source is banned.
+    Banned,
+    /// The source went over a per-source flood limit.
+    Flood(RequestClass),
+    /// New calls toward the PBX went over the global limit (503 with Retry-After).
+    GlobalCallLimit,
+    /// The message failed parsing limits or RFC 3261 sanity checks.
+    Malformed,
+    /// The request carries a scanner's fingerprint.
+    Scanner,
+    /// An allow/deny list refused the source.
+    AclDenied,
+    /// The request needs credentials (a challenge is the answer).
+    AuthRequired,
+    /// The credentials used an expired (or replayed) nonce: a fresh challenge, no failure.
+    StaleNonce,
+    /// The credentials failed.
+    Auth(AuthFailure),
+    /// The gateway is shutting down.
+    ShuttingDown,
+    /// The most calls at once are running.
+    TooManyCalls,
+    /// No route for the number (or no trunk to send it to).
+    NoRoute,
+    /// A trunk's call for a number the trunk does not own.
+    NotOurNumber,
+    /// The callee is an account with no registered phone.
+    NotRegistered,
+    /// The account (caller or callee) requires SRTP and the offer is not all SRTP.
+    SrtpRequired,
+    /// A call policy's own reason: a static, low-cardinality code such as
+    /// `"destination_blocked"`.
+    Policy(&'static str),
+}
+
+impl Reason {
+    /// The stable code (snake case).
+    pub const fn code(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Banned => "banned",
+            Self::Flood(RequestClass::Register) => "flood_register",
+            Self::Flood(RequestClass::Invite) => "flood_invite",
+            Self::Flood(RequestClass::Options) => "flood_options",
+            Self::Flood(RequestClass::Other) => "flood",
+            Self::GlobalCallLimit => "global_call_limit",
+            Self::Malformed => "malformed",
+            Self::Scanner => "scanner",
+            Self::AclDenied => "acl_denied",
+            Self::AuthRequired => "auth_required",
+            Self::StaleNonce => "stale_nonce",
+            Self::Auth(f) => f.code(),
+            Self::ShuttingDown => "shutting_down",
+            Self::TooManyCalls => "too_many_calls",
+            Self::NoRoute => "no_route",
+            Self::NotOurNumber => "not_our_number",
+            Self::NotRegistered => "not_registered",
+            Self::SrtpRequired => "srtp_required",
+            Self::Policy(code) => code,
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// What a stage decided about one message. The runner, never the stage, performs it.
+#[must_use]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Go on to the next stage.
+    Continue,
+    /// Stop and answer statelessly with `status` (never to an ACK) and these extra headers;
+    /// `phrase` replaces the status's default reason phrase when given.
+    Reply {
+        /// The status.
+        status: StatusCode,
+        /// Why.
+        reason: Reason,
+        /// A reason phrase of our own (trusted peers only: it may name what was wrong).
+        phrase: Option<&'static str>,
+        /// Extra header fields of the answer (Retry-After, a challenge, …).
+        headers: Vec<(HeaderName, String)>,
+    },
+    /// Stop and stay silent.
+    Drop {
+        /// Why.
+        reason: Reason,
+    },
+    /// Stop, stay silent, and ban the source (`ttl` `None`: the configured, escalating time).
+    Ban {
+        /// Why.
+        reason: Reason,
+        /// How long, when the stage knows better than the configuration.
+        ttl: Option<Duration>,
+    },
+}
+
+impl Verdict {
+    /// A reply with the status's own phrase and no extra headers.
+    pub fn reply(status: StatusCode, reason: Reason) -> Self {
+        Self::Reply {
+            status,
+            reason,
+            phrase: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// The kind, as the metric label says it.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::Continue => "continue",
+            Self::Reply { .. } => "reply",
+            Self::Drop { .. } => "drop",
+            Self::Ban { .. } => "ban",
+        }
+    }
+
+    /// The reason ([`Reason::None`] for `Continue`).
+    pub const fn reason(&self) -> Reason {
+        match self {
+            Self::Continue => Reason::None,
+            Self::Reply { reason, .. } | Self::Drop { reason } | Self::Ban { reason, .. } => {
+                *reason
+            }
+        }
+    }
+
+    /// Whether the message goes on.
+    pub const fn is_continue(&self) -> bool {
+        matches!(self, Self::Continue)
+    }
+}
+
+/// Which step of the message path decided (the metric's `stage` label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StageName {
+    /// The ban table.
+    Ban,
+    /// Flood limits (per source, and the global call limit).
+    RateLimit,
+    /// Parsing limits and RFC 3261 checks.
+    Sanity,
+    /// Scanner fingerprints.
+    Scanner,
+    /// Allow/deny lists per zone.
+    Acl,
+    /// Digest authentication.
+    Auth,
+    /// Admission (draining, the call table's bound) and routing of a new call.
+    Route,
+    /// A call policy, by its name.
+    Policy(&'static str),
+}
+
+impl StageName {
+    /// Lower-case name for metric labels and logs.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Ban => "ban",
+            Self::RateLimit => "ratelimit",
+            Self::Sanity => "sanity",
+            Self::Scanner => "scanner",
+            Self::Acl => "acl",
+            Self::Auth => "auth",
+            Self::Route => "route",
+            Self::Policy(name) => name,
+        }
+    }
+}
+
+/// Counts of verdicts by (stage, verdict, reason). Every label comes from a `'static` code,
+/// so the table's size is bounded by the stages and reasons the program has, whatever the
+/// traffic.
+#[derive(Debug, Default, Clone)]
+pub struct VerdictCounts {
+    counts: HashMap<(StageName, &'static str, Reason), u64>,
+}
+
+impl VerdictCounts {
+    /// Counts one verdict of `stage`.
+    pub fn record(&mut self, stage: StageName, verdict: &Verdict) {
+        *self
+            .counts
+            .entry((stage, verdict.kind(), verdict.reason()))
+            .or_insert(0) += 1;
+    }
+
+    /// Every (stage, verdict, reason code, count), sorted for stable output.
+    pub fn snapshot(&self) -> Vec<(&'static str, &'static str, &'static str, u64)> {
+        let mut v: Vec<_> = self
+            .counts
+            .iter()
+            .map(|((s, k, r), n)| (s.as_str(), *k, r.code(), *n))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// The count for one combination (tests and stats).
+    pub fn get(&self, stage: StageName, kind: &str, reason: Reason) -> u64 {
+        self.counts
+            .iter()
+            .filter(|((s, k, r), _)| *s == stage && *k == kind && *r == reason)
+            .map(|(_, n)| *n)
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_stable_snake_case() {
+        let reasons = [
+            Reason::None,
+            Reason::Banned,
+            Reason::Flood(RequestClass::Register),
+            Reason::Flood(RequestClass::Invite),
+            Reason::Flood(RequestClass::Options),
+            Reason::Flood(RequestClass::Other),
+            Reason::GlobalCallLimit,
+            Reason::Malformed,
+            Reason::Scanner,
+            Reason::AclDenied,
+            Reason::AuthRequired,
+            Reason::StaleNonce,
+            Reason::Auth(AuthFailure::WrongPassword),
+            Reason::ShuttingDown,
+            Reason::TooManyCalls,
+            Reason::NoRoute,
+            Reason::NotOurNumber,
+            Reason::NotRegistered,
+            Reason::SrtpRequired,
+            Reason::Policy("destination_blocked"),
+        ];
+        let mut codes: Vec<&str> = reasons.iter().map(|r| r.code()).collect();
+        assert!(
+            codes
+                .iter()
+                .all(|c| c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        );
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), reasons.len());
+        assert_eq!(
+            Reason::Auth(AuthFailure::WrongPassword).code(),
+            "wrong_password"
+        );
+    }
+
+    #[test]
+    fn counts_by_stage_verdict_and_reason() {
+        let mut c = VerdictCounts::default();
+        let ok = Verdict::Continue;
+        let ban = Verdict::Ban {
+            reason: Reason::Flood(RequestClass::Register),
+            ttl: None,
+        };
+        let busy = Verdict::Reply {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            reason: Reason::GlobalCallLimit,
+            phrase: None,
+            headers: vec![(HeaderName::RetryAfter, "1".into())],
+        };
+        for v in [&ok, &ok, &ban, &busy] {
+            let stage = if v == &busy {
+                StageName::Route
+            } else {
+                StageName::RateLimit
+            };
+            c.record(stage, v);
+        }
+        c.record(
+            StageName::Policy("refuse_prefix"),
+            &Verdict::Drop {
+                reason: Reason::Policy("refused_prefix"),
+            },
+        );
+        assert_eq!(
+            c.snapshot(),
+            vec![
+                ("ratelimit", "ban", "flood_register", 1),
+                ("ratelimit", "continue", "none", 2),
+                ("refuse_prefix", "drop", "refused_prefix", 1),
+                ("route", "reply", "global_call_limit", 1),
+            ]
+        );
+        assert_eq!(c.get(StageName::RateLimit, "continue", Reason::None), 2);
+        assert_eq!(busy.kind(), "reply");
+        assert!(!busy.is_continue());
+    }
+}
