@@ -110,9 +110,20 @@ pub(crate) struct Call {
     pub(crate) best_failure: Option<sipwarden_sip::StatusCode>,
     /// The call's pending timer, as entered in `Core::timers`.
     pub(crate) timer: Option<(std::time::Instant, crate::TimerKind)>,
+    /// The final status the caller got, once it has one.
+    pub(crate) a_status: Option<u16>,
+    /// Who ended the call and why: the first cause noted wins.
+    pub(crate) ending: Option<(crate::events::EndedBy, String)>,
 }
 
 impl Call {
+    /// Notes who ended the call, unless a cause is known already.
+    pub(crate) fn note_end(&mut self, by: crate::events::EndedBy, reason: impl Into<String>) {
+        if self.ending.is_none() {
+            self.ending = Some((by, reason.into()));
+        }
+    }
+
     pub(crate) fn leg(&self, side: Side) -> &Leg {
         match side {
             Side::A => &self.a,

@@ -26,6 +26,7 @@ mod call;
 mod defence;
 mod edge;
 mod endpoint_auth;
+pub mod events;
 mod ids;
 mod policies;
 mod registrar;
@@ -129,6 +130,8 @@ pub struct Stats {
     pub auth_failures: u64,
     /// Keep-alive OPTIONS sent to phones registered over UDP since start.
     pub keepalives_sent: u64,
+    /// Call events dropped because the server had not drained them (never in normal use).
+    pub call_events_dropped: u64,
     /// What the edge stages did.
     pub defence: DefenceStats,
 }
@@ -197,6 +200,8 @@ pub struct Core {
     wall: Option<(Instant, std::time::SystemTime)>,
     /// The time of the input being handled (for hooks called deep inside it).
     clock: Option<Instant>,
+    /// Call events since the server last took them.
+    call_events: Vec<events::CallEvent>,
 }
 
 impl Core {
@@ -228,6 +233,7 @@ impl Core {
             policies: Vec::new(),
             wall: None,
             clock: None,
+            call_events: Vec::new(),
         }
     }
 
@@ -245,6 +251,11 @@ impl Core {
     /// The registered contacts of an account.
     pub fn bindings(&self, aor: &str) -> &[Binding] {
         self.location.bindings(aor)
+    }
+
+    /// Call events since the last call (the server drains them after every batch).
+    pub fn take_call_events(&mut self) -> Vec<events::CallEvent> {
+        std::mem::take(&mut self.call_events)
     }
 
     /// Security events since the last call (for the security log and the JSON log).
@@ -384,6 +395,9 @@ impl Core {
             }
             match (kind, self.calls.get(&id).map(|c| c.phase)) {
                 (TimerKind::Ring, Some(Phase::Early)) => {
+                    if let Some(call) = self.calls.get_mut(&id) {
+                        call.note_end(events::EndedBy::Gateway, "ring timeout");
+                    }
                     self.abandon_early(now, id, StatusCode::REQUEST_TIMEOUT, "No Answer");
                 }
                 (TimerKind::MaxDuration, Some(Phase::Confirmed)) => {
@@ -702,8 +716,9 @@ impl Core {
                 }
                 AuthOutcome::Forbidden { failure } => {
                     self.note_auth_failure(now, &invite, src, failure);
-                    self.stats.rejected += 1;
-                    self.reply(now, tx, &invite, StatusCode::FORBIDDEN, None);
+                    let verdict = Verdict::reply(StatusCode::FORBIDDEN, Reason::Auth(failure.kind));
+                    self.verdicts.record(StageName::Auth, &verdict);
+                    self.refuse_call(now, tx, &invite, (src, zone), (StageName::Auth, verdict));
                     return;
                 }
             }
@@ -730,41 +745,49 @@ impl Core {
             Ok(d) => d,
             Err(verdict) => {
                 self.verdicts.record(StageName::Route, &verdict);
-                self.refuse_call(now, tx, &invite, src, verdict);
+                self.refuse_call(now, tx, &invite, (src, zone), (StageName::Route, verdict));
                 return;
             }
         };
         self.verdicts.record(StageName::Route, &Verdict::Continue);
+        // The global limit protects the PBX: above it, 503 with Retry-After instead of
+        // another call it may not be able to carry.
+        if matches!(dest, Dest::Pbx { .. }) && !self.defence.rate.allow_global_invite(now) {
+            self.defence.stats.global_limited += 1;
+            let retry = self.defence.rate.global_retry_after().to_string();
+            let verdict = Verdict::Reply {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                reason: Reason::GlobalCallLimit,
+                phrase: Some("Busy, Retry Later"),
+                headers: vec![(HeaderName::RetryAfter, retry)],
+            };
+            self.verdicts.record(StageName::RateLimit, &verdict);
+            self.refuse_call(
+                now,
+                tx,
+                &invite,
+                (src, zone),
+                (StageName::RateLimit, verdict),
+            );
+            return;
+        }
         // The call policies, in order; the first that does not continue decides.
         let id = self.next_call;
-        if let Err(verdict) = self.admit(
+        if let Err(refusal) = self.admit(
             now,
             id,
             &invite,
             (src, zone),
             (&user, &dest, a_account.as_deref()),
         ) {
-            self.refuse_call(now, tx, &invite, src, verdict);
+            self.refuse_call(now, tx, &invite, (src, zone), refusal);
             return;
         }
-        // The global limit protects the PBX: above it, 503 with Retry-After instead of
-        // another call it may not be able to carry.
-        if matches!(dest, Dest::Pbx { .. }) && !self.defence.rate.allow_global_invite(now) {
-            self.defence.stats.global_limited += 1;
-            self.stats.rejected += 1;
-            let retry = self.defence.rate.global_retry_after().to_string();
-            if let Ok(mut r) = Message::response_to(
-                &invite,
-                StatusCode::SERVICE_UNAVAILABLE,
-                Some("Busy, Retry Later"),
-                Some(&self.ids.tag()),
-            ) {
-                let _ = r.push_header(HeaderName::RetryAfter, &retry);
-                let _ = r.finish();
-                let _ = self.txl.send_response(now, tx, &r);
-            }
-            return;
-        }
+        // The account the call is for, in its events: the phone that placed it or the one
+        // the PBX calls.
+        let event_account = a_account
+            .clone()
+            .or_else(|| matches!(dest, Dest::Phones(_)).then(|| user.clone()));
         let mut a = build::a_leg(&invite, self.ids.tag(), src, &self.local);
         a.account = a_account;
         // Every B leg to try, with its INVITE: one, or one per registered contact.
@@ -841,8 +864,8 @@ impl Core {
         let Some((b, b_invite, b_tx)) = sent.next() else {
             // Admitted, then nothing could be sent: the policies hear of its end.
             self.policies_ended(id, now);
-            self.stats.rejected += 1;
-            self.reply(now, tx, &invite, StatusCode::SERVICE_UNAVAILABLE, None);
+            let verdict = Verdict::reply(StatusCode::SERVICE_UNAVAILABLE, Reason::NoRoute);
+            self.refuse_call(now, tx, &invite, (src, zone), (StageName::Route, verdict));
             return;
         };
         let forks: Vec<Fork> = sent
@@ -854,6 +877,14 @@ impl Core {
             })
             .collect();
         self.next_call += 1;
+        let info = self.call_info(
+            &invite,
+            src,
+            zone,
+            Some(&b.call_id),
+            (b_trunk, event_account.as_deref()),
+        );
+        self.call_event(now, id, events::CallEventKind::Started(info));
         self.dialogs
             .insert((a.call_id.clone(), a.local_tag.clone()), (id, Side::A));
         self.dialogs
@@ -886,6 +917,8 @@ impl Core {
                 forks,
                 best_failure: None,
                 timer: None,
+                a_status: None,
+                ending: None,
             },
         );
         self.set_timer(id, Some((ring, TimerKind::Ring)));
@@ -962,6 +995,13 @@ impl Core {
             if let Some(c) = build::contact_uri(&msg) {
                 call.leg_mut(side).remote_target = c;
             }
+        }
+        if method == Method::Bye {
+            let by = match side {
+                Side::A => events::EndedBy::Caller,
+                Side::B => events::EndedBy::Callee,
+            };
+            call.note_end(by, "BYE");
         }
         let other = side.other();
         let phase = call.phase;
@@ -1074,6 +1114,7 @@ impl Core {
         }
         call.cancelled = true;
         call.phase = Phase::Ending;
+        call.note_end(events::EndedBy::Caller, "cancelled");
         if let Some(b_tx) = call.b_invite_tx {
             let _ = self.txl.cancel(now, b_tx);
         }
@@ -1209,7 +1250,11 @@ impl Core {
                 let _ = self.txl.send_response(now, a_tx, &out);
             }
             self.stats.calls_answered += 1;
+            if let Some(call) = self.calls.get_mut(&id) {
+                call.a_status = Some(status.as_u16());
+            }
             self.policies_answered(id, now);
+            self.call_event(now, id, events::CallEventKind::Answered);
             self.set_timer(id, Some((deadline, TimerKind::MaxDuration)));
             return;
         }
@@ -1251,10 +1296,16 @@ impl Core {
             return;
         }
         let (status, reason) = if matches!(code, 401 | 407) && call.b_trunk.is_some() {
+            call.note_end(events::EndedBy::Gateway, "trunk authentication failed");
             (StatusCode::FORBIDDEN, Some("Trunk Authentication Failed"))
         } else {
             note_failure(call, status);
-            (call.best_failure.unwrap_or(status), None)
+            let best = call.best_failure.unwrap_or(status);
+            call.note_end(
+                events::EndedBy::Callee,
+                format!("{} from the callee", best.as_u16()),
+            );
+            (best, None)
         };
         call.phase = Phase::Ending;
         self.final_to_a(now, id, status, reason);
@@ -1286,6 +1337,10 @@ impl Core {
                 }
                 call.phase = Phase::Ending;
                 note_failure(call, StatusCode::REQUEST_TIMEOUT);
+                call.note_end(
+                    events::EndedBy::Gateway,
+                    "the callee did not answer (timeout)",
+                );
                 let status = call.best_failure.unwrap_or(StatusCode::REQUEST_TIMEOUT);
                 self.final_to_a(now, id, status, None);
                 self.maybe_finish(id);
@@ -1469,6 +1524,7 @@ impl Core {
             return;
         }
         call.a_final_sent = true;
+        call.a_status = Some(status.as_u16());
         let tag = call.a.local_tag.clone();
         if let Ok(r) = Message::response_to(&call.a_invite, status, reason, Some(&tag)) {
             let a_tx = call.a_invite_tx;
@@ -1486,6 +1542,7 @@ impl Core {
         }
         call.phase = Phase::Ending;
         call.cancelled = true;
+        call.note_end(events::EndedBy::Gateway, reason);
         if let Some(b_tx) = call.b_invite_tx {
             let _ = self.txl.cancel(now, b_tx);
         }
@@ -1503,6 +1560,7 @@ impl Core {
             return;
         }
         call.phase = Phase::Ending;
+        call.note_end(events::EndedBy::Gateway, reason);
         self.send_bye(now, id, Side::A, reason);
         self.send_bye(now, id, Side::B, reason);
         self.maybe_finish(id);
@@ -1557,6 +1615,19 @@ impl Core {
         };
         if let Some(now) = self.clock {
             self.policies_ended(id, now);
+            let (by, reason) = call
+                .ending
+                .clone()
+                .unwrap_or_else(|| (events::EndedBy::Gateway, "ended".to_owned()));
+            self.call_event(
+                now,
+                id,
+                events::CallEventKind::Ended {
+                    status: call.a_status,
+                    by,
+                    reason,
+                },
+            );
         }
         self.dialogs.remove(&(call.a.call_id, call.a.local_tag));
         self.dialogs.remove(&(call.b.call_id, call.b.local_tag));

@@ -7,10 +7,16 @@ use sipwarden_sip::{Message, StatusCode};
 use sipwarden_stages::{CallPolicy, CallRequest, Destination, Origin, StageName, Verdict};
 use sipwarden_txn::TxId;
 
+use sipwarden_config::canonical_number;
+
 use crate::Core;
 use crate::defence::BanCause;
+use crate::events::{CallEvent, CallEventKind, CallInfo};
 use crate::routes::{Target, Zone};
 use crate::routing::Dest;
+
+/// Most call events held between two drains by the server (which drains after every batch).
+const MAX_CALL_EVENTS: usize = 100_000;
 
 impl Core {
     /// The call policies, in the order they run (the server picks them; none by default).
@@ -44,7 +50,7 @@ impl Core {
         invite: &Message,
         (src, zone): (Target, Zone),
         (callee, dest, account): (&str, &Dest, Option<&str>),
-    ) -> Result<(), Verdict> {
+    ) -> Result<(), (StageName, Verdict)> {
         let routes = std::sync::Arc::clone(&self.routes);
         let origin = match zone {
             Zone::Pbx => Origin::Pbx,
@@ -85,25 +91,28 @@ impl Core {
         };
         for p in &mut self.policies {
             let verdict = p.admit(&request);
-            self.verdicts.record(StageName::Policy(p.name()), &verdict);
+            let stage = StageName::Policy(p.name());
+            self.verdicts.record(stage, &verdict);
             if !verdict.is_continue() {
-                return Err(verdict);
+                return Err((stage, verdict));
             }
         }
         Ok(())
     }
 
-    /// Answers a new call that routing or a policy refused. An INVITE's transaction needs a
-    /// final answer, so `Drop` and `Ban` get 403 too (and `Ban` bans the source).
+    /// Answers a new call that authentication, routing or a policy refused, and records the
+    /// refusal as a call event. An INVITE's transaction needs a final answer, so `Drop` and
+    /// `Ban` get 403 too (and `Ban` bans the source).
     pub(crate) fn refuse_call(
         &mut self,
         now: Instant,
         tx: TxId,
         invite: &Message,
-        src: Target,
-        verdict: Verdict,
+        (src, zone): (Target, Zone),
+        (stage, verdict): (StageName, Verdict),
     ) {
         self.stats.rejected += 1;
+        let reason = verdict.reason();
         let (status, phrase, headers) = match verdict {
             Verdict::Continue => return,
             Verdict::Reply {
@@ -126,6 +135,72 @@ impl Core {
             let _ = r.finish();
             let _ = self.txl.send_response(now, tx, &r);
         }
+        let info = self.call_info(invite, src, zone, None, (None, None));
+        let call = self.next_call;
+        self.call_event(
+            now,
+            call,
+            CallEventKind::Refused {
+                info,
+                stage: stage.as_str(),
+                status: status.as_u16(),
+                reason,
+            },
+        );
+    }
+
+    /// What is known of a call: its caller's INVITE, where it came from and went.
+    pub(crate) fn call_info(
+        &self,
+        invite: &Message,
+        src: Target,
+        zone: Zone,
+        b_call_id: Option<&str>,
+        (dest_trunk, account): (Option<usize>, Option<&str>),
+    ) -> CallInfo {
+        let origin = match zone {
+            Zone::Pbx => Origin::Pbx,
+            Zone::Trunk(_) => Origin::Trunk,
+            Zone::Endpoint => Origin::Endpoint,
+        };
+        let trunk = match zone {
+            Zone::Trunk(i) => Some(i),
+            _ => dest_trunk,
+        }
+        .and_then(|i| self.routes.trunks.get(i))
+        .map(|t| t.name.clone());
+        let caller = invite
+            .from_header()
+            .and_then(|f| f.uri.user().map(str::to_owned))
+            .unwrap_or_default();
+        let callee = invite
+            .request_uri()
+            .and_then(|u| u.user().map(str::to_owned))
+            .unwrap_or_default();
+        CallInfo {
+            a_call_id: invite.call_id().unwrap_or("").to_owned(),
+            b_call_id: b_call_id.unwrap_or("").to_owned(),
+            origin,
+            trunk,
+            account: account.map(str::to_owned),
+            source: src.addr,
+            transport: src.transport,
+            caller_normalised: canonical_number(&caller),
+            callee_normalised: canonical_number(&callee),
+            caller,
+            callee,
+        }
+    }
+
+    /// Records a call event, stamped with the wall clock. Bounded: beyond
+    /// [`MAX_CALL_EVENTS`] undrained events, new ones are counted and dropped.
+    pub(crate) fn call_event(&mut self, now: Instant, call: u64, kind: CallEventKind) {
+        if self.call_events.len() >= MAX_CALL_EVENTS {
+            self.stats.call_events_dropped += 1;
+            return;
+        }
+        let at = self.wall_at(now);
+        self.call_events.push(CallEvent { call, at, kind });
     }
 
     /// Tells the policies a call was answered.

@@ -1403,6 +1403,24 @@ fn a_policy_plugged_in_refuses_a_prefix_and_nothing_else() {
         .find(|r| r.0 == "refuse_prefix" && r.1 == "reply")
         .map(|r| (r.2, r.3));
     assert_eq!(counted, Some(("blocked_prefix", 1)));
+    let refused: Vec<_> = lab
+        .core
+        .take_call_events()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(
+        matches!(
+            &refused[..],
+            [CallEventKind::Refused {
+                stage: "refuse_prefix",
+                status: 403,
+                reason: sipwarden_stages::Reason::Policy("blocked_prefix"),
+                ..
+            }]
+        ),
+        "{refused:#?}"
+    );
     // Any other number goes out as before (the policy said Continue).
     let (_b_invite, _ok) = outbound_call(&mut lab);
     assert_eq!(lab.stats().calls_started, 1);
@@ -1504,4 +1522,207 @@ fn policies_hear_answer_and_end_and_may_end_a_running_call() {
         "admit 1 Pbx Trunk(\"carrier\") +15551230001 +15557654321 sdp=true"
     );
     assert_eq!(&seen[1..], ["answer 1", "end 1"]);
+    assert_one_call(
+        &lab.core.take_call_events(),
+        true,
+        (
+            Some(200),
+            EndedBy::Gateway,
+            "ended by policy recorder: spend_cap",
+        ),
+    );
+}
+
+// === call events ===
+
+use sipwarden_b2bua::events::{CallEvent, CallEventKind, EndedBy};
+
+/// The events of the lab's calls so far, as (call, short description).
+fn call_events(lab: &mut Lab) -> Vec<CallEvent> {
+    lab.core.take_call_events()
+}
+
+/// Checks the one call's sequence: Started, maybe Answered, then exactly one Ended with this
+/// status, side and reason.
+fn assert_one_call(events: &[CallEvent], answered: bool, ended: (Option<u16>, EndedBy, &str)) {
+    let kinds: Vec<&CallEventKind> = events.iter().map(|e| &e.kind).collect();
+    assert!(
+        matches!(kinds.first(), Some(CallEventKind::Started(_))),
+        "{kinds:#?}"
+    );
+    let n_answered = kinds
+        .iter()
+        .filter(|k| matches!(k, CallEventKind::Answered))
+        .count();
+    assert_eq!(n_answered, usize::from(answered), "{kinds:#?}");
+    let ends: Vec<_> = kinds
+        .iter()
+        .filter_map(|k| match k {
+            CallEventKind::Ended { status, by, reason } => Some((*status, *by, reason.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ends, [ended], "{kinds:#?}");
+    assert!(
+        matches!(kinds.last(), Some(CallEventKind::Ended { .. })),
+        "ended comes last: {kinds:#?}"
+    );
+    let id = events[0].call;
+    assert!(events.iter().all(|e| e.call == id));
+}
+
+#[test]
+fn call_events_answered_and_hung_up_by_the_caller() {
+    let mut lab = Lab::new();
+    let wall = std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    lab.core.set_wall_clock(lab.now, wall);
+    let (b_invite, a_ok) = outbound_call(&mut lab);
+    lab.advance(Duration::from_secs(5));
+    let bye = in_dialog("BYE", &a_ok, true, 102, "z9hG4bKpbxbye", &contact_of(&a_ok));
+    lab.send_msg(PBX_UAC, bye);
+    let b_bye = lab.expect(CARRIER, "BYE");
+    lab.send_msg(CARRIER, respond(&b_bye, 200, None, None, false));
+    lab.expect(PBX_UAC, "200 OK");
+    lab.assert_clean();
+    let events = call_events(&mut lab);
+    assert_one_call(&events, true, (Some(200), EndedBy::Caller, "BYE"));
+    let CallEventKind::Started(info) = &events[0].kind else {
+        unreachable!()
+    };
+    assert_eq!(info.a_call_id, "pbx-call-1@10.20.30.40");
+    assert_eq!(Some(info.b_call_id.as_str()), b_invite.call_id());
+    assert_ne!(info.a_call_id, info.b_call_id);
+    assert_eq!(info.origin, sipwarden_stages::Origin::Pbx);
+    assert_eq!(info.trunk.as_deref(), Some("carrier"));
+    assert_eq!(info.account, None);
+    assert_eq!(info.source, addr(PBX_UAC));
+    assert_eq!(info.transport, Transport::Udp);
+    assert_eq!(
+        (info.caller.as_str(), info.callee.as_str()),
+        ("+15551230001", "+15557654321")
+    );
+    assert_eq!(info.callee_normalised.as_deref(), Some("15557654321"));
+    assert_eq!(info.caller_normalised.as_deref(), Some("15551230001"));
+    // Wall-clock times, from the reading the core was given.
+    assert_eq!(events[0].at, wall);
+    let ended = events.last().unwrap();
+    assert_eq!(ended.at, wall + Duration::from_secs(5));
+}
+
+#[test]
+fn call_events_hung_up_by_the_callee() {
+    let mut lab = Lab::new();
+    let (b_invite, _) = outbound_call(&mut lab);
+    let ok_seen_by_carrier = respond(&b_invite, 200, Some("carrier-tag"), None, false);
+    let bye = in_dialog(
+        "BYE",
+        &ok_seen_by_carrier,
+        false,
+        1,
+        "z9hG4bKcbye",
+        "sip:127.0.0.1:5060",
+    );
+    lab.send_msg(CARRIER, bye);
+    let a_bye = lab.expect(PBX_UAC, "BYE");
+    lab.send_msg(PBX_UAC, respond(&a_bye, 200, None, None, false));
+    lab.assert_clean();
+    assert_one_call(
+        &call_events(&mut lab),
+        true,
+        (Some(200), EndedBy::Callee, "BYE"),
+    );
+}
+
+#[test]
+fn call_events_cancelled_busy_unanswered_and_refused() {
+    // Cancelled by the caller while ringing.
+    let mut lab = Lab::new();
+    lab.send(CARRIER, &carrier_invite("+15551230042", "z9hG4bKc2"));
+    let inv = lab.expect(PBX_UAS, "INVITE");
+    lab.send_msg(PBX_UAS, respond(&inv, 180, Some("pbx-uas"), None, false));
+    let cancel = carrier_invite("+15551230042", "z9hG4bKc2")
+        .replace("INVITE sip", "CANCEL sip")
+        .replace("7 INVITE", "7 CANCEL");
+    let cancel =
+        cancel.split("Content-Type").next().unwrap().to_owned() + "Content-Length: 0\r\n\r\n";
+    lab.send(CARRIER, &cancel);
+    let pbx_cancel = lab.expect(PBX_UAS, "CANCEL");
+    lab.send_msg(PBX_UAS, respond(&pbx_cancel, 200, None, None, false));
+    lab.send_msg(PBX_UAS, respond(&inv, 487, Some("pbx-uas"), None, false));
+    lab.advance(Duration::from_secs(40));
+    let events = call_events(&mut lab);
+    assert_one_call(&events, false, (Some(487), EndedBy::Caller, "cancelled"));
+    let CallEventKind::Started(info) = &events[0].kind else {
+        unreachable!()
+    };
+    assert_eq!(info.origin, sipwarden_stages::Origin::Trunk);
+    assert_eq!(info.trunk.as_deref(), Some("carrier"));
+
+    // Busy: the callee's 486 ends it.
+    let mut lab = Lab::new();
+    lab.send(CARRIER, &carrier_invite("+15551230042", "z9hG4bKbusy"));
+    let inv = lab.expect(PBX_UAS, "INVITE");
+    lab.send_msg(PBX_UAS, respond(&inv, 486, Some("pbx-uas"), None, false));
+    lab.assert_clean();
+    assert_one_call(
+        &call_events(&mut lab),
+        false,
+        (Some(486), EndedBy::Callee, "486 from the callee"),
+    );
+
+    // The callee's leg never answers: the gateway ends it (408 to the caller).
+    let mut lab = Lab::new();
+    lab.send(CARRIER, &carrier_invite("+15551230042", "z9hG4bKlost"));
+    lab.advance(Duration::from_secs(40));
+    assert_one_call(
+        &call_events(&mut lab),
+        false,
+        (
+            Some(408),
+            EndedBy::Gateway,
+            "the callee did not answer (timeout)",
+        ),
+    );
+
+    // Ringing past the ring timeout.
+    let mut lab = Lab::with(&format!("{LAB_CONFIG}\n[calls]\nring_timeout = \"20s\"\n"));
+    lab.send(CARRIER, &carrier_invite("+15551230042", "z9hG4bKring"));
+    let inv = lab.expect(PBX_UAS, "INVITE");
+    lab.send_msg(PBX_UAS, respond(&inv, 180, Some("pbx-uas"), None, false));
+    lab.advance(Duration::from_secs(21));
+    // The CANCEL (retransmitted over UDP while the clock ran).
+    let pbx_cancel = lab
+        .take(PBX_UAS)
+        .into_iter()
+        .find(|m| m.method() == Some(Method::Cancel))
+        .expect("a CANCEL to the PBX");
+    lab.send_msg(PBX_UAS, respond(&pbx_cancel, 200, None, None, false));
+    lab.send_msg(PBX_UAS, respond(&inv, 487, Some("pbx-uas"), None, false));
+    lab.advance(Duration::from_secs(40));
+    assert_one_call(
+        &call_events(&mut lab),
+        false,
+        (Some(408), EndedBy::Gateway, "ring timeout"),
+    );
+
+    // Refused by routing: a trunk's call to a number it does not own never starts.
+    let mut lab = Lab::new();
+    lab.send(CARRIER, &carrier_invite("+15559990000", "z9hG4bKnotours"));
+    lab.expect(CARRIER, "404");
+    let events = call_events(&mut lab);
+    assert_eq!(events.len(), 1, "{events:#?}");
+    let CallEventKind::Refused {
+        info,
+        stage,
+        status,
+        reason,
+    } = &events[0].kind
+    else {
+        panic!("{events:#?}")
+    };
+    assert_eq!(
+        (*stage, *status, *reason),
+        ("route", 404, sipwarden_stages::Reason::NotOurNumber)
+    );
+    assert_eq!(info.callee, "+15559990000");
 }

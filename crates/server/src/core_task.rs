@@ -104,6 +104,11 @@ fn flush(core: &mut Core, transports: &Transports, sinks: &mut Sinks) {
         }
         write_event(&mut sinks.log, &e);
     }
+    // Call events: their consumers (call records, alerts, limits) come next; until then the
+    // process log has them at debug level.
+    for e in core.take_call_events() {
+        log_call_event(&e);
+    }
     let bans = core.take_ban_changes();
     if !bans.is_empty() {
         for c in &bans {
@@ -251,5 +256,43 @@ fn publish_verdicts(core: &Core, table: &VerdictTable) {
     match table.lock() {
         Ok(mut t) => *t = rows,
         Err(poisoned) => *poisoned.into_inner() = rows,
+    }
+}
+
+fn log_call_event(e: &sipwarden_b2bua::events::CallEvent) {
+    use sipwarden_b2bua::events::CallEventKind as K;
+    match &e.kind {
+        K::Started(i) => tracing::debug!(
+            call = e.call,
+            origin = i.origin.as_str(),
+            trunk = i.trunk.as_deref().unwrap_or(""),
+            account = i.account.as_deref().unwrap_or(""),
+            source = %i.source,
+            caller = %i.caller.escape_debug(),
+            callee = %i.callee.escape_debug(),
+            "call started"
+        ),
+        K::Answered => tracing::debug!(call = e.call, "call answered"),
+        K::Ended { status, by, reason } => tracing::debug!(
+            call = e.call,
+            status = status.unwrap_or(0),
+            by = by.as_str(),
+            reason = %reason,
+            "call ended"
+        ),
+        K::Refused {
+            info,
+            stage,
+            status,
+            reason,
+        } => tracing::debug!(
+            call = e.call,
+            stage,
+            status,
+            reason = reason.code(),
+            source = %info.source,
+            callee = %info.callee.escape_debug(),
+            "call refused"
+        ),
     }
 }
