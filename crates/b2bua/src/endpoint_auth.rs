@@ -6,9 +6,9 @@
 //! its lifetime (then the answer says `stale=true`, so the phone retries without asking the
 //! user). Every failure — unknown account, wrong password, an account used from a network or
 //! over a transport it may not use, a username that is not the registered address — gives
-//! the same answers: the first failure a fresh challenge, the next 403. The reason goes to the
-//! log only, so the answers never tell an attacker which accounts exist. (Replay of `nc`,
-//! ban counting and the security log build on this in the edge-defence stages.)
+//! the same answers (the auth stage, `auth_stage.rs`, picks them from the one failure counter:
+//! a fresh challenge, then 403). The kind goes to the logs only, as a typed `AuthFailure`, so
+//! the answers never tell an attacker which accounts exist.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -28,33 +28,26 @@ use crate::routes::Target;
 const NONCE_LIFETIME: Duration = Duration::from_secs(120);
 /// Most nonces whose highest `nc` is remembered; beyond it expired ones go, then all.
 const MAX_NONCES: usize = 200_000;
-/// How long a failure counts toward the 403.
-const FAILURE_WINDOW: Duration = Duration::from_secs(300);
-/// Most (address, user) failure records kept; beyond it the oldest go first.
-const MAX_FAILURE_RECORDS: usize = 65_536;
 
 /// What to do with a request after looking at its credentials.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum AuthOutcome {
     /// Authenticated as this account.
     Ok(String),
-    /// Answer 401/407 with fresh challenges (`stale`: the nonce had expired). `failure`: this
-    /// answers a failed attempt (the first within the window), to be counted and logged.
-    Challenge {
-        stale: bool,
-        failure: Option<Failure>,
-    },
-    /// Answer 403 to this failed attempt.
-    Forbidden { failure: Failure },
+    /// No credentials for us, or an expired nonce (`stale`: the phone answers again
+    /// unprompted): answer with fresh challenges. Not a failure.
+    Challenge { stale: bool },
+    /// A failed login. Whether it gets a fresh challenge or 403 is the auth stage's choice,
+    /// from the failure counter of the edge stages.
+    Failed(Failure),
 }
 
 impl AuthOutcome {
-    /// The failed attempt this verdict answers, if any.
+    /// The failed attempt, if this is one.
     pub(crate) fn failure(&self) -> Option<Failure> {
         match self {
-            Self::Ok(_) => None,
-            Self::Challenge { failure, .. } => *failure,
-            Self::Forbidden { failure } => Some(*failure),
+            Self::Failed(f) => Some(*f),
+            _ => None,
         }
     }
 }
@@ -202,7 +195,6 @@ pub(crate) struct Digest {
     /// Per nonce: the highest `nc` accepted, and the request it came with (a retransmission
     /// of that same request may repeat it).
     used: HashMap<String, NonceUse>,
-    failures: HashMap<(IpAddr, String), (u32, Instant)>,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -298,7 +290,6 @@ impl Digest {
             epoch: None,
             base_unix: 0,
             used: HashMap::new(),
-            failures: HashMap::new(),
         }
     }
 
@@ -415,7 +406,6 @@ impl Digest {
         } else {
             HeaderName::ProxyAuthorization
         };
-        let ip = ask.src.addr.ip();
         let mut malformed = false;
         let creds = msg
             .auths(header)
@@ -428,53 +418,18 @@ impl Digest {
             // Credentials that cannot be read count as a failure: a phone gets a fresh
             // challenge and then 403, a guessing tool cannot probe for free.
             if malformed {
-                return self.fail(now, ip, String::new(), Failure::of(AuthFailure::Malformed));
+                return AuthOutcome::Failed(Failure::of(AuthFailure::Malformed));
             }
-            return AuthOutcome::Challenge {
-                stale: false,
-                failure: None,
-            };
+            return AuthOutcome::Challenge { stale: false };
         };
         let username = creds.username().map(|u| u.into_owned()).unwrap_or_default();
-        let failure = match self.verify(now, msg, &creds, &username, ask, accounts) {
-            Ok(()) if locked(&username) => Failure::of(AuthFailure::AccountLocked),
-            Ok(()) => {
-                self.failures.remove(&(ip, username.clone()));
-                return AuthOutcome::Ok(username);
+        match self.verify(now, msg, &creds, &username, ask, accounts) {
+            Ok(()) if locked(&username) => {
+                AuthOutcome::Failed(Failure::of(AuthFailure::AccountLocked))
             }
-            Err(None) => {
-                return AuthOutcome::Challenge {
-                    stale: true,
-                    failure: None,
-                };
-            }
-            Err(Some(failure)) => failure,
-        };
-        self.fail(now, ip, username, failure)
-    }
-
-    /// The first failure within the window gets a new challenge, later ones 403.
-    fn fail(&mut self, now: Instant, ip: IpAddr, user: String, failure: Failure) -> AuthOutcome {
-        if self.failures.len() >= MAX_FAILURE_RECORDS {
-            self.failures
-                .retain(|_, (_, at)| now.saturating_duration_since(*at) < FAILURE_WINDOW);
-            if self.failures.len() >= MAX_FAILURE_RECORDS {
-                self.failures.clear();
-            }
-        }
-        let e = self.failures.entry((ip, user)).or_insert((0, now));
-        if now.saturating_duration_since(e.1) >= FAILURE_WINDOW {
-            *e = (0, now);
-        }
-        e.0 += 1;
-        e.1 = now;
-        if e.0 <= 1 {
-            AuthOutcome::Challenge {
-                stale: false,
-                failure: Some(failure),
-            }
-        } else {
-            AuthOutcome::Forbidden { failure }
+            Ok(()) => AuthOutcome::Ok(username),
+            Err(None) => AuthOutcome::Challenge { stale: true },
+            Err(Some(failure)) => AuthOutcome::Failed(failure),
         }
     }
 
@@ -717,15 +672,15 @@ mod tests {
             let msg = register(user, pw, Algorithm::Md5, &ch.0, "127.0.0.1");
             assert_eq!(
                 d.check(t0, &msg, ask(user), &acc, &|_| false),
-                AuthOutcome::Challenge {
-                    stale: false,
-                    failure: Some(Failure::of(why))
-                }
+                AuthOutcome::Failed(Failure::of(why))
             );
-            assert!(matches!(
-                d.check(t0, &msg, ask(user), &acc, &|_| false),
-                AuthOutcome::Forbidden { .. }
-            ));
+            assert!(
+                matches!(
+                    d.check(t0, &msg, ask(user), &acc, &|_| false),
+                    AuthOutcome::Failed(_)
+                ),
+                "the auth stage, not the digest, answers 403"
+            );
         }
         // A nonce issued to another address is not accepted.
         let mut d = Digest::new([7; 32]);
@@ -801,10 +756,7 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(
                 d.check(t0, &replay, ask, &acc, &|_| false),
-                AuthOutcome::Challenge {
-                    stale: true,
-                    failure: None
-                }
+                AuthOutcome::Challenge { stale: true }
             );
         }
         // With a wrong password the same replay is a wrong password.
@@ -848,17 +800,11 @@ mod tests {
         let later = t0 + NONCE_LIFETIME + Duration::from_secs(1);
         assert_eq!(
             d.check(later, &msg, ask, &acc, &|_| false),
-            AuthOutcome::Challenge {
-                stale: true,
-                failure: None
-            }
+            AuthOutcome::Challenge { stale: true }
         );
         assert_eq!(
             d.check(later, &msg, ask, &acc, &|_| false),
-            AuthOutcome::Challenge {
-                stale: true,
-                failure: None
-            }
+            AuthOutcome::Challenge { stale: true }
         );
         let ch = d.challenges(
             later,
@@ -934,15 +880,15 @@ mod tests {
         let msg = register("1001", PW, Algorithm::Sha256, &nonce, "127.0.0.1");
         assert_eq!(
             d.check(t0, &msg, ask, &acc, &|_| false),
-            AuthOutcome::Challenge {
-                stale: false,
-                failure: Some(Failure::of(AuthFailure::AlgorithmNotOffered))
-            }
+            AuthOutcome::Failed(Failure::of(AuthFailure::AlgorithmNotOffered))
         );
-        assert!(matches!(
-            d.check(t0, &msg, ask, &acc, &|_| false),
-            AuthOutcome::Forbidden { .. }
-        ));
+        assert!(
+            matches!(
+                d.check(t0, &msg, ask, &acc, &|_| false),
+                AuthOutcome::Failed(_)
+            ),
+            "the auth stage, not the digest, answers 403"
+        );
         // Offered both: either answer passes.
         let mut d = Digest::new([7; 32]);
         for alg in [Algorithm::Md5, Algorithm::Sha256] {
@@ -1016,14 +962,14 @@ mod tests {
         .unwrap();
         assert_eq!(
             d.check(t0, &msg, ask, &acc, &|_| false),
-            AuthOutcome::Challenge {
-                stale: false,
-                failure: Some(Failure::of(AuthFailure::Malformed))
-            }
+            AuthOutcome::Failed(Failure::of(AuthFailure::Malformed))
         );
-        assert!(matches!(
-            d.check(t0, &msg, ask, &acc, &|_| false),
-            AuthOutcome::Forbidden { .. }
-        ));
+        assert!(
+            matches!(
+                d.check(t0, &msg, ask, &acc, &|_| false),
+                AuthOutcome::Failed(_)
+            ),
+            "the auth stage, not the digest, answers 403"
+        );
     }
 }

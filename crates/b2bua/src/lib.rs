@@ -21,6 +21,7 @@
 #![warn(missing_docs)]
 
 mod auth;
+mod auth_stage;
 mod build;
 mod call;
 mod defence;
@@ -56,7 +57,7 @@ pub use sipwarden_stages::{BanChange, BanEntry};
 use build::Identity;
 use call::{Call, Fork, Phase, RelRsp};
 use defence::Defence;
-use endpoint_auth::{Ask, AuthOutcome, Digest};
+use endpoint_auth::{Ask, Digest};
 use ids::Ids;
 use registrar::Location;
 use routing::Dest;
@@ -536,36 +537,25 @@ impl Core {
         src: Target,
         (account, peer): (&str, IpAddr),
     ) -> bool {
-        let routes = Arc::clone(&self.routes);
         let ask = Ask {
             register: false,
             aor: Some(account),
             src,
             also_from: Some(peer),
         };
-        let ip = src.addr.ip();
-        let failures = &self.defence.failures;
-        let locked = |a: &str| failures.account_locked(a, ip, now);
-        let verdict = self.digest.check(now, msg, ask, &routes.accounts, &locked);
-        self.defence.after_auth(now, ip, &verdict);
-        match verdict {
-            AuthOutcome::Ok(account) => {
-                self.event_success(msg, src, &account);
-                true
-            }
-            AuthOutcome::Challenge { stale, failure } => {
-                if let Some(failure) = failure {
-                    self.note_auth_failure(now, msg, src, failure);
+        match self.auth_stage(now, msg, ask) {
+            auth_stage::Authed::Account(_) => true,
+            auth_stage::Authed::Stop {
+                answer, verdict, ..
+            } => {
+                // The request's transaction needs a final answer, ban or not.
+                if matches!(&verdict, Verdict::Reply { status, .. } if *status == StatusCode::FORBIDDEN)
+                {
+                    self.stats.rejected += 1;
                 }
-                if let Some(rsp) = self.challenge(now, msg, src, false, stale) {
+                if let Some(rsp) = answer {
                     let _ = self.txl.send_response(now, tx, &rsp);
                 }
-                false
-            }
-            AuthOutcome::Forbidden { failure } => {
-                self.note_auth_failure(now, msg, src, failure);
-                self.stats.rejected += 1;
-                self.reply(now, tx, msg, StatusCode::FORBIDDEN, None);
                 false
             }
         }
@@ -691,34 +681,22 @@ impl Core {
                 src,
                 also_from: None,
             };
-            let ip = src.addr.ip();
-            let failures = &self.defence.failures;
-            let locked = |account: &str| failures.account_locked(account, ip, now);
-            let verdict = self
-                .digest
-                .check(now, &invite, ask, &routes.accounts, &locked);
-            self.defence.after_auth(now, ip, &verdict);
-            match verdict {
-                AuthOutcome::Ok(account) => {
-                    self.event_success(&invite, src, &account);
-                    caller = Some(account);
-                }
-                AuthOutcome::Challenge { stale, failure } => {
+            match self.auth_stage(now, &invite, ask) {
+                auth_stage::Authed::Account(account) => caller = Some(account),
+                auth_stage::Authed::Stop {
+                    answer, verdict, ..
+                } => {
                     // An INVITE is answered even when this failure bans its source: its
-                    // transaction needs a final response.
-                    if let Some(failure) = failure {
-                        self.note_auth_failure(now, &invite, src, failure);
-                    }
-                    if let Some(rsp) = self.challenge(now, &invite, src, false, stale) {
+                    // transaction needs a final response. A 403 refuses the call.
+                    let refused = matches!(
+                        &verdict,
+                        Verdict::Reply { status, .. } if *status == StatusCode::FORBIDDEN
+                    );
+                    if refused {
+                        self.refuse_call(now, tx, &invite, (src, zone), (StageName::Auth, verdict));
+                    } else if let Some(rsp) = answer {
                         let _ = self.txl.send_response(now, tx, &rsp);
                     }
-                    return;
-                }
-                AuthOutcome::Forbidden { failure } => {
-                    self.note_auth_failure(now, &invite, src, failure);
-                    let verdict = Verdict::reply(StatusCode::FORBIDDEN, Reason::Auth(failure.kind));
-                    self.verdicts.record(StageName::Auth, &verdict);
-                    self.refuse_call(now, tx, &invite, (src, zone), (StageName::Auth, verdict));
                     return;
                 }
             }

@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 use sipwarden_sip::header::Contact;
 use sipwarden_sip::{HeaderName, Message, StatusCode};
 
-use crate::endpoint_auth::{Ask, AuthOutcome, Failure};
+use sipwarden_stages::Verdict;
+
+use crate::auth_stage::Authed;
+use crate::endpoint_auth::{Ask, Failure};
 use crate::routes::{Target, Zone};
 use crate::{Core, RegistrarSettings};
 
@@ -254,33 +257,21 @@ impl Core {
             src,
             also_from: None,
         };
-        let ip = src.addr.ip();
-        let failures = &self.defence.failures;
-        let locked = |account: &str| failures.account_locked(account, ip, now);
-        let verdict = self.digest.check(now, &msg, ask, &routes.accounts, &locked);
-        self.defence.after_auth(now, ip, &verdict);
-        match verdict {
-            AuthOutcome::Ok(account) => {
-                self.event_success(&msg, src, &account);
-            }
-            AuthOutcome::Challenge { stale, failure } => {
-                // The failure that bans gets no answer: from now on the source hears nothing.
-                let banned = failure.is_some_and(|f| self.note_auth_failure(now, &msg, src, f));
-                if !banned {
-                    if let Some(rsp) = self.challenge(now, &msg, src, true, stale) {
-                        self.txl.send_stateless(src, &rsp);
-                    }
-                }
-                return;
-            }
-            AuthOutcome::Forbidden { failure } => {
-                let banned = self.note_auth_failure(now, &msg, src, failure);
+        if let Authed::Stop {
+            answer,
+            verdict,
+            banned,
+        } = self.auth_stage(now, &msg, ask)
+        {
+            if matches!(&verdict, Verdict::Reply { status, .. } if *status == StatusCode::FORBIDDEN)
+            {
                 self.stats.registrations_refused += 1;
-                if !banned {
-                    self.reply_register(src, &msg, StatusCode::FORBIDDEN, None);
-                }
-                return;
             }
+            // The failure that bans gets no answer: from now on the source hears nothing.
+            if let (Some(rsp), false) = (answer, banned) {
+                self.txl.send_stateless(src, &rsp);
+            }
+            return;
         }
         let settings = routes.registrar.clone();
         let wanted = match wanted(&msg, &settings) {

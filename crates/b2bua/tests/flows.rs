@@ -1726,3 +1726,45 @@ fn call_events_cancelled_busy_unanswered_and_refused() {
     );
     assert_eq!(info.callee, "+15559990000");
 }
+
+/// One failure counter for bans and for the answers (with the configured `find_time`): a
+/// second wrong password within the window gets 403, one after the window a fresh challenge.
+#[test]
+fn the_second_failure_within_find_time_is_forbidden_and_after_it_challenged_again() {
+    let mut lab = Lab::with(&format!(
+        "{LAB_CONFIG}\n[accounts]\nfile = \"{LAB_ACCOUNTS}\"\n[ban]\nfind_time = \"30s\"\n"
+    ));
+    let raw = register(
+        "1001",
+        "<sip:x@10.0.0.5:5062>",
+        "Expires: 600\r\n",
+        1,
+        "reg-ft",
+    );
+    let attempt = |lab: &mut Lab, cseq: u32| {
+        lab.send(PHONE, &raw);
+        let ch = lab.expect(PHONE, "401 Unauthorized");
+        let mut m = Message::parse(
+            raw.replace("CSeq: 1 ", &format!("CSeq: {cseq} "))
+                .replace("z9hG4bKreg1", &format!("z9hG4bKreg{cseq}"))
+                .as_bytes(),
+        )
+        .unwrap();
+        let creds = answer(&ch, &m, "1001", "not-the-password");
+        m.push_header(HeaderName::Authorization, &creds).unwrap();
+        m.finish().unwrap();
+        lab.send_from(udp(PHONE), m);
+        let got = lab.take(PHONE);
+        assert_eq!(got.len(), 1);
+        first_line(&got[0])
+    };
+    assert_eq!(attempt(&mut lab, 2), "SIP/2.0 401 Unauthorized");
+    assert_eq!(attempt(&mut lab, 3), "SIP/2.0 403 Forbidden");
+    lab.advance(Duration::from_secs(31));
+    assert_eq!(
+        attempt(&mut lab, 4),
+        "SIP/2.0 401 Unauthorized",
+        "the window has passed"
+    );
+    assert_eq!(lab.stats().auth_failures, 3);
+}

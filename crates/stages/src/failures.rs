@@ -119,6 +119,15 @@ impl FailureCounter {
         false
     }
 
+    /// Failures from `ip` within `find_time` (since its last ban or success).
+    pub fn recent(&self, ip: IpAddr, now: Instant) -> usize {
+        self.by_ip.get(&normalize(ip)).map_or(0, |q| {
+            q.iter()
+                .filter(|t| now.saturating_duration_since(**t) < self.find_time)
+                .count()
+        })
+    }
+
     /// A success from `ip`: its own count starts over.
     pub fn succeed(&mut self, ip: IpAddr) {
         self.by_ip.remove(&normalize(ip));
@@ -186,6 +195,24 @@ impl FailureCounter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recent_counts_within_find_time_only() {
+        let t0 = Instant::now();
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let mut f = FailureCounter::new(5, Duration::from_secs(60), 100);
+        assert_eq!(f.recent(ip, t0), 0);
+        f.fail(ip, Some("1001"), t0);
+        f.fail(ip, None, t0 + Duration::from_secs(30));
+        assert_eq!(f.recent(ip, t0 + Duration::from_secs(31)), 2);
+        assert_eq!(
+            f.recent(ip, t0 + Duration::from_secs(61)),
+            1,
+            "the first aged out"
+        );
+        f.succeed_for(ip, "1001", t0 + Duration::from_secs(62));
+        assert_eq!(f.recent(ip, t0 + Duration::from_secs(62)), 0);
+    }
 
     #[test]
     fn max_retry_in_find_time_bans_and_success_resets_only_its_own_source() {
