@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use sipwarden_config::{AccountConfig, AccountTransport, AccountsConfig, AccountsFile};
+use sipwarden_config::{AccountConfig, AccountsConfig, AccountsFile};
 use sipwarden_sip::digest::{self, Algorithm, HexDigest, Qop, ResponseInput};
 use sipwarden_sip::header::Transport;
 use sipwarden_sip::{HeaderName, Message};
@@ -213,19 +213,10 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// An account without a list may use any transport; the list holds only the five the
+/// configuration accepts, so SCTP and unknown transports are refused whenever there is one.
 fn transport_allowed(account: &AccountConfig, t: Transport) -> bool {
-    if account.transports.is_empty() {
-        return true;
-    }
-    let want = match t {
-        Transport::Udp => AccountTransport::Udp,
-        Transport::Tcp => AccountTransport::Tcp,
-        Transport::Tls => AccountTransport::Tls,
-        Transport::Ws => AccountTransport::Ws,
-        Transport::Wss => AccountTransport::Wss,
-        _ => return false,
-    };
-    account.transports.contains(&want)
+    account.transports.is_empty() || account.transports.contains(&t)
 }
 
 fn stored_ha1(account: &AccountConfig, alg: Algorithm) -> Option<HexDigest> {

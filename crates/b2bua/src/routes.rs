@@ -9,9 +9,7 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use ipnet::IpNet;
-use sipwarden_config::{
-    AccountsFile, Config, NumberRange, Transport as CfgTransport, canonical_number,
-};
+use sipwarden_config::{AccountsFile, Config, NumberRange, canonical_number};
 use sipwarden_sip::header::Transport;
 
 /// Where a message goes, or where it came from.
@@ -114,14 +112,6 @@ impl std::fmt::Display for RouteError {
 
 impl std::error::Error for RouteError {}
 
-fn transport(t: CfgTransport) -> Transport {
-    match t {
-        CfgTransport::Udp => Transport::Udp,
-        CfgTransport::Tcp => Transport::Tcp,
-        CfgTransport::Tls => Transport::Tls,
-    }
-}
-
 impl Routes {
     /// Builds routes from a validated configuration. Trunk proxies must be IP addresses
     /// (name resolution belongs to the caller, which can do I/O); passwords are read here.
@@ -143,7 +133,7 @@ impl Routes {
                 name: t.name.clone(),
                 networks: t.networks.clone(),
                 target: Target {
-                    transport: transport(t.proxy.transport),
+                    transport: t.proxy.transport,
                     addr: SocketAddr::new(ip, t.proxy.port),
                     flow: None,
                 },
@@ -186,7 +176,7 @@ impl Routes {
                 udp_ping: r.udp_ping,
             },
             pbx: Target {
-                transport: transport(cfg.pbx.transport),
+                transport: cfg.pbx.transport,
                 addr: cfg.pbx.address,
                 flow: None,
             },

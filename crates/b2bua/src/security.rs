@@ -3,8 +3,7 @@
 //! security log (see `sipwarden-events`), for the log files and fail2ban. Values the peer
 //! chose (Call-ID, user names) go in as they are; the events crate makes them harmless.
 
-use sipwarden_events::{Endpoint, SecurityEvent, Transport as EvTransport, ie};
-use sipwarden_sip::header::Transport;
+use sipwarden_events::{Endpoint, SecurityEvent, ie};
 use sipwarden_sip::{HeaderName, Message};
 
 use crate::Core;
@@ -12,16 +11,6 @@ use sipwarden_stages::AuthFailure;
 
 use crate::endpoint_auth::Failure;
 use crate::routes::Target;
-
-fn transport(t: Transport) -> EvTransport {
-    match t {
-        Transport::Tcp => EvTransport::Tcp,
-        Transport::Tls => EvTransport::Tls,
-        Transport::Ws => EvTransport::Ws,
-        Transport::Wss => EvTransport::Wss,
-        _ => EvTransport::Udp,
-    }
-}
 
 /// The credentials a request carried: (username, nonce, response).
 fn credentials(msg: &Message) -> (String, String, String) {
@@ -42,10 +31,9 @@ fn credentials(msg: &Message) -> (String, String, String) {
 impl Core {
     /// Our end and theirs, as the log names them.
     fn ends(&self, src: Target) -> (Endpoint, Endpoint) {
-        let t = transport(src.transport);
         (
-            Endpoint::new(t, self.local.addr(src.transport)),
-            Endpoint::new(t, src.addr),
+            Endpoint::new(src.transport, self.local.addr(src.transport)),
+            Endpoint::new(src.transport, src.addr),
         )
     }
 
@@ -146,7 +134,7 @@ fn auth_failure_event(
             .with_ie(ie::RECEIVED_HASH, response),
         F::WrongNetwork => SecurityEvent::failed_acl(call_id, local, remote, "account_networks"),
         F::WrongTransport => {
-            let attempted = remote.transport.as_str();
+            let attempted = remote.transport_token();
             SecurityEvent::failed_acl(call_id, local, remote, "account_transports")
                 .with_ie(ie::ATTEMPTED_TRANSPORT, attempted)
         }
@@ -165,13 +153,14 @@ fn auth_failure_event(
 mod tests {
     use super::*;
     use sipwarden_events::EventKind;
+    use sipwarden_sip::header::Transport;
 
     /// Each kind of failed login writes the Asterisk event it should, and each of those is a
     /// failure line for fail2ban (whose stock filter the events crate tests against the real
     /// fail2ban-regex, event kind by event kind).
     #[test]
     fn each_failure_kind_writes_its_asterisk_event() {
-        let ep = |a: &str| Endpoint::new(EvTransport::Udp, a.parse().unwrap());
+        let ep = |a: &str| Endpoint::new(Transport::Udp, a.parse().unwrap());
         for kind in AuthFailure::ALL {
             let e = auth_failure_event(
                 kind,
