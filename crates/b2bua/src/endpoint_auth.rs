@@ -22,7 +22,7 @@ use sipwarden_sip::header::Transport;
 use sipwarden_sip::{HeaderName, Message};
 use sipwarden_stages::AuthFailure;
 
-use crate::routes::Target;
+use sipwarden_sip::Peer;
 
 /// How long a nonce is good for (then `stale=true`: the phone answers again unprompted).
 const NONCE_LIFETIME: Duration = Duration::from_secs(120);
@@ -185,7 +185,7 @@ pub(crate) struct Ask<'a> {
     /// For REGISTER: the address-of-record user the credentials must be for.
     pub(crate) aor: Option<&'a str>,
     /// Where the request came from.
-    pub(crate) src: Target,
+    pub(crate) src: Peer,
     /// Also accept nonces issued to this address: a phone that moved, or opened a connection
     /// from elsewhere, may answer with the nonce it got at its dialog's address. The response
     /// still proves the password, and `nc` replay is still refused.
@@ -597,8 +597,8 @@ mod tests {
         .unwrap()
     }
 
-    fn src(ip: &str) -> Target {
-        Target {
+    fn src(ip: &str) -> Peer {
+        Peer {
             transport: Transport::Udp,
             addr: format!("{ip}:5062").parse().unwrap(),
             flow: None,

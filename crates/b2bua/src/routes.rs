@@ -10,25 +10,7 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 use sipwarden_config::{AccountsFile, Config, NumberRange, canonical_number};
-use sipwarden_sip::header::Transport;
-
-/// Where a message goes, or where it came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Target {
-    /// Transport.
-    pub transport: Transport,
-    /// Peer address.
-    pub addr: SocketAddr,
-    /// The connection (TCP/TLS/WS) a message arrived on, or should leave by.
-    pub flow: Option<u64>,
-}
-
-impl Target {
-    /// Whether the transport is reliable (no retransmissions).
-    pub fn reliable(&self) -> bool {
-        self.transport.is_stream()
-    }
-}
+use sipwarden_sip::Peer;
 
 /// Which side of the gateway a source is on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,7 +31,7 @@ pub struct TrunkRoute {
     /// Source networks.
     pub networks: Vec<IpNet>,
     /// Where outbound calls go.
-    pub target: Target,
+    pub target: Peer,
     /// Host part used in Request-URI, From and To toward the provider.
     pub host: String,
     /// Digest credentials for the provider's challenges.
@@ -64,7 +46,7 @@ pub struct TrunkRoute {
 #[derive(Clone, Debug)]
 pub struct Routes {
     /// PBX target.
-    pub pbx: Target,
+    pub pbx: Peer,
     /// PBX source networks.
     pub pbx_networks: Vec<IpNet>,
     /// Trunks, in configuration order; outbound calls use the first.
@@ -132,7 +114,7 @@ impl Routes {
             trunks.push(TrunkRoute {
                 name: t.name.clone(),
                 networks: t.networks.clone(),
-                target: Target {
+                target: Peer {
                     transport: t.proxy.transport,
                     addr: SocketAddr::new(ip, t.proxy.port),
                     flow: None,
@@ -175,7 +157,7 @@ impl Routes {
                 default_expires: r.default_expires,
                 udp_ping: r.udp_ping,
             },
-            pbx: Target {
+            pbx: Peer {
                 transport: cfg.pbx.transport,
                 addr: cfg.pbx.address,
                 flow: None,

@@ -10,7 +10,7 @@ use crate::Core;
 use sipwarden_stages::AuthFailure;
 
 use crate::endpoint_auth::Failure;
-use crate::routes::Target;
+use sipwarden_sip::Peer;
 
 /// The credentials a request carried: (username, nonce, response).
 fn credentials(msg: &Message) -> (String, String, String) {
@@ -30,7 +30,7 @@ fn credentials(msg: &Message) -> (String, String, String) {
 
 impl Core {
     /// Our end and theirs, as the log names them.
-    fn ends(&self, src: Target) -> (Endpoint, Endpoint) {
+    fn ends(&self, src: Peer) -> (Endpoint, Endpoint) {
         (
             Endpoint::new(src.transport, self.local.addr(src.transport)),
             Endpoint::new(src.transport, src.addr),
@@ -46,7 +46,7 @@ impl Core {
 
     /// An authentication failure: its kind picks the Asterisk event (and so what fail2ban
     /// sees), its detail is the JSON log's reason.
-    pub(crate) fn event_auth_failure(&mut self, msg: &Message, src: Target, failure: Failure) {
+    pub(crate) fn event_auth_failure(&mut self, msg: &Message, src: Peer, failure: Failure) {
         let (local, remote) = self.ends(src);
         let call_id = msg.call_id().unwrap_or("");
         let (user, nonce, response) = credentials(msg);
@@ -60,7 +60,7 @@ impl Core {
     }
 
     /// A challenge went out.
-    pub(crate) fn event_challenge(&mut self, msg: &Message, src: Target, nonce: &str) {
+    pub(crate) fn event_challenge(&mut self, msg: &Message, src: Peer, nonce: &str) {
         let (local, remote) = self.ends(src);
         let user = msg
             .from_header()
@@ -76,7 +76,7 @@ impl Core {
     }
 
     /// A phone proved who it is.
-    pub(crate) fn event_success(&mut self, msg: &Message, src: Target, account: &str) {
+    pub(crate) fn event_success(&mut self, msg: &Message, src: Peer, account: &str) {
         let (local, remote) = self.ends(src);
         let e = SecurityEvent::successful_auth(msg.call_id().unwrap_or(""), local, remote, true)
             .with_account(account);
@@ -84,7 +84,7 @@ impl Core {
     }
 
     /// Refused by an allow/deny list (or as a scanner: `acl` "scanner").
-    pub(crate) fn event_acl(&mut self, msg: &Message, src: Target, acl: &str, reason: &str) {
+    pub(crate) fn event_acl(&mut self, msg: &Message, src: Peer, acl: &str, reason: &str) {
         let (local, remote) = self.ends(src);
         let e = SecurityEvent::failed_acl(msg.call_id().unwrap_or(""), local, remote, acl)
             .with_reason(reason);
@@ -92,12 +92,12 @@ impl Core {
     }
 
     /// A malformed request from outside.
-    pub(crate) fn event_bad_format(&mut self, msg: &Message, src: Target, reason: &str) {
+    pub(crate) fn event_bad_format(&mut self, msg: &Message, src: Peer, reason: &str) {
         self.event_request(msg, src, reason, SecurityEvent::request_bad_format);
     }
 
     /// A request this source may not make (REGISTER from the PBX or a trunk).
-    pub(crate) fn event_not_allowed(&mut self, msg: &Message, src: Target, reason: &str) {
+    pub(crate) fn event_not_allowed(&mut self, msg: &Message, src: Peer, reason: &str) {
         self.event_request(msg, src, reason, SecurityEvent::request_not_allowed);
     }
 
@@ -105,7 +105,7 @@ impl Core {
     fn event_request(
         &mut self,
         msg: &Message,
-        src: Target,
+        src: Peer,
         reason: &str,
         make: fn(String, Endpoint, Endpoint, String) -> SecurityEvent,
     ) {
