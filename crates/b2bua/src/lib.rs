@@ -1703,11 +1703,7 @@ impl std::fmt::Debug for Core {
 /// the same trusted zone. A phone's dialog is bound to its IP address, not its port: a NAT may
 /// rebind the port mid-call.
 fn same_peer(routes: &Routes, src: IpAddr, peer: IpAddr) -> bool {
-    let canon = |ip: IpAddr| match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    };
-    if canon(src) == canon(peer) {
+    if src.to_canonical() == peer.to_canonical() {
         return true;
     }
     let zone = routes.zone(src);

@@ -174,10 +174,7 @@ impl Routes {
     /// The zone of a source address. Longest matching prefix wins; IPv4-mapped IPv6
     /// addresses are treated as the IPv4 address they carry.
     pub fn zone(&self, ip: IpAddr) -> Zone {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
+        let ip = ip.to_canonical();
         let mut best: Option<(u8, Zone)> = None;
         let mut consider = |nets: &[IpNet], zone: Zone| {
             for n in nets.iter().filter(|n| n.contains(&ip)) {
