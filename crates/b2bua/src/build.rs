@@ -10,8 +10,9 @@ use sipwarden_sip::{EditError, HeaderName, Message, Method, StatusCode};
 
 use crate::call::{Call, Leg, Side};
 use crate::ids::Ids;
-use crate::routes::{Routes, Target};
+use crate::routes::Routes;
 use crate::{Local, sdp};
+use sipwarden_sip::Peer;
 
 /// Methods the gateway accepts, for Allow.
 pub(crate) const ALLOW: &str =
@@ -57,7 +58,7 @@ fn transport_param(t: Transport) -> &'static str {
 }
 
 /// Our Contact on a leg that uses `target`'s transport.
-pub(crate) fn contact(local: &Local, target: &Target) -> String {
+pub(crate) fn contact(local: &Local, target: &Peer) -> String {
     let addr = local.addr(target.transport);
     match target.transport {
         Transport::Tls => format!("<sips:{addr}>"),
@@ -82,7 +83,7 @@ fn leg_contact(local: &Local, call: &Call, side: Side) -> String {
     contact(local, &target)
 }
 
-fn via(local: &Local, target: &Target, branch: &str) -> String {
+fn via(local: &Local, target: &Peer, branch: &str) -> String {
     let t = target.transport.as_str().unwrap_or("UDP");
     format!(
         "SIP/2.0/{t} {};branch={branch};rport",
@@ -149,7 +150,7 @@ pub(crate) fn reliable_rseq(rsp: &Message) -> Option<u32> {
 }
 
 /// The A leg of a new call, from the INVITE that created it.
-pub(crate) fn a_leg(invite: &Message, local_tag: String, src: Target, _local: &Local) -> Leg {
+pub(crate) fn a_leg(invite: &Message, local_tag: String, src: Peer, _local: &Local) -> Leg {
     let from = invite.from_header();
     let to = invite.to_header();
     let route_set = invite
@@ -182,7 +183,7 @@ pub(crate) fn b_leg(
     callee: &str,
     caller: Option<&str>,
     host: &str,
-    target: Target,
+    target: Peer,
     local: &Local,
     ids: &mut Ids,
 ) -> Leg {
@@ -321,7 +322,7 @@ fn copy_body(
     from: &Message,
     to: &mut Message,
     local: &Local,
-    target: &Target,
+    target: &Peer,
 ) -> Result<(), EditError> {
     if from.body().is_empty() {
         return Ok(());
@@ -345,7 +346,7 @@ fn copy_identity(
     from: &Message,
     to: &mut Message,
     local: &Local,
-    target: &Target,
+    target: &Peer,
 ) -> Result<(), EditError> {
     let Ok(ids) = from.name_addrs(HeaderName::PAssertedIdentity) else {
         return Ok(());
@@ -469,7 +470,7 @@ struct Crossing<'a> {
     contact: bool,
     rel: Option<u32>,
     side: Side,
-    target: Target,
+    target: Peer,
 }
 
 fn cross_response(rsp: &Message, x: Crossing<'_>, call: &Call, local: &Local) -> Built {

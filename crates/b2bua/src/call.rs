@@ -6,7 +6,8 @@ use std::time::Duration;
 use sipwarden_sip::Message;
 use sipwarden_txn::TxId;
 
-use crate::routes::{Routes, Target};
+use crate::routes::Routes;
+use sipwarden_sip::Peer;
 
 /// The two legs: A is where the call came from, B where the gateway sent it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -44,7 +45,7 @@ pub(crate) struct Leg {
     /// Our next CSeq on this leg.
     pub(crate) local_cseq: u32,
     /// Where requests and responses on this leg go.
-    pub(crate) target: Target,
+    pub(crate) target: Peer,
     /// The endpoint account on the far side (a phone's leg): who may act in this dialog from
     /// another address, by proving it with the account's credentials.
     pub(crate) account: Option<String>,

@@ -10,8 +10,9 @@ use sipwarden_sip::{Message, Method};
 use sipwarden_stages::{Reason, RequestClass, StageName, Verdict};
 
 use crate::defence::BanCause;
-use crate::routes::{Target, Zone};
+use crate::routes::Zone;
 use crate::{Core, stamp_received};
+use sipwarden_sip::Peer;
 
 /// The edge stages, in their fixed order.
 const EDGE: [StageName; 5] = [
@@ -66,7 +67,7 @@ impl Core {
         &mut self,
         now: Instant,
         msg: &mut Message,
-        src: Target,
+        src: Peer,
         zone: Zone,
     ) -> bool {
         let ip = src.addr.ip();
@@ -117,7 +118,7 @@ impl Core {
         verdict: Verdict,
         detail: Option<&str>,
         msg: &mut Message,
-        src: Target,
+        src: Peer,
         zone: Zone,
     ) {
         let ip = src.addr.ip();
@@ -216,8 +217,8 @@ mod tests {
         Core::new(routes, local, Settings::default(), [1; 32])
     }
 
-    fn from(ip: &str) -> Target {
-        Target {
+    fn from(ip: &str) -> Peer {
+        Peer {
             transport: Transport::Udp,
             addr: format!("{ip}:5062").parse().unwrap(),
             flow: None,

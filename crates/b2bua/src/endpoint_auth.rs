@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use sipwarden_config::{AccountConfig, AccountTransport, AccountsConfig, AccountsFile};
+use sipwarden_config::{AccountConfig, AccountsConfig, AccountsFile};
 use sipwarden_sip::digest::{self, Algorithm, HexDigest, Qop, ResponseInput};
 use sipwarden_sip::header::Transport;
 use sipwarden_sip::{HeaderName, Message};
 use sipwarden_stages::AuthFailure;
 
-use crate::routes::Target;
+use sipwarden_sip::Peer;
 
 /// How long a nonce is good for (then `stale=true`: the phone answers again unprompted).
 const NONCE_LIFETIME: Duration = Duration::from_secs(120);
@@ -178,7 +178,7 @@ pub(crate) struct Ask<'a> {
     /// For REGISTER: the address-of-record user the credentials must be for.
     pub(crate) aor: Option<&'a str>,
     /// Where the request came from.
-    pub(crate) src: Target,
+    pub(crate) src: Peer,
     /// Also accept nonces issued to this address: a phone that moved, or opened a connection
     /// from elsewhere, may answer with the nonce it got at its dialog's address. The response
     /// still proves the password, and `nc` replay is still refused.
@@ -205,19 +205,10 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// An account without a list may use any transport; the list holds only the five the
+/// configuration accepts, so SCTP and unknown transports are refused whenever there is one.
 fn transport_allowed(account: &AccountConfig, t: Transport) -> bool {
-    if account.transports.is_empty() {
-        return true;
-    }
-    let want = match t {
-        Transport::Udp => AccountTransport::Udp,
-        Transport::Tcp => AccountTransport::Tcp,
-        Transport::Tls => AccountTransport::Tls,
-        Transport::Ws => AccountTransport::Ws,
-        Transport::Wss => AccountTransport::Wss,
-        _ => return false,
-    };
-    account.transports.contains(&want)
+    account.transports.is_empty() || account.transports.contains(&t)
 }
 
 fn stored_ha1(account: &AccountConfig, alg: Algorithm) -> Option<HexDigest> {
@@ -561,8 +552,8 @@ mod tests {
         .unwrap()
     }
 
-    fn src(ip: &str) -> Target {
-        Target {
+    fn src(ip: &str) -> Peer {
+        Peer {
             transport: Transport::Udp,
             addr: format!("{ip}:5062").parse().unwrap(),
             flow: None,

@@ -42,7 +42,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use sipwarden_sip::header::Transport;
-use sipwarden_sip::{HeaderName, Message, Method, Policy, StatusCode};
+use sipwarden_sip::{HeaderName, Message, Method, Peer, Policy, StatusCode};
 use sipwarden_stages::{Reason, StageName, Verdict};
 use sipwarden_txn::{Event, Transmit, TxId, TxLayer};
 
@@ -50,7 +50,7 @@ pub use call::Side;
 pub use defence::{DefenceSettings, DefenceStats};
 pub use endpoint_auth::ChallengeTable;
 pub use registrar::{Binding, LocationChange};
-pub use routes::{RegistrarSettings, RouteError, Routes, Target, TrunkRoute, Zone};
+pub use routes::{RegistrarSettings, RouteError, Routes, TrunkRoute, Zone};
 pub use sipwarden_events::SecurityEvent;
 pub use sipwarden_stages::{BanChange, BanEntry};
 
@@ -172,7 +172,7 @@ pub struct Core {
     routes: Arc<Routes>,
     local: Local,
     policy: Policy,
-    txl: TxLayer<Target>,
+    txl: TxLayer<Peer>,
     ids: Ids,
     calls: HashMap<u64, Call>,
     next_call: u64,
@@ -344,7 +344,7 @@ impl Core {
     }
 
     /// The next message to send.
-    pub fn poll_transmit(&mut self) -> Option<Transmit<Target>> {
+    pub fn poll_transmit(&mut self) -> Option<Transmit<Peer>> {
         self.txl.poll_transmit()
     }
 
@@ -462,7 +462,7 @@ impl Core {
     }
 
     /// A message arrived from `src`.
-    pub fn on_message(&mut self, now: Instant, mut msg: Message, src: Target) {
+    pub fn on_message(&mut self, now: Instant, mut msg: Message, src: Peer) {
         self.clock = Some(now);
         if self.ping_at.is_none() {
             if let Some(every) = self.routes.registrar.udp_ping {
@@ -534,7 +534,7 @@ impl Core {
         now: Instant,
         tx: TxId,
         msg: &Message,
-        src: Target,
+        src: Peer,
         (account, peer): (&str, IpAddr),
     ) -> bool {
         let ask = Ask {
@@ -565,7 +565,7 @@ impl Core {
     /// from anywhere (an ACK cannot be challenged, and a phone may send it on a new
     /// connection from another address; the worst a forged one does there is stop our 2xx
     /// retransmissions). True when it matches no dialog of ours.
-    fn is_dialog_peer(&self, msg: &Message, src: Target) -> bool {
+    fn is_dialog_peer(&self, msg: &Message, src: Peer) -> bool {
         let (Some(call_id), Some(tag)) = (msg.call_id(), msg.to_tag()) else {
             return true;
         };
@@ -1681,11 +1681,7 @@ impl std::fmt::Debug for Core {
 /// the same trusted zone. A phone's dialog is bound to its IP address, not its port: a NAT may
 /// rebind the port mid-call.
 fn same_peer(routes: &Routes, src: IpAddr, peer: IpAddr) -> bool {
-    let canon = |ip: IpAddr| match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    };
-    if canon(src) == canon(peer) {
+    if src.to_canonical() == peer.to_canonical() {
         return true;
     }
     let zone = routes.zone(src);

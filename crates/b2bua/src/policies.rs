@@ -12,8 +12,9 @@ use sipwarden_config::canonical_number;
 use crate::Core;
 use crate::defence::BanCause;
 use crate::events::{CallEvent, CallEventKind, CallInfo};
-use crate::routes::{Target, Zone};
+use crate::routes::Zone;
 use crate::routing::Dest;
+use sipwarden_sip::Peer;
 
 /// Most call events held between two drains by the server (which drains after every batch).
 const MAX_CALL_EVENTS: usize = 100_000;
@@ -48,7 +49,7 @@ impl Core {
         now: Instant,
         call: u64,
         invite: &Message,
-        (src, zone): (Target, Zone),
+        (src, zone): (Peer, Zone),
         (callee, dest, account): (&str, &Dest, Option<&str>),
     ) -> Result<(), (StageName, Verdict)> {
         let routes = std::sync::Arc::clone(&self.routes);
@@ -108,7 +109,7 @@ impl Core {
         now: Instant,
         tx: TxId,
         invite: &Message,
-        (src, zone): (Target, Zone),
+        (src, zone): (Peer, Zone),
         (stage, verdict): (StageName, Verdict),
     ) {
         self.stats.rejected += 1;
@@ -153,7 +154,7 @@ impl Core {
     pub(crate) fn call_info(
         &self,
         invite: &Message,
-        src: Target,
+        src: Peer,
         zone: Zone,
         b_call_id: Option<&str>,
         (dest_trunk, account): (Option<usize>, Option<&str>),

@@ -16,8 +16,9 @@ use sipwarden_stages::Verdict;
 
 use crate::auth_stage::Authed;
 use crate::endpoint_auth::{Ask, Failure};
-use crate::routes::{Target, Zone};
+use crate::routes::Zone;
 use crate::{Core, RegistrarSettings};
+use sipwarden_sip::Peer;
 
 /// One registered contact of an account.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,7 +28,7 @@ pub struct Binding {
     /// The contact URI as registered (the Request-URI of requests to the phone).
     pub contact: String,
     /// Where the REGISTER came from: where requests to the phone are sent.
-    pub source: Target,
+    pub source: Peer,
     /// When it expires.
     pub expires: Instant,
     /// Path header values (RFC 3327), used as the route set toward the phone.
@@ -221,7 +222,7 @@ impl Core {
     /// Answers a REGISTER without a transaction (see `on_register`).
     fn reply_register(
         &mut self,
-        src: Target,
+        src: Peer,
         msg: &Message,
         status: StatusCode,
         reason: Option<&str>,
@@ -235,7 +236,7 @@ impl Core {
     /// retransmission is simply processed again (a challenge again, or the same binding
     /// refreshed), so registrations — and REGISTER floods — hold no transaction for the 32 s
     /// RFC 3261 keeps a UDP one.
-    pub(crate) fn on_register(&mut self, now: Instant, msg: Message, src: Target) {
+    pub(crate) fn on_register(&mut self, now: Instant, msg: Message, src: Peer) {
         let routes = std::sync::Arc::clone(&self.routes);
         if routes.zone(src.addr.ip()) != Zone::Endpoint {
             // The PBX and the trunks do not register with the gateway.
@@ -368,7 +369,7 @@ impl Core {
         now: Instant,
         aor: &str,
         w: Wanted,
-        src: Target,
+        src: Peer,
         path: &[String],
         call_id: &str,
         cseq: u32,
@@ -439,7 +440,7 @@ impl Core {
         &mut self,
         now: Instant,
         msg: &Message,
-        src: Target,
+        src: Peer,
         register: bool,
         stale: bool,
     ) -> Option<Message> {
@@ -474,7 +475,7 @@ impl Core {
         &mut self,
         now: Instant,
         msg: &Message,
-        src: Target,
+        src: Peer,
         failure: Failure,
     ) -> bool {
         self.stats.auth_failures += 1;

@@ -9,28 +9,8 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use ipnet::IpNet;
-use sipwarden_config::{
-    AccountsFile, Config, NumberRange, Transport as CfgTransport, canonical_number,
-};
-use sipwarden_sip::header::Transport;
-
-/// Where a message goes, or where it came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Target {
-    /// Transport.
-    pub transport: Transport,
-    /// Peer address.
-    pub addr: SocketAddr,
-    /// The connection (TCP/TLS/WS) a message arrived on, or should leave by.
-    pub flow: Option<u64>,
-}
-
-impl Target {
-    /// Whether the transport is reliable (no retransmissions).
-    pub fn reliable(&self) -> bool {
-        self.transport.is_stream()
-    }
-}
+use sipwarden_config::{AccountsFile, Config, NumberRange, canonical_number};
+use sipwarden_sip::Peer;
 
 /// Which side of the gateway a source is on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,7 +31,7 @@ pub struct TrunkRoute {
     /// Source networks.
     pub networks: Vec<IpNet>,
     /// Where outbound calls go.
-    pub target: Target,
+    pub target: Peer,
     /// Host part used in Request-URI, From and To toward the provider.
     pub host: String,
     /// Digest credentials for the provider's challenges.
@@ -66,7 +46,7 @@ pub struct TrunkRoute {
 #[derive(Clone, Debug)]
 pub struct Routes {
     /// PBX target.
-    pub pbx: Target,
+    pub pbx: Peer,
     /// PBX source networks.
     pub pbx_networks: Vec<IpNet>,
     /// Trunks, in configuration order; outbound calls use the first.
@@ -114,14 +94,6 @@ impl std::fmt::Display for RouteError {
 
 impl std::error::Error for RouteError {}
 
-fn transport(t: CfgTransport) -> Transport {
-    match t {
-        CfgTransport::Udp => Transport::Udp,
-        CfgTransport::Tcp => Transport::Tcp,
-        CfgTransport::Tls => Transport::Tls,
-    }
-}
-
 impl Routes {
     /// Builds routes from a validated configuration. Trunk proxies must be IP addresses
     /// (name resolution belongs to the caller, which can do I/O); passwords are read here.
@@ -142,8 +114,8 @@ impl Routes {
             trunks.push(TrunkRoute {
                 name: t.name.clone(),
                 networks: t.networks.clone(),
-                target: Target {
-                    transport: transport(t.proxy.transport),
+                target: Peer {
+                    transport: t.proxy.transport,
                     addr: SocketAddr::new(ip, t.proxy.port),
                     flow: None,
                 },
@@ -185,8 +157,8 @@ impl Routes {
                 default_expires: r.default_expires,
                 udp_ping: r.udp_ping,
             },
-            pbx: Target {
-                transport: transport(cfg.pbx.transport),
+            pbx: Peer {
+                transport: cfg.pbx.transport,
                 addr: cfg.pbx.address,
                 flow: None,
             },
@@ -202,10 +174,7 @@ impl Routes {
     /// The zone of a source address. Longest matching prefix wins; IPv4-mapped IPv6
     /// addresses are treated as the IPv4 address they carry.
     pub fn zone(&self, ip: IpAddr) -> Zone {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
+        let ip = ip.to_canonical();
         let mut best: Option<(u8, Zone)> = None;
         let mut consider = |nets: &[IpNet], zone: Zone| {
             for n in nets.iter().filter(|n| n.contains(&ip)) {

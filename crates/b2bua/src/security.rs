@@ -3,25 +3,14 @@
 //! security log (see `sipwarden-events`), for the log files and fail2ban. Values the peer
 //! chose (Call-ID, user names) go in as they are; the events crate makes them harmless.
 
-use sipwarden_events::{Endpoint, SecurityEvent, Transport as EvTransport, ie};
-use sipwarden_sip::header::Transport;
+use sipwarden_events::{Endpoint, SecurityEvent, ie};
 use sipwarden_sip::{HeaderName, Message};
 
 use crate::Core;
 use sipwarden_stages::AuthFailure;
 
 use crate::endpoint_auth::Failure;
-use crate::routes::Target;
-
-fn transport(t: Transport) -> EvTransport {
-    match t {
-        Transport::Tcp => EvTransport::Tcp,
-        Transport::Tls => EvTransport::Tls,
-        Transport::Ws => EvTransport::Ws,
-        Transport::Wss => EvTransport::Wss,
-        _ => EvTransport::Udp,
-    }
-}
+use sipwarden_sip::Peer;
 
 /// The credentials a request carried: (username, nonce, response).
 fn credentials(msg: &Message) -> (String, String, String) {
@@ -41,11 +30,10 @@ fn credentials(msg: &Message) -> (String, String, String) {
 
 impl Core {
     /// Our end and theirs, as the log names them.
-    fn ends(&self, src: Target) -> (Endpoint, Endpoint) {
-        let t = transport(src.transport);
+    fn ends(&self, src: Peer) -> (Endpoint, Endpoint) {
         (
-            Endpoint::new(t, self.local.addr(src.transport)),
-            Endpoint::new(t, src.addr),
+            Endpoint::new(src.transport, self.local.addr(src.transport)),
+            Endpoint::new(src.transport, src.addr),
         )
     }
 
@@ -58,7 +46,7 @@ impl Core {
 
     /// An authentication failure: its kind picks the Asterisk event (and so what fail2ban
     /// sees), its detail is the JSON log's reason.
-    pub(crate) fn event_auth_failure(&mut self, msg: &Message, src: Target, failure: Failure) {
+    pub(crate) fn event_auth_failure(&mut self, msg: &Message, src: Peer, failure: Failure) {
         let (local, remote) = self.ends(src);
         let call_id = msg.call_id().unwrap_or("");
         let (user, nonce, response) = credentials(msg);
@@ -72,7 +60,7 @@ impl Core {
     }
 
     /// A challenge went out.
-    pub(crate) fn event_challenge(&mut self, msg: &Message, src: Target, nonce: &str) {
+    pub(crate) fn event_challenge(&mut self, msg: &Message, src: Peer, nonce: &str) {
         let (local, remote) = self.ends(src);
         let user = msg
             .from_header()
@@ -88,7 +76,7 @@ impl Core {
     }
 
     /// A phone proved who it is.
-    pub(crate) fn event_success(&mut self, msg: &Message, src: Target, account: &str) {
+    pub(crate) fn event_success(&mut self, msg: &Message, src: Peer, account: &str) {
         let (local, remote) = self.ends(src);
         let e = SecurityEvent::successful_auth(msg.call_id().unwrap_or(""), local, remote, true)
             .with_account(account);
@@ -96,7 +84,7 @@ impl Core {
     }
 
     /// Refused by an allow/deny list (or as a scanner: `acl` "scanner").
-    pub(crate) fn event_acl(&mut self, msg: &Message, src: Target, acl: &str, reason: &str) {
+    pub(crate) fn event_acl(&mut self, msg: &Message, src: Peer, acl: &str, reason: &str) {
         let (local, remote) = self.ends(src);
         let e = SecurityEvent::failed_acl(msg.call_id().unwrap_or(""), local, remote, acl)
             .with_reason(reason);
@@ -104,12 +92,12 @@ impl Core {
     }
 
     /// A malformed request from outside.
-    pub(crate) fn event_bad_format(&mut self, msg: &Message, src: Target, reason: &str) {
+    pub(crate) fn event_bad_format(&mut self, msg: &Message, src: Peer, reason: &str) {
         self.event_request(msg, src, reason, SecurityEvent::request_bad_format);
     }
 
     /// A request this source may not make (REGISTER from the PBX or a trunk).
-    pub(crate) fn event_not_allowed(&mut self, msg: &Message, src: Target, reason: &str) {
+    pub(crate) fn event_not_allowed(&mut self, msg: &Message, src: Peer, reason: &str) {
         self.event_request(msg, src, reason, SecurityEvent::request_not_allowed);
     }
 
@@ -117,7 +105,7 @@ impl Core {
     fn event_request(
         &mut self,
         msg: &Message,
-        src: Target,
+        src: Peer,
         reason: &str,
         make: fn(String, Endpoint, Endpoint, String) -> SecurityEvent,
     ) {
@@ -146,7 +134,7 @@ fn auth_failure_event(
             .with_ie(ie::RECEIVED_HASH, response),
         F::WrongNetwork => SecurityEvent::failed_acl(call_id, local, remote, "account_networks"),
         F::WrongTransport => {
-            let attempted = remote.transport.as_str();
+            let attempted = remote.transport_token();
             SecurityEvent::failed_acl(call_id, local, remote, "account_transports")
                 .with_ie(ie::ATTEMPTED_TRANSPORT, attempted)
         }
@@ -165,13 +153,14 @@ fn auth_failure_event(
 mod tests {
     use super::*;
     use sipwarden_events::EventKind;
+    use sipwarden_sip::header::Transport;
 
     /// Each kind of failed login writes the Asterisk event it should, and each of those is a
     /// failure line for fail2ban (whose stock filter the events crate tests against the real
     /// fail2ban-regex, event kind by event kind).
     #[test]
     fn each_failure_kind_writes_its_asterisk_event() {
-        let ep = |a: &str| Endpoint::new(EvTransport::Udp, a.parse().unwrap());
+        let ep = |a: &str| Endpoint::new(Transport::Udp, a.parse().unwrap());
         for kind in AuthFailure::ALL {
             let e = auth_failure_event(
                 kind,

@@ -5,8 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use sipwarden_b2bua::{Routes, Target};
+use sipwarden_b2bua::Routes;
 use sipwarden_config::Config;
+use sipwarden_sip::Peer;
 use sipwarden_sip::header::Transport;
 use sipwarden_sip::{HeaderName, Message, Method, StatusCode};
 use sipwarden_testkit::{
@@ -1066,7 +1067,7 @@ fn pbx_call_to_an_account_not_registered_or_without_srtp() {
     lab.send(PBX_UAC, &pbx_invite("1003", "z9hG4bKnoreg"));
     lab.expect(PBX_UAC, "480 Not Registered");
     // 1002 must use SRTP; it registers over TLS only.
-    let tls = Target {
+    let tls = Peer {
         transport: Transport::Tls,
         addr: addr(PHONE),
         flow: Some(3),
@@ -1097,7 +1098,7 @@ fn pbx_call_to_an_account_not_registered_or_without_srtp() {
 #[test]
 fn phone_registered_over_tcp_is_called_on_its_connection() {
     let mut lab = phone_lab();
-    let tcp = Target {
+    let tcp = Peer {
         transport: Transport::Tcp,
         addr: addr(PHONE),
         flow: Some(42),
@@ -1112,7 +1113,7 @@ fn phone_registered_over_tcp_is_called_on_its_connection() {
     let ok = register_with_auth(&mut lab, tcp, &raw, "1001", PW_1001);
     assert_eq!(first_line(&ok), "SIP/2.0 200 OK");
     lab.send(PBX_UAC, &pbx_invite("1001", "z9hG4bKtcp"));
-    let got = lab.take_with_target(PHONE);
+    let got = lab.take_with_peer(PHONE);
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].1.method(), Some(Method::Invite));
     assert_eq!(got[0].0, tcp, "over the connection it registered on");
@@ -1215,7 +1216,7 @@ fn udp_phones_get_keepalive_options() {
     );
     let ok = register_with_auth(&mut lab, udp(PHONE), &raw, "1001", PW_1001);
     assert_eq!(first_line(&ok), "SIP/2.0 200 OK");
-    let tcp = Target {
+    let tcp = Peer {
         transport: Transport::Tcp,
         addr: addr(PHONE2),
         flow: Some(5),
@@ -1249,7 +1250,7 @@ fn phone_over_tls_gets_a_contact_of_its_own_scheme() {
         ("sips:5551234@127.0.0.1:5061", "sips:"),
     ] {
         let mut lab = phone_lab();
-        let tls = Target {
+        let tls = Peer {
             transport: Transport::Tls,
             addr: addr(PHONE),
             flow: Some(7),

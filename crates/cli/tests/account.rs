@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 use common::*;
 use sipwarden_config::AccountsFile;
 use sipwarden_sip::digest::{Algorithm, ha1};
+use sipwarden_sip::header::Transport;
 
 fn add(args: &[&str], stdin: &str) -> std::process::Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sipwarden"))
@@ -113,11 +114,5 @@ fn the_lab_accounts_match_the_lab_passwords() {
         secure.media_encryption,
         sipwarden_config::MediaEncryption::Required
     );
-    assert_eq!(
-        secure.transports,
-        [
-            sipwarden_config::AccountTransport::Tls,
-            sipwarden_config::AccountTransport::Wss
-        ]
-    );
+    assert_eq!(secure.transports, [Transport::Tls, Transport::Wss]);
 }

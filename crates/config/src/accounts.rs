@@ -16,6 +16,7 @@ use std::path::Path;
 
 use ipnet::IpNet;
 use serde::Deserialize;
+use sipwarden_sip::header::Transport;
 
 use crate::error::ConfigError;
 use crate::values;
@@ -29,22 +30,6 @@ pub struct AccountsFile {
     /// The accounts.
     #[serde(default, rename = "account")]
     pub accounts: Vec<AccountConfig>,
-}
-
-/// A transport an account may be restricted to.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum AccountTransport {
-    /// UDP.
-    Udp,
-    /// TCP.
-    Tcp,
-    /// TLS.
-    Tls,
-    /// WebSocket.
-    Ws,
-    /// Secure WebSocket.
-    Wss,
 }
 
 /// Whether an account's calls must use SRTP.
@@ -79,9 +64,9 @@ pub struct AccountConfig {
     /// Most contacts registered at once (default 5).
     #[serde(default = "default_max_contacts")]
     pub max_contacts: usize,
-    /// Transports the account may use (default: any).
-    #[serde(default)]
-    pub transports: Vec<AccountTransport>,
+    /// Transports the account may use: udp, tcp, tls, ws, wss (default: any).
+    #[serde(default, deserialize_with = "values::account_transports")]
+    pub transports: Vec<Transport>,
     /// Media encryption policy for its calls.
     #[serde(default)]
     pub media_encryption: MediaEncryption,
@@ -187,7 +172,7 @@ mod tests {
         .unwrap();
         assert_eq!(f.get("1001").unwrap().max_contacts, 5);
         let b = f.get("1002").unwrap();
-        assert_eq!(b.transports, [AccountTransport::Tls, AccountTransport::Wss]);
+        assert_eq!(b.transports, [Transport::Tls, Transport::Wss]);
         assert_eq!(b.media_encryption, MediaEncryption::Required);
         assert_eq!(b.networks[0].to_string(), "127.0.0.2/32");
         let e = AccountsFile::from_toml("realm = \"r\"\n[[account]]\nuser = \"1001\"\nha1_md5 = \"XYZ\"\n[[account]]\nuser = \"1001\"\nha1_md5 = \"42a3bbc213144377ae531e125246ffb7\"\n[[account]]\nuser = \"a b\"\n", Some(Path::new("acc.toml"))).unwrap_err();
@@ -215,6 +200,26 @@ mod tests {
             e[0].to_string()
                 .contains("acc.toml:4: account.password: unknown field `password`"),
             "{e:?}"
+        );
+        let transports = |t: &str| {
+            AccountsFile::from_toml(
+                &format!("realm = \"r\"\n[[account]]\nuser = \"1\"\nha1_md5 = \"42a3bbc213144377ae531e125246ffb7\"\ntransports = {t}\n"),
+                Some(Path::new("acc.toml")),
+            )
+            .map(|f| f.accounts[0].transports.clone())
+            .map_err(|e| e[0].to_string())
+        };
+        assert_eq!(
+            transports("[\"udp\", \"tcp\", \"ws\"]"),
+            Ok(vec![Transport::Udp, Transport::Tcp, Transport::Ws])
+        );
+        assert_eq!(
+            transports("[\"sctp\"]").unwrap_err(),
+            "acc.toml:5: account.transports: unknown variant `sctp`, expected one of `udp`, `tcp`, `tls`, `ws`, `wss`"
+        );
+        assert_eq!(
+            transports("\"tls\"").unwrap_err(),
+            "acc.toml:5: account.transports: invalid type: string \"tls\", expected a sequence"
         );
     }
 }

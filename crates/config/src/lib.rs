@@ -32,12 +32,12 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use serde::Deserialize;
+use sipwarden_sip::header::Transport;
 
-pub use accounts::{AccountConfig, AccountTransport, AccountsFile, MediaEncryption};
+pub use accounts::{AccountConfig, AccountsFile, MediaEncryption};
 pub use error::ConfigError;
 pub use numbers::{NumberRange, canonical_number};
 pub use security::{AclAction, AclConfig, AclLists, BanConfig, RateLimitConfig, ScannerConfig};
-pub use values::Transport;
 
 /// The whole configuration.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -260,7 +260,8 @@ pub struct PbxConfig {
     /// Where calls to the PBX go. Default 127.0.0.1:5080.
     #[serde(deserialize_with = "values::socket_addr")]
     pub address: SocketAddr,
-    /// Transport toward the PBX: "udp" (default) or "tcp".
+    /// Transport toward the PBX: "udp" (default), "tcp" or "tls".
+    #[serde(deserialize_with = "values::outbound_transport")]
     pub transport: Transport,
     /// Source networks that are the PBX. Default: the address's IP alone.
     #[serde(deserialize_with = "values::networks")]

@@ -113,6 +113,26 @@ fn errors_name_the_file_line_and_key() {
 }
 
 #[test]
+fn transports_are_lowercase_names_the_setting_allows() {
+    let pbx = |t: &str| Config::from_toml(&format!("[pbx]\ntransport = {t}\n"), None);
+    assert_eq!(pbx("\"tcp\"").unwrap().pbx.transport, Transport::Tcp);
+    assert_eq!(pbx("\"tls\"").unwrap().pbx.transport, Transport::Tls);
+    assert_eq!(Config::default().pbx.transport, Transport::Udp);
+    assert_eq!(
+        errors("[pbx]\ntransport = \"ws\"\n"),
+        ["gw.toml:2: pbx.transport: unknown variant `ws`, expected one of `udp`, `tcp`, `tls`"]
+    );
+    assert_eq!(
+        errors("[pbx]\ntransport = \"UDP\"\n"),
+        ["gw.toml:2: pbx.transport: unknown variant `UDP`, expected one of `udp`, `tcp`, `tls`"]
+    );
+    assert_eq!(
+        errors("[pbx]\ntransport = 5\n"),
+        ["gw.toml:2: pbx.transport: wanted string or table"]
+    );
+}
+
+#[test]
 fn cross_field_errors_are_all_reported() {
     let e = errors(
         "[listen]\ntls = [\"127.0.0.1:5061\"]\n\n[[trunk]]\nname = \"a\"\nnetworks = [\"192.0.2.0/24\"]\nproxy = \"sip:192.0.2.1\"\n\n[[trunk]]\nname = \"a\"\nnetworks = [\"127.0.0.0/8\"]\nproxy = \"sip:192.0.2.2\"\ndanger_password = \"p\"\n",

@@ -6,24 +6,14 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use serde::Deserialize;
-use serde::de::{self, Deserializer};
+use serde::de::{
+    self, DeserializeSeed, Deserializer, EnumAccess, SeqAccess, VariantAccess, Visitor,
+};
 use sipwarden_sip::Uri;
+use sipwarden_sip::header::Transport;
 
 use crate::TlsVersion;
 use crate::numbers::NumberRange;
-
-/// A SIP transport in configuration.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    /// UDP.
-    #[default]
-    Udp,
-    /// TCP.
-    Tcp,
-    /// TLS over TCP.
-    Tls,
-}
 
 /// Where a trunk's outbound calls go, read from a `sip:`/`sips:` URI.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,6 +37,73 @@ impl Proxy {
             .parse()
             .ok()
     }
+}
+
+/// The transports the gateway can open a connection with: the PBX's and the trunks'. It
+/// never opens a WebSocket connection, so `ws` and `wss` are not among them.
+const OUTBOUND_TRANSPORTS: &[&str] = &["udp", "tcp", "tls"];
+/// The transports an account may be restricted to.
+const ACCOUNT_TRANSPORTS: &[&str] = &["udp", "tcp", "tls", "ws", "wss"];
+
+/// Reads a transport by its lowercase name, refusing any name not in the list with serde's
+/// "unknown variant …, expected one of …" error. Read as an enum, so it accepts and refuses
+/// exactly what a derived lowercase enum would.
+#[derive(Clone, Copy)]
+struct TransportNamed(&'static [&'static str]);
+
+impl<'de> DeserializeSeed<'de> for TransportNamed {
+    type Value = Transport;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Transport, D::Error> {
+        d.deserialize_enum("Transport", self.0, self)
+    }
+}
+
+impl<'de> Visitor<'de> for TransportNamed {
+    type Value = Transport;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "one of {}", self.0.join(", "))
+    }
+
+    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Transport, A::Error> {
+        let (name, variant): (String, A::Variant) = data.variant()?;
+        if !self.0.contains(&name.as_str()) {
+            return Err(de::Error::unknown_variant(&name, self.0));
+        }
+        variant.unit_variant()?;
+        Ok(Transport::from_token(&name))
+    }
+}
+
+/// `udp`, `tcp` or `tls`: the transport toward the PBX.
+pub(crate) fn outbound_transport<'de, D: Deserializer<'de>>(d: D) -> Result<Transport, D::Error> {
+    TransportNamed(OUTBOUND_TRANSPORTS).deserialize(d)
+}
+
+/// A list of `udp`, `tcp`, `tls`, `ws` and `wss`: the transports an account may use.
+pub(crate) fn account_transports<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<Transport>, D::Error> {
+    struct List;
+
+    impl<'de> Visitor<'de> for List {
+        type Value = Vec<Transport>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a sequence")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Transport>, A::Error> {
+            let mut v = Vec::new();
+            while let Some(t) = seq.next_element_seed(TransportNamed(ACCOUNT_TRANSPORTS))? {
+                v.push(t);
+            }
+            Ok(v)
+        }
+    }
+
+    d.deserialize_seq(List)
 }
 
 fn parse_socket_addr(s: &str) -> Result<SocketAddr, String> {

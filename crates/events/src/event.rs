@@ -2,6 +2,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use sipwarden_sip::header::Transport;
+
 /// Names of the information elements (IEs) an event can carry in [`SecurityEvent::extra`],
 /// spelled as Asterisk's main/event.c spells them, so that a typo cannot invent a field.
 pub mod ie {
@@ -125,34 +127,6 @@ impl EventKind {
     }
 }
 
-/// The transport a request came over, as Asterisk names it in addresses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Transport {
-    /// UDP.
-    Udp,
-    /// TCP.
-    Tcp,
-    /// TLS over TCP.
-    Tls,
-    /// WebSocket (RFC 7118).
-    Ws,
-    /// Secure WebSocket (RFC 7118).
-    Wss,
-}
-
-impl Transport {
-    /// The token of Asterisk's address format (main/json.c `ast_json_ipaddr`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Udp => "UDP",
-            Self::Tcp => "TCP",
-            Self::Tls => "TLS",
-            Self::Ws => "WS",
-            Self::Wss => "WSS",
-        }
-    }
-}
-
 /// One end of the exchange that caused an event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Endpoint {
@@ -174,6 +148,19 @@ impl Endpoint {
     pub fn ip(&self) -> IpAddr {
         self.addr.ip().to_canonical()
     }
+
+    /// The transport's token as Asterisk writes it, in addresses (main/json.c
+    /// `ast_json_ipaddr`) and in the AttemptedTransport IE: Asterisk names these five; SCTP
+    /// and unknown tokens, which no listener of ours produces, are written as UDP.
+    pub fn transport_token(&self) -> &'static str {
+        match self.transport {
+            Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
+            Transport::Ws => "WS",
+            Transport::Wss => "WSS",
+            _ => "UDP",
+        }
+    }
 }
 
 /// Formats as Asterisk's address IE: `IPV4/UDP/192.0.2.1/5060`, `IPV6/TLS/2001:db8::1/5061`.
@@ -184,7 +171,7 @@ impl std::fmt::Display for Endpoint {
         write!(
             f,
             "{family}/{}/{ip}/{}",
-            self.transport.as_str(),
+            self.transport_token(),
             self.addr.port()
         )
     }

@@ -5,14 +5,16 @@
 //! format, so that the stock fail2ban `asterisk` filter bans attackers without a custom
 //! filter, and as one JSON line for log shippers. This crate is the event model and both
 //! formats, sans-io (the caller passes the wall-clock time), plus [`SecurityLog`], a small
-//! synchronous file writer. It depends on no other sipwarden crate.
+//! synchronous file writer. Of the sipwarden crates it depends on `sipwarden-sip` alone, for
+//! the transport type.
 //!
 //! Every value in an event may come from the attacker, and Asterisk itself does not escape
 //! them; see [`asterisk_line`] for how a value is kept from adding or faking a field.
 //!
 //! ```
 //! use std::time::{Duration, UNIX_EPOCH};
-//! use sipwarden_events::{Endpoint, SecurityEvent, Transport, asterisk_line};
+//! use sipwarden_events::{Endpoint, SecurityEvent, asterisk_line};
+//! use sipwarden_sip::header::Transport;
 //!
 //! let local = Endpoint::new(Transport::Udp, "192.0.2.1:5060".parse().unwrap());
 //! let remote = Endpoint::new(Transport::Udp, "203.0.113.9:5062".parse().unwrap());
@@ -50,6 +52,6 @@ mod writer;
 mod tests;
 
 pub use asterisk::{MAX_VALUE_BYTES, asterisk_line};
-pub use event::{BanInfo, Endpoint, EventKind, SecurityEvent, Transport, ie};
+pub use event::{BanInfo, Endpoint, EventKind, SecurityEvent, ie};
 pub use json::json_line;
 pub use writer::SecurityLog;

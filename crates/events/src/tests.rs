@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use proptest::prelude::*;
 use serde_json::Value;
+use sipwarden_sip::header::Transport;
 
 use crate::*;
 
@@ -246,6 +247,13 @@ fn ipv6_and_transports() {
     let e = SecurityEvent::invalid_account_id("c", tcp, ws);
     assert!(line(&e).contains(
         ",LocalAddress=\"IPV4/TCP/198.51.100.7/5060\",RemoteAddress=\"IPV4/WS/198.51.100.8/80\""
+    ));
+    // Asterisk has no word for the others; they are written as UDP.
+    let sctp = ep(Transport::Sctp, "198.51.100.9:5060");
+    let other = ep(Transport::Other, "198.51.100.10:5060");
+    let e = SecurityEvent::invalid_account_id("c", sctp, other);
+    assert!(line(&e).contains(
+        ",LocalAddress=\"IPV4/UDP/198.51.100.9/5060\",RemoteAddress=\"IPV4/UDP/198.51.100.10/5060\""
     ));
 }
 

@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, UNIX_EPOCH};
 
-use sipwarden_events::{Endpoint, SecurityEvent, SecurityLog, Transport, asterisk_line, ie};
+use sipwarden_events::{Endpoint, SecurityEvent, SecurityLog, asterisk_line, ie};
+use sipwarden_sip::header::Transport;
 
 const FILTER: &str = "/etc/fail2ban/filter.d/asterisk.conf";
 const DECOY: &str = ",RemoteAddress=\"IPV4/UDP/6.6.6.6/5060\"";

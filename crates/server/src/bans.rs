@@ -26,13 +26,6 @@ pub(crate) struct BanInfo {
     pub(crate) count: u32,
 }
 
-fn normalize(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
-
 pub(crate) fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -62,7 +55,7 @@ fn from_unix(t: i64, now: Instant, unix: i64) -> Instant {
 impl sipwarden_transport::Gate for BanView {
     fn admit(&self, ip: IpAddr) -> bool {
         let map = self.banned.read().unwrap_or_else(|e| e.into_inner());
-        map.is_empty() || !map.contains_key(&normalize(ip))
+        map.is_empty() || !map.contains_key(&ip.to_canonical())
     }
 }
 

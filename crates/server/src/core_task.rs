@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use sipwarden_b2bua::{Core, Stats, Target};
+use sipwarden_b2bua::{Core, Stats};
 use sipwarden_store::Store;
 
 use crate::bans::{BanView, Nft};
@@ -29,7 +29,7 @@ fn write_event(log: &mut sipwarden_events::SecurityLog, e: &sipwarden_events::Se
         tracing::error!("security log not written: {err}");
     }
 }
-use sipwarden_transport::{Inbound, Peer, Transports};
+use sipwarden_transport::{Inbound, Transports};
 use tokio::sync::{mpsc, watch};
 
 /// Commands for the call core.
@@ -61,22 +61,6 @@ pub enum Control {
     },
     /// Stop the task.
     Stop,
-}
-
-fn target(p: Peer) -> Target {
-    Target {
-        transport: p.proto,
-        addr: p.addr,
-        flow: p.flow,
-    }
-}
-
-fn peer(t: Target) -> Peer {
-    Peer {
-        proto: t.transport,
-        addr: t.addr,
-        flow: t.flow,
-    }
 }
 
 /// Sends what the core wants sent; first makes its location and ban changes durable (and
@@ -147,7 +131,7 @@ fn flush(core: &mut Core, transports: &Transports, sinks: &mut Sinks) {
         tracing::error!("security log not written: {err}");
     }
     while let Some(t) = core.poll_transmit() {
-        transports.send(peer(t.dest), t.bytes);
+        transports.send(t.dest, t.bytes);
     }
 }
 
@@ -202,7 +186,7 @@ pub(crate) async fn run(
                 let now = Instant::now();
                 core.set_wall_clock(now, std::time::SystemTime::now());
                 for i in batch.drain(..) {
-                    core.on_message(now, i.msg, target(i.peer));
+                    core.on_message(now, i.msg, i.peer);
                 }
             }
             () = timer => {

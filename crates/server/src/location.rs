@@ -4,7 +4,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use sipwarden_b2bua::{Binding, LocationChange, Target};
+use sipwarden_b2bua::{Binding, LocationChange};
+use sipwarden_sip::Peer;
 use sipwarden_sip::header::Transport;
 use sipwarden_store::{BindingRow, LocationChange as Row, LocationStore};
 
@@ -48,7 +49,7 @@ fn from_row(r: BindingRow, now: Instant, unix: i64) -> Option<Binding> {
     Some(Binding {
         aor: r.aor,
         contact: r.contact,
-        source: Target {
+        source: Peer {
             transport: Transport::from_token(&r.transport),
             addr,
             flow: None,
@@ -112,7 +113,7 @@ mod tests {
         let b = Binding {
             aor: "1001".into(),
             contact: "sip:1001@10.0.0.5:5062;transport=tcp".into(),
-            source: Target {
+            source: Peer {
                 transport: Transport::Tcp,
                 addr: "127.0.0.2:40000".parse().unwrap(),
                 flow: Some(9),
@@ -132,7 +133,7 @@ mod tests {
         assert_eq!(
             back,
             Binding {
-                source: Target {
+                source: Peer {
                     flow: None,
                     ..b.source
                 },

@@ -12,6 +12,8 @@
 //!   status, or drop.
 //! - [`sdp`] parses the session descriptions a gateway polices; [`digest`] is the
 //!   authentication math.
+//! - [`Peer`] (transport, address, connection) is where a message came from or goes, for
+//!   the transports, the call core and the server alike.
 //!
 //! ```
 //! use sipwarden_sip::{Message, Method, validate, Policy, Decision};
@@ -50,6 +52,7 @@ mod limits;
 mod message;
 mod method;
 mod name;
+mod peer;
 mod scan;
 pub mod sdp;
 mod status;
@@ -62,6 +65,7 @@ pub use limits::Limits;
 pub use message::{EditError, HeaderRef, Message};
 pub use method::Method;
 pub use name::HeaderName;
+pub use peer::{FlowId, Peer};
 pub use status::StatusCode;
 pub use uri::{Host, Scheme, Uri};
 pub use validate::{Decision, Policy, Role, decision_for_parse_error, validate};

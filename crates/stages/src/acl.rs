@@ -5,8 +5,6 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::normalize;
-
 /// What a rule does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AclAction {
@@ -52,7 +50,7 @@ impl Acl {
 
     /// The decision for `ip`.
     pub fn check(&self, ip: IpAddr) -> AclAction {
-        let ip = normalize(ip);
+        let ip = ip.to_canonical();
         self.rules.iter().find(|(n, _)| n.contains(&ip)).map_or(
             if self.default_deny {
                 AclAction::Deny

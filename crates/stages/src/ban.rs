@@ -14,8 +14,6 @@ use std::time::Instant;
 
 use ipnet::IpNet;
 
-use crate::normalize;
-
 /// How bans behave.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BanSettings {
@@ -120,20 +118,20 @@ impl BanTable {
 
     /// Whether `ip` may never be banned.
     pub fn exempt(&self, ip: IpAddr) -> bool {
-        let ip = normalize(ip);
+        let ip = ip.to_canonical();
         self.settings.never.iter().any(|n| n.contains(&ip))
     }
 
     /// Whether `ip` is banned at `now`: one hash lookup.
     pub fn is_banned(&self, ip: IpAddr, now: Instant) -> bool {
         self.entries
-            .get(&normalize(ip))
+            .get(&ip.to_canonical())
             .is_some_and(|e| e.active(now))
     }
 
     /// The entry for `ip`, banned or remembered.
     pub fn get(&self, ip: IpAddr) -> Option<&BanEntry> {
-        self.entries.get(&normalize(ip))
+        self.entries.get(&ip.to_canonical())
     }
 
     /// Bans in force at `now`.
@@ -205,7 +203,7 @@ impl BanTable {
     /// address is exempt or already banned (an active ban is not extended by more offences:
     /// a banned source's packets are dropped before they can offend).
     pub fn ban(&mut self, ip: IpAddr, now: Instant, reason: &str) -> Option<BanEntry> {
-        let ip = normalize(ip);
+        let ip = ip.to_canonical();
         if self.exempt(ip) {
             return None;
         }
@@ -260,7 +258,7 @@ impl BanTable {
     /// Lifts a ban (an operator's decision) and forgets the address's history. Returns
     /// whether it was banned.
     pub fn unban(&mut self, ip: IpAddr, now: Instant) -> bool {
-        let ip = normalize(ip);
+        let ip = ip.to_canonical();
         let Some(e) = self.entries.remove(&ip) else {
             return false;
         };
@@ -303,7 +301,7 @@ impl BanTable {
 
     /// Puts back an entry loaded from the store (no change recorded).
     pub fn restore(&mut self, e: BanEntry, now: Instant) {
-        let ip = normalize(e.ip);
+        let ip = e.ip.to_canonical();
         if self.exempt(ip) {
             return;
         }

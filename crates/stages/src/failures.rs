@@ -12,8 +12,6 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use crate::normalize;
-
 /// The counters.
 #[derive(Debug)]
 pub struct FailureCounter {
@@ -98,7 +96,7 @@ impl FailureCounter {
     /// Counts a failure; `true` when the source has reached `max_retry` (ban it). The
     /// source's count restarts after a ban.
     pub fn fail(&mut self, ip: IpAddr, account: Option<&str>, now: Instant) -> bool {
-        let ip = normalize(ip);
+        let ip = ip.to_canonical();
         let (keep, window) = (self.max_retry as usize, self.find_time);
         if let Some(a) = account.filter(|a| !a.is_empty()) {
             if !self.by_account.contains_key(a) {
@@ -121,7 +119,7 @@ impl FailureCounter {
 
     /// Failures from `ip` within `find_time` (since its last ban or success).
     pub fn recent(&self, ip: IpAddr, now: Instant) -> usize {
-        self.by_ip.get(&normalize(ip)).map_or(0, |q| {
+        self.by_ip.get(&ip.to_canonical()).map_or(0, |q| {
             q.iter()
                 .filter(|t| now.saturating_duration_since(**t) < self.find_time)
                 .count()
@@ -130,13 +128,13 @@ impl FailureCounter {
 
     /// A success from `ip`: its own count starts over.
     pub fn succeed(&mut self, ip: IpAddr) {
-        self.by_ip.remove(&normalize(ip));
+        self.by_ip.remove(&ip.to_canonical());
     }
 
     /// `account` authenticated from `ip`: its count starts over, and the address is exempt from
     /// the account's lock for `remember`.
     pub fn succeed_for(&mut self, ip: IpAddr, account: &str, now: Instant) {
-        let ip = normalize(ip);
+        let ip = ip.to_canonical();
         self.by_ip.remove(&ip);
         if !self.known.contains_key(account) && self.known.len() >= self.max_tracked {
             let remember = self.remember;
@@ -175,7 +173,7 @@ impl FailureCounter {
         {
             return false;
         }
-        let ip = normalize(ip);
+        let ip = ip.to_canonical();
         !self.known.get(account).is_some_and(|v| {
             v.iter()
                 .any(|(a, t)| *a == ip && now.saturating_duration_since(*t) < self.remember)

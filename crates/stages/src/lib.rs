@@ -5,6 +5,12 @@
 //! socket or writes a file, so every limit, expiry and escalation is tested with simulated
 //! time. The order the stages run in is code (in the call core), not configuration:
 //! ban → rate limit → sanity → scanner → zone/ACL → authentication.
+//!
+//! Every table here keyed by address takes the address through [`IpAddr::to_canonical`]: an
+//! IPv4-mapped IPv6 address (a dual-stack socket's view of an IPv4 peer) is the IPv4 address
+//! it carries, so one attacker has one key.
+//!
+//! [`IpAddr::to_canonical`]: std::net::IpAddr::to_canonical
 #![cfg_attr(
     not(test),
     deny(
@@ -25,8 +31,6 @@ pub mod ratelimit;
 pub mod scanner;
 pub mod verdict;
 
-use std::net::IpAddr;
-
 pub use acl::{Acl, AclAction};
 pub use auth_failure::AuthFailure;
 pub use ban::{BanChange, BanEntry, BanSettings, BanTable};
@@ -35,11 +39,3 @@ pub use policy::{CallPolicy, CallRequest, Destination, Origin};
 pub use ratelimit::{Rate, RateLimiter, RateSettings, RequestClass};
 pub use scanner::Scanner;
 pub use verdict::{Reason, StageName, Verdict, VerdictCounts};
-
-/// IPv4-mapped IPv6 addresses are the IPv4 address they carry: one attacker, one key.
-pub fn normalize(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}

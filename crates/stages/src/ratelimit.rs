@@ -10,8 +10,6 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Instant;
 
-use crate::normalize;
-
 /// A rate: tokens per second and bucket size.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Rate {
@@ -150,7 +148,7 @@ impl RateLimiter {
 
     /// Counts one request from `ip`; `false` when it is over a limit (the caller bans).
     pub fn allow(&mut self, ip: IpAddr, class: RequestClass, now: Instant) -> bool {
-        let ip = normalize(ip);
+        let ip = ip.to_canonical();
         if !self.sources.contains_key(&ip) && self.sources.len() >= self.settings.max_tracked.max(1)
         {
             self.make_room(now);

@@ -2,8 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use sipwarden_b2bua::{Core, Local, Routes, Settings, Stats, Target};
+use sipwarden_b2bua::{Core, Local, Routes, Settings, Stats};
 use sipwarden_config::Config;
+use sipwarden_sip::Peer;
 use sipwarden_sip::{Message, StatusCode};
 
 use crate::{GATEWAY, LAB_CONFIG, addr, first_line, udp};
@@ -19,7 +20,7 @@ pub struct Lab {
     /// The simulated time: what the core was last told it is.
     pub now: Instant,
     /// Everything the gateway sent and no one took yet: (destination, message).
-    wire: Vec<(Target, Message)>,
+    wire: Vec<(Peer, Message)>,
 }
 
 impl Default for Lab {
@@ -57,7 +58,7 @@ impl Lab {
 
     /// Hands `bytes` from `from` to the core, parsed as the transport would, without collecting
     /// what it sends: the benchmark drains the core itself.
-    pub fn feed(&mut self, from: Target, bytes: &[u8]) {
+    pub fn feed(&mut self, from: Peer, bytes: &[u8]) {
         let msg = Message::parse(bytes).unwrap_or_else(|e| {
             panic!(
                 "unparseable message from {from:?} ({e}): {}",
@@ -79,7 +80,7 @@ impl Lab {
     }
 
     /// `msg` from `from`, over any transport or connection.
-    pub fn send_from(&mut self, from: Target, msg: Message) {
+    pub fn send_from(&mut self, from: Peer, msg: Message) {
         // Through the wire format, as a peer would send it.
         self.feed(from, &msg.to_bytes());
         self.collect();
@@ -115,14 +116,14 @@ impl Lab {
 
     /// Messages sent to `to` since the last call, oldest first.
     pub fn take(&mut self, to: &str) -> Vec<Message> {
-        self.take_with_target(to)
+        self.take_with_peer(to)
             .into_iter()
             .map(|(_, m)| m)
             .collect()
     }
 
     /// Like `take`, with the transport and connection each message left by.
-    pub fn take_with_target(&mut self, to: &str) -> Vec<(Target, Message)> {
+    pub fn take_with_peer(&mut self, to: &str) -> Vec<(Peer, Message)> {
         let a = addr(to);
         let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.wire)
             .into_iter()

@@ -23,7 +23,7 @@ mod steps;
 
 use std::net::SocketAddr;
 
-use sipwarden_b2bua::Target;
+use sipwarden_sip::Peer;
 use sipwarden_sip::header::Transport;
 
 pub use lab::Lab;
@@ -79,8 +79,8 @@ pub fn addr(s: &str) -> SocketAddr {
 }
 
 /// A UDP peer at `s`, as the UDP transport names it to the core.
-pub fn udp(s: &str) -> Target {
-    Target {
+pub fn udp(s: &str) -> Peer {
+    Peer {
         transport: Transport::Udp,
         addr: addr(s),
         flow: None,

@@ -1,6 +1,6 @@
 //! The exchanges many flows begin with, played against a [`Lab`] and checked on the way.
 
-use sipwarden_b2bua::Target;
+use sipwarden_sip::Peer;
 use sipwarden_sip::{HeaderName, Message, Method};
 
 use crate::{
@@ -99,7 +99,7 @@ pub fn phone_lab() -> Lab {
 
 /// REGISTER `raw` (CSeq 1) from `from`, its 401, then the REGISTER again with `user`'s
 /// credentials `pw` (CSeq 2, a new branch): returns the final answer.
-pub fn register_with_auth(lab: &mut Lab, from: Target, raw: &str, user: &str, pw: &str) -> Message {
+pub fn register_with_auth(lab: &mut Lab, from: Peer, raw: &str, user: &str, pw: &str) -> Message {
     let first = Message::parse(raw.as_bytes()).unwrap();
     lab.send_from(from, first.clone());
     let to = from.addr.to_string();
@@ -124,7 +124,7 @@ pub fn register_with_auth(lab: &mut Lab, from: Target, raw: &str, user: &str, pw
 /// A phone's INVITE `raw` (CSeq 1, Via branch `branch`) from `from`: its 407 (nothing reaches
 /// the PBX before authentication), then the INVITE again with 1001's credentials (CSeq 2, a
 /// new branch). Returns the INVITE that reached the PBX.
-pub fn invite_with_auth(lab: &mut Lab, from: Target, raw: &str, branch: &str) -> Message {
+pub fn invite_with_auth(lab: &mut Lab, from: Peer, raw: &str, branch: &str) -> Message {
     lab.send_from(from, Message::parse(raw.as_bytes()).unwrap());
     let ch = lab.expect(&from.addr.to_string(), "407 Proxy Authentication Required");
     assert!(

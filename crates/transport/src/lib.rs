@@ -32,28 +32,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use sipwarden_sip::header::Transport as Proto;
-use sipwarden_sip::{Limits, Message};
+use sipwarden_sip::header::Transport;
+use sipwarden_sip::{Limits, Message, Peer};
 use tokio::sync::mpsc;
 
 pub use metrics::{Metrics, Snapshot};
 pub use stream::Conns;
-
-/// Identifies one TCP/TLS/WSS connection for its lifetime.
-pub type FlowId = u64;
-
-/// A peer: where a message came from, or where it goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Peer {
-    /// Transport.
-    pub proto: Proto,
-    /// Remote address.
-    pub addr: SocketAddr,
-    /// The connection, for stream transports. Set on everything received over TCP, TLS or
-    /// WSS; a WSS peer can only be reached through it (the gateway never opens WebSocket
-    /// connections).
-    pub flow: Option<FlowId>,
-}
 
 /// Who may send at all: asked once per datagram before parsing and once per connection at
 /// accept (before any TLS work). The ban table behind it lives in the call core; this is its
@@ -153,13 +137,13 @@ impl Transports {
         }
         let conns = Arc::new(Conns::new(&cfg, inbound.clone(), Arc::clone(&metrics)));
         for addr in &cfg.tcp {
-            bound.tcp.push(conns.listen(*addr, Proto::Tcp).await?);
+            bound.tcp.push(conns.listen(*addr, Transport::Tcp).await?);
         }
         for addr in &cfg.tls {
-            bound.tls.push(conns.listen(*addr, Proto::Tls).await?);
+            bound.tls.push(conns.listen(*addr, Transport::Tls).await?);
         }
         for addr in &cfg.wss {
-            bound.wss.push(conns.listen(*addr, Proto::Wss).await?);
+            bound.wss.push(conns.listen(*addr, Transport::Wss).await?);
         }
         Ok(Self {
             udp: Arc::new(send_sockets),
@@ -189,8 +173,8 @@ impl Transports {
     /// on its flow, if that is still open; the gateway never opens a WebSocket connection.
     /// Failures are counted, never returned: SIP's retransmissions and timeouts handle loss.
     pub fn send(&self, peer: Peer, bytes: Bytes) {
-        match peer.proto {
-            Proto::Udp => {
+        match peer.transport {
+            Transport::Udp => {
                 let socket = self
                     .udp
                     .iter()

@@ -10,13 +10,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use sipwarden_sip::header::Transport as Proto;
-use sipwarden_sip::{Limits, StreamFramer, StreamItem};
+use sipwarden_sip::header::Transport;
+use sipwarden_sip::{FlowId, Limits, Peer, StreamFramer, StreamItem};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use crate::{Config, FlowId, Inbound, Metrics, Peer, ws};
+use crate::{Config, Inbound, Metrics, ws};
 
 /// Messages queued per connection before sends are dropped (and counted).
 const QUEUE: usize = 1024;
@@ -25,14 +25,14 @@ pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct Flow {
     tx: mpsc::Sender<Bytes>,
-    proto: Proto,
+    transport: Transport,
     addr: SocketAddr,
 }
 
 #[derive(Default)]
 struct State {
     flows: HashMap<FlowId, Flow>,
-    by_peer: HashMap<(Proto, SocketAddr), FlowId>,
+    by_peer: HashMap<(Transport, SocketAddr), FlowId>,
     per_ip: HashMap<IpAddr, usize>,
 }
 
@@ -90,7 +90,7 @@ impl Conns {
     fn admit(
         &self,
         ip: IpAddr,
-        proto: Proto,
+        transport: Transport,
         addr: SocketAddr,
     ) -> Option<(FlowId, mpsc::Receiver<Bytes>)> {
         let mut st = self.lock();
@@ -101,8 +101,15 @@ impl Conns {
         st.per_ip.insert(ip, n + 1);
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(QUEUE);
-        st.flows.insert(id, Flow { tx, proto, addr });
-        st.by_peer.insert((proto, addr), id);
+        st.flows.insert(
+            id,
+            Flow {
+                tx,
+                transport,
+                addr,
+            },
+        );
+        st.by_peer.insert((transport, addr), id);
         drop(st);
         self.metrics.conn_opened();
         Some((id, rx))
@@ -112,8 +119,8 @@ impl Conns {
     pub(crate) fn release(&self, id: FlowId) {
         let mut st = self.lock();
         if let Some(f) = st.flows.remove(&id) {
-            if st.by_peer.get(&(f.proto, f.addr)) == Some(&id) {
-                st.by_peer.remove(&(f.proto, f.addr));
+            if st.by_peer.get(&(f.transport, f.addr)) == Some(&id) {
+                st.by_peer.remove(&(f.transport, f.addr));
             }
             let ip = f.addr.ip();
             match st.per_ip.get(&ip).copied() {
@@ -133,9 +140,9 @@ impl Conns {
     pub(crate) async fn listen(
         self: &Arc<Self>,
         addr: SocketAddr,
-        proto: Proto,
+        transport: Transport,
     ) -> io::Result<SocketAddr> {
-        if matches!(proto, Proto::Tls | Proto::Wss) && self.tls_server.is_none() {
+        if matches!(transport, Transport::Tls | Transport::Wss) && self.tls_server.is_none() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "TLS listener without a certificate",
@@ -157,7 +164,7 @@ impl Conns {
                     drop(stream);
                     continue;
                 }
-                let Some((id, rx)) = conns.admit(from.ip(), proto, from) else {
+                let Some((id, rx)) = conns.admit(from.ip(), transport, from) else {
                     conns.metrics.refused_limit();
                     drop(stream);
                     continue;
@@ -166,7 +173,7 @@ impl Conns {
                 let _ = stream.set_nodelay(true);
                 let c = Arc::clone(&conns);
                 tokio::spawn(async move {
-                    c.serve_inbound(stream, from, proto, id, rx).await;
+                    c.serve_inbound(stream, from, transport, id, rx).await;
                     c.release(id);
                 });
             }
@@ -178,22 +185,22 @@ impl Conns {
         self: &Arc<Self>,
         stream: TcpStream,
         from: SocketAddr,
-        proto: Proto,
+        transport: Transport,
         id: FlowId,
         rx: mpsc::Receiver<Bytes>,
     ) {
-        match proto {
-            Proto::Tls => {
+        match transport {
+            Transport::Tls => {
                 if let Some(tls) = self.accept_tls(stream).await {
-                    self.run(tls, from, proto, id, rx).await;
+                    self.run(tls, from, transport, id, rx).await;
                 }
             }
-            Proto::Wss => {
+            Transport::Wss => {
                 if let Some(tls) = self.accept_tls(stream).await {
                     ws::serve(self, tls, from, id, rx).await;
                 }
             }
-            _ => self.run(stream, from, proto, id, rx).await,
+            _ => self.run(stream, from, transport, id, rx).await,
         }
     }
 
@@ -218,24 +225,24 @@ impl Conns {
     /// reached on its own flow only, as one WebSocket message; without it the bytes are
     /// dropped and counted.
     pub(crate) fn send(self: &Arc<Self>, peer: Peer, bytes: Bytes) {
-        let websocket = is_websocket(peer.proto);
+        let websocket = is_websocket(peer.transport);
         let tx = {
             let st = self.lock();
             if websocket {
                 // The gateway never opens a WebSocket connection: a WebSocket phone (a
                 // browser, typically behind NAT) is reachable only on the connection it
-                // opened (RFC 7118 §5), not at its address. Either WS proto names a
+                // opened (RFC 7118 §5), not at its address. Either WS transport names a
                 // WebSocket flow: phones put `transport=ws` in their Contact even over WSS.
                 peer.flow
                     .and_then(|f| st.flows.get(&f))
-                    .filter(|f| is_websocket(f.proto))
+                    .filter(|f| is_websocket(f.transport))
                     .map(|f| f.tx.clone())
             } else {
                 peer.flow
                     .and_then(|f| st.flows.get(&f))
                     .or_else(|| {
                         st.by_peer
-                            .get(&(peer.proto, peer.addr))
+                            .get(&(peer.transport, peer.addr))
                             .and_then(|f| st.flows.get(f))
                     })
                     .map(|f| f.tx.clone())
@@ -264,7 +271,7 @@ impl Conns {
 
     /// Opens an outbound connection; bytes queue on it until it is up.
     fn connect(self: &Arc<Self>, peer: Peer) -> Option<mpsc::Sender<Bytes>> {
-        let (id, rx) = self.admit(peer.addr.ip(), peer.proto, peer.addr)?;
+        let (id, rx) = self.admit(peer.addr.ip(), peer.transport, peer.addr)?;
         let tx = self.lock().flows.get(&id).map(|f| f.tx.clone())?;
         let c = Arc::clone(self);
         tokio::spawn(async move {
@@ -272,8 +279,8 @@ impl Conns {
                 tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(peer.addr)).await;
             if let Ok(Ok(stream)) = connected {
                 let _ = stream.set_nodelay(true);
-                match peer.proto {
-                    Proto::Tls => match c.tls_client.clone() {
+                match peer.transport {
+                    Transport::Tls => match c.tls_client.clone() {
                         Some(cfg) => {
                             let name =
                                 rustls::pki_types::ServerName::IpAddress(peer.addr.ip().into());
@@ -284,13 +291,13 @@ impl Conns {
                             )
                             .await
                             {
-                                Ok(Ok(tls)) => c.run(tls, peer.addr, peer.proto, id, rx).await,
+                                Ok(Ok(tls)) => c.run(tls, peer.addr, peer.transport, id, rx).await,
                                 _ => c.metrics.tls_handshake_failed(),
                             }
                         }
                         None => c.metrics.tls_handshake_failed(),
                     },
-                    _ => c.run(stream, peer.addr, peer.proto, id, rx).await,
+                    _ => c.run(stream, peer.addr, peer.transport, id, rx).await,
                 }
             } else {
                 c.metrics.send_failed();
@@ -306,7 +313,7 @@ impl Conns {
         self: &Arc<Self>,
         stream: S,
         addr: SocketAddr,
-        proto: Proto,
+        transport: Transport,
         id: FlowId,
         mut rx: mpsc::Receiver<Bytes>,
     ) where
@@ -325,7 +332,7 @@ impl Conns {
         let mut framer = StreamFramer::new(self.limits.clone());
         let mut buf = vec![0u8; 16 * 1024];
         let peer = Peer {
-            proto,
+            transport,
             addr,
             flow: Some(id),
         };
@@ -367,7 +374,7 @@ impl Conns {
     }
 }
 
-/// Whether `proto` is SIP over WebSocket, plain or secure.
-fn is_websocket(proto: Proto) -> bool {
-    matches!(proto, Proto::Ws | Proto::Wss)
+/// Whether `transport` is SIP over WebSocket, plain or secure.
+fn is_websocket(transport: Transport) -> bool {
+    matches!(transport, Transport::Ws | Transport::Wss)
 }

@@ -6,13 +6,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use sipwarden_sip::header::Transport as Proto;
-use sipwarden_sip::{Limits, Message};
+use sipwarden_sip::header::Transport;
+use sipwarden_sip::{Limits, Message, Peer};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use crate::{Inbound, Metrics, Peer};
+use crate::{Inbound, Metrics};
 
 /// Kernel buffer asked for each socket: bursts of SIP (a call rate step, a flood) should sit
 /// in the queue rather than be dropped before the gateway can look at them.
@@ -93,7 +93,7 @@ pub(crate) fn spawn_reader(
                         }
                         let data = Bytes::copy_from_slice(buf.get(..n).unwrap_or(&[]));
                         let peer = Peer {
-                            proto: Proto::Udp,
+                            transport: Transport::Udp,
                             addr: from,
                             flow: None,
                         };

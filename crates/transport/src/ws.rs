@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use sipwarden_sip::Limits;
-use sipwarden_sip::header::Transport as Proto;
+use sipwarden_sip::header::Transport;
+use sipwarden_sip::{FlowId, Limits, Peer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage, Utf8Bytes};
 
 use crate::stream::HANDSHAKE_TIMEOUT;
-use crate::{Conns, FlowId, Peer, udp};
+use crate::{Conns, udp};
 
 /// The WebSocket subprotocol for SIP (RFC 7118 §4, IANA's WebSocket subprotocol registry).
 pub(crate) const SUBPROTOCOL: &str = "sip";
@@ -140,7 +140,7 @@ pub(crate) async fn serve<S>(
         let _ = sink.close().await;
     });
     let peer = Peer {
-        proto: Proto::Wss,
+        transport: Transport::Wss,
         addr,
         flow: Some(id),
     };

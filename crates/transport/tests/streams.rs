@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use sipwarden_sip::Limits;
-use sipwarden_sip::header::Transport as Proto;
-use sipwarden_transport::{Config, Inbound, Peer, Transports, tls};
+use sipwarden_sip::header::Transport;
+use sipwarden_sip::{Limits, Peer};
+use sipwarden_transport::{Config, Inbound, Transports, tls};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -53,7 +53,7 @@ async fn per_ip_limit_keepalive_idle_timeout_and_replies_on_the_same_connection(
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(inbound.peer.proto, Proto::Tcp);
+    assert_eq!(inbound.peer.transport, Transport::Tcp);
     assert!(inbound.peer.flow.is_some());
     t.send(
         inbound.peer,
@@ -141,7 +141,7 @@ async fn tls_listener_and_verified_outbound_connection() {
     let client = Transports::start(cfg2, tx2).await.unwrap();
     client.send(
         Peer {
-            proto: Proto::Tls,
+            transport: Transport::Tls,
             addr,
             flow: None,
         },
@@ -151,7 +151,7 @@ async fn tls_listener_and_verified_outbound_connection() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(got.peer.proto, Proto::Tls);
+    assert_eq!(got.peer.transport, Transport::Tls);
     assert_eq!(got.msg.call_id(), Some("c1"));
 
     // A client that does not trust the certificate never gets a message through.
@@ -162,7 +162,7 @@ async fn tls_listener_and_verified_outbound_connection() {
     let untrusting = Transports::start(cfg3, tx3).await.unwrap();
     untrusting.send(
         Peer {
-            proto: Proto::Tls,
+            transport: Transport::Tls,
             addr,
             flow: None,
         },

@@ -11,9 +11,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use rustls::pki_types::ServerName;
-use sipwarden_sip::Limits;
-use sipwarden_sip::header::Transport as Proto;
-use sipwarden_transport::{Config, Inbound, Peer, Transports, tls};
+use sipwarden_sip::header::Transport;
+use sipwarden_sip::{Limits, Peer};
+use sipwarden_transport::{Config, Inbound, Transports, tls};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_rustls::client::TlsStream;
@@ -150,7 +150,7 @@ async fn one_websocket_message_is_one_sip_message_both_ways() {
     // (c) A request in, as a text message.
     ws.send(Message::text(OPTIONS)).await.unwrap();
     let got = recv(&mut rx).await.expect("request delivered");
-    assert_eq!(got.peer.proto, Proto::Wss);
+    assert_eq!(got.peer.transport, Transport::Wss);
     assert!(got.peer.flow.is_some());
     assert_eq!(got.msg.call_id(), Some("ws1"));
     assert_eq!(t.conns().len(), 1);

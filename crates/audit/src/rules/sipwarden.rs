@@ -352,10 +352,7 @@ enum Reach {
 }
 
 fn reach(ip: IpAddr) -> Reach {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    };
+    let ip = ip.to_canonical();
     match ip {
         _ if ip.is_loopback() => Reach::Loopback,
         IpAddr::V4(v4) => {
