@@ -1,9 +1,18 @@
-//! One call: two legs, each a full dialog of its own.
+//! One call: two legs, each a full dialog of its own. The core's handling of calls is split by
+//! concern: `setup` (a new call), `in_dialog`, `responses` (to the B leg's INVITE), `forks`
+//! and `teardown`.
+
+mod forks;
+mod in_dialog;
+mod responses;
+mod setup;
+mod teardown;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use sipwarden_sip::Message;
+use sipwarden_sip::StatusCode;
 use sipwarden_txn::TxId;
 
 use crate::routes::Routes;
@@ -108,7 +117,7 @@ pub(crate) struct Call {
     /// Other forks still ringing (or being cancelled).
     pub(crate) forks: Vec<Fork>,
     /// The best failure so far among forks that gave up (RFC 3261 §16.7 choice).
-    pub(crate) best_failure: Option<sipwarden_sip::StatusCode>,
+    pub(crate) best_failure: Option<StatusCode>,
     /// The call's pending timer, as entered in `Core::timers`.
     pub(crate) timer: Option<(std::time::Instant, crate::TimerKind)>,
     /// The final status the caller got, once it has one.
@@ -137,5 +146,23 @@ impl Call {
             Side::A => &mut self.a,
             Side::B => &mut self.b,
         }
+    }
+}
+
+/// Keeps the best failure among forks (RFC 3261 §16.7: a 6xx wins, else the lowest class;
+/// 408 and 5xx only when nothing better came).
+pub(crate) fn note_failure(call: &mut Call, status: StatusCode) {
+    let rank = |s: StatusCode| {
+        let c = s.as_u16();
+        match c {
+            600..=699 => 0,
+            408 => 4,
+            400..=499 => 1,
+            300..=399 => 2,
+            _ => 3,
+        }
+    };
+    if call.best_failure.is_none_or(|b| rank(status) < rank(b)) {
+        call.best_failure = Some(status);
     }
 }

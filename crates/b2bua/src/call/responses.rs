@@ -1,0 +1,232 @@
+//! Responses to the B leg's INVITE: provisional and reliable ones relayed to A, the answer,
+//! failures, a trunk's challenge answered once, and transactions that time out.
+
+use std::time::Instant;
+
+use sipwarden_sip::{Message, Method, StatusCode};
+use sipwarden_txn::TxId;
+
+use crate::auth;
+use crate::build::{self};
+use crate::call::{Phase, RelRsp, Side, note_failure};
+use crate::{ClientRole, Core, ServerRole, TimerKind, events};
+
+impl Core {
+    pub(crate) fn on_invite_response(
+        &mut self,
+        now: Instant,
+        id: u64,
+        tx: TxId,
+        rsp: Message,
+        status: StatusCode,
+    ) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.b_invite_tx != Some(tx) {
+            if let Some(i) = call.forks.iter().position(|f| f.tx == tx) {
+                self.on_fork_response(now, id, i, rsp, status);
+            }
+            return;
+        }
+        let code = status.as_u16();
+        if code == 100 {
+            return;
+        }
+        if let Some(tag) = rsp.to_tag() {
+            if status.is_provisional() || status.is_success() {
+                let b = &mut call.b;
+                if b.remote_tag.is_none() || status.is_success() {
+                    b.remote_tag = Some(tag.to_owned());
+                    if let Some(c) = build::contact_uri(&rsp) {
+                        b.remote_target = c;
+                    }
+                    b.route_set = build::route_set_from_response(&rsp);
+                }
+            }
+        }
+        if status.is_provisional() {
+            if call.cancelled || call.a_final_sent {
+                return;
+            }
+            let rel = build::reliable_rseq(&rsp).map(|b_rseq| {
+                let a_rseq = call.next_a_rseq;
+                call.next_a_rseq += 1;
+                call.rel.push(RelRsp {
+                    a_rseq,
+                    b_rseq,
+                    b_tag: rsp.to_tag().unwrap_or("").to_owned(),
+                    b_target: build::contact_uri(&rsp)
+                        .unwrap_or_else(|| call.b.remote_target.clone()),
+                });
+                a_rseq
+            });
+            if let Ok(out) = build::response_to_a(&rsp, call, &self.local, rel) {
+                let _ = self.txl.send_response(now, call.a_invite_tx, &out);
+            }
+            return;
+        }
+        self.clients.remove(&tx);
+        call.b_invite_tx = None;
+        if status.is_success() {
+            if call.cancelled || call.a_final_sent {
+                // Answered after A gave up: acknowledge and hang up B.
+                let cseq = call.b_invite.cseq().map_or(1, |c| c.seq);
+                if let Ok(ack) =
+                    build::ack_for_2xx(call, Side::B, &rsp, cseq, &self.local, &mut self.ids)
+                {
+                    let target = call.b.target;
+                    self.txl.send_ack(tx, &ack, target);
+                }
+                self.send_bye(now, id, Side::B, "call cancelled");
+                return;
+            }
+            call.phase = Phase::Confirmed;
+            call.b_ack_due = Some((tx, rsp.to_tag().unwrap_or("").to_owned()));
+            self.cancel_forks(now, id);
+            let Some(call) = self.calls.get_mut(&id) else {
+                return;
+            };
+            let deadline = now + call.max_duration;
+            if let Ok(out) = build::response_to_a(&rsp, call, &self.local, None) {
+                let a_tx = call.a_invite_tx;
+                call.a_final_sent = true;
+                let _ = self.txl.send_response(now, a_tx, &out);
+            }
+            self.stats.calls_answered += 1;
+            if let Some(call) = self.calls.get_mut(&id) {
+                call.a_status = Some(status.as_u16());
+            }
+            self.policies_answered(id, now);
+            self.call_event(now, id, events::CallEventKind::Answered);
+            self.set_timer(id, Some((deadline, TimerKind::MaxDuration)));
+            return;
+        }
+        // A challenge from the trunk: answer it once.
+        if matches!(code, 401 | 407) && !call.auth_tried {
+            let creds = call
+                .b_trunk
+                .and_then(|t| call.routes.trunks.get(t))
+                .and_then(|t| t.credentials.clone());
+            if let Some((user, pass)) = creds {
+                call.auth_tried = true;
+                let cnonce = self.ids.cnonce();
+                let branch = self.ids.branch();
+                if let Ok(next) =
+                    auth::answer_challenge(&call.b_invite, &rsp, &user, &pass, &cnonce, &branch)
+                {
+                    call.b.local_cseq = next.cseq().map_or(call.b.local_cseq, |c| c.seq);
+                    call.b_invite = next.clone();
+                    let target = call.b.target;
+                    if let Ok(ntx) = self.txl.send_request(now, next, target, target.reliable()) {
+                        call.b_invite_tx = Some(ntx);
+                        call.txs.push(ntx);
+                        self.clients.insert(ntx, (id, ClientRole::Invite));
+                        return;
+                    }
+                }
+            }
+        }
+        // A failure of one fork while others still ring: the next one takes its place.
+        if !call.cancelled && !call.a_final_sent && call.forks.iter().any(|f| !f.cancelled) {
+            note_failure(call, status);
+            self.promote_fork(id);
+            return;
+        }
+        // A failure: pass the status back (a second challenge becomes 403: the PBX cannot
+        // answer the trunk's challenge, and must not see it).
+        if call.cancelled || call.a_final_sent {
+            self.maybe_finish(id);
+            return;
+        }
+        let (status, reason) = if matches!(code, 401 | 407) && call.b_trunk.is_some() {
+            call.note_end(events::EndedBy::Gateway, "trunk authentication failed");
+            (StatusCode::FORBIDDEN, Some("Trunk Authentication Failed"))
+        } else {
+            note_failure(call, status);
+            let best = call.best_failure.unwrap_or(status);
+            call.note_end(
+                events::EndedBy::Callee,
+                format!("{} from the callee", best.as_u16()),
+            );
+            (best, None)
+        };
+        call.phase = Phase::Ending;
+        self.final_to_a(now, id, status, reason);
+        self.maybe_finish(id);
+    }
+
+    pub(crate) fn on_client_timeout(&mut self, now: Instant, tx: TxId) {
+        let Some((id, role)) = self.clients.remove(&tx) else {
+            return;
+        };
+        match role {
+            ClientRole::Invite => {
+                let Some(call) = self.calls.get_mut(&id) else {
+                    return;
+                };
+                if call.b_invite_tx != Some(tx) {
+                    // A fork that never answered.
+                    call.forks.retain(|f| f.tx != tx);
+                    note_failure(call, StatusCode::REQUEST_TIMEOUT);
+                    self.maybe_finish(id);
+                    return;
+                }
+                call.b_invite_tx = None;
+                if !call.cancelled && !call.a_final_sent && call.forks.iter().any(|f| !f.cancelled)
+                {
+                    note_failure(call, StatusCode::REQUEST_TIMEOUT);
+                    self.promote_fork(id);
+                    return;
+                }
+                call.phase = Phase::Ending;
+                note_failure(call, StatusCode::REQUEST_TIMEOUT);
+                call.note_end(
+                    events::EndedBy::Gateway,
+                    "the callee did not answer (timeout)",
+                );
+                let status = call.best_failure.unwrap_or(StatusCode::REQUEST_TIMEOUT);
+                self.final_to_a(now, id, status, None);
+                self.maybe_finish(id);
+            }
+            ClientRole::Relay { server, .. } => {
+                if let Some(req) = self.txl.server_request(server).cloned() {
+                    self.reply(now, server, &req, StatusCode::REQUEST_TIMEOUT, None);
+                    if req.method() == Some(Method::Bye) {
+                        self.finish(id);
+                    }
+                }
+            }
+            ClientRole::Bye => {
+                if let Some(call) = self.calls.get_mut(&id) {
+                    call.byes.retain(|(_, t)| *t != tx);
+                }
+                self.maybe_finish(id);
+            }
+        }
+    }
+
+    pub(crate) fn on_ack_timeout(&mut self, now: Instant, tx: TxId) {
+        let Some(&(id, role)) = self.servers.get(&tx) else {
+            return;
+        };
+        if matches!(role, ServerRole::Invite) {
+            // A never acknowledged the answer: acknowledge B ourselves and end the call.
+            if let Some(call) = self.calls.get_mut(&id) {
+                if let Some((b_tx, _)) = call.b_ack_due.take() {
+                    let invite = call.b_invite.clone();
+                    let cseq = invite.cseq().map_or(1, |c| c.seq);
+                    if let Ok(ack) =
+                        build::ack_for_2xx(call, Side::B, &invite, cseq, &self.local, &mut self.ids)
+                    {
+                        let target = call.b.target;
+                        self.txl.send_ack(b_tx, &ack, target);
+                    }
+                }
+            }
+            self.teardown(now, id, "no ACK");
+        }
+    }
+
+    // === forks ===
+}

@@ -1,0 +1,253 @@
+//! The dispatcher: every input of the core — a message, a timer — goes through here to the
+//! edge stages, the registrar, the transaction layer and the call it belongs to. It decides
+//! which part handles what; the parts decide the rest.
+
+use std::time::Instant;
+
+use sipwarden_sip::header::Transport;
+use sipwarden_sip::{HeaderName, Message, Method, Peer, StatusCode};
+use sipwarden_txn::{Event, TxId};
+
+use crate::Binding;
+use crate::build::{self};
+use crate::call::Phase;
+use crate::routes::Zone;
+use crate::{ClientRole, Core, TimerKind, events, same_peer, stamp_received};
+
+impl Core {
+    /// Fires every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.clock = Some(now);
+        self.txl.handle_timeout(now);
+        self.location.expire(now);
+        self.defence.bans.expire(now);
+        if self.ping_at.is_some_and(|at| at <= now) {
+            self.ping_phones(now);
+        }
+        while let Some(&(at, id, kind)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            if let Some(call) = self.calls.get_mut(&id) {
+                call.timer = None;
+            }
+            match (kind, self.calls.get(&id).map(|c| c.phase)) {
+                (TimerKind::Ring, Some(Phase::Early)) => {
+                    if let Some(call) = self.calls.get_mut(&id) {
+                        call.note_end(events::EndedBy::Gateway, "ring timeout");
+                    }
+                    self.abandon_early(now, id, StatusCode::REQUEST_TIMEOUT, "No Answer");
+                }
+                (TimerKind::MaxDuration, Some(Phase::Confirmed)) => {
+                    self.teardown(now, id, "maximum call duration reached");
+                }
+                _ => {}
+            }
+        }
+        self.process_events(now);
+        self.policy_hangups(now);
+    }
+
+    /// Sends the keep-alive OPTIONS to every phone registered over UDP and schedules the
+    /// next round. Answers (or their absence) change nothing: the point is the packet.
+    pub(crate) fn ping_phones(&mut self, now: Instant) {
+        let Some(every) = self.routes.registrar.udp_ping else {
+            self.ping_at = None;
+            return;
+        };
+        self.ping_at = Some(now + every);
+        let udp: Vec<Binding> = self
+            .location
+            .all()
+            .filter(|b| b.source.transport == Transport::Udp)
+            .cloned()
+            .collect();
+        for b in &udp {
+            if let Ok(m) = build::keepalive_options(b, &self.local, &mut self.ids) {
+                let _ = self.txl.send_request(now, m, b.source, false);
+            }
+        }
+        self.stats.keepalives_sent += udp.len() as u64;
+    }
+
+    /// A message arrived from `src`.
+    pub fn on_message(&mut self, now: Instant, mut msg: Message, src: Peer) {
+        self.clock = Some(now);
+        if self.ping_at.is_none() {
+            if let Some(every) = self.routes.registrar.udp_ping {
+                self.ping_at = Some(now + every);
+            }
+        }
+        // The edge stages, cheapest first (DESIGN §3): ban, rate limit, sanity, scanner, ACL.
+        let zone = self.routes.zone(src.addr.ip());
+        if !self.run_edge(now, &mut msg, src, zone) {
+            return;
+        }
+        if msg.is_request() {
+            stamp_received(&mut msg, src.addr);
+            if msg.method() == Some(Method::Register) {
+                self.on_register(now, msg, src);
+                return;
+            }
+            // A phone's INVITE without our credentials gets its 407 statelessly: no
+            // transaction, no 100 Trying, no retransmissions toward an address that may be
+            // forged (one answer per request, not a dozen).
+            if zone == Zone::Endpoint
+                && msg.method() == Some(Method::Invite)
+                && msg.to_tag().is_none()
+                && !self.has_our_credentials(&msg)
+            {
+                if let Some(rsp) = self.challenge(now, &msg, src, false, false) {
+                    self.txl.send_stateless(src, &rsp);
+                }
+                return;
+            }
+            // An ACK gets no answer; a stranger's in a trunk's or the PBX's dialog is dropped
+            // (it would stop our 2xx retransmissions and acknowledge the other leg's 2xx).
+            if msg.method() == Some(Method::Ack) && !self.is_dialog_peer(&msg, src) {
+                self.event_not_allowed(&msg, src, "ACK from another source");
+                return;
+            }
+            // Like an in-dialog request, a CANCEL speaks for the caller only from the
+            // caller's address (or its trunk's/the PBX's networks); a stranger's (who learnt
+            // the branch) gets the answer a CANCEL matching nothing gets.
+            if msg.method() == Some(Method::Cancel) {
+                let peer = self
+                    .txl
+                    .cancel_target(&msg)
+                    .and_then(|invite| self.txl.server_dest(invite))
+                    .map(|d| d.addr.ip());
+                if peer.is_some_and(|p| !same_peer(&self.routes, src.addr.ip(), p)) {
+                    self.event_not_allowed(&msg, src, "CANCEL from another source");
+                    if let Ok(r) =
+                        Message::response_to(&msg, StatusCode::CALL_DOES_NOT_EXIST, None, None)
+                    {
+                        self.txl.send_stateless(src, &r);
+                    }
+                    return;
+                }
+            }
+            self.txl.on_request(now, msg, src, src.reliable());
+        } else {
+            self.txl.on_response(now, msg);
+        }
+        self.process_events(now);
+        self.policy_hangups(now);
+    }
+
+    pub(crate) fn process_events(&mut self, now: Instant) {
+        while let Some(ev) = self.txl.poll_event() {
+            match ev {
+                Event::Request { tx, msg } => self.on_request(now, tx, msg),
+                Event::Ack { invite, msg } => self.on_ack(invite, &msg),
+                Event::Cancelled { invite } => self.on_cancelled(now, invite),
+                Event::Response { tx, msg } => self.on_response(now, tx, msg),
+                Event::Timeout { tx } => self.on_client_timeout(now, tx),
+                Event::AckTimeout { tx } => self.on_ack_timeout(now, tx),
+            }
+        }
+    }
+
+    // === requests ===
+
+    pub(crate) fn reply(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        req: &Message,
+        status: StatusCode,
+        reason: Option<&str>,
+    ) {
+        if let Ok(r) = Message::response_to(req, status, reason, Some(&self.ids.tag())) {
+            let _ = self.txl.send_response(now, tx, &r);
+        }
+    }
+
+    pub(crate) fn on_request(&mut self, now: Instant, tx: TxId, msg: Message) {
+        let method = msg.method().unwrap_or(Method::Extension);
+        if msg.to_tag().is_some() {
+            self.in_dialog(now, tx, msg);
+            return;
+        }
+        match method {
+            Method::Invite => self.new_call(now, tx, msg),
+            Method::Register => {
+                // Normally answered before the transaction layer (see `on_message`).
+                if let Some(src) = self.txl.server_dest(tx).copied() {
+                    self.on_register(now, msg, src);
+                }
+            }
+            Method::Options => {
+                // The PBX and trunks learn what we support; anyone else (phones' keepalives,
+                // scanners) gets a bare 200, which fingerprints nothing.
+                let trusted = self
+                    .txl
+                    .server_dest(tx)
+                    .is_some_and(|src| self.routes.zone(src.addr.ip()) != Zone::Endpoint);
+                if let Ok(mut r) =
+                    Message::response_to(&msg, StatusCode::OK, None, Some(&self.ids.tag()))
+                {
+                    if !trusted {
+                        let _ = r.finish();
+                        let _ = self.txl.send_response(now, tx, &r);
+                        return;
+                    }
+                    let _ = r.push_header(HeaderName::Allow, build::ALLOW);
+                    let _ = r.push_header(HeaderName::Accept, "application/sdp");
+                    let _ = r.push_header(HeaderName::Supported, build::SUPPORTED);
+                    let _ = r.finish();
+                    let _ = self.txl.send_response(now, tx, &r);
+                }
+            }
+            Method::Bye | Method::Prack | Method::Update | Method::Info => {
+                self.reply(now, tx, &msg, StatusCode::CALL_DOES_NOT_EXIST, None);
+            }
+            Method::Extension => self.reply(now, tx, &msg, StatusCode::NOT_IMPLEMENTED, None),
+            _ => self.reply(now, tx, &msg, StatusCode::FORBIDDEN, None),
+        }
+    }
+
+    pub(crate) fn on_response(&mut self, now: Instant, tx: TxId, rsp: Message) {
+        let Some(&(id, role)) = self.clients.get(&tx) else {
+            return;
+        };
+        let status = rsp.status().unwrap_or(StatusCode::SERVER_INTERNAL_ERROR);
+        match role {
+            ClientRole::Invite => self.on_invite_response(now, id, tx, rsp, status),
+            ClientRole::Relay { server, from } => {
+                if status.is_final() {
+                    self.clients.remove(&tx);
+                }
+                let Some(call) = self.calls.get_mut(&id) else {
+                    return;
+                };
+                let Some(req) = self.txl.server_request(server).cloned() else {
+                    return;
+                };
+                if status.is_success()
+                    && matches!(req.method(), Some(Method::Invite | Method::Update))
+                {
+                    if let Some(c) = build::contact_uri(&rsp) {
+                        call.leg_mut(from.other()).remote_target = c;
+                    }
+                }
+                if let Ok(out) = build::relay_response(&rsp, &req, call, from, &self.local) {
+                    let _ = self.txl.send_response(now, server, &out);
+                }
+                if status.is_final() && req.method() == Some(Method::Bye) {
+                    self.finish(id);
+                }
+            }
+            ClientRole::Bye => {
+                if status.is_final() {
+                    self.clients.remove(&tx);
+                    if let Some(call) = self.calls.get_mut(&id) {
+                        call.byes.retain(|(_, t)| *t != tx);
+                    }
+                    self.maybe_finish(id);
+                }
+            }
+        }
+    }
+}
