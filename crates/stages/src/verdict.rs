@@ -197,12 +197,50 @@ impl StageName {
 /// traffic.
 #[derive(Debug, Default, Clone)]
 pub struct VerdictCounts {
+    /// `Continue` of the fixed stages, by [`StageName::index`]: the common case, counted
+    /// without hashing (several per message on the hot path).
+    passed: [u64; FIXED_STAGES],
     counts: HashMap<(StageName, &'static str, Reason), u64>,
+}
+
+/// The stages with a fixed slot in [`VerdictCounts`].
+const FIXED_STAGES: usize = 7;
+
+impl StageName {
+    /// The slot of a fixed stage (`None` for policies).
+    const fn index(self) -> Option<usize> {
+        match self {
+            Self::Ban => Some(0),
+            Self::RateLimit => Some(1),
+            Self::Sanity => Some(2),
+            Self::Scanner => Some(3),
+            Self::Acl => Some(4),
+            Self::Auth => Some(5),
+            Self::Route => Some(6),
+            Self::Policy(_) => None,
+        }
+    }
+
+    const FIXED: [Self; FIXED_STAGES] = [
+        Self::Ban,
+        Self::RateLimit,
+        Self::Sanity,
+        Self::Scanner,
+        Self::Acl,
+        Self::Auth,
+        Self::Route,
+    ];
 }
 
 impl VerdictCounts {
     /// Counts one verdict of `stage`.
     pub fn record(&mut self, stage: StageName, verdict: &Verdict) {
+        if let (Verdict::Continue, Some(i)) = (verdict, stage.index()) {
+            if let Some(n) = self.passed.get_mut(i) {
+                *n += 1;
+            }
+            return;
+        }
         *self
             .counts
             .entry((stage, verdict.kind(), verdict.reason()))
@@ -215,6 +253,13 @@ impl VerdictCounts {
             .counts
             .iter()
             .map(|((s, k, r), n)| (s.as_str(), *k, r.code(), *n))
+            .chain(
+                StageName::FIXED
+                    .iter()
+                    .zip(self.passed)
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(s, n)| (s.as_str(), "continue", Reason::None.code(), n)),
+            )
             .collect();
         v.sort_unstable();
         v
@@ -222,10 +267,10 @@ impl VerdictCounts {
 
     /// The count for one combination (tests and stats).
     pub fn get(&self, stage: StageName, kind: &str, reason: Reason) -> u64 {
-        self.counts
+        self.snapshot()
             .iter()
-            .filter(|((s, k, r), _)| *s == stage && *k == kind && *r == reason)
-            .map(|(_, n)| *n)
+            .filter(|r| (r.0, r.1, r.2) == (stage.as_str(), kind, reason.code()))
+            .map(|r| r.3)
             .sum()
     }
 }
