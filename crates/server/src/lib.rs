@@ -352,14 +352,16 @@ impl Gateway {
 
     /// Runs until SIGTERM or SIGINT, reloading the configuration on SIGHUP; then shuts down
     /// gracefully (see [`Gateway::shutdown`]).
-    pub async fn run_until_signalled(self, grace: Duration) -> Result<(), StartError> {
-        use tokio::signal::unix::{SignalKind, signal};
-        let sig = |k| signal(k).map_err(|e| StartError(format!("signal handler: {e}")));
-        let (mut hup, mut term, mut int) = (
-            sig(SignalKind::hangup())?,
-            sig(SignalKind::terminate())?,
-            sig(SignalKind::interrupt())?,
-        );
+    pub async fn run_until_signalled(
+        self,
+        signals: Signals,
+        grace: Duration,
+    ) -> Result<(), StartError> {
+        let Signals {
+            mut hup,
+            mut term,
+            mut int,
+        } = signals;
         loop {
             tokio::select! {
                 _ = hup.recv() => {
@@ -405,5 +407,27 @@ pub fn load_config(path: Option<&Path>) -> Result<Config, Vec<sipwarden_config::
     match path {
         Some(p) => Config::load(p),
         None => Ok(Config::default()),
+    }
+}
+
+/// SIGHUP, SIGTERM and SIGINT, caught from the moment this is made. Install them before
+/// telling anyone the gateway listens: a signal that arrives in between would otherwise end
+/// the process with the default action instead of a drain.
+pub struct Signals {
+    hup: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers (inside the runtime).
+    pub fn install() -> Result<Self, StartError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let sig = |k| signal(k).map_err(|e| StartError(format!("signal handler: {e}")));
+        Ok(Self {
+            hup: sig(SignalKind::hangup())?,
+            term: sig(SignalKind::terminate())?,
+            int: sig(SignalKind::interrupt())?,
+        })
     }
 }

@@ -38,8 +38,10 @@ pub(crate) fn run(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             None => println!("sipwarden: no --config given, running on built-in safe defaults (loopback only, PBX at {})", cfg.pbx.address),
         }
         let gw = Gateway::start(cfg, config.clone()).await?;
+        // Caught before the world hears we listen: a SIGTERM right after must drain, not kill.
+        let signals = sipwarden_server::Signals::install()?;
         println!("sipwarden: listening\n{}", gw.listening);
-        gw.run_until_signalled(grace).await?;
+        gw.run_until_signalled(signals, grace).await?;
         Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
     });
     // Listener tasks never end on their own; do not wait for them.
