@@ -94,18 +94,11 @@ fn run(label: &str, program: &str, args: &[String], limit: Duration) -> Run {
     };
     let out = drain(Box::new(child.stdout.take().unwrap()));
     let err = drain(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + limit;
-    let finished = loop {
-        if child.try_wait().unwrap().is_some() {
-            break true;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let finished = wait_exit(&mut child, limit).is_some();
+    if !finished {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     Run {
         label: label.to_owned(),
         out: format!("{}{}", out.join().unwrap(), err.join().unwrap()),
@@ -350,11 +343,7 @@ impl PhoneLoop {
     /// account is locked is a stranger to the lock, by design).
     fn registered(lab: &Lab) -> Self {
         let phone = Self::start(lab, "phone");
-        let deadline = Instant::now() + secs(20);
-        while stat(&stats(lab), "registrations_accepted") < 1 {
-            assert!(Instant::now() < deadline, "the phone never registered");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_stat(lab, "registrations_accepted", |n| n >= 1, secs(20));
         phone
     }
 

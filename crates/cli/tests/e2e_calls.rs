@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::sipp::*;
 use common::*;
@@ -131,31 +131,8 @@ fn lab_call_flows_over_udp() {
 
     // 4. 1000 inbound calls at 50/s from the carrier to our DIDs reach the PBX.
     let w = lab.work("inbound");
-    let pbx_uas = {
-        // The built-in UAS scenario (-sn uas) stands in for the PBX.
-        let child = Command::new(sipp_bin())
-            .args([
-                "-sn",
-                "uas",
-                "-i",
-                "127.0.0.10",
-                "-p",
-                "5080",
-                "-m",
-                "1000",
-                "-nostdin",
-                "-trace_err",
-                "-timeout",
-                "120s",
-            ])
-            .current_dir(&w)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(300));
-        Uas(child)
-    };
+    // The built-in UAS scenario (-sn uas) stands in for the PBX.
+    let pbx_uas = Uas::start_builtin(&w, "uas", "127.0.0.10", 5080, 1000, &[]);
     uac(
         &w,
         "inbound",
@@ -406,8 +383,9 @@ impl KamailioRelay {
                 .replace("@DIR@", &d);
             std::fs::write(dir.join(f), text).unwrap();
         }
-        let log = std::fs::File::create(dir.join("kamailio.log")).unwrap();
-        let child = Command::new("kamailio")
+        let log_path = dir.join("kamailio.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut child = Command::new("kamailio")
             .args([
                 "-DD",
                 "-E",
@@ -424,7 +402,18 @@ impl KamailioRelay {
             .stderr(log)
             .spawn()
             .expect("kamailio (scripts/test.sh installs kamailio and kamailio-tls-modules)");
-        std::thread::sleep(Duration::from_millis(1500));
+        // Ready once both its listeners are bound: what arrives from then on waits in them
+        // for its workers.
+        wait_bound(
+            "Kamailio",
+            &mut child,
+            &[
+                ("127.0.0.3:5061", Proto::Tcp),
+                ("127.0.0.3:5064", Proto::Udp),
+            ],
+            Duration::from_secs(10),
+            Some(&log_path),
+        );
         Self(child)
     }
 }
@@ -435,10 +424,7 @@ impl Drop for KamailioRelay {
             .arg("-TERM")
             .arg(self.0.id().to_string())
             .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self.0.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let _ = wait_exit(&mut self.0, Duration::from_secs(5));
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -477,30 +463,7 @@ fn lab_calls_over_tls_through_a_kamailio_tls_relay() {
 
     // Inbound: SIPp carrier (UDP) -> Kamailio -> TLS from 127.0.0.3 -> gateway -> PBX.
     let w = lab.work("tls-inbound");
-    let pbx_uas = {
-        let child = Command::new(sipp_bin())
-            .args([
-                "-sn",
-                "uas",
-                "-i",
-                "127.0.0.10",
-                "-p",
-                "5080",
-                "-m",
-                "100",
-                "-nostdin",
-                "-trace_err",
-                "-timeout",
-                "120s",
-            ])
-            .current_dir(&w)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(300));
-        Uas(child)
-    };
+    let pbx_uas = Uas::start_builtin(&w, "uas", "127.0.0.10", 5080, 100, &[]);
     uac(
         &w,
         "inbound tls",

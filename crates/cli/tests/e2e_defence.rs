@@ -292,14 +292,9 @@ fn lab_register_flood_is_banned_within_a_second_while_pbx_calls_go_on() {
         .spawn()
         .unwrap();
     let mut flood = scopeguard(flood);
-    let mut banned_after = None;
-    while started.elapsed() < Duration::from_secs(10) {
-        if stat(&stats(&lab), "bans_flood") >= 1 {
-            banned_after = Some(started.elapsed());
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let banned_after = poll_every(POLL, Duration::from_secs(10), || {
+        (stat(&stats(&lab), "bans_flood") >= 1).then(|| started.elapsed())
+    });
     let _ = flood.0.wait();
     calls.join().expect("0 failed calls during the flood");
     carrier.finish();

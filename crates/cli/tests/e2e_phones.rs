@@ -63,19 +63,20 @@ fn lab_phones_register_call_and_survive_a_restart() {
     assert_eq!(stat(&s, "registrations_accepted"), 8, "{s}");
 
     // 2. Wrong password: 401, 401 again, then 403 — and nothing reaches the PBX. The same for
-    //    1002's right password over UDP, a transport it may not use.
+    //    1002's right password over UDP, a transport it may not use. Each from an address of
+    //    its own: a second failure from one address within find_time is refused at once (403).
     let pbx = UdpSocket::bind(PBX).unwrap();
     pbx.set_nonblocking(true).unwrap();
-    for (label, user, pw) in [
-        ("wrong-password", "1001", "not-the-password"),
-        ("wrong-transport", "1002", ACCOUNTS[1].1),
+    for (label, user, pw, ip) in [
+        ("wrong-password", "1001", "not-the-password", PHONE_IP),
+        ("wrong-transport", "1002", ACCOUNTS[1].1, "127.0.0.1"),
     ] {
         let w = lab.work(label);
         uac(
             &w,
             label,
             &scenario("phone_register_wrong.xml"),
-            (GW, (PHONE_IP, 5090)),
+            (GW, (ip, 5090)),
             user,
             (1, 1),
             &["-au", user, "-ap", pw],

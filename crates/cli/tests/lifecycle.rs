@@ -102,7 +102,12 @@ fn lab(dir: &TempDir, edit: impl Fn(String) -> String) -> Gateway {
     copy_tree(&repo_root().join("examples"), &dir.0.join("examples"));
     let cfg = dir.0.join("examples/lab.toml");
     std::fs::write(&cfg, edit(std::fs::read_to_string(&cfg).unwrap())).unwrap();
-    Gateway::start(&dir.0, &["serve", "--config", "examples/lab.toml"])
+    // Info from the server crate: it logs when a reload is done, or refused.
+    Gateway::start_logging(
+        &dir.0,
+        &["serve", "--config", "examples/lab.toml"],
+        "warn,sipwarden_server=info",
+    )
 }
 
 #[test]
@@ -124,8 +129,10 @@ fn sighup_reloads_routes_for_new_calls() {
         "dids = [\"+15551230000-+15551230099\", \"+15552220000-+15552220099\"]",
     );
     std::fs::write(&cfg, text).unwrap();
+    let mark = gw.log_mark();
     gw.signal("HUP");
-    std::thread::sleep(Duration::from_millis(500));
+    // The core logs this once the new routes are in, before it takes the next message.
+    gw.wait_for_log(mark, "configuration reloaded", Duration::from_secs(5));
 
     carrier.send_raw(&invite(&carrier, "+15552220001", "reload-2"));
     let inv = pbx.expect("INVITE sip:+15552220001@127.0.0.10:5080");
@@ -136,8 +143,9 @@ fn sighup_reloads_routes_for_new_calls() {
 
     // A broken file is refused on reload; the gateway keeps running on what it had.
     std::fs::write(&cfg, "[listen]\nudpp = 1\n").unwrap();
+    let mark = gw.log_mark();
     gw.signal("HUP");
-    std::thread::sleep(Duration::from_millis(300));
+    gw.wait_for_log(mark, "reload refused", Duration::from_secs(5));
     carrier.send_raw(&invite(&carrier, "+15552220002", "reload-3"));
     let inv = pbx.expect("INVITE sip:+15552220002@127.0.0.10:5080");
     pbx.answer(&inv, 486);
@@ -166,7 +174,23 @@ fn sigterm_drains_then_hangs_up_after_the_grace_period() {
     pbx.expect("ACK");
 
     gw.signal("TERM");
-    std::thread::sleep(Duration::from_millis(300));
+    // Draining has begun once a probe INVITE to a number nobody owns gets 503 rather than
+    // 404: no probe can reach the PBX, whether the signal has been taken yet or not.
+    let mut probe = 0;
+    wait_until(
+        "the gateway to drain (503 to a probe INVITE)",
+        Duration::from_secs(5),
+        || {
+            probe += 1;
+            let call_id = format!("term-probe-{probe}");
+            carrier.send_raw(&invite(&carrier, "+15559990001", &call_id));
+            let r = carrier.expect("SIP/2.0 ");
+            carrier.send_raw(&ack_failure(&r, &carrier, &call_id));
+            let code = r.status().map(|c| c.as_u16());
+            assert!(matches!(code, Some(404 | 503)), "probe answered {code:?}");
+            code == Some(503)
+        },
+    );
     // No new calls while draining.
     carrier.send_raw(&invite(&carrier, "+15551230043", "term-2"));
     let r = carrier.expect("503");
@@ -187,16 +211,7 @@ fn sigterm_drains_then_hangs_up_after_the_grace_period() {
     carrier.answer(&bye_c, 200);
     pbx.answer(&bye_p, 200);
     let mut gw = gw;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = gw.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the gateway did not exit after its calls ended"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_exit(&mut gw.child, Duration::from_secs(10))
+        .expect("the gateway did not exit within 10 s after its calls ended");
     assert!(status.success(), "{status:?}");
 }

@@ -21,11 +21,11 @@ pub(crate) fn lab_lock() -> MutexGuard<'static, ()> {
 }
 
 /// Another process (a benchmark, another test binary) may hold the lab's addresses: wait,
-/// bounded, until they can be bound, rather than fail on "address in use".
+/// bounded, until they can be bound, rather than fail on "address in use". On timeout the
+/// test goes on and fails on whatever it cannot bind, naming it.
 fn wait_for_lab_ports() {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let free = ["127.0.0.1:5060", "127.0.0.10:5080", "127.0.0.3:5060"]
+    let free = || {
+        ["127.0.0.1:5060", "127.0.0.10:5080", "127.0.0.3:5060"]
             .iter()
             .all(|a| UdpSocket::bind(a).is_ok())
             && [
@@ -35,11 +35,196 @@ fn wait_for_lab_ports() {
                 "127.0.0.1:8443",
             ]
             .iter()
-            .all(|a| std::net::TcpListener::bind(a).is_ok());
-        if free || Instant::now() > deadline {
-            return;
+            .all(|a| std::net::TcpListener::bind(a).is_ok())
+    };
+    // Another run holds them for minutes at a time: poll slowly.
+    let _ = poll_every(Duration::from_millis(500), Duration::from_secs(300), || {
+        free().then_some(())
+    });
+}
+
+/// How often the wait helpers look again.
+pub(crate) const POLL: Duration = Duration::from_millis(20);
+
+/// Calls `f` every `every` until it returns `Some`, for at most `within` (it is always called
+/// at least once, and once more at the deadline); `None` when it never did.
+pub(crate) fn poll_every<T>(
+    every: Duration,
+    within: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
         }
-        std::thread::sleep(Duration::from_millis(500));
+        let now = Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        // The interval of the poll, never past the deadline.
+        std::thread::sleep(every.min(deadline - now));
+    }
+}
+
+/// Polls `f` until it returns `Some` and returns that; panics naming `what` after `within`.
+pub(crate) fn wait_for<T>(what: &str, within: Duration, f: impl FnMut() -> Option<T>) -> T {
+    poll_every(POLL, within, f)
+        .unwrap_or_else(|| panic!("timed out after {within:?} waiting for {what}"))
+}
+
+/// Polls `ready` until it holds; panics naming `what` after `within`.
+pub(crate) fn wait_until(what: &str, within: Duration, mut ready: impl FnMut() -> bool) {
+    wait_for(what, within, || ready().then_some(()));
+}
+
+/// Waits, bounded, for `child` to exit; `None` if it is still running after `within`. Never
+/// panics (it is used from `Drop`).
+pub(crate) fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+    poll_every(POLL, within, || child.try_wait().ok().flatten())
+}
+
+/// Whether the process `pid` has a handler installed for signal number `sig` (the `SigCgt`
+/// mask of `/proc/PID/status`).
+pub(crate) fn catches(pid: u32, sig: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            let mask = s.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
+            u64::from_str_radix(mask.trim(), 16).ok()
+        })
+        .is_some_and(|mask| mask & (1 << (sig - 1)) != 0)
+}
+
+/// A transport protocol, for [`bound_by`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Proto {
+    Udp,
+    /// TCP (or TLS on TCP): a listening socket.
+    Tcp,
+}
+
+/// Whether the process `pid`, or one of its descendants, holds a socket bound to the IPv4
+/// address `addr` (for TCP: listening on it), from `/proc`. Sockets of other processes on the
+/// same address (another run of the lab) do not count.
+pub(crate) fn bound_by(pid: u32, addr: &str, proto: Proto) -> bool {
+    let addr: std::net::SocketAddrV4 = addr
+        .parse()
+        .unwrap_or_else(|e| panic!("{addr}: not an IPv4 address and port ({e})"));
+    let inodes = socket_inodes(&process_tree(pid));
+    if inodes.is_empty() {
+        return false;
+    }
+    // /proc/net/{udp,tcp} show the address as the in-memory (network order) u32, in hex.
+    let local = format!(
+        "{:08X}:{:04X}",
+        u32::from_ne_bytes(addr.ip().octets()),
+        addr.port()
+    );
+    let table = match proto {
+        Proto::Udp => "/proc/net/udp",
+        Proto::Tcp => "/proc/net/tcp",
+    };
+    let text = std::fs::read_to_string(table).unwrap_or_default();
+    text.lines().skip(1).any(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+        f.len() > 9
+            && f[1] == local
+            && (proto == Proto::Udp || f[3] == "0A")
+            && f[9].parse().is_ok_and(|i: u64| inodes.contains(&i))
+    })
+}
+
+/// `pid` and its descendants.
+fn process_tree(pid: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+                .filter_map(|p| {
+                    let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+                    // pid (comm) state ppid ...: comm may hold spaces and parentheses.
+                    let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?;
+                    Some((p, ppid.parse().ok()?))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut tree = vec![pid];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    tree
+}
+
+/// The inodes of the sockets the processes `pids` have open.
+fn socket_inodes(pids: &[u32]) -> std::collections::HashSet<u64> {
+    pids.iter()
+        .filter_map(|p| std::fs::read_dir(format!("/proc/{p}/fd")).ok())
+        .flatten()
+        .filter_map(|e| {
+            let link = std::fs::read_link(e.ok()?.path()).ok()?;
+            let link = link.to_str()?;
+            link.strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+/// Waits until `child` (or a process it started) has bound every one of `addrs`, bounded by
+/// `within`; panics naming `what` if it exits first or does not bind in time (`log`, when
+/// given, is shown from the file it writes).
+pub(crate) fn wait_bound(
+    what: &str,
+    child: &mut Child,
+    addrs: &[(&str, Proto)],
+    within: Duration,
+    log: Option<&Path>,
+) {
+    let pid = child.id();
+    let show_log = || {
+        log.map(|p| {
+            let text = std::fs::read_to_string(p).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            format!(
+                "\n{}:\n{}",
+                p.display(),
+                lines[lines.len().saturating_sub(40)..].join("\n")
+            )
+        })
+        .unwrap_or_default()
+    };
+    let bound = poll_every(POLL, within, || {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "{what} exited ({status}) before it bound {addrs:?}: is the address taken?{}",
+                show_log()
+            );
+        }
+        addrs
+            .iter()
+            .all(|(a, proto)| bound_by(pid, a, *proto))
+            .then_some(())
+    });
+    if bound.is_none() {
+        let missing: Vec<_> = addrs
+            .iter()
+            .filter(|(a, proto)| !bound_by(pid, a, *proto))
+            .collect();
+        panic!(
+            "timed out after {within:?} waiting for {what} to bind {missing:?}{}",
+            show_log()
+        );
     }
 }
 
@@ -102,47 +287,55 @@ pub(crate) fn copy_tree(from: &Path, to: &Path) {
 pub(crate) struct Gateway {
     pub(crate) child: Child,
     pub(crate) stdout: Vec<String>,
+    /// Every line it has written to stderr so far (its log), as it comes.
+    log: std::sync::Arc<Mutex<Vec<String>>>,
 }
 
 impl Gateway {
     /// Starts the binary in `cwd` with `args` and waits for it to say it listens. If the
     /// lab's addresses are taken by another process (a benchmark on the same machine), it
-    /// waits and tries again, bounded.
+    /// waits and tries again, bounded. It logs warnings and errors only.
     pub(crate) fn start(cwd: &Path, args: &[&str]) -> Self {
+        Self::start_logging(cwd, args, "warn")
+    }
+
+    /// [`Gateway::start`] with the log filter `filter` (`SIPWARDEN_LOG`), for tests that wait
+    /// for a log line ([`Gateway::wait_for_log`]).
+    pub(crate) fn start_logging(cwd: &Path, args: &[&str], filter: &str) -> Self {
         let deadline = Instant::now() + Duration::from_secs(300);
         loop {
-            match Self::try_start(cwd, args) {
+            match Self::try_start(cwd, args, filter) {
                 Ok(gw) => return gw,
                 Err((lines, in_use)) => {
                     if !in_use || Instant::now() > deadline {
                         panic!("sipwarden exited before listening: {lines:?}");
                     }
+                    // Another run holds the lab's addresses, for minutes at a time: the
+                    // interval between attempts to start.
                     std::thread::sleep(Duration::from_secs(2));
                 }
             }
         }
     }
 
-    fn try_start(cwd: &Path, args: &[&str]) -> Result<Self, (Vec<String>, bool)> {
+    fn try_start(cwd: &Path, args: &[&str], filter: &str) -> Result<Self, (Vec<String>, bool)> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sipwarden"))
             .args(args)
             .current_dir(cwd)
-            .env("SIPWARDEN_LOG", "warn")
+            .env("SIPWARDEN_LOG", filter)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        // stderr is passed on as it comes; an "address in use" is noted for a retry.
-        let in_use = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // stderr is passed on and kept as it comes.
+        let log = std::sync::Arc::new(Mutex::new(Vec::new()));
         let err = BufReader::new(child.stderr.take().unwrap());
-        let flag = std::sync::Arc::clone(&in_use);
-        std::thread::spawn(move || {
+        let kept = std::sync::Arc::clone(&log);
+        let stderr = std::thread::spawn(move || {
             for line in err.lines().map_while(Result::ok) {
-                if line.contains("Address already in use") {
-                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
-                }
                 eprintln!("{line}");
+                kept.lock().unwrap_or_else(|e| e.into_inner()).push(line);
             }
         });
         let mut out = BufReader::new(child.stdout.take().unwrap());
@@ -153,9 +346,15 @@ impl Gateway {
             if out.read_line(&mut line).unwrap_or(0) == 0 {
                 let _ = child.kill();
                 let _ = child.wait();
-                // Let the stderr thread see the last lines.
-                std::thread::sleep(Duration::from_millis(100));
-                return Err((lines, in_use.load(std::sync::atomic::Ordering::SeqCst)));
+                // It has exited: stderr ends, and its last lines say why (an "address in
+                // use" is retried).
+                let _ = stderr.join();
+                let in_use = log
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .any(|l| l.contains("Address already in use"));
+                return Err((lines, in_use));
             }
             let done = line.contains("admin ");
             lines.push(line.trim_end().to_owned());
@@ -172,9 +371,18 @@ impl Gateway {
             let mut sink = Vec::new();
             let _ = out.read_to_end(&mut sink);
         });
+        // It says it listens just before it installs its signal handlers: until then SIGTERM
+        // or SIGHUP would kill it outright (status "signal 15"), so wait for those too.
+        let pid = child.id();
+        wait_until(
+            "the gateway to catch SIGTERM and SIGHUP",
+            Duration::from_secs(10),
+            || catches(pid, 15) && catches(pid, 1),
+        );
         Ok(Self {
             child,
             stdout: lines,
+            log,
         })
     }
 
@@ -187,20 +395,35 @@ impl Gateway {
         assert!(status.success());
     }
 
+    /// How many lines it has logged so far: a mark for [`Gateway::wait_for_log`].
+    pub(crate) fn log_mark(&self) -> usize {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Waits until a line logged after `mark` contains `needle`, and returns it; panics with
+    /// those lines after `within`.
+    pub(crate) fn wait_for_log(&self, mark: usize, needle: &str, within: Duration) -> String {
+        let found = poll_every(POLL, within, || {
+            let log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+            log.get(mark..)?
+                .iter()
+                .find(|l| l.contains(needle))
+                .cloned()
+        });
+        found.unwrap_or_else(|| {
+            let log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+            panic!(
+                "timed out after {within:?} waiting for the gateway to log {needle:?}; it logged:\n{}",
+                log.get(mark..).unwrap_or_default().join("\n")
+            )
+        })
+    }
+
     /// Sends SIGTERM and waits for a clean exit.
     pub(crate) fn stop(mut self) -> std::process::ExitStatus {
         self.signal("TERM");
-        let deadline = Instant::now() + Duration::from_secs(40);
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "sipwarden did not stop on SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_exit(&mut self.child, Duration::from_secs(40))
+            .unwrap_or_else(|| panic!("sipwarden did not stop on SIGTERM within 40 s"))
     }
 }
 

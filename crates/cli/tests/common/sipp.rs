@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::*;
 
@@ -39,6 +39,7 @@ pub(crate) fn templated(dir: &Path, name: &str, status: u16) -> PathBuf {
 pub(crate) struct Uas(pub(crate) Child);
 
 impl Uas {
+    /// SIPp with the scenario file `sf`, answering on `ip`:`port`; returns once it listens.
     pub(crate) fn start(
         dir: &Path,
         sf: &Path,
@@ -47,9 +48,32 @@ impl Uas {
         calls: usize,
         extra: &[&str],
     ) -> Self {
+        Self::spawn(dir, ["-sf", &sf.to_string_lossy()], ip, port, calls, extra)
+    }
+
+    /// SIPp with one of its built-in scenarios (`-sn uas`); returns once it listens.
+    pub(crate) fn start_builtin(
+        dir: &Path,
+        name: &str,
+        ip: &str,
+        port: u16,
+        calls: usize,
+        extra: &[&str],
+    ) -> Self {
+        Self::spawn(dir, ["-sn", name], ip, port, calls, extra)
+    }
+
+    fn spawn(
+        dir: &Path,
+        scenario: [&str; 2],
+        ip: &str,
+        port: u16,
+        calls: usize,
+        extra: &[&str],
+    ) -> Self {
         let mut args: Vec<String> = vec![
-            "-sf".into(),
-            sf.to_string_lossy().into_owned(),
+            scenario[0].into(),
+            scenario[1].into(),
             "-i".into(),
             ip.into(),
             "-p".into(),
@@ -69,21 +93,40 @@ impl Uas {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        // Give it time to bind before the caller starts.
-        std::thread::sleep(Duration::from_millis(300));
-        Self(child)
+        let mut uas = Self(child);
+        // Ready once its SIP socket is bound (UDP, or a TCP/TLS listener with `-t t1`,
+        // `-t l1`...): what the gateway sends from then on waits in the socket for it.
+        let proto = match extra.iter().position(|a| *a == "-t") {
+            Some(i) if extra.get(i + 1).is_some_and(|t| t.starts_with(['t', 'l'])) => Proto::Tcp,
+            _ => Proto::Udp,
+        };
+        let addr = format!("{ip}:{port}");
+        wait_bound(
+            &format!("the SIPp UAS ({} {})", scenario[0], scenario[1]),
+            &mut uas.0,
+            &[(&addr, proto)],
+            Duration::from_secs(5),
+            None,
+        );
+        uas
     }
 
+    /// Waits (bounded, 60 s) for it to have handled its calls and exit; kills it otherwise.
     pub(crate) fn finish(mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while self.0.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = self.0.kill();
-                let _ = self.0.wait();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if wait_exit(&mut self.0, Duration::from_secs(60)).is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
         }
+    }
+
+    /// Waits for it to exit, bounded; panics naming `label` otherwise.
+    pub(crate) fn exit_status(
+        &mut self,
+        label: &str,
+        within: Duration,
+    ) -> std::process::ExitStatus {
+        wait_exit(&mut self.0, within)
+            .unwrap_or_else(|| panic!("{label}: the SIPp UAS did not finish within {within:?}"))
     }
 }
 
@@ -171,12 +214,28 @@ pub(crate) fn stat(json: &str, key: &str) -> u64 {
         .unwrap_or(u64::MAX)
 }
 
+/// Polls `/api/stats` until `key` satisfies `ok`; returns the stats, or panics with them.
+pub(crate) fn wait_stat(
+    lab: &Lab,
+    key: &str,
+    ok: impl Fn(u64) -> bool,
+    within: Duration,
+) -> String {
+    let mut last = String::new();
+    poll_every(POLL, within, || {
+        last = stats(lab);
+        ok(stat(&last, key)).then(|| last.clone())
+    })
+    .unwrap_or_else(|| panic!("{key} not reached within {within:?}: {last}"))
+}
+
 /// Waits until no call, dialog or transaction is left (transaction timers run up to 32 s
 /// over UDP), and returns the final stats.
 pub(crate) fn drained(token: &str, within: Duration) -> String {
-    let deadline = Instant::now() + within;
-    loop {
-        let (_, body) = http_get("127.0.0.1:8080", "/api/stats", Some(token));
+    let mut last = String::new();
+    // Up to tens of seconds of timers: no need to ask more often.
+    poll_every(Duration::from_millis(500), within, || {
+        last = http_get("127.0.0.1:8080", "/api/stats", Some(token)).1;
         let left = [
             "calls",
             "dialogs",
@@ -184,14 +243,11 @@ pub(crate) fn drained(token: &str, within: Duration) -> String {
             "server_transactions",
         ]
         .iter()
-        .map(|k| stat(&body, k))
+        .map(|k| stat(&last, k))
         .sum::<u64>();
-        if left == 0 {
-            return body;
-        }
-        assert!(Instant::now() < deadline, "state left behind: {body}");
-        std::thread::sleep(Duration::from_millis(500));
-    }
+        (left == 0).then(|| last.clone())
+    })
+    .unwrap_or_else(|| panic!("state left behind after {within:?}: {last}"))
 }
 
 pub(crate) struct Lab {

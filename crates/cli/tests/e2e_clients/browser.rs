@@ -198,15 +198,12 @@ fn step<'a>(lines: &'a [Value], library: &str, step: &str) -> Option<&'a Value> 
 
 /// Polls `/api/stats` until no call and no dialog is left; returns the stats.
 fn ended(lab: &Lab, within: Duration) -> String {
-    let deadline = Instant::now() + within;
-    loop {
-        let body = stats(lab);
-        if stat(&body, "calls") == 0 && stat(&body, "dialogs") == 0 {
-            return body;
-        }
-        assert!(Instant::now() < deadline, "calls left behind: {body}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut last = String::new();
+    poll_every(POLL, within, || {
+        last = stats(lab);
+        (stat(&last, "calls") == 0 && stat(&last, "dialogs") == 0).then(|| last.clone())
+    })
+    .unwrap_or_else(|| panic!("calls left behind after {within:?}: {last}"))
 }
 
 #[test]
@@ -272,19 +269,13 @@ fn browsers_register_and_call_the_pbx_over_wss() {
     assert_eq!(code, Some(0), "the browser driver failed\n{}", context());
 
     // 2. The PBX saw both calls: asserted identity, DTLS-SRTP offer, answered, ACK, BYE.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = pbx.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
+    let status = wait_exit(&mut pbx.0, Duration::from_secs(30)).unwrap_or_else(|| {
+        panic!(
             "the PBX did not finish its {} calls\n{}",
             LIBRARIES.len(),
             context()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+        )
+    });
     assert!(status.success(), "the PBX failed: {status}\n{}", context());
 
     // 3. The gateway's count: two calls answered and ended, two registrations made and

@@ -196,16 +196,7 @@ impl Linphone {
     }
 
     fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_exit(&mut self.child, within)
     }
 
     /// `quit`: linphonec ends its calls, unregisters and exits; panics unless it does, cleanly,
@@ -238,19 +229,6 @@ impl Drop for Linphone {
     fn drop(&mut self) {
         self.stop();
         let _ = std::fs::write(self.dir.join("linphonec.log"), self.output());
-    }
-}
-
-/// Polls `/api/stats` until `key` satisfies `ok`; returns the stats.
-fn wait_stat(lab: &Lab, key: &str, ok: impl Fn(u64) -> bool, within: Duration) -> String {
-    let deadline = Instant::now() + within;
-    loop {
-        let body = stats(lab);
-        if ok(stat(&body, key)) {
-            return body;
-        }
-        assert!(Instant::now() < deadline, "{key} not reached: {body}");
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -297,18 +275,6 @@ fn check_tls(out: &str, account: &Account<'_>) {
         "{found:?}"
     );
     assert!(out.contains("SSL handshake finished"), "no TLS handshake");
-}
-
-/// The PBX's exit, bounded.
-fn pbx_exit(pbx: &mut Uas, label: &str) -> ExitStatus {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(s) = pbx.0.try_wait().unwrap() {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "{label}: the PBX did not finish");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Registers, calls the PBX, hangs up and quits; checks each step in linphonec's output, in
@@ -383,7 +349,7 @@ fn register_and_call(lab: &Lab, label: &str, account: &Account<'_>) {
     check_tls(&out, account);
 
     // 4. The PBX saw the BYE of its one call; the gateway counted it answered, no failures.
-    let status = pbx_exit(&mut pbx, label);
+    let status = pbx.exit_status(label, Duration::from_secs(30));
     assert!(status.success(), "{label}: the PBX failed: {status}");
     assert_eq!(stat(&body, "calls_answered"), 1, "{body}");
     assert_eq!(stat(&body, "auth_failures"), 0, "{body}");
