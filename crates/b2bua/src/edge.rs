@@ -3,6 +3,7 @@
 //! stage returns a [`Verdict`]; only [`Core::perform_edge`] acts on it (answers, bans, logs,
 //! counts), and every verdict is counted by stage, verdict and reason.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use sipwarden_sip::{Decision, Policy, validate};
@@ -25,7 +26,7 @@ const EDGE: [StageName; 5] = [
 
 /// The sanity stage: the validator's decision as a verdict. The phrase naming what was wrong
 /// goes only to trusted peers (the runner blanks it for the endpoint zone).
-fn sanity(msg: &Message, policy: &Policy) -> (Verdict, Option<String>) {
+fn sanity(msg: &Message, policy: &Policy) -> (Verdict, Option<Cow<'static, str>>) {
     match validate(msg, policy) {
         Decision::Accept => (Verdict::Continue, None),
         Decision::Reject {
@@ -39,13 +40,13 @@ fn sanity(msg: &Message, policy: &Policy) -> (Verdict, Option<String>) {
                 phrase: Some(reason),
                 headers,
             },
-            Some(reason.to_owned()),
+            Some(Cow::Borrowed(reason)),
         ),
         Decision::Drop { reason } => (
             Verdict::Drop {
                 reason: Reason::Malformed,
             },
-            Some(reason.to_owned()),
+            Some(Cow::Borrowed(reason)),
         ),
     }
 }
@@ -94,7 +95,7 @@ impl Core {
                                 reason: Reason::Scanner,
                                 ttl: None,
                             },
-                            Some(format!("scanner: {pattern}")),
+                            Some(Cow::Owned(format!("scanner: {pattern}"))),
                         ),
                         None => (Verdict::Continue, None),
                     }
@@ -154,11 +155,11 @@ impl Core {
             Verdict::Continue | Verdict::Drop { .. } => {}
             Verdict::Ban { reason, .. } => {
                 let (cause, words) = match reason {
-                    Reason::Flood(class) => (BanCause::Flood, flood_words(class).to_owned()),
-                    Reason::Scanner => (BanCause::Scanner, detail.unwrap_or("scanner").to_owned()),
-                    other => (BanCause::Failures, other.code().to_owned()),
+                    Reason::Flood(class) => (BanCause::Flood, flood_words(class)),
+                    Reason::Scanner => (BanCause::Scanner, detail.unwrap_or("scanner")),
+                    other => (BanCause::Failures, other.code()),
                 };
-                self.defence.ban(ip, now, cause, &words);
+                self.defence.ban(ip, now, cause, words);
             }
             Verdict::Reply {
                 status,

@@ -4,7 +4,7 @@
 use std::time::{Instant, SystemTime};
 
 use sipwarden_sip::{Message, StatusCode};
-use sipwarden_stages::{CallPolicy, CallRequest, Destination, Origin, StageName, Verdict};
+use sipwarden_stages::{CallPolicy, CallRequest, Destination, StageName, Verdict};
 use sipwarden_txn::TxId;
 
 use sipwarden_config::canonical_number;
@@ -12,7 +12,7 @@ use sipwarden_config::canonical_number;
 use crate::Core;
 use crate::defence::BanCause;
 use crate::events::{CallEvent, CallEventKind, CallInfo};
-use crate::routes::Zone;
+use crate::routes::{Zone, callee_of, caller_of};
 use crate::routing::Dest;
 use sipwarden_sip::Peer;
 
@@ -53,11 +53,7 @@ impl Core {
         (callee, dest, account): (&str, &Dest, Option<&str>),
     ) -> Result<(), (StageName, Verdict)> {
         let routes = std::sync::Arc::clone(&self.routes);
-        let origin = match zone {
-            Zone::Pbx => Origin::Pbx,
-            Zone::Trunk(_) => Origin::Trunk,
-            Zone::Endpoint => Origin::Endpoint,
-        };
+        let origin = zone.origin();
         let trunk = match zone {
             Zone::Trunk(i) => routes.trunks.get(i).map(|t| t.name.as_str()),
             _ => None,
@@ -70,10 +66,7 @@ impl Core {
             Dest::Pbx { .. } => (Destination::Pbx, None),
             Dest::Phones(_) => (Destination::Phones(callee), routes.accounts.get(callee)),
         };
-        let caller = invite
-            .from_header()
-            .and_then(|f| f.uri.user().map(str::to_owned))
-            .unwrap_or_default();
+        let caller = caller_of(invite);
         let request = CallRequest {
             call,
             invite,
@@ -159,29 +152,17 @@ impl Core {
         b_call_id: Option<&str>,
         (dest_trunk, account): (Option<usize>, Option<&str>),
     ) -> CallInfo {
-        let origin = match zone {
-            Zone::Pbx => Origin::Pbx,
-            Zone::Trunk(_) => Origin::Trunk,
-            Zone::Endpoint => Origin::Endpoint,
-        };
         let trunk = match zone {
             Zone::Trunk(i) => Some(i),
             _ => dest_trunk,
         }
         .and_then(|i| self.routes.trunks.get(i))
         .map(|t| t.name.clone());
-        let caller = invite
-            .from_header()
-            .and_then(|f| f.uri.user().map(str::to_owned))
-            .unwrap_or_default();
-        let callee = invite
-            .request_uri()
-            .and_then(|u| u.user().map(str::to_owned))
-            .unwrap_or_default();
+        let (caller, callee) = (caller_of(invite), callee_of(invite));
         CallInfo {
             a_call_id: invite.call_id().unwrap_or("").to_owned(),
             b_call_id: b_call_id.unwrap_or("").to_owned(),
-            origin,
+            origin: zone.origin(),
             trunk,
             account: account.map(str::to_owned),
             source: src.addr,

@@ -23,6 +23,38 @@ pub enum Zone {
     Endpoint,
 }
 
+impl Zone {
+    /// The zone as call policies and call events name it (trunks by name, not index).
+    pub fn origin(self) -> sipwarden_stages::Origin {
+        match self {
+            Self::Pbx => sipwarden_stages::Origin::Pbx,
+            Self::Trunk(_) => sipwarden_stages::Origin::Trunk,
+            Self::Endpoint => sipwarden_stages::Origin::Endpoint,
+        }
+    }
+}
+
+/// The user part of a request's Request-URI, unescaped: the number or extension called.
+pub(crate) fn callee_of(msg: &sipwarden_sip::Message) -> String {
+    msg.request_uri()
+        .and_then(|u| {
+            u.user()
+                .map(|s| String::from_utf8_lossy(&sipwarden_sip::unescape(s)).into_owned())
+        })
+        .unwrap_or_default()
+}
+
+/// The user part of a request's From URI, unescaped: the caller as it presents itself.
+pub(crate) fn caller_of(msg: &sipwarden_sip::Message) -> String {
+    msg.from_header()
+        .and_then(|f| {
+            f.uri
+                .user()
+                .map(|s| String::from_utf8_lossy(&sipwarden_sip::unescape(s)).into_owned())
+        })
+        .unwrap_or_default()
+}
+
 /// A trunk as the call path needs it.
 #[derive(Clone, Debug)]
 pub struct TrunkRoute {

@@ -21,13 +21,7 @@ impl Core {
         let Some(src) = self.txl.server_dest(tx).copied() else {
             return;
         };
-        let user = invite
-            .request_uri()
-            .and_then(|u| {
-                u.user()
-                    .map(|s| String::from_utf8_lossy(&sipwarden_sip::unescape(s)).into_owned())
-            })
-            .unwrap_or_default();
+        let user = crate::routes::callee_of(&invite);
         let zone = routes.zone(src.addr.ip());
         // A phone authenticates before anything else: an unauthenticated caller learns
         // nothing, not even whether the number exists.
