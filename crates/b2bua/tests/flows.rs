@@ -837,6 +837,29 @@ fn wrong_password_and_unknown_user_get_the_same_answers() {
     }
 }
 
+/// `raw` (a phone's REGISTER with CSeq 1) again from the phone with CSeq `cseq`, a branch of
+/// its own and the Authorization `creds` makes for it: returns the one answer.
+fn register_again(
+    lab: &mut Lab,
+    raw: &str,
+    cseq: u32,
+    creds: impl FnOnce(&Message) -> String,
+) -> Message {
+    let mut m = Message::parse(
+        raw.replace("CSeq: 1 ", &format!("CSeq: {cseq} "))
+            .replace("z9hG4bKreg1", &format!("z9hG4bKreg{cseq}"))
+            .as_bytes(),
+    )
+    .unwrap();
+    let value = creds(&m);
+    m.push_header(HeaderName::Authorization, &value).unwrap();
+    m.finish().unwrap();
+    lab.send_from(udp(PHONE), m);
+    let mut got = lab.take(PHONE);
+    assert_eq!(got.len(), 1, "one answer to CSeq {cseq}: {got:?}");
+    got.remove(0)
+}
+
 /// The answers to a wrong password for 1001 and to an unknown account (1099), from a phone
 /// with the `ua` header line: each a list of the answers' header lines, nonces and tags
 /// blanked.
@@ -856,20 +879,9 @@ fn answers_to_failures(ua: &str) -> Vec<Vec<Vec<String>>> {
         let mut seq = vec![ch.clone()];
         let mut prev = ch;
         for cseq in 2..=3 {
-            let mut m = Message::parse(
-                raw.replace("CSeq: 1 ", &format!("CSeq: {cseq} "))
-                    .replace("z9hG4bKreg1", &format!("z9hG4bKreg{cseq}"))
-                    .as_bytes(),
-            )
-            .unwrap();
-            let creds = answer(&prev, &m, user, pw);
-            m.push_header(HeaderName::Authorization, &creds).unwrap();
-            m.finish().unwrap();
-            lab.send_from(udp(PHONE), m);
-            let got = lab.take(PHONE);
-            assert_eq!(got.len(), 1);
-            prev = got[0].clone();
-            seq.push(got[0].clone());
+            let got = register_again(&mut lab, &raw, cseq, |m| answer(&prev, m, user, pw));
+            prev = got.clone();
+            seq.push(got);
         }
         let lines: Vec<String> = seq.iter().map(first_line).collect();
         assert_eq!(
@@ -959,20 +971,9 @@ fn answers_with_an_algorithm_not_offered_or_unreadable_credentials_fail() {
         let mut prev = lab.expect(PHONE, "401 Unauthorized");
         let mut lines = Vec::new();
         for cseq in 2..=3 {
-            let mut m = Message::parse(
-                raw.replace("CSeq: 1 ", &format!("CSeq: {cseq} "))
-                    .replace("z9hG4bKreg1", &format!("z9hG4bKreg{cseq}"))
-                    .as_bytes(),
-            )
-            .unwrap();
-            let value = creds(&prev, &m);
-            m.push_header(HeaderName::Authorization, &value).unwrap();
-            m.finish().unwrap();
-            lab.send_from(udp(PHONE), m);
-            let got = lab.take(PHONE);
-            assert_eq!(got.len(), 1, "{why}");
-            lines.push(first_line(&got[0]));
-            prev = got[0].clone();
+            let got = register_again(&mut lab, &raw, cseq, |m| creds(&prev, m));
+            lines.push(first_line(&got));
+            prev = got;
         }
         assert_eq!(
             lines,
@@ -1745,19 +1746,9 @@ fn the_second_failure_within_find_time_is_forbidden_and_after_it_challenged_agai
     let attempt = |lab: &mut Lab, cseq: u32| {
         lab.send(PHONE, &raw);
         let ch = lab.expect(PHONE, "401 Unauthorized");
-        let mut m = Message::parse(
-            raw.replace("CSeq: 1 ", &format!("CSeq: {cseq} "))
-                .replace("z9hG4bKreg1", &format!("z9hG4bKreg{cseq}"))
-                .as_bytes(),
-        )
-        .unwrap();
-        let creds = answer(&ch, &m, "1001", "not-the-password");
-        m.push_header(HeaderName::Authorization, &creds).unwrap();
-        m.finish().unwrap();
-        lab.send_from(udp(PHONE), m);
-        let got = lab.take(PHONE);
-        assert_eq!(got.len(), 1);
-        first_line(&got[0])
+        first_line(&register_again(lab, &raw, cseq, |m| {
+            answer(&ch, m, "1001", "not-the-password")
+        }))
     };
     assert_eq!(attempt(&mut lab, 2), "SIP/2.0 401 Unauthorized");
     assert_eq!(attempt(&mut lab, 3), "SIP/2.0 403 Forbidden");

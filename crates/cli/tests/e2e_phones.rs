@@ -448,7 +448,7 @@ fn socket_from(ip: &str) -> TcpStream {
 fn lab_browser_phone_registers_over_wss_and_gets_the_pbx_call() {
     let _lab = lab_lock();
     let lab = Lab::start("examples/lab.toml");
-    let cert = lab.dir.0.join("examples/lab/tls/cert.pem");
+    let cert = lab.cert();
     let mut phone = Command::new("python3")
         .arg(repo_root().join("tests/ws/ws_phone.py"))
         .args(["--url", "wss://127.0.0.1:8443", "--ca"])

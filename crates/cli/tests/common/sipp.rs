@@ -311,6 +311,14 @@ impl Lab {
         }
     }
 
+    /// The lab's TLS certificate, which the gateway generated on its first start in the lab's
+    /// scratch copy (clients trust it as their only root).
+    pub(crate) fn cert(&self) -> PathBuf {
+        let cert = self.dir.0.join("examples/lab/tls/cert.pem");
+        assert!(cert.exists(), "no lab certificate at {}", cert.display());
+        cert
+    }
+
     pub(crate) fn work(&self, name: &str) -> PathBuf {
         let p = self.dir.0.join(name);
         std::fs::create_dir_all(&p).unwrap();
