@@ -14,7 +14,7 @@ use sipwarden_stages::{Origin, Reason};
 /// One event of one call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CallEvent {
-    /// The call's id in the core (refused calls get the id the call would have had).
+    /// The call's id in the core; a refused call uses one up too, so ids never repeat.
     pub call: u64,
     /// When, by the wall clock.
     pub at: SystemTime,

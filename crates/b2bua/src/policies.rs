@@ -130,7 +130,9 @@ impl Core {
             let _ = self.txl.send_response(now, tx, &r);
         }
         let info = self.call_info(invite, src, zone, None, (None, None));
+        // An id of its own: call records must not mix it up with the next call's.
         let call = self.next_call;
+        self.next_call += 1;
         self.call_event(
             now,
             call,

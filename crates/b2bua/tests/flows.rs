@@ -1405,12 +1405,9 @@ fn a_policy_plugged_in_refuses_a_prefix_and_nothing_else() {
         .find(|r| r.0 == "refuse_prefix" && r.1 == "reply")
         .map(|r| (r.2, r.3));
     assert_eq!(counted, Some(("blocked_prefix", 1)));
-    let refused: Vec<_> = lab
-        .core
-        .take_call_events()
-        .into_iter()
-        .map(|e| e.kind)
-        .collect();
+    let events = lab.core.take_call_events();
+    let refused_id = events.first().map(|e| e.call);
+    let refused: Vec<_> = events.into_iter().map(|e| e.kind).collect();
     assert!(
         matches!(
             &refused[..],
@@ -1426,6 +1423,9 @@ fn a_policy_plugged_in_refuses_a_prefix_and_nothing_else() {
     // Any other number goes out as before (the policy said Continue).
     let (_b_invite, _ok) = outbound_call(&mut lab);
     assert_eq!(lab.stats().calls_started, 1);
+    let started = lab.core.take_call_events().first().map(|e| e.call);
+    assert!(started.is_some());
+    assert_ne!(started, refused_id, "a refused call's id is never reused");
 }
 
 /// What a policy sees of a call's life, and a policy ending a running call (as spend caps
