@@ -9,10 +9,10 @@ cd "$(dirname "$0")/.."
 # edge in the TLS call tests (SIPp from Debian has no TLS); openssl makes their certificates.
 # python3-websockets drives tests/ws/ws_phone.py, the browser-like phone of the SIP over WSS
 # tests (SIPp has no WebSocket transport).
-# baresip-core: a real phone (headless: stdio, g711, aubridge) in the e2e_baresip tests.
+# baresip-core: a real phone (headless: stdio, g711, aubridge) in the e2e_clients tests.
 # fail2ban: its fail2ban-regex and stock asterisk filter check our security-event lines.
 # sipvicious, sipsak, nmap: the real attack tools of the e2e_attacks tests (tests/attacks/).
-# The client matrix (e2e_clients, docs/phones.md): baresip-core; linphone-cli (linphonec, a
+# The rest of the client matrix (e2e_clients, docs/phones.md): linphone-cli (linphonec, a
 # real softphone); chromium, in which JsSIP and SIP.js (npm, tests/browser/) register over WSS.
 # Later capabilities add theirs here.
 PACKAGES=(sip-tester kamailio kamailio-tls-modules openssl python3-websockets baresip-core
