@@ -10,7 +10,7 @@ use sipwarden_txn::{Event, TxId};
 
 use crate::Binding;
 use crate::build::{self};
-use crate::call::Phase;
+use crate::call::{Call, Phase};
 use crate::routes::Zone;
 use crate::{ClientRole, Core, TimerKind, events, same_peer, stamp_received};
 
@@ -32,7 +32,7 @@ impl Core {
             if let Some(call) = self.calls.get_mut(&id) {
                 call.timer = None;
             }
-            match (kind, self.calls.get(&id).map(|c| c.phase)) {
+            match (kind, self.calls.get(&id).map(Call::phase)) {
                 (TimerKind::Ring, Some(Phase::Early)) => {
                     if let Some(call) = self.calls.get_mut(&id) {
                         call.note_end(events::EndedBy::Gateway, "ring timeout");

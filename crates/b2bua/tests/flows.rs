@@ -264,6 +264,47 @@ fn second_challenge_is_a_failure() {
     lab.assert_clean();
 }
 
+/// The PBX cancels while the carrier's challenge is on its way: the challenge is not
+/// answered with a new INVITE for a call nobody wants any more.
+#[test]
+fn a_challenge_that_crosses_a_cancel_is_not_answered() {
+    let mut lab = Lab::new();
+    let invite = pbx_invite("+15557654321", "z9hG4bKpbx10");
+    lab.send(PBX_UAC, &invite);
+    let inv = lab
+        .take(CARRIER)
+        .into_iter()
+        .find(|m| m.method() == Some(Method::Invite))
+        .unwrap();
+    let cancel = invite
+        .replace("INVITE sip", "CANCEL sip")
+        .replace("101 INVITE", "101 CANCEL");
+    let cancel =
+        cancel.split("Content-Type").next().unwrap().to_owned() + "Content-Length: 0\r\n\r\n";
+    lab.send(PBX_UAC, &cancel);
+    let to_pbx: Vec<String> = lab.take(PBX_UAC).iter().map(first_line).collect();
+    assert!(
+        to_pbx.contains(&"SIP/2.0 487 Request Terminated".to_owned()),
+        "{to_pbx:?}"
+    );
+    let mut ch = respond(&inv, 407, Some("c407"), None, false);
+    ch.push_header(
+        HeaderName::ProxyAuthenticate,
+        "Digest realm=\"carrier\", nonce=\"n3\", algorithm=MD5, qop=\"auth\"",
+    )
+    .unwrap();
+    lab.send_msg(CARRIER, ch);
+    let to_carrier = lab.take(CARRIER);
+    assert!(
+        to_carrier
+            .iter()
+            .all(|m| m.method() != Some(Method::Invite)),
+        "no authenticated INVITE after the CANCEL: {:?}",
+        to_carrier.iter().map(first_line).collect::<Vec<_>>()
+    );
+    assert_eq!(lab.stats().calls, 0);
+}
+
 #[test]
 fn reinvite_from_each_side() {
     let mut lab = Lab::new();

@@ -6,7 +6,7 @@ use std::time::Instant;
 use sipwarden_sip::{Message, StatusCode};
 
 use crate::build::{self};
-use crate::call::{Fork, Phase, Side, note_failure};
+use crate::call::{Fork, Side, note_failure};
 use crate::{ClientRole, Core};
 
 impl Core {
@@ -38,7 +38,7 @@ impl Core {
             }
         }
         if status.is_provisional() {
-            if !(fork.cancelled || call.cancelled || call.a_final_sent) {
+            if !fork.cancelled && call.is_early() {
                 if let Ok(out) = build::response_to_a(&rsp, call, &self.local, None) {
                     let _ = self.txl.send_response(now, call.a_invite_tx, &out);
                 }
@@ -52,15 +52,14 @@ impl Core {
                 note_failure(call, status);
             }
             // The last fork to fail ends the call when the current B leg is gone too.
-            if call.b_invite_tx.is_none() && call.forks.is_empty() && !call.a_final_sent {
-                call.phase = Phase::Ending;
+            if call.b_invite_tx.is_none() && call.forks.is_empty() && call.is_early() {
                 let best = call.best_failure.unwrap_or(status);
                 self.final_to_a(now, id, best, None);
             }
             self.maybe_finish(id);
             return;
         }
-        if fork.cancelled || call.cancelled || call.a_final_sent || call.phase != Phase::Early {
+        if fork.cancelled || !call.is_early() {
             // Answered too late: another fork won, or the caller gave up.
             self.end_fork(now, fork, &rsp);
             self.maybe_finish(id);

@@ -124,7 +124,7 @@ impl Core {
         // retransmitting the 2xx and acknowledge B's now (with no body; a late-offer answer
         // would have been in the lost ACK).
         if side == Side::A {
-            if let Some((b_tx, _)) = call.b_ack_due.take() {
+            if let Some((b_tx, _)) = call.state.take_b_ack() {
                 let cseq = call.b_invite.cseq().map_or(1, |c| c.seq);
                 let invite = call.b_invite.clone();
                 if let Ok(ack) =
@@ -154,7 +154,7 @@ impl Core {
             call.note_end(by, "BYE");
         }
         let other = side.other();
-        let phase = call.phase;
+        let phase = call.phase();
         let other_ready = call.leg(other).remote_tag.is_some();
         if method == Method::Bye && phase == Phase::Early {
             // A BYE in an early dialog ends the attempt.
@@ -179,7 +179,7 @@ impl Core {
         };
         let target = call.leg(other).target;
         if method == Method::Bye {
-            call.phase = Phase::Ending;
+            call.state.hang_up();
         }
         let cseq = out.cseq().map_or(0, |c| c.seq);
         match self.txl.send_request(now, out, target, target.reliable()) {
@@ -222,7 +222,7 @@ impl Core {
                 let Some(call) = self.calls.get_mut(&id) else {
                     return;
                 };
-                if let Some((b_tx, _tag)) = call.b_ack_due.take() {
+                if let Some((b_tx, _tag)) = call.state.take_b_ack() {
                     let cseq = call.b_invite.cseq().map_or(1, |c| c.seq);
                     if let Ok(out) =
                         build::ack_for_2xx(call, Side::B, ack, cseq, &self.local, &mut self.ids)

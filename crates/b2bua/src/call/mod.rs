@@ -60,15 +60,46 @@ pub(crate) struct Leg {
     pub(crate) account: Option<String>,
 }
 
-/// How far the call got.
+/// How far the call got: the data-free view of [`State`], for matching on timers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
-    /// INVITE sent on B, no final response yet.
+    /// INVITE sent on B, no final response to the caller yet.
     Early,
     /// Answered on both legs.
     Confirmed,
     /// Being torn down: BYEs or a CANCEL in flight; nothing new is relayed.
     Ending,
+}
+
+/// B answered with a 2xx whose ACK waits for A's (it may carry the SDP answer): the B-leg
+/// INVITE transaction and B's To-tag.
+pub(crate) type AckDue = (TxId, String);
+
+/// Where a call stands. Every change of state is one of the methods on [`Call`] below, so
+/// the rules (the caller gets exactly one final answer; a call ends only from `Ending`) hold
+/// in one place rather than in flags checked across the handlers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    /// The B leg's INVITE is out and the caller has had no final answer.
+    Early {
+        /// A trunk's challenge was answered once already (a second one is a failure).
+        b_auth_sent: bool,
+    },
+    /// B answered and the caller got the 2xx `status`.
+    Confirmed {
+        /// The caller's final status (a 2xx).
+        status: u16,
+        /// B's ACK, until A's arrives.
+        b_ack_due: Option<AckDue>,
+    },
+    /// Being torn down: BYEs or a CANCEL in flight, nothing new is relayed. The caller has its
+    /// final answer `status` (a failure, or the 2xx of a call being hung up).
+    Ending {
+        /// The caller's final status.
+        status: u16,
+        /// B's ACK, if the call is hung up before A acknowledged the 2xx.
+        b_ack_due: Option<AckDue>,
+    },
 }
 
 /// A reliable provisional response relayed from B to A (RFC 3262): our RSeq on A, theirs on B.
@@ -94,19 +125,14 @@ pub(crate) struct Call {
     pub(crate) routes: Arc<Routes>,
     pub(crate) a: Leg,
     pub(crate) b: Leg,
-    pub(crate) phase: Phase,
+    pub(crate) state: State,
     /// The trunk the B leg goes to, if any (for its credentials).
     pub(crate) b_trunk: Option<usize>,
     pub(crate) a_invite_tx: TxId,
     pub(crate) a_invite: Message,
-    pub(crate) a_final_sent: bool,
     /// Current client transaction of the initial INVITE on B (a new one after a challenge).
     pub(crate) b_invite_tx: Option<TxId>,
     pub(crate) b_invite: Message,
-    /// B answered 2xx and the ACK for it waits for A's ACK (it may carry the SDP answer).
-    pub(crate) b_ack_due: Option<(TxId, String)>,
-    pub(crate) auth_tried: bool,
-    pub(crate) cancelled: bool,
     /// Outstanding BYEs the gateway sent itself (teardown), per side.
     pub(crate) byes: Vec<(Side, TxId)>,
     pub(crate) rel: Vec<RelRsp>,
@@ -120,13 +146,106 @@ pub(crate) struct Call {
     pub(crate) best_failure: Option<StatusCode>,
     /// The call's pending timer, as entered in `Core::timers`.
     pub(crate) timer: Option<(std::time::Instant, crate::TimerKind)>,
-    /// The final status the caller got, once it has one.
-    pub(crate) a_status: Option<u16>,
     /// Who ended the call and why: the first cause noted wins.
     pub(crate) ending: Option<(crate::events::EndedBy, String)>,
 }
 
+impl State {
+    /// The state without its data.
+    pub(crate) fn phase(&self) -> Phase {
+        match self {
+            Self::Early { .. } => Phase::Early,
+            Self::Confirmed { .. } => Phase::Confirmed,
+            Self::Ending { .. } => Phase::Ending,
+        }
+    }
+
+    /// Whether the caller is still waiting for its final answer.
+    pub(crate) fn is_early(&self) -> bool {
+        matches!(self, Self::Early { .. })
+    }
+
+    /// The final status the caller got, once it has one (for the call record).
+    pub(crate) fn caller_status(&self) -> Option<u16> {
+        match self {
+            Self::Early { .. } => None,
+            Self::Confirmed { status, .. } | Self::Ending { status, .. } => Some(*status),
+        }
+    }
+
+    /// Early → Confirmed: B answered `status` (its 2xx on transaction `b_tx`, To-tag `tag`)
+    /// and the caller is sent that 2xx. False, and nothing changes, unless the call was early.
+    pub(crate) fn confirm(&mut self, status: u16, b_tx: TxId, tag: String) -> bool {
+        if !self.is_early() {
+            return false;
+        }
+        *self = Self::Confirmed {
+            status,
+            b_ack_due: Some((b_tx, tag)),
+        };
+        true
+    }
+
+    /// Early → Ending with the caller's final `status` (a failure, a CANCEL, the gateway giving
+    /// up). False, and nothing changes, when the caller has its answer already: it gets one.
+    pub(crate) fn fail(&mut self, status: u16) -> bool {
+        if !self.is_early() {
+            return false;
+        }
+        *self = Self::Ending {
+            status,
+            b_ack_due: None,
+        };
+        true
+    }
+
+    /// Confirmed → Ending (a BYE from either side or from the gateway). False when the call
+    /// was not confirmed: an early call ends through [`Call::fail`], an ending one already is.
+    pub(crate) fn hang_up(&mut self) -> bool {
+        let Self::Confirmed { status, b_ack_due } = self else {
+            return false;
+        };
+        *self = Self::Ending {
+            status: *status,
+            b_ack_due: b_ack_due.take(),
+        };
+        true
+    }
+
+    /// Takes B's pending ACK (A acknowledged the 2xx, or proved it got it).
+    pub(crate) fn take_b_ack(&mut self) -> Option<AckDue> {
+        match self {
+            Self::Confirmed { b_ack_due, .. } | Self::Ending { b_ack_due, .. } => {
+                b_ack_due.take()
+            }
+            Self::Early { .. } => None,
+        }
+    }
+
+    /// Whether a trunk's challenge to the B-leg INVITE may be answered: once, and only while
+    /// the caller still waits. Marks it answered.
+    pub(crate) fn try_trunk_auth(&mut self) -> bool {
+        match self {
+            Self::Early { b_auth_sent } if !*b_auth_sent => {
+                *b_auth_sent = true;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
 impl Call {
+    /// The state without its data.
+    pub(crate) fn phase(&self) -> Phase {
+        self.state.phase()
+    }
+
+    /// Whether the caller is still waiting for its final answer.
+    pub(crate) fn is_early(&self) -> bool {
+        self.state.is_early()
+    }
+
     /// Notes who ended the call, unless a cause is known already.
     pub(crate) fn note_end(&mut self, by: crate::events::EndedBy, reason: impl Into<String>) {
         if self.ending.is_none() {
@@ -164,5 +283,72 @@ pub(crate) fn note_failure(call: &mut Call, status: StatusCode) {
     };
     if call.best_failure.is_none_or(|b| rank(status) < rank(b)) {
         call.best_failure = Some(status);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn early() -> State {
+        State::Early { b_auth_sent: false }
+    }
+
+    /// A transaction id, as only a transaction layer hands them out.
+    fn tx() -> TxId {
+        let mut layer = sipwarden_txn::TxLayer::<u8>::new(sipwarden_txn::Config::default());
+        let invite = Message::parse(
+            b"INVITE sip:b@192.0.2.2 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n\
+              From: <sip:a@192.0.2.1>;tag=1\r\nTo: <sip:b@192.0.2.2>\r\nCall-ID: c\r\n\
+              CSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        )
+        .unwrap();
+        layer
+            .send_request(std::time::Instant::now(), invite, 0, false)
+            .unwrap()
+    }
+
+    #[test]
+    fn the_caller_gets_exactly_one_final_answer() {
+        let mut s = early();
+        assert_eq!(s.caller_status(), None);
+        assert!(s.fail(486));
+        assert_eq!(s.phase(), Phase::Ending);
+        assert_eq!(s.caller_status(), Some(486));
+        assert!(!s.fail(500), "a second final answer is refused");
+        assert!(
+            !s.confirm(200, tx(), "b".into()),
+            "no answer after a failure"
+        );
+        assert_eq!(s.caller_status(), Some(486));
+
+        let mut s = early();
+        assert!(s.confirm(200, tx(), "b".into()));
+        assert!(!s.fail(487), "a CANCEL after the 2xx changes nothing");
+        assert_eq!(s.caller_status(), Some(200));
+    }
+
+    #[test]
+    fn only_a_confirmed_call_is_hung_up_and_keeps_its_pending_ack() {
+        let mut s = early();
+        assert!(!s.hang_up(), "an early call ends through fail");
+        assert!(s.confirm(200, tx(), "tag-b".into()));
+        assert!(s.hang_up());
+        assert_eq!(s.phase(), Phase::Ending);
+        assert_eq!(s.caller_status(), Some(200));
+        assert!(!s.hang_up(), "ending already");
+        assert_eq!(s.take_b_ack(), Some((tx(), "tag-b".to_owned())));
+        assert_eq!(s.take_b_ack(), None, "B is acknowledged once");
+    }
+
+    #[test]
+    fn a_trunk_challenge_is_answered_once_and_only_while_early() {
+        let mut s = early();
+        assert!(s.try_trunk_auth());
+        assert!(!s.try_trunk_auth());
+        let mut s = early();
+        assert!(s.fail(487));
+        assert!(!s.try_trunk_auth(), "no new INVITE for a cancelled call");
+        assert_eq!(early().take_b_ack(), None);
     }
 }

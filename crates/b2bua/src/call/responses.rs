@@ -8,7 +8,7 @@ use sipwarden_txn::TxId;
 
 use crate::auth;
 use crate::build::{self};
-use crate::call::{Phase, RelRsp, Side, note_failure};
+use crate::call::{RelRsp, Side, note_failure};
 use crate::{ClientRole, Core, ServerRole, TimerKind, events};
 
 impl Core {
@@ -46,7 +46,7 @@ impl Core {
             }
         }
         if status.is_provisional() {
-            if call.cancelled || call.a_final_sent {
+            if !call.is_early() {
                 return;
             }
             let rel = build::reliable_rseq(&rsp).map(|b_rseq| {
@@ -69,7 +69,8 @@ impl Core {
         self.clients.remove(&tx);
         call.b_invite_tx = None;
         if status.is_success() {
-            if call.cancelled || call.a_final_sent {
+            let tag = rsp.to_tag().unwrap_or("").to_owned();
+            if !call.state.confirm(status.as_u16(), tx, tag) {
                 // Answered after A gave up: acknowledge and hang up B.
                 let cseq = call.b_invite.cseq().map_or(1, |c| c.seq);
                 if let Ok(ack) =
@@ -81,35 +82,35 @@ impl Core {
                 self.send_bye(now, id, Side::B, "call cancelled");
                 return;
             }
-            call.phase = Phase::Confirmed;
-            call.b_ack_due = Some((tx, rsp.to_tag().unwrap_or("").to_owned()));
             self.cancel_forks(now, id);
             let Some(call) = self.calls.get_mut(&id) else {
                 return;
             };
             let deadline = now + call.max_duration;
-            if let Ok(out) = build::response_to_a(&rsp, call, &self.local, None) {
-                let a_tx = call.a_invite_tx;
-                call.a_final_sent = true;
-                let _ = self.txl.send_response(now, a_tx, &out);
-            }
+            let a_tx = call.a_invite_tx;
+            let relayed = build::response_to_a(&rsp, call, &self.local, None);
             self.stats.calls_answered += 1;
-            if let Some(call) = self.calls.get_mut(&id) {
-                call.a_status = Some(status.as_u16());
-            }
             self.policies_answered(id, now);
             self.call_event(now, id, events::CallEventKind::Answered);
-            self.set_timer(id, Some((deadline, TimerKind::MaxDuration)));
+            match relayed {
+                Ok(out) => {
+                    let _ = self.txl.send_response(now, a_tx, &out);
+                    self.set_timer(id, Some((deadline, TimerKind::MaxDuration)));
+                }
+                // The answer cannot be written for A (never seen): B is hung up rather
+                // than left connected to nobody.
+                Err(_) => self.teardown(now, id, "answer could not be relayed"),
+            }
             return;
         }
         // A challenge from the trunk: answer it once.
-        if matches!(code, 401 | 407) && !call.auth_tried {
+        if matches!(code, 401 | 407) {
             let creds = call
                 .b_trunk
                 .and_then(|t| call.routes.trunks.get(t))
-                .and_then(|t| t.credentials.clone());
+                .and_then(|t| t.credentials.clone())
+                .filter(|_| call.state.try_trunk_auth());
             if let Some((user, pass)) = creds {
-                call.auth_tried = true;
                 let cnonce = self.ids.cnonce();
                 let branch = self.ids.branch();
                 if let Ok(next) =
@@ -128,14 +129,14 @@ impl Core {
             }
         }
         // A failure of one fork while others still ring: the next one takes its place.
-        if !call.cancelled && !call.a_final_sent && call.forks.iter().any(|f| !f.cancelled) {
+        if call.is_early() && call.forks.iter().any(|f| !f.cancelled) {
             note_failure(call, status);
             self.promote_fork(id);
             return;
         }
         // A failure: pass the status back (a second challenge becomes 403: the PBX cannot
         // answer the trunk's challenge, and must not see it).
-        if call.cancelled || call.a_final_sent {
+        if !call.is_early() {
             self.maybe_finish(id);
             return;
         }
@@ -151,7 +152,6 @@ impl Core {
             );
             (best, None)
         };
-        call.phase = Phase::Ending;
         self.final_to_a(now, id, status, reason);
         self.maybe_finish(id);
     }
@@ -173,13 +173,11 @@ impl Core {
                     return;
                 }
                 call.b_invite_tx = None;
-                if !call.cancelled && !call.a_final_sent && call.forks.iter().any(|f| !f.cancelled)
-                {
+                if call.is_early() && call.forks.iter().any(|f| !f.cancelled) {
                     note_failure(call, StatusCode::REQUEST_TIMEOUT);
                     self.promote_fork(id);
                     return;
                 }
-                call.phase = Phase::Ending;
                 note_failure(call, StatusCode::REQUEST_TIMEOUT);
                 call.note_end(
                     events::EndedBy::Gateway,
@@ -213,7 +211,7 @@ impl Core {
         if matches!(role, ServerRole::Invite) {
             // A never acknowledged the answer: acknowledge B ourselves and end the call.
             if let Some(call) = self.calls.get_mut(&id) {
-                if let Some((b_tx, _)) = call.b_ack_due.take() {
+                if let Some((b_tx, _)) = call.state.take_b_ack() {
                     let invite = call.b_invite.clone();
                     let cseq = invite.cseq().map_or(1, |c| c.seq);
                     if let Ok(ack) =

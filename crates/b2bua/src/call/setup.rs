@@ -9,7 +9,7 @@ use sipwarden_stages::{Reason, StageName, Verdict};
 use sipwarden_txn::TxId;
 
 use crate::build::{self, Identity};
-use crate::call::{self, Call, Fork, Phase, Side};
+use crate::call::{self, Call, Fork, Side, State};
 use crate::endpoint_auth::Ask;
 use crate::routes::Zone;
 use crate::routing::{self, Dest};
@@ -229,16 +229,12 @@ impl Core {
                 routes,
                 a,
                 b,
-                phase: Phase::Early,
+                state: State::Early { b_auth_sent: false },
                 b_trunk,
                 a_invite_tx: tx,
                 a_invite: invite,
-                a_final_sent: false,
                 b_invite_tx: Some(b_tx),
                 b_invite,
-                b_ack_due: None,
-                auth_tried: false,
-                cancelled: false,
                 byes: Vec::new(),
                 rel: Vec::new(),
                 next_a_rseq: 1,
@@ -247,7 +243,6 @@ impl Core {
                 forks,
                 best_failure: None,
                 timer: None,
-                a_status: None,
                 ending: None,
             },
         );

@@ -7,7 +7,7 @@ use sipwarden_sip::{Message, StatusCode};
 use sipwarden_txn::TxId;
 
 use crate::build::{self};
-use crate::call::{Phase, Side};
+use crate::call::{Call, Phase, Side};
 use crate::{ClientRole, Core, ServerRole, events};
 
 impl Core {
@@ -15,7 +15,7 @@ impl Core {
     /// and 480 for one still ringing. Returns whether the call existed.
     pub fn hangup(&mut self, now: Instant, call: u64, reason: &str) -> bool {
         self.clock = Some(now);
-        let Some(phase) = self.calls.get(&call).map(|c| c.phase) else {
+        let Some(phase) = self.calls.get(&call).map(Call::phase) else {
             return false;
         };
         match phase {
@@ -50,11 +50,9 @@ impl Core {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if call.phase != Phase::Early {
+        if !call.is_early() {
             return;
         }
-        call.cancelled = true;
-        call.phase = Phase::Ending;
         call.note_end(events::EndedBy::Caller, "cancelled");
         if let Some(b_tx) = call.b_invite_tx {
             let _ = self.txl.cancel(now, b_tx);
@@ -76,11 +74,9 @@ impl Core {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if call.a_final_sent {
+        if !call.state.fail(status.as_u16()) {
             return;
         }
-        call.a_final_sent = true;
-        call.a_status = Some(status.as_u16());
         let tag = call.a.local_tag.clone();
         if let Ok(r) = Message::response_to(&call.a_invite, status, reason, Some(&tag)) {
             let a_tx = call.a_invite_tx;
@@ -99,11 +95,9 @@ impl Core {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if call.phase != Phase::Early {
+        if !call.is_early() {
             return;
         }
-        call.phase = Phase::Ending;
-        call.cancelled = true;
         call.note_end(events::EndedBy::Gateway, reason);
         if let Some(b_tx) = call.b_invite_tx {
             let _ = self.txl.cancel(now, b_tx);
@@ -118,10 +112,9 @@ impl Core {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if call.phase == Phase::Ending {
+        if !call.state.hang_up() {
             return;
         }
-        call.phase = Phase::Ending;
         call.note_end(events::EndedBy::Gateway, reason);
         self.send_bye(now, id, Side::A, reason);
         self.send_bye(now, id, Side::B, reason);
@@ -132,7 +125,7 @@ impl Core {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        call.phase = Phase::Ending;
+        call.state.hang_up();
         if call.leg(side).remote_tag.is_none() {
             return;
         }
@@ -150,8 +143,7 @@ impl Core {
     /// Ends the call if nothing of it is still in flight.
     pub(crate) fn maybe_finish(&mut self, id: u64) {
         let done = self.calls.get(&id).is_some_and(|c| {
-            c.phase == Phase::Ending
-                && c.a_final_sent
+            c.phase() == Phase::Ending
                 && c.b_invite_tx.is_none()
                 && c.forks.is_empty()
                 && c.byes.is_empty()
@@ -185,7 +177,7 @@ impl Core {
                 now,
                 id,
                 events::CallEventKind::Ended {
-                    status: call.a_status,
+                    status: call.state.caller_status(),
                     by,
                     reason,
                 },
