@@ -80,6 +80,11 @@
 #   DID [+15551230042]  called number (a DID of the lab trunk "carrier")
 #   PROXY_PORT [5060] PBX_PORT [5080] TRUNK_PORT [5060] ADMIN_PORT [8080]
 #   SIPWARDEN_BIN   use this binary instead of building
+#   BASELINE_REV    a second sipwarden, built from this git revision (clean
+#                   snapshot), run as proxy "baseline" beside "sipwarden": a
+#                   before/after comparison in one run. PROXIES then defaults
+#                   to "baseline sipwarden" and the ratios printed are
+#                   sipwarden/baseline (e.g. BASELINE_REV=1560461 SIPWARDEN_REV=HEAD)
 #   SIPWARDEN_REV   build this git revision (e.g. HEAD) from a clean snapshot
 #                   in BUILD_DIR [/tmp/sipwarden-bench-build], instead of
 #                   `cargo build --release -p sipwarden` in the working tree
@@ -103,7 +108,11 @@ IP=127.0.0.1          # the proxy: loopback only, on purpose
 PBX_IP=127.0.0.10     # the lab's PBX (LAB.md): not 127.0.0.1, where local clients are phones
 TRUNK_IP=127.0.0.3    # the lab's carrier
 KIND=${KIND:-calls}
-PROXIES=${PROXIES:-"kamailio sipwarden"}
+if [[ -n ${BASELINE_REV:-} ]]; then
+	PROXIES=${PROXIES:-"baseline sipwarden"}
+else
+	PROXIES=${PROXIES:-"kamailio sipwarden"}
+fi
 if [[ $KIND == register ]]; then
 	CALL_RATES=${REG_RATES:-"2000 4000 6000 8000 10000 12000 14000 16000"}
 	EXTRA_RATES=${EXTRA_RATES-"18000 20000 24000 28000 32000"}
@@ -150,7 +159,8 @@ for p in "$PROXY_PORT" "$PBX_PORT" "$TRUNK_PORT" "$ADMIN_PORT" "$RUN_SECS" "$REP
 	[[ $p =~ ^[0-9]+$ ]] || { echo "not a number: $p" >&2; exit 2; }
 done
 for r in $CALL_RATES $EXTRA_RATES; do [[ $r =~ ^[0-9]+$ ]] || { echo "bad rate $r" >&2; exit 2; }; done
-for p in $PROXIES; do [[ $p == kamailio || $p == sipwarden ]] || { echo "unknown proxy $p" >&2; exit 2; }; done
+for p in $PROXIES; do [[ $p == kamailio || $p == sipwarden || $p == baseline ]] || { echo "unknown proxy $p" >&2; exit 2; }; done
+[[ " $PROXIES " == *" baseline "* && -z ${BASELINE_REV:-} ]] && { echo "proxy baseline needs BASELINE_REV" >&2; exit 2; }
 [[ $KIND == calls || $KIND == register || $KIND == flood ]] || { echo "KIND must be calls, register or flood" >&2; exit 2; }
 if [[ $KIND == flood ]]; then
 	for p in "$FLOOD_PORT" "$FLOOD_SECS" "$LEGIT_RATE"; do
@@ -442,8 +452,10 @@ start_proxy() { # name tag
 	else
 		local dir=$OUT_DIR/$tag.scratch
 		rm -rf "$dir"; mkdir -p "$dir"
-		cp -r "$SW_EXAMPLES" "$dir/examples"
-		(cd "$dir" && SIPWARDEN_LOG=$SIPWARDEN_LOG exec $NICE timeout -k 5 900 "$SW_BIN" serve --config examples/bench.toml) >"$logf" 2>&1 &
+		local bin=$SW_BIN examples=$SW_EXAMPLES
+		[[ $name == baseline ]] && { bin=$BL_BIN; examples=$BL_EXAMPLES; }
+		cp -r "$examples" "$dir/examples"
+		(cd "$dir" && SIPWARDEN_LOG=$SIPWARDEN_LOG exec $NICE timeout -k 5 900 "$bin" serve --config examples/bench.toml) >"$logf" 2>&1 &
 	fi
 	PROXY_PID=$!
 	remember "$PROXY_PID"
@@ -506,7 +518,7 @@ calls_run() {
 		ours="$PROXY_PID $(descendants "$PROXY_PID" | tr '\n' ' ')"
 		[[ -n $UAS_PID ]] && ours+=" $UAS_PID $(descendants "$UAS_PID" | tr '\n' ' ')"
 		foreign=$(foreign_listeners $ours)
-		if [[ $name == sipwarden ]]; then
+		if [[ $name != kamailio ]]; then
 			python3 - "http://$IP:$ADMIN_PORT/metrics" >"$OUT_DIR/$tag.metrics.txt" 2>&1 <<'PY'
 import sys, urllib.request
 print(urllib.request.urlopen(sys.argv[1], timeout=3).read().decode())
@@ -524,7 +536,7 @@ PY
 		fi
 		local stats ustats n503 swstate="-"
 		n503=$(grep -c "received 'SIP/2.0 503" "$OUT_DIR/$tag.uac.err" 2>/dev/null)
-		if [[ $name == sipwarden ]]; then
+		if [[ $name != kamailio ]]; then
 			# sipwarden's own gauges when the client finished (calls, transactions held)
 			swstate=$(awk '/^sipwarden_calls /{c=$2} /^sipwarden_transactions_client /{tc=$2}
 				/^sipwarden_transactions_server /{ts=$2} /^sipwarden_inbound_dropped_total /{d=$2}
@@ -629,7 +641,7 @@ flood_run() {
 			sleep 0.3
 		fi
 		local p0 s0 pd0 ud0 r0="" rss0
-		[[ $name == sipwarden ]] && sw_get /metrics "$OUT_DIR/$tag.metrics0.txt"
+		[[ $name != kamailio ]] && sw_get /metrics "$OUT_DIR/$tag.metrics0.txt"
 		r0=$([[ $name == kamailio ]] && kam_rcv_requests)
 		rss0=$(tree_rss_kb "$PROXY_PID")
 		p0=$(tree_ticks "$PROXY_PID"); s0=$(psi_us)
@@ -710,7 +722,7 @@ flood_run() {
 			lstats=$(python3 "$HERE/parse_sipp.py" "$OUT_DIR/$tag.legit.stat.csv" "$OUT_DIR/$tag.legit.rtt.csv" 2>/dev/null) || lstats="-"
 			n503=$(grep -c "received 'SIP/2.0 503" "$OUT_DIR/$tag.legit.err" 2>/dev/null)
 			# the UAS had calls in flight until the UAC ended
-			[[ $name == sipwarden ]] && sw_get /metrics "$OUT_DIR/$tag.metrics2.txt"
+			[[ $name != kamailio ]] && sw_get /metrics "$OUT_DIR/$tag.metrics2.txt"
 			stop_tree "$UAS_PID"
 		fi
 		# proxy state once the calls are over
@@ -731,7 +743,7 @@ flood_run() {
 			fstats=$(python3 "$HERE/parse_sipp.py" "$OUT_DIR/$tag.stat.csv" 2>/dev/null) || fstats="-"
 		fi
 		local swstate="-"
-		if [[ $name == sipwarden ]]; then
+		if [[ $name != kamailio ]]; then
 			local m0=$OUT_DIR/$tag.metrics0.txt m1=$OUT_DIR/$tag.metrics.txt m2=$OUT_DIR/$tag.metrics2.txt
 			swstate="sw_udp_read=$(($(sw_metric "$m1" sipwarden_udp_received_total) - $(sw_metric "$m0" sipwarden_udp_received_total)))"
 			swstate+=" sw_banned_dropped=$(($(sw_metric "$m1" sipwarden_banned_dropped_total) - $(sw_metric "$m0" sipwarden_banned_dropped_total)))"
@@ -812,6 +824,15 @@ PY
 # ------------------------------------------------------------------ main ----
 ensure_tools
 [[ " $PROXIES " == *" sipwarden "* ]] && prepare_sipwarden
+BL_BIN=$OUT_DIR/baseline BL_EXAMPLES=$OUT_DIR/baseline-examples.src BL_VERSION="n/a"
+if [[ " $PROXIES " == *" baseline "* ]]; then
+	# the same preparation, into the baseline's own binary and examples
+	sw=("$SW_BIN" "$SW_EXAMPLES" "$SW_VERSION")
+	SW_BIN=$BL_BIN SW_EXAMPLES=$BL_EXAMPLES
+	SIPWARDEN_BIN="" SIPWARDEN_REV=$BASELINE_REV prepare_sipwarden
+	BL_VERSION=$SW_VERSION
+	SW_BIN=${sw[0]} SW_EXAMPLES=${sw[1]} SW_VERSION=${sw[2]}
+fi
 [[ " $PROXIES " == *" kamailio "* ]] && render_kamailio
 KAMCMD=""
 command -v kamcmd >/dev/null && KAMCMD="kamcmd -s unix:$OUT_DIR/kamailio_ctl"
@@ -833,6 +854,7 @@ fi
 		echo "# trunk uac $TRUNK_IP:$TRUNK_PORT -> proxy $IP:$PROXY_PORT -> pbx uas $PBX_IP:$PBX_PORT, did=$DID, udp; max_fail_pct=$MAX_FAIL_PCT max_p95_ms=$MAX_P95_MS min_achieved=95%"
 	fi
 	echo "# kamailio: $(kamailio -v 2>/dev/null | head -1 | sed 's/^version: //') children=$CHILDREN -m 512 -M 32${KAM_NOTE:-} | sipwarden: $SW_VERSION, SIPWARDEN_LOG=$SIPWARDEN_LOG"
+	[[ " $PROXIES " == *" baseline "* ]] && echo "# baseline: sipwarden $BL_VERSION"
 	echo "# $(sipp -v 2>&1 | grep -o 'SIPp v[^ ]*') kernel=$(uname -r) cpus=$NCPU model=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p') nice=$BENCH_NICE loadavg=[$(cut -d' ' -f1-3 /proc/loadavg)]"
 } | tee -a "$SUMMARY"
 
@@ -860,20 +882,22 @@ if [[ $KIND == flood ]]; then
 		FFINAL[$p]=$(printf '%s' "${FLINES[$p]}" | python3 "$HERE/parse_sipp.py" median)
 		say "FINAL ${FFINAL[$p]}"
 	done
-	if [[ -n ${FFINAL[sipwarden]:-} && -n ${FFINAL[kamailio]:-} ]]; then
-		python3 - "${FFINAL[sipwarden]}" "${FFINAL[kamailio]}" <<'PY' | tee -a "$SUMMARY"
+	ref=kamailio; [[ -n ${FFINAL[baseline]:-} ]] && ref=baseline
+	if [[ -n ${FFINAL[sipwarden]:-} && -n ${FFINAL[$ref]:-} ]]; then
+		python3 - "${FFINAL[sipwarden]}" "${FFINAL[$ref]}" "$ref" <<'PY' | tee -a "$SUMMARY"
 import sys
 def kv(s):
     return dict(t.split("=", 1) for t in s.split() if "=" in t)
 sw, ka = kv(sys.argv[1]), kv(sys.argv[2])
+ref = sys.argv[3]
 def r(k):
     try:
         return f"{float(sw[k]) / float(ka[k]):.2f}"
     except (KeyError, ValueError, ZeroDivisionError):
         return "nan"
-print(f"RATIO sipwarden/kamailio absorbed_per_s={r('absorbed_per_s')} (sipwarden {sw.get('absorbed_per_s')}, kamailio {ka.get('absorbed_per_s')}) "
-      f"proxy_cpu_pct={r('proxy_cpu_pct')} (sipwarden {sw.get('proxy_cpu_pct')}, kamailio {ka.get('proxy_cpu_pct')}) "
-      f"cpu_us_per_msg={r('cpu_us_per_msg')} sock_drops sipwarden {sw.get('sock_drops')} kamailio {ka.get('sock_drops')}")
+print(f"RATIO sipwarden/{ref} absorbed_per_s={r('absorbed_per_s')} (sipwarden {sw.get('absorbed_per_s')}, {ref} {ka.get('absorbed_per_s')}) "
+      f"proxy_cpu_pct={r('proxy_cpu_pct')} (sipwarden {sw.get('proxy_cpu_pct')}, {ref} {ka.get('proxy_cpu_pct')}) "
+      f"cpu_us_per_msg={r('cpu_us_per_msg')} sock_drops sipwarden {sw.get('sock_drops')} {ref} {ka.get('sock_drops')}")
 PY
 	fi
 	say "# finished $(date -Is), $((SECONDS - T_START)) s, loadavg=[$(cut -d' ' -f1-3 /proc/loadavg)]"
@@ -917,10 +941,13 @@ for p in $PROXIES; do
 	say "FINAL ${FINAL[$p]}"
 done
 
-if [[ -n ${FINAL[sipwarden]:-} && -n ${FINAL[kamailio]:-} ]]; then
-	python3 - "${FINAL[sipwarden]}" "${FINAL[kamailio]}" "$SUMMARY" "$UNIT" <<'PY' | tee -a "$SUMMARY"
+# the ratios: against Kamailio, or against the baseline build in a before/after run
+ref=kamailio; [[ -n ${FINAL[baseline]:-} ]] && ref=baseline
+if [[ -n ${FINAL[sipwarden]:-} && -n ${FINAL[$ref]:-} ]]; then
+	python3 - "${FINAL[sipwarden]}" "${FINAL[$ref]}" "$SUMMARY" "$UNIT" "$ref" <<'PY' | tee -a "$SUMMARY"
 import sys
 unit = sys.argv[4]
+ref = sys.argv[5]
 one = unit[:-1]
 def kv(s):
     d = dict(t.split("=", 1) for t in s.split() if "=" in t)
@@ -938,15 +965,15 @@ for line in open(sys.argv[3]):
         d = kv(line)
         sweeps.setdefault(t[1], {})[int(d["rate"])] = d
 common = min(int(sw["rate"]), int(ka["rate"]))
-print(f"RESULT kamailio  max_passing_rate={ka['rate']} {unit}_per_s={ka['calls_per_s']} cpu_ms_per_{one}={ka['cpu_ms_per_call']} proxy_cpu_pct={ka['proxy_cpu_pct']} p95_ms={ka['p95_ms']} fail_pct={ka['fail_pct']}")
+print(f"RESULT {ref:<9} max_passing_rate={ka['rate']} {unit}_per_s={ka['calls_per_s']} cpu_ms_per_{one}={ka['cpu_ms_per_call']} proxy_cpu_pct={ka['proxy_cpu_pct']} p95_ms={ka['p95_ms']} fail_pct={ka['fail_pct']}")
 print(f"RESULT sipwarden max_passing_rate={sw['rate']} {unit}_per_s={sw['calls_per_s']} cpu_ms_per_{one}={sw['cpu_ms_per_call']} proxy_cpu_pct={sw['proxy_cpu_pct']} p95_ms={sw['p95_ms']} fail_pct={sw['fail_pct']}")
-print(f"RATIO sipwarden/kamailio max_passing_rate={float(sw['rate']) / float(ka['rate']):.2f} "
+print(f"RATIO sipwarden/{ref} max_passing_rate={float(sw['rate']) / float(ka['rate']):.2f} "
       f"{unit}_per_s={float(sw['calls_per_s']) / float(ka['calls_per_s']):.2f} "
       f"cpu_per_{one}_at_own_max={float(sw['cpu_ms_per_call']) / float(ka['cpu_ms_per_call']):.2f}")
-a, b = sweeps.get("sipwarden", {}).get(common), sweeps.get("kamailio", {}).get(common)
+a, b = sweeps.get("sipwarden", {}).get(common), sweeps.get(ref, {}).get(common)
 if a and b:
-    print(f"RATIO sipwarden/kamailio cpu_per_{one}_at_{common}_per_s={float(a['cpu_ms_per_call']) / float(b['cpu_ms_per_call']):.2f} "
-          f"(sipwarden {a['cpu_ms_per_call']} ms, kamailio {b['cpu_ms_per_call']} ms; one sweep run each)")
+    print(f"RATIO sipwarden/{ref} cpu_per_{one}_at_{common}_per_s={float(a['cpu_ms_per_call']) / float(b['cpu_ms_per_call']):.2f} "
+          f"(sipwarden {a['cpu_ms_per_call']} ms, {ref} {b['cpu_ms_per_call']} ms; one sweep run each)")
 PY
 fi
 
