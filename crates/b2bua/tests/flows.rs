@@ -1676,6 +1676,47 @@ fn call_events_hung_up_by_the_callee() {
     );
 }
 
+/// An answered call whose caller stops answering: its ACK never comes, the gateway hangs up
+/// both legs, the caller's BYE goes unanswered too, and the call still ends exactly once.
+#[test]
+fn call_events_when_an_answered_leg_stops_answering() {
+    let mut lab = Lab::new();
+    lab.send(CARRIER, &carrier_invite("+15551230042", "z9hG4bKsilent"));
+    let inv = lab.expect(PBX_UAS, "INVITE");
+    lab.send_msg(
+        PBX_UAS,
+        respond(
+            &inv,
+            200,
+            Some("pbx-uas"),
+            Some("<sip:pbx@127.0.0.10:5080>"),
+            true,
+        ),
+    );
+    lab.expect(CARRIER, "200 OK");
+    // The carrier goes silent: no ACK, no answer to the BYE.
+    lab.advance(Duration::from_secs(33));
+    let pbx_bye = lab
+        .take(PBX_UAS)
+        .into_iter()
+        .find(|m| m.method() == Some(Method::Bye))
+        .expect("a BYE to the PBX");
+    lab.send_msg(PBX_UAS, respond(&pbx_bye, 200, None, None, false));
+    assert!(
+        lab.take(CARRIER)
+            .iter()
+            .any(|m| m.method() == Some(Method::Bye)),
+        "the silent caller is sent a BYE too"
+    );
+    lab.advance(Duration::from_secs(40));
+    assert_eq!(lab.stats().calls, 0);
+    assert_one_call(
+        &call_events(&mut lab),
+        true,
+        (Some(200), EndedBy::Gateway, "no ACK"),
+    );
+}
+
 #[test]
 fn call_events_cancelled_busy_unanswered_and_refused() {
     // Cancelled by the caller while ringing.

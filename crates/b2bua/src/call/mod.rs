@@ -215,9 +215,7 @@ impl State {
     /// Takes B's pending ACK (A acknowledged the 2xx, or proved it got it).
     pub(crate) fn take_b_ack(&mut self) -> Option<AckDue> {
         match self {
-            Self::Confirmed { b_ack_due, .. } | Self::Ending { b_ack_due, .. } => {
-                b_ack_due.take()
-            }
+            Self::Confirmed { b_ack_due, .. } | Self::Ending { b_ack_due, .. } => b_ack_due.take(),
             Self::Early { .. } => None,
         }
     }
