@@ -20,7 +20,6 @@
 )]
 #![warn(missing_docs)]
 
-mod auth;
 mod auth_stage;
 mod build;
 mod call;
@@ -36,6 +35,7 @@ mod routes;
 mod routing;
 mod sdp;
 mod security;
+mod trunk_auth;
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};

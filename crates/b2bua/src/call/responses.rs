@@ -6,9 +6,9 @@ use std::time::Instant;
 use sipwarden_sip::{Message, Method, StatusCode};
 use sipwarden_txn::TxId;
 
-use crate::auth;
 use crate::build::{self};
 use crate::call::{RelRsp, Side, note_failure};
+use crate::trunk_auth;
 use crate::{ClientRole, Core, ServerRole, TimerKind, events};
 
 impl Core {
@@ -113,9 +113,14 @@ impl Core {
             if let Some((user, pass)) = creds {
                 let cnonce = self.ids.cnonce();
                 let branch = self.ids.branch();
-                if let Ok(next) =
-                    auth::answer_challenge(&call.b_invite, &rsp, &user, &pass, &cnonce, &branch)
-                {
+                if let Ok(next) = trunk_auth::answer_challenge(
+                    &call.b_invite,
+                    &rsp,
+                    &user,
+                    &pass,
+                    &cnonce,
+                    &branch,
+                ) {
                     call.b.local_cseq = next.cseq().map_or(call.b.local_cseq, |c| c.seq);
                     call.b_invite = next.clone();
                     let target = call.b.target;
