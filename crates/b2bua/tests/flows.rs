@@ -12,8 +12,9 @@ use sipwarden_sip::header::Transport;
 use sipwarden_sip::{HeaderName, Message, Method, StatusCode};
 use sipwarden_testkit::{
     CARRIER, LAB_ACCOUNTS, LAB_CONFIG, Lab, PBX_UAC, PBX_UAS, PHONE, PHONE2, PW_1001, SDP,
-    STRANGER, addr, answer, carrier_invite, contact_of, first_line, in_dialog, invite_with_auth,
-    outbound_call, pbx_invite, phone_lab, register, register_with_auth, respond, udp,
+    STRANGER, addr, answer, cancel_of, carrier_invite, contact_of, first_line, in_dialog,
+    inbound_call, invite_with_auth, outbound_call, pbx_invite, phone_lab, register,
+    register_with_auth, respond, udp,
 };
 
 #[test]
@@ -185,11 +186,7 @@ fn cancel_before_answer() {
     let inv = lab.expect(PBX_UAS, "INVITE");
     lab.send_msg(PBX_UAS, respond(&inv, 180, Some("pbx-uas"), None, false));
     lab.expect(CARRIER, "180 Ringing");
-    let cancel = carrier_invite("+15551230042", "z9hG4bKc2")
-        .replace("INVITE sip", "CANCEL sip")
-        .replace("7 INVITE", "7 CANCEL");
-    let cancel =
-        cancel.split("Content-Type").next().unwrap().to_owned() + "Content-Length: 0\r\n\r\n";
+    let cancel = cancel_of(&carrier_invite("+15551230042", "z9hG4bKc2"));
     // The same CANCEL from a stranger (who learnt the branch) changes nothing.
     lab.send(STRANGER, &cancel);
     lab.expect(STRANGER, "481 Call/Transaction Does Not Exist");
@@ -276,11 +273,7 @@ fn a_challenge_that_crosses_a_cancel_is_not_answered() {
         .into_iter()
         .find(|m| m.method() == Some(Method::Invite))
         .unwrap();
-    let cancel = invite
-        .replace("INVITE sip", "CANCEL sip")
-        .replace("101 INVITE", "101 CANCEL");
-    let cancel =
-        cancel.split("Content-Type").next().unwrap().to_owned() + "Content-Length: 0\r\n\r\n";
+    let cancel = cancel_of(&invite);
     lab.send(PBX_UAC, &cancel);
     let to_pbx: Vec<String> = lab.take(PBX_UAC).iter().map(first_line).collect();
     assert!(
@@ -463,19 +456,7 @@ fn options_is_answered_locally() {
 #[test]
 fn a_bye_after_a_lost_ack_acknowledges_b_and_stops_2xx_retransmission() {
     let mut lab = Lab::new();
-    lab.send(CARRIER, &carrier_invite("+15551230042", "z9hG4bKlostack"));
-    let inv = lab.expect(PBX_UAS, "INVITE");
-    lab.send_msg(
-        PBX_UAS,
-        respond(
-            &inv,
-            200,
-            Some("pbx-uas"),
-            Some("<sip:s@127.0.0.10:5080>"),
-            true,
-        ),
-    );
-    let ok = lab.expect(CARRIER, "200 OK");
+    let (_, ok) = inbound_call(&mut lab, "z9hG4bKlostack");
     // The carrier's ACK is lost; its BYE arrives instead.
     let bye = in_dialog(
         "BYE",
@@ -490,7 +471,7 @@ fn a_bye_after_a_lost_ack_acknowledges_b_and_stops_2xx_retransmission() {
     let lines: Vec<String> = to_pbx.iter().map(first_line).collect();
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(
-        lines[0].starts_with("ACK sip:s@127.0.0.10:5080"),
+        lines[0].starts_with("ACK sip:pbx@127.0.0.10:5080"),
         "the PBX's 2xx is acknowledged first: {lines:?}"
     );
     assert!(lines[1].starts_with("BYE"), "{lines:?}");
@@ -1681,19 +1662,7 @@ fn call_events_hung_up_by_the_callee() {
 #[test]
 fn call_events_when_an_answered_leg_stops_answering() {
     let mut lab = Lab::new();
-    lab.send(CARRIER, &carrier_invite("+15551230042", "z9hG4bKsilent"));
-    let inv = lab.expect(PBX_UAS, "INVITE");
-    lab.send_msg(
-        PBX_UAS,
-        respond(
-            &inv,
-            200,
-            Some("pbx-uas"),
-            Some("<sip:pbx@127.0.0.10:5080>"),
-            true,
-        ),
-    );
-    lab.expect(CARRIER, "200 OK");
+    inbound_call(&mut lab, "z9hG4bKsilent");
     // The carrier goes silent: no ACK, no answer to the BYE.
     lab.advance(Duration::from_secs(33));
     let pbx_bye = lab
@@ -1724,11 +1693,7 @@ fn call_events_cancelled_busy_unanswered_and_refused() {
     lab.send(CARRIER, &carrier_invite("+15551230042", "z9hG4bKc2"));
     let inv = lab.expect(PBX_UAS, "INVITE");
     lab.send_msg(PBX_UAS, respond(&inv, 180, Some("pbx-uas"), None, false));
-    let cancel = carrier_invite("+15551230042", "z9hG4bKc2")
-        .replace("INVITE sip", "CANCEL sip")
-        .replace("7 INVITE", "7 CANCEL");
-    let cancel =
-        cancel.split("Content-Type").next().unwrap().to_owned() + "Content-Length: 0\r\n\r\n";
+    let cancel = cancel_of(&carrier_invite("+15551230042", "z9hG4bKc2"));
     lab.send(CARRIER, &cancel);
     let pbx_cancel = lab.expect(PBX_UAS, "CANCEL");
     lab.send_msg(PBX_UAS, respond(&pbx_cancel, 200, None, None, false));

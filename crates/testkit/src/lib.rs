@@ -28,9 +28,10 @@ use sipwarden_sip::header::Transport;
 
 pub use lab::Lab;
 pub use messages::{
-    SDP, answer, carrier_invite, contact_of, first_line, in_dialog, pbx_invite, register, respond,
+    SDP, answer, cancel_of, carrier_invite, contact_of, first_line, in_dialog, pbx_invite,
+    register, respond,
 };
-pub use steps::{invite_with_auth, outbound_call, phone_lab, register_with_auth};
+pub use steps::{inbound_call, invite_with_auth, outbound_call, phone_lab, register_with_auth};
 
 /// The lab's configuration (LAB.md): the PBX, and the carrier trunk with its networks, digest
 /// credentials and DIDs. Tests that need more append TOML sections to it.

@@ -36,6 +36,22 @@ pub fn carrier_invite(callee: &str, branch: &str) -> String {
     )
 }
 
+/// The CANCEL for an INVITE written as text (one of the builders above): the same
+/// Request-URI, Via branch, From, To, Call-ID and CSeq number, no body.
+pub fn cancel_of(invite: &str) -> String {
+    let head = invite.split("Content-Type").next().unwrap_or(invite);
+    let head = head.replacen("INVITE sip", "CANCEL sip", 1);
+    let head = head
+        .lines()
+        .map(|l| match l.strip_suffix(" INVITE") {
+            Some(n) if l.starts_with("CSeq:") => format!("{n} CANCEL"),
+            _ => l.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n");
+    head.trim_end().to_owned() + "\r\nContent-Length: 0\r\n\r\n"
+}
+
 /// A peer's `code` response to `req`: To tag `tag`, Contact `contact`, [`SDP`] if `sdp`, and a
 /// `Server` header the gateway must not pass on.
 pub fn respond(

@@ -4,9 +4,27 @@ use sipwarden_sip::Peer;
 use sipwarden_sip::{HeaderName, Message, Method};
 
 use crate::{
-    CARRIER, LAB_ACCOUNTS, LAB_CONFIG, Lab, PBX_UAC, PBX_UAS, PW_1001, answer, contact_of,
-    first_line, in_dialog, pbx_invite, respond,
+    CARRIER, LAB_ACCOUNTS, LAB_CONFIG, Lab, PBX_UAC, PBX_UAS, PW_1001, answer, carrier_invite,
+    contact_of, first_line, in_dialog, pbx_invite, respond,
 };
+
+/// Establishes an inbound call carrier → PBX to the lab's DID, answered at once by the PBX
+/// (Contact `<sip:pbx@127.0.0.10:5080>`, with SDP). Returns (INVITE the PBX got, 200 the
+/// carrier got); the carrier has not acknowledged it yet.
+pub fn inbound_call(lab: &mut Lab, branch: &str) -> (Message, Message) {
+    lab.send(CARRIER, &carrier_invite("+15551230042", branch));
+    let inv = lab.expect(PBX_UAS, "INVITE");
+    let ok = respond(
+        &inv,
+        200,
+        Some("pbx-uas"),
+        Some("<sip:pbx@127.0.0.10:5080>"),
+        true,
+    );
+    lab.send_msg(PBX_UAS, ok);
+    let ok = lab.expect(CARRIER, "200 OK");
+    (inv, ok)
+}
 
 /// Establishes an outbound call PBX → carrier, with the carrier's 401 challenge answered.
 /// Returns (INVITE the carrier accepted, 200 the PBX got).
