@@ -15,7 +15,7 @@ use sipwarden_sip::{HeaderName, Message, StatusCode};
 use sipwarden_stages::Verdict;
 
 use crate::auth_stage::Authed;
-use crate::endpoint_auth::{Ask, Failure};
+use crate::endpoint_auth::Ask;
 use crate::routes::Zone;
 use crate::{Core, RegistrarSettings};
 use sipwarden_sip::Peer;
@@ -432,62 +432,5 @@ impl Core {
         for (_, c) in list.into_iter().take(excess) {
             self.location.remove(aor, &c, true);
         }
-    }
-
-    /// 401 (REGISTER) or 407 with one challenge per algorithm the client's family gets
-    /// ([`crate::endpoint_auth::ChallengeTable`]).
-    pub(crate) fn challenge(
-        &mut self,
-        now: Instant,
-        msg: &Message,
-        src: Peer,
-        register: bool,
-        stale: bool,
-    ) -> Option<Message> {
-        let (status, header) = if register {
-            (StatusCode::UNAUTHORIZED, HeaderName::WwwAuthenticate)
-        } else {
-            (
-                StatusCode::PROXY_AUTHENTICATION_REQUIRED,
-                HeaderName::ProxyAuthenticate,
-            )
-        };
-        let algorithms = self.routes.challenges.for_user_agent(msg.user_agent());
-        let (nonce, challenges) = self.digest.challenges(
-            now,
-            src.addr.ip(),
-            &self.routes.accounts.realm,
-            algorithms,
-            (stale, self.ids.salt()),
-        );
-        self.event_challenge(msg, src, &nonce);
-        let mut rsp = Message::response_to(msg, status, None, Some(&self.ids.tag())).ok()?;
-        for c in &challenges {
-            rsp.push_header(header, c).ok()?;
-        }
-        rsp.finish().ok()?;
-        Some(rsp)
-    }
-
-    /// Records an authentication failure (security event) and counts it toward a ban
-    /// (fail2ban semantics); returns whether the source is now banned.
-    pub(crate) fn note_auth_failure(
-        &mut self,
-        now: Instant,
-        msg: &Message,
-        src: Peer,
-        failure: Failure,
-    ) -> bool {
-        self.stats.auth_failures += 1;
-        let user = msg
-            .auths(HeaderName::Authorization)
-            .chain(msg.auths(HeaderName::ProxyAuthorization))
-            .filter_map(Result::ok)
-            .find_map(|a| a.username().map(|u| u.into_owned()))
-            .unwrap_or_default();
-        self.event_auth_failure(msg, src, failure);
-        self.defence
-            .failure(src.addr.ip(), Some(&user), now)
-            .is_some()
     }
 }
