@@ -508,3 +508,6 @@ fn unbind(held: &mut Vec<Binding>, steps: &mut Vec<Step>, contact: &str) {
         steps.push(Step::Remove(contact.to_owned()));
     }
 }
+
+#[cfg(test)]
+mod tests;
