@@ -194,6 +194,10 @@ impl Core {
         match done.outcome {
             Outcome::Accepted => self.stats.registrations_accepted += 1,
             Outcome::Refused(_) => self.stats.registrations_refused += 1,
+            Outcome::Full => {
+                self.stats.registrations_refused += 1;
+                self.stats.registrations_table_full += 1;
+            }
             Outcome::OutOfOrder => {}
         }
         if let Some(rsp) = done.answer {

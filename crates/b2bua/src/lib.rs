@@ -123,8 +123,11 @@ pub struct Stats {
     pub registrations: usize,
     /// REGISTER requests accepted since start.
     pub registrations_accepted: u64,
-    /// REGISTER requests refused (403, 423, 400) since start.
+    /// REGISTER requests refused (403, 423, 400, 503) since start.
     pub registrations_refused: u64,
+    /// REGISTER requests refused with 503 because the location table was full
+    /// (`registrar.max_bindings`) since start; also in `registrations_refused`.
+    pub registrations_table_full: u64,
     /// Failed digest authentications (REGISTER and calls) since start.
     pub auth_failures: u64,
     /// Keep-alive OPTIONS sent to phones registered over UDP since start.
@@ -243,9 +246,11 @@ impl Core {
         self.registrar.take_changes()
     }
 
-    /// Puts a binding loaded from the store back in the location table.
-    pub fn restore_binding(&mut self, b: Binding) {
-        self.registrar.restore(b);
+    /// Puts a binding loaded from the store back in the location table; `false` when it was
+    /// left out because the table is full (`registrar.max_bindings` was lowered).
+    pub fn restore_binding(&mut self, b: Binding) -> bool {
+        self.registrar
+            .restore(b, self.routes.registrar.max_bindings)
     }
 
     /// The registered contacts of an account.

@@ -241,7 +241,7 @@ pub(crate) struct Register<'a> {
     pub(crate) src: Peer,
     /// The account it authenticated as ([`aor`]).
     pub(crate) aor: &'a str,
-    /// Lifetimes.
+    /// Lifetimes and the table's bound.
     pub(crate) settings: &'a RegistrarSettings,
     /// The account's `max_contacts`.
     pub(crate) max_contacts: usize,
@@ -257,6 +257,10 @@ pub(crate) enum Outcome {
     /// Refused before any binding changed: 400 (unreadable Contact or Expires, `Contact: *`
     /// without Expires 0) or 423.
     Refused(StatusCode),
+    /// The location table is full (`max_bindings`) and the REGISTER would add a binding:
+    /// 503, nothing changed. Refreshes and removals still pass: a phone keeps its binding
+    /// however full the table is.
+    Full,
     /// RFC 3261 §10.3 step 7: older than the REGISTER a binding came from; 500, nothing
     /// changed.
     OutOfOrder,
@@ -300,9 +304,19 @@ impl Registrar {
         self.location.take_changes()
     }
 
-    /// Puts back a binding loaded from the store.
-    pub(crate) fn restore(&mut self, b: Binding) {
+    /// Puts back a binding loaded from the store; `false` (and left out) when it would
+    /// be a new one beyond `max_bindings`.
+    pub(crate) fn restore(&mut self, b: Binding, max_bindings: usize) -> bool {
+        let known = self
+            .location
+            .bindings(&b.aor)
+            .iter()
+            .any(|x| x.contact == b.contact);
+        if !known && self.location.len() >= max_bindings {
+            return false;
+        }
         self.location.restore(b);
+        true
     }
 
     /// Removes every binding expired at `now`.
@@ -351,11 +365,15 @@ impl Registrar {
             Vec::new()
         };
         let current = self.location.bindings(aor);
-        let steps = match wanted {
-            None => current
-                .iter()
-                .map(|b| Step::Remove(b.contact.clone()))
-                .collect(),
+        let before = current.len();
+        let (steps, after) = match wanted {
+            None => (
+                current
+                    .iter()
+                    .map(|b| Step::Remove(b.contact.clone()))
+                    .collect(),
+                0,
+            ),
             Some(list) => {
                 // RFC 3261 §10.3 step 7: an older REGISTER of the same Call-ID changes nothing.
                 // (The same CSeq is a retransmission: it is processed again.)
@@ -389,6 +407,21 @@ impl Registrar {
                 plan(current, list, &origin, max_contacts)
             }
         };
+        // Judged on the account's net growth: a phone moving address (its old binding
+        // trimmed or its flow replaced) adds nothing and is let through a full table.
+        let growth = after.saturating_sub(before);
+        if growth > 0 && self.location.len().saturating_add(growth) > settings.max_bindings {
+            return Registration {
+                outcome: Outcome::Full,
+                answer: Message::response_to(
+                    msg,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Some("Too Many Registrations"),
+                    Some(to_tag),
+                )
+                .ok(),
+            };
+        }
         for step in steps {
             match step {
                 Step::Put(b) => self.location.put(b, true),
@@ -442,8 +475,14 @@ impl Registrar {
 }
 
 /// The steps that bind each wanted contact of a REGISTER, in order, given the account's
-/// bindings `current`, then trim the account to `max_contacts`.
-fn plan(current: &[Binding], list: Vec<Wanted>, o: &Origin<'_>, max_contacts: usize) -> Vec<Step> {
+/// bindings `current`, then trim the account to `max_contacts`; and how many bindings the
+/// account has after them.
+fn plan(
+    current: &[Binding],
+    list: Vec<Wanted>,
+    o: &Origin<'_>,
+    max_contacts: usize,
+) -> (Vec<Step>, usize) {
     // The account's bindings as the steps so far leave them (a handful: `max_contacts`).
     let mut held = current.to_vec();
     let mut steps = Vec::new();
@@ -498,7 +537,7 @@ fn plan(current: &[Binding], list: Vec<Wanted>, o: &Origin<'_>, max_contacts: us
             unbind(&mut held, &mut steps, &c);
         }
     }
-    steps
+    (steps, held.len())
 }
 
 /// Plans the removal of `contact` if the account holds it.

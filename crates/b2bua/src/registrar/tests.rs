@@ -17,6 +17,7 @@ fn settings() -> RegistrarSettings {
         max_expires: Duration::from_secs(3600),
         default_expires: Duration::from_secs(3600),
         udp_ping: None,
+        max_bindings: 100_000,
     }
 }
 
@@ -31,6 +32,11 @@ fn udp(addr: &str) -> Peer {
 /// A REGISTER for 1001 with `contact` (no Contact header when empty) and the header lines
 /// `extra`.
 fn register(contact: &str, extra: &str, cseq: u32, call_id: &str) -> Message {
+    register_as("1001", contact, extra, cseq, call_id)
+}
+
+/// The same for `user`.
+fn register_as(user: &str, contact: &str, extra: &str, cseq: u32, call_id: &str) -> Message {
     let contact = if contact.is_empty() {
         String::new()
     } else {
@@ -38,7 +44,7 @@ fn register(contact: &str, extra: &str, cseq: u32, call_id: &str) -> Message {
     };
     Message::parse(
         format!(
-            "REGISTER sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKr{cseq}{call_id}\r\nMax-Forwards: 70\r\nFrom: <sip:1001@127.0.0.1>;tag=f{call_id}\r\nTo: <sip:1001@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\n{contact}{extra}Content-Length: 0\r\n\r\n"
+            "REGISTER sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKr{cseq}{call_id}\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@127.0.0.1>;tag=f{call_id}\r\nTo: <sip:{user}@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\n{contact}{extra}Content-Length: 0\r\n\r\n"
         )
         .as_bytes(),
     )
@@ -358,4 +364,101 @@ fn a_lifetime_under_min_expires_gets_423_with_min_expires() {
         "127.0.0.9:5062",
     );
     assert_eq!(outcome, Outcome::Accepted);
+}
+
+#[test]
+fn a_full_location_table_refuses_new_bindings_but_not_refreshes_or_moves() {
+    let mut lab = Lab::new();
+    lab.settings.max_bindings = 2;
+    let other = "<sip:1003@10.0.0.6:5062>";
+    let _ = lab.send(
+        0,
+        &register(A, "Expires: 600\r\n", 1, "c1"),
+        "127.0.0.9:5062",
+    );
+    let (outcome, _) = lab.send(
+        0,
+        &register_as("1003", other, "Expires: 600\r\n", 1, "d1"),
+        "127.0.0.6:5062",
+    );
+    assert_eq!(outcome, Outcome::Accepted);
+    assert_eq!(lab.registrar.location().len(), 2, "full");
+    let _ = lab.registrar.take_changes();
+    // The bound is for all accounts together: 1001 may not add a second contact.
+    let (outcome, rsp) = lab.send(
+        0,
+        &register(B, "Expires: 600\r\n", 1, "c2"),
+        "127.0.0.9:5064",
+    );
+    assert_eq!(outcome, Outcome::Full);
+    assert_eq!(first_line(&rsp), "503 Too Many Registrations");
+    assert_eq!(lab.contacts(), ["sip:1001@10.0.0.5:5062"]);
+    assert_eq!(lab.registrar.location().len(), 2);
+    assert!(lab.registrar.take_changes().is_empty(), "nothing changed");
+    // A refresh adds nothing: it passes.
+    let (outcome, _) = lab.send(
+        9,
+        &register(A, "Expires: 600\r\n", 2, "c1"),
+        "127.0.0.9:5062",
+    );
+    assert_eq!(outcome, Outcome::Accepted);
+    // Nor does a phone that comes back from a new address when its old binding gives way.
+    lab.max_contacts = 1;
+    let (outcome, _) = lab.send(
+        10,
+        &register(B, "Expires: 600\r\n", 1, "c3"),
+        "127.0.0.9:5064",
+    );
+    assert_eq!(outcome, Outcome::Accepted);
+    assert_eq!(lab.contacts(), ["sip:1001@10.0.0.5:5064"]);
+    // A removal makes room again.
+    lab.max_contacts = 5;
+    let (outcome, _) = lab.send(
+        20,
+        &register_as("1003", other, "Expires: 0\r\n", 2, "d1"),
+        "127.0.0.6:5062",
+    );
+    assert_eq!(outcome, Outcome::Accepted);
+    let (outcome, _) = lab.send(
+        20,
+        &register(C, "Expires: 600\r\n", 1, "c4"),
+        "127.0.0.9:5066",
+    );
+    assert_eq!(outcome, Outcome::Accepted);
+    assert_eq!(lab.registrar.location().len(), 2);
+    // A reload that lowers the bound below the table's size still lets refreshes pass.
+    lab.settings.max_bindings = 1;
+    let (outcome, _) = lab.send(
+        30,
+        &register(C, "Expires: 600\r\n", 2, "c4"),
+        "127.0.0.9:5066",
+    );
+    assert_eq!(outcome, Outcome::Accepted);
+}
+
+#[test]
+fn bindings_restored_beyond_the_bound_are_left_out() {
+    let mut lab = Lab::new();
+    let _ = lab.send(
+        0,
+        &register(&format!("{A}, {B}"), "", 1, "c1"),
+        "127.0.0.9:5062",
+    );
+    let kept: Vec<Binding> = lab.registrar.location().bindings("1001").to_vec();
+    let mut fresh = Registrar::default();
+    for b in &kept {
+        assert!(fresh.restore(b.clone(), 2));
+    }
+    let mut third = kept[0].clone();
+    third.contact = "sip:1001@10.0.0.5:5066".to_owned();
+    assert!(
+        !fresh.restore(third, 2),
+        "a third binding is beyond the bound"
+    );
+    // One already held is replaced, not added.
+    let mut moved = kept[0].clone();
+    moved.source = udp("127.0.0.8:5062");
+    assert!(fresh.restore(moved, 2));
+    assert_eq!(fresh.location().len(), 2);
+    assert!(fresh.take_changes().is_empty(), "restoring records nothing");
 }
