@@ -5,11 +5,11 @@
 
 use std::time::Instant;
 
-use sipwarden_sip::{Message, StatusCode};
+use sipwarden_sip::{HeaderName, Message, Peer, StatusCode};
 use sipwarden_stages::{Reason, StageName, Verdict};
 
 use crate::Core;
-use crate::endpoint_auth::{Ask, AuthOutcome};
+use crate::endpoint_auth::{Ask, AuthOutcome, Failure};
 
 /// What the auth stage decided.
 pub(crate) enum Authed {
@@ -86,5 +86,62 @@ impl Core {
             verdict,
             banned,
         }
+    }
+
+    /// 401 (REGISTER) or 407 with one challenge per algorithm the client's family gets
+    /// ([`crate::endpoint_auth::ChallengeTable`]).
+    pub(crate) fn challenge(
+        &mut self,
+        now: Instant,
+        msg: &Message,
+        src: Peer,
+        register: bool,
+        stale: bool,
+    ) -> Option<Message> {
+        let (status, header) = if register {
+            (StatusCode::UNAUTHORIZED, HeaderName::WwwAuthenticate)
+        } else {
+            (
+                StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+                HeaderName::ProxyAuthenticate,
+            )
+        };
+        let algorithms = self.routes.challenges.for_user_agent(msg.user_agent());
+        let (nonce, challenges) = self.digest.challenges(
+            now,
+            src.addr.ip(),
+            &self.routes.accounts.realm,
+            algorithms,
+            (stale, self.ids.salt()),
+        );
+        self.event_challenge(msg, src, &nonce);
+        let mut rsp = Message::response_to(msg, status, None, Some(&self.ids.tag())).ok()?;
+        for c in &challenges {
+            rsp.push_header(header, c).ok()?;
+        }
+        rsp.finish().ok()?;
+        Some(rsp)
+    }
+
+    /// Records an authentication failure (security event) and counts it toward a ban
+    /// (fail2ban semantics); returns whether the source is now banned.
+    pub(crate) fn note_auth_failure(
+        &mut self,
+        now: Instant,
+        msg: &Message,
+        src: Peer,
+        failure: Failure,
+    ) -> bool {
+        self.stats.auth_failures += 1;
+        let user = msg
+            .auths(HeaderName::Authorization)
+            .chain(msg.auths(HeaderName::ProxyAuthorization))
+            .filter_map(Result::ok)
+            .find_map(|a| a.username().map(|u| u.into_owned()))
+            .unwrap_or_default();
+        self.event_auth_failure(msg, src, failure);
+        self.defence
+            .failure(src.addr.ip(), Some(&user), now)
+            .is_some()
     }
 }

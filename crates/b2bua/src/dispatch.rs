@@ -8,9 +8,14 @@ use sipwarden_sip::header::Transport;
 use sipwarden_sip::{HeaderName, Message, Method, Peer, StatusCode};
 use sipwarden_txn::{Event, TxId};
 
+use sipwarden_stages::Verdict;
+
 use crate::Binding;
+use crate::auth_stage::Authed;
 use crate::build::{self};
 use crate::call::{Call, Phase};
+use crate::endpoint_auth::Ask;
+use crate::registrar::{self, Outcome, Register};
 use crate::routes::Zone;
 use crate::{ClientRole, Core, TimerKind, events, same_peer, stamp_received};
 
@@ -19,7 +24,7 @@ impl Core {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.clock = Some(now);
         self.txl.handle_timeout(now);
-        self.location.expire(now);
+        self.registrar.expire(now);
         self.defence.bans.expire(now);
         if self.ping_at.is_some_and(|at| at <= now) {
             self.ping_phones(now);
@@ -58,7 +63,8 @@ impl Core {
         };
         self.ping_at = Some(now + every);
         let udp: Vec<Binding> = self
-            .location
+            .registrar
+            .location()
             .all()
             .filter(|b| b.source.transport == Transport::Udp)
             .cloned()
@@ -134,6 +140,69 @@ impl Core {
         }
         self.process_events(now);
         self.policy_hangups(now);
+    }
+
+    /// A REGISTER from `src`, answered statelessly as Kamailio's registrar does: a
+    /// retransmission is simply processed again (a challenge again, or the same binding
+    /// refreshed), so registrations — and REGISTER floods — hold no transaction for the 32 s
+    /// RFC 3261 keeps a UDP one. The zone check and the auth stage run here; the registrar
+    /// decides the rest.
+    pub(crate) fn on_register(&mut self, now: Instant, msg: Message, src: Peer) {
+        let routes = std::sync::Arc::clone(&self.routes);
+        if routes.zone(src.addr.ip()) != Zone::Endpoint {
+            // The PBX and the trunks do not register with the gateway.
+            self.event_not_allowed(&msg, src, "REGISTER from the PBX or a trunk");
+            let tag = self.ids.tag();
+            if let Ok(rsp) = Message::response_to(&msg, StatusCode::FORBIDDEN, None, Some(&tag)) {
+                self.txl.send_stateless(src, &rsp);
+            }
+            return;
+        }
+        let aor = registrar::aor(&msg);
+        let ask = Ask {
+            register: true,
+            aor: Some(&aor),
+            src,
+            also_from: None,
+        };
+        if let Authed::Stop {
+            answer,
+            verdict,
+            banned,
+        } = self.auth_stage(now, &msg, ask)
+        {
+            if matches!(&verdict, Verdict::Reply { status, .. } if *status == StatusCode::FORBIDDEN)
+            {
+                self.stats.registrations_refused += 1;
+            }
+            // The failure that bans gets no answer: from now on the source hears nothing.
+            if let (Some(rsp), false) = (answer, banned) {
+                self.txl.send_stateless(src, &rsp);
+            }
+            return;
+        }
+        let to_tag = self.ids.tag();
+        let done = self.registrar.register(Register {
+            now,
+            msg: &msg,
+            src,
+            aor: &aor,
+            settings: &routes.registrar,
+            max_contacts: routes.accounts.get(&aor).map_or(1, |a| a.max_contacts),
+            to_tag: &to_tag,
+        });
+        match done.outcome {
+            Outcome::Accepted => self.stats.registrations_accepted += 1,
+            Outcome::Refused(_) => self.stats.registrations_refused += 1,
+            Outcome::Full => {
+                self.stats.registrations_refused += 1;
+                self.stats.registrations_table_full += 1;
+            }
+            Outcome::OutOfOrder => {}
+        }
+        if let Some(rsp) = done.answer {
+            self.txl.send_stateless(src, &rsp);
+        }
     }
 
     pub(crate) fn process_events(&mut self, now: Instant) {

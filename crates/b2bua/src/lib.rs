@@ -58,7 +58,7 @@ use call::Call;
 use defence::Defence;
 use endpoint_auth::Digest;
 use ids::Ids;
-use registrar::Location;
+use registrar::Registrar;
 
 /// The gateway's own addresses, written into Via, Contact and the SDP origin.
 #[derive(Clone, Debug)]
@@ -123,8 +123,11 @@ pub struct Stats {
     pub registrations: usize,
     /// REGISTER requests accepted since start.
     pub registrations_accepted: u64,
-    /// REGISTER requests refused (403, 423, 400) since start.
+    /// REGISTER requests refused (403, 423, 400, 503) since start.
     pub registrations_refused: u64,
+    /// REGISTER requests refused with 503 because the location table was full
+    /// (`registrar.max_bindings`) since start; also in `registrations_refused`.
+    pub registrations_table_full: u64,
     /// Failed digest authentications (REGISTER and calls) since start.
     pub auth_failures: u64,
     /// Keep-alive OPTIONS sent to phones registered over UDP since start.
@@ -184,7 +187,8 @@ pub struct Core {
     draining: bool,
     stats: Stats,
     digest: Digest,
-    location: Location,
+    /// The registrar and its location table.
+    registrar: Registrar,
     /// Security events since the server last took them.
     security: Vec<SecurityEvent>,
     /// When the next keep-alive OPTIONS round to UDP phones is due (`registrar.udp_ping`).
@@ -225,7 +229,7 @@ impl Core {
             draining: false,
             stats: Stats::default(),
             digest,
-            location: Location::default(),
+            registrar: Registrar::default(),
             security: Vec::new(),
             ping_at: None,
             verdicts: sipwarden_stages::VerdictCounts::default(),
@@ -239,17 +243,19 @@ impl Core {
     /// Changes of the location table since the last call, for the durable store. The server
     /// writes them before it sends the answers that acknowledge them.
     pub fn take_location_changes(&mut self) -> Vec<LocationChange> {
-        self.location.take_changes()
+        self.registrar.take_changes()
     }
 
-    /// Puts a binding loaded from the store back in the location table.
-    pub fn restore_binding(&mut self, b: Binding) {
-        self.location.restore(b);
+    /// Puts a binding loaded from the store back in the location table; `false` when it was
+    /// left out because the table is full (`registrar.max_bindings` was lowered).
+    pub fn restore_binding(&mut self, b: Binding) -> bool {
+        self.registrar
+            .restore(b, self.routes.registrar.max_bindings)
     }
 
     /// The registered contacts of an account.
     pub fn bindings(&self, aor: &str) -> &[Binding] {
-        self.location.bindings(aor)
+        self.registrar.location().bindings(aor)
     }
 
     /// Call events since the last call (the server drains them after every batch).
@@ -328,7 +334,7 @@ impl Core {
             server_transactions: c.server,
             transactions_refused: c.refused,
             call_timers: self.timers.len(),
-            registrations: self.location.len(),
+            registrations: self.registrar.location().len(),
             defence: self.defence.stats(),
             ..self.stats
         }
@@ -351,7 +357,7 @@ impl Core {
         [
             self.txl.poll_timeout(),
             self.timers.first().map(|t| t.0),
-            self.location.next_expiry(),
+            self.registrar.location().next_expiry(),
             self.ping_at,
             self.defence.bans.next_event(),
             self.policies_deadline(),

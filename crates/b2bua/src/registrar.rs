@@ -10,15 +10,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use sipwarden_sip::header::Contact;
-use sipwarden_sip::{HeaderName, Message, StatusCode};
+use sipwarden_sip::{HeaderName, Message, Peer, StatusCode};
 
-use sipwarden_stages::Verdict;
-
-use crate::auth_stage::Authed;
-use crate::endpoint_auth::{Ask, Failure};
-use crate::routes::Zone;
-use crate::{Core, RegistrarSettings};
-use sipwarden_sip::Peer;
+use crate::RegistrarSettings;
 
 /// One registered contact of an account.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -218,141 +212,257 @@ fn supports(msg: &Message, tag: &str) -> bool {
         .any(|t| t.eq_ignore_ascii_case(tag))
 }
 
-impl Core {
-    /// Answers a REGISTER without a transaction (see `on_register`).
-    fn reply_register(
-        &mut self,
-        src: Peer,
-        msg: &Message,
-        status: StatusCode,
-        reason: Option<&str>,
-    ) {
-        if let Ok(rsp) = Message::response_to(msg, status, reason, Some(&self.ids.tag())) {
-            self.txl.send_stateless(src, &rsp);
-        }
+/// The account a REGISTER is for: the user of its To URI (RFC 3261 §10.3 step 5), unescaped.
+pub(crate) fn aor(msg: &Message) -> String {
+    msg.to_header()
+        .and_then(|t| {
+            t.uri
+                .user()
+                .map(|u| String::from_utf8_lossy(&sipwarden_sip::unescape(u)).into_owned())
+        })
+        .unwrap_or_default()
+}
+
+/// The registrar: the location table and the rules of RFC 3261 §10.3 that change it. It sees
+/// a REGISTER only after the dispatcher's zone check and the auth stage, and returns the
+/// answer to send; the core sends it and counts it, so the rules are testable without a core.
+#[derive(Debug, Default)]
+pub(crate) struct Registrar {
+    location: Location,
+}
+
+/// An authenticated REGISTER and the plain values the registrar needs besides it.
+pub(crate) struct Register<'a> {
+    /// When it arrived.
+    pub(crate) now: Instant,
+    /// The REGISTER.
+    pub(crate) msg: &'a Message,
+    /// Where it came from: where the phone will be reached.
+    pub(crate) src: Peer,
+    /// The account it authenticated as ([`aor`]).
+    pub(crate) aor: &'a str,
+    /// Lifetimes and the table's bound.
+    pub(crate) settings: &'a RegistrarSettings,
+    /// The account's `max_contacts`.
+    pub(crate) max_contacts: usize,
+    /// A fresh To-tag for the answer.
+    pub(crate) to_tag: &'a str,
+}
+
+/// What became of a REGISTER, for the core's counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Bindings made, refreshed, removed or only listed: 200.
+    Accepted,
+    /// Refused before any binding changed: 400 (unreadable Contact or Expires, `Contact: *`
+    /// without Expires 0) or 423.
+    Refused(StatusCode),
+    /// The location table is full (`max_bindings`) and the REGISTER would add a binding:
+    /// 503, nothing changed. Refreshes and removals still pass: a phone keeps its binding
+    /// however full the table is.
+    Full,
+    /// RFC 3261 §10.3 step 7: older than the REGISTER a binding came from; 500, nothing
+    /// changed.
+    OutOfOrder,
+}
+
+/// The registrar's decision: how to count it and the answer to send statelessly.
+#[must_use]
+#[derive(Debug)]
+pub(crate) struct Registration {
+    /// How it went.
+    pub(crate) outcome: Outcome,
+    /// The answer; `None` only when it could not be built.
+    pub(crate) answer: Option<Message>,
+}
+
+/// One change to an account's bindings, planned before any is made.
+enum Step {
+    Put(Binding),
+    Remove(String),
+}
+
+/// What every binding made by one REGISTER shares.
+struct Origin<'a> {
+    now: Instant,
+    src: Peer,
+    aor: &'a str,
+    path: &'a [String],
+    call_id: &'a str,
+    cseq: u32,
+    outbound: bool,
+}
+
+impl Registrar {
+    /// The location table, for routing, keep-alives and stats.
+    pub(crate) fn location(&self) -> &Location {
+        &self.location
     }
 
-    /// A REGISTER from `src`, answered statelessly as Kamailio's registrar does: a
-    /// retransmission is simply processed again (a challenge again, or the same binding
-    /// refreshed), so registrations — and REGISTER floods — hold no transaction for the 32 s
-    /// RFC 3261 keeps a UDP one.
-    pub(crate) fn on_register(&mut self, now: Instant, msg: Message, src: Peer) {
-        let routes = std::sync::Arc::clone(&self.routes);
-        if routes.zone(src.addr.ip()) != Zone::Endpoint {
-            // The PBX and the trunks do not register with the gateway.
-            self.event_not_allowed(&msg, src, "REGISTER from the PBX or a trunk");
-            self.reply_register(src, &msg, StatusCode::FORBIDDEN, None);
-            return;
+    /// Changes of the location table since the last call, for the durable store.
+    pub(crate) fn take_changes(&mut self) -> Vec<LocationChange> {
+        self.location.take_changes()
+    }
+
+    /// Puts back a binding loaded from the store; `false` (and left out) when it would
+    /// be a new one beyond `max_bindings`.
+    pub(crate) fn restore(&mut self, b: Binding, max_bindings: usize) -> bool {
+        let known = self
+            .location
+            .bindings(&b.aor)
+            .iter()
+            .any(|x| x.contact == b.contact);
+        if !known && self.location.len() >= max_bindings {
+            return false;
         }
-        let aor = msg
-            .to_header()
-            .and_then(|t| {
-                t.uri
-                    .user()
-                    .map(|u| String::from_utf8_lossy(&sipwarden_sip::unescape(u)).into_owned())
-            })
-            .unwrap_or_default();
-        let ask = Ask {
-            register: true,
-            aor: Some(&aor),
+        self.location.restore(b);
+        true
+    }
+
+    /// Removes every binding expired at `now`.
+    pub(crate) fn expire(&mut self, now: Instant) {
+        self.location.expire(now);
+    }
+
+    /// Applies an authenticated REGISTER to the location table and builds its answer.
+    pub(crate) fn register(&mut self, r: Register<'_>) -> Registration {
+        let Register {
+            now,
+            msg,
             src,
-            also_from: None,
-        };
-        if let Authed::Stop {
-            answer,
-            verdict,
-            banned,
-        } = self.auth_stage(now, &msg, ask)
-        {
-            if matches!(&verdict, Verdict::Reply { status, .. } if *status == StatusCode::FORBIDDEN)
-            {
-                self.stats.registrations_refused += 1;
-            }
-            // The failure that bans gets no answer: from now on the source hears nothing.
-            if let (Some(rsp), false) = (answer, banned) {
-                self.txl.send_stateless(src, &rsp);
-            }
-            return;
-        }
-        let settings = routes.registrar.clone();
-        let wanted = match wanted(&msg, &settings) {
+            aor,
+            settings,
+            max_contacts,
+            to_tag,
+        } = r;
+        let wanted = match wanted(msg, settings) {
             Ok(w) => w,
-            Err(r) => {
-                self.stats.registrations_refused += 1;
-                if let Ok(mut rsp) =
-                    Message::response_to(&msg, r.status, Some(r.reason), Some(&self.ids.tag()))
-                {
-                    if let Some((h, v)) = &r.header {
-                        let _ = rsp.push_header(*h, v);
-                    }
-                    let _ = rsp.finish();
-                    self.txl.send_stateless(src, &rsp);
-                }
-                return;
+            Err(refusal) => {
+                let answer =
+                    Message::response_to(msg, refusal.status, Some(refusal.reason), Some(to_tag))
+                        .ok()
+                        .map(|mut rsp| {
+                            if let Some((h, v)) = &refusal.header {
+                                let _ = rsp.push_header(*h, v);
+                            }
+                            let _ = rsp.finish();
+                            rsp
+                        });
+                return Registration {
+                    outcome: Outcome::Refused(refusal.status),
+                    answer,
+                };
             }
         };
-        let call_id = msg.call_id().unwrap_or("").to_owned();
+        let call_id = msg.call_id().unwrap_or("");
         let cseq = msg.cseq().map_or(0, |c| c.seq);
-        let outbound = supports(&msg, "outbound");
-        let path: Vec<String> = if supports(&msg, "path") {
+        let outbound = supports(msg, "outbound");
+        let path: Vec<String> = if supports(msg, "path") {
             msg.header_values(HeaderName::Path)
                 .map(str::to_owned)
                 .collect()
         } else {
             Vec::new()
         };
-        match wanted {
-            None => {
-                let contacts: Vec<String> = self
-                    .location
-                    .bindings(&aor)
+        let current = self.location.bindings(aor);
+        let before = current.len();
+        let (steps, after) = match wanted {
+            None => (
+                current
                     .iter()
-                    .map(|b| b.contact.clone())
-                    .collect();
-                for c in contacts {
-                    self.location.remove(&aor, &c, true);
-                }
-            }
+                    .map(|b| Step::Remove(b.contact.clone()))
+                    .collect(),
+                0,
+            ),
             Some(list) => {
                 // RFC 3261 §10.3 step 7: an older REGISTER of the same Call-ID changes nothing.
                 // (The same CSeq is a retransmission: it is processed again.)
                 let stale = list.iter().any(|w| {
-                    self.location
-                        .bindings(&aor)
+                    current
                         .iter()
                         .any(|b| b.contact == w.contact && b.call_id == call_id && b.cseq > cseq)
                 });
                 if stale {
                     let status = StatusCode::SERVER_INTERNAL_ERROR;
-                    self.reply_register(src, &msg, status, Some("Out Of Order"));
-                    return;
+                    return Registration {
+                        outcome: Outcome::OutOfOrder,
+                        answer: Message::response_to(
+                            msg,
+                            status,
+                            Some("Out Of Order"),
+                            Some(to_tag),
+                        )
+                        .ok(),
+                    };
                 }
-                for w in list {
-                    self.bind(now, &aor, w, src, &path, &call_id, cseq, outbound);
+                let origin = Origin {
+                    now,
+                    src,
+                    aor,
+                    path: &path,
+                    call_id,
+                    cseq,
+                    outbound,
+                };
+                plan(current, list, &origin, max_contacts)
+            }
+        };
+        // Judged on the account's net growth: a phone moving address (its old binding
+        // trimmed or its flow replaced) adds nothing and is let through a full table.
+        let growth = after.saturating_sub(before);
+        if growth > 0 && self.location.len().saturating_add(growth) > settings.max_bindings {
+            return Registration {
+                outcome: Outcome::Full,
+                answer: Message::response_to(
+                    msg,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Some("Too Many Registrations"),
+                    Some(to_tag),
+                )
+                .ok(),
+            };
+        }
+        for step in steps {
+            match step {
+                Step::Put(b) => self.location.put(b, true),
+                Step::Remove(contact) => {
+                    self.location.remove(aor, &contact, true);
                 }
-                let max = routes.accounts.get(&aor).map_or(1, |a| a.max_contacts);
-                self.trim_bindings(&aor, max);
             }
         }
-        self.stats.registrations_accepted += 1;
-        let Ok(mut rsp) = Message::response_to(&msg, StatusCode::OK, None, Some(&self.ids.tag()))
-        else {
-            return;
-        };
-        for b in self.location.bindings(&aor) {
+        Registration {
+            outcome: Outcome::Accepted,
+            answer: self.accepted(msg, now, aor, &path, outbound, to_tag),
+        }
+    }
+
+    /// The 200: every binding of the account with its time left (RFC 3261 §10.3 step 8),
+    /// the Path it will be reached by (RFC 3327) and, when the phone's flow is an outbound
+    /// one, `Require: outbound` (RFC 5626 §6).
+    fn accepted(
+        &self,
+        msg: &Message,
+        now: Instant,
+        aor: &str,
+        path: &[String],
+        outbound: bool,
+        to_tag: &str,
+    ) -> Option<Message> {
+        let mut rsp = Message::response_to(msg, StatusCode::OK, None, Some(to_tag)).ok()?;
+        let bindings = self.location.bindings(aor);
+        for b in bindings {
             let left = b.expires.saturating_duration_since(now).as_secs();
             let _ = rsp.push_header(
                 HeaderName::Contact,
                 &format!("<{}>;expires={left}", b.contact),
             );
         }
-        for p in &path {
+        for p in path {
             let _ = rsp.push_header(HeaderName::Path, p);
         }
+        let call_id = msg.call_id().unwrap_or("");
         let uses_outbound = outbound
-            && self
-                .location
-                .bindings(&aor)
+            && bindings
                 .iter()
                 .any(|b| b.reg_id.is_some() && b.call_id == call_id);
         if uses_outbound {
@@ -360,134 +470,83 @@ impl Core {
         }
         let _ = rsp.push_header(HeaderName::Supported, "path, outbound");
         let _ = rsp.finish();
-        self.txl.send_stateless(src, &rsp);
+        Some(rsp)
     }
+}
 
-    #[allow(clippy::too_many_arguments)]
-    fn bind(
-        &mut self,
-        now: Instant,
-        aor: &str,
-        w: Wanted,
-        src: Peer,
-        path: &[String],
-        call_id: &str,
-        cseq: u32,
-        outbound: bool,
-    ) {
+/// The steps that bind each wanted contact of a REGISTER, in order, given the account's
+/// bindings `current`, then trim the account to `max_contacts`; and how many bindings the
+/// account has after them.
+fn plan(
+    current: &[Binding],
+    list: Vec<Wanted>,
+    o: &Origin<'_>,
+    max_contacts: usize,
+) -> (Vec<Step>, usize) {
+    // The account's bindings as the steps so far leave them (a handful: `max_contacts`).
+    let mut held = current.to_vec();
+    let mut steps = Vec::new();
+    for w in list {
         // RFC 5626 §6: with outbound, the instance and reg-id name the binding, so a phone
         // that comes back from a new address replaces its old flow instead of adding one.
-        let flow_key = (outbound && w.instance.is_some() && w.reg_id.is_some())
+        let flow = (o.outbound && w.instance.is_some() && w.reg_id.is_some())
             .then(|| (w.instance.clone(), w.reg_id));
-        let replaced: Vec<String> = self
-            .location
-            .bindings(aor)
+        let replaced: Vec<String> = held
             .iter()
             .filter(|b| {
                 b.contact != w.contact
-                    && flow_key
+                    && flow
                         .as_ref()
-                        .is_some_and(|k| (b.instance.clone(), b.reg_id) == *k)
+                        .is_some_and(|(i, r)| b.instance == *i && b.reg_id == *r)
             })
             .map(|b| b.contact.clone())
             .collect();
         for c in replaced {
-            self.location.remove(aor, &c, true);
+            unbind(&mut held, &mut steps, &c);
         }
         if w.expires == 0 {
-            self.location.remove(aor, &w.contact, true);
-            return;
+            unbind(&mut held, &mut steps, &w.contact);
+            continue;
         }
-        self.location.put(
-            Binding {
-                aor: aor.to_owned(),
-                contact: w.contact,
-                source: src,
-                expires: now + Duration::from_secs(u64::from(w.expires)),
-                path: path.to_vec(),
-                instance: w.instance,
-                reg_id: w.reg_id,
-                call_id: call_id.to_owned(),
-                cseq,
-                q: w.q,
-            },
-            true,
-        );
+        let b = Binding {
+            aor: o.aor.to_owned(),
+            contact: w.contact,
+            source: o.src,
+            expires: o.now + Duration::from_secs(u64::from(w.expires)),
+            path: o.path.to_vec(),
+            instance: w.instance,
+            reg_id: w.reg_id,
+            call_id: o.call_id.to_owned(),
+            cseq: o.cseq,
+            q: w.q,
+        };
+        held.retain(|h| h.contact != b.contact);
+        held.push(b.clone());
+        steps.push(Step::Put(b));
     }
-
-    /// Keeps at most `max` bindings for the account: the ones expiring first give way, so a
-    /// phone that comes back from a new address is not locked out by its own old binding.
-    fn trim_bindings(&mut self, aor: &str, max: usize) {
-        let mut list: Vec<(Instant, String)> = self
-            .location
-            .bindings(aor)
+    // At most `max_contacts`: the ones expiring first give way, so a phone that comes back
+    // from a new address is not locked out by its own old binding.
+    if held.len() > max_contacts {
+        let mut by_expiry: Vec<(Instant, String)> = held
             .iter()
             .map(|b| (b.expires, b.contact.clone()))
             .collect();
-        if list.len() <= max {
-            return;
-        }
-        list.sort();
-        let excess = list.len() - max;
-        for (_, c) in list.into_iter().take(excess) {
-            self.location.remove(aor, &c, true);
+        by_expiry.sort();
+        let excess = by_expiry.len().saturating_sub(max_contacts);
+        for (_, c) in by_expiry.into_iter().take(excess) {
+            unbind(&mut held, &mut steps, &c);
         }
     }
+    (steps, held.len())
+}
 
-    /// 401 (REGISTER) or 407 with one challenge per algorithm the client's family gets
-    /// ([`crate::endpoint_auth::ChallengeTable`]).
-    pub(crate) fn challenge(
-        &mut self,
-        now: Instant,
-        msg: &Message,
-        src: Peer,
-        register: bool,
-        stale: bool,
-    ) -> Option<Message> {
-        let (status, header) = if register {
-            (StatusCode::UNAUTHORIZED, HeaderName::WwwAuthenticate)
-        } else {
-            (
-                StatusCode::PROXY_AUTHENTICATION_REQUIRED,
-                HeaderName::ProxyAuthenticate,
-            )
-        };
-        let algorithms = self.routes.challenges.for_user_agent(msg.user_agent());
-        let (nonce, challenges) = self.digest.challenges(
-            now,
-            src.addr.ip(),
-            &self.routes.accounts.realm,
-            algorithms,
-            (stale, self.ids.salt()),
-        );
-        self.event_challenge(msg, src, &nonce);
-        let mut rsp = Message::response_to(msg, status, None, Some(&self.ids.tag())).ok()?;
-        for c in &challenges {
-            rsp.push_header(header, c).ok()?;
-        }
-        rsp.finish().ok()?;
-        Some(rsp)
-    }
-
-    /// Records an authentication failure (security event) and counts it toward a ban
-    /// (fail2ban semantics); returns whether the source is now banned.
-    pub(crate) fn note_auth_failure(
-        &mut self,
-        now: Instant,
-        msg: &Message,
-        src: Peer,
-        failure: Failure,
-    ) -> bool {
-        self.stats.auth_failures += 1;
-        let user = msg
-            .auths(HeaderName::Authorization)
-            .chain(msg.auths(HeaderName::ProxyAuthorization))
-            .filter_map(Result::ok)
-            .find_map(|a| a.username().map(|u| u.into_owned()))
-            .unwrap_or_default();
-        self.event_auth_failure(msg, src, failure);
-        self.defence
-            .failure(src.addr.ip(), Some(&user), now)
-            .is_some()
+/// Plans the removal of `contact` if the account holds it.
+fn unbind(held: &mut Vec<Binding>, steps: &mut Vec<Step>, contact: &str) {
+    if let Some(i) = held.iter().position(|b| b.contact == contact) {
+        held.swap_remove(i);
+        steps.push(Step::Remove(contact.to_owned()));
     }
 }
+
+#[cfg(test)]
+mod tests;

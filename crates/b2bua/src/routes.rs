@@ -112,6 +112,9 @@ pub struct RegistrarSettings {
     pub default_expires: Duration,
     /// OPTIONS toward phones registered over UDP this often (NAT keep-alive).
     pub udp_ping: Option<Duration>,
+    /// Most bindings in the location table, all accounts together; a REGISTER that would
+    /// add one more gets 503.
+    pub max_bindings: usize,
 }
 
 /// A routing problem found while building [`Routes`].
@@ -188,6 +191,7 @@ impl Routes {
                 max_expires: r.max_expires,
                 default_expires: r.default_expires,
                 udp_ping: r.udp_ping,
+                max_bindings: r.max_bindings,
             },
             pbx: Peer {
                 transport: cfg.pbx.transport,

@@ -828,6 +828,44 @@ fn registration_lifetimes_and_removal() {
 }
 
 #[test]
+fn a_full_location_table_answers_503_and_counts_it() {
+    let mut lab = Lab::with(&format!(
+        "{LAB_CONFIG}\n[accounts]\nfile = \"{LAB_ACCOUNTS}\"\n[registrar]\nmax_bindings = 1\n"
+    ));
+    let first = register(
+        "1001",
+        "<sip:1001@10.0.0.5:5062>",
+        "Expires: 600\r\n",
+        1,
+        "full-1",
+    );
+    let rsp = register_with_auth(&mut lab, udp(PHONE), &first, "1001", PW_1001);
+    assert_eq!(first_line(&rsp), "SIP/2.0 200 OK");
+    let _ = lab.core.take_location_changes();
+    let second = register(
+        "1001",
+        "<sip:1001@10.0.0.5:5072>",
+        "Expires: 600\r\n",
+        1,
+        "full-2",
+    );
+    let rsp = register_with_auth(&mut lab, udp(PHONE2), &second, "1001", PW_1001);
+    assert_eq!(first_line(&rsp), "SIP/2.0 503 Too Many Registrations");
+    assert_eq!(lab.core.bindings("1001").len(), 1);
+    assert!(lab.core.take_location_changes().is_empty());
+    let s = lab.stats();
+    assert_eq!(
+        (
+            s.registrations,
+            s.registrations_accepted,
+            s.registrations_refused,
+            s.registrations_table_full
+        ),
+        (1, 1, 1, 1)
+    );
+}
+
+#[test]
 fn wrong_password_and_unknown_user_get_the_same_answers() {
     // Per client family (the challenges depend on the User-Agent, never on the account):
     // no User-Agent and JsSIP get one MD5 challenge, Linphone SHA-256 then MD5.

@@ -152,6 +152,10 @@ pub struct RegistrarConfig {
     /// (RFC 5626 §4.4.2 spirit). Off when absent.
     #[serde(default, deserialize_with = "values::opt_duration")]
     pub udp_ping: Option<Duration>,
+    /// Most bindings (registered contacts of all accounts together) in the location table;
+    /// a REGISTER that would add one more gets 503, refreshes and removals still pass.
+    /// Bounds the memory a flood of valid registrations can take. Default 100 000.
+    pub max_bindings: usize,
 }
 
 impl Default for RegistrarConfig {
@@ -161,6 +165,7 @@ impl Default for RegistrarConfig {
             max_expires: Duration::from_secs(3600),
             default_expires: Duration::from_secs(3600),
             udp_ping: None,
+            max_bindings: 100_000,
         }
     }
 }
@@ -607,6 +612,13 @@ impl Config {
                 "registrar.default_expires".into(),
                 None,
                 "must lie between min_expires and max_expires".into(),
+            );
+        }
+        if r.max_bindings == 0 {
+            err(
+                "registrar.max_bindings".into(),
+                None,
+                "must be at least 1".into(),
             );
         }
         let mut names: Vec<&str> = Vec::new();

@@ -244,3 +244,19 @@ fn challenges_per_client_family() {
         }
     }
 }
+
+#[test]
+fn the_location_table_is_bounded() {
+    assert_eq!(Config::default().registrar.max_bindings, 100_000);
+    let c = Config::from_toml("[registrar]\nmax_bindings = 500\n", None).unwrap();
+    assert_eq!(c.registrar.max_bindings, 500);
+    assert_eq!(
+        errors("[registrar]\nmin_expires = \"60s\"\nmax_bindings = 0\n"),
+        ["gw.toml:3: registrar.max_bindings: must be at least 1"]
+    );
+    let e = errors("[registrar]\nmax_binding = 5\n");
+    assert!(
+        e[0].starts_with("gw.toml:2: registrar.max_binding: unknown field `max_binding`"),
+        "{e:?}"
+    );
+}

@@ -100,9 +100,15 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
     );
     gauge(
         "sipwarden_registrations_refused_total",
-        "REGISTER requests refused (403, 423, 400).",
+        "REGISTER requests refused (403, 423, 400, 503).",
         "counter",
         s.registrations_refused,
+    );
+    gauge(
+        "sipwarden_registrations_table_full_total",
+        "REGISTER requests refused with 503 because the location table was full (registrar.max_bindings).",
+        "counter",
+        s.registrations_table_full,
     );
     gauge(
         "sipwarden_auth_failures_total",
@@ -312,6 +318,7 @@ async fn stats(State(app): State<App>, headers: HeaderMap) -> impl IntoResponse 
         "registrations": s.registrations,
         "registrations_accepted": s.registrations_accepted,
         "registrations_refused": s.registrations_refused,
+        "registrations_table_full": s.registrations_table_full,
         "auth_failures": s.auth_failures,
         "bans": s.defence.bans_active,
         "ban_table_size": s.defence.ban_table_size,

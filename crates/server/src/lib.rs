@@ -256,8 +256,18 @@ impl Gateway {
                 "registrations restored from the store"
             );
         }
+        let mut left_out = 0usize;
         for b in bindings {
-            core.restore_binding(b);
+            if !core.restore_binding(b) {
+                left_out += 1;
+            }
+        }
+        if left_out > 0 {
+            tracing::warn!(
+                left_out,
+                max = cfg.registrar.max_bindings,
+                "registrations beyond registrar.max_bindings not restored"
+            );
         }
         let now = std::time::Instant::now();
         let active = ban_view

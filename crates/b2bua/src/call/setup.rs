@@ -69,7 +69,7 @@ impl Core {
                 headers: Vec::new(),
             })
         } else {
-            routing::route(&routes, zone, &user, caller, &self.location)
+            routing::route(&routes, zone, &user, caller, self.registrar.location())
         };
         let dest = match admission {
             Ok(d) => d,
