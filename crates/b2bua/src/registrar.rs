@@ -188,7 +188,7 @@ fn wanted(msg: &Message, s: &RegistrarSettings) -> Result<Option<Vec<Wanted>>, R
         let expires = c.expires().or(header_expires).unwrap_or(default);
         if expires != 0 && expires < min {
             return Err(Refusal {
-                status: StatusCode::new(423).unwrap_or(StatusCode::BAD_REQUEST),
+                status: StatusCode::INTERVAL_TOO_BRIEF,
                 reason: "Interval Too Brief",
                 header: Some((HeaderName::MinExpires, min.to_string())),
             });
