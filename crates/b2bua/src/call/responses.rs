@@ -61,7 +61,9 @@ impl Core {
                 });
                 a_rseq
             });
-            if let Ok(out) = build::response_to_a(&rsp, call, &self.local, rel) {
+            if let Ok(out) =
+                build::response_to_a(&rsp, call, &self.local, rel, &mut self.rewrites.call(id))
+            {
                 let _ = self.txl.send_response(now, call.a_invite_tx, &out);
             }
             return;
@@ -72,9 +74,15 @@ impl Core {
             if call.cancelled || call.a_final_sent {
                 // Answered after A gave up: acknowledge and hang up B.
                 let cseq = call.b_invite.cseq().map_or(1, |c| c.seq);
-                if let Ok(ack) =
-                    build::ack_for_2xx(call, Side::B, &rsp, cseq, &self.local, &mut self.ids)
-                {
+                if let Ok(ack) = build::ack_for_2xx(
+                    call,
+                    Side::B,
+                    &rsp,
+                    cseq,
+                    &self.local,
+                    &mut self.ids,
+                    &mut self.rewrites.call(id),
+                ) {
                     let target = call.b.target;
                     self.txl.send_ack(tx, &ack, target);
                 }
@@ -88,7 +96,9 @@ impl Core {
                 return;
             };
             let deadline = now + call.max_duration;
-            if let Ok(out) = build::response_to_a(&rsp, call, &self.local, None) {
+            if let Ok(out) =
+                build::response_to_a(&rsp, call, &self.local, None, &mut self.rewrites.call(id))
+            {
                 let a_tx = call.a_invite_tx;
                 call.a_final_sent = true;
                 let _ = self.txl.send_response(now, a_tx, &out);
@@ -216,9 +226,15 @@ impl Core {
                 if let Some((b_tx, _)) = call.b_ack_due.take() {
                     let invite = call.b_invite.clone();
                     let cseq = invite.cseq().map_or(1, |c| c.seq);
-                    if let Ok(ack) =
-                        build::ack_for_2xx(call, Side::B, &invite, cseq, &self.local, &mut self.ids)
-                    {
+                    if let Ok(ack) = build::ack_for_2xx(
+                        call,
+                        Side::B,
+                        &invite,
+                        cseq,
+                        &self.local,
+                        &mut self.ids,
+                        &mut self.rewrites.call(id),
+                    ) {
                         let target = call.b.target;
                         self.txl.send_ack(b_tx, &ack, target);
                     }
