@@ -1,17 +1,19 @@
 //! Message regeneration: every request and response a leg sees is built here from parsed
 //! values of the other leg's message. Only what is listed crosses; Via, Contact, Call-ID,
 //! tags, CSeq, Route/Record-Route are the leg's own; User-Agent, Server, X-* and P-* headers
-//! (but a regenerated P-Asserted-Identity) never cross.
+//! (but a regenerated P-Asserted-Identity) never cross. An SDP body crosses through the
+//! call's rewrites (`rewrites`), which the builders of messages with bodies are given.
 
-use bytes::Bytes;
 use sipwarden_sip::header::{NameAddr, Transport};
 use sipwarden_sip::uri::{Scheme, Uri};
 use sipwarden_sip::{EditError, HeaderName, Message, Method, StatusCode};
+use sipwarden_stages::{RewriteError, SdpKind};
 
+use crate::Local;
 use crate::call::{Call, Leg, Side};
 use crate::ids::Ids;
+use crate::rewrites::CallRewrites;
 use crate::routes::Routes;
-use crate::{Local, sdp};
 use sipwarden_sip::Peer;
 
 /// Methods the gateway accepts, for Allow.
@@ -45,7 +47,23 @@ const ALLOWLIST: &[HeaderName] = &[
 /// Option tags that may cross in Supported / Require.
 const TAGS: &[&str] = &["100rel", "timer", "replaces"];
 
-type Built = Result<Message, EditError>;
+/// Why a message could not be built.
+#[derive(Debug)]
+pub(crate) enum BuildError {
+    /// An edit the message refused (a value that does not parse, CR/LF injection).
+    Edit,
+    /// A rewrite failed on a body the message carries, and the message is one to refuse
+    /// rather than send half rewritten: the rewrite's name and error.
+    Rewrite(&'static str, RewriteError),
+}
+
+impl From<EditError> for BuildError {
+    fn from(_: EditError) -> Self {
+        Self::Edit
+    }
+}
+
+pub(crate) type Built = Result<Message, BuildError>;
 
 fn transport_param(t: Transport) -> &'static str {
     match t {
@@ -317,13 +335,14 @@ fn copy_tags(from: &Message, to: &mut Message, allow_100rel: bool) -> Result<(),
     Ok(())
 }
 
-/// Copies the body; SDP gets the gateway's origin line.
+/// Copies the body; SDP goes through the call's rewrites on its way (`toward` the leg of
+/// `target`, in a message of `kind`).
 fn copy_body(
     from: &Message,
     to: &mut Message,
-    local: &Local,
-    target: &Peer,
-) -> Result<(), EditError> {
+    (local, target): (&Local, &Peer),
+    (rw, toward, kind): (&mut CallRewrites<'_>, Side, SdpKind),
+) -> Result<(), BuildError> {
     if from.body().is_empty() {
         return Ok(());
     }
@@ -332,13 +351,13 @@ fn copy_body(
         .content_type()
         .and_then(Result::ok)
         .is_some_and(|c| c.is_sdp());
-    let body = Bytes::copy_from_slice(from.body());
     let body = if is_sdp {
-        sdp::rewrite_origin(&body, "-", local.addr(target.transport).ip())
+        let ends = (local.addr(target.transport), target.addr);
+        rw.sdp(from.body(), (toward, kind), ends)?
     } else {
-        body
+        bytes::Bytes::copy_from_slice(from.body())
     };
-    to.set_body(body, ct.as_deref())
+    Ok(to.set_body(body, ct.as_deref())?)
 }
 
 /// P-Asserted-Identity for the other leg: the user part kept, the host the gateway's.
@@ -428,6 +447,7 @@ pub(crate) fn initial_invite(
     routes: &Routes,
     (identity, reliable): (Identity<'_>, bool),
     ids: &mut Ids,
+    rw: &mut CallRewrites<'_>,
 ) -> Built {
     let mut m = leg_request(
         Req {
@@ -455,7 +475,12 @@ pub(crate) fn initial_invite(
     }
     copy_tags(a, &mut m, reliable)?;
     copy_allowlisted(a, &mut m, &routes.header_allowlist)?;
-    copy_body(a, &mut m, local, &b.target)?;
+    copy_body(
+        a,
+        &mut m,
+        (local, &b.target),
+        (rw, Side::B, SdpKind::Invite),
+    )?;
     m.finish()?;
     Ok(m)
 }
@@ -471,9 +496,15 @@ struct Crossing<'a> {
     rel: Option<u32>,
     side: Side,
     target: Peer,
+    kind: SdpKind,
 }
 
-fn cross_response(rsp: &Message, x: Crossing<'_>, call: &Call, local: &Local) -> Built {
+fn cross_response(
+    rsp: &Message,
+    x: Crossing<'_>,
+    (call, local): (&Call, &Local),
+    rw: &mut CallRewrites<'_>,
+) -> Built {
     let status = rsp.status().unwrap_or(StatusCode::SERVER_INTERNAL_ERROR);
     let reason = match status.default_reason() {
         "" => rsp.reason_phrase().unwrap_or(""),
@@ -496,24 +527,31 @@ fn cross_response(rsp: &Message, x: Crossing<'_>, call: &Call, local: &Local) ->
         m.push_header(HeaderName::RSeq, &r.to_string())?;
     }
     copy_allowlisted(rsp, &mut m, &call.routes.header_allowlist)?;
-    copy_body(rsp, &mut m, local, &x.target)?;
+    copy_body(rsp, &mut m, (local, &x.target), (rw, x.side, x.kind))?;
     m.finish()?;
     Ok(m)
 }
 
 /// The response on A for a response B sent to the initial INVITE. `rel` is the RSeq to use
 /// when the response is a reliable provisional one.
-pub(crate) fn response_to_a(rsp: &Message, call: &Call, local: &Local, rel: Option<u32>) -> Built {
-    let code = rsp.status().map_or(0, |s| s.as_u16());
+pub(crate) fn response_to_a(
+    rsp: &Message,
+    call: &Call,
+    local: &Local,
+    rel: Option<u32>,
+    rw: &mut CallRewrites<'_>,
+) -> Built {
+    let status = rsp.status().unwrap_or(StatusCode::SERVER_INTERNAL_ERROR);
     let x = Crossing {
         req: &call.a_invite,
         to_tag: Some(&call.a.local_tag),
-        contact: (101..300).contains(&code),
+        contact: (101..300).contains(&status.as_u16()),
         rel,
         side: Side::A,
         target: call.a.target,
+        kind: SdpKind::InviteResponse(status),
     };
-    cross_response(rsp, x, call, local)
+    cross_response(rsp, x, (call, local), rw)
 }
 
 /// An in-dialog request from one leg, rebuilt for the `to` leg (which it updates: CSeq).
@@ -523,6 +561,7 @@ pub(crate) fn relay_request(
     to: Side,
     local: &Local,
     ids: &mut Ids,
+    rw: &mut CallRewrites<'_>,
 ) -> Built {
     let method = msg.method().unwrap_or(Method::Extension);
     let method_text = msg.method_str().unwrap_or("");
@@ -564,7 +603,8 @@ pub(crate) fn relay_request(
     }
     copy_tags(msg, &mut m, false)?;
     copy_allowlisted(msg, &mut m, &call.routes.header_allowlist)?;
-    copy_body(msg, &mut m, local, &leg.target)?;
+    let kind = SdpKind::InDialogRequest(method);
+    copy_body(msg, &mut m, (local, &leg.target), (rw, to, kind))?;
     m.finish()?;
     Ok(m)
 }
@@ -593,20 +633,24 @@ pub(crate) fn relay_response(
     call: &Call,
     from: Side,
     local: &Local,
+    rw: &mut CallRewrites<'_>,
 ) -> Built {
     let refresh = matches!(
         req.method(),
         Some(Method::Invite | Method::Update | Method::Subscribe)
     );
+    let status = rsp.status().unwrap_or(StatusCode::SERVER_INTERNAL_ERROR);
+    let method = req.method().unwrap_or(Method::Extension);
     let x = Crossing {
         req,
         to_tag: None,
-        contact: refresh && rsp.status().is_some_and(|s| s.is_success()),
+        contact: refresh && status.is_success(),
         rel: None,
         side: from,
         target: call.leg(from).target,
+        kind: SdpKind::InDialogResponse(method, status),
     };
-    cross_response(rsp, x, call, local)
+    cross_response(rsp, x, (call, local), rw)
 }
 
 /// A request of the gateway's own inside the leg's dialog (ACK for a 2xx, BYE): to the peer's
@@ -640,22 +684,27 @@ pub(crate) fn ack_for_2xx(
     cseq: u32,
     local: &Local,
     ids: &mut Ids,
+    rw: &mut CallRewrites<'_>,
 ) -> Built {
-    ack_on_leg(call.leg(side), body_from, cseq, local, ids)
-}
-
-/// The ACK for a 2xx on `leg`.
-pub(crate) fn ack_on_leg(
-    leg: &Leg,
-    body_from: &Message,
-    cseq: u32,
-    local: &Local,
-    ids: &mut Ids,
-) -> Built {
+    let leg = call.leg(side);
     let mut m = dialog_request(leg, Method::Ack, "ACK", cseq, local, ids)?;
     if body_from.method() == Some(Method::Ack) {
-        copy_body(body_from, &mut m, local, &leg.target)?;
+        let initial = side == Side::B && call.b_invite.cseq().is_some_and(|c| c.seq == cseq);
+        let kind = if initial {
+            SdpKind::Ack
+        } else {
+            SdpKind::InDialogRequest(Method::Ack)
+        };
+        copy_body(body_from, &mut m, (local, &leg.target), (rw, side, kind))?;
     }
+    m.finish()?;
+    Ok(m)
+}
+
+/// The ACK for a fork's 2xx that came too late, without a body: the call went elsewhere, and
+/// a BYE follows.
+pub(crate) fn ack_on_leg(leg: &Leg, cseq: u32, local: &Local, ids: &mut Ids) -> Built {
+    let mut m = dialog_request(leg, Method::Ack, "ACK", cseq, local, ids)?;
     m.finish()?;
     Ok(m)
 }

@@ -52,6 +52,7 @@ impl Core {
         }
         self.process_events(now);
         self.policy_hangups(now);
+        self.rewrite_failures(now);
     }
 
     /// Sends the keep-alive OPTIONS to every phone registered over UDP and schedules the
@@ -140,6 +141,7 @@ impl Core {
         }
         self.process_events(now);
         self.policy_hangups(now);
+        self.rewrite_failures(now);
     }
 
     /// A REGISTER from `src`, answered statelessly as Kamailio's registrar does: a
@@ -301,7 +303,14 @@ impl Core {
                         call.leg_mut(from.other()).remote_target = c;
                     }
                 }
-                if let Ok(out) = build::relay_response(&rsp, &req, call, from, &self.local) {
+                if let Ok(out) = build::relay_response(
+                    &rsp,
+                    &req,
+                    call,
+                    from,
+                    &self.local,
+                    &mut self.rewrites.call(id),
+                ) {
                     let _ = self.txl.send_response(now, server, &out);
                 }
                 if status.is_final() && req.method() == Some(Method::Bye) {

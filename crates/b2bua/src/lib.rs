@@ -31,9 +31,9 @@ pub mod events;
 mod ids;
 mod policies;
 mod registrar;
+mod rewrites;
 mod routes;
 mod routing;
-mod sdp;
 mod security;
 mod trunk_auth;
 
@@ -199,6 +199,8 @@ pub struct Core {
     verdicts: sipwarden_stages::VerdictCounts,
     /// The call policies, in order (`set_policies`).
     policies: Vec<Box<dyn sipwarden_stages::CallPolicy>>,
+    /// The rewrites of calls' outgoing messages, in order (`set_rewrites`).
+    rewrites: rewrites::Rewrites,
     /// A wall-clock reading and the `Instant` it was taken at (`set_wall_clock`).
     wall: Option<(Instant, std::time::SystemTime)>,
     /// The time of the input being handled (for hooks called deep inside it).
@@ -234,6 +236,7 @@ impl Core {
             ping_at: None,
             verdicts: sipwarden_stages::VerdictCounts::default(),
             policies: Vec::new(),
+            rewrites: rewrites::Rewrites::default(),
             wall: None,
             clock: None,
             call_events: Vec::new(),

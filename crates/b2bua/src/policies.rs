@@ -7,6 +7,8 @@ use sipwarden_sip::{Message, StatusCode};
 use sipwarden_stages::{CallPolicy, CallRequest, Destination, StageName, Verdict};
 use sipwarden_txn::TxId;
 
+use crate::routes::Routes;
+
 use sipwarden_config::canonical_number;
 
 use crate::Core;
@@ -42,17 +44,17 @@ impl Core {
         }
     }
 
-    /// Runs the policies over a new call; the first verdict that does not continue is the
-    /// call's answer.
-    pub(crate) fn admit(
-        &mut self,
+    /// What the policies, then the rewrites, are told of new call `call` (`caller`: the
+    /// INVITE's `caller_of`, kept by whoever asks).
+    pub(crate) fn call_request<'r>(
+        &self,
         now: Instant,
-        call: u64,
-        invite: &Message,
+        (routes, call): (&'r Routes, u64),
+        invite: &'r Message,
         (src, zone): (Peer, Zone),
-        (callee, dest, account): (&str, &Dest, Option<&str>),
-    ) -> Result<(), (StageName, Verdict)> {
-        let routes = std::sync::Arc::clone(&self.routes);
+        (callee, dest, account): (&'r str, &Dest, Option<&str>),
+        caller: &'r str,
+    ) -> CallRequest<'r> {
         let origin = zone.origin();
         let trunk = match zone {
             Zone::Trunk(i) => routes.trunks.get(i).map(|t| t.name.as_str()),
@@ -66,8 +68,7 @@ impl Core {
             Dest::Pbx { .. } => (Destination::Pbx, None),
             Dest::Phones(_) => (Destination::Phones(callee), routes.accounts.get(callee)),
         };
-        let caller = caller_of(invite);
-        let request = CallRequest {
+        CallRequest {
             call,
             invite,
             origin,
@@ -77,14 +78,19 @@ impl Core {
             destination,
             source: src.addr,
             transport: src.transport,
-            caller: &caller,
+            caller,
             callee,
             offer: (!invite.body().is_empty()).then(|| invite.body()),
             now,
             wall: self.wall_at(now),
-        };
+        }
+    }
+
+    /// Runs the policies over a new call; the first verdict that does not continue is the
+    /// call's answer.
+    pub(crate) fn admit(&mut self, request: &CallRequest<'_>) -> Result<(), (StageName, Verdict)> {
         for p in &mut self.policies {
-            let verdict = p.admit(&request);
+            let verdict = p.admit(request);
             let stage = StageName::Policy(p.name());
             self.verdicts.record(stage, &verdict);
             if !verdict.is_continue() {
@@ -194,11 +200,12 @@ impl Core {
         }
     }
 
-    /// Tells the policies a call ended.
+    /// Tells the policies (and the rewrites) a call ended.
     pub(crate) fn policies_ended(&mut self, call: u64, now: Instant) {
         for p in &mut self.policies {
             p.on_end(call, now);
         }
+        self.rewrites_ended(call, now);
     }
 
     /// Ends the calls policies asked to end.

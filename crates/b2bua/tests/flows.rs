@@ -1845,3 +1845,345 @@ fn the_second_failure_within_find_time_is_forbidden_and_after_it_challenged_agai
     );
     assert_eq!(lab.stats().auth_failures, 3);
 }
+
+// === rewrites ===
+
+use sipwarden_sip::sdp::{SdpEdit, Section};
+use sipwarden_stages::{Rewrite, RewriteError, SdpContext, SdpKind};
+
+/// A rewrite written outside the core, as caller-ID, Identity and media anchoring will be: it
+/// marks the B leg's INVITE with a header and every SDP body with an attribute naming itself
+/// and the leg, and notes what it is told. Plugging it in takes `set_rewrites` and nothing
+/// else; the dispatcher does not know it exists. It can be told to fail (after an edit of its
+/// own, which must then not show).
+#[derive(Debug)]
+struct Mark {
+    name: &'static str,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    fail_invite: bool,
+    fail_sdp: fn(&SdpKind) -> bool,
+}
+
+impl Mark {
+    fn new(name: &'static str, seen: &std::sync::Arc<std::sync::Mutex<Vec<String>>>) -> Self {
+        Self {
+            name,
+            seen: std::sync::Arc::clone(seen),
+            fail_invite: false,
+            fail_sdp: |_| false,
+        }
+    }
+}
+
+fn kind(k: &SdpKind) -> String {
+    match k {
+        SdpKind::Invite => "invite".to_owned(),
+        SdpKind::InviteResponse(s) => format!("invite-response {s}"),
+        SdpKind::Ack => "ack".to_owned(),
+        SdpKind::InDialogRequest(m) => format!("in-dialog {m:?}"),
+        SdpKind::InDialogResponse(m, s) => format!("in-dialog {m:?} {s}"),
+    }
+}
+
+impl Rewrite for Mark {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn invite(
+        &mut self,
+        call: &sipwarden_stages::CallRequest<'_>,
+        out: &mut Message,
+    ) -> Result<(), RewriteError> {
+        let line = format!("invite {} call {} to {}", self.name, call.call, call.callee);
+        self.seen.lock().unwrap().push(line);
+        out.push_header_text("X-Rewrite", self.name)?;
+        if self.fail_invite {
+            return Err(RewriteError("test_invite"));
+        }
+        Ok(())
+    }
+
+    fn sdp(&mut self, ctx: &SdpContext, sdp: &mut SdpEdit<'_>) -> Result<(), RewriteError> {
+        let line = format!(
+            "sdp {} call {} to {:?} {} via {}",
+            self.name,
+            ctx.call,
+            ctx.toward,
+            kind(&ctx.kind),
+            ctx.local
+        );
+        self.seen.lock().unwrap().push(line);
+        let value = format!("{}-{:?}", self.name, ctx.toward);
+        sdp.insert_attribute(Section::Media(0), "x-rewrite", Some(&value))?;
+        if (self.fail_sdp)(&ctx.kind) {
+            return Err(RewriteError("test_sdp"));
+        }
+        Ok(())
+    }
+
+    fn on_end(&mut self, call: u64, _now: Instant) {
+        self.seen
+            .lock()
+            .unwrap()
+            .push(format!("end {} call {call}", self.name));
+    }
+}
+
+fn body_text(m: &Message) -> String {
+    String::from_utf8_lossy(m.body()).into_owned()
+}
+
+#[test]
+fn a_rewrite_plugged_in_marks_the_b_leg_invite_and_the_sdp_both_ways() {
+    let mut lab = Lab::new();
+    let seen = std::sync::Arc::default();
+    lab.core
+        .set_rewrites(vec![Box::new(Mark::new("mark", &seen))]);
+    // The trunk gets the INVITE with the rewrite's header and attribute; the core's own
+    // topology hiding ran first.
+    let (b_invite, a_ok) = outbound_call(&mut lab);
+    assert_eq!(
+        b_invite
+            .header_values_by_text("X-Rewrite")
+            .collect::<Vec<_>>(),
+        ["mark"]
+    );
+    let offer = body_text(&b_invite);
+    assert!(
+        offer.starts_with("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\n"),
+        "{offer}"
+    );
+    assert!(
+        offer.ends_with("\r\nm=audio 6000 RTP/AVP 0 8\r\na=x-rewrite:mark-B\r\n"),
+        "{offer}"
+    );
+    assert_eq!(
+        b_invite.content_length(),
+        Some(u32::try_from(offer.len()).unwrap()),
+        "Content-Length follows the body"
+    );
+    // The PBX gets the answer marked for its leg.
+    let answer = body_text(&a_ok);
+    assert!(
+        answer.contains("\r\no=- 1 1 IN IP4 127.0.0.1\r\n"),
+        "{answer}"
+    );
+    assert!(answer.ends_with("\r\na=x-rewrite:mark-A\r\n"), "{answer}");
+    assert!(
+        a_ok.header_values_by_text("X-Rewrite").next().is_none(),
+        "invite() is for the B leg's INVITE only"
+    );
+    // A re-INVITE's offer and answer go through it too.
+    let mut re = in_dialog("INVITE", &a_ok, true, 102, "z9hG4bKre1", &contact_of(&a_ok));
+    re.set_body(
+        bytes::Bytes::from_static(SDP.as_bytes()),
+        Some("application/sdp"),
+    )
+    .unwrap();
+    lab.send_msg(PBX_UAC, re);
+    let b_re = lab.expect(CARRIER, "INVITE");
+    assert!(body_text(&b_re).ends_with("a=x-rewrite:mark-B\r\n"));
+    lab.send_msg(CARRIER, respond(&b_re, 200, None, None, true));
+    let a_re_ok = lab.expect(PBX_UAC, "200 OK");
+    assert!(body_text(&a_re_ok).ends_with("a=x-rewrite:mark-A\r\n"));
+    lab.send_msg(
+        PBX_UAC,
+        in_dialog("ACK", &a_ok, true, 102, "z9hG4bKre1ack", &contact_of(&a_ok)),
+    );
+    lab.expect(CARRIER, "ACK");
+    let bye = in_dialog("BYE", &a_ok, true, 103, "z9hG4bKpbxbye", &contact_of(&a_ok));
+    lab.send_msg(PBX_UAC, bye);
+    let b_bye = lab.expect(CARRIER, "BYE");
+    lab.send_msg(CARRIER, respond(&b_bye, 200, None, None, false));
+    lab.expect(PBX_UAC, "200 OK");
+    lab.assert_clean();
+    // What it was told: the call's id (the policies' too), the leg, the message, the
+    // gateway's address there; the INVITE after its offer; the end once.
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            "sdp mark call 1 to B invite via 127.0.0.1:5060",
+            "invite mark call 1 to +15557654321",
+            "sdp mark call 1 to A invite-response 200 via 127.0.0.1:5060",
+            "sdp mark call 1 to B in-dialog Invite via 127.0.0.1:5060",
+            "sdp mark call 1 to A in-dialog Invite 200 via 127.0.0.1:5060",
+            "end mark call 1",
+        ]
+    );
+}
+
+#[test]
+fn rewrites_run_in_the_order_given() {
+    let mut lab = Lab::new();
+    let seen = std::sync::Arc::default();
+    lab.core.set_rewrites(vec![
+        Box::new(Mark::new("first", &seen)),
+        Box::new(Mark::new("second", &seen)),
+    ]);
+    lab.send(PBX_UAC, &pbx_invite("+15557654321", "z9hG4bKord"));
+    let inv = lab.expect(CARRIER, "INVITE");
+    assert_eq!(
+        inv.header_values_by_text("X-Rewrite").collect::<Vec<_>>(),
+        ["first", "second"]
+    );
+    assert!(
+        body_text(&inv).ends_with("\r\na=x-rewrite:first-B\r\na=x-rewrite:second-B\r\n"),
+        "{}",
+        body_text(&inv)
+    );
+    let names: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|l| l.split(" call").next().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["sdp first", "sdp second", "invite first", "invite second"]
+    );
+}
+
+#[test]
+fn a_rewrite_that_fails_on_the_invite_refuses_the_call() {
+    for (fail_invite, code) in [(true, "test_invite"), (false, "test_sdp")] {
+        let mut lab = Lab::new();
+        let seen = std::sync::Arc::default();
+        let mut fail = Mark::new("fail", &seen);
+        fail.fail_invite = fail_invite;
+        if !fail_invite {
+            fail.fail_sdp = |k| *k == SdpKind::Invite;
+        }
+        lab.core
+            .set_rewrites(vec![Box::new(Mark::new("ok", &seen)), Box::new(fail)]);
+        lab.send(PBX_UAC, &pbx_invite("+15557654321", "z9hG4bKfail"));
+        let answers = lab.take(PBX_UAC);
+        assert!(
+            answers
+                .iter()
+                .any(|m| first_line(m) == "SIP/2.0 500 Server Internal Error"),
+            "{answers:?}"
+        );
+        assert!(lab.take(CARRIER).is_empty(), "nothing reached the carrier");
+        assert_eq!(lab.stats().calls_started, 0);
+        let counted = lab
+            .core
+            .verdict_counts()
+            .into_iter()
+            .find(|r| r.0 == "fail")
+            .map(|r| (r.1, r.2, r.3));
+        assert_eq!(counted, Some(("reply", code, 1)));
+        let events: Vec<_> = lab
+            .core
+            .take_call_events()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert!(
+            matches!(
+                &events[..],
+                [CallEventKind::Refused {
+                    stage: "fail",
+                    status: 500,
+                    reason: sipwarden_stages::Reason::Rewrite(c),
+                    ..
+                }] if *c == code
+            ),
+            "{events:#?}"
+        );
+        let seen = seen.lock().unwrap();
+        assert!(seen.contains(&"end ok call 1".to_owned()), "{seen:?}");
+        lab.assert_clean();
+    }
+}
+
+#[test]
+fn a_rewrite_that_fails_on_the_answer_ends_the_call_after_it_crossed() {
+    let mut lab = Lab::new();
+    let seen = std::sync::Arc::default();
+    let mut fail = Mark::new("fail", &seen);
+    fail.fail_sdp = |k| matches!(k, SdpKind::InviteResponse(_));
+    lab.core.set_rewrites(vec![Box::new(fail)]);
+    lab.send(PBX_UAC, &pbx_invite("+15557654321", "z9hG4bKans"));
+    let inv = lab.expect(CARRIER, "INVITE");
+    assert!(body_text(&inv).ends_with("a=x-rewrite:fail-B\r\n"));
+    lab.take(PBX_UAC);
+    lab.send_msg(
+        CARRIER,
+        respond(
+            &inv,
+            200,
+            Some("c-tag"),
+            Some("<sip:ua@127.0.0.3:5060>"),
+            true,
+        ),
+    );
+    // The answer crosses (a response cannot be refused) with the topology hiding but without
+    // the failed rewrite's edit; then the gateway hangs up both legs.
+    let wire_pbx = lab.take(PBX_UAC);
+    let ok = wire_pbx
+        .iter()
+        .find(|m| first_line(m) == "SIP/2.0 200 OK")
+        .unwrap_or_else(|| panic!("no 200: {wire_pbx:?}"));
+    let answer = body_text(ok);
+    assert!(
+        answer.contains("\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\n"),
+        "{answer}"
+    );
+    assert!(!answer.contains("x-rewrite"), "{answer}");
+    let a_bye = wire_pbx
+        .iter()
+        .find(|m| m.method() == Some(Method::Bye))
+        .unwrap_or_else(|| panic!("no BYE to the PBX: {wire_pbx:?}"));
+    let wire_carrier = lab.take(CARRIER);
+    let b_bye = wire_carrier
+        .iter()
+        .find(|m| m.method() == Some(Method::Bye))
+        .unwrap_or_else(|| panic!("no BYE to the carrier: {wire_carrier:?}"));
+    lab.send_msg(CARRIER, respond(b_bye, 200, None, None, false));
+    lab.send_msg(PBX_UAC, respond(a_bye, 200, None, None, false));
+    lab.advance(Duration::from_secs(40));
+    assert_eq!(lab.stats().calls, 0);
+    assert_one_call(
+        &lab.core.take_call_events(),
+        true,
+        (
+            Some(200),
+            EndedBy::Gateway,
+            "ended by rewrite fail: test_sdp",
+        ),
+    );
+}
+
+#[test]
+fn a_rewrite_that_fails_on_a_reinvite_refuses_it_and_the_call_goes_on() {
+    let mut lab = Lab::new();
+    let seen = std::sync::Arc::default();
+    let mut fail = Mark::new("fail", &seen);
+    fail.fail_sdp = |k| matches!(k, SdpKind::InDialogRequest(_));
+    lab.core.set_rewrites(vec![Box::new(fail)]);
+    let (_, a_ok) = outbound_call(&mut lab);
+    let mut re = in_dialog("INVITE", &a_ok, true, 102, "z9hG4bKre1", &contact_of(&a_ok));
+    re.set_body(
+        bytes::Bytes::from_static(SDP.as_bytes()),
+        Some("application/sdp"),
+    )
+    .unwrap();
+    lab.send_msg(PBX_UAC, re);
+    lab.expect(PBX_UAC, "500 Server Internal Error");
+    assert!(lab.take(CARRIER).is_empty(), "the offer never reached B");
+    assert_eq!(lab.stats().calls, 1, "the call goes on");
+    let counted = lab
+        .core
+        .verdict_counts()
+        .into_iter()
+        .find(|r| r.0 == "fail")
+        .map(|r| (r.1, r.2, r.3));
+    assert_eq!(counted, Some(("reply", "test_sdp", 1)));
+    let bye = in_dialog("BYE", &a_ok, true, 103, "z9hG4bKpbxbye", &contact_of(&a_ok));
+    lab.send_msg(PBX_UAC, bye);
+    let b_bye = lab.expect(CARRIER, "BYE");
+    lab.send_msg(CARRIER, respond(&b_bye, 200, None, None, false));
+    lab.expect(PBX_UAC, "200 OK");
+    lab.assert_clean();
+}

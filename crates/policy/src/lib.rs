@@ -5,6 +5,9 @@
 //! server picks the list ([`standard`]). A policy is sans-io: it decides from the
 //! [`sipwarden_stages::CallRequest`] and its own state. Destination, velocity and spend
 //! limits, caller-ID rules and the kill switch come here next.
+//!
+//! The rewrites of a call's outgoing messages ([`Rewrite`], the same crate's contract) are
+//! picked here too ([`standard_rewrites`]), beside the rules they often go with.
 #![cfg_attr(
     not(test),
     deny(
@@ -18,11 +21,18 @@
 
 pub mod srtp;
 
-use sipwarden_stages::CallPolicy;
+use sipwarden_stages::{CallPolicy, Rewrite};
 
 pub use srtp::SrtpRequired;
 
 /// The policies every gateway runs, in order.
 pub fn standard() -> Vec<Box<dyn CallPolicy>> {
     vec![Box::new(SrtpRequired)]
+}
+
+/// The rewrites every gateway runs, in order, after the core's own topology hiding of SDP.
+/// None yet: caller-ID replacement, the Identity header (STIR/SHAKEN signing) and the SDP of
+/// media anchoring go here, in that order (the Identity signs the caller-ID as replaced).
+pub fn standard_rewrites() -> Vec<Box<dyn Rewrite>> {
+    Vec::new()
 }

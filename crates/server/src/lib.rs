@@ -244,8 +244,10 @@ impl Gateway {
             ..Settings::default()
         };
         let mut core = Core::new(routes, local, settings, os_seed()?);
-        // The call policies the core runs for every new call, in order.
+        // The call policies the core runs for every new call, and the rewrites of its
+        // outgoing messages, in order.
         core.set_policies(sipwarden_policy::standard());
+        core.set_rewrites(sipwarden_policy::standard_rewrites());
         core.set_wall_clock(std::time::Instant::now(), std::time::SystemTime::now());
         let mut store = open_store(&cfg)?;
         let bindings = location::load(store.as_mut())

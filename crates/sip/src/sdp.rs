@@ -1,9 +1,12 @@
-//! Sans-io SDP (RFC 4566 / RFC 8866) parser for media-security policing.
+//! Sans-io SDP (RFC 4566 / RFC 8866) parser for media-security policing, and
+//! an editor ([`SdpEdit`]) for the bodies the gateway changes.
 //!
-//! The gateway never rewrites media itself from this module; it only needs to
-//! *see* what a peer offers or answers: media lines and their transport
-//! protocol, connection addresses, SDES `a=crypto` keys (RFC 4568), DTLS
-//! `a=fingerprint` (RFC 8122), `a=setup` (RFC 4145) and the stream direction.
+//! Policy needs to *see* what a peer offers or answers: media lines and their
+//! transport protocol, connection addresses, SDES `a=crypto` keys (RFC 4568),
+//! DTLS `a=fingerprint` (RFC 8122), `a=setup` (RFC 4145) and the stream
+//! direction. Rewrites (topology hiding, media anchoring) change a body through
+//! [`SdpEdit`]: edits of values of the parsed model, as byte ranges of the
+//! original, so nothing else of the body moves.
 //!
 //! Design points:
 //! - Zero-copy: [`Sdp`] borrows every string from the input body.
@@ -30,6 +33,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+
+mod edit;
+
+pub use edit::{EditMark, SdpEdit, SdpEditError, Section};
 
 /// Resource bounds applied while parsing, so a hostile body cannot make the
 /// parser allocate or scan without limit.

@@ -6,6 +6,10 @@
 //! time. The order the stages run in is code (in the call core), not configuration:
 //! ban → rate limit → sanity → scanner → zone/ACL → authentication.
 //!
+//! The call seams live here too, so the core runs them without knowing any: [`CallPolicy`]
+//! (may a new call go on, and when must a running one end) and [`Rewrite`] (what changes in
+//! a call's outgoing INVITE and SDP bodies).
+//!
 //! Every table here keyed by address takes the address through [`IpAddr::to_canonical`]: an
 //! IPv4-mapped IPv6 address (a dual-stack socket's view of an IPv4 peer) is the IPv4 address
 //! it carries, so one attacker has one key.
@@ -28,6 +32,7 @@ pub mod ban;
 pub mod failures;
 pub mod policy;
 pub mod ratelimit;
+pub mod rewrite;
 pub mod scanner;
 pub mod verdict;
 
@@ -37,5 +42,6 @@ pub use ban::{BanChange, BanEntry, BanSettings, BanTable};
 pub use failures::FailureCounter;
 pub use policy::{CallPolicy, CallRequest, Destination, Origin};
 pub use ratelimit::{Rate, RateLimiter, RateSettings, RequestClass};
+pub use rewrite::{Rewrite, RewriteError, SdpContext, SdpKind, Toward};
 pub use scanner::Scanner;
 pub use verdict::{Reason, StageName, Verdict, VerdictCounts};

@@ -50,6 +50,9 @@ pub enum Reason {
     /// A call policy's own reason: a static, low-cardinality code such as
     /// `"destination_blocked"`.
     Policy(&'static str),
+    /// A rewrite could not change a message as it must: its static code, such as
+    /// `"sdp_overlap"` (see [`crate::RewriteError`]).
+    Rewrite(&'static str),
 }
 
 impl Reason {
@@ -75,7 +78,7 @@ impl Reason {
             Self::NotOurNumber => "not_our_number",
             Self::NotRegistered => "not_registered",
             Self::SrtpRequired => "srtp_required",
-            Self::Policy(code) => code,
+            Self::Policy(code) | Self::Rewrite(code) => code,
         }
     }
 }
@@ -174,6 +177,8 @@ pub enum StageName {
     Route,
     /// A call policy, by its name.
     Policy(&'static str),
+    /// A rewrite of a call's messages, by its name.
+    Rewrite(&'static str),
 }
 
 impl StageName {
@@ -187,7 +192,7 @@ impl StageName {
             Self::Acl => "acl",
             Self::Auth => "auth",
             Self::Route => "route",
-            Self::Policy(name) => name,
+            Self::Policy(name) | Self::Rewrite(name) => name,
         }
     }
 }
@@ -207,7 +212,7 @@ pub struct VerdictCounts {
 const FIXED_STAGES: usize = 7;
 
 impl StageName {
-    /// The slot of a fixed stage (`None` for policies).
+    /// The slot of a fixed stage (`None` for policies and rewrites).
     const fn index(self) -> Option<usize> {
         match self {
             Self::Ban => Some(0),
@@ -217,7 +222,7 @@ impl StageName {
             Self::Acl => Some(4),
             Self::Auth => Some(5),
             Self::Route => Some(6),
-            Self::Policy(_) => None,
+            Self::Policy(_) | Self::Rewrite(_) => None,
         }
     }
 
@@ -302,6 +307,7 @@ mod tests {
             Reason::NotRegistered,
             Reason::SrtpRequired,
             Reason::Policy("destination_blocked"),
+            Reason::Rewrite("sdp_overlap"),
         ];
         let mut codes: Vec<&str> = reasons.iter().map(|r| r.code()).collect();
         assert!(

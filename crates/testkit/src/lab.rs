@@ -47,8 +47,9 @@ impl Lab {
             wss: None,
         };
         let mut core = Core::new(routes, local, Settings::default(), [42; 32]);
-        // The policies the server runs (the core knows none of its own).
+        // The policies and rewrites the server runs (the core knows none of its own).
         core.set_policies(sipwarden_policy::standard());
+        core.set_rewrites(sipwarden_policy::standard_rewrites());
         Self {
             core,
             now: Instant::now(),

@@ -39,7 +39,9 @@ impl Core {
         }
         if status.is_provisional() {
             if !fork.cancelled && call.is_early() {
-                if let Ok(out) = build::response_to_a(&rsp, call, &self.local, None) {
+                if let Ok(out) =
+                    build::response_to_a(&rsp, call, &self.local, None, &mut self.rewrites.call(id))
+                {
                     let _ = self.txl.send_response(now, call.a_invite_tx, &out);
                 }
             }
@@ -61,7 +63,7 @@ impl Core {
         }
         if fork.cancelled || !call.is_early() {
             // Answered too late: another fork won, or the caller gave up.
-            self.end_fork(now, fork, &rsp);
+            self.end_fork(now, fork);
             self.maybe_finish(id);
             return;
         }
@@ -121,10 +123,10 @@ impl Core {
     }
 
     /// ACK and BYE for a fork that answered after the call was settled.
-    pub(crate) fn end_fork(&mut self, now: Instant, mut fork: Fork, rsp: &Message) {
+    pub(crate) fn end_fork(&mut self, now: Instant, mut fork: Fork) {
         let cseq = fork.invite.cseq().map_or(1, |c| c.seq);
         let target = fork.leg.target;
-        if let Ok(ack) = build::ack_on_leg(&fork.leg, rsp, cseq, &self.local, &mut self.ids) {
+        if let Ok(ack) = build::ack_on_leg(&fork.leg, cseq, &self.local, &mut self.ids) {
             self.txl.send_ack(fork.tx, &ack, target);
         }
         if let Ok(bye) = build::bye_on_leg(

@@ -127,9 +127,15 @@ impl Core {
             if let Some((b_tx, _)) = call.state.take_b_ack() {
                 let cseq = call.b_invite.cseq().map_or(1, |c| c.seq);
                 let invite = call.b_invite.clone();
-                if let Ok(ack) =
-                    build::ack_for_2xx(call, Side::B, &invite, cseq, &self.local, &mut self.ids)
-                {
+                if let Ok(ack) = build::ack_for_2xx(
+                    call,
+                    Side::B,
+                    &invite,
+                    cseq,
+                    &self.local,
+                    &mut self.ids,
+                    &mut self.rewrites.call(id),
+                ) {
                     let target = call.b.target;
                     self.txl.send_ack(b_tx, &ack, target);
                 }
@@ -172,7 +178,14 @@ impl Core {
             self.reply(now, tx, &msg, status, None);
             return;
         }
-        let relayed = build::relay_request(&msg, call, other, &self.local, &mut self.ids);
+        let relayed = build::relay_request(
+            &msg,
+            call,
+            other,
+            &self.local,
+            &mut self.ids,
+            &mut self.rewrites.call(id),
+        );
         let Ok(out) = relayed else {
             self.reply(now, tx, &msg, StatusCode::SERVER_INTERNAL_ERROR, None);
             return;
@@ -224,9 +237,15 @@ impl Core {
                 };
                 if let Some((b_tx, _tag)) = call.state.take_b_ack() {
                     let cseq = call.b_invite.cseq().map_or(1, |c| c.seq);
-                    if let Ok(out) =
-                        build::ack_for_2xx(call, Side::B, ack, cseq, &self.local, &mut self.ids)
-                    {
+                    if let Ok(out) = build::ack_for_2xx(
+                        call,
+                        Side::B,
+                        ack,
+                        cseq,
+                        &self.local,
+                        &mut self.ids,
+                        &mut self.rewrites.call(id),
+                    ) {
                         let target = call.b.target;
                         self.txl.send_ack(b_tx, &out, target);
                     }
@@ -238,9 +257,15 @@ impl Core {
                     return;
                 };
                 let other = side.other();
-                if let Ok(out) =
-                    build::ack_for_2xx(call, other, ack, cseq, &self.local, &mut self.ids)
-                {
+                if let Ok(out) = build::ack_for_2xx(
+                    call,
+                    other,
+                    ack,
+                    cseq,
+                    &self.local,
+                    &mut self.ids,
+                    &mut self.rewrites.call(id),
+                ) {
                     let target = call.leg(other).target;
                     self.txl.send_ack(client, &out, target);
                 }

@@ -61,7 +61,9 @@ impl Core {
                 });
                 a_rseq
             });
-            if let Ok(out) = build::response_to_a(&rsp, call, &self.local, rel) {
+            if let Ok(out) =
+                build::response_to_a(&rsp, call, &self.local, rel, &mut self.rewrites.call(id))
+            {
                 let _ = self.txl.send_response(now, call.a_invite_tx, &out);
             }
             return;
@@ -73,9 +75,15 @@ impl Core {
             if !call.state.confirm(status.as_u16(), tx, tag) {
                 // Answered after A gave up: acknowledge and hang up B.
                 let cseq = call.b_invite.cseq().map_or(1, |c| c.seq);
-                if let Ok(ack) =
-                    build::ack_for_2xx(call, Side::B, &rsp, cseq, &self.local, &mut self.ids)
-                {
+                if let Ok(ack) = build::ack_for_2xx(
+                    call,
+                    Side::B,
+                    &rsp,
+                    cseq,
+                    &self.local,
+                    &mut self.ids,
+                    &mut self.rewrites.call(id),
+                ) {
                     let target = call.b.target;
                     self.txl.send_ack(tx, &ack, target);
                 }
@@ -88,7 +96,8 @@ impl Core {
             };
             let deadline = now + call.max_duration;
             let a_tx = call.a_invite_tx;
-            let relayed = build::response_to_a(&rsp, call, &self.local, None);
+            let relayed =
+                build::response_to_a(&rsp, call, &self.local, None, &mut self.rewrites.call(id));
             self.stats.calls_answered += 1;
             self.policies_answered(id, now);
             self.call_event(now, id, events::CallEventKind::Answered);
@@ -219,9 +228,15 @@ impl Core {
                 if let Some((b_tx, _)) = call.state.take_b_ack() {
                     let invite = call.b_invite.clone();
                     let cseq = invite.cseq().map_or(1, |c| c.seq);
-                    if let Ok(ack) =
-                        build::ack_for_2xx(call, Side::B, &invite, cseq, &self.local, &mut self.ids)
-                    {
+                    if let Ok(ack) = build::ack_for_2xx(
+                        call,
+                        Side::B,
+                        &invite,
+                        cseq,
+                        &self.local,
+                        &mut self.ids,
+                        &mut self.rewrites.call(id),
+                    ) {
                         let target = call.b.target;
                         self.txl.send_ack(b_tx, &ack, target);
                     }

@@ -103,13 +103,16 @@ impl Core {
         }
         // The call policies, in order; the first that does not continue decides.
         let id = self.next_call;
-        if let Err(refusal) = self.admit(
+        let caller_seen = crate::routes::caller_of(&invite);
+        let request = self.call_request(
             now,
-            id,
+            (&routes, id),
             &invite,
             (src, zone),
             (&user, &dest, a_account.as_deref()),
-        ) {
+            &caller_seen,
+        );
+        if let Err(refusal) = self.admit(&request) {
             self.refuse_call(now, tx, &invite, (src, zone), refusal);
             return;
         }
@@ -126,6 +129,7 @@ impl Core {
         let mut max_duration = routes.max_duration;
         let ids = &mut self.ids;
         let local = &self.local;
+        let rw = &mut self.rewrites.call(id);
         match &dest {
             Dest::Trunk(i) | Dest::Pbx { trunk: Some(i), .. } => {
                 if let Some(t) = routes.trunks.get(*i) {
@@ -141,8 +145,15 @@ impl Core {
                 };
                 b_trunk = Some(i);
                 let b = build::b_leg(&invite, &user, None, &t.host, t.target, local, ids);
-                let m =
-                    build::initial_invite(&invite, &b, local, &routes, (Identity::Copy, true), ids);
+                let m = build::initial_invite(
+                    &invite,
+                    &b,
+                    local,
+                    &routes,
+                    (Identity::Copy, true),
+                    ids,
+                    rw,
+                );
                 legs.push((b, m));
             }
             Dest::Pbx { account, .. } => {
@@ -157,7 +168,8 @@ impl Core {
                     ids,
                 );
                 let identity = account.as_deref().map_or(Identity::Copy, Identity::Account);
-                let m = build::initial_invite(&invite, &b, local, &routes, (identity, true), ids);
+                let m =
+                    build::initial_invite(&invite, &b, local, &routes, (identity, true), ids, rw);
                 legs.push((b, m));
             }
             Dest::Phones(bindings) => {
@@ -173,10 +185,18 @@ impl Core {
                         &routes,
                         (Identity::Copy, reliable),
                         ids,
+                        rw,
                     );
                     legs.push((b, m));
                 }
             }
+        }
+        // The rewrites of the B-leg INVITE(s), built with their offers rewritten: one that
+        // fails refuses the call before anything reaches B.
+        if let Err(refusal) = self.rewrite_invites(&request, &mut legs) {
+            self.policies_ended(id, now);
+            self.refuse_call(now, tx, &invite, (src, zone), refusal);
+            return;
         }
         let mut sent: Vec<(call::Leg, Message, TxId)> = Vec::new();
         for (leg, m) in legs {
