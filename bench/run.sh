@@ -219,9 +219,12 @@ prepare_sipwarden() {
 			git -C "$REPO" archive "$rev" | tar -x -C "$src" || { echo "git archive $rev failed" >&2; exit 1; }
 		fi
 		log "building sipwarden $rev (clean snapshot in $src)"
-		(cd "$src" && CARGO_TARGET_DIR=$BUILD_DIR/target cargo build --release -p sipwarden) >"$OUT_DIR/build.log" 2>&1 ||
+		# A target directory per revision: cargo hashes path packages relative to the
+		# workspace, and git archive gives files the commit's time, so two snapshots sharing
+		# one target would each take the other's newer build for fresh.
+		(cd "$src" && CARGO_TARGET_DIR=$BUILD_DIR/target-$rev cargo build --release -p sipwarden) >"$OUT_DIR/build.log" 2>&1 ||
 			{ echo "cargo build failed, see $OUT_DIR/build.log" >&2; tail -20 "$OUT_DIR/build.log" >&2; exit 1; }
-		bin=$BUILD_DIR/target/release/sipwarden
+		bin=$BUILD_DIR/target-$rev/release/sipwarden
 		SW_VERSION="commit $rev (clean snapshot)"
 	else
 		src=$REPO
@@ -853,7 +856,8 @@ fi
 	else
 		echo "# trunk uac $TRUNK_IP:$TRUNK_PORT -> proxy $IP:$PROXY_PORT -> pbx uas $PBX_IP:$PBX_PORT, did=$DID, udp; max_fail_pct=$MAX_FAIL_PCT max_p95_ms=$MAX_P95_MS min_achieved=95%"
 	fi
-	echo "# kamailio: $(kamailio -v 2>/dev/null | head -1 | sed 's/^version: //') children=$CHILDREN -m 512 -M 32${KAM_NOTE:-} | sipwarden: $SW_VERSION, SIPWARDEN_LOG=$SIPWARDEN_LOG"
+	[[ " $PROXIES " == *" kamailio "* ]] && echo "# kamailio: $(kamailio -v 2>/dev/null | head -1 | sed 's/^version: //') children=$CHILDREN -m 512 -M 32${KAM_NOTE:-}"
+	echo "# sipwarden: $SW_VERSION, SIPWARDEN_LOG=$SIPWARDEN_LOG"
 	[[ " $PROXIES " == *" baseline "* ]] && echo "# baseline: sipwarden $BL_VERSION"
 	echo "# $(sipp -v 2>&1 | grep -o 'SIPp v[^ ]*') kernel=$(uname -r) cpus=$NCPU model=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p') nice=$BENCH_NICE loadavg=[$(cut -d' ' -f1-3 /proc/loadavg)]"
 } | tee -a "$SUMMARY"
