@@ -457,6 +457,15 @@ pub struct StorageConfig {
     pub security_log: Option<PathBuf>,
     /// The same events, and bans, as JSON lines. Default `<dir>/events.jsonl`.
     pub events_log: Option<PathBuf>,
+    /// Batches (one per round of the call core) queued for the writer, which stores and logs
+    /// them off the call path. Default 1024.
+    pub writer_queue: usize,
+    /// Security and call events held while the writer's queue is full; more are dropped and
+    /// counted. Default 100000.
+    pub writer_backlog_events: usize,
+    /// Binding and ban rows held while the writer's queue is full; beyond it a batch's rows
+    /// are refused and the answers that would acknowledge them are not sent. Default 200000.
+    pub writer_backlog_rows: usize,
 }
 
 impl Default for StorageConfig {
@@ -466,6 +475,9 @@ impl Default for StorageConfig {
             sync_full: false,
             security_log: None,
             events_log: None,
+            writer_queue: 1024,
+            writer_backlog_events: 100_000,
+            writer_backlog_rows: 200_000,
         }
     }
 }
@@ -620,6 +632,21 @@ impl Config {
                 None,
                 "must be at least 1".into(),
             );
+        }
+        for (key, v) in [
+            ("storage.writer_queue", self.storage.writer_queue),
+            (
+                "storage.writer_backlog_events",
+                self.storage.writer_backlog_events,
+            ),
+            (
+                "storage.writer_backlog_rows",
+                self.storage.writer_backlog_rows,
+            ),
+        ] {
+            if v == 0 {
+                err(key.into(), None, "must be at least 1".into());
+            }
         }
         let mut names: Vec<&str> = Vec::new();
         for (i, t) in self.trunks.iter().enumerate() {

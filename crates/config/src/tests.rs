@@ -260,3 +260,29 @@ fn the_location_table_is_bounded() {
         "{e:?}"
     );
 }
+
+#[test]
+fn the_writer_is_bounded() {
+    let d = Config::default().storage;
+    assert_eq!(
+        (d.writer_queue, d.writer_backlog_events, d.writer_backlog_rows),
+        (1024, 100_000, 200_000)
+    );
+    let c = Config::from_toml(
+        "[storage]\nwriter_queue = 8\nwriter_backlog_events = 10\nwriter_backlog_rows = 20\n",
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            c.storage.writer_queue,
+            c.storage.writer_backlog_events,
+            c.storage.writer_backlog_rows
+        ),
+        (8, 10, 20)
+    );
+    assert_eq!(
+        errors("[storage]\nwriter_queue = 0\n"),
+        ["gw.toml:2: storage.writer_queue: must be at least 1"]
+    );
+}
