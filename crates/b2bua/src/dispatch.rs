@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use sipwarden_sip::header::Transport;
 use sipwarden_sip::{HeaderName, Message, Method, Peer, StatusCode};
-use sipwarden_txn::{Event, TxId};
+use sipwarden_txn::{Event, Transmit, TxId};
 
 use sipwarden_stages::Verdict;
 
@@ -184,6 +184,7 @@ impl Core {
             return;
         }
         let to_tag = self.ids.tag();
+        let before = self.registrar.pending_changes();
         let done = self.registrar.register(Register {
             now,
             msg: &msg,
@@ -203,7 +204,15 @@ impl Core {
             Outcome::OutOfOrder => {}
         }
         if let Some(rsp) = done.answer {
-            self.txl.send_stateless(src, &rsp);
+            if self.registrar.pending_changes() > before {
+                // It acknowledges a binding: it waits until the binding is stored.
+                self.held.push(Transmit {
+                    dest: src,
+                    bytes: rsp.to_bytes(),
+                });
+            } else {
+                self.txl.send_stateless(src, &rsp);
+            }
         }
     }
 

@@ -138,6 +138,23 @@ pub struct Stats {
     pub defence: DefenceStats,
 }
 
+/// Location changes, and the answers that may leave only once they are stored
+/// ([`Core::take_durable`]).
+#[derive(Debug, Default)]
+pub struct Durable {
+    /// The changes, in order.
+    pub changes: Vec<LocationChange>,
+    /// Answers to send after the changes are stored.
+    pub answers: Vec<Transmit<Peer>>,
+}
+
+impl Durable {
+    /// Nothing to store and nothing waiting.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty() && self.answers.is_empty()
+    }
+}
+
 /// What a client transaction of ours is for.
 #[derive(Clone, Copy, Debug)]
 enum ClientRole {
@@ -207,6 +224,9 @@ pub struct Core {
     clock: Option<Instant>,
     /// Call events since the server last took them.
     call_events: Vec<events::CallEvent>,
+    /// Answers to REGISTERs that changed the location table: they acknowledge a binding, so
+    /// they leave only once the changes are stored ([`Core::take_durable`]).
+    held: Vec<Transmit<Peer>>,
 }
 
 impl Core {
@@ -240,13 +260,18 @@ impl Core {
             wall: None,
             clock: None,
             call_events: Vec::new(),
+            held: Vec::new(),
         }
     }
 
-    /// Changes of the location table since the last call, for the durable store. The server
-    /// writes them before it sends the answers that acknowledge them.
-    pub fn take_location_changes(&mut self) -> Vec<LocationChange> {
-        self.registrar.take_changes()
+    /// Changes of the location table since the last call, for the durable store, with the
+    /// answers that acknowledge them: the server sends those only once the changes are
+    /// stored, so no acknowledged registration is lost on a crash — and nothing else waits.
+    pub fn take_durable(&mut self) -> Durable {
+        Durable {
+            changes: self.registrar.take_changes(),
+            answers: std::mem::take(&mut self.held),
+        }
     }
 
     /// Puts a binding loaded from the store back in the location table; `false` when it was

@@ -304,6 +304,11 @@ impl Registrar {
         self.location.take_changes()
     }
 
+    /// How many changes wait to be taken (to tell whether a REGISTER made any).
+    pub(crate) fn pending_changes(&self) -> usize {
+        self.location.changes.len()
+    }
+
     /// Puts back a binding loaded from the store; `false` (and left out) when it would
     /// be a new one beyond `max_bindings`.
     pub(crate) fn restore(&mut self, b: Binding, max_bindings: usize) -> bool {

@@ -716,6 +716,53 @@ fn a_guessing_run_spread_over_many_sources_locks_the_account_against_strangers_o
     assert_eq!(first_line(&r), "SIP/2.0 200 OK");
 }
 
+/// A 200 that acknowledges a binding waits with its change (`take_durable`): the server
+/// sends it only once the binding is stored. A challenge does not wait.
+#[test]
+fn the_answer_that_acknowledges_a_binding_waits_for_the_binding_to_be_stored() {
+    let mut lab = phone_lab();
+    let raw = register(
+        "1001",
+        "<sip:1001@10.0.0.5:5062>",
+        "Expires: 600\r\n",
+        1,
+        "reg-held",
+    );
+    // The 401 goes out at once.
+    lab.feed(udp(PHONE), raw.as_bytes());
+    let challenge = lab.core.poll_transmit().expect("a 401 at once");
+    let challenge = Message::parse(&challenge.bytes).unwrap();
+    assert_eq!(first_line(&challenge), "SIP/2.0 401 Unauthorized");
+    assert!(lab.core.take_durable().is_empty());
+    let mut second = Message::parse(
+        raw.replace("CSeq: 1 ", "CSeq: 2 ")
+            .replace("branch=z9hG4bK", "branch=z9hG4bKa")
+            .as_bytes(),
+    )
+    .unwrap();
+    let creds = answer(&challenge, &second, "1001", PW_1001);
+    second
+        .push_header(HeaderName::Authorization, &creds)
+        .unwrap();
+    second.finish().unwrap();
+    lab.feed(udp(PHONE), &second.to_bytes());
+    // The 200 is not among what may leave now: it comes with the change it acknowledges.
+    assert!(
+        lab.core.poll_transmit().is_none(),
+        "the 200 left before the binding was stored"
+    );
+    let durable = lab.core.take_durable();
+    assert!(matches!(
+        &durable.changes[..],
+        [sipwarden_b2bua::LocationChange::Upsert(b)] if b.aor == "1001"
+    ));
+    assert_eq!(durable.answers.len(), 1);
+    assert_eq!(durable.answers[0].dest, udp(PHONE));
+    let ok = Message::parse(&durable.answers[0].bytes).unwrap();
+    assert_eq!(first_line(&ok), "SIP/2.0 200 OK");
+    assert!(lab.core.take_durable().is_empty(), "taken once");
+}
+
 #[test]
 fn phone_registers_with_digest_and_is_bound_where_it_came_from() {
     let mut lab = phone_lab();
@@ -745,7 +792,7 @@ fn phone_registers_with_digest_and_is_bound_where_it_came_from() {
         udp(PHONE),
         "reached where the REGISTER came from"
     );
-    let changes = lab.core.take_location_changes();
+    let changes = lab.take_location_changes();
     assert!(
         matches!(&changes[..], [sipwarden_b2bua::LocationChange::Upsert(x)] if x.aor == "1001")
     );
@@ -756,7 +803,7 @@ fn phone_registers_with_digest_and_is_bound_where_it_came_from() {
     lab.advance(Duration::from_secs(601));
     assert!(lab.core.bindings("1001").is_empty());
     assert!(matches!(
-        &lab.core.take_location_changes()[..],
+        &lab.take_location_changes()[..],
         [sipwarden_b2bua::LocationChange::Remove { aor, .. }] if aor == "1001"
     ));
 }
@@ -841,7 +888,7 @@ fn a_full_location_table_answers_503_and_counts_it() {
     );
     let rsp = register_with_auth(&mut lab, udp(PHONE), &first, "1001", PW_1001);
     assert_eq!(first_line(&rsp), "SIP/2.0 200 OK");
-    let _ = lab.core.take_location_changes();
+    let _ = lab.take_location_changes();
     let second = register(
         "1001",
         "<sip:1001@10.0.0.5:5072>",
@@ -852,7 +899,7 @@ fn a_full_location_table_answers_503_and_counts_it() {
     let rsp = register_with_auth(&mut lab, udp(PHONE2), &second, "1001", PW_1001);
     assert_eq!(first_line(&rsp), "SIP/2.0 503 Too Many Registrations");
     assert_eq!(lab.core.bindings("1001").len(), 1);
-    assert!(lab.core.take_location_changes().is_empty());
+    assert!(lab.take_location_changes().is_empty());
     let s = lab.stats();
     assert_eq!(
         (

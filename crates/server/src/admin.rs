@@ -24,6 +24,7 @@ struct App {
     control: mpsc::Sender<Control>,
     bans: Arc<BanView>,
     verdicts: crate::core_task::VerdictTable,
+    writer: Arc<crate::writer::WriterStats>,
 }
 
 /// Constant-time comparison, so the token cannot be guessed byte by byte from timing.
@@ -183,6 +184,60 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
             "New calls refused by the global limit (503).",
             "counter",
             d.global_limited,
+        ),
+    ] {
+        gauge(name, help, kind, v);
+    }
+    let w = &app.writer;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    for (name, help, kind, v) in [
+        (
+            "sipwarden_writer_queued",
+            "Batches queued for the writer and not yet written.",
+            "gauge",
+            load(&w.queued),
+        ),
+        (
+            "sipwarden_writer_batches_total",
+            "Batches written (bindings, bans, logs, call events).",
+            "counter",
+            load(&w.batches),
+        ),
+        (
+            "sipwarden_writer_commits_total",
+            "Group commits of the writer.",
+            "counter",
+            load(&w.commits),
+        ),
+        (
+            "sipwarden_writer_queue_full_total",
+            "Times a batch found the writer's queue full and waited in the backlog.",
+            "counter",
+            load(&w.queue_full),
+        ),
+        (
+            "sipwarden_writer_events_written_total",
+            "Security and call events written by the writer.",
+            "counter",
+            load(&w.events_written),
+        ),
+        (
+            "sipwarden_writer_events_dropped_total",
+            "Security and call events dropped because the writer's backlog was full.",
+            "counter",
+            load(&w.events_dropped),
+        ),
+        (
+            "sipwarden_writer_rows_refused_total",
+            "Batches whose binding and ban rows were refused (backlog full; their answers were not sent).",
+            "counter",
+            load(&w.rows_refused),
+        ),
+        (
+            "sipwarden_writer_errors_total",
+            "Store and log writes that failed.",
+            "counter",
+            load(&w.errors),
         ),
     ] {
         gauge(name, help, kind, v);
@@ -452,10 +507,11 @@ pub(crate) async fn serve(
     token: Arc<String>,
     stats_rx: watch::Receiver<Stats>,
     transports: Transports,
-    (control, bans, verdicts): (
+    (control, bans, verdicts, writer): (
         mpsc::Sender<Control>,
         Arc<BanView>,
         crate::core_task::VerdictTable,
+        Arc<crate::writer::WriterStats>,
     ),
 ) -> std::io::Result<SocketAddr> {
     let app = App {
@@ -465,6 +521,7 @@ pub(crate) async fn serve(
         control,
         bans,
         verdicts,
+        writer,
     };
     let router = Router::new()
         .route("/metrics", get(metrics))

@@ -1,21 +1,27 @@
 //! The task that owns the call core: it takes parsed messages, timer deadlines and control
 //! commands in, and hands what the core wants sent to the transports.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
-use sipwarden_b2bua::{Core, Stats};
-use sipwarden_store::Store;
+use sipwarden_b2bua::{Core, Routes, Stats};
+use sipwarden_events::SecurityEvent;
+use sipwarden_sip::Peer;
+use sipwarden_txn::Transmit;
 
 use crate::bans::{BanView, Nft};
+use crate::writer::{Batch, Submitted, Writer};
 
-/// What the core task writes to besides the sockets.
+/// What the core task hands its output to besides the sockets.
 pub(crate) struct Sinks {
-    pub(crate) store: Box<dyn Store>,
+    /// The disk, behind a queue.
+    pub(crate) writer: Writer,
+    /// The last batch the writer has written.
+    pub(crate) written: watch::Receiver<u64>,
     pub(crate) bans: Arc<BanView>,
     pub(crate) nft: Option<Arc<Nft>>,
-    pub(crate) log: sipwarden_events::SecurityLog,
     pub(crate) verdicts: VerdictTable,
 }
 
@@ -24,11 +30,34 @@ pub(crate) struct Sinks {
 pub(crate) type VerdictTable =
     Arc<std::sync::Mutex<Vec<(&'static str, &'static str, &'static str, u64)>>>;
 
-fn write_event(log: &mut sipwarden_events::SecurityLog, e: &sipwarden_events::SecurityEvent) {
-    if let Err(err) = log.write(e, std::time::SystemTime::now()) {
-        tracing::error!("security log not written: {err}");
+/// What waits for a batch to be written: answers that acknowledge its bindings, and the
+/// operator's ban requests (the API answers once the ban would survive a restart).
+#[derive(Default)]
+struct Waiting {
+    answers: VecDeque<(u64, Vec<Transmit<Peer>>)>,
+    replies: VecDeque<(u64, tokio::sync::oneshot::Sender<bool>, bool)>,
+    /// An operator's ban decided during this round, answered with this round's batch.
+    pending_reply: Option<(tokio::sync::oneshot::Sender<bool>, bool)>,
+}
+
+impl Waiting {
+    /// Sends what waited for batches up to `written`.
+    fn release(&mut self, written: u64, transports: &Transports) {
+        while self.answers.front().is_some_and(|(t, _)| *t <= written) {
+            if let Some((_, answers)) = self.answers.pop_front() {
+                for a in answers {
+                    transports.send(a.dest, a.bytes);
+                }
+            }
+        }
+        while self.replies.front().is_some_and(|(t, _, _)| *t <= written) {
+            if let Some((_, reply, banned)) = self.replies.pop_front() {
+                let _ = reply.send(banned);
+            }
+        }
     }
 }
+
 use sipwarden_transport::{Inbound, Transports};
 use tokio::sync::{mpsc, watch};
 
@@ -59,40 +88,27 @@ pub enum Control {
         /// Whether it was banned.
         reply: tokio::sync::oneshot::Sender<bool>,
     },
+    /// New routes, read and built off the core task (a reload).
+    SetRoutes(Box<Routes>),
     /// Stop the task.
     Stop,
 }
 
-/// Sends what the core wants sent; first makes its location and ban changes durable (and
-/// the bans effective in the transports), so no registration or ban is acknowledged before
-/// it would survive a restart.
-fn flush(core: &mut Core, transports: &Transports, sinks: &mut Sinks) {
-    let changes = core.take_location_changes();
-    if !changes.is_empty() {
-        if let Err(e) = crate::location::save(sinks.store.as_mut(), &changes) {
-            tracing::error!("location table not saved: {e}");
-        }
-    }
+/// Hands the core's output on: what it sends goes to the transports at once, except the
+/// answers that acknowledge a binding, which wait for their batch to be written; the bans
+/// take effect in the transports at once and reach the disk through the writer.
+fn flush(core: &mut Core, transports: &Transports, sinks: &mut Sinks, waiting: &mut Waiting) {
+    let mut batch = Batch::default();
+    let durable = core.take_durable();
+    batch.locations = crate::location::rows(&durable.changes);
     // The events first: a ban follows the failures that caused it, in both logs.
-    for e in core.take_security_events() {
-        // The security log is the record; the process log mentions failures at debug
-        // level only, so a password-guessing run cannot flood it.
-        if e.kind.is_failure() {
-            tracing::debug!(
-                event = e.kind.name(),
-                source = %e.remote.addr,
-                account = %e.account.as_deref().unwrap_or("").escape_debug(),
-                reason = %e.reason,
-                "security"
-            );
-        }
-        write_event(&mut sinks.log, &e);
-    }
-    // Call events: their consumers (call records, alerts, limits) come next; until then the
-    // process log has them at debug level.
-    for e in core.take_call_events() {
-        log_call_event(&e);
-    }
+    let now = SystemTime::now();
+    batch.events = core
+        .take_security_events()
+        .into_iter()
+        .map(|e| (e, now))
+        .collect();
+    batch.calls = core.take_call_events();
     let bans = core.take_ban_changes();
     if !bans.is_empty() {
         for c in &bans {
@@ -101,9 +117,8 @@ fn flush(core: &mut Core, transports: &Transports, sinks: &mut Sinks) {
                     let ttl = e.until.saturating_duration_since(e.since);
                     tracing::warn!(ip = %e.ip, reason = %e.reason, secs = ttl.as_secs(), count = e.count, "banned");
                     let until = u64::try_from(crate::bans::unix_now()).unwrap_or(0) + ttl.as_secs();
-                    let ev = sipwarden_events::SecurityEvent::ban(e.ip, until, e.count)
-                        .with_reason(e.reason.clone());
-                    write_event(&mut sinks.log, &ev);
+                    let ev = SecurityEvent::ban(e.ip, until, e.count).with_reason(e.reason.clone());
+                    batch.events.push((ev, now));
                     if let Some(nft) = &sinks.nft {
                         nft.add(e.ip, ttl);
                     }
@@ -116,44 +131,70 @@ fn flush(core: &mut Core, transports: &Transports, sinks: &mut Sinks) {
                     } else {
                         "expired"
                     };
-                    let ev = sipwarden_events::SecurityEvent::unban(*ip, count).with_reason(why);
-                    write_event(&mut sinks.log, &ev);
+                    batch
+                        .events
+                        .push((SecurityEvent::unban(*ip, count).with_reason(why), now));
                 }
                 sipwarden_b2bua::BanChange::Forgotten(_) => {}
             }
         }
-        let rows = sinks.bans.apply(&bans, |ip| core.ban_entry(ip));
-        if let Err(e) = sinks.store.apply_bans(&rows) {
-            tracing::error!("ban table not saved: {e}");
-        }
-    }
-    if let Err(err) = sinks.log.flush() {
-        tracing::error!("security log not written: {err}");
+        batch.bans = sinks.bans.apply(&bans, |ip| core.ban_entry(ip));
     }
     while let Some(t) = core.poll_transmit() {
         transports.send(t.dest, t.bytes);
     }
-}
-
-fn reload(core: &mut Core, path: Option<&PathBuf>) {
-    let Some(path) = path else {
-        tracing::info!("reload: running on built-in defaults, nothing to re-read");
+    if batch.is_empty() && durable.answers.is_empty() && waiting.pending_reply.is_none() {
         return;
-    };
-    match sipwarden_config::Config::load(path) {
-        Ok(cfg) => match crate::routes(&cfg) {
-            Ok(r) => {
-                core.set_routes(r);
-                tracing::info!(config = %path.display(), "configuration reloaded for new calls");
+    }
+    match sinks.writer.submit(batch) {
+        Submitted::Ticket(t) => {
+            if !durable.answers.is_empty() {
+                waiting.answers.push_back((t, durable.answers));
             }
-            Err(e) => tracing::error!(config = %path.display(), "reload refused: {e}"),
-        },
-        Err(errors) => {
-            for e in errors {
-                tracing::error!("reload refused: {e}");
+            if let Some((reply, banned)) = waiting.pending_reply.take() {
+                waiting.replies.push_back((t, reply, banned));
+            }
+        }
+        // Not stored: the answers are not sent (the phone asks again), the operator hears no.
+        Submitted::Refused => {
+            if let Some((reply, _)) = waiting.pending_reply.take() {
+                let _ = reply.send(false);
             }
         }
     }
+}
+
+/// Reads the configuration and builds the routes off the core task (file reads, password
+/// and accounts files), then hands the finished routes to it.
+fn reload(control: &mpsc::Sender<Control>, path: Option<&PathBuf>) {
+    let Some(path) = path.cloned() else {
+        tracing::info!("reload: running on built-in defaults, nothing to re-read");
+        return;
+    };
+    let control = control.clone();
+    tokio::task::spawn_blocking(move || {
+        let routes = match sipwarden_config::Config::load(&path) {
+            Ok(cfg) => match crate::routes(&cfg) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(config = %path.display(), "reload refused: {e}");
+                    return;
+                }
+            },
+            Err(errors) => {
+                for e in errors {
+                    tracing::error!("reload refused: {e}");
+                }
+                return;
+            }
+        };
+        if control
+            .blocking_send(Control::SetRoutes(Box::new(routes)))
+            .is_ok()
+        {
+            tracing::info!(config = %path.display(), "configuration reloaded for new calls");
+        }
+    });
 }
 
 pub(crate) async fn run(
@@ -162,9 +203,11 @@ pub(crate) async fn run(
     mut control: mpsc::Receiver<Control>,
     transports: Transports,
     stats: watch::Sender<Stats>,
-    config_path: Option<PathBuf>,
+    reload_with: (Option<PathBuf>, mpsc::Sender<Control>),
     mut sinks: Sinks,
 ) {
+    let (config_path, to_self) = reload_with;
+    let mut waiting = Waiting::default();
     let mut batch = Vec::with_capacity(256);
     // Transaction-table refusals are logged at most once a second, with the count since.
     let mut refused_logged = 0u64;
@@ -184,25 +227,34 @@ pub(crate) async fn run(
                     break;
                 }
                 let now = Instant::now();
-                core.set_wall_clock(now, std::time::SystemTime::now());
+                core.set_wall_clock(now, SystemTime::now());
                 for i in batch.drain(..) {
                     core.on_message(now, i.msg, i.peer);
                 }
             }
             () = timer => {
                 let now = Instant::now();
-                core.set_wall_clock(now, std::time::SystemTime::now());
+                core.set_wall_clock(now, SystemTime::now());
                 core.handle_timeout(now);
             }
+            // The writer wrote a batch: what waited for it goes out.
+            Ok(()) = sinks.written.changed() => {
+                let written = *sinks.written.borrow_and_update();
+                waiting.release(written, &transports);
+                sinks.writer.retry();
+            }
             c = control.recv() => match c {
-                Some(Control::Reload) => reload(&mut core, config_path.as_ref()),
+                Some(Control::Reload) => reload(&to_self, config_path.as_ref()),
+                Some(Control::SetRoutes(routes)) => core.set_routes(*routes),
                 Some(Control::Drain) => core.drain(),
                 Some(Control::HangupAll) => core.hangup_all(Instant::now(), "gateway shutting down"),
                 Some(Control::Hangup(id)) => {
                     core.hangup(Instant::now(), id, "hung up by the operator");
                 }
                 Some(Control::Ban { ip, reason, reply }) => {
-                    let _ = reply.send(core.ban(Instant::now(), ip, &reason).is_some());
+                    // Answered once the ban is on disk (with this round's batch).
+                    let banned = core.ban(Instant::now(), ip, &reason).is_some();
+                    waiting.pending_reply = Some((reply, banned));
                 }
                 Some(Control::Unban { ip, reply }) => {
                     let _ = reply.send(core.unban(Instant::now(), ip));
@@ -210,7 +262,7 @@ pub(crate) async fn run(
                 Some(Control::Stop) | None => break,
             },
         }
-        flush(&mut core, &transports, &mut sinks);
+        flush(&mut core, &transports, &mut sinks, &mut waiting);
         let refused = core.stats().transactions_refused;
         if refused > refused_logged && refused_at.elapsed().as_secs() >= 1 {
             tracing::warn!(
@@ -231,8 +283,11 @@ pub(crate) async fn run(
             verdicts_at = Instant::now();
         }
     }
-    flush(&mut core, &transports, &mut sinks);
+    flush(&mut core, &transports, &mut sinks, &mut waiting);
     publish_verdicts(&core, &sinks.verdicts);
+    // Everything queued is written before the task ends; then what waited for it goes out.
+    sinks.writer.close();
+    waiting.release(u64::MAX, &transports);
 }
 
 fn publish_verdicts(core: &Core, table: &VerdictTable) {
@@ -240,43 +295,5 @@ fn publish_verdicts(core: &Core, table: &VerdictTable) {
     match table.lock() {
         Ok(mut t) => *t = rows,
         Err(poisoned) => *poisoned.into_inner() = rows,
-    }
-}
-
-fn log_call_event(e: &sipwarden_b2bua::events::CallEvent) {
-    use sipwarden_b2bua::events::CallEventKind as K;
-    match &e.kind {
-        K::Started(i) => tracing::debug!(
-            call = e.call,
-            origin = i.origin.as_str(),
-            trunk = i.trunk.as_deref().unwrap_or(""),
-            account = i.account.as_deref().unwrap_or(""),
-            source = %i.source,
-            caller = %i.caller.escape_debug(),
-            callee = %i.callee.escape_debug(),
-            "call started"
-        ),
-        K::Answered => tracing::debug!(call = e.call, "call answered"),
-        K::Ended { status, by, reason } => tracing::debug!(
-            call = e.call,
-            status = status.unwrap_or(0),
-            by = by.as_str(),
-            reason = %reason,
-            "call ended"
-        ),
-        K::Refused {
-            info,
-            stage,
-            status,
-            reason,
-        } => tracing::debug!(
-            call = e.call,
-            stage,
-            status,
-            reason = reason.code(),
-            source = %info.source,
-            callee = %info.callee.escape_debug(),
-            "call refused"
-        ),
     }
 }

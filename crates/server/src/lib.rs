@@ -9,6 +9,7 @@ mod admin;
 mod bans;
 mod core_task;
 mod location;
+mod writer;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -306,18 +307,32 @@ impl Gateway {
         // Start from the core's own numbers: restored registrations count from the first read.
         let (stats_tx, stats_rx) = watch::channel(core.stats());
         let verdicts = core_task::VerdictTable::default();
+        let (written_tx, written_rx) = watch::channel(0u64);
+        let writer_stats = Arc::new(writer::WriterStats::default());
+        let writer = writer::Writer::start(
+            store,
+            log,
+            writer::Bounds {
+                queue: cfg.storage.writer_queue,
+                backlog_events: cfg.storage.writer_backlog_events,
+                backlog_rows: cfg.storage.writer_backlog_rows,
+            },
+            written_tx,
+            Arc::clone(&writer_stats),
+        )
+        .map_err(|e| StartError(format!("writer thread: {e}")))?;
         let done = tokio::spawn(core_task::run(
             core,
             in_rx,
             control_rx,
             transports.clone(),
             stats_tx,
-            config_path,
+            (config_path, control_tx.clone()),
             core_task::Sinks {
-                store,
+                writer,
+                written: written_rx,
                 bans: Arc::clone(&ban_view),
                 nft,
-                log,
                 verdicts: Arc::clone(&verdicts),
             },
         ));
@@ -327,7 +342,12 @@ impl Gateway {
             Arc::new(token),
             stats_rx.clone(),
             transports.clone(),
-            (control_tx.clone(), Arc::clone(&ban_view), verdicts),
+            (
+                control_tx.clone(),
+                Arc::clone(&ban_view),
+                verdicts,
+                writer_stats,
+            ),
         )
         .await
         .map_err(|e| StartError(format!("admin API {}: {e}", cfg.admin.listen)))?;

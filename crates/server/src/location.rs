@@ -84,13 +84,10 @@ pub(crate) fn load(store: &mut dyn LocationStore) -> Result<Vec<Binding>, String
     Ok(live)
 }
 
-/// Makes the core's location changes durable.
-pub(crate) fn save(
-    store: &mut dyn LocationStore,
-    changes: &[LocationChange],
-) -> Result<(), String> {
+/// The core's location changes as the store's rows (expiry times in Unix seconds).
+pub(crate) fn rows(changes: &[LocationChange]) -> Vec<Row> {
     let (now, unix) = (Instant::now(), unix_now());
-    let rows: Vec<Row> = changes
+    changes
         .iter()
         .map(|c| match c {
             LocationChange::Upsert(b) => Row::Upsert(to_row(b, now, unix)),
@@ -99,8 +96,7 @@ pub(crate) fn save(
                 contact: contact.clone(),
             },
         })
-        .collect();
-    store.apply(&rows).map_err(|e| e.to_string())
+        .collect()
 }
 
 #[cfg(test)]

@@ -21,6 +21,8 @@ pub struct Lab {
     pub now: Instant,
     /// Everything the gateway sent and no one took yet: (destination, message).
     wire: Vec<(Peer, Message)>,
+    /// Location changes the core gave for storing, not yet taken by the test.
+    stored: Vec<sipwarden_b2bua::LocationChange>,
 }
 
 impl Default for Lab {
@@ -54,6 +56,7 @@ impl Lab {
             core,
             now: Instant::now(),
             wire: Vec::new(),
+            stored: Vec::new(),
         }
     }
 
@@ -90,7 +93,12 @@ impl Lab {
     /// Parses and keeps what the core has to send; the `send` methods and `advance` do it
     /// themselves, a test calls it after driving the core directly.
     pub fn collect(&mut self) {
-        while let Some(t) = self.core.poll_transmit() {
+        // Location changes are "stored" at once (kept for the test), so the answers that
+        // wait for them go out with the rest.
+        let durable = self.core.take_durable();
+        self.stored.extend(durable.changes);
+        let sent: Vec<_> = std::iter::from_fn(|| self.core.poll_transmit()).collect();
+        for t in sent.into_iter().chain(durable.answers) {
             let m = Message::parse(&t.bytes).unwrap_or_else(|e| {
                 panic!(
                     "gateway sent unparseable bytes ({e}): {}",
@@ -99,6 +107,12 @@ impl Lab {
             });
             self.wire.push((t.dest, m));
         }
+    }
+
+    /// Location changes the core gave for storing since the last call, in order.
+    pub fn take_location_changes(&mut self) -> Vec<sipwarden_b2bua::LocationChange> {
+        self.collect();
+        std::mem::take(&mut self.stored)
     }
 
     /// Moves the clock on by `d`, firing every timer due on the way at its own time.

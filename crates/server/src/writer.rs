@@ -1,0 +1,390 @@
+//! The writer: everything the call core's output needs from the disk — bindings and bans
+//! in the store, the security log and the JSON event log, and the call events (the call
+//! records consume them next) — on a thread of its own, fed by a bounded queue, so the core
+//! task never waits on a disk (DESIGN §4).
+//!
+//! Each flush of the core task becomes one [`Batch`] with a ticket; the writer takes what
+//! has queued up, stores the rows of all of it in one go (a group commit), then writes the
+//! log lines — so a ban in the log is a ban on disk — and reports the last ticket done. The
+//! core task sends an answer that acknowledges a binding, or an operator's ban, only once
+//! its batch's ticket is reported: no acknowledged registration or ban is lost on a crash,
+//! and nothing else waits.
+//!
+//! When the queue is full the core task keeps a backlog, merged batch after batch and sent
+//! as soon as there is room. The backlog is bounded too: past `writer_backlog_events`
+//! events are dropped, past `writer_backlog_rows` rows a batch's rows are refused and the
+//! answers waiting for them are never sent (the phone retries; nothing acknowledged is
+//! lost). Every such case is counted and logged at most once a second.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::thread::JoinHandle;
+use std::time::{Instant, SystemTime};
+
+use sipwarden_b2bua::events::CallEvent;
+use sipwarden_events::{SecurityEvent, SecurityLog};
+use sipwarden_store::{BanRowChange, LocationChange as LocationRow, Store};
+use tokio::sync::watch;
+
+/// One flush of the core task, for the disk.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    /// Binding rows to store, in order.
+    pub(crate) locations: Vec<LocationRow>,
+    /// Ban rows to store, in order.
+    pub(crate) bans: Vec<BanRowChange>,
+    /// Security events (and bans) for the logs, with their wall-clock time.
+    pub(crate) events: Vec<(SecurityEvent, SystemTime)>,
+    /// Call events.
+    pub(crate) calls: Vec<CallEvent>,
+}
+
+impl Batch {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.locations.is_empty()
+            && self.bans.is_empty()
+            && self.events.is_empty()
+            && self.calls.is_empty()
+    }
+
+    fn rows(&self) -> usize {
+        self.locations.len() + self.bans.len()
+    }
+
+    fn events(&self) -> usize {
+        self.events.len() + self.calls.len()
+    }
+
+    /// Appends `other` after this batch's contents (order is kept).
+    fn append(&mut self, mut other: Self) {
+        self.locations.append(&mut other.locations);
+        self.bans.append(&mut other.bans);
+        self.events.append(&mut other.events);
+        self.calls.append(&mut other.calls);
+    }
+}
+
+/// A batch on its way, with the ticket the writer reports once it is written.
+#[derive(Debug)]
+struct Ticketed {
+    ticket: u64,
+    batch: Batch,
+    /// How many batches of the core task it holds (the backlog merges them).
+    batches: u64,
+}
+
+/// The writer's counters, for `/metrics` and the tests.
+#[derive(Debug, Default)]
+pub(crate) struct WriterStats {
+    /// Batches written.
+    pub(crate) batches: AtomicU64,
+    /// Group commits (one or more batches stored together).
+    pub(crate) commits: AtomicU64,
+    /// Times a batch found the queue full and joined the backlog.
+    pub(crate) queue_full: AtomicU64,
+    /// Events (security and call) dropped because the backlog was at its bound.
+    pub(crate) events_dropped: AtomicU64,
+    /// Security and call events written (or handed to their consumer).
+    pub(crate) events_written: AtomicU64,
+    /// Batches whose rows were refused because the backlog was at its bound (the answers
+    /// waiting for them were not sent).
+    pub(crate) rows_refused: AtomicU64,
+    /// Store or log writes that failed.
+    pub(crate) errors: AtomicU64,
+    /// Batches queued (or in the backlog's place in the queue) and not yet written (a gauge).
+    pub(crate) queued: AtomicU64,
+}
+
+/// The writer's bounds (`[storage]`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Bounds {
+    /// Batches the queue holds.
+    pub(crate) queue: usize,
+    /// Events the backlog holds while the queue is full.
+    pub(crate) backlog_events: usize,
+    /// Rows the backlog holds while the queue is full.
+    pub(crate) backlog_rows: usize,
+}
+
+/// What became of a batch handed to the writer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Submitted {
+    /// Queued (or in the backlog): it is written once this ticket is reported.
+    Ticket(u64),
+    /// Its rows were refused (backlog full): what waits for it must not be sent.
+    Refused,
+}
+
+/// The core task's end of the writer.
+pub(crate) struct Writer {
+    tx: Option<SyncSender<Ticketed>>,
+    backlog: Option<Ticketed>,
+    bounds: Bounds,
+    next_ticket: u64,
+    stats: Arc<WriterStats>,
+    thread: Option<JoinHandle<()>>,
+    warned_at: Option<Instant>,
+}
+
+impl Writer {
+    /// Starts the writer thread. `done` is told the last ticket written.
+    pub(crate) fn start(
+        store: Box<dyn Store>,
+        log: SecurityLog,
+        bounds: Bounds,
+        done: watch::Sender<u64>,
+        stats: Arc<WriterStats>,
+    ) -> std::io::Result<Self> {
+        let (tx, rx) = sync_channel(bounds.queue.max(1));
+        let thread_stats = Arc::clone(&stats);
+        let thread = std::thread::Builder::new()
+            .name("sipwarden-writer".into())
+            .spawn(move || run(&rx, store, log, &done, &thread_stats))?;
+        Ok(Self {
+            tx: Some(tx),
+            backlog: None,
+            bounds,
+            next_ticket: 0,
+            stats,
+            thread: Some(thread),
+            warned_at: None,
+        })
+    }
+
+    /// Hands a batch over without waiting.
+    pub(crate) fn submit(&mut self, mut batch: Batch) -> Submitted {
+        self.next_ticket += 1;
+        let ticket = self.next_ticket;
+        if let Some(b) = &mut self.backlog {
+            // Behind already: the batch joins the backlog, within its bounds.
+            let events_room = self.bounds.backlog_events.saturating_sub(b.batch.events());
+            let dropped = batch.events().saturating_sub(events_room);
+            if dropped > 0 {
+                trim_events(&mut batch, events_room);
+                self.stats
+                    .events_dropped
+                    .fetch_add(count(dropped), Ordering::Relaxed);
+            }
+            let refused = b.batch.rows() + batch.rows() > self.bounds.backlog_rows;
+            if refused {
+                batch.locations.clear();
+                batch.bans.clear();
+                self.stats.rows_refused.fetch_add(1, Ordering::Relaxed);
+            }
+            b.batch.append(batch);
+            b.ticket = ticket;
+            b.batches += 1;
+            self.warn_behind();
+            self.retry();
+            return if refused {
+                Submitted::Refused
+            } else {
+                Submitted::Ticket(ticket)
+            };
+        }
+        self.send(Ticketed {
+            ticket,
+            batch,
+            batches: 1,
+        });
+        Submitted::Ticket(ticket)
+    }
+
+    /// Sends the backlog if the queue has room again; the core task calls it whenever the
+    /// writer reports progress.
+    pub(crate) fn retry(&mut self) {
+        if let Some(b) = self.backlog.take() {
+            self.send(b);
+        }
+    }
+
+    fn send(&mut self, t: Ticketed) {
+        let Some(tx) = &self.tx else {
+            return;
+        };
+        let n = t.batches;
+        self.stats.queued.fetch_add(n, Ordering::Relaxed);
+        match tx.try_send(t) {
+            Ok(()) => {}
+            Err(TrySendError::Full(t)) => {
+                self.stats.queued.fetch_sub(n, Ordering::Relaxed);
+                self.stats.queue_full.fetch_add(1, Ordering::Relaxed);
+                self.backlog = Some(t);
+                self.warn_behind();
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.stats.queued.fetch_sub(n, Ordering::Relaxed);
+                self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!("the writer has stopped: nothing more is stored or logged");
+                self.tx = None;
+            }
+        }
+    }
+
+    /// Never silent, never a log line per batch: at most one warning a second.
+    fn warn_behind(&mut self) {
+        if self
+            .warned_at
+            .is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(1))
+        {
+            return;
+        }
+        self.warned_at = Some(Instant::now());
+        tracing::warn!(
+            queue_full = self.stats.queue_full.load(Ordering::Relaxed),
+            events_dropped = self.stats.events_dropped.load(Ordering::Relaxed),
+            rows_refused = self.stats.rows_refused.load(Ordering::Relaxed),
+            "the writer is behind the call core (slow disk?): batches wait in the backlog"
+        );
+    }
+
+    /// Writes what is queued and the backlog, then stops the thread (at shutdown).
+    pub(crate) fn close(&mut self) {
+        if let (Some(b), Some(tx)) = (self.backlog.take(), &self.tx) {
+            let n = b.batches;
+            self.stats.queued.fetch_add(n, Ordering::Relaxed);
+            // The one place that may wait: the process is stopping and must lose nothing.
+            if tx.send(b).is_err() {
+                self.stats.queued.fetch_sub(n, Ordering::Relaxed);
+            }
+        }
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                tracing::error!("the writer thread panicked");
+            }
+        }
+    }
+}
+
+fn count(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// Keeps at most `room` events of a batch: security events first (fail2ban reads them),
+/// then call events.
+fn trim_events(batch: &mut Batch, room: usize) {
+    batch.events.truncate(room);
+    batch
+        .calls
+        .truncate(room.saturating_sub(batch.events.len()));
+}
+
+/// The writer thread: group commits until the queue closes.
+fn run(
+    rx: &Receiver<Ticketed>,
+    mut store: Box<dyn Store>,
+    mut log: SecurityLog,
+    done: &watch::Sender<u64>,
+    stats: &WriterStats,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut group = first;
+        let mut n = group.batches;
+        // What queued up meanwhile is stored with it: one commit for many batches.
+        while group.batch.rows() < 50_000 {
+            match rx.try_recv() {
+                Ok(next) => {
+                    group.batch.append(next.batch);
+                    group.ticket = next.ticket;
+                    n += next.batches;
+                }
+                Err(_) => break,
+            }
+        }
+        write(&mut group.batch, store.as_mut(), &mut log, stats);
+        stats.queued.fetch_sub(n, Ordering::Relaxed);
+        stats.batches.fetch_add(n, Ordering::Relaxed);
+        stats.commits.fetch_add(1, Ordering::Relaxed);
+        done.send_replace(group.ticket);
+    }
+    if let Err(e) = log.flush() {
+        tracing::error!("security log not written: {e}");
+    }
+}
+
+fn write(batch: &mut Batch, store: &mut dyn Store, log: &mut SecurityLog, stats: &WriterStats) {
+    // The rows first: a ban the log reports is one a restart keeps.
+    if !batch.locations.is_empty() {
+        if let Err(e) = store.apply(&batch.locations) {
+            stats.errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!("location table not saved: {e}");
+        }
+    }
+    if !batch.bans.is_empty() {
+        if let Err(e) = store.apply_bans(&batch.bans) {
+            stats.errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!("ban table not saved: {e}");
+        }
+    }
+    for (e, at) in batch.events.drain(..) {
+        // The security log is the record; the process log mentions failures at debug
+        // level only, so a password-guessing run cannot flood it.
+        if e.kind.is_failure() {
+            tracing::debug!(
+                event = e.kind.name(),
+                source = %e.remote.addr,
+                account = %e.account.as_deref().unwrap_or("").escape_debug(),
+                reason = %e.reason,
+                "security"
+            );
+        }
+        if let Err(err) = log.write(&e, at) {
+            stats.errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!("security log not written: {err}");
+        }
+        stats.events_written.fetch_add(1, Ordering::Relaxed);
+    }
+    if let Err(err) = log.flush() {
+        stats.errors.fetch_add(1, Ordering::Relaxed);
+        tracing::error!("security log not written: {err}");
+    }
+    // Call events: their consumers (call records, alerts, limits) come next; until then the
+    // process log has them at debug level.
+    for e in batch.calls.drain(..) {
+        log_call_event(&e);
+        stats.events_written.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn log_call_event(e: &CallEvent) {
+    use sipwarden_b2bua::events::CallEventKind as K;
+    match &e.kind {
+        K::Started(i) => tracing::debug!(
+            call = e.call,
+            origin = i.origin.as_str(),
+            trunk = i.trunk.as_deref().unwrap_or(""),
+            account = i.account.as_deref().unwrap_or(""),
+            source = %i.source,
+            caller = %i.caller.escape_debug(),
+            callee = %i.callee.escape_debug(),
+            "call started"
+        ),
+        K::Answered => tracing::debug!(call = e.call, "call answered"),
+        K::Ended { status, by, reason } => tracing::debug!(
+            call = e.call,
+            status = status.unwrap_or(0),
+            by = by.as_str(),
+            reason = %reason,
+            "call ended"
+        ),
+        K::Refused {
+            info,
+            stage,
+            status,
+            reason,
+        } => tracing::debug!(
+            call = e.call,
+            stage,
+            status,
+            reason = reason.code(),
+            source = %info.source,
+            callee = %info.callee.escape_debug(),
+            "call refused"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests;
