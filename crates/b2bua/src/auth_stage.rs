@@ -75,9 +75,9 @@ impl Core {
                     .map(Box::new)
             }
             Verdict::Reply { status, .. } => {
-                Message::response_to(msg, *status, None, Some(&self.ids.tag()))
-                    .ok()
-                    .map(Box::new)
+                let tag = self.ids.tag();
+                let r = Message::response_to(msg, *status, None, Some(&tag));
+                self.built(r).map(Box::new)
             }
             _ => None,
         };

@@ -75,6 +75,23 @@ fn transport_param(t: Transport) -> &'static str {
     }
 }
 
+/// A whole response — every header given, then Content-Length — or the error: never one
+/// sent with some of its headers missing.
+pub(crate) fn response<V: AsRef<str>>(
+    req: &Message,
+    status: StatusCode,
+    reason: Option<&str>,
+    tag: Option<&str>,
+    headers: &[(HeaderName, V)],
+) -> Result<Message, EditError> {
+    let mut r = Message::response_to(req, status, reason, tag)?;
+    for (h, v) in headers {
+        r.push_header(*h, v.as_ref())?;
+    }
+    r.finish()?;
+    Ok(r)
+}
+
 /// Our Contact on a leg that uses `target`'s transport.
 pub(crate) fn contact(local: &Local, target: &Peer) -> String {
     let addr = local.addr(target.transport);

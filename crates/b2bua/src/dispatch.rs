@@ -71,8 +71,10 @@ impl Core {
             .cloned()
             .collect();
         for b in &udp {
-            if let Ok(m) = build::keepalive_options(b, &self.local, &mut self.ids) {
-                let _ = self.txl.send_request(now, m, b.source, false);
+            let m = build::keepalive_options(b, &self.local, &mut self.ids);
+            if let Some(m) = self.built(m) {
+                let s = self.txl.send_request(now, m, b.source, false);
+                self.sent(s);
             }
         }
         self.stats.keepalives_sent += udp.len() as u64;
@@ -203,16 +205,19 @@ impl Core {
             }
             Outcome::OutOfOrder => {}
         }
-        if let Some(rsp) = done.answer {
-            if self.registrar.pending_changes() > before {
-                // It acknowledges a binding: it waits until the binding is stored.
-                self.held.push(Transmit {
-                    dest: src,
-                    bytes: rsp.to_bytes(),
-                });
-            } else {
-                self.txl.send_stateless(src, &rsp);
-            }
+        let Some(rsp) = done.answer else {
+            // Every outcome has an answer; none means it could not be built.
+            self.stats.internal_build_errors += 1;
+            return;
+        };
+        if self.registrar.pending_changes() > before {
+            // It acknowledges a binding: it waits until the binding is stored.
+            self.held.push(Transmit {
+                dest: src,
+                bytes: rsp.to_bytes(),
+            });
+        } else {
+            self.txl.send_stateless(src, &rsp);
         }
     }
 
@@ -239,8 +244,11 @@ impl Core {
         status: StatusCode,
         reason: Option<&str>,
     ) {
-        if let Ok(r) = Message::response_to(req, status, reason, Some(&self.ids.tag())) {
-            let _ = self.txl.send_response(now, tx, &r);
+        let tag = self.ids.tag();
+        let r = Message::response_to(req, status, reason, Some(&tag));
+        if let Some(r) = self.built(r) {
+            let s = self.txl.send_response(now, tx, &r);
+            self.sent(s);
         }
     }
 
@@ -265,19 +273,20 @@ impl Core {
                     .txl
                     .server_dest(tx)
                     .is_some_and(|src| self.routes.zone(src.addr.ip()) != Zone::Endpoint);
-                if let Ok(mut r) =
-                    Message::response_to(&msg, StatusCode::OK, None, Some(&self.ids.tag()))
-                {
-                    if !trusted {
-                        let _ = r.finish();
-                        let _ = self.txl.send_response(now, tx, &r);
-                        return;
-                    }
-                    let _ = r.push_header(HeaderName::Allow, build::ALLOW);
-                    let _ = r.push_header(HeaderName::Accept, "application/sdp");
-                    let _ = r.push_header(HeaderName::Supported, build::SUPPORTED);
-                    let _ = r.finish();
-                    let _ = self.txl.send_response(now, tx, &r);
+                let tag = self.ids.tag();
+                let headers: &[(HeaderName, &str)] = if trusted {
+                    &[
+                        (HeaderName::Allow, build::ALLOW),
+                        (HeaderName::Accept, "application/sdp"),
+                        (HeaderName::Supported, build::SUPPORTED),
+                    ]
+                } else {
+                    &[]
+                };
+                let r = build::response(&msg, StatusCode::OK, None, Some(&tag), headers);
+                if let Some(r) = self.built(r) {
+                    let s = self.txl.send_response(now, tx, &r);
+                    self.sent(s);
                 }
             }
             Method::Bye | Method::Prack | Method::Update | Method::Info => {
@@ -320,7 +329,11 @@ impl Core {
                     &self.local,
                     &mut self.rewrites.call(id),
                 ) {
-                    let _ = self.txl.send_response(now, server, &out);
+                    if self.txl.send_response(now, server, &out).is_err() {
+                        self.stats.internal_send_errors += 1;
+                    }
+                } else {
+                    self.stats.internal_build_errors += 1;
                 }
                 if status.is_final() && req.method() == Some(Method::Bye) {
                     self.finish(id);

@@ -10,6 +10,7 @@ use sipwarden_sip::{Decision, Policy, validate};
 use sipwarden_sip::{Message, Method};
 use sipwarden_stages::{Reason, RequestClass, StageName, Verdict};
 
+use crate::build;
 use crate::defence::BanCause;
 use crate::routes::Zone;
 use crate::{Core, stamp_received};
@@ -178,11 +179,8 @@ impl Core {
                 } else {
                     phrase
                 };
-                if let Ok(mut r) = Message::response_to(msg, status, phrase, None) {
-                    for (h, v) in &headers {
-                        let _ = r.push_header(*h, v);
-                    }
-                    let _ = r.finish();
+                let r = build::response(msg, status, phrase, None, &headers);
+                if let Some(r) = self.built(r) {
                     self.txl.send_stateless(src, &r);
                 }
             }

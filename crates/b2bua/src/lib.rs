@@ -134,6 +134,10 @@ pub struct Stats {
     pub keepalives_sent: u64,
     /// Call events dropped because the server had not drained them (never in normal use).
     pub call_events_dropped: u64,
+    /// Messages the core could not build, and so did not send (never half-built).
+    pub internal_build_errors: u64,
+    /// Messages the transaction layer refused to send (no such transaction, table full).
+    pub internal_send_errors: u64,
     /// What the edge stages did.
     pub defence: DefenceStats,
 }
@@ -368,6 +372,21 @@ impl Core {
         }
     }
 
+    /// What the core could not build: counted, and nothing half-built is sent.
+    pub(crate) fn built<T, E>(&mut self, r: Result<T, E>) -> Option<T> {
+        if r.is_err() {
+            self.stats.internal_build_errors += 1;
+        }
+        r.ok()
+    }
+
+    /// What the transaction layer refused to send: counted.
+    pub(crate) fn sent<T, E>(&mut self, r: Result<T, E>) {
+        if r.is_err() {
+            self.stats.internal_send_errors += 1;
+        }
+    }
+
     /// Ids of the calls in progress.
     pub fn call_ids(&self) -> Vec<u64> {
         let mut v: Vec<u64> = self.calls.keys().copied().collect();
@@ -439,8 +458,10 @@ pub(crate) fn stamp_received(msg: &mut Message, src: SocketAddr) {
     if wants_rport {
         v.push_str(&format!(";rport={}", src.port()));
     }
-    if msg.pop_via().is_ok() {
-        let _ = msg.prepend_header(HeaderName::Via, &v);
+    // Both edits or neither: a request must not lose its top Via (where answers go).
+    let mut stamped = msg.clone();
+    if stamped.pop_via().is_ok() && stamped.prepend_header(HeaderName::Via, &v).is_ok() {
+        *msg = stamped;
     }
 }
 

@@ -7,6 +7,7 @@ use sipwarden_sip::{Message, StatusCode};
 use sipwarden_stages::{CallPolicy, CallRequest, Destination, StageName, Verdict};
 use sipwarden_txn::TxId;
 
+use crate::build;
 use crate::routes::Routes;
 
 use sipwarden_config::canonical_number;
@@ -128,12 +129,11 @@ impl Core {
                 (StatusCode::FORBIDDEN, None, Vec::new())
             }
         };
-        if let Ok(mut r) = Message::response_to(invite, status, phrase, Some(&self.ids.tag())) {
-            for (h, v) in &headers {
-                let _ = r.push_header(*h, v);
-            }
-            let _ = r.finish();
-            let _ = self.txl.send_response(now, tx, &r);
+        let tag = self.ids.tag();
+        let r = build::response(invite, status, phrase, Some(&tag), &headers);
+        if let Some(r) = self.built(r) {
+            let s = self.txl.send_response(now, tx, &r);
+            self.sent(s);
         }
         let info = self.call_info(invite, src, zone, None, (None, None));
         // An id of its own: call records must not mix it up with the next call's.

@@ -343,16 +343,19 @@ impl Registrar {
         let wanted = match wanted(msg, settings) {
             Ok(w) => w,
             Err(refusal) => {
-                let answer =
-                    Message::response_to(msg, refusal.status, Some(refusal.reason), Some(to_tag))
-                        .ok()
-                        .map(|mut rsp| {
-                            if let Some((h, v)) = &refusal.header {
-                                let _ = rsp.push_header(*h, v);
-                            }
-                            let _ = rsp.finish();
-                            rsp
-                        });
+                let headers: Vec<(HeaderName, &str)> = refusal
+                    .header
+                    .iter()
+                    .map(|(h, v)| (*h, v.as_str()))
+                    .collect();
+                let answer = crate::build::response(
+                    msg,
+                    refusal.status,
+                    Some(refusal.reason),
+                    Some(to_tag),
+                    &headers,
+                )
+                .ok();
                 return Registration {
                     outcome: Outcome::Refused(refusal.status),
                     answer,
@@ -453,17 +456,30 @@ impl Registrar {
         outbound: bool,
         to_tag: &str,
     ) -> Option<Message> {
-        let mut rsp = Message::response_to(msg, StatusCode::OK, None, Some(to_tag)).ok()?;
+        self.build_accepted(msg, now, aor, path, outbound, to_tag)
+            .ok()
+    }
+
+    fn build_accepted(
+        &self,
+        msg: &Message,
+        now: Instant,
+        aor: &str,
+        path: &[String],
+        outbound: bool,
+        to_tag: &str,
+    ) -> Result<Message, sipwarden_sip::EditError> {
+        let mut rsp = Message::response_to(msg, StatusCode::OK, None, Some(to_tag))?;
         let bindings = self.location.bindings(aor);
         for b in bindings {
             let left = b.expires.saturating_duration_since(now).as_secs();
-            let _ = rsp.push_header(
+            rsp.push_header(
                 HeaderName::Contact,
                 &format!("<{}>;expires={left}", b.contact),
-            );
+            )?;
         }
         for p in path {
-            let _ = rsp.push_header(HeaderName::Path, p);
+            rsp.push_header(HeaderName::Path, p)?;
         }
         let call_id = msg.call_id().unwrap_or("");
         let uses_outbound = outbound
@@ -471,11 +487,11 @@ impl Registrar {
                 .iter()
                 .any(|b| b.reg_id.is_some() && b.call_id == call_id);
         if uses_outbound {
-            let _ = rsp.push_header(HeaderName::Require, "outbound");
+            rsp.push_header(HeaderName::Require, "outbound")?;
         }
-        let _ = rsp.push_header(HeaderName::Supported, "path, outbound");
-        let _ = rsp.finish();
-        Some(rsp)
+        rsp.push_header(HeaderName::Supported, "path, outbound")?;
+        rsp.finish()?;
+        Ok(rsp)
     }
 }
 

@@ -1466,6 +1466,42 @@ fn an_unauthenticated_invite_gets_one_stateless_407_and_nothing_more() {
 
 /// A call policy written outside the core: refuses numbers with a prefix. Plugging it in
 /// takes `set_policies` and nothing else; the dispatcher does not know it exists.
+/// A policy whose refusal carries a header value no message may hold (a line break).
+#[derive(Debug)]
+struct RefuseWithABrokenHeader;
+
+impl sipwarden_stages::CallPolicy for RefuseWithABrokenHeader {
+    fn name(&self) -> &'static str {
+        "broken_header"
+    }
+
+    fn admit(&mut self, _call: &sipwarden_stages::CallRequest<'_>) -> sipwarden_stages::Verdict {
+        sipwarden_stages::Verdict::Reply {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            reason: sipwarden_stages::Reason::Policy("broken"),
+            phrase: None,
+            headers: vec![(HeaderName::RetryAfter, "60\r\nX-Injected: 1".to_owned())],
+        }
+    }
+}
+
+/// A refusal that cannot be built whole is not sent without the header that would not fit:
+/// it is counted as an internal error instead.
+#[test]
+fn an_answer_that_cannot_be_built_whole_is_not_sent_half_built() {
+    let mut lab = Lab::new();
+    lab.core
+        .set_policies(vec![Box::new(RefuseWithABrokenHeader)]);
+    lab.send(PBX_UAC, &pbx_invite("+15557654321", "z9hG4bKbroken"));
+    let answers: Vec<String> = lab.take(PBX_UAC).iter().map(first_line).collect();
+    assert!(
+        answers.iter().all(|l| !l.starts_with("SIP/2.0 503")),
+        "a 503 without its Retry-After went out: {answers:?}"
+    );
+    assert!(lab.take(CARRIER).is_empty());
+    assert_eq!(lab.stats().internal_build_errors, 1);
+}
+
 #[derive(Debug)]
 struct RefusePrefix(&'static str);
 

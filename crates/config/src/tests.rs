@@ -265,7 +265,11 @@ fn the_location_table_is_bounded() {
 fn the_writer_is_bounded() {
     let d = Config::default().storage;
     assert_eq!(
-        (d.writer_queue, d.writer_backlog_events, d.writer_backlog_rows),
+        (
+            d.writer_queue,
+            d.writer_backlog_events,
+            d.writer_backlog_rows
+        ),
         (1024, 100_000, 200_000)
     );
     let c = Config::from_toml(

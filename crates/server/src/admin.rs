@@ -233,12 +233,6 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
             "counter",
             load(&w.rows_refused),
         ),
-        (
-            "sipwarden_writer_errors_total",
-            "Store and log writes that failed.",
-            "counter",
-            load(&w.errors),
-        ),
     ] {
         gauge(name, help, kind, v);
     }
@@ -353,6 +347,22 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
             "sipwarden_verdicts_total{{stage=\"{stage}\",verdict=\"{verdict}\",reason=\"{reason}\"}} {n}\n"
         ));
     }
+    // Whose fault: what the gateway should always manage and did not, by component.
+    out.push_str(
+        "# HELP sipwarden_internal_errors_total Internal errors by component: messages the core \
+         could not build (build) or the transaction layer refused (send), failed store writes \
+         (store) and log writes (log).\n# TYPE sipwarden_internal_errors_total counter\n",
+    );
+    for (component, v) in [
+        ("build", s.internal_build_errors),
+        ("send", s.internal_send_errors),
+        ("store", load(&w.store_errors)),
+        ("log", load(&w.log_errors)),
+    ] {
+        out.push_str(&format!(
+            "sipwarden_internal_errors_total{{component=\"{component}\"}} {v}\n"
+        ));
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 
@@ -370,6 +380,8 @@ async fn stats(State(app): State<App>, headers: HeaderMap) -> impl IntoResponse 
         "calls_answered": s.calls_answered,
         "rejected": s.rejected,
         "transactions_refused": s.transactions_refused,
+        "internal_build_errors": s.internal_build_errors,
+        "internal_send_errors": s.internal_send_errors,
         "registrations": s.registrations,
         "registrations_accepted": s.registrations_accepted,
         "registrations_refused": s.registrations_refused,

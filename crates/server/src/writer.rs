@@ -90,8 +90,10 @@ pub(crate) struct WriterStats {
     /// Batches whose rows were refused because the backlog was at its bound (the answers
     /// waiting for them were not sent).
     pub(crate) rows_refused: AtomicU64,
-    /// Store or log writes that failed.
-    pub(crate) errors: AtomicU64,
+    /// Store writes that failed.
+    pub(crate) store_errors: AtomicU64,
+    /// Log writes that failed.
+    pub(crate) log_errors: AtomicU64,
     /// Batches queued (or in the backlog's place in the queue) and not yet written (a gauge).
     pub(crate) queued: AtomicU64,
 }
@@ -215,7 +217,7 @@ impl Writer {
             }
             Err(TrySendError::Disconnected(_)) => {
                 self.stats.queued.fetch_sub(n, Ordering::Relaxed);
-                self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                self.stats.log_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::error!("the writer has stopped: nothing more is stored or logged");
                 self.tx = None;
             }
@@ -308,13 +310,13 @@ fn write(batch: &mut Batch, store: &mut dyn Store, log: &mut SecurityLog, stats:
     // The rows first: a ban the log reports is one a restart keeps.
     if !batch.locations.is_empty() {
         if let Err(e) = store.apply(&batch.locations) {
-            stats.errors.fetch_add(1, Ordering::Relaxed);
+            stats.store_errors.fetch_add(1, Ordering::Relaxed);
             tracing::error!("location table not saved: {e}");
         }
     }
     if !batch.bans.is_empty() {
         if let Err(e) = store.apply_bans(&batch.bans) {
-            stats.errors.fetch_add(1, Ordering::Relaxed);
+            stats.store_errors.fetch_add(1, Ordering::Relaxed);
             tracing::error!("ban table not saved: {e}");
         }
     }
@@ -331,13 +333,13 @@ fn write(batch: &mut Batch, store: &mut dyn Store, log: &mut SecurityLog, stats:
             );
         }
         if let Err(err) = log.write(&e, at) {
-            stats.errors.fetch_add(1, Ordering::Relaxed);
+            stats.log_errors.fetch_add(1, Ordering::Relaxed);
             tracing::error!("security log not written: {err}");
         }
         stats.events_written.fetch_add(1, Ordering::Relaxed);
     }
     if let Err(err) = log.flush() {
-        stats.errors.fetch_add(1, Ordering::Relaxed);
+        stats.log_errors.fetch_add(1, Ordering::Relaxed);
         tracing::error!("security log not written: {err}");
     }
     // Call events: their consumers (call records, alerts, limits) come next; until then the

@@ -42,7 +42,11 @@ impl Core {
                 if let Ok(out) =
                     build::response_to_a(&rsp, call, &self.local, None, &mut self.rewrites.call(id))
                 {
-                    let _ = self.txl.send_response(now, call.a_invite_tx, &out);
+                    if self.txl.send_response(now, call.a_invite_tx, &out).is_err() {
+                        self.stats.internal_send_errors += 1;
+                    }
+                } else {
+                    self.stats.internal_build_errors += 1;
                 }
             }
             return;
@@ -99,6 +103,7 @@ impl Core {
         };
         for f in call.forks.iter_mut().filter(|f| !f.cancelled) {
             f.cancelled = true;
+            // Err: it has just finished (its final answer crossed this), nothing to cancel.
             let _ = self.txl.cancel(now, f.tx);
         }
     }
@@ -128,6 +133,8 @@ impl Core {
         let target = fork.leg.target;
         if let Ok(ack) = build::ack_on_leg(&fork.leg, cseq, &self.local, &mut self.ids) {
             self.txl.send_ack(fork.tx, &ack, target);
+        } else {
+            self.stats.internal_build_errors += 1;
         }
         if let Ok(bye) = build::bye_on_leg(
             &mut fork.leg,
@@ -135,7 +142,15 @@ impl Core {
             &self.local,
             &mut self.ids,
         ) {
-            let _ = self.txl.send_request(now, bye, target, target.reliable());
+            if self
+                .txl
+                .send_request(now, bye, target, target.reliable())
+                .is_err()
+            {
+                self.stats.internal_send_errors += 1;
+            }
+        } else {
+            self.stats.internal_build_errors += 1;
         }
     }
 

@@ -43,7 +43,9 @@ impl Core {
                     self.stats.rejected += 1;
                 }
                 if let Some(rsp) = answer {
-                    let _ = self.txl.send_response(now, tx, &rsp);
+                    if self.txl.send_response(now, tx, &rsp).is_err() {
+                        self.stats.internal_send_errors += 1;
+                    }
                 }
                 false
             }
@@ -138,6 +140,8 @@ impl Core {
                 ) {
                     let target = call.b.target;
                     self.txl.send_ack(b_tx, &ack, target);
+                } else {
+                    self.stats.internal_build_errors += 1;
                 }
                 let a_tx = call.a_invite_tx;
                 self.txl.assume_acknowledged(now, a_tx);
@@ -248,6 +252,8 @@ impl Core {
                     ) {
                         let target = call.b.target;
                         self.txl.send_ack(b_tx, &out, target);
+                    } else {
+                        self.stats.internal_build_errors += 1;
                     }
                 }
             }
@@ -268,6 +274,8 @@ impl Core {
                 ) {
                     let target = call.leg(other).target;
                     self.txl.send_ack(client, &out, target);
+                } else {
+                    self.stats.internal_build_errors += 1;
                 }
             }
         }

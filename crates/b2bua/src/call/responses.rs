@@ -64,7 +64,11 @@ impl Core {
             if let Ok(out) =
                 build::response_to_a(&rsp, call, &self.local, rel, &mut self.rewrites.call(id))
             {
-                let _ = self.txl.send_response(now, call.a_invite_tx, &out);
+                if self.txl.send_response(now, call.a_invite_tx, &out).is_err() {
+                    self.stats.internal_send_errors += 1;
+                }
+            } else {
+                self.stats.internal_build_errors += 1;
             }
             return;
         }
@@ -86,6 +90,8 @@ impl Core {
                 ) {
                     let target = call.b.target;
                     self.txl.send_ack(tx, &ack, target);
+                } else {
+                    self.stats.internal_build_errors += 1;
                 }
                 self.send_bye(now, id, Side::B, "call cancelled");
                 return;
@@ -103,7 +109,9 @@ impl Core {
             self.call_event(now, id, events::CallEventKind::Answered);
             match relayed {
                 Ok(out) => {
-                    let _ = self.txl.send_response(now, a_tx, &out);
+                    if self.txl.send_response(now, a_tx, &out).is_err() {
+                        self.stats.internal_send_errors += 1;
+                    }
                     self.set_timer(id, Some((deadline, TimerKind::MaxDuration)));
                 }
                 // The answer cannot be written for A (never seen): B is hung up rather
@@ -239,6 +247,8 @@ impl Core {
                     ) {
                         let target = call.b.target;
                         self.txl.send_ack(b_tx, &ack, target);
+                    } else {
+                        self.stats.internal_build_errors += 1;
                     }
                 }
             }

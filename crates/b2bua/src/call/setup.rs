@@ -47,7 +47,9 @@ impl Core {
                     if refused {
                         self.refuse_call(now, tx, &invite, (src, zone), (StageName::Auth, verdict));
                     } else if let Some(rsp) = answer {
-                        let _ = self.txl.send_response(now, tx, &rsp);
+                        if self.txl.send_response(now, tx, &rsp).is_err() {
+                            self.stats.internal_send_errors += 1;
+                        }
                     }
                     return;
                 }

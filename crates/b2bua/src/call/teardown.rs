@@ -55,6 +55,7 @@ impl Core {
         }
         call.note_end(events::EndedBy::Caller, "cancelled");
         if let Some(b_tx) = call.b_invite_tx {
+            // Err: it has just finished (its final answer crossed this), nothing to cancel.
             let _ = self.txl.cancel(now, b_tx);
         }
         self.cancel_forks(now, id);
@@ -78,9 +79,12 @@ impl Core {
             return;
         }
         let tag = call.a.local_tag.clone();
-        if let Ok(r) = Message::response_to(&call.a_invite, status, reason, Some(&tag)) {
-            let a_tx = call.a_invite_tx;
-            let _ = self.txl.send_response(now, a_tx, &r);
+        let r = Message::response_to(&call.a_invite, status, reason, Some(&tag));
+        let a_tx = call.a_invite_tx;
+        if let Some(r) = self.built(r) {
+            if self.txl.send_response(now, a_tx, &r).is_err() {
+                self.stats.internal_send_errors += 1;
+            }
         }
     }
 
@@ -100,6 +104,7 @@ impl Core {
         }
         call.note_end(events::EndedBy::Gateway, reason);
         if let Some(b_tx) = call.b_invite_tx {
+            // Err: it has just finished (its final answer crossed this), nothing to cancel.
             let _ = self.txl.cancel(now, b_tx);
         }
         self.cancel_forks(now, id);
