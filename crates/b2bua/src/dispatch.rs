@@ -37,14 +37,17 @@ impl Core {
             if let Some(call) = self.calls.get_mut(&id) {
                 call.timer = None;
             }
+            let _span = self.call_span(id).entered();
             match (kind, self.calls.get(&id).map(Call::phase)) {
                 (TimerKind::Ring, Some(Phase::Early)) => {
+                    tracing::debug!("ring timeout");
                     if let Some(call) = self.calls.get_mut(&id) {
                         call.note_end(events::EndedBy::Gateway, "ring timeout");
                     }
                     self.abandon_early(now, id, StatusCode::REQUEST_TIMEOUT, "No Answer");
                 }
                 (TimerKind::MaxDuration, Some(Phase::Confirmed)) => {
+                    tracing::debug!("maximum duration reached");
                     self.teardown(now, id, "maximum call duration reached");
                 }
                 _ => {}
@@ -152,6 +155,13 @@ impl Core {
     /// RFC 3261 keeps a UDP one. The zone check and the auth stage run here; the registrar
     /// decides the rest.
     pub(crate) fn on_register(&mut self, now: Instant, msg: Message, src: Peer) {
+        // One span per REGISTER: `SIPWARDEN_LOG=sipwarden=debug` shows its decisions in order.
+        let _span = tracing::debug_span!(
+            "register",
+            call_id = %msg.call_id().unwrap_or("").escape_debug(),
+            source = %src.addr,
+        )
+        .entered();
         let routes = std::sync::Arc::clone(&self.routes);
         if routes.zone(src.addr.ip()) != Zone::Endpoint {
             // The PBX and the trunks do not register with the gateway.
@@ -175,6 +185,12 @@ impl Core {
             banned,
         } = self.auth_stage(now, &msg, ask)
         {
+            tracing::debug!(
+                aor = %aor.escape_debug(),
+                verdict = verdict.kind(),
+                reason = verdict.reason().code(),
+                "register: auth stops it"
+            );
             if matches!(&verdict, Verdict::Reply { status, .. } if *status == StatusCode::FORBIDDEN)
             {
                 self.stats.registrations_refused += 1;
@@ -196,6 +212,7 @@ impl Core {
             max_contacts: routes.accounts.get(&aor).map_or(1, |a| a.max_contacts),
             to_tag: &to_tag,
         });
+        tracing::debug!(aor = %aor.escape_debug(), outcome = ?done.outcome, "register: registrar");
         match done.outcome {
             Outcome::Accepted => self.stats.registrations_accepted += 1,
             Outcome::Refused(_) => self.stats.registrations_refused += 1,
@@ -259,7 +276,17 @@ impl Core {
             return;
         }
         match method {
-            Method::Invite => self.new_call(now, tx, msg),
+            Method::Invite => {
+                // The decisions about a new call, in order, under one span; once admitted,
+                // the call's own span takes over (see `Call::span`).
+                let _span = tracing::debug_span!(
+                    "invite",
+                    call_id = %msg.call_id().unwrap_or("").escape_debug(),
+                    source = ?self.txl.server_dest(tx).map(|p| p.addr),
+                )
+                .entered();
+                self.new_call(now, tx, msg);
+            }
             Method::Register => {
                 // Normally answered before the transaction layer (see `on_message`).
                 if let Some(src) = self.txl.server_dest(tx).copied() {

@@ -114,6 +114,12 @@ impl Core {
     ) {
         self.stats.rejected += 1;
         let reason = verdict.reason();
+        tracing::debug!(
+            stage = stage.as_str(),
+            verdict = verdict.kind(),
+            reason = reason.code(),
+            "call refused"
+        );
         let (status, phrase, headers) = match verdict {
             Verdict::Continue => return,
             Verdict::Reply {

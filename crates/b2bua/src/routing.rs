@@ -10,6 +10,7 @@ use crate::registrar::Location;
 use crate::routes::{Routes, Zone};
 
 /// Where a new call goes.
+#[derive(Debug)]
 pub(crate) enum Dest {
     /// Out through a trunk (index).
     Trunk(usize),
@@ -20,6 +21,21 @@ pub(crate) enum Dest {
     },
     /// To every registered contact of an account.
     Phones(Vec<Binding>),
+}
+
+impl Dest {
+    /// For the log: where, without the phones' contact details.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Self::Trunk(i) => format!("trunk #{i}"),
+            Self::Pbx { trunk, account } => format!(
+                "pbx (from trunk {}, account {})",
+                trunk.map_or_else(|| "-".to_owned(), |t| format!("#{t}")),
+                account.as_deref().unwrap_or("-").escape_debug()
+            ),
+            Self::Phones(b) => format!("{} phone(s)", b.len()),
+        }
+    }
 }
 
 fn refuse(status: u16, reason: Reason, phrase: &'static str) -> Verdict {

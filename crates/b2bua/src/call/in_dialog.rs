@@ -87,6 +87,8 @@ impl Core {
             return;
         };
         let method = msg.method().unwrap_or(Method::Extension);
+        let _span = self.call_span(id).entered();
+        tracing::debug!(method = method.as_str(), from = ?side, "in-dialog request");
         let Some(call) = self.calls.get_mut(&id) else {
             self.reply(now, tx, &msg, StatusCode::CALL_DOES_NOT_EXIST, None);
             return;

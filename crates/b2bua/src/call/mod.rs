@@ -148,6 +148,9 @@ pub(crate) struct Call {
     pub(crate) timer: Option<(std::time::Instant, crate::TimerKind)>,
     /// Who ended the call and why: the first cause noted wins.
     pub(crate) ending: Option<(crate::events::EndedBy, String)>,
+    /// The call's span (id and both legs' Call-IDs), entered whenever the core handles one
+    /// of its messages or timers, so a debug log reads as the call's story.
+    pub(crate) span: tracing::Span,
 }
 
 impl State {

@@ -20,9 +20,13 @@ impl Core {
         rsp: Message,
         status: StatusCode,
     ) {
+        let _span = self.call_span(id).entered();
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
+        if status.is_final() || status.as_u16() > 100 {
+            tracing::debug!(status = status.as_u16(), "response from B");
+        }
         if call.b_invite_tx != Some(tx) {
             if let Some(i) = call.forks.iter().position(|f| f.tx == tx) {
                 self.on_fork_response(now, id, i, rsp, status);

@@ -34,7 +34,10 @@ impl Core {
                 also_from: None,
             };
             match self.auth_stage(now, &invite, ask) {
-                auth_stage::Authed::Account(account) => caller = Some(account),
+                auth_stage::Authed::Account(account) => {
+                    tracing::debug!(account = %account.escape_debug(), "invite: authenticated");
+                    caller = Some(account);
+                }
                 auth_stage::Authed::Stop {
                     answer, verdict, ..
                 } => {
@@ -47,6 +50,7 @@ impl Core {
                     if refused {
                         self.refuse_call(now, tx, &invite, (src, zone), (StageName::Auth, verdict));
                     } else if let Some(rsp) = answer {
+                        tracing::debug!(reason = verdict.reason().code(), "invite: challenged");
                         if self.txl.send_response(now, tx, &rsp).is_err() {
                             self.stats.internal_send_errors += 1;
                         }
@@ -82,6 +86,7 @@ impl Core {
             }
         };
         self.verdicts.record(StageName::Route, &Verdict::Continue);
+        tracing::debug!(destination = %dest.describe(), "invite: routed");
         // The global limit protects the PBX: above it, 503 with Retry-After instead of
         // another call it may not be able to carry.
         if matches!(dest, Dest::Pbx { .. }) && !self.defence.rate.allow_global_invite(now) {
@@ -245,6 +250,15 @@ impl Core {
         let mut txs = vec![b_tx, tx];
         txs.extend(forks.iter().map(|f| f.tx));
         let ring = now + routes.ring_timeout;
+        let span = tracing::debug_span!(
+            "call",
+            id,
+            a = %a.call_id.escape_debug(),
+            b = %b.call_id.escape_debug(),
+        );
+        span.in_scope(|| {
+            tracing::debug!(legs = 1 + forks.len(), "call admitted: INVITE sent on B")
+        });
         self.calls.insert(
             id,
             Call {
@@ -266,6 +280,7 @@ impl Core {
                 best_failure: None,
                 timer: None,
                 ending: None,
+                span,
             },
         );
         self.set_timer(id, Some((ring, TimerKind::Ring)));

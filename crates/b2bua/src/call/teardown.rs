@@ -11,10 +11,19 @@ use crate::call::{Call, Phase, Side};
 use crate::{ClientRole, Core, ServerRole, events};
 
 impl Core {
+    /// The call's span, to enter while handling it (none for an unknown call).
+    pub(crate) fn call_span(&self, id: u64) -> tracing::Span {
+        self.calls
+            .get(&id)
+            .map_or_else(tracing::Span::none, |c| c.span.clone())
+    }
+
     /// Hangs up a call from the gateway's side: BYE on both legs of an answered call, CANCEL
     /// and 480 for one still ringing. Returns whether the call existed.
     pub fn hangup(&mut self, now: Instant, call: u64, reason: &str) -> bool {
         self.clock = Some(now);
+        let _span = self.call_span(call).entered();
+        tracing::debug!(reason, "hung up by the gateway");
         let Some(phase) = self.calls.get(&call).map(Call::phase) else {
             return false;
         };
@@ -47,12 +56,14 @@ impl Core {
             // A CANCEL for a relayed re-INVITE: let the re-INVITE finish on the other leg.
             return;
         }
+        let _span = self.call_span(id).entered();
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
         if !call.is_early() {
             return;
         }
+        tracing::debug!("CANCEL from the caller");
         call.note_end(events::EndedBy::Caller, "cancelled");
         if let Some(b_tx) = call.b_invite_tx {
             // Err: it has just finished (its final answer crossed this), nothing to cancel.
@@ -78,6 +89,7 @@ impl Core {
         if !call.state.fail(status.as_u16()) {
             return;
         }
+        tracing::debug!(status = status.as_u16(), "final answer to the caller");
         let tag = call.a.local_tag.clone();
         let r = Message::response_to(&call.a_invite, status, reason, Some(&tag));
         let a_tx = call.a_invite_tx;
@@ -172,6 +184,13 @@ impl Core {
         let Some(call) = self.calls.remove(&id) else {
             return;
         };
+        let _span = call.span.clone().entered();
+        tracing::debug!(
+            status = call.state.caller_status(),
+            by = call.ending.as_ref().map_or("gateway", |(by, _)| by.as_str()),
+            reason = %call.ending.as_ref().map_or("ended", |(_, r)| r.as_str()),
+            "call ended"
+        );
         if let Some(now) = self.clock {
             self.policies_ended(id, now);
             let (by, reason) = call

@@ -21,7 +21,10 @@ pub(crate) fn run(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    // SIPWARDEN_LOG, else the usual RUST_LOG (e.g. `sipwarden=debug`: every call's and
+    // registration's decisions, in order, under their spans), else info.
     let filter = tracing_subscriber::EnvFilter::try_from_env("SIPWARDEN_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
