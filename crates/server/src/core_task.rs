@@ -43,11 +43,18 @@ struct Waiting {
 impl Waiting {
     /// Sends what waited for batches up to `written`.
     fn release(&mut self, written: u64, transports: &Transports) {
+        for a in self.due(written) {
+            transports.send(a.dest, a.bytes);
+        }
+    }
+
+    /// Takes the answers that waited for batches up to `written` (answering the operator's
+    /// ban requests among them), oldest first.
+    fn due(&mut self, written: u64) -> Vec<Transmit<Peer>> {
+        let mut out = Vec::new();
         while self.answers.front().is_some_and(|(t, _)| *t <= written) {
             if let Some((_, answers)) = self.answers.pop_front() {
-                for a in answers {
-                    transports.send(a.dest, a.bytes);
-                }
+                out.extend(answers);
             }
         }
         while self.replies.front().is_some_and(|(t, _, _)| *t <= written) {
@@ -55,6 +62,7 @@ impl Waiting {
                 let _ = reply.send(banned);
             }
         }
+        out
     }
 }
 
@@ -295,5 +303,42 @@ fn publish_verdicts(core: &Core, table: &VerdictTable) {
     match table.lock() {
         Ok(mut t) => *t = rows,
         Err(poisoned) => *poisoned.into_inner() = rows,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(port: u16) -> Transmit<Peer> {
+        Transmit {
+            dest: Peer {
+                transport: sipwarden_sip::header::Transport::Udp,
+                addr: std::net::SocketAddr::from(([127, 0, 0, 2], port)),
+                flow: None,
+            },
+            bytes: bytes::Bytes::from_static(b"SIP/2.0 200 OK\r\n\r\n"),
+        }
+    }
+
+    #[test]
+    fn answers_and_ban_replies_wait_for_their_batch_to_be_written() {
+        let mut w = Waiting::default();
+        w.answers.push_back((3, vec![answer(1)]));
+        w.answers.push_back((5, vec![answer(2), answer(3)]));
+        let (reply, mut replied) = tokio::sync::oneshot::channel();
+        w.replies.push_back((4, reply, true));
+        assert!(w.due(2).is_empty(), "nothing before its batch is written");
+        assert!(replied.try_recv().is_err());
+        let first: Vec<u16> = w.due(4).iter().map(|t| t.dest.addr.port()).collect();
+        assert_eq!(first, [1]);
+        assert_eq!(
+            replied.try_recv(),
+            Ok(true),
+            "the ban is answered once stored"
+        );
+        let rest: Vec<u16> = w.due(9).iter().map(|t| t.dest.addr.port()).collect();
+        assert_eq!(rest, [2, 3]);
+        assert!(w.due(u64::MAX).is_empty());
     }
 }

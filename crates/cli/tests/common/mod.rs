@@ -419,6 +419,13 @@ impl Gateway {
         })
     }
 
+    /// SIGKILL: the process gets no chance to write anything more (a crash, a power cut of
+    /// the process).
+    pub(crate) fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM and waits for a clean exit.
     pub(crate) fn stop(mut self) -> std::process::ExitStatus {
         self.signal("TERM");
