@@ -50,11 +50,10 @@ impl<K: Hash + Eq, V> LruTable<K, V> {
         self.cap
     }
 
-    /// A new bound (a reload). A lower one drops dead entries, then evicts the least recently
-    /// used down to it.
-    pub fn set_cap(&mut self, cap: usize, dead: impl Fn(&V) -> bool) {
+    /// A new bound (a reload). A lower one evicts the least recently used down to it (dead
+    /// entries, at that end, go first).
+    pub fn set_cap(&mut self, cap: usize) {
         self.cap = cap.max(1);
-        self.drop_dead(&dead);
         while self.map.len() > self.cap && self.map.pop_lru().is_some() {
             self.evicted += 1;
         }
@@ -198,11 +197,11 @@ mod tests {
             t.entry(&k, || k, never);
         }
         t.get_mut(&0);
-        t.set_cap(4, never);
+        t.set_cap(4);
         assert_eq!(t.len(), 4);
         assert!(t.contains(&0) && t.contains(&9) && t.contains(&8) && t.contains(&7));
         assert_eq!(t.stats().evicted, 6);
-        t.set_cap(0, never);
+        t.set_cap(0);
         assert_eq!((t.cap(), t.len()), (1, 1), "never below one");
     }
 }
