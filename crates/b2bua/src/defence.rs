@@ -10,8 +10,8 @@ use ipnet::IpNet;
 use sipwarden_config::{AclAction as CfgAclAction, Config};
 use sipwarden_sip::Method;
 use sipwarden_stages::{
-    Acl, AclAction, BanChange, BanEntry, BanSettings, BanTable, FailureCounter, Rate, RateLimiter,
-    RateSettings, RequestClass, Scanner,
+    Acl, AclAction, BanChange, BanEntry, BanSettings, BanTable, FailureCounter, FailureStats, Rate,
+    RateLimiter, RateSettings, RequestClass, Scanner, TableStats,
 };
 
 use crate::endpoint_auth::AuthOutcome;
@@ -30,6 +30,10 @@ pub struct DefenceSettings {
     pub find_time: std::time::Duration,
     /// Failures for one account (any sources) that lock it against unfamiliar addresses; 0 off.
     pub account_max_retry: u32,
+    /// Most addresses whose failures are counted, and as many accounts.
+    pub max_tracked: usize,
+    /// Addresses remembered per account as its own (exempt from its lock).
+    pub known_per_account: usize,
     /// Flood limits.
     pub rate: RateSettings,
     /// Scanner matcher (`None`: off).
@@ -87,6 +91,8 @@ impl DefenceSettings {
             max_retry: b.max_retry,
             find_time: b.find_time,
             account_max_retry: b.account_max_retry,
+            max_tracked: b.max_tracked,
+            known_per_account: b.account_known_addresses,
             rate: RateSettings {
                 per_ip: rate(r.per_ip_rps, r.burst),
                 register: rate(r.register_rps, r.register_burst),
@@ -128,6 +134,12 @@ pub struct DefenceStats {
     pub bans_active: usize,
     /// Addresses in the ban table (banned or remembered).
     pub ban_table_size: usize,
+    /// Addresses that gave way in a full ban table (`ban.max_entries`).
+    pub bans_evicted: u64,
+    /// The failure counters' tables (`ban.max_tracked`, `ban.account_known_addresses`).
+    pub failures: FailureStats,
+    /// The flood limits' table of sources (`ratelimit.max_tracked`).
+    pub rate_sources: TableStats,
 }
 
 /// Why a source was banned.
@@ -163,7 +175,12 @@ impl Defence {
             bans: BanTable::new(settings.ban.clone()),
             rate: RateLimiter::new(settings.rate.clone()),
             failures: {
-                let mut f = FailureCounter::new(settings.max_retry, settings.find_time, 100_000);
+                let mut f = FailureCounter::new(
+                    settings.max_retry,
+                    settings.find_time,
+                    settings.max_tracked,
+                );
+                f.set_bounds(settings.max_tracked, settings.known_per_account);
                 f.set_account_lock(settings.account_max_retry, settings.ban.remember);
                 f
             },
@@ -179,6 +196,8 @@ impl Defence {
             .set_limits(settings.max_retry, settings.find_time);
         self.failures
             .set_account_lock(settings.account_max_retry, settings.ban.remember);
+        self.failures
+            .set_bounds(settings.max_tracked, settings.known_per_account);
         self.settings = settings;
     }
 
@@ -298,6 +317,9 @@ impl Defence {
         DefenceStats {
             bans_active: self.bans.active_count(),
             ban_table_size: self.bans.len(),
+            bans_evicted: self.bans.evicted(),
+            failures: self.failures.stats(),
+            rate_sources: self.rate.stats(),
             ..self.stats
         }
     }

@@ -10,7 +10,6 @@
 //! a fresh challenge, then 403). The kind goes to the logs only, as a typed `AuthFailure`, so
 //! the answers never tell an attacker which accounts exist.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -20,14 +19,35 @@ use sipwarden_config::{AccountConfig, AccountsConfig, AccountsFile};
 use sipwarden_sip::digest::{self, Algorithm, HexDigest, Qop, ResponseInput};
 use sipwarden_sip::header::Transport;
 use sipwarden_sip::{HeaderName, Message};
-use sipwarden_stages::AuthFailure;
+use sipwarden_stages::{AuthFailure, LruTable, TableStats};
 
 use sipwarden_sip::Peer;
 
-/// How long a nonce is good for (then `stale=true`: the phone answers again unprompted).
-const NONCE_LIFETIME: Duration = Duration::from_secs(120);
-/// Most nonces whose highest `nc` is remembered; beyond it expired ones go, then all.
-const MAX_NONCES: usize = 200_000;
+/// The nonces' lifetime and the bound of the table of used ones (`[accounts]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NonceSettings {
+    /// How long a nonce is good for (then `stale=true`: the phone answers again unprompted).
+    pub lifetime: Duration,
+    /// Most nonces whose highest `nc` is remembered; the least recently used gives way.
+    pub max_tracked: usize,
+}
+
+impl NonceSettings {
+    /// From the `[accounts]` section.
+    #[must_use]
+    pub fn from_config(cfg: &AccountsConfig) -> Self {
+        Self {
+            lifetime: cfg.nonce_lifetime,
+            max_tracked: cfg.max_nonces,
+        }
+    }
+}
+
+impl Default for NonceSettings {
+    fn default() -> Self {
+        Self::from_config(&AccountsConfig::default())
+    }
+}
 
 /// What to do with a request after looking at its credentials.
 #[derive(Debug, PartialEq, Eq)]
@@ -192,9 +212,12 @@ pub(crate) struct Digest {
     /// Unix seconds at `epoch`, when the server has told us (nonces then carry wall-clock
     /// time and stay valid across a restart with the same key).
     base_unix: u64,
+    /// How long a nonce is good for.
+    lifetime: Duration,
     /// Per nonce: the highest `nc` accepted, and the request it came with (a retransmission
-    /// of that same request may repeat it).
-    used: HashMap<String, NonceUse>,
+    /// of that same request may repeat it). A nonce is used when a request with it passes
+    /// the password check; the least recently used gives way when the table is full.
+    used: LruTable<String, NonceUse>,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -226,7 +249,8 @@ struct NonceUse {
     nc: u32,
     call_id: String,
     cseq: u32,
-    until: Instant,
+    /// When it was last used: a nonce is stale by then + lifetime (it was issued before).
+    last: Instant,
 }
 
 impl Digest {
@@ -251,37 +275,53 @@ impl Digest {
         let n = u32::from_str_radix(nc, 16).map_err(|_| malformed)?;
         let call_id = msg.call_id().unwrap_or("");
         let cseq = msg.cseq().map_or(0, |c| c.seq);
-        if let Some(u) = self.used.get(nonce) {
-            let same_request = u.call_id == call_id && u.cseq == cseq;
-            if n < u.nc || (n == u.nc && !same_request) {
-                return Err(None);
-            }
-        }
-        if self.used.len() >= MAX_NONCES && !self.used.contains_key(nonce) {
-            self.used.retain(|_, u| u.until > now);
-            if self.used.len() >= MAX_NONCES {
-                self.used.clear();
-            }
-        }
-        self.used.insert(
-            nonce.to_owned(),
-            NonceUse {
+        // Stale past this (freshness counts whole seconds, hence the second more), so the
+        // entry can go without opening a replay.
+        let stale_after = self.lifetime + Duration::from_secs(1);
+        let u = self.used.entry(
+            nonce,
+            || NonceUse {
                 nc: n,
                 call_id: call_id.to_owned(),
                 cseq,
-                until: now + NONCE_LIFETIME,
+                last: now,
             },
+            |u| now.saturating_duration_since(u.last) >= stale_after,
         );
+        u.last = now;
+        let same_request = u.call_id == call_id && u.cseq == cseq;
+        if n < u.nc || (n == u.nc && !same_request) {
+            return Err(None);
+        }
+        if !same_request {
+            u.call_id = call_id.to_owned();
+            u.cseq = cseq;
+        }
+        u.nc = n;
         Ok(())
     }
 
     pub(crate) fn new(key: [u8; 32]) -> Self {
+        let nonces = NonceSettings::default();
         Self {
             key,
             epoch: None,
             base_unix: 0,
-            used: HashMap::new(),
+            lifetime: nonces.lifetime,
+            used: LruTable::new(nonces.max_tracked),
         }
+    }
+
+    /// The nonces' lifetime and table bound (start, or a reload: a lower bound evicts the
+    /// least recently used down to it).
+    pub(crate) fn set_nonces(&mut self, s: NonceSettings) {
+        self.lifetime = s.lifetime;
+        self.used.set_cap(s.max_tracked);
+    }
+
+    /// The used-nonce table's size and evictions.
+    pub(crate) fn nonce_stats(&self) -> TableStats {
+        self.used.stats()
     }
 
     /// A key from the durable secret file, and the wall clock's reading at `epoch`.
@@ -350,7 +390,7 @@ impl Digest {
         let clock = self.clock(now);
         let issued = u64::from(ts);
         Some(NonceInfo {
-            fresh: issued <= clock && clock - issued <= NONCE_LIFETIME.as_secs(),
+            fresh: issued <= clock && clock - issued <= self.lifetime.as_secs(),
             offered: mask.unwrap_or(u8::MAX),
         })
     }

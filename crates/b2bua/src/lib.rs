@@ -48,11 +48,11 @@ use sipwarden_txn::{Transmit, TxId, TxLayer};
 
 pub use call::Side;
 pub use defence::{DefenceSettings, DefenceStats};
-pub use endpoint_auth::ChallengeTable;
+pub use endpoint_auth::{ChallengeTable, NonceSettings};
 pub use registrar::{Binding, LocationChange};
 pub use routes::{RegistrarSettings, RouteError, Routes, TrunkRoute, Zone};
 pub use sipwarden_events::SecurityEvent;
-pub use sipwarden_stages::{BanChange, BanEntry};
+pub use sipwarden_stages::{BanChange, BanEntry, FailureStats, TableStats};
 
 use call::Call;
 use defence::Defence;
@@ -134,12 +134,58 @@ pub struct Stats {
     pub keepalives_sent: u64,
     /// Call events dropped because the server had not drained them (never in normal use).
     pub call_events_dropped: u64,
+    /// Security events dropped because the server had not drained `storage.event_queue` of
+    /// them (never in normal use).
+    pub security_events_dropped: u64,
+    /// The used-nonce table of digest authentication (`accounts.max_nonces`).
+    pub nonces: TableStats,
     /// Messages the core could not build, and so did not send (never half-built).
     pub internal_build_errors: u64,
     /// Messages the transaction layer refused to send (no such transaction, table full).
     pub internal_send_errors: u64,
     /// What the edge stages did.
     pub defence: DefenceStats,
+}
+
+/// One bounded table of the core, as `/metrics` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableMetric {
+    /// The `table` label.
+    pub table: &'static str,
+    /// Entries held (`None`: not counted, the per-account known addresses).
+    pub entries: Option<usize>,
+    /// Live entries evicted since start (to make room, or to meet a bound lowered on reload).
+    pub evicted: u64,
+}
+
+impl Stats {
+    /// The core's bounded tables, each by its `/metrics` label.
+    pub fn tables(&self) -> [TableMetric; 7] {
+        let d = &self.defence;
+        let f = &d.failures;
+        let t = |table, s: TableStats| TableMetric {
+            table,
+            entries: Some(s.len),
+            evicted: s.evicted,
+        };
+        [
+            t("nonces", self.nonces),
+            t("failures_by_address", f.by_ip),
+            t("failures_by_account", f.by_account),
+            t("known_accounts", f.known_accounts),
+            TableMetric {
+                table: "known_addresses",
+                entries: None,
+                evicted: f.known_addresses_evicted,
+            },
+            t("ratelimit_sources", d.rate_sources),
+            TableMetric {
+                table: "bans",
+                entries: Some(d.ban_table_size),
+                evicted: d.bans_evicted,
+            },
+        ]
+    }
 }
 
 /// Location changes, and the answers that may leave only once they are stored
@@ -237,7 +283,8 @@ impl Core {
     /// A core with these routes, addresses and settings; `seed` feeds the identifier CSPRNG.
     pub fn new(routes: Routes, local: Local, settings: Settings, seed: [u8; 32]) -> Self {
         let mut ids = Ids::new(seed);
-        let digest = Digest::new(ids.key());
+        let mut digest = Digest::new(ids.key());
+        digest.set_nonces(routes.nonces);
         let defence = Defence::new(routes.defence.clone());
         Self {
             defence,
@@ -303,6 +350,7 @@ impl Core {
     /// Replaces the routes for new calls; calls in progress keep theirs.
     pub fn set_routes(&mut self, routes: Routes) {
         self.defence.set_settings(routes.defence.clone());
+        self.digest.set_nonces(routes.nonces);
         self.routes = Arc::new(routes);
     }
 
@@ -367,6 +415,7 @@ impl Core {
             transactions_refused: c.refused,
             call_timers: self.timers.len(),
             registrations: self.registrar.location().len(),
+            nonces: self.digest.nonce_stats(),
             defence: self.defence.stats(),
             ..self.stats
         }

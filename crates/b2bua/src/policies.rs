@@ -19,9 +19,6 @@ use crate::routes::{Zone, callee_of, caller_of};
 use crate::routing::Dest;
 use sipwarden_sip::Peer;
 
-/// Most call events held between two drains by the server (which drains after every batch).
-const MAX_CALL_EVENTS: usize = 100_000;
-
 impl Core {
     /// The call policies, in the order they run (the server picks them; none by default).
     pub fn set_policies(&mut self, policies: Vec<Box<dyn CallPolicy>>) {
@@ -189,9 +186,9 @@ impl Core {
     }
 
     /// Records a call event, stamped with the wall clock. Bounded: beyond
-    /// [`MAX_CALL_EVENTS`] undrained events, new ones are counted and dropped.
+    /// `storage.event_queue` undrained events, new ones are counted and dropped.
     pub(crate) fn call_event(&mut self, now: Instant, call: u64, kind: CallEventKind) {
-        if self.call_events.len() >= MAX_CALL_EVENTS {
+        if self.call_events.len() >= self.routes.event_queue {
             self.stats.call_events_dropped += 1;
             return;
         }

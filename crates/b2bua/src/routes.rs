@@ -95,6 +95,11 @@ pub struct Routes {
     pub accounts: Arc<AccountsFile>,
     /// Which digest challenges each client family gets.
     pub challenges: crate::endpoint_auth::ChallengeTable,
+    /// The digest nonces' lifetime and the bound of the used-nonce table.
+    pub nonces: crate::endpoint_auth::NonceSettings,
+    /// Security events, and call events, held until the server takes them
+    /// (`storage.event_queue`); beyond it they are dropped and counted.
+    pub event_queue: usize,
     /// Registration lifetimes.
     pub registrar: RegistrarSettings,
     /// The edge stages' settings.
@@ -186,6 +191,8 @@ impl Routes {
             defence,
             accounts: Arc::new(accounts),
             challenges,
+            nonces: crate::endpoint_auth::NonceSettings::from_config(&cfg.accounts),
+            event_queue: cfg.storage.event_queue,
             registrar: RegistrarSettings {
                 min_expires: r.min_expires,
                 max_expires: r.max_expires,

@@ -37,10 +37,14 @@ impl Core {
         )
     }
 
+    /// Queues a security event. Bounded (`storage.event_queue`): the server drains the
+    /// queue every round, so it fills only when the server falls behind; then the event is
+    /// dropped and counted, never silently.
     pub(crate) fn security(&mut self, e: SecurityEvent) {
-        // Bounded: the server drains this after every batch; a runaway is cut, not grown.
-        if self.security.len() < 100_000 {
+        if self.security.len() < self.routes.event_queue {
             self.security.push(e);
+        } else {
+            self.stats.security_events_dropped += 1;
         }
     }
 

@@ -2270,3 +2270,144 @@ fn a_rewrite_that_fails_on_a_reinvite_refuses_it_and_the_call_goes_on() {
     lab.expect(PBX_UAC, "200 OK");
     lab.assert_clean();
 }
+
+/// REGISTER for 1001 from `from`, its 401, then the answer with a wrong password: what the
+/// gateway sent back to `from` for it (nothing once the failure banned the source).
+fn fail_once(lab: &mut Lab, from: &str, call_id: &str) -> Vec<Message> {
+    let raw = register("1001", "<sip:1001@10.0.0.5:5062>", "", 1, call_id);
+    lab.send(from, &raw);
+    let challenge = lab.expect(from, "401 Unauthorized");
+    let mut again = Message::parse(
+        raw.replace("CSeq: 1 ", "CSeq: 2 ")
+            .replace("branch=z9hG4bK", "branch=z9hG4bKa")
+            .as_bytes(),
+    )
+    .unwrap();
+    let creds = answer(&challenge, &again, "1001", "not-the-password");
+    again
+        .push_header(HeaderName::Authorization, &creds)
+        .unwrap();
+    again.finish().unwrap();
+    lab.send_msg(from, again);
+    lab.take(from)
+}
+
+/// `[ban] max_tracked` bounds the failure table (40); thirty other sources fail between two
+/// failures of the one that keeps failing, overflowing the table three times over. That
+/// source is never the least recently failed, so its count survives (its later failures get
+/// 403, not a fresh challenge) and the fifth bans it.
+#[test]
+fn a_source_that_keeps_failing_is_banned_while_a_flood_overflows_the_failure_table() {
+    let mut lab = Lab::with(&format!(
+        "{LAB_CONFIG}\n[accounts]\nfile = \"{LAB_ACCOUNTS}\"\n[ban]\nmax_tracked = 40\n"
+    ));
+    let attacker = "127.0.9.1:5060";
+    let mut n = 0;
+    for round in 0..5 {
+        let got = fail_once(&mut lab, attacker, &format!("attacker-{round}"));
+        match round {
+            0 => assert_eq!(first_line(&got[0]), "SIP/2.0 401 Unauthorized"),
+            1..=3 => assert_eq!(first_line(&got[0]), "SIP/2.0 403 Forbidden"),
+            _ => assert!(got.is_empty(), "banned: hears nothing more"),
+        }
+        if round == 4 {
+            break;
+        }
+        for _ in 0..30 {
+            let src = format!("127.0.{}.{}:5060", 10 + n / 200, n % 200);
+            fail_once(&mut lab, &src, &format!("flood-{n}"));
+            n += 1;
+            assert!(lab.stats().defence.failures.by_ip.len <= 40);
+        }
+        lab.advance(Duration::from_secs(1));
+    }
+    assert!(lab.core.ban_entry(addr(attacker).ip()).is_some());
+    let s = lab.stats();
+    assert_eq!(s.defence.bans_failures, 1);
+    // 121 addresses through 40 places: 81 gave way, the attacker was never one of them.
+    assert_eq!(s.defence.failures.by_ip.evicted, 81);
+    let row = s.tables()[1];
+    assert_eq!((row.table, row.evicted), ("failures_by_address", 81));
+}
+
+/// The security event queue holds `storage.event_queue` events until the server takes them;
+/// more are dropped and counted, and the counts add up.
+#[test]
+fn the_security_event_queue_is_bounded_and_counts_what_it_drops() {
+    let mut lab = Lab::with(&format!(
+        "{LAB_CONFIG}\n[accounts]\nfile = \"{LAB_ACCOUNTS}\"\n[storage]\nevent_queue = 5\n"
+    ));
+    let challenge = |lab: &mut Lab, i: u32| {
+        let from = format!("127.0.7.{i}:5060");
+        let raw = register("1001", "<sip:1001@10.0.0.5:5062>", "", 1, &format!("q-{i}"));
+        lab.send(&from, &raw);
+        lab.expect(&from, "401 Unauthorized");
+    };
+    for i in 0..8 {
+        challenge(&mut lab, i);
+    }
+    assert_eq!(lab.core.take_security_events().len(), 5);
+    assert_eq!(lab.stats().security_events_dropped, 3);
+    // Taken: there is room again.
+    challenge(&mut lab, 8);
+    assert_eq!(lab.core.take_security_events().len(), 1);
+    assert_eq!(
+        lab.stats().security_events_dropped,
+        3,
+        "9 produced: 6 taken, 3 dropped"
+    );
+}
+
+/// A reload applies new bounds at once: each table is evicted down to its new one.
+#[test]
+fn a_reload_lowers_the_bounds_of_the_tables_at_once() {
+    let cfg = |extra: &str| {
+        Config::from_toml(
+            &format!("{LAB_CONFIG}\n[accounts]\nfile = \"{LAB_ACCOUNTS}\"\n{extra}"),
+            None,
+        )
+        .unwrap()
+    };
+    let mut lab = Lab::with(&format!(
+        "{LAB_CONFIG}\n[accounts]\nfile = \"{LAB_ACCOUNTS}\"\n"
+    ));
+    for i in 0..10 {
+        fail_once(&mut lab, &format!("127.0.8.{i}:5060"), &format!("r-{i}"));
+    }
+    for i in 0..3 {
+        let raw = register(
+            "1001",
+            "<sip:1001@10.0.0.5:5062>",
+            "",
+            1,
+            &format!("ok-{i}"),
+        );
+        let ok = register_with_auth(&mut lab, udp(PHONE), &raw, "1001", PW_1001);
+        assert_eq!(first_line(&ok), "SIP/2.0 200 OK");
+    }
+    let s = lab.stats();
+    assert_eq!(s.defence.failures.by_ip.len, 10);
+    assert_eq!(s.nonces.len, 3);
+    assert_eq!(s.defence.rate_sources.len, 11);
+    let lower = cfg("max_nonces = 1\n[ban]\nmax_tracked = 4\n[ratelimit]\nmax_tracked = 2\n");
+    lab.core.set_routes(Routes::from_config(&lower).unwrap());
+    let s = lab.stats();
+    assert_eq!(
+        (
+            s.defence.failures.by_ip.len,
+            s.defence.failures.by_ip.evicted
+        ),
+        (4, 6)
+    );
+    assert_eq!((s.nonces.len, s.nonces.evicted), (1, 2));
+    assert_eq!(
+        (s.defence.rate_sources.len, s.defence.rate_sources.evicted),
+        (2, 9)
+    );
+    // The phone sent last: it is one of the two sources kept, so its next REGISTERs find
+    // their buckets (no new entry, no eviction).
+    let raw = register("1001", "<sip:1001@10.0.0.5:5062>", "", 1, "after");
+    let ok = register_with_auth(&mut lab, udp(PHONE), &raw, "1001", PW_1001);
+    assert_eq!(first_line(&ok), "SIP/2.0 200 OK");
+    assert_eq!(lab.stats().defence.rate_sources.evicted, 9);
+}

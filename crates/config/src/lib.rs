@@ -76,6 +76,9 @@ pub struct Config {
     pub acl: AclConfig,
 }
 
+/// The most entries a configurable table or queue may be given.
+const MAX_TABLE: usize = 10_000_000;
+
 /// `[accounts]`.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
@@ -95,6 +98,13 @@ pub struct AccountsConfig {
     pub clients: Vec<ClientChallenge>,
     /// Whether [`BUILTIN_CLIENTS`] follow `clients`. Default true.
     pub builtin_clients: bool,
+    /// How long a digest nonce is good for; then the phone gets `stale=true` and answers
+    /// again unprompted. Between 10s and 1h. Default "2m".
+    #[serde(deserialize_with = "values::duration")]
+    pub nonce_lifetime: Duration,
+    /// Most nonces whose last `nc` is remembered (replay protection); when full, the nonce
+    /// used least recently gives way. Default 200 000.
+    pub max_nonces: usize,
 }
 
 impl Default for AccountsConfig {
@@ -104,6 +114,8 @@ impl Default for AccountsConfig {
             algorithms: vec!["MD5".to_owned()],
             clients: Vec::new(),
             builtin_clients: true,
+            nonce_lifetime: Duration::from_secs(120),
+            max_nonces: 200_000,
         }
     }
 }
@@ -466,6 +478,10 @@ pub struct StorageConfig {
     /// Binding and ban rows held while the writer's queue is full; beyond it a batch's rows
     /// are refused and the answers that would acknowledge them are not sent. Default 200000.
     pub writer_backlog_rows: usize,
+    /// Security events, and call events, the call core holds until the server takes them.
+    /// The server takes them every round, so this fills only when it falls behind; beyond
+    /// it events are dropped and counted. Default 100000.
+    pub event_queue: usize,
 }
 
 impl Default for StorageConfig {
@@ -478,6 +494,7 @@ impl Default for StorageConfig {
             writer_queue: 1024,
             writer_backlog_events: 100_000,
             writer_backlog_rows: 200_000,
+            event_queue: 100_000,
         }
     }
 }
@@ -647,6 +664,34 @@ impl Config {
             if v == 0 {
                 err(key.into(), None, "must be at least 1".into());
             }
+        }
+        // Zero would leave no room at all; beyond the ceiling a table's memory is no longer
+        // a bound anyone meant (an entry takes a hundred bytes or more).
+        for (key, v, most) in [
+            ("accounts.max_nonces", self.accounts.max_nonces, MAX_TABLE),
+            ("ban.max_tracked", b.max_tracked, MAX_TABLE),
+            ("storage.event_queue", self.storage.event_queue, MAX_TABLE),
+            // Looked through one by one at each success of the account.
+            (
+                "ban.account_known_addresses",
+                b.account_known_addresses,
+                1024,
+            ),
+        ] {
+            if !(1..=most).contains(&v) {
+                err(key.into(), None, format!("must lie between 1 and {most}"));
+            }
+        }
+        // Shorter, and a slow phone's answer finds its nonce stale; longer, and a captured
+        // nonce stays good for that long.
+        if !(Duration::from_secs(10)..=Duration::from_secs(3600))
+            .contains(&self.accounts.nonce_lifetime)
+        {
+            err(
+                "accounts.nonce_lifetime".into(),
+                None,
+                "must lie between 10s and 1h".into(),
+            );
         }
         let mut names: Vec<&str> = Vec::new();
         for (i, t) in self.trunks.iter().enumerate() {

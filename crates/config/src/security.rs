@@ -22,6 +22,14 @@ pub struct BanConfig {
     /// guessing run spread over many sources). Its own phones are never locked out. 0: off.
     /// Default 20.
     pub account_max_retry: u32,
+    /// Addresses remembered per account as its own (exempt from its lock): a few phones, a
+    /// laptop, a mobile's changing addresses; the least recently authenticated gives way.
+    /// At most 1024. Default 16.
+    pub account_known_addresses: usize,
+    /// Most addresses whose failures are counted, and as many accounts (failures per
+    /// account, and the accounts whose own addresses are remembered); when full, the least
+    /// recently failed (or authenticated) gives way. Default 100 000.
+    pub max_tracked: usize,
     /// First ban's length. Default "1h".
     #[serde(deserialize_with = "values::duration")]
     pub ban_time: Duration,
@@ -50,6 +58,8 @@ impl Default for BanConfig {
             max_retry: 5,
             find_time: Duration::from_secs(300),
             account_max_retry: 20,
+            account_known_addresses: 16,
+            max_tracked: 100_000,
             ban_time: Duration::from_secs(3600),
             escalate: 2.0,
             max_ban_time: Duration::from_secs(7 * 24 * 3600),

@@ -290,3 +290,45 @@ fn the_writer_is_bounded() {
         ["gw.toml:2: storage.writer_queue: must be at least 1"]
     );
 }
+
+#[test]
+fn the_digest_and_failure_tables_are_bounded() {
+    let d = Config::default();
+    assert_eq!(d.accounts.nonce_lifetime, Duration::from_secs(120));
+    assert_eq!(d.accounts.max_nonces, 200_000);
+    assert_eq!(d.ban.max_tracked, 100_000);
+    assert_eq!(d.ban.account_known_addresses, 16);
+    assert_eq!(d.storage.event_queue, 100_000);
+    let c = Config::from_toml(
+        "[accounts]\nnonce_lifetime = \"30s\"\nmax_nonces = 50\n[ban]\nmax_tracked = 60\naccount_known_addresses = 4\n[storage]\nevent_queue = 70\n",
+        None,
+    )
+    .unwrap();
+    assert_eq!(c.accounts.nonce_lifetime, Duration::from_secs(30));
+    assert_eq!(c.accounts.max_nonces, 50);
+    assert_eq!(c.ban.max_tracked, 60);
+    assert_eq!(c.ban.account_known_addresses, 4);
+    assert_eq!(c.storage.event_queue, 70);
+    assert_eq!(
+        errors(
+            "[accounts]\nnonce_lifetime = \"0s\"\nmax_nonces = 0\n[ban]\nmax_tracked = 0\naccount_known_addresses = 0\n[storage]\nevent_queue = 0\n"
+        ),
+        [
+            "gw.toml:3: accounts.max_nonces: must lie between 1 and 10000000",
+            "gw.toml:5: ban.max_tracked: must lie between 1 and 10000000",
+            "gw.toml:8: storage.event_queue: must lie between 1 and 10000000",
+            "gw.toml:6: ban.account_known_addresses: must lie between 1 and 1024",
+            "gw.toml:2: accounts.nonce_lifetime: must lie between 10s and 1h",
+        ]
+    );
+    assert_eq!(
+        errors(
+            "[accounts]\nnonce_lifetime = \"2h\"\nmax_nonces = 1000000000\n[ban]\naccount_known_addresses = 5000\n"
+        ),
+        [
+            "gw.toml:3: accounts.max_nonces: must lie between 1 and 10000000",
+            "gw.toml:5: ban.account_known_addresses: must lie between 1 and 1024",
+            "gw.toml:2: accounts.nonce_lifetime: must lie between 10s and 1h",
+        ]
+    );
+}

@@ -332,6 +332,7 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
         "gauge",
         t.open_connections,
     );
+    core_tables(&mut out, &s);
     // One series per (stage, verdict, reason): every label value is a code of the program's
     // own (stage names and reason codes), so the set is bounded whatever the traffic.
     out.push_str(
@@ -364,6 +365,46 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
         ));
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+/// The call core's bounded tables (DESIGN §7: every limit has a metric), one series per
+/// table, and the events its queues dropped.
+fn core_tables(out: &mut String, s: &Stats) {
+    let tables = s.tables();
+    out.push_str(
+        "# HELP sipwarden_table_entries Entries held in each bounded table of the call core.\n\
+         # TYPE sipwarden_table_entries gauge\n",
+    );
+    for t in &tables {
+        if let Some(n) = t.entries {
+            out.push_str(&format!(
+                "sipwarden_table_entries{{table=\"{}\"}} {n}\n",
+                t.table
+            ));
+        }
+    }
+    out.push_str(
+        "# HELP sipwarden_table_evictions_total Live entries a full table gave up for a new one \
+         (the least recently used; in the ban table the least offending), or to meet a bound \
+         lowered on reload.\n# TYPE sipwarden_table_evictions_total counter\n",
+    );
+    for t in &tables {
+        out.push_str(&format!(
+            "sipwarden_table_evictions_total{{table=\"{}\"}} {}\n",
+            t.table, t.evicted
+        ));
+    }
+    for (name, what, v) in [
+        ("security", "Security", s.security_events_dropped),
+        ("call", "Call", s.call_events_dropped),
+    ] {
+        out.push_str(&format!(
+            "# HELP sipwarden_{name}_events_dropped_total {what} events dropped because the \
+             core's queue (storage.event_queue) was full.\n\
+             # TYPE sipwarden_{name}_events_dropped_total counter\n\
+             sipwarden_{name}_events_dropped_total {v}\n"
+        ));
+    }
 }
 
 async fn stats(State(app): State<App>, headers: HeaderMap) -> impl IntoResponse {
@@ -547,4 +588,36 @@ pub(crate) async fn serve(
         let _ = axum::serve(listener, router).await;
     });
     Ok(bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_bounded_table_has_its_size_and_evictions_on_metrics() {
+        let mut s = Stats::default();
+        s.nonces.len = 7;
+        s.nonces.evicted = 3;
+        s.defence.failures.known_addresses_evicted = 2;
+        s.defence.rate_sources.len = 9;
+        s.security_events_dropped = 5;
+        let mut out = String::new();
+        core_tables(&mut out, &s);
+        for line in [
+            "sipwarden_table_entries{table=\"nonces\"} 7",
+            "sipwarden_table_evictions_total{table=\"nonces\"} 3",
+            "sipwarden_table_entries{table=\"ratelimit_sources\"} 9",
+            "sipwarden_table_evictions_total{table=\"known_addresses\"} 2",
+            "sipwarden_table_entries{table=\"bans\"} 0",
+            "sipwarden_security_events_dropped_total 5",
+            "sipwarden_call_events_dropped_total 0",
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line} not in\n{out}");
+        }
+        assert_eq!(out.matches("sipwarden_table_evictions_total{").count(), 7);
+        assert_eq!(out.matches("sipwarden_table_entries{").count(), 6);
+        // Each family's HELP and TYPE once, before its series.
+        assert_eq!(out.matches("# TYPE ").count(), 4);
+    }
 }

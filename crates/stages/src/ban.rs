@@ -5,7 +5,9 @@
 //! `max_ban_time`. The table holds at most `max_entries` addresses; when full, forgotten-soon
 //! history goes first, then the least offending, oldest bans — so a flood from many
 //! addresses cannot grow memory without bound, and cannot push out the worst offenders
-//! first. Networks in `never` (the PBX, the trunks, an operator's allowlist) are never banned.
+//! first. The victim is the first of an ordered index, so a flood of new bans into a full
+//! table costs each one O(log n), never a scan. Networks in `never` (the PBX, the trunks, an
+//! operator's allowlist) are never banned.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -82,6 +84,21 @@ pub enum BanChange {
     Forgotten(IpAddr),
 }
 
+/// The order in which entries give way in a full table, least valuable first: remembered
+/// offenders by when their ban ended (so the one forgotten soonest), then bans in force by
+/// offences, then by age.
+type Rank = (bool, u32, Instant, IpAddr);
+
+/// Where an entry stands in the eviction order: in force (`true`, as of the last
+/// [`BanTable::expire`]) or remembered.
+fn rank(e: &BanEntry, in_force: bool) -> Rank {
+    if in_force {
+        (true, e.count, e.since, e.ip)
+    } else {
+        (false, 0, e.until, e.ip)
+    }
+}
+
 /// The table.
 #[derive(Debug)]
 pub struct BanTable {
@@ -89,9 +106,13 @@ pub struct BanTable {
     entries: HashMap<IpAddr, BanEntry>,
     /// (next moment something happens to the entry, ip): its ban ends, or it is forgotten.
     timeline: BTreeSet<(Instant, IpAddr)>,
+    /// Every entry's [`rank`]; its first gives way when the table is full.
+    ranks: BTreeSet<Rank>,
     changes: Vec<BanChange>,
     /// Bans in force (kept as entries come and go, so reading it costs nothing).
     active: usize,
+    /// Entries that gave way to a full table (or a lowered bound) since start.
+    evicted: u64,
 }
 
 impl BanTable {
@@ -101,14 +122,32 @@ impl BanTable {
             settings,
             entries: HashMap::new(),
             timeline: BTreeSet::new(),
+            ranks: BTreeSet::new(),
             changes: Vec::new(),
             active: 0,
+            evicted: 0,
         }
     }
 
-    /// New settings (a reload); bans in force keep their expiry.
+    /// New settings (a reload); bans in force keep their expiry. Remembered offenders are
+    /// forgotten on the new `remember`; a lower `max_entries` evicts down to it, in the
+    /// order a full table does.
     pub fn set_settings(&mut self, settings: BanSettings) {
+        let (old, new) = (self.settings.remember, settings.remember);
+        if old != new {
+            for &(_, _, until, ip) in self.ranks.iter().take_while(|r| !r.0) {
+                if self.timeline.remove(&(until + old, ip)) {
+                    self.timeline.insert((until + new, ip));
+                }
+            }
+        }
         self.settings = settings;
+        while self.entries.len() > self.settings.max_entries.max(1) && self.evict() {}
+    }
+
+    /// Entries that gave way to a full table (or a lowered bound) since start.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
     }
 
     /// The settings.
@@ -178,25 +217,28 @@ impl BanTable {
         e.until + self.settings.remember
     }
 
-    fn unlink(&mut self, e: &BanEntry, now: Instant) {
-        let at = if e.active(now) {
-            e.until
-        } else {
-            self.next_moment(e)
-        };
-        self.timeline.remove(&(at, e.ip));
-        // Whichever of the two it was filed under.
-        self.timeline.remove(&(e.until, e.ip));
-        self.timeline.remove(&(self.next_moment(e), e.ip));
-    }
-
-    fn link(&mut self, e: &BanEntry, now: Instant) {
-        let at = if e.active(now) {
+    /// Files an entry in the timeline and the eviction order.
+    fn link(&mut self, e: &BanEntry, in_force: bool) {
+        let at = if in_force {
             e.until
         } else {
             self.next_moment(e)
         };
         self.timeline.insert((at, e.ip));
+        self.ranks.insert(rank(e, in_force));
+    }
+
+    /// Takes an entry out of the timeline and the eviction order; whether it was filed as in
+    /// force (and so counted in `active`).
+    fn unlink(&mut self, e: &BanEntry) -> bool {
+        // Whichever of the two it was filed under.
+        self.timeline.remove(&(e.until, e.ip));
+        self.timeline.remove(&(self.next_moment(e), e.ip));
+        let in_force = self.ranks.remove(&rank(e, true));
+        if !in_force {
+            self.ranks.remove(&rank(e, false));
+        }
+        in_force
     }
 
     /// Bans `ip` for `reason`. Returns the entry when a new ban starts; `None` when the
@@ -213,9 +255,15 @@ impl BanTable {
         }
         let count = previous.as_ref().map_or(1, |e| e.count.saturating_add(1));
         if let Some(p) = &previous {
-            self.unlink(p, now);
+            // Its ban ended but `expire` has not run yet: it still counts as in force.
+            if self.unlink(p) {
+                self.active = self.active.saturating_sub(1);
+                self.changes.push(BanChange::Unbanned { ip, lifted: false });
+            }
         } else if self.entries.len() >= self.settings.max_entries.max(1) {
-            self.evict(now);
+            // Bans that ended are remembered offenders first, the first to give way.
+            self.expire(now);
+            while self.entries.len() >= self.settings.max_entries.max(1) && self.evict() {}
         }
         let entry = BanEntry {
             ip,
@@ -224,35 +272,30 @@ impl BanTable {
             until: now + self.length_for(count),
             count,
         };
-        self.link(&entry, now);
+        self.link(&entry, true);
         self.entries.insert(ip, entry.clone());
         self.active += 1;
         self.changes.push(BanChange::Banned(entry.clone()));
         Some(entry)
     }
 
-    /// Makes room for one: the remembered offender forgotten soonest, else the active ban
-    /// with the fewest offences, oldest first.
-    fn evict(&mut self, now: Instant) {
-        let victim = self
-            .entries
-            .values()
-            .filter(|e| !e.active(now))
-            .min_by_key(|e| e.until)
-            .or_else(|| self.entries.values().min_by_key(|e| (e.count, e.since)))
-            .cloned();
-        if let Some(v) = victim {
-            self.unlink(&v, now);
-            self.entries.remove(&v.ip);
-            if v.active(now) {
+    /// Makes room for one: the remembered offender forgotten soonest, else the ban in force
+    /// with the fewest offences, oldest first. `false` when the table is empty.
+    fn evict(&mut self) -> bool {
+        let Some(first) = self.ranks.pop_first() else {
+            return false;
+        };
+        let ip = first.3;
+        if let Some(v) = self.entries.remove(&ip) {
+            self.unlink(&v);
+            if first.0 {
                 self.active = self.active.saturating_sub(1);
-                self.changes.push(BanChange::Unbanned {
-                    ip: v.ip,
-                    lifted: false,
-                });
+                self.changes.push(BanChange::Unbanned { ip, lifted: false });
             }
-            self.changes.push(BanChange::Forgotten(v.ip));
+            self.changes.push(BanChange::Forgotten(ip));
+            self.evicted += 1;
         }
+        true
     }
 
     /// Lifts a ban (an operator's decision) and forgets the address's history. Returns
@@ -262,10 +305,11 @@ impl BanTable {
         let Some(e) = self.entries.remove(&ip) else {
             return false;
         };
-        self.unlink(&e, now);
+        if self.unlink(&e) {
+            self.active = self.active.saturating_sub(1);
+        }
         let was = e.active(now);
         if was {
-            self.active = self.active.saturating_sub(1);
             self.changes.push(BanChange::Unbanned { ip, lifted: true });
         }
         self.changes.push(BanChange::Forgotten(ip));
@@ -282,10 +326,11 @@ impl BanTable {
             let Some(e) = self.entries.get(&ip).cloned() else {
                 continue;
             };
-            if at == e.until {
+            if at == e.until && self.ranks.remove(&rank(&e, true)) {
                 // The ban ended; remember the offender a while.
                 self.active = self.active.saturating_sub(1);
                 self.changes.push(BanChange::Unbanned { ip, lifted: false });
+                self.ranks.insert(rank(&e, false));
                 let forget = self.next_moment(&e);
                 if forget > at {
                     self.timeline.insert((forget, ip));
@@ -294,29 +339,33 @@ impl BanTable {
             }
             if at >= self.next_moment(&e) {
                 self.entries.remove(&ip);
+                self.unlink(&e);
                 self.changes.push(BanChange::Forgotten(ip));
             }
         }
     }
 
-    /// Puts back an entry loaded from the store (no change recorded).
+    /// Puts back an entry loaded from the store (no change recorded). Beyond `max_entries`
+    /// (lowered since it was stored) an entry gives way as in a full table, and that is
+    /// recorded, so the store forgets it too.
     pub fn restore(&mut self, e: BanEntry, now: Instant) {
         let ip = e.ip.to_canonical();
         if self.exempt(ip) {
             return;
         }
         if let Some(old) = self.entries.remove(&ip) {
-            self.unlink(&old, now);
-            if old.active(now) {
+            if self.unlink(&old) {
                 self.active = self.active.saturating_sub(1);
             }
         }
         let e = BanEntry { ip, ..e };
-        self.link(&e, now);
-        if e.active(now) {
+        let in_force = e.active(now);
+        self.link(&e, in_force);
+        if in_force {
             self.active += 1;
         }
         self.entries.insert(ip, e);
+        while self.entries.len() > self.settings.max_entries.max(1) && self.evict() {}
     }
 }
 
@@ -402,6 +451,117 @@ mod tests {
         );
         let ch = t.take_changes();
         assert!(ch.contains(&BanChange::Forgotten(ip("10.0.0.2"))), "{ch:?}");
+    }
+
+    fn flood(i: u32) -> IpAddr {
+        IpAddr::from(std::net::Ipv4Addr::from(0x0a01_0000 + i))
+    }
+
+    /// A thousand bans into a table of a hundred: it never grows past its bound, the repeat
+    /// offenders stay, and every eviction is counted and reported to the store.
+    #[test]
+    fn a_flood_of_bans_into_a_full_table_keeps_the_worst_and_counts() {
+        let t0 = Instant::now();
+        let mut t = table(100);
+        let worst = [ip("192.0.2.1"), ip("192.0.2.2"), ip("192.0.2.3")];
+        for w in worst {
+            t.ban(w, t0, "x");
+        }
+        t.expire(t0 + Duration::from_secs(61));
+        let now = t0 + Duration::from_secs(100);
+        for w in worst {
+            assert_eq!(t.ban(w, now, "x").unwrap().count, 2);
+        }
+        t.take_changes();
+        for i in 0..1000 {
+            t.ban(flood(i), now + Duration::from_millis(u64::from(i)), "x");
+            assert!(t.len() <= 100);
+        }
+        assert!(
+            worst.iter().all(|w| t.is_banned(*w, now)),
+            "the repeat offenders stay"
+        );
+        assert!(t.get(flood(0)).is_none(), "the oldest single offence went");
+        assert!(t.get(flood(999)).is_some());
+        assert_eq!(t.evicted(), 903);
+        assert_eq!(t.active_count(), 100);
+        let ch = t.take_changes();
+        assert!(ch.contains(&BanChange::Forgotten(flood(0))));
+        assert_eq!(
+            ch.iter()
+                .filter(|c| matches!(c, BanChange::Forgotten(_)))
+                .count(),
+            903
+        );
+    }
+
+    #[test]
+    fn a_lowered_bound_evicts_in_the_same_order() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut t = table(20);
+        t.ban(ip("10.0.0.1"), t0, "x");
+        t.ban(ip("10.0.0.2"), t0 + s(1), "x");
+        t.ban(ip("10.0.0.9"), t0, "x");
+        t.expire(t0 + s(62));
+        t.ban(ip("10.0.0.9"), t0 + s(62), "x"); // count 2
+        for i in 0..7 {
+            t.ban(flood(i), t0 + s(70 + u64::from(i)), "x");
+        }
+        assert_eq!((t.len(), t.active_count()), (10, 8));
+        t.set_settings(BanSettings {
+            max_entries: 3,
+            ..t.settings().clone()
+        });
+        assert_eq!(t.len(), 3);
+        assert_eq!(t.evicted(), 7);
+        assert_eq!(t.active_count(), 3);
+        for kept in [ip("10.0.0.9"), flood(5), flood(6)] {
+            assert!(t.get(kept).is_some(), "{kept}");
+        }
+    }
+
+    #[test]
+    fn restored_entries_beyond_the_bound_give_way_and_the_store_is_told() {
+        let t0 = Instant::now();
+        let mut t = table(2);
+        for (i, count) in [(1, 3), (2, 1), (3, 2)] {
+            t.restore(
+                BanEntry {
+                    ip: flood(i),
+                    reason: "x".into(),
+                    since: t0,
+                    until: t0 + Duration::from_secs(60),
+                    count,
+                },
+                t0,
+            );
+        }
+        assert_eq!((t.len(), t.active_count(), t.evicted()), (2, 2, 1));
+        assert!(t.get(flood(2)).is_none(), "the least offending gave way");
+        let ch = t.take_changes();
+        assert!(ch.contains(&BanChange::Forgotten(flood(2))), "{ch:?}");
+    }
+
+    #[test]
+    fn a_longer_remember_on_reload_keeps_history_longer() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut t = table(10);
+        t.ban(ip("10.0.0.1"), t0, "x");
+        t.expire(t0 + s(60));
+        t.set_settings(BanSettings {
+            remember: s(7200),
+            ..t.settings().clone()
+        });
+        t.expire(t0 + s(60 + 3601));
+        assert!(
+            t.get(ip("10.0.0.1")).is_some(),
+            "remembered on the new setting"
+        );
+        t.expire(t0 + s(60 + 7200));
+        assert!(t.get(ip("10.0.0.1")).is_none());
+        assert!(t.next_event().is_none());
     }
 
     #[test]

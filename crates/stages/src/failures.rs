@@ -7,30 +7,60 @@
 //! `find_time` the account is *locked* — but only against addresses it has not authenticated
 //! from lately. So an attacker cannot lock a user's own phones out, and a botnet gets at most
 //! `account_max_retry` guesses per `find_time` per account.
+//!
+//! Every table here is bounded ([`LruTable`]): addresses and accounts by `max_tracked` each,
+//! the addresses each account is known from by `known_per_account`. When one is full the least
+//! recently used entry gives way — a counter is used when its address (or account) fails, an
+//! account's known addresses when it authenticates — after the entries that have expired, so a
+//! flood of new addresses cannot wipe the count of one that keeps failing.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
+
+use crate::table::{LruTable, TableStats};
 
 /// The counters.
 #[derive(Debug)]
 pub struct FailureCounter {
     max_retry: u32,
     find_time: Duration,
-    max_tracked: usize,
-    by_ip: HashMap<IpAddr, VecDeque<Instant>>,
-    by_account: HashMap<String, VecDeque<Instant>>,
+    /// Failure times per address (at most `max_retry`, the newest).
+    by_ip: LruTable<IpAddr, VecDeque<Instant>>,
+    /// Failure times per account (at most `account_max_retry`, the newest).
+    by_account: LruTable<String, VecDeque<Instant>>,
     /// 0: accounts are never locked.
     account_max_retry: u32,
     /// How long an address an account authenticated from stays exempt from its lock.
     remember: Duration,
     /// Addresses each account authenticated from, with the last time (at most
-    /// [`KNOWN_PER_ACCOUNT`] each).
-    known: HashMap<String, Vec<(IpAddr, Instant)>>,
+    /// `known_per_account` each).
+    known: LruTable<String, Vec<(IpAddr, Instant)>>,
+    known_per_account: usize,
+    /// Known addresses, still within `remember`, that gave way in a full list.
+    known_evicted: u64,
 }
 
-/// Addresses remembered per account: a few phones, a laptop, a mobile's changing addresses.
+/// The counters' tables, for metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FailureStats {
+    /// Failure counts per address.
+    pub by_ip: TableStats,
+    /// Failure counts per account.
+    pub by_account: TableStats,
+    /// Accounts whose own addresses are remembered.
+    pub known_accounts: TableStats,
+    /// Addresses that gave way in an account's full list of known addresses.
+    pub known_addresses_evicted: u64,
+}
+
+/// Addresses remembered per account by default: a few phones, a laptop, a mobile's changing
+/// addresses (`[ban] account_known_addresses`).
 const KNOWN_PER_ACCOUNT: usize = 16;
+
+/// Failures kept per account whatever `account_max_retry` says: the memory a flood of
+/// failures for one account may take.
+const MOST_PER_ACCOUNT: usize = 1024;
 
 fn push(q: &mut VecDeque<Instant>, now: Instant, window: Duration, keep: usize) -> usize {
     while q
@@ -46,6 +76,12 @@ fn push(q: &mut VecDeque<Instant>, now: Instant, window: Duration, keep: usize) 
     q.len()
 }
 
+/// A count whose last failure left the window: dropping it loses nothing.
+fn spent(q: &VecDeque<Instant>, now: Instant, window: Duration) -> bool {
+    q.back()
+        .is_none_or(|t| now.saturating_duration_since(*t) >= window)
+}
+
 impl FailureCounter {
     /// Counters for `max_retry` failures in `find_time`, tracking at most `max_tracked`
     /// addresses and as many accounts.
@@ -53,12 +89,13 @@ impl FailureCounter {
         Self {
             max_retry: max_retry.max(1),
             find_time,
-            max_tracked: max_tracked.max(1),
-            by_ip: HashMap::new(),
-            by_account: HashMap::new(),
+            by_ip: LruTable::new(max_tracked),
+            by_account: LruTable::new(max_tracked),
             account_max_retry: 0,
             remember: Duration::from_secs(7 * 24 * 3600),
-            known: HashMap::new(),
+            known: LruTable::new(max_tracked),
+            known_per_account: KNOWN_PER_ACCOUNT,
+            known_evicted: 0,
         }
     }
 
@@ -75,21 +112,31 @@ impl FailureCounter {
         self.find_time = find_time;
     }
 
-    fn room<K: Clone + Eq + std::hash::Hash>(
-        map: &mut HashMap<K, VecDeque<Instant>>,
-        max: usize,
-        now: Instant,
-        window: Duration,
-    ) {
-        if map.len() < max {
-            return;
+    /// New bounds (start, or a reload): `max_tracked` addresses and as many accounts,
+    /// `known_per_account` addresses remembered per account. Lower ones evict the least
+    /// recently used down to them.
+    pub fn set_bounds(&mut self, max_tracked: usize, known_per_account: usize) {
+        self.by_ip.set_cap(max_tracked);
+        self.by_account.set_cap(max_tracked);
+        self.known.set_cap(max_tracked);
+        self.known_per_account = known_per_account.max(1);
+        let keep = self.known_per_account;
+        for v in self.known.values_mut() {
+            if v.len() > keep {
+                v.sort_unstable_by_key(|(_, t)| std::cmp::Reverse(*t));
+                self.known_evicted += (v.len() - keep) as u64;
+                v.truncate(keep);
+            }
         }
-        map.retain(|_, q| {
-            q.back()
-                .is_some_and(|t| now.saturating_duration_since(*t) < window)
-        });
-        if map.len() >= max {
-            map.clear();
+    }
+
+    /// The tables' sizes and evictions.
+    pub fn stats(&self) -> FailureStats {
+        FailureStats {
+            by_ip: self.by_ip.stats(),
+            by_account: self.by_account.stats(),
+            known_accounts: self.known.stats(),
+            known_addresses_evicted: self.known_evicted,
         }
     }
 
@@ -98,17 +145,14 @@ impl FailureCounter {
     pub fn fail(&mut self, ip: IpAddr, account: Option<&str>, now: Instant) -> bool {
         let ip = ip.to_canonical();
         let (keep, window) = (self.max_retry as usize, self.find_time);
-        if let Some(a) = account.filter(|a| !a.is_empty()) {
-            if !self.by_account.contains_key(a) {
-                Self::room(&mut self.by_account, self.max_tracked, now, window);
-            }
-            let q = self.by_account.entry(a.to_owned()).or_default();
-            push(q, now, window, 1024);
+        let spent = |q: &VecDeque<Instant>| spent(q, now, window);
+        // Only as many as can lock the account are kept (none when locking is off).
+        let account_keep = (self.account_max_retry as usize).min(MOST_PER_ACCOUNT);
+        if let Some(a) = account.filter(|a| !a.is_empty() && account_keep > 0) {
+            let q = self.by_account.entry(a, VecDeque::new, spent);
+            push(q, now, window, account_keep);
         }
-        if !self.by_ip.contains_key(&ip) {
-            Self::room(&mut self.by_ip, self.max_tracked, now, window);
-        }
-        let q = self.by_ip.entry(ip).or_default();
+        let q = self.by_ip.entry(&ip, VecDeque::new, spent);
         let n = push(q, now, window, keep);
         if n >= keep {
             self.by_ip.remove(&ip);
@@ -119,7 +163,7 @@ impl FailureCounter {
 
     /// Failures from `ip` within `find_time` (since its last ban or success).
     pub fn recent(&self, ip: IpAddr, now: Instant) -> usize {
-        self.by_ip.get(&ip.to_canonical()).map_or(0, |q| {
+        self.by_ip.peek(&ip.to_canonical()).map_or(0, |q| {
             q.iter()
                 .filter(|t| now.saturating_duration_since(**t) < self.find_time)
                 .count()
@@ -136,23 +180,22 @@ impl FailureCounter {
     pub fn succeed_for(&mut self, ip: IpAddr, account: &str, now: Instant) {
         let ip = ip.to_canonical();
         self.by_ip.remove(&ip);
-        if !self.known.contains_key(account) && self.known.len() >= self.max_tracked {
-            let remember = self.remember;
-            self.known.retain(|_, v| {
-                v.retain(|(_, t)| now.saturating_duration_since(*t) < remember);
-                !v.is_empty()
+        let remember = self.remember;
+        let fresh = |t: &Instant| now.saturating_duration_since(*t) < remember;
+        let v = self
+            .known
+            .entry(account, Vec::new, |v: &Vec<(IpAddr, Instant)>| {
+                !v.iter().any(|(_, t)| fresh(t))
             });
-            if self.known.len() >= self.max_tracked {
-                // Full of live entries: refuse to remember rather than forget someone.
-                return;
-            }
-        }
-        let v = self.known.entry(account.to_owned()).or_default();
         if let Some(e) = v.iter_mut().find(|(a, _)| *a == ip) {
             e.1 = now;
             return;
         }
-        if v.len() >= KNOWN_PER_ACCOUNT {
+        if v.len() >= self.known_per_account {
+            v.retain(|(_, t)| fresh(t));
+        }
+        if v.len() >= self.known_per_account {
+            // The address the account authenticated from least recently gives way.
             if let Some(oldest) = v
                 .iter()
                 .enumerate()
@@ -160,6 +203,7 @@ impl FailureCounter {
                 .map(|(i, _)| i)
             {
                 v.swap_remove(oldest);
+                self.known_evicted += 1;
             }
         }
         v.push((ip, now));
@@ -174,15 +218,16 @@ impl FailureCounter {
             return false;
         }
         let ip = ip.to_canonical();
-        !self.known.get(account).is_some_and(|v| {
+        !self.known.peek(account).is_some_and(|v| {
             v.iter()
                 .any(|(a, t)| *a == ip && now.saturating_duration_since(*t) < self.remember)
         })
     }
 
-    /// Failures for `account` within the window.
+    /// Failures for `account` within the window (counted up to `account_max_retry`: what
+    /// locks it).
     pub fn account_failures(&self, account: &str, now: Instant) -> usize {
-        self.by_account.get(account).map_or(0, |q| {
+        self.by_account.peek(account).map_or(0, |q| {
             q.iter()
                 .filter(|t| now.saturating_duration_since(**t) < self.find_time)
                 .count()
@@ -216,6 +261,7 @@ mod tests {
     fn max_retry_in_find_time_bans_and_success_resets_only_its_own_source() {
         let t0 = Instant::now();
         let mut f = FailureCounter::new(5, Duration::from_secs(300), 100);
+        f.set_account_lock(20, Duration::from_secs(3600));
         let a: IpAddr = "127.0.0.66".parse().unwrap();
         let b: IpAddr = "127.0.0.67".parse().unwrap();
         for i in 0..4 {
@@ -282,31 +328,171 @@ mod tests {
         assert!(!g.account_locked("1001", new_source, t0));
     }
 
+    fn flood(i: u32) -> IpAddr {
+        IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i))
+    }
+
+    /// The table overflows many times over between two failures of the one address that
+    /// keeps failing; its count survives (it is the most recently used) and it is banned at
+    /// max_retry. Clearing the table whole would have lost it.
+    #[test]
+    fn a_source_that_keeps_failing_is_banned_while_a_flood_overflows_the_table() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut f = FailureCounter::new(5, s(300), 100);
+        let attacker = IpAddr::from([192, 0, 2, 66]);
+        let mut n = 0;
+        for round in 0..4 {
+            assert!(!f.fail(attacker, None, t0 + s(round)));
+            for _ in 0..60 {
+                f.fail(flood(n), None, t0 + s(round));
+                n += 1;
+                assert!(f.stats().by_ip.len <= 100);
+            }
+        }
+        assert_eq!(f.recent(attacker, t0 + s(4)), 4);
+        assert!(
+            f.fail(attacker, None, t0 + s(4)),
+            "banned at the fifth failure"
+        );
+        assert_eq!(
+            f.recent(flood(0), t0 + s(4)),
+            0,
+            "the least recently failed gave way"
+        );
+        assert_eq!(f.recent(flood(n - 1), t0 + s(4)), 1, "a recent one stayed");
+        // 241 addresses went in, 100 fit: 141 evicted, each counted.
+        assert_eq!(f.stats().by_ip.evicted, 141);
+    }
+
+    #[test]
+    fn spent_counts_leave_first_and_uncounted() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut f = FailureCounter::new(5, s(300), 3);
+        for i in 0..3 {
+            f.fail(flood(i), None, t0 + s(u64::from(i)));
+        }
+        // Two of the three have left the window; the third is still counted.
+        f.fail(flood(9), None, t0 + s(301));
+        assert_eq!(f.stats().by_ip, TableStats { len: 2, evicted: 0 });
+        assert_eq!(f.recent(flood(2), t0 + s(301)), 1);
+    }
+
+    /// A guessing run on one account, spread over addresses, between failures for thousands
+    /// of made-up names: the account's count survives and locks it.
+    #[test]
+    fn a_guessed_account_locks_while_a_flood_of_names_overflows_the_table() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut f = FailureCounter::new(5, s(300), 50);
+        f.set_account_lock(10, s(3600));
+        let stranger = IpAddr::from([192, 0, 2, 1]);
+        let mut n = 0;
+        for guess in 0..10 {
+            assert!(!f.account_locked("1001", stranger, t0 + s(guess)));
+            f.fail(flood(100_000 + n), Some("1001"), t0 + s(guess));
+            for _ in 0..30 {
+                f.fail(flood(n), Some(&format!("u{n}")), t0 + s(guess));
+                n += 1;
+                assert!(f.stats().by_account.len <= 50);
+            }
+        }
+        assert!(f.account_locked("1001", stranger, t0 + s(10)));
+        assert_eq!(f.account_failures("u0", t0 + s(10)), 0, "gave way");
+        assert_eq!(f.account_failures(&format!("u{}", n - 1), t0 + s(10)), 1);
+        // 301 names went in, 50 fit.
+        assert_eq!(f.stats().by_account.evicted, 251);
+    }
+
+    /// Accounts that authenticated lately keep their known addresses while many others
+    /// overflow the table; the least recently authenticated account is the one forgotten.
+    #[test]
+    fn accounts_known_lately_keep_their_addresses_when_the_table_overflows() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut f = FailureCounter::new(5, s(300), 10);
+        f.set_account_lock(1, s(3600));
+        let phone = IpAddr::from([192, 0, 2, 10]);
+        f.succeed_for(phone, "1001", t0);
+        for i in 0..40u32 {
+            if i % 5 == 0 {
+                f.succeed_for(phone, "1001", t0 + s(u64::from(i)));
+            }
+            f.succeed_for(flood(i), &format!("a{i}"), t0 + s(u64::from(i)));
+            assert!(f.stats().known_accounts.len <= 10);
+        }
+        let at = t0 + s(50);
+        f.fail(flood(1000), Some("1001"), at);
+        f.fail(flood(1001), Some("a0"), at);
+        f.fail(flood(1002), Some("a39"), at);
+        assert!(!f.account_locked("1001", phone, at), "still its own phone");
+        assert!(
+            f.account_locked("a0", flood(0), at),
+            "forgotten: a stranger now"
+        );
+        assert!(!f.account_locked("a39", flood(39), at));
+        // 41 accounts went in, 10 fit.
+        assert_eq!(f.stats().known_accounts.evicted, 31);
+    }
+
     #[test]
     fn known_addresses_are_bounded_per_account() {
         let t0 = Instant::now();
-        let mut f = FailureCounter::new(5, Duration::from_secs(300), 100);
-        f.set_account_lock(1, Duration::from_secs(3600));
+        let s = Duration::from_secs;
+        let mut f = FailureCounter::new(5, s(300), 100);
+        f.set_bounds(100, 8);
+        f.set_account_lock(1, s(3600));
+        let home = IpAddr::from([127, 0, 1, 0]);
         for i in 0..40u8 {
-            f.succeed_for(
-                IpAddr::from([127, 0, 1, i]),
-                "1001",
-                t0 + Duration::from_secs(u64::from(i)),
-            );
+            if i % 4 == 0 {
+                f.succeed_for(home, "1001", t0 + s(u64::from(i)));
+            }
+            f.succeed_for(IpAddr::from([127, 0, 2, i]), "1001", t0 + s(u64::from(i)));
         }
-        f.fail(
-            IpAddr::from([127, 0, 9, 9]),
-            Some("1001"),
-            t0 + Duration::from_secs(50),
-        );
-        let at = t0 + Duration::from_secs(50);
+        let at = t0 + s(50);
+        f.fail(IpAddr::from([127, 0, 9, 9]), Some("1001"), at);
         assert!(
-            !f.account_locked("1001", IpAddr::from([127, 0, 1, 39]), at),
+            !f.account_locked("1001", IpAddr::from([127, 0, 2, 39]), at),
             "newest kept"
         );
+        assert!(!f.account_locked("1001", home, at), "used lately, kept");
         assert!(
-            f.account_locked("1001", IpAddr::from([127, 0, 1, 0]), at),
+            f.account_locked("1001", IpAddr::from([127, 0, 2, 0]), at),
             "oldest gave way"
         );
+        // 41 addresses, 8 fit.
+        assert_eq!(f.stats().known_addresses_evicted, 33);
+    }
+
+    #[test]
+    fn lowered_bounds_evict_the_least_recently_used_down_to_them() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut f = FailureCounter::new(5, s(300), 100);
+        f.set_account_lock(1, s(3600));
+        for i in 0..20 {
+            f.fail(flood(i), None, t0 + s(u64::from(i)));
+        }
+        f.fail(flood(0), None, t0 + s(20));
+        for i in 0..4u8 {
+            f.succeed_for(IpAddr::from([127, 0, 2, i]), "1001", t0 + s(u64::from(i)));
+        }
+        f.set_bounds(5, 2);
+        let st = f.stats();
+        assert_eq!(
+            st.by_ip,
+            TableStats {
+                len: 5,
+                evicted: 15
+            }
+        );
+        assert_eq!(f.recent(flood(0), t0 + s(21)), 2, "used last, kept");
+        assert_eq!(f.recent(flood(1), t0 + s(21)), 0);
+        assert_eq!(st.known_addresses_evicted, 2);
+        let at = t0 + s(30);
+        f.fail(flood(99), Some("1001"), at);
+        assert!(!f.account_locked("1001", IpAddr::from([127, 0, 2, 3]), at));
+        assert!(f.account_locked("1001", IpAddr::from([127, 0, 2, 0]), at));
     }
 }

@@ -34,14 +34,16 @@ pub mod policy;
 pub mod ratelimit;
 pub mod rewrite;
 pub mod scanner;
+pub mod table;
 pub mod verdict;
 
 pub use acl::{Acl, AclAction};
 pub use auth_failure::AuthFailure;
 pub use ban::{BanChange, BanEntry, BanSettings, BanTable};
-pub use failures::FailureCounter;
+pub use failures::{FailureCounter, FailureStats};
 pub use policy::{CallPolicy, CallRequest, Destination, Origin};
 pub use ratelimit::{Rate, RateLimiter, RateSettings, RequestClass};
 pub use rewrite::{Rewrite, RewriteError, SdpContext, SdpKind, Toward};
 pub use scanner::Scanner;
+pub use table::{LruTable, TableStats};
 pub use verdict::{Reason, StageName, Verdict, VerdictCounts};

@@ -2,13 +2,15 @@
 //! REGISTER, INVITE and OPTIONS — and one global bucket for new calls toward the PBX.
 //!
 //! A source over any of its limits is to be banned (Kamailio's pike + htable ban, without
-//! the script). The per-source table is bounded: when full, sources idle long enough to
-//! have refilled are dropped first (they would start full anyway), then the table starts
-//! over — losing counts, never memory.
+//! the script). The per-source table is bounded (`max_tracked`, an [`LruTable`]): sources
+//! idle long enough to have refilled leave first (they would start full anyway), then, when
+//! still full, the source that sent least recently gives way — so a flood of new addresses
+//! cannot hand a source in the middle of its own flood a fresh bucket.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use crate::table::{LruTable, TableStats};
 
 /// A rate: tokens per second and bucket size.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -113,28 +115,48 @@ struct Source {
 #[derive(Debug)]
 pub struct RateLimiter {
     settings: RateSettings,
-    sources: HashMap<IpAddr, Source>,
+    sources: LruTable<IpAddr, Source>,
+    /// How long a source must be idle for all its buckets to be full again.
+    quiet: Duration,
     global: Option<Bucket>,
+}
+
+/// The time the slowest of `s`'s per-source buckets takes to refill from empty.
+fn refill_time(s: &RateSettings) -> Duration {
+    let slowest = [s.per_ip, s.register, s.invite, s.options]
+        .iter()
+        .map(|r| r.burst.max(1.0) / r.per_second.max(f64::MIN_POSITIVE))
+        .fold(0.0, f64::max);
+    Duration::try_from_secs_f64(slowest).unwrap_or(Duration::MAX)
 }
 
 impl RateLimiter {
     /// A limiter with nothing counted yet.
     pub fn new(settings: RateSettings) -> Self {
         Self {
+            sources: LruTable::new(settings.max_tracked),
+            quiet: refill_time(&settings),
             settings,
-            sources: HashMap::new(),
             global: None,
         }
     }
 
-    /// New limits (a reload); counts carry over.
+    /// New limits (a reload); counts carry over, and a lower `max_tracked` evicts the sources
+    /// that sent least recently down to it.
     pub fn set_settings(&mut self, settings: RateSettings) {
+        self.sources.set_cap(settings.max_tracked);
+        self.quiet = refill_time(&settings);
         self.settings = settings;
     }
 
     /// Sources tracked.
     pub fn tracked(&self) -> usize {
         self.sources.len()
+    }
+
+    /// The source table's size and evictions.
+    pub fn stats(&self) -> TableStats {
+        self.sources.stats()
     }
 
     fn rate_of(&self, class: RequestClass) -> Option<(usize, Rate)> {
@@ -149,17 +171,18 @@ impl RateLimiter {
     /// Counts one request from `ip`; `false` when it is over a limit (the caller bans).
     pub fn allow(&mut self, ip: IpAddr, class: RequestClass, now: Instant) -> bool {
         let ip = ip.to_canonical();
-        if !self.sources.contains_key(&ip) && self.sources.len() >= self.settings.max_tracked.max(1)
-        {
-            self.make_room(now);
-        }
         let per_ip = self.settings.per_ip;
         let method = self.rate_of(class);
-        let src = self.sources.entry(ip).or_insert_with(|| Source {
-            all: Bucket::full(per_ip, now),
-            methods: [None; 3],
-            seen: now,
-        });
+        let quiet = self.quiet;
+        let src = self.sources.entry(
+            &ip,
+            || Source {
+                all: Bucket::full(per_ip, now),
+                methods: [None; 3],
+                seen: now,
+            },
+            |s| now.saturating_duration_since(s.seen) >= quiet,
+        );
         src.seen = now;
         let mut ok = src.all.take(per_ip, now);
         if let Some((i, rate)) = method {
@@ -169,25 +192,6 @@ impl RateLimiter {
             }
         }
         ok
-    }
-
-    /// Drops sources that have been quiet long enough to be full again; if none, all.
-    fn make_room(&mut self, now: Instant) {
-        let slowest = [
-            self.settings.per_ip,
-            self.settings.register,
-            self.settings.invite,
-            self.settings.options,
-        ]
-        .iter()
-        .map(|r| r.burst.max(1.0) / r.per_second.max(f64::MIN_POSITIVE))
-        .fold(0.0, f64::max);
-        let quiet = std::time::Duration::try_from_secs_f64(slowest).unwrap_or_default();
-        self.sources
-            .retain(|_, s| now.saturating_duration_since(s.seen) < quiet);
-        if self.sources.len() >= self.settings.max_tracked.max(1) {
-            self.sources.clear();
-        }
     }
 
     /// Counts one new call toward the PBX; `false` when the global limit says 503.
@@ -262,19 +266,81 @@ mod tests {
         );
     }
 
+    fn flood(i: u32) -> IpAddr {
+        IpAddr::from(std::net::Ipv4Addr::from(0x7f01_0000 + i))
+    }
+
+    /// A source that has used up its REGISTER bucket and keeps sending stays limited while a
+    /// flood of new addresses overflows the table ten times over: it is the most recently
+    /// used, so it is never the one to give way.
     #[test]
-    fn the_table_is_bounded() {
+    fn the_table_is_bounded_and_a_sending_source_keeps_its_bucket() {
         let t0 = Instant::now();
         let mut l = limiter(100);
+        let a: IpAddr = "192.0.2.66".parse().unwrap();
+        assert_eq!(
+            (0..5)
+                .filter(|_| l.allow(a, RequestClass::Register, t0))
+                .count(),
+            5
+        );
         for i in 0..1000u32 {
-            let ip = IpAddr::from(std::net::Ipv4Addr::from(0x7f01_0000 + i));
-            l.allow(
-                ip,
-                RequestClass::Other,
-                t0 + Duration::from_millis(u64::from(i)),
-            );
+            l.allow(flood(i), RequestClass::Other, t0);
             assert!(l.tracked() <= 100);
+            if i % 50 == 0 {
+                assert!(!l.allow(a, RequestClass::Register, t0), "still over at {i}");
+            }
         }
+        // 1001 sources went in, 100 fit.
+        assert_eq!(l.stats().evicted, 901);
+        assert!(
+            l.allow(flood(999), RequestClass::Other, t0),
+            "kept its own bucket"
+        );
+        assert_eq!(l.stats().evicted, 901);
+    }
+
+    #[test]
+    fn refilled_sources_leave_first_and_uncounted() {
+        let t0 = Instant::now();
+        let mut l = limiter(100);
+        for i in 0..100 {
+            l.allow(flood(i), RequestClass::Register, t0);
+        }
+        // The slowest bucket (INVITE's default, 20 at 5/s) is full again after 4 s.
+        l.allow(flood(100), RequestClass::Other, t0 + Duration::from_secs(3));
+        assert_eq!(
+            l.stats(),
+            TableStats {
+                len: 100,
+                evicted: 1
+            }
+        );
+        l.allow(flood(101), RequestClass::Other, t0 + Duration::from_secs(5));
+        assert_eq!(l.stats(), TableStats { len: 2, evicted: 1 });
+    }
+
+    #[test]
+    fn a_lowered_bound_evicts_the_least_recently_sending() {
+        let t0 = Instant::now();
+        let mut l = limiter(100);
+        for i in 0..100 {
+            l.allow(flood(i), RequestClass::Other, t0);
+        }
+        l.allow(flood(0), RequestClass::Other, t0);
+        l.set_settings(RateSettings {
+            max_tracked: 10,
+            ..l.settings.clone()
+        });
+        assert_eq!(
+            l.stats(),
+            TableStats {
+                len: 10,
+                evicted: 90
+            }
+        );
+        assert!(l.sources.contains(&flood(0)) && l.sources.contains(&flood(99)));
+        assert!(!l.sources.contains(&flood(1)));
     }
 
     #[test]

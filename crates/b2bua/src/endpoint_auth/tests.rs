@@ -19,20 +19,33 @@ fn src(ip: &str) -> Peer {
 }
 
 fn register(user: &str, password: &str, alg: Algorithm, nonce: &str, ip_uri: &str) -> Message {
+    register_nc(user, password, alg, nonce, ip_uri, (1, 2))
+}
+
+/// A REGISTER with `nc` and `CSeq` as given in `(nc, cseq)`.
+fn register_nc(
+    user: &str,
+    password: &str,
+    alg: Algorithm,
+    nonce: &str,
+    ip_uri: &str,
+    (nc, cseq): (u32, u32),
+) -> Message {
     let uri = format!("sip:{ip_uri}");
+    let nc = format!("{nc:08x}");
     let input = ResponseInput {
         algorithm: alg,
         method: "REGISTER",
         digest_uri: &uri,
         nonce,
         cnonce: Some("0a4f113b"),
-        nc: Some("00000001"),
+        nc: Some(&nc),
         qop: Some(Qop::Auth),
         body: b"",
     };
     let r = digest::response(user, "sipwarden.lab", password, &input);
     let text = format!(
-        "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bK1\r\nFrom: <sip:{user}@127.0.0.1>;tag=1\r\nTo: <sip:{user}@127.0.0.1>\r\nCall-ID: a\r\nCSeq: 2 REGISTER\r\nAuthorization: Digest username=\"{user}\", realm=\"sipwarden.lab\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{}\", algorithm={}, qop=auth, nc=00000001, cnonce=\"0a4f113b\"\r\nContent-Length: 0\r\n\r\n",
+        "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5062;branch=z9hG4bK1\r\nFrom: <sip:{user}@127.0.0.1>;tag=1\r\nTo: <sip:{user}@127.0.0.1>\r\nCall-ID: a\r\nCSeq: {cseq} REGISTER\r\nAuthorization: Digest username=\"{user}\", realm=\"sipwarden.lab\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{}\", algorithm={}, qop=auth, nc={nc}, cnonce=\"0a4f113b\"\r\nContent-Length: 0\r\n\r\n",
         r.as_str(),
         alg.token()
     );
@@ -246,7 +259,7 @@ fn expired_nonce_is_stale_not_a_failure() {
         (false, 1),
     );
     let msg = register("1001", PW, Algorithm::Md5, &ch.0, "127.0.0.1");
-    let later = t0 + NONCE_LIFETIME + Duration::from_secs(1);
+    let later = t0 + NonceSettings::default().lifetime + Duration::from_secs(1);
     assert_eq!(
         d.check(later, &msg, ask, &acc, &|_| false),
         AuthOutcome::Challenge { stale: true }
@@ -420,4 +433,97 @@ fn malformed_credentials_are_a_failure() {
         ),
         "the auth stage, not the digest, answers 403"
     );
+}
+
+/// Ten nonces through a table of four: the one used a moment ago still has its `nc`
+/// counted (a replay is stale), the least recently used was the one to give way, and the
+/// table never held more than four.
+#[test]
+fn a_nonce_used_lately_keeps_its_nc_when_the_table_overflows() {
+    let t0 = Instant::now();
+    let mut d = Digest::new([7; 32]);
+    d.set_nonces(NonceSettings {
+        lifetime: Duration::from_secs(120),
+        max_tracked: 4,
+    });
+    let acc = accounts();
+    let ask = ask_1001();
+    let ip = ask.src.addr.ip();
+    let nonces: Vec<String> = (0..10)
+        .map(|salt| {
+            d.challenges(t0, ip, "sipwarden.lab", &[Algorithm::Md5], (false, salt))
+                .0
+        })
+        .collect();
+    let ok = AuthOutcome::Ok("1001".into());
+    let pass = |d: &mut Digest, nonce: &str, nc_cseq| {
+        let msg = register_nc("1001", PW, Algorithm::Md5, nonce, "127.0.0.1", nc_cseq);
+        d.check(t0, &msg, ask, &acc, &|_| false)
+    };
+    let mut n0 = 1;
+    assert_eq!(pass(&mut d, &nonces[0], (n0, 2)), ok);
+    for (i, nonce) in nonces.iter().enumerate().skip(1) {
+        assert_eq!(pass(&mut d, nonce, (1, 2)), ok);
+        if i % 2 == 0 {
+            n0 += 1;
+            assert_eq!(pass(&mut d, &nonces[0], (n0, n0 + 1)), ok, "counts up");
+        }
+        assert!(d.nonce_stats().len <= 4);
+    }
+    assert_eq!(
+        pass(&mut d, &nonces[0], (n0, 99)),
+        AuthOutcome::Challenge { stale: true },
+        "its last nc is still known: the replay is refused"
+    );
+    assert_eq!(
+        pass(&mut d, &nonces[1], (1, 99)),
+        ok,
+        "forgotten, least recently used: counted from scratch"
+    );
+    // Ten nonces (and nonces[1] again) through four places.
+    assert_eq!(d.nonce_stats().evicted, 7);
+    // A lower bound on reload evicts down to it.
+    d.set_nonces(NonceSettings {
+        lifetime: Duration::from_secs(120),
+        max_tracked: 1,
+    });
+    assert_eq!(
+        d.nonce_stats(),
+        TableStats {
+            len: 1,
+            evicted: 10
+        }
+    );
+}
+
+/// An entry goes, uncounted, once its nonce has gone stale; not a moment before.
+#[test]
+fn used_nonces_leave_the_table_once_stale() {
+    let t0 = Instant::now();
+    let s = Duration::from_secs;
+    let mut d = Digest::new([7; 32]);
+    d.set_nonces(NonceSettings {
+        lifetime: s(30),
+        max_tracked: 4,
+    });
+    let acc = accounts();
+    let ask = ask_1001();
+    let ip = ask.src.addr.ip();
+    let use_at = |d: &mut Digest, at: Instant, salt: u32| {
+        let nonce = d
+            .challenges(at, ip, "sipwarden.lab", &[Algorithm::Md5], (false, salt))
+            .0;
+        let msg = register("1001", PW, Algorithm::Md5, &nonce, "127.0.0.1");
+        assert_eq!(
+            d.check(at, &msg, ask, &acc, &|_| false),
+            AuthOutcome::Ok("1001".into())
+        );
+    };
+    use_at(&mut d, t0, 1);
+    use_at(&mut d, t0 + s(10), 2);
+    use_at(&mut d, t0 + s(30), 3);
+    assert_eq!(d.nonce_stats().len, 3, "the first may still be fresh");
+    // 30 s + the second's margin after its use, the first nonce is stale.
+    use_at(&mut d, t0 + s(31), 4);
+    assert_eq!(d.nonce_stats(), TableStats { len: 3, evicted: 0 });
 }
