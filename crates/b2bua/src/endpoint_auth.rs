@@ -213,11 +213,11 @@ fn transport_allowed(account: &AccountConfig, t: Transport) -> bool {
 
 fn stored_ha1(account: &AccountConfig, alg: Algorithm) -> Option<HexDigest> {
     let v = match alg.base() {
-        Algorithm::Md5 => account.ha1_md5.as_deref(),
-        Algorithm::Sha256 => account.ha1_sha256.as_deref(),
-        _ => account.ha1_sha512_256.as_deref(),
+        Algorithm::Md5 => account.ha1_md5.as_ref(),
+        Algorithm::Sha256 => account.ha1_sha256.as_ref(),
+        _ => account.ha1_sha512_256.as_ref(),
     };
-    v.and_then(HexDigest::from_hex)
+    v.and_then(|ha1| HexDigest::from_hex(ha1.expose()))
 }
 
 /// What was accepted with a nonce.
