@@ -19,7 +19,7 @@ use sha2::Sha256;
 use sipwarden_config::{AccountConfig, AccountsConfig, AccountsFile};
 use sipwarden_sip::digest::{self, Algorithm, HexDigest, Qop, ResponseInput};
 use sipwarden_sip::header::Transport;
-use sipwarden_sip::{HeaderName, Message};
+use sipwarden_sip::{HeaderName, Message, Secret};
 use sipwarden_stages::AuthFailure;
 
 use sipwarden_sip::Peer;
@@ -186,7 +186,7 @@ pub(crate) struct Ask<'a> {
 }
 
 pub(crate) struct Digest {
-    key: [u8; 32],
+    key: Secret<[u8; 32]>,
     /// Nonce times count from here: the first moment the core saw (sans-io: no clock).
     epoch: Option<Instant>,
     /// Unix seconds at `epoch`, when the server has told us (nonces then carry wall-clock
@@ -277,7 +277,7 @@ impl Digest {
 
     pub(crate) fn new(key: [u8; 32]) -> Self {
         Self {
-            key,
+            key: Secret::new(key),
             epoch: None,
             base_unix: 0,
             used: HashMap::new(),
@@ -285,7 +285,7 @@ impl Digest {
     }
 
     /// A key from the durable secret file, and the wall clock's reading at `epoch`.
-    pub(crate) fn set_key(&mut self, key: [u8; 32], epoch: Instant, unix: u64) {
+    pub(crate) fn set_key(&mut self, key: Secret<[u8; 32]>, epoch: Instant, unix: u64) {
         self.key = key;
         self.epoch = Some(epoch);
         self.base_unix = unix;
@@ -295,7 +295,7 @@ impl Digest {
     /// were recorded), which a running phone may still hold across an upgrade.
     fn mac(&self, ts: u32, salt: u32, mask: Option<u8>, ip: IpAddr) -> String {
         // HMAC-SHA256 accepts keys of any length: new_from_slice cannot fail here.
-        let Ok(mut m) = Hmac::<Sha256>::new_from_slice(&self.key) else {
+        let Ok(mut m) = Hmac::<Sha256>::new_from_slice(self.key.expose()) else {
             return String::new();
         };
         m.update(&ts.to_be_bytes());

@@ -327,7 +327,7 @@ impl Core {
 
     /// The digest nonce key (from the server's secret file) and the wall clock's reading at
     /// `now`: nonces then stay valid across a restart.
-    pub fn set_nonce_key(&mut self, key: [u8; 32], now: Instant, unix: u64) {
+    pub fn set_nonce_key(&mut self, key: sipwarden_sip::Secret<[u8; 32]>, now: Instant, unix: u64) {
         self.digest.set_key(key, now, unix);
     }
 
