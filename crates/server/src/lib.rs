@@ -4,6 +4,15 @@
 //! own, signal handling (SIGHUP reload, SIGTERM graceful stop), the admin API and metrics.
 //! Only this crate owns a runtime, reads the clock and spawns long-lived tasks; everything it
 //! wires is sans-io or a thin socket layer.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 mod admin;
 mod bans;
