@@ -113,7 +113,8 @@ fn rules() -> BTreeMap<&'static str, Rule> {
                         "config",
                         "Routes, DefenceSettings and the challenge table are built from Config \
                          inside b2bua, and Routes::from_config reads the trunk password and \
-                         accounts files (issue 12 item 1 moves that reading to the server)",
+                         accounts files (the server runs it off the core task, but the I/O \
+                         is still b2bua code)",
                     ),
                     (
                         "events",
