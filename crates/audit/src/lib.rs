@@ -10,6 +10,15 @@
 //! readers lose (templates, repeated keys, includes, lines); [`rules`] holds the checks;
 //! [`secret`] judges and generates passwords; [`output`] renders a [`Report`] for people, as JSON
 //! and as SARIF 2.1.0.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 use std::fmt;
 use std::path::PathBuf;

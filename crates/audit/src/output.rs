@@ -219,7 +219,11 @@ pub fn sarif_with_base(report: &Report, base: Option<&Path>) -> Value {
                 "artifactLocation": { "uri": file_uri(&f.location.file, base) },
             });
             if f.location.line > 0 {
-                physical["region"] = json!({ "startLine": f.location.line });
+                insert(
+                    &mut physical,
+                    "region",
+                    json!({ "startLine": f.location.line }),
+                );
             }
             let mut result = json!({
                 "ruleId": f.rule,
@@ -229,7 +233,7 @@ pub fn sarif_with_base(report: &Report, base: Option<&Path>) -> Value {
                 "properties": { "severity": f.severity.as_str() },
             });
             if let Some(i) = rules.iter().position(|r| r.id == f.rule) {
-                result["ruleIndex"] = json!(i);
+                insert(&mut result, "ruleIndex", json!(i));
             }
             result
         })
@@ -241,7 +245,7 @@ pub fn sarif_with_base(report: &Report, base: Option<&Path>) -> Value {
     });
     // SARIF requires an absolute URI here; a build without a repository URL has none to give.
     if !INFORMATION_URI.is_empty() {
-        driver["informationUri"] = json!(INFORMATION_URI);
+        insert(&mut driver, "informationUri", json!(INFORMATION_URI));
     }
     json!({
         "$schema": SARIF_SCHEMA,
@@ -255,6 +259,14 @@ pub fn sarif_with_base(report: &Report, base: Option<&Path>) -> Value {
 
 /// A URI reference for `path`: relative (slash-separated, percent-encoded) when it is relative
 /// or lies under `base`, else an absolute `file://` URI.
+/// Adds a member to a JSON object built with `json!({..})`. Indexing (`v["k"] = ..`) would
+/// do the same but panics on a value that is not an object, which the no-panic lints refuse.
+fn insert(object: &mut Value, key: &str, value: Value) {
+    if let Some(map) = object.as_object_mut() {
+        map.insert(key.to_owned(), value);
+    }
+}
+
 fn file_uri(path: &Path, base: Option<&Path>) -> String {
     let rel = if path.is_relative() {
         Some(path)

@@ -18,7 +18,7 @@ use sha2::Sha256;
 use sipwarden_config::{AccountConfig, AccountsConfig, AccountsFile};
 use sipwarden_sip::digest::{self, Algorithm, HexDigest, Qop, ResponseInput};
 use sipwarden_sip::header::Transport;
-use sipwarden_sip::{HeaderName, Message};
+use sipwarden_sip::{HeaderName, Message, Secret};
 use sipwarden_stages::{AuthFailure, LruTable, TableStats};
 
 use sipwarden_sip::Peer;
@@ -206,7 +206,7 @@ pub(crate) struct Ask<'a> {
 }
 
 pub(crate) struct Digest {
-    key: [u8; 32],
+    key: Secret<[u8; 32]>,
     /// Nonce times count from here: the first moment the core saw (sans-io: no clock).
     epoch: Option<Instant>,
     /// Unix seconds at `epoch`, when the server has told us (nonces then carry wall-clock
@@ -236,11 +236,11 @@ fn transport_allowed(account: &AccountConfig, t: Transport) -> bool {
 
 fn stored_ha1(account: &AccountConfig, alg: Algorithm) -> Option<HexDigest> {
     let v = match alg.base() {
-        Algorithm::Md5 => account.ha1_md5.as_deref(),
-        Algorithm::Sha256 => account.ha1_sha256.as_deref(),
-        _ => account.ha1_sha512_256.as_deref(),
+        Algorithm::Md5 => account.ha1_md5.as_ref(),
+        Algorithm::Sha256 => account.ha1_sha256.as_ref(),
+        _ => account.ha1_sha512_256.as_ref(),
     };
-    v.and_then(HexDigest::from_hex)
+    v.and_then(|ha1| HexDigest::from_hex(ha1.expose()))
 }
 
 /// What was accepted with a nonce.
@@ -304,7 +304,7 @@ impl Digest {
     pub(crate) fn new(key: [u8; 32]) -> Self {
         let nonces = NonceSettings::default();
         Self {
-            key,
+            key: Secret::new(key),
             epoch: None,
             base_unix: 0,
             lifetime: nonces.lifetime,
@@ -325,7 +325,7 @@ impl Digest {
     }
 
     /// A key from the durable secret file, and the wall clock's reading at `epoch`.
-    pub(crate) fn set_key(&mut self, key: [u8; 32], epoch: Instant, unix: u64) {
+    pub(crate) fn set_key(&mut self, key: Secret<[u8; 32]>, epoch: Instant, unix: u64) {
         self.key = key;
         self.epoch = Some(epoch);
         self.base_unix = unix;
@@ -335,7 +335,7 @@ impl Digest {
     /// were recorded), which a running phone may still hold across an upgrade.
     fn mac(&self, ts: u32, salt: u32, mask: Option<u8>, ip: IpAddr) -> String {
         // HMAC-SHA256 accepts keys of any length: new_from_slice cannot fail here.
-        let Ok(mut m) = Hmac::<Sha256>::new_from_slice(&self.key) else {
+        let Ok(mut m) = Hmac::<Sha256>::new_from_slice(self.key.expose()) else {
             return String::new();
         };
         m.update(&ts.to_be_bytes());

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 use sipwarden_config::{AccountsFile, Config, NumberRange, canonical_number};
-use sipwarden_sip::Peer;
+use sipwarden_sip::{Peer, Secret};
 
 /// Which side of the gateway a source is on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,8 +66,8 @@ pub struct TrunkRoute {
     pub target: Peer,
     /// Host part used in Request-URI, From and To toward the provider.
     pub host: String,
-    /// Digest credentials for the provider's challenges.
-    pub credentials: Option<(String, String)>,
+    /// Digest credentials for the provider's challenges: user name and password.
+    pub credentials: Option<(String, Secret<String>)>,
     /// Owned numbers.
     pub dids: Vec<NumberRange>,
     /// Longest call.

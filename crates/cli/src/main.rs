@@ -1,4 +1,13 @@
 //! The `sipwarden` binary: a thin shell over the library crates.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 use std::process::ExitCode;
 

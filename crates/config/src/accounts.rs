@@ -1,4 +1,5 @@
-//! The accounts file: the endpoint zone's users, with HA1 digests, never passwords.
+//! The accounts file: the endpoint zone's users, with HA1 digests, never passwords. An HA1 is
+//! password-equivalent for its realm, so each is held in a [`Secret`].
 //!
 //! ```toml
 //! realm = "sipwarden.lab"
@@ -16,6 +17,7 @@ use std::path::Path;
 
 use ipnet::IpNet;
 use serde::Deserialize;
+use sipwarden_sip::Secret;
 use sipwarden_sip::header::Transport;
 
 use crate::error::ConfigError;
@@ -50,14 +52,14 @@ pub struct AccountConfig {
     /// The user (usually an extension number).
     pub user: String,
     /// MD5(user:realm:password), lowercase hex.
-    #[serde(default)]
-    pub ha1_md5: Option<String>,
+    #[serde(default, deserialize_with = "values::opt_secret")]
+    pub ha1_md5: Option<Secret<String>>,
     /// SHA-256(user:realm:password), lowercase hex.
-    #[serde(default)]
-    pub ha1_sha256: Option<String>,
+    #[serde(default, deserialize_with = "values::opt_secret")]
+    pub ha1_sha256: Option<Secret<String>>,
     /// SHA-512/256(user:realm:password), lowercase hex.
-    #[serde(default)]
-    pub ha1_sha512_256: Option<String>,
+    #[serde(default, deserialize_with = "values::opt_secret")]
+    pub ha1_sha512_256: Option<Secret<String>>,
     /// Networks the account may register and call from (default: anywhere).
     #[serde(default, deserialize_with = "values::networks")]
     pub networks: Vec<IpNet>,
@@ -121,7 +123,7 @@ impl AccountsFile {
             ];
             for (v, name, len) in checks {
                 if let Some(v) = v {
-                    if !is_hex(v, len) {
+                    if !is_hex(v.expose(), len) {
                         err(key(name), format!("must be {len} lowercase hex digits"));
                     }
                 }

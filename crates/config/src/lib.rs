@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use serde::Deserialize;
+use sipwarden_sip::Secret;
 use sipwarden_sip::header::Transport;
 
 pub use accounts::{AccountConfig, AccountsFile, MediaEncryption};
@@ -327,8 +328,8 @@ pub struct TrunkConfig {
     pub password_file: Option<PathBuf>,
     /// The password written in the configuration itself: convenient, and readable by anyone
     /// who can read the file.
-    #[serde(default)]
-    pub danger_password: Option<String>,
+    #[serde(default, deserialize_with = "values::opt_secret")]
+    pub danger_password: Option<Secret<String>>,
     /// Numbers we own on this trunk (`"+15551230000-+15551230099"` or one number): calls from
     /// the provider to them go to the PBX.
     #[serde(default, deserialize_with = "values::number_ranges")]
@@ -767,21 +768,22 @@ impl Config {
 impl TrunkConfig {
     /// The digest password: read from `password_file` (first line, trimmed), or
     /// `danger_password`. `None` when the trunk has no credentials.
-    pub fn password(&self) -> Result<Option<String>, ConfigError> {
+    pub fn password(&self) -> Result<Option<Secret<String>>, ConfigError> {
         if let Some(p) = &self.danger_password {
             return Ok(Some(p.clone()));
         }
         let Some(path) = &self.password_file else {
             return Ok(None);
         };
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        // The whole file is a secret too: wiped once the password is out of it.
+        let text = Secret::new(std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: Some(path.clone()),
             line: None,
             key: Some(format!("trunk {}: password_file", self.name)),
             message: format!("cannot read: {e}"),
-        })?;
-        let pw = text.lines().next().unwrap_or("").trim().to_owned();
-        if pw.is_empty() {
+        })?);
+        let pw = Secret::new(text.expose().lines().next().unwrap_or("").trim().to_owned());
+        if pw.expose().is_empty() {
             return Err(ConfigError {
                 file: Some(path.clone()),
                 line: Some(1),

@@ -66,7 +66,36 @@ max_duration = "4h"
     assert_eq!((t.proxy.port, t.proxy.transport), (5061, Transport::Tls));
     assert!(t.owns("+1 555 123 0042") && !t.owns("+15551230100"));
     assert_eq!(t.max_call_duration, Some(Duration::from_secs(7200)));
-    assert_eq!(t.password().unwrap().as_deref(), Some("x"));
+    assert_eq!(
+        t.password().unwrap().as_ref().map(|p| p.expose().as_str()),
+        Some("x")
+    );
+}
+
+/// A password or HA1 of the wrong type is refused without being quoted back: serde would
+/// print `invalid type: integer `20240611``, and errors end up in logs.
+#[test]
+fn a_mistyped_secret_is_not_repeated_in_the_error() {
+    let e = errors(
+        "[[trunk]]\nname = \"t\"\nnetworks = [\"192.0.2.0/24\"]\nproxy = \"sip:192.0.2.1\"\nusername = \"u\"\ndanger_password = 20240611\n",
+    );
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("gw.toml:6: trunk.danger_password: must be a quoted string"),
+        "{e:?}"
+    );
+    assert!(!e[0].contains("20240611"), "{e:?}");
+    let e = AccountsFile::from_toml(
+        "realm = \"r\"\n[[account]]\nuser = \"1\"\nha1_md5 = 4242424242\n",
+        Some(Path::new("acc.toml")),
+    )
+    .unwrap_err();
+    assert!(
+        e[0].to_string()
+            .starts_with("acc.toml:4: account.ha1_md5: must be a quoted string"),
+        "{e:?}"
+    );
+    assert!(!e[0].to_string().contains("4242424242"), "{e:?}");
 }
 
 #[test]

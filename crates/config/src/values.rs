@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde::de::{
     self, DeserializeSeed, Deserializer, EnumAccess, SeqAccess, VariantAccess, Visitor,
 };
-use sipwarden_sip::Uri;
 use sipwarden_sip::header::Transport;
+use sipwarden_sip::{Secret, Uri};
 
 use crate::TlsVersion;
 use crate::numbers::NumberRange;
@@ -153,6 +153,53 @@ pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::E
 pub(crate) fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     let s = String::deserialize(d)?;
     parse_duration(&s).map(Some).map_err(de::Error::custom)
+}
+
+/// Reads a password or an HA1 straight into a [`Secret`]. A value of the wrong type is
+/// refused without repeating it: serde's own message would quote `danger_password = 1234`
+/// back into the error, and errors end up in logs.
+struct SecretText;
+
+impl Visitor<'_> for SecretText {
+    type Value = Secret<String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Secret::new(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Secret::new(v))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Err(not_a_string())
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Err(not_a_string())
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Err(not_a_string())
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Err(not_a_string())
+    }
+}
+
+fn not_a_string<E: de::Error>() -> E {
+    E::custom("must be a quoted string (the value is secret and not repeated here)")
+}
+
+pub(crate) fn opt_secret<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Secret<String>>, D::Error> {
+    d.deserialize_string(SecretText).map(Some)
 }
 
 pub(crate) fn tls_version<'de, D: Deserializer<'de>>(d: D) -> Result<TlsVersion, D::Error> {

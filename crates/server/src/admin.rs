@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{delete, get};
 use sipwarden_b2bua::Stats;
+use sipwarden_sip::Secret;
 use sipwarden_transport::Transports;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -18,7 +19,7 @@ use crate::core_task::Control;
 
 #[derive(Clone)]
 struct App {
-    token: Arc<String>,
+    token: Arc<Secret<String>>,
     stats: watch::Receiver<Stats>,
     transports: Transports,
     control: mpsc::Sender<Control>,
@@ -28,7 +29,7 @@ struct App {
 }
 
 /// Constant-time comparison, so the token cannot be guessed byte by byte from timing.
-fn token_ok(headers: &HeaderMap, token: &str) -> bool {
+fn token_ok(headers: &HeaderMap, token: &Secret<String>) -> bool {
     let Some(given) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -38,7 +39,7 @@ fn token_ok(headers: &HeaderMap, token: &str) -> bool {
     let Some(given) = given.strip_prefix("Bearer ") else {
         return false;
     };
-    let (a, b) = (given.as_bytes(), token.as_bytes());
+    let (a, b) = (given.as_bytes(), token.expose().as_bytes());
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -557,7 +558,7 @@ async fn remove_ban(
 
 pub(crate) async fn serve(
     addr: SocketAddr,
-    token: Arc<String>,
+    token: Arc<Secret<String>>,
     stats_rx: watch::Receiver<Stats>,
     transports: Transports,
     (control, bans, verdicts, writer): (

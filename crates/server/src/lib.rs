@@ -4,11 +4,22 @@
 //! own, signal handling (SIGHUP reload, SIGTERM graceful stop), the admin API and metrics.
 //! Only this crate owns a runtime, reads the clock and spawns long-lived tasks; everything it
 //! wires is sans-io or a thin socket layer.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 mod admin;
 mod bans;
 mod core_task;
 mod location;
+#[cfg(test)]
+mod redaction_tests;
 mod writer;
 
 use std::net::SocketAddr;
@@ -18,7 +29,7 @@ use std::time::Duration;
 
 use sipwarden_b2bua::{Core, Local, Routes, Settings, Stats};
 use sipwarden_config::{Config, TlsVersion};
-use sipwarden_sip::Limits;
+use sipwarden_sip::{Limits, Secret};
 use sipwarden_transport::{Transports, tls};
 use tokio::sync::{mpsc, watch};
 
@@ -109,7 +120,7 @@ fn os_seed() -> Result<[u8; 32], StartError> {
 }
 
 /// The admin token: read from the configured file, or created there (random, 0600).
-fn admin_token(cfg: &Config) -> Result<String, StartError> {
+fn admin_token(cfg: &Config) -> Result<Secret<String>, StartError> {
     let path = cfg
         .admin
         .token_file
@@ -118,7 +129,7 @@ fn admin_token(cfg: &Config) -> Result<String, StartError> {
     if let Ok(t) = std::fs::read_to_string(&path) {
         let t = t.trim().to_owned();
         if t.len() >= 16 {
-            return Ok(t);
+            return Ok(Secret::new(t));
         }
         return Err(StartError(format!(
             "{}: admin token shorter than 16 characters",
@@ -132,16 +143,16 @@ fn admin_token(cfg: &Config) -> Result<String, StartError> {
     }
     tls::write_private(&path, token.as_bytes())
         .map_err(|e| StartError(format!("{}: {e}", path.display())))?;
-    Ok(token)
+    Ok(Secret::new(token))
 }
 
 /// The digest nonce key: read from `<dir>/nonce.key`, or made there (random, 0600), so that
 /// nonces handed out before a restart still verify after it.
-fn nonce_key(dir: &Path) -> Result<[u8; 32], StartError> {
+fn nonce_key(dir: &Path) -> Result<Secret<[u8; 32]>, StartError> {
     let path = dir.join("nonce.key");
     if let Ok(bytes) = std::fs::read(&path) {
         if let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice()) {
-            return Ok(key);
+            return Ok(Secret::new(key));
         }
         return Err(StartError(format!(
             "{}: a nonce key must be 32 bytes (delete it to make a new one)",
@@ -150,7 +161,7 @@ fn nonce_key(dir: &Path) -> Result<[u8; 32], StartError> {
     }
     let key = os_seed()?;
     tls::write_private(&path, &key).map_err(|e| StartError(format!("{}: {e}", path.display())))?;
-    Ok(key)
+    Ok(Secret::new(key))
 }
 
 /// The durable store: SQLite under `storage.dir`.

@@ -14,6 +14,8 @@
 //!   authentication math.
 //! - [`Peer`] (transport, address, connection) is where a message came from or goes, for
 //!   the transports, the call core and the server alike.
+//! - [`Secret`] holds passwords, HA1s, tokens and keys so that no `Debug` or `Display` prints
+//!   them.
 //!
 //! ```
 //! use sipwarden_sip::{Message, Method, validate, Policy, Decision};
@@ -55,6 +57,7 @@ mod name;
 mod peer;
 mod scan;
 pub mod sdp;
+mod secret;
 mod status;
 pub mod uri;
 mod validate;
@@ -66,6 +69,7 @@ pub use message::{EditError, HeaderRef, Message};
 pub use method::Method;
 pub use name::HeaderName;
 pub use peer::{FlowId, Peer};
+pub use secret::Secret;
 pub use status::StatusCode;
 pub use uri::{Host, Scheme, Uri};
 pub use validate::{Decision, Policy, Role, decision_for_parse_error, validate};

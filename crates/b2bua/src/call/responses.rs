@@ -138,7 +138,7 @@ impl Core {
                     &call.b_invite,
                     &rsp,
                     &user,
-                    &pass,
+                    pass.expose(),
                     &cnonce,
                     &branch,
                 ) {

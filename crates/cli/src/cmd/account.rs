@@ -56,8 +56,11 @@ fn generate_password() -> anyhow::Result<String> {
     while out.len() < 24 {
         let mut b = [0u8; 1];
         urandom.read_exact(&mut b)?;
-        if usize::from(b[0]) < limit {
-            out.push(char::from(ALPHABET[usize::from(b[0]) % ALPHABET.len()]));
+        let [byte] = b;
+        if usize::from(byte) < limit {
+            if let Some(&c) = ALPHABET.get(usize::from(byte) % ALPHABET.len()) {
+                out.push(char::from(c));
+            }
         }
     }
     Ok(out)

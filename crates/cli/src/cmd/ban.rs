@@ -123,17 +123,22 @@ pub(crate) fn run(cmd: BanCommand) -> anyhow::Result<ExitCode> {
             }
             let v: serde_json::Value =
                 serde_json::from_str(&body).context("the admin API's answer")?;
-            let bans = v["bans"].as_array().cloned().unwrap_or_default();
+            let bans = v
+                .get("bans")
+                .and_then(serde_json::Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             if bans.is_empty() {
                 println!("no bans");
             }
             for b in bans {
+                let field = |k: &str| b.get(k).unwrap_or(&serde_json::Value::Null);
                 println!(
                     "{:<40} {:>7}s left  x{:<3} {}",
-                    b["ip"].as_str().unwrap_or("?"),
-                    b["seconds_left"].as_i64().unwrap_or(0),
-                    b["count"].as_u64().unwrap_or(0),
-                    b["reason"].as_str().unwrap_or("")
+                    field("ip").as_str().unwrap_or("?"),
+                    field("seconds_left").as_i64().unwrap_or(0),
+                    field("count").as_u64().unwrap_or(0),
+                    field("reason").as_str().unwrap_or("")
                 );
             }
             Ok(ExitCode::SUCCESS)
