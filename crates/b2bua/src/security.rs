@@ -13,7 +13,7 @@ use crate::endpoint_auth::Failure;
 use sipwarden_sip::Peer;
 
 /// The credentials a request carried: (username, nonce, response).
-fn credentials(msg: &Message) -> (String, String, String) {
+fn credentials(msg: &Message) -> (String, String) {
     msg.auths(HeaderName::Authorization)
         .chain(msg.auths(HeaderName::ProxyAuthorization))
         .filter_map(Result::ok)
@@ -22,7 +22,6 @@ fn credentials(msg: &Message) -> (String, String, String) {
             (
                 a.username().map(|u| u.into_owned()).unwrap_or_default(),
                 a.nonce().map(|u| u.into_owned()).unwrap_or_default(),
-                a.response().map(|u| u.into_owned()).unwrap_or_default(),
             )
         })
         .unwrap_or_default()
@@ -53,8 +52,8 @@ impl Core {
     pub(crate) fn event_auth_failure(&mut self, msg: &Message, src: Peer, failure: Failure) {
         let (local, remote) = self.ends(src);
         let call_id = msg.call_id().unwrap_or("");
-        let (user, nonce, response) = credentials(msg);
-        let e = auth_failure_event(failure.kind, call_id, (local, remote), (nonce, response));
+        let (user, nonce) = credentials(msg);
+        let e = auth_failure_event(failure.kind, call_id, (local, remote), nonce);
         let e = if user.is_empty() {
             e
         } else {
@@ -127,15 +126,16 @@ fn auth_failure_event(
     kind: AuthFailure,
     call_id: &str,
     (local, remote): (Endpoint, Endpoint),
-    (nonce, response): (String, String),
+    nonce: String,
 ) -> SecurityEvent {
     use AuthFailure as F;
     match kind {
         F::UnknownAccount => SecurityEvent::invalid_account_id(call_id, local, remote),
+        // Never the digest response: with the nonce it is an offline guessing target for the
+        // password, and neither fail2ban nor an operator needs it.
         F::WrongPassword => SecurityEvent::invalid_password(call_id, local, remote)
             .with_ie(ie::CHALLENGE, nonce.clone())
-            .with_ie(ie::RECEIVED_CHALLENGE, nonce)
-            .with_ie(ie::RECEIVED_HASH, response),
+            .with_ie(ie::RECEIVED_CHALLENGE, nonce),
         F::WrongNetwork => SecurityEvent::failed_acl(call_id, local, remote, "account_networks"),
         F::WrongTransport => {
             let attempted = remote.transport_token();
@@ -148,7 +148,8 @@ fn auth_failure_event(
         | F::AlgorithmNotOffered
         | F::Malformed
         | F::UriMismatch => {
-            SecurityEvent::challenge_response_failed(call_id, local, remote, nonce, response)
+            // Response is a required IE of the event: written empty (see WrongPassword).
+            SecurityEvent::challenge_response_failed(call_id, local, remote, nonce, "")
         }
     }
 }
@@ -170,7 +171,7 @@ mod tests {
                 kind,
                 "cid",
                 (ep("127.0.0.1:5060"), ep("127.0.0.66:5062")),
-                ("n".into(), "r".into()),
+                "n".into(),
             );
             let want = match kind {
                 AuthFailure::UnknownAccount => EventKind::InvalidAccountID,
