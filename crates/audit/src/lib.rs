@@ -138,6 +138,12 @@ pub enum AuditError {
         /// What is wrong.
         reason: String,
     },
+    /// A sipwarden configuration (or accounts file) the gateway would refuse: every error, each
+    /// naming the file, the line and the key.
+    Config {
+        /// The errors, as `sipwarden_config` reports them.
+        errors: Vec<sipwarden_config::ConfigError>,
+    },
 }
 
 impl fmt::Display for AuditError {
@@ -149,6 +155,10 @@ impl fmt::Display for AuditError {
                 write!(f, "#include cycle: {}", names.join(" -> "))
             }
             Self::Parse { location, reason } => write!(f, "{location}: {reason}"),
+            Self::Config { errors } => {
+                let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                f.write_str(&lines.join("\n"))
+            }
         }
     }
 }
@@ -157,6 +167,9 @@ impl std::error::Error for AuditError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Io { source, .. } => Some(source),
+            Self::Config { errors } if errors.len() == 1 => errors
+                .first()
+                .map(|e| e as &(dyn std::error::Error + 'static)),
             _ => None,
         }
     }

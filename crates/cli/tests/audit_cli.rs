@@ -30,8 +30,7 @@ fn stdout(o: &Output) -> String {
     String::from_utf8(o.stdout.clone()).unwrap()
 }
 
-/// Listeners on loopback and TLS, a trunk with SRTP, TLS, limits and a password file, a
-/// destination policy: nothing to report.
+/// Listeners on loopback and TLS, the admin API on loopback: nothing to report.
 const CLEAN: &str = r#"
 [listen]
 udp = ["127.0.0.1:5060"]
@@ -41,19 +40,6 @@ tls = ["0.0.0.0:5061"]
 cert = "cert.pem"
 key = "key.pem"
 generate_self_signed = true
-
-[[trunk]]
-name = "carrier"
-networks = ["192.0.2.0/24"]
-proxy = "sips:sip.carrier.example:5061"
-username = "acct123"
-require_srtp = true
-max_concurrent = 20
-max_cps = 5
-daily_spend_cap = 50.0
-
-[policy]
-block_countries = ["premium", "high-risk"]
 
 [admin]
 listen = "127.0.0.1:8080"
