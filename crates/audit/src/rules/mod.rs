@@ -283,7 +283,9 @@ pub fn audit_paths_as(paths: &[PathBuf], forced: Option<Dialect>) -> Result<Repo
 
 /// Reads the Asterisk files as configurations: a main file with the parts of its family
 /// beside it (same directory and copy suffix; without a main file the parts alone), in
-/// the order they were named, each with its copy suffix.
+/// the order they were named, each with its copy suffix. Parts are read main file first,
+/// then the sip/iax parts that open with settings (FreePBX's `[general]` parts), then the
+/// rest, each in path order.
 fn configurations(
     files: Vec<(Target, ConfFile)>,
 ) -> Result<Vec<(Dialect, String, ConfFile)>, AuditError> {
@@ -307,7 +309,14 @@ fn configurations(
     }
     let mut out = Vec::new();
     for ((dialect, copy, _), mut members) in groups {
-        members.sort_by(|a, b| (a.0.role, &a.0.path).cmp(&(b.0.role, &b.0.path)));
+        // Parts that open with `[general]` settings first, as FreePBX includes them: the
+        // configuration is then named after the part holding `[general]`.
+        let order = |(t, c): &(Target, ConfFile)| {
+            let headless =
+                dialect.headless_is_general() && c.sections.first().is_some_and(|s| s.implicit);
+            (t.role, !headless, t.path.clone())
+        };
+        members.sort_by_key(order);
         // Two main files of one family in one place (`sip.conf.bak` and `sip.conf.BAK`):
         // the parts go with the first, the others stand alone.
         while members.len() > 1 && members.iter().filter(|(t, _)| t.role == Role::Main).count() > 1
