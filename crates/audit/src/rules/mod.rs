@@ -221,7 +221,7 @@ pub fn audit_paths(paths: &[PathBuf]) -> Result<Report, AuditError> {
 ///
 /// Files are then read as configurations: a file that another audited file `#include`s is
 /// read there only, and a main file with the parts of its family beside it (same directory
-/// and copy suffix) is one configuration, main file first, then the parts in path order (see
+/// and copy suffix) is one configuration, main file first, then the parts (see
 /// [`ConfFile::read_parts`](crate::asterisk::ConfFile::read_parts)); parts without a main
 /// file are one configuration too. So the same content gives the same findings whether it
 /// sits in `sip.conf` or in FreePBX's parts of it, named one by one or found in their
