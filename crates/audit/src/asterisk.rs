@@ -23,7 +23,9 @@
 //! Deliberate differences: relative include paths are resolved against the including file's
 //! directory (Asterisk uses its configuration directory, which is the same thing for files read
 //! in place); settings before any section go to an implicit nameless section instead of failing
-//! the file; an inheritance from an unknown template is ignored instead of failing the file. A
+//! the file (or, in a part of `sip.conf`/`iax.conf` read by [`ConfFile::read_parts`], to
+//! `[general]`, where FreePBX includes such parts); an inheritance from an unknown template is
+//! ignored instead of failing the file. A
 //! missing `]` or `)` fails the file, as it does in Asterisk, because guessing would misplace
 //! every setting after it.
 
@@ -183,8 +185,43 @@ impl ConfFile {
                 ..Self::default()
             },
             stack: Vec::new(),
+            headless_general: false,
         };
         reader.load(path, bytes, None)?;
+        Ok(reader.conf)
+    }
+
+    /// Reads the files of one configuration given in parts as one, in order, as if the first
+    /// `#include`d the others at its end: a template defined in one part serves the parts
+    /// after it, and cross-file rules (an endpoint in one part, its `auth` in another) see
+    /// every part. Each part starts outside any section; its settings before its first
+    /// section go to the implicit section, or, with [`Part::headless_general`], to the first
+    /// `[general]` (made at the part's line 0 when there is none yet).
+    pub fn read_parts(parts: &[Part<'_>]) -> Result<Self, AuditError> {
+        let mut reader = Reader {
+            conf: Self {
+                path: parts
+                    .first()
+                    .map(|p| p.path.to_path_buf())
+                    .unwrap_or_default(),
+                ..Self::default()
+            },
+            stack: Vec::new(),
+            headless_general: false,
+        };
+        for part in parts {
+            let bytes = read_file(part.path).map_err(|source| AuditError::Io {
+                path: part.path.to_path_buf(),
+                source,
+            })?;
+            reader.headless_general = part.headless_general;
+            let current = if part.headless_general {
+                reader.general()
+            } else {
+                None
+            };
+            reader.load(part.path, &bytes, current)?;
+        }
         Ok(reader.conf)
     }
 
@@ -240,13 +277,33 @@ impl ConfFile {
     }
 }
 
+/// One file of a configuration read in parts ([`ConfFile::read_parts`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Part<'a> {
+    /// The file.
+    pub path: &'a Path,
+    /// Its settings before any section belong to `[general]`, as for FreePBX's
+    /// `sip_general_additional.conf`, which `sip.conf` includes right after `[general]`.
+    pub headless_general: bool,
+}
+
 struct Reader {
     conf: ConfFile,
     /// The include chain being read: (as named, canonical).
     stack: Vec<(PathBuf, PathBuf)>,
+    /// Settings outside any section go to `[general]` rather than the implicit section.
+    headless_general: bool,
 }
 
 impl Reader {
+    /// The first `[general]` section read so far.
+    fn general(&self) -> Option<usize> {
+        self.conf
+            .sections
+            .iter()
+            .position(|s| !s.implicit && s.name.eq_ignore_ascii_case("general"))
+    }
+
     /// Reads one file's bytes; `current` is the section the includer was in.
     fn load(
         &mut self,
@@ -425,6 +482,25 @@ impl Reader {
         let value = value.trim();
         let idx = match *current {
             Some(i) => i,
+            None if self.headless_general => {
+                let i = self.general().unwrap_or_else(|| {
+                    self.conf.sections.push(Section {
+                        name: "general".into(),
+                        is_template: false,
+                        templates: Vec::new(),
+                        template_ids: Vec::new(),
+                        implicit: false,
+                        location: Location {
+                            file: location.file.clone(),
+                            line: 0,
+                        },
+                        entries: Vec::new(),
+                    });
+                    self.conf.sections.len() - 1
+                });
+                *current = Some(i);
+                i
+            }
             None => {
                 self.conf.sections.push(Section {
                     name: String::new(),

@@ -6,8 +6,10 @@
 //! crate is that checklist. It does no I/O beyond reading the files it is given (and their
 //! metadata, for the permission and certificate checks), so the CLI stays a thin shell.
 //!
-//! Layout: [`asterisk`] reads Asterisk's configuration dialect without losing what generic INI
-//! readers lose (templates, repeated keys, includes, lines); [`rules`] holds the checks;
+//! Layout: [`dialect`] tells which dialect a file is written in (by name, FreePBX's parts and
+//! admins' copies included, else by content); [`asterisk`] reads Asterisk's configuration
+//! dialect without losing what generic INI readers lose (templates, repeated keys, includes,
+//! lines); [`rules`] holds the checks;
 //! [`secret`] judges and generates passwords; [`output`] renders a [`Report`] for people, as JSON
 //! and as SARIF 2.1.0.
 #![cfg_attr(
@@ -147,6 +149,27 @@ pub enum AuditError {
         /// What is wrong.
         reason: String,
     },
+    /// A file named directly whose dialect neither its name nor its content tells.
+    Unrecognised {
+        /// The file.
+        path: PathBuf,
+        /// Why its content did not decide.
+        why: String,
+    },
+    /// `--as` given with a directory: it names the dialect of files, and a directory holds
+    /// files of several.
+    AsDirectory {
+        /// The directory.
+        path: PathBuf,
+        /// The dialect given.
+        dialect: Dialect,
+    },
+    /// A sipwarden configuration (or accounts file) the gateway would refuse: every error, each
+    /// naming the file, the line and the key.
+    Config {
+        /// The errors, as `sipwarden_config` reports them.
+        errors: Vec<sipwarden_config::ConfigError>,
+    },
 }
 
 impl fmt::Display for AuditError {
@@ -158,6 +181,26 @@ impl fmt::Display for AuditError {
                 write!(f, "#include cycle: {}", names.join(" -> "))
             }
             Self::Parse { location, reason } => write!(f, "{location}: {reason}"),
+            Self::Unrecognised { path, why } => write!(
+                f,
+                "{}: don't know how to audit this: its name is not one the audit knows \
+                 (sip.conf, pjsip.conf, iax.conf, extensions.conf, acl.conf, \
+                 stir_shaken.conf, their FreePBX parts and copies such as \
+                 sip_additional.conf or sip.conf.bak, *.toml), and {why}; say which \
+                 dialect it is with --as {}",
+                path.display(),
+                Dialect::ALL.map(Dialect::name).join("|")
+            ),
+            Self::AsDirectory { path, dialect } => write!(
+                f,
+                "{}: --as {dialect} applies to files, and this is a directory (its files are \
+                 recognised by name)",
+                path.display()
+            ),
+            Self::Config { errors } => {
+                let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                f.write_str(&lines.join("\n"))
+            }
         }
     }
 }
@@ -166,6 +209,9 @@ impl std::error::Error for AuditError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Io { source, .. } => Some(source),
+            Self::Config { errors } if errors.len() == 1 => errors
+                .first()
+                .map(|e| e as &(dyn std::error::Error + 'static)),
             _ => None,
         }
     }
@@ -201,8 +247,10 @@ impl Report {
 }
 
 pub mod asterisk;
+pub mod dialect;
 pub mod output;
 pub mod rules;
 pub mod secret;
 
-pub use rules::audit_paths;
+pub use dialect::Dialect;
+pub use rules::{audit_paths, audit_paths_as};

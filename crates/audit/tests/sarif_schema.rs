@@ -29,7 +29,8 @@ fn report() -> (tempfile::TempDir, Report) {
     std::fs::write(
         &cfg,
         "[listen]\nudp = [\"0.0.0.0:5060\"]\n\n[admin]\nlisten = \"0.0.0.0:8080\"\n\n\
-         [[trunk]]\nname = \"carrier\"\nproxy = \"sip:203.0.113.5\"\nusername = \"acct123\"\n\
+         [[trunk]]\nname = \"carrier\"\nnetworks = [\"203.0.113.0/24\"]\n\
+         proxy = \"sip:203.0.113.5\"\nusername = \"acct123\"\n\
          danger_password = \"acct123\"\n\n[scanner]\nenabled = false\n",
     )
     .unwrap();

@@ -48,7 +48,8 @@ enum Command {
     /// against the security checklist (exit 1 when a finding reaches --fail-on).
     Check(cmd::check::CheckArgs),
     /// Audit configuration files against the security checklist. Exits 0 when nothing reaches
-    /// --fail-on, 1 when something does, 2 when a file cannot be read or parsed.
+    /// --fail-on, 1 when something does, 2 when a file cannot be read or parsed, or its dialect
+    /// cannot be told (name it with --as).
     Audit(cmd::audit::AuditArgs),
     /// Strong SIP passwords: generate one, or check one read from standard input.
     Secret {

@@ -30,8 +30,7 @@ fn stdout(o: &Output) -> String {
     String::from_utf8(o.stdout.clone()).unwrap()
 }
 
-/// Listeners on loopback and TLS, a trunk with SRTP, TLS, limits and a password file, a
-/// destination policy: nothing to report.
+/// Listeners on loopback and TLS, the admin API on loopback: nothing to report.
 const CLEAN: &str = r#"
 [listen]
 udp = ["127.0.0.1:5060"]
@@ -41,19 +40,6 @@ tls = ["0.0.0.0:5061"]
 cert = "cert.pem"
 key = "key.pem"
 generate_self_signed = true
-
-[[trunk]]
-name = "carrier"
-networks = ["192.0.2.0/24"]
-proxy = "sips:sip.carrier.example:5061"
-username = "acct123"
-require_srtp = true
-max_concurrent = 20
-max_cps = 5
-daily_spend_cap = 50.0
-
-[policy]
-block_countries = ["premium", "high-risk"]
 
 [admin]
 listen = "127.0.0.1:8080"
@@ -355,4 +341,105 @@ fn asterisk_files_that_cannot_be_read_exit_2() {
         }
         assert!(o.stdout.is_empty(), "{name}");
     }
+}
+
+/// A file whose name and content say nothing: "don't know how to audit this", exit 2 and no
+/// report; `--as` says the dialect outright.
+#[test]
+fn files_of_unknown_dialect_exit_2_unless_named_with_as() {
+    let dir = tempfile::tempdir().unwrap();
+    let notes = write(dir.path(), "notes.txt", "call the carrier on monday\n");
+    let o = sipwarden(&["audit", &notes], None);
+    assert_eq!(code(&o), 2);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        err.starts_with(&format!("sipwarden: {notes}: don't know how to audit this")),
+        "{err}"
+    );
+    assert!(
+        err.contains("--as sip|pjsip|iax|extensions|acl|stir|sipwarden"),
+        "{err}"
+    );
+    assert!(o.stdout.is_empty());
+
+    // chan_sip or chan_iax2? The content cannot tell; --as can.
+    let peers = write(
+        dir.path(),
+        "peers",
+        "[1001]\ntype=friend\nhost=dynamic\ncontext=phones\n",
+    );
+    let o = sipwarden(&["audit", &peers], None);
+    assert_eq!(code(&o), 2);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("could be sip.conf or iax.conf"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = sipwarden(&["audit", "--as", "sip", "--json", &peers], None);
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let rules: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert!(rules.iter().any(|r| r.starts_with("SW-SIP-")), "{rules:?}");
+    assert_eq!(code(&o), 1, "{rules:?}");
+
+    // Content that names its dialect needs no --as: a pjsip file of any name.
+    let trunks = write(
+        dir.path(),
+        "carrier-trunks.txt",
+        "[carrier]\ntype=endpoint\ncontext=from-pstn\n",
+    );
+    let o = sipwarden(&["audit", "--json", &trunks], None);
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(v.to_string().contains("SW-PJSIP-001"), "{v}");
+
+    // --as applies to files; a directory is refused, and an unknown dialect too.
+    let o = sipwarden(
+        &["audit", "--as", "pjsip", dir.path().to_str().unwrap()],
+        None,
+    );
+    assert_eq!(code(&o), 2);
+    assert_eq!(code(&sipwarden(&["audit", "--as", "ini", &peers], None)), 2);
+}
+
+/// `sipwarden check` audits its file as a sipwarden configuration whatever it is called.
+#[test]
+fn check_audits_a_configuration_of_any_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "gateway.conf",
+        "[listen]\nudp = [\"0.0.0.0:5060\"]\n",
+    );
+    let o = sipwarden(&["check", "--config", &cfg, "--json"], None);
+    assert_eq!(code(&o), 1, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout(&o).contains("SW-CONF-020"), "{}", stdout(&o));
+}
+
+/// A sipwarden configuration the gateway would refuse is refused by the audit too (exit 2,
+/// key and line), and a key the audit recommends but this version lacks says so.
+#[test]
+fn audit_refuses_what_the_gateway_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "planned.toml",
+        "[[trunk]]\nname = \"carrier\"\nnetworks = [\"192.0.2.0/24\"]\n\
+         proxy = \"sips:sip.carrier.example\"\nmax_cps = 5\n",
+    );
+    let o = sipwarden(&["audit", &cfg], None);
+    assert_eq!(code(&o), 2);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        err.starts_with(&format!("sipwarden: {cfg}:5: trunk.max_cps: unknown field")),
+        "{err}"
+    );
+    assert!(
+        err.contains("the audit recommends trunk.max_cps, but this version does not have it yet"),
+        "{err}"
+    );
+    assert!(o.stdout.is_empty());
 }

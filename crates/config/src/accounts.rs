@@ -85,6 +85,10 @@ fn is_hex(s: &str, len: usize) -> bool {
 }
 
 impl AccountsFile {
+    /// The top-level keys of an accounts file (`account` for `[[account]]`); a test keeps
+    /// the list equal to the fields the parser accepts.
+    pub const KEYS: &'static [&'static str] = &["realm", "account"];
+
     /// Parses and checks an accounts file; errors name the file, line and key.
     pub fn from_toml(text: &str, file: Option<&Path>) -> Result<Self, Vec<ConfigError>> {
         let f: Self =

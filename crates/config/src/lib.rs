@@ -22,6 +22,7 @@
 
 mod accounts;
 mod error;
+mod keys;
 mod numbers;
 mod security;
 mod values;
@@ -37,6 +38,7 @@ use sipwarden_sip::header::Transport;
 
 pub use accounts::{AccountConfig, AccountsFile, MediaEncryption};
 pub use error::ConfigError;
+pub use keys::{KeyLine, KeyLines};
 pub use numbers::{NumberRange, canonical_number};
 pub use security::{AclAction, AclConfig, AclLists, BanConfig, RateLimitConfig, ScannerConfig};
 
@@ -79,6 +81,29 @@ pub struct Config {
 
 /// The most entries a configurable table or queue may be given.
 const MAX_TABLE: usize = 10_000_000;
+
+impl Config {
+    /// The top-level tables of a configuration file, as written in it (`trunk` for
+    /// `[[trunk]]`). Tools that must tell a sipwarden configuration from other TOML read
+    /// them here; a test keeps the list equal to the fields the parser accepts.
+    pub const SECTIONS: &'static [&'static str] = &[
+        "listen",
+        "tls",
+        "pbx",
+        "trunk",
+        "calls",
+        "sip",
+        "transactions",
+        "admin",
+        "storage",
+        "accounts",
+        "registrar",
+        "ban",
+        "ratelimit",
+        "scanner",
+        "acl",
+    ];
+}
 
 /// `[accounts]`.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]

@@ -361,3 +361,24 @@ fn the_digest_and_failure_tables_are_bounded() {
         ]
     );
 }
+
+/// The names serde lists in its "unknown field" error ("expected one of `a`, `b`, `c`", or
+/// "expected `a` or `b`").
+fn accepted_fields(message: &str) -> Vec<String> {
+    let list = message
+        .split_once("expected ")
+        .map_or("", |(_, l)| l.lines().next().unwrap_or(""));
+    let list = list.strip_prefix("one of ").unwrap_or(list);
+    list.split([',', ' '])
+        .filter(|w| w.starts_with('`'))
+        .map(|f| f.trim_matches('`').to_owned())
+        .collect()
+}
+
+#[test]
+fn the_lists_of_top_level_keys_are_what_the_parser_accepts() {
+    let e = toml::from_str::<Config>("[not_a_section]\n").unwrap_err();
+    assert_eq!(accepted_fields(e.message()), Config::SECTIONS, "{e}");
+    let e = toml::from_str::<AccountsFile>("realm = \"r\"\nnot_a_key = 1\n").unwrap_err();
+    assert_eq!(accepted_fields(e.message()), AccountsFile::KEYS, "{e}");
+}

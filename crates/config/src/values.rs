@@ -29,6 +29,11 @@ pub struct Proxy {
 }
 
 impl Proxy {
+    /// Whether signalling toward it is TLS (`sips:` or `;transport=tls`).
+    pub fn is_tls(&self) -> bool {
+        self.transport == Transport::Tls
+    }
+
     /// The host as an address, when it is one.
     pub fn ip(&self) -> Option<IpAddr> {
         self.host

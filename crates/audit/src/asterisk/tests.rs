@@ -284,3 +284,86 @@ proptest! {
         }
     }
 }
+
+/// A configuration in parts reads as one: templates serve later parts, each part starts
+/// outside any section, and a `[general]` part's settings join `[general]`.
+#[test]
+fn parts_read_as_one_configuration() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let nat = write(d, "sip_nat.conf", "; generated\nexternip=203.0.113.1\n");
+    let general = write(d, "sip_general_additional.conf", "allowguest=no\n");
+    let peers = write(
+        d,
+        "sip_additional.conf",
+        "[phone](!)\ntype=friend\n[6001](phone)\nsecret=x\n",
+    );
+    let custom = write(d, "sip_custom.conf", "[6002](phone)\nsecret=y\n");
+    fn part(path: &Path) -> Part<'_> {
+        Part {
+            path,
+            headless_general: true,
+        }
+    }
+    // No [general] header anywhere: the first headless setting makes one, at its file.
+    let c = ConfFile::read_parts(&[part(&nat), part(&general), part(&peers), part(&custom)])
+        .expect("read");
+    assert_eq!(c.path, nat);
+    assert_eq!(
+        c.files,
+        [nat.clone(), general.clone(), peers.clone(), custom.clone()]
+    );
+    let g = c.view_named("general").expect("general");
+    assert_eq!(
+        g.location(),
+        &Location {
+            file: nat.clone(),
+            line: 0
+        }
+    );
+    assert_eq!(g.value("externip"), Some("203.0.113.1"));
+    assert_eq!(g.value("allowguest"), Some("no"));
+    assert_eq!(
+        g.get("allowguest").map(|e| &e.location.file),
+        Some(&general)
+    );
+    // The template of one part serves the next.
+    let peers: Vec<(String, Option<&str>)> = c
+        .objects()
+        .filter(|v| v.name() != "general")
+        .map(|v| (v.name().to_owned(), v.value("type")))
+        .collect();
+    assert_eq!(
+        peers,
+        [
+            ("6001".to_owned(), Some("friend")),
+            ("6002".to_owned(), Some("friend"))
+        ]
+    );
+    // With a main file, headless parts join its [general]; a part that is not a [general]
+    // part keeps its headless settings out of every section.
+    let main = write(
+        d,
+        "sip.conf",
+        "[general]\ncontext=public\n[6003]\ntype=peer\n",
+    );
+    let stray = write(d, "other.conf", "context=stray\n");
+    let c = ConfFile::read_parts(&[
+        Part {
+            path: &main,
+            headless_general: false,
+        },
+        part(&general),
+        Part {
+            path: &stray,
+            headless_general: false,
+        },
+    ])
+    .expect("read");
+    let g = c.view_named("general").expect("general");
+    assert_eq!(g.location().line, 1);
+    assert_eq!(g.value("allowguest"), Some("no"));
+    assert_eq!(g.value("context"), Some("public"));
+    let types: Vec<Option<&str>> = c.objects().map(|v| v.value("type")).collect();
+    assert_eq!(types, [None, Some("peer")]);
+}

@@ -4,11 +4,18 @@
 //! function returning [`Finding`]s. The Asterisk rules see every Asterisk file of one audit at
 //! once ([`AsteriskConfig`]), because the worst mistakes span files: a guest context in
 //! `sip.conf` that dials out in `extensions.conf`, one password on a peer and a trunk.
+//!
+//! [`audit_paths_as`] places each file in its dialect ([`crate::dialect`]), reads the files
+//! as configurations (a main file with its parts; a file another includes, only there) and
+//! judges each copy suffix (`.bak`, `.sample`) as a set of its own, so the same content
+//! gives the same findings under Asterisk's names and under FreePBX's.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use crate::asterisk::ConfFile;
-use crate::{AuditError, Finding, Location, Report, Rule};
+use crate::asterisk::{ConfFile, Part};
+use crate::dialect::{self, Dialect};
+use crate::{AuditError, Finding, Report, Rule};
 
 pub mod acl;
 mod common;
@@ -103,34 +110,26 @@ impl AsteriskConfig {
     }
 }
 
-/// What a file is, by name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Sip,
-    Pjsip,
-    Iax,
-    Extensions,
-    Acl,
-    StirShaken,
-    Toml,
+/// A file to audit and how it was placed.
+#[derive(Clone, Debug)]
+struct Target {
+    path: PathBuf,
+    dialect: Dialect,
+    role: Role,
+    /// The copy suffix (`.bak`; empty for the files in use).
+    copy: String,
 }
 
-/// `sip.conf`, `pjsip.conf`, `iax.conf`, `extensions.conf`, `acl.conf`, `stir_shaken.conf`
-/// (each also with `.sample`), `*.toml`.
-fn kind_of(path: &Path) -> Option<Kind> {
-    let name = path.file_name()?.to_str()?;
-    if name.ends_with(".toml") {
-        return Some(Kind::Toml);
-    }
-    match name.strip_suffix(".sample").unwrap_or(name) {
-        "sip.conf" => Some(Kind::Sip),
-        "pjsip.conf" => Some(Kind::Pjsip),
-        "iax.conf" => Some(Kind::Iax),
-        "extensions.conf" => Some(Kind::Extensions),
-        "acl.conf" => Some(Kind::Acl),
-        "stir_shaken.conf" => Some(Kind::StirShaken),
-        _ => None,
-    }
+/// A file's place in its configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Role {
+    /// The family's main file by name (`sip.conf`, `sip.conf.bak`): the parts beside it
+    /// belong to it.
+    Main,
+    /// A part by name (`sip_additional.conf`, `pjsip.endpoint.conf`).
+    Part,
+    /// Placed by its content or `--as`: a configuration of its own.
+    Alone,
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
@@ -140,67 +139,249 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
     }
 }
 
-/// Audits the given files and directories. A directory is searched (not recursively) for the
-/// files the audit knows by name: `sip.conf`, `pjsip.conf`, `iax.conf`, `extensions.conf`,
-/// `acl.conf`, `stir_shaken.conf` (also with a `.sample` suffix) and sipwarden's `*.toml`; other
-/// files in it are left alone. A file named directly must be one of those.
+/// The text of a file, for recognising it by content (bounded, regular files only).
+fn read_text(path: &Path) -> Result<String, AuditError> {
+    let bytes = crate::asterisk::read_file(path).map_err(io_error(path))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Places a file named directly: by `forced` (`--as`), else by name, else by content.
+fn place_named(path: &Path, forced: Option<Dialect>) -> Result<Target, AuditError> {
+    let named = dialect::by_name(path);
+    let dialect = match (forced, &named) {
+        (Some(d), _) => d,
+        (None, Some(n)) => n.dialect,
+        (None, None) => {
+            dialect::by_content(&read_text(path)?).map_err(|why| AuditError::Unrecognised {
+                path: path.to_path_buf(),
+                why: why.to_string(),
+            })?
+        }
+    };
+    // Under `--as`, a name keeps its role only when it names that family.
+    let role = match named.as_ref().filter(|n| n.dialect == dialect) {
+        Some(n) if n.main => Role::Main,
+        Some(_) => Role::Part,
+        None => Role::Alone,
+    };
+    Ok(Target {
+        path: path.to_path_buf(),
+        dialect,
+        role,
+        copy: named.map(|n| n.copy).unwrap_or_default(),
+    })
+}
+
+/// The files of a directory the audit knows by name (not recursively; hidden files and
+/// TOML written for another program are left alone), in path order.
+fn discover(dir: &Path) -> Result<Vec<Target>, AuditError> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io_error(dir))? {
+        let Ok(entry) = entry else { continue };
+        let path = entry.path();
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        if hidden || !path.is_file() {
+            continue;
+        }
+        let Some(named) = dialect::by_name(&path) else {
+            continue;
+        };
+        if named.dialect == Dialect::Sipwarden
+            && read_text(&path).is_ok_and(|t| dialect::is_other_toml(&t))
+        {
+            continue;
+        }
+        found.push(Target {
+            path,
+            dialect: named.dialect,
+            role: if named.main { Role::Main } else { Role::Part },
+            copy: named.copy,
+        });
+    }
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(found)
+}
+
+fn canonical(p: &Path) -> PathBuf {
+    p.canonicalize().unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// Audits the given files and directories, each file in its dialect (see [`crate::dialect`]):
+/// by name, else by content.
 pub fn audit_paths(paths: &[PathBuf]) -> Result<Report, AuditError> {
-    let mut targets: Vec<(PathBuf, Kind)> = Vec::new();
+    audit_paths_as(paths, None)
+}
+
+/// Audits the given files and directories. A file named directly is audited in `forced`
+/// when given (`--as`), else in the dialect its name says, else its content; one that none
+/// of them places is [`AuditError::Unrecognised`]. A directory is searched (not
+/// recursively) for the files the audit knows by name: the families' files and parts, their
+/// copies, and sipwarden's `*.toml`; other files in it are left alone, and `forced` does not
+/// apply to it ([`AuditError::AsDirectory`]).
+///
+/// Files are then read as configurations: a file that another audited file `#include`s is
+/// read there only, and a main file with the parts of its family beside it (same directory
+/// and copy suffix) is one configuration, main file first, then the parts (see
+/// [`ConfFile::read_parts`](crate::asterisk::ConfFile::read_parts)); parts without a main
+/// file are one configuration too. So the same content gives the same findings whether it
+/// sits in `sip.conf` or in FreePBX's parts of it, named one by one or found in their
+/// directory. A file placed by content or `--as` is a configuration of its own.
+pub fn audit_paths_as(paths: &[PathBuf], forced: Option<Dialect>) -> Result<Report, AuditError> {
+    let mut targets: Vec<Target> = Vec::new();
     for p in paths {
         let meta = std::fs::metadata(p).map_err(io_error(p))?;
         if meta.is_dir() {
-            let mut found: Vec<(PathBuf, Kind)> = std::fs::read_dir(p)
-                .map_err(io_error(p))?
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|f| f.is_file())
-                .filter_map(|f| kind_of(&f).map(|k| (f, k)))
-                .collect();
-            found.sort_by(|a, b| a.0.cmp(&b.0));
-            targets.extend(found);
+            if let Some(dialect) = forced {
+                return Err(AuditError::AsDirectory {
+                    path: p.clone(),
+                    dialect,
+                });
+            }
+            targets.extend(discover(p)?);
         } else {
-            let kind = kind_of(p).ok_or_else(|| AuditError::Parse {
-                location: Location {
-                    file: p.clone(),
-                    line: 0,
-                },
-                reason: "don't know how to audit this file (expected sip.conf, pjsip.conf, \
-                         iax.conf, extensions.conf, acl.conf, stir_shaken.conf or *.toml)"
-                    .into(),
-            })?;
-            targets.push((p.clone(), kind));
+            targets.push(place_named(p, forced)?);
         }
     }
 
     // A file named twice (directly and through its directory) is read once.
-    let mut seen = std::collections::HashSet::new();
-    targets.retain(|(p, _)| seen.insert(p.canonicalize().unwrap_or_else(|_| p.clone())));
+    let mut seen = HashSet::new();
+    targets.retain(|t| seen.insert(canonical(&t.path)));
 
-    let mut config = AsteriskConfig::default();
     let mut report = Report::default();
     let mut toml_findings = Vec::new();
-    for (path, kind) in targets {
-        let slot = match kind {
-            Kind::Sip => &mut config.sip,
-            Kind::Pjsip => &mut config.pjsip,
-            Kind::Iax => &mut config.iax,
-            Kind::Extensions => &mut config.extensions,
-            Kind::Acl => &mut config.acl,
-            Kind::StirShaken => &mut config.stir_shaken,
-            Kind::Toml => {
-                report.files.push(path.clone());
-                toml_findings.extend(sipwarden::check_file(&path)?);
-                continue;
-            }
-        };
-        let conf = ConfFile::read(&path)?;
-        report.files.extend(conf.files.iter().cloned());
-        slot.push(conf);
+    let mut asterisk: Vec<(Target, ConfFile)> = Vec::new();
+    for t in targets {
+        if t.dialect == Dialect::Sipwarden {
+            report.files.push(t.path.clone());
+            toml_findings.extend(sipwarden::check_file(&t.path)?);
+        } else {
+            let conf = ConfFile::read(&t.path)?;
+            asterisk.push((t, conf));
+        }
     }
-    report.findings = config.check();
+
+    // A file another one includes is audited there, in the context it is included in.
+    let included: HashSet<PathBuf> = asterisk
+        .iter()
+        .flat_map(|(_, c)| c.files.iter().skip(1))
+        .map(|f| canonical(f))
+        .collect();
+    asterisk.retain(|(t, _)| !included.contains(&canonical(&t.path)));
+
+    let configurations = configurations(asterisk)?;
+    for (_, _, conf) in &configurations {
+        report.files.extend(conf.files.iter().cloned());
+    }
+    report.findings = worlds(&configurations)
+        .iter()
+        .flat_map(AsteriskConfig::check)
+        .collect();
     report.findings.extend(toml_findings);
     report.normalise();
     Ok(report)
+}
+
+/// Reads the Asterisk files as configurations: a main file with the parts of its family
+/// beside it (same directory and copy suffix; without a main file the parts alone), in
+/// the order they were named, each with its copy suffix. Parts are read main file first,
+/// then the sip/iax parts that open with settings (FreePBX's `[general]` parts), then the
+/// rest, each in path order.
+fn configurations(
+    files: Vec<(Target, ConfFile)>,
+) -> Result<Vec<(Dialect, String, ConfFile)>, AuditError> {
+    type Key = (Dialect, String, Option<PathBuf>);
+    let mut groups: Vec<(Key, Vec<(Target, ConfFile)>)> = Vec::new();
+    let mut alone = Vec::new();
+    for (t, c) in files {
+        if t.role == Role::Alone {
+            alone.push((t.dialect, t.copy, c));
+            continue;
+        }
+        let key = (
+            t.dialect,
+            t.copy.clone(),
+            t.path.parent().map(Path::to_path_buf),
+        );
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, members)) => members.push((t, c)),
+            None => groups.push((key, vec![(t, c)])),
+        }
+    }
+    let mut out = Vec::new();
+    for ((dialect, copy, _), mut members) in groups {
+        // Parts that open with `[general]` settings first, as FreePBX includes them: the
+        // configuration is then named after the part holding `[general]`.
+        let order = |(t, c): &(Target, ConfFile)| {
+            let headless =
+                dialect.headless_is_general() && c.sections.first().is_some_and(|s| s.implicit);
+            (t.role, !headless, t.path.clone())
+        };
+        members.sort_by_key(order);
+        // Two main files of one family in one place (`sip.conf.bak` and `sip.conf.BAK`):
+        // the parts go with the first, the others stand alone.
+        while members.len() > 1 && members.iter().filter(|(t, _)| t.role == Role::Main).count() > 1
+        {
+            let Some(i) = members.iter().rposition(|(t, _)| t.role == Role::Main) else {
+                break;
+            };
+            let (_, c) = members.remove(i);
+            out.push((dialect, copy.clone(), c));
+        }
+        let conf = match members.as_slice() {
+            [(t, c)] if t.role == Role::Main => c.clone(),
+            _ => {
+                let parts: Vec<Part<'_>> = members
+                    .iter()
+                    .map(|(t, _)| Part {
+                        path: &t.path,
+                        headless_general: t.role == Role::Part && dialect.headless_is_general(),
+                    })
+                    .collect();
+                ConfFile::read_parts(&parts)?
+            }
+        };
+        out.push((dialect, copy, conf));
+    }
+    out.extend(alone);
+    Ok(out)
+}
+
+/// The sets of configurations judged together. Each copy suffix is one: a copy is judged
+/// as the configuration it would be if put back in place, with the files of the same
+/// suffix and, for the dialects it has none of, the files in use. So `sip.conf` and
+/// `sip.conf.bak` never meet (their peers would all "share" their secrets), while a
+/// `sip.conf.bak` still reaches the dialplan of `extensions.conf`. Findings both sets
+/// make about the same files are dropped as duplicates by [`Report::normalise`].
+fn worlds(configurations: &[(Dialect, String, ConfFile)]) -> Vec<AsteriskConfig> {
+    let mut copies: Vec<&str> = configurations.iter().map(|(_, c, _)| c.as_str()).collect();
+    copies.sort_unstable();
+    copies.dedup();
+    copies
+        .iter()
+        .map(|&copy| {
+            let own: Vec<&(Dialect, String, ConfFile)> = configurations
+                .iter()
+                .filter(|(_, c, _)| c == copy)
+                .collect();
+            let borrowed = configurations.iter().filter(|(d, c, _)| {
+                !copy.is_empty() && c.is_empty() && !own.iter().any(|(o, _, _)| o == d)
+            });
+            let mut world = AsteriskConfig::default();
+            for (dialect, _, conf) in own.iter().copied().chain(borrowed) {
+                let slot = match dialect {
+                    Dialect::Sip => &mut world.sip,
+                    Dialect::Pjsip => &mut world.pjsip,
+                    Dialect::Iax => &mut world.iax,
+                    Dialect::Extensions => &mut world.extensions,
+                    Dialect::Acl => &mut world.acl,
+                    Dialect::StirShaken => &mut world.stir_shaken,
+                    Dialect::Sipwarden => continue,
+                };
+                slot.push(conf.clone());
+            }
+            world
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,23 +1,30 @@
 //! Checks on sipwarden's own TOML configuration (rule ids `SW-CONF-NNN`).
 //!
-//! The file is read as a TOML tree with the line of every key, not through
-//! `sipwarden_config::Config`, on purpose: the audit recommends keys from the design (per-trunk
-//! `require_srtp`, `max_concurrent`, `max_cps`, `daily_spend_cap`, a `[policy]` section) that the
-//! config crate does not know yet and would refuse as unknown fields, so validating through it
-//! would turn the audit's own advice into errors. Validation is `sipwarden check`'s job; only a
-//! file that is not TOML at all is an [`AuditError::Parse`]. Missing keys are judged by the
-//! gateway's defaults (listeners and admin API on loopback, scanner on).
+//! The file is read by `sipwarden_config`, as `sipwarden serve` reads it: the values the rules
+//! judge (durations, addresses, the trunks' proxies) are the typed [`Config`], and the line of
+//! each key comes from [`KeyLines`], built by the same TOML parser. So the audit and the
+//! gateway cannot read a file differently, and a file the gateway would refuse is an
+//! [`AuditError::Config`] listing every error with its key and line (exit status 2): judging
+//! settings the gateway would not run with would only mislead. Unset keys are judged by the
+//! configuration's defaults (listeners and admin API on loopback, scanner on), which audit
+//! clean: no finding at any severity.
+//!
+//! Some protections the audit recommends do not exist in this version's configuration yet
+//! (per-trunk SRTP and fraud limits, a destination policy). They are listed once, in
+//! [`PLANNED_KEYS`]: the rules name them from there, an error about one of them says it is
+//! planned, and a test fails as soon as the configuration accepts one, so that its rule starts
+//! reading it.
 //!
 //! Files the configuration names (TLS key and certificates, password and token files, the
 //! accounts file) get the [`files`](super::files) checks, pointed at the line naming them.
 //! Relative paths are resolved as `sipwarden serve` does, against the working directory, and
 //! failing that against the configuration's own directory.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use toml::de::{DeTable, DeValue};
+use sipwarden_config::{AccountsFile, Config, ConfigError, KeyLines};
 
 use super::files;
 use crate::secret;
@@ -56,8 +63,8 @@ pub const STAGE_DISABLED: Rule = Rule {
     id: "SW-CONF-010",
     severity: Severity::High,
     title: "A defence stage is disabled",
-    fix: "Remove enabled = false (each stage is on by default) or, for [scanner], the empty \
-          patterns list; tune the stage's limits instead of turning it off.",
+    fix: "Remove [scanner] enabled = false, or the empty patterns list that replaces the \
+          built-in fingerprints; tune the stage's limits instead of turning it off.",
 };
 
 /// A defence stage tuned so loosely it barely acts.
@@ -158,138 +165,63 @@ pub const RULES: &[Rule] = &[
     ADMIN_PUBLIC,
 ];
 
-/// A TOML value with the line it starts on; tables keep their keys' lines.
-#[derive(Debug)]
-enum Val {
-    Str(String),
-    Bool(bool),
-    Num(f64),
-    Array(Vec<Node>),
-    Table(Vec<Entry>),
-    Other,
+/// A setting the audit recommends that this version's configuration does not have yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlannedKey {
+    /// Its dotted path in the file, as DESIGN §6 sketches it (`trunk.max_cps`).
+    pub key: &'static str,
+    /// The rule that reports its absence.
+    pub rule: &'static str,
+    /// The capability it comes with.
+    pub comes_with: &'static str,
 }
 
-#[derive(Debug)]
-struct Node {
-    line: u32,
-    val: Val,
-}
+/// Every key the audit recommends that the configuration refuses today, in one place. When
+/// the configuration gains one, `planned_keys_are_still_refused` fails: move the key from here
+/// into its rule's checks.
+pub const PLANNED_KEYS: &[PlannedKey] = &[
+    PlannedKey {
+        key: "trunk.require_srtp",
+        rule: TRUNK_NO_SRTP.id,
+        comes_with: "the SRTP policy",
+    },
+    PlannedKey {
+        key: "trunk.max_concurrent",
+        rule: TRUNK_NO_FRAUD_LIMITS.id,
+        comes_with: "the fraud limits",
+    },
+    PlannedKey {
+        key: "trunk.max_cps",
+        rule: TRUNK_NO_FRAUD_LIMITS.id,
+        comes_with: "the fraud limits",
+    },
+    PlannedKey {
+        key: "trunk.daily_spend_cap",
+        rule: TRUNK_NO_FRAUD_LIMITS.id,
+        comes_with: "the fraud limits",
+    },
+    PlannedKey {
+        key: "policy.block_countries",
+        rule: NO_DESTINATION_POLICY.id,
+        comes_with: "the fraud limits",
+    },
+    PlannedKey {
+        key: "policy.allow_countries",
+        rule: NO_DESTINATION_POLICY.id,
+        comes_with: "the fraud limits",
+    },
+];
 
-#[derive(Debug)]
-struct Entry {
-    key: String,
-    line: u32,
-    node: Node,
-}
-
-impl Node {
-    fn get(&self, key: &str) -> Option<&Entry> {
-        match &self.val {
-            Val::Table(t) => t.iter().find(|e| e.key == key),
-            _ => None,
-        }
-    }
-
-    fn entries(&self) -> &[Entry] {
-        match &self.val {
-            Val::Table(t) => t,
-            _ => &[],
-        }
-    }
-
-    fn as_str(&self) -> Option<&str> {
-        match &self.val {
-            Val::Str(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    /// The strings of an array of strings, or of a single string.
-    fn strings(&self) -> Vec<(&str, u32)> {
-        match &self.val {
-            Val::Str(s) => vec![(s.as_str(), self.line)],
-            Val::Array(a) => a
-                .iter()
-                .filter_map(|n| n.as_str().map(|s| (s, n.line)))
-                .collect(),
-            _ => Vec::new(),
-        }
-    }
-}
-
-/// Byte offset → 1-based line.
-struct Lines(Vec<usize>);
-
-impl Lines {
-    fn new(text: &str) -> Self {
-        Self(
-            text.bytes()
-                .enumerate()
-                .filter(|(_, b)| *b == b'\n')
-                .map(|(i, _)| i)
-                .collect(),
-        )
-    }
-
-    fn line(&self, offset: usize) -> u32 {
-        let n = self.0.partition_point(|&nl| nl < offset) + 1;
-        u32::try_from(n).unwrap_or(u32::MAX)
-    }
-}
-
-fn convert(v: &DeValue<'_>, line: u32, lines: &Lines) -> Node {
-    let val = match v {
-        DeValue::String(s) => Val::Str(s.to_string()),
-        DeValue::Boolean(b) => Val::Bool(*b),
-        DeValue::Integer(i) => {
-            let digits: String = i.as_str().chars().filter(|c| *c != '_').collect();
-            i64::from_str_radix(&digits, i.radix()).map_or(Val::Other, |n| Val::Num(n as f64))
-        }
-        DeValue::Float(f) => {
-            let digits: String = f.as_str().chars().filter(|c| *c != '_').collect();
-            digits.parse().map_or(Val::Other, Val::Num)
-        }
-        DeValue::Datetime(_) => Val::Other,
-        DeValue::Array(a) => Val::Array(
-            a.iter()
-                .map(|e| convert(e.get_ref(), lines.line(e.span().start), lines))
-                .collect(),
-        ),
-        DeValue::Table(t) => Val::Table(table(t, lines)),
-    };
-    Node { line, val }
-}
-
-fn table(t: &DeTable<'_>, lines: &Lines) -> Vec<Entry> {
-    t.iter()
-        .map(|(k, v)| {
-            let line = lines.line(k.span().start);
-            Entry {
-                key: k.get_ref().to_string(),
-                line,
-                node: convert(v.get_ref(), line, lines),
-            }
-        })
+/// The last part of each planned key that `rule` recommends (`max_cps`).
+fn planned_for(rule: &Rule) -> Vec<&'static str> {
+    PLANNED_KEYS
+        .iter()
+        .filter(|p| p.rule == rule.id)
+        .map(|p| p.key.rsplit('.').next().unwrap_or(p.key))
         .collect()
 }
 
-/// Parses `text` into a tree with lines; a syntax error is [`AuditError::Parse`] at its line.
-fn parse(text: &str, path: &Path) -> Result<Node, AuditError> {
-    let lines = Lines::new(text);
-    let doc = DeTable::parse(text).map_err(|e| AuditError::Parse {
-        location: Location {
-            file: path.to_path_buf(),
-            line: e.span().map_or(0, |s| lines.line(s.start)),
-        },
-        reason: e.message().trim().to_owned(),
-    })?;
-    Ok(Node {
-        line: 0,
-        val: Val::Table(table(doc.get_ref(), &lines)),
-    })
-}
-
-/// Reads and audits one sipwarden configuration (or accounts) file.
+/// Reads and audits one sipwarden configuration or accounts file.
 pub fn check_file(path: &Path) -> Result<Vec<Finding>, AuditError> {
     let io = |source| AuditError::Io {
         path: path.to_path_buf(),
@@ -306,39 +238,100 @@ pub fn check_file(path: &Path) -> Result<Vec<Finding>, AuditError> {
 }
 
 /// Audits configuration `text` read from `path` (which names it in findings and anchors its
-/// relative paths), with certificates judged at `now`.
+/// relative paths), with certificates judged at `now`. An accounts file (top-level `realm`
+/// or `[[account]]`) is read as one.
 pub fn check_text(text: &str, path: &Path, now: SystemTime) -> Result<Vec<Finding>, AuditError> {
-    let root = parse(text, path)?;
+    let invalid = |errors: Vec<ConfigError>| AuditError::Config {
+        errors: errors.into_iter().map(explain_planned).collect(),
+    };
+    let keys = KeyLines::parse(text, Some(path)).map_err(|e| invalid(vec![e]))?;
+    if AccountsFile::KEYS.iter().any(|k| keys.contains(k)) {
+        AccountsFile::from_toml(text, Some(path)).map_err(invalid)?;
+        // HA1 digests are as good as passwords to an offline guesser.
+        return Ok(files::check_secret_file_mode(path));
+    }
+    let config = Config::from_toml(text, Some(path)).map_err(invalid)?;
+    Ok(check_config(&config, &keys, path, now))
+}
+
+/// An "unknown field" error about a planned key says so, rather than leaving the reader to
+/// wonder why the audit recommends a key the gateway refuses.
+fn explain_planned(mut e: ConfigError) -> ConfigError {
+    let Some(key) = e.key.as_deref() else {
+        return e;
+    };
+    // `trunk[0].max_cps` and `trunk.max_cps` alike.
+    let key: String = key
+        .split('.')
+        .map(|part| part.split('[').next().unwrap_or(part))
+        .collect::<Vec<_>>()
+        .join(".");
+    let planned: Vec<&PlannedKey> = PLANNED_KEYS
+        .iter()
+        .filter(|p| {
+            p.key == key
+                || p.key
+                    .strip_prefix(key.as_str())
+                    .is_some_and(|rest| rest.starts_with('.'))
+        })
+        .collect();
+    if let Some(first) = planned.first()
+        && e.message.starts_with("unknown field")
+    {
+        let names: Vec<&str> = planned.iter().map(|p| p.key).collect();
+        let (it, they) = if names.len() == 1 {
+            ("it", "it comes")
+        } else {
+            ("them", "they come")
+        };
+        e.message.push_str(&format!(
+            " (the audit recommends {}, but this version does not have {it} yet: {they} with \
+             {}; remove {it} for now)",
+            names.join(" and "),
+            first.comes_with
+        ));
+    }
+    e
+}
+
+/// Audits a configuration the gateway accepts: `keys` gives the lines (empty for a
+/// configuration that was not read from a file, whose findings then point at the file).
+pub fn check_config(
+    config: &Config,
+    keys: &KeyLines,
+    path: &Path,
+    now: SystemTime,
+) -> Vec<Finding> {
     let mut a = Audit {
         path,
+        keys,
+        config,
         out: Vec::new(),
         now,
     };
-    a.danger_and_passwords(&root, "");
-    a.stages(&root);
-    a.challenges(&root);
-    a.listeners(&root);
-    a.tls(&root);
-    a.trunks(&root);
-    a.admin(&root);
-    if let Some(e) = root.get("accounts").and_then(|s| s.node.get("file"))
-        && let Some(f) = e.node.as_str()
-    {
-        let at = a.at(e.line);
+    a.danger_and_passwords();
+    a.stages();
+    a.challenges();
+    a.listeners();
+    a.tls();
+    a.trunks();
+    a.admin();
+    if let Some(f) = &config.accounts.file {
+        let at = a.at_key("accounts.file");
         a.out
             .extend(files::check_secret_file_mode_at(&a.resolve(f), Some(&at)));
     }
-    // A file holding passwords or HA1 digests must itself be private.
-    let holds_secrets =
-        a.out.iter().any(|f| f.rule == PLAIN_PASSWORD.id) || root.get("account").is_some();
-    if holds_secrets {
+    // A file holding passwords must itself be private.
+    if a.out.iter().any(|f| f.rule == PLAIN_PASSWORD.id) {
         a.out.extend(files::check_secret_file_mode(path));
     }
-    Ok(a.out)
+    a.out
 }
 
 struct Audit<'a> {
     path: &'a Path,
+    keys: &'a KeyLines,
+    config: &'a Config,
     out: Vec<Finding>,
     now: SystemTime,
 }
@@ -365,7 +358,7 @@ fn reach(ip: IpAddr) -> Reach {
             }
         }
         IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
+            let [first, ..] = v6.segments();
             // fc00::/7 unique local, fe80::/10 link local.
             if first & 0xfe00 == 0xfc00 || first & 0xffc0 == 0xfe80 {
                 Reach::Private
@@ -376,21 +369,18 @@ fn reach(ip: IpAddr) -> Reach {
     }
 }
 
-/// `"30s"`, `"5m"`, `"1h"`, `"7d"`, `"500ms"` in seconds.
-fn seconds(s: &str) -> Option<f64> {
-    let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-    let (n, unit) = s.split_at(split);
-    let n: f64 = n.parse().ok()?;
-    let mult = match unit.trim() {
-        "ms" => 0.001,
-        "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
-        "d" => 86_400.0,
-        _ => return None,
-    };
-    Some(n * mult)
+/// A duration as a person writes it in the file (`30s`, `5m`, `1h`).
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    if d.subsec_nanos() != 0 {
+        format!("{}ms", d.as_millis())
+    } else if s != 0 && s % 3600 == 0 {
+        format!("{}h", s / 3600)
+    } else if s != 0 && s % 60 == 0 {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
 }
 
 /// The first line of a password or token file, trimmed, as the gateway reads it; `None` when
@@ -408,14 +398,26 @@ fn is_password_key(key: &str) -> bool {
 }
 
 impl Audit<'_> {
-    fn at(&self, line: u32) -> Location {
+    fn at(&self, line: usize) -> Location {
         Location {
             file: self.path.to_path_buf(),
-            line,
+            line: u32::try_from(line).unwrap_or(u32::MAX),
         }
     }
 
-    fn push(&mut self, rule: &Rule, severity: Severity, line: u32, message: String) {
+    /// The line of `key`, else of the first of `fallbacks` written, else the file.
+    fn line_of(&self, key: &str, fallbacks: &[&str]) -> usize {
+        std::iter::once(key)
+            .chain(fallbacks.iter().copied())
+            .find_map(|k| self.keys.line(k))
+            .unwrap_or(0)
+    }
+
+    fn at_key(&self, key: &str) -> Location {
+        self.at(self.line_of(key, &[]))
+    }
+
+    fn push(&mut self, rule: &Rule, severity: Severity, line: usize, message: String) {
         self.out.push(Finding {
             rule: rule.id,
             severity,
@@ -425,142 +427,130 @@ impl Audit<'_> {
         });
     }
 
-    fn resolve(&self, p: &str) -> PathBuf {
-        let p = PathBuf::from(p);
+    fn resolve(&self, p: &Path) -> PathBuf {
         if p.is_absolute() || p.exists() {
-            return p;
+            return p.to_path_buf();
         }
         match self.path.parent() {
-            Some(dir) if dir.join(&p).exists() => dir.join(p),
-            _ => p,
+            Some(dir) if dir.join(p).exists() => dir.join(p),
+            _ => p.to_path_buf(),
         }
     }
 
-    /// `danger_*` switches and clear-text passwords anywhere in the tree (`ctx` names the
-    /// table, e.g. `trunk "carrier"`).
-    fn danger_and_passwords(&mut self, node: &Node, ctx: &str) {
-        for e in node.entries() {
-            let name = if ctx.is_empty() {
-                e.key.clone()
-            } else {
-                format!("{ctx}: {}", e.key)
-            };
-            let set = match &e.node.val {
-                Val::Bool(b) => *b,
-                Val::Str(s) => !s.is_empty(),
-                Val::Array(a) => !a.is_empty(),
-                _ => true,
-            };
-            if is_password_key(&e.key) {
-                if set {
-                    self.push(
-                        &PLAIN_PASSWORD,
-                        PLAIN_PASSWORD.severity,
-                        e.line,
-                        format!("{name} holds a password in clear text"),
-                    );
+    /// How a message names the table of a dotted key: `trunk[0].danger_password` →
+    /// `trunk "carrier": danger_password`, `accounts.clients[1]` → `accounts: clients 2`.
+    fn label(&self, key: &str) -> String {
+        let parts: Vec<String> = key
+            .split('.')
+            .map(|part| match part.split_once('[') {
+                Some((name, index)) => {
+                    let i: usize = index.trim_end_matches(']').parse().unwrap_or(0);
+                    let trunk = (name == "trunk")
+                        .then(|| self.config.trunks.get(i))
+                        .flatten();
+                    match trunk {
+                        Some(t) => format!("trunk {:?}", t.name),
+                        None => format!("{name} {}", i + 1),
+                    }
                 }
-            } else if e.key.starts_with("danger_") && set {
+                None => part.to_owned(),
+            })
+            .collect();
+        parts.join(": ")
+    }
+
+    fn trunk_label(&self, i: usize) -> String {
+        self.label(&format!("trunk[{i}]"))
+    }
+
+    /// `danger_*` switches and clear-text passwords, whatever table they are in: read from the
+    /// keys written, so a switch added to the configuration is reported without a new rule.
+    fn danger_and_passwords(&mut self) {
+        let keys = self.keys;
+        for k in keys.iter().filter(|k| k.set && !k.key.ends_with(']')) {
+            let last = k.key.rsplit('.').next().unwrap_or(&k.key);
+            let name = self.label(&k.key);
+            if is_password_key(last) {
+                self.push(
+                    &PLAIN_PASSWORD,
+                    PLAIN_PASSWORD.severity,
+                    k.line,
+                    format!("{name} holds a password in clear text"),
+                );
+            } else if last.starts_with("danger_") {
                 self.push(
                     &DANGER_SWITCH,
                     DANGER_SWITCH.severity,
-                    e.line,
+                    k.line,
                     format!("{name} is set"),
                 );
-            }
-            match &e.node.val {
-                Val::Table(_) => self.danger_and_passwords(&e.node, &name),
-                Val::Array(items) => {
-                    for (i, item) in items.iter().enumerate() {
-                        let label = item
-                            .get("name")
-                            .or_else(|| item.get("user"))
-                            .and_then(|n| n.node.as_str())
-                            .map_or_else(
-                                || format!("{} {}", e.key, i + 1),
-                                |n| format!("{} {n:?}", e.key),
-                            );
-                        self.danger_and_passwords(item, &label);
-                    }
-                }
-                _ => {}
             }
         }
     }
 
-    fn stages(&mut self, root: &Node) {
-        for section in ["ban", "ratelimit", "scanner", "acl"] {
-            let Some(s) = root.get(section) else { continue };
-            if let Some(e) = s.node.get("enabled")
-                && matches!(e.node.val, Val::Bool(false))
-            {
-                self.push(
-                    &STAGE_DISABLED,
-                    STAGE_DISABLED.severity,
-                    e.line,
-                    format!("[{section}] is disabled (enabled = false)"),
-                );
-            }
-        }
-        if let Some(p) = root.get("scanner").and_then(|s| s.node.get("patterns"))
-            && matches!(&p.node.val, Val::Array(a) if a.is_empty())
-        {
+    fn stages(&mut self) {
+        let scanner = &self.config.scanner;
+        if !scanner.enabled {
+            let line = self.line_of("scanner.enabled", &["scanner"]);
             self.push(
                 &STAGE_DISABLED,
                 STAGE_DISABLED.severity,
-                p.line,
+                line,
+                "[scanner] is disabled (enabled = false)".into(),
+            );
+        }
+        if scanner.patterns.as_ref().is_some_and(Vec::is_empty) {
+            let line = self.line_of("scanner.patterns", &["scanner"]);
+            self.push(
+                &STAGE_DISABLED,
+                STAGE_DISABLED.severity,
+                line,
                 "[scanner] patterns = [] replaces the built-in scanner fingerprints with none"
                     .into(),
             );
         }
-        let Some(ban) = root.get("ban") else { return };
-        if let Some(e) = ban.node.get("max_retry")
-            && let Val::Num(n) = e.node.val
-            && n > 10.0
-        {
+        let ban = &self.config.ban;
+        if ban.max_retry > 10 {
+            let n = ban.max_retry;
+            let line = self.line_of("ban.max_retry", &["ban"]);
             self.push(
                 &STAGE_WEAKENED,
                 STAGE_WEAKENED.severity,
-                e.line,
+                line,
                 format!("[ban] max_retry = {n} lets a guesser try {n} passwords per ban"),
             );
         }
-        if let Some(e) = ban.node.get("account_max_retry")
-            && let Val::Num(n) = e.node.val
-            && n == 0.0
-        {
+        if ban.account_max_retry == 0 {
+            let line = self.line_of("ban.account_max_retry", &["ban"]);
             self.push(
                 &STAGE_WEAKENED,
                 STAGE_WEAKENED.severity,
-                e.line,
+                line,
                 "[ban] account_max_retry = 0: a guessing run spread over many addresses is never \
                  stopped"
                     .into(),
             );
         }
-        if let Some(e) = ban.node.get("ban_time")
-            && let Some(t) = e.node.as_str()
-            && seconds(t).is_some_and(|s| s < 300.0)
-        {
+        if ban.ban_time < Duration::from_secs(300) {
+            let line = self.line_of("ban.ban_time", &["ban"]);
             self.push(
                 &STAGE_WEAKENED,
                 STAGE_WEAKENED.severity,
-                e.line,
-                format!("[ban] ban_time = {t:?} is over before a scanner moves on"),
+                line,
+                format!(
+                    "[ban] ban_time = {} is over before a scanner moves on",
+                    human(ban.ban_time)
+                ),
             );
         }
     }
 
     /// `[accounts]` challenge choices that take SHA-256 from client families known to answer
     /// it (the built-in table of `sipwarden_config::BUILTIN_CLIENTS`).
-    fn challenges(&mut self, root: &Node) {
-        let Some(accounts) = root.get("accounts") else {
-            return;
-        };
-        let strong_first = |algs: &[(&str, u32)]| {
-            algs.first()
-                .is_some_and(|(a, _)| !a.eq_ignore_ascii_case("MD5"))
-        };
+    fn challenges(&mut self) {
+        let accounts = &self.config.accounts;
+        let strong_first =
+            |algs: &[String]| algs.first().is_some_and(|a| !a.eq_ignore_ascii_case("MD5"));
         // Built-in families that get a stronger algorithm than MD5 first.
         let strong: Vec<&str> = sipwarden_config::BUILTIN_CLIENTS
             .iter()
@@ -572,55 +562,40 @@ impl Audit<'_> {
             !p.is_empty() && (p.contains(&f) || f.contains(&p))
         };
         let mut covered: Vec<&str> = Vec::new();
-        let entries: Vec<&Node> = match accounts.node.get("clients").map(|e| &e.node.val) {
-            Some(Val::Array(a)) => a.iter().collect(),
-            _ => Vec::new(),
-        };
-        for entry in entries {
-            let Some(ua) = entry.get("user_agent").and_then(|e| e.node.as_str()) else {
-                continue;
-            };
-            let algs = entry
-                .get("algorithms")
-                .map(|e| e.node.strings())
-                .unwrap_or_default();
+        for (i, entry) in accounts.clients.iter().enumerate() {
+            let ua = entry.user_agent.as_str();
             for family in strong.iter().filter(|f| covers(ua, f)) {
                 covered.push(family);
-                if !strong_first(&algs) {
+                if !strong_first(&entry.algorithms) {
+                    let line =
+                        self.line_of(&format!("accounts.clients[{i}]"), &["accounts.clients"]);
                     self.push(
                         &WEAK_CHALLENGES,
                         WEAK_CHALLENGES.severity,
-                        entry.line,
+                        line,
                         format!(
                             "[accounts] clients entry {ua:?} offers {} first to {family}, which \
                              answers SHA-256",
-                            algs.first().map_or("nothing", |a| a.0)
+                            entry.algorithms.first().map_or("nothing", String::as_str)
                         ),
                     );
                 }
             }
         }
-        let Some(off) = accounts.node.get("builtin_clients") else {
-            return;
-        };
-        if !matches!(off.node.val, Val::Bool(false)) {
+        if accounts.builtin_clients {
             return;
         }
-        let default = accounts
-            .node
-            .get("algorithms")
-            .map(|e| e.node.strings())
-            .unwrap_or_default();
         let lost: Vec<&str> = strong
             .iter()
             .copied()
             .filter(|f| !covered.contains(f))
             .collect();
-        if !lost.is_empty() && !strong_first(&default) {
+        if !lost.is_empty() && !strong_first(&accounts.algorithms) {
+            let line = self.line_of("accounts.builtin_clients", &["accounts"]);
             self.push(
                 &WEAK_CHALLENGES,
                 WEAK_CHALLENGES.severity,
-                off.line,
+                line,
                 format!(
                     "[accounts] builtin_clients = false: {} answer SHA-256 but now get the \
                      default challenge (MD5)",
@@ -630,24 +605,11 @@ impl Audit<'_> {
         }
     }
 
-    fn listeners(&mut self, root: &Node) {
-        let Some(listen) = root.get("listen") else {
-            return; // default: loopback only
-        };
-        let tls_offered = ["tls", "wss"].iter().any(|k| {
-            listen
-                .node
-                .get(k)
-                .is_some_and(|e| !e.node.strings().is_empty())
-        });
-        for kind in ["udp", "tcp"] {
-            let Some(e) = listen.node.get(kind) else {
-                continue;
-            };
-            for (addr, line) in e.node.strings() {
-                let Ok(sa) = addr.parse::<SocketAddr>() else {
-                    continue; // `sipwarden check` reports malformed addresses
-                };
+    fn listeners(&mut self) {
+        let listen = &self.config.listen;
+        let tls_offered = !listen.tls.is_empty() || !listen.wss.is_empty();
+        for (kind, addrs) in [("udp", &listen.udp), ("tcp", &listen.tcp)] {
+            for (j, sa) in addrs.iter().enumerate() {
                 let r = reach(sa.ip());
                 if r == Reach::Loopback {
                     continue;
@@ -664,149 +626,127 @@ impl Audit<'_> {
                     ),
                     _ => (Severity::Medium, "the private network"),
                 };
+                let line = self.line_of(
+                    &format!("listen.{kind}[{j}]"),
+                    &[&format!("listen.{kind}"), "listen"],
+                );
                 self.push(
                     &CLEARTEXT_LISTENER,
                     severity,
                     line,
-                    format!("[listen] {kind} {addr}: SIP in clear text, reachable from {whom}"),
+                    format!("[listen] {kind} {sa}: SIP in clear text, reachable from {whom}"),
                 );
             }
         }
     }
 
-    fn tls(&mut self, root: &Node) {
-        let Some(tls) = root.get("tls") else { return };
-        let generated = tls
-            .node
-            .get("generate_self_signed")
-            .is_some_and(|e| matches!(e.node.val, Val::Bool(true)));
-        if let Some(e) = tls.node.get("key")
-            && let Some(k) = e.node.as_str()
-        {
-            let at = self.at(e.line);
+    fn tls(&mut self) {
+        let tls = &self.config.tls;
+        if let Some(k) = &tls.key {
+            let at = self.at_key("tls.key");
             self.out
                 .extend(files::check_private_key(&self.resolve(k), Some(&at)));
         }
-        for key in ["cert", "ca_file"] {
-            let Some(e) = tls.node.get(key) else { continue };
-            let Some(c) = e.node.as_str() else { continue };
+        for (key, file) in [("tls.cert", &tls.cert), ("tls.ca_file", &tls.ca_file)] {
+            let Some(c) = file else { continue };
             let p = self.resolve(c);
             // A missing certificate that the gateway will create is not a finding.
-            if key == "cert" && generated && !p.exists() {
+            if key == "tls.cert" && tls.generate_self_signed && !p.exists() {
                 continue;
             }
-            let at = self.at(e.line);
+            let at = self.at_key(key);
             self.out
                 .extend(files::check_certificate(&p, Some(&at), self.now));
         }
     }
 
-    fn trunks(&mut self, root: &Node) {
-        let Some(t) = root.get("trunk") else { return };
-        let Val::Array(trunks) = &t.node.val else {
-            return;
-        };
-        for (i, trunk) in trunks.iter().enumerate() {
-            let name = trunk
-                .get("name")
-                .and_then(|e| e.node.as_str())
-                .map_or_else(|| format!("trunk {}", i + 1), |n| format!("trunk {n:?}"));
-            self.trunk_secret(trunk, &name);
-            let srtp = trunk
-                .get("require_srtp")
-                .is_some_and(|e| matches!(e.node.val, Val::Bool(true)))
-                || trunk
-                    .get("media_encryption")
-                    .and_then(|e| e.node.as_str())
-                    .is_some_and(|v| v.eq_ignore_ascii_case("required"));
-            if !srtp {
-                let line = trunk.get("require_srtp").map_or(trunk.line, |e| e.line);
+    fn trunks(&mut self) {
+        let config = self.config;
+        for (i, trunk) in config.trunks.iter().enumerate() {
+            let name = self.trunk_label(i);
+            let header = self.line_of(&format!("trunk[{i}]"), &[]);
+            self.trunk_secret(i, &name);
+            self.push(
+                &TRUNK_NO_SRTP,
+                TRUNK_NO_SRTP.severity,
+                header,
+                format!(
+                    "{name} accepts unencrypted media: this version cannot require SRTP of a \
+                     trunk ({} is planned)",
+                    planned_for(&TRUNK_NO_SRTP).join(", ")
+                ),
+            );
+            if !trunk.proxy.is_tls() {
+                let line = self.line_of(&format!("trunk[{i}].proxy"), &[]).max(header);
                 self.push(
-                    &TRUNK_NO_SRTP,
-                    TRUNK_NO_SRTP.severity,
+                    &TRUNK_NO_TLS,
+                    TRUNK_NO_TLS.severity,
                     line,
-                    format!("{name} accepts unencrypted media (require_srtp is not true)"),
+                    format!("{name}: proxy {:?} is not TLS (sips:)", trunk.proxy.uri),
                 );
             }
-            if let Some(e) = trunk.get("proxy")
-                && let Some(uri) = e.node.as_str()
-            {
-                let lower = uri.to_ascii_lowercase();
-                if !lower.starts_with("sips:") && !lower.contains("transport=tls") {
-                    self.push(
-                        &TRUNK_NO_TLS,
-                        TRUNK_NO_TLS.severity,
-                        e.line,
-                        format!("{name}: proxy {uri:?} is not TLS (sips:)"),
-                    );
-                }
-            }
-            let missing: Vec<&str> = ["max_concurrent", "max_cps", "daily_spend_cap"]
-                .into_iter()
-                .filter(|k| trunk.get(k).is_none())
-                .collect();
-            if !missing.is_empty() {
-                self.push(
-                    &TRUNK_NO_FRAUD_LIMITS,
-                    TRUNK_NO_FRAUD_LIMITS.severity,
-                    trunk.line,
-                    format!(
-                        "{name} has no {}: a stolen account can call premium numbers without limit",
-                        missing.join(", ")
-                    ),
-                );
-            }
+            self.push(
+                &TRUNK_NO_FRAUD_LIMITS,
+                TRUNK_NO_FRAUD_LIMITS.severity,
+                header,
+                format!(
+                    "{name} has no {}: a stolen account can call premium numbers without limit",
+                    planned_for(&TRUNK_NO_FRAUD_LIMITS).join(", ")
+                ),
+            );
         }
-        let policy = root.get("policy").is_some_and(|p| {
-            p.node.get("block_countries").is_some() || p.node.get("allow_countries").is_some()
-        });
-        if !trunks.is_empty() && !policy {
+        if !config.trunks.is_empty() {
+            let keys: Vec<String> = planned_for(&NO_DESTINATION_POLICY)
+                .iter()
+                .map(|k| format!("[policy] {k}"))
+                .collect();
             self.push(
                 &NO_DESTINATION_POLICY,
                 NO_DESTINATION_POLICY.severity,
                 0,
-                "no [policy] block_countries or allow_countries: every destination the trunks reach \
-                 is callable"
-                    .into(),
+                format!(
+                    "no {}: every destination the trunks reach is callable",
+                    keys.join(" or ")
+                ),
             );
         }
     }
 
     /// A trunk's password, written in the file or read from its `password_file`.
-    fn trunk_secret(&mut self, trunk: &Node, name: &str) {
-        let user = trunk
-            .get("username")
-            .and_then(|e| e.node.as_str())
-            .unwrap_or("");
-        let trunk_name = trunk
-            .get("name")
-            .and_then(|e| e.node.as_str())
-            .unwrap_or("");
-        let related = [user, trunk_name];
-        if let Some(e) = trunk.get("danger_password")
-            && let Some(pw) = e.node.as_str()
-        {
-            self.weak(pw, &related, e.line, &format!("{name}: danger_password"));
+    fn trunk_secret(&mut self, i: usize, name: &str) {
+        let config = self.config;
+        let Some(trunk) = config.trunks.get(i) else {
+            return;
+        };
+        let user = trunk.username.as_deref().unwrap_or("");
+        let related = [user, trunk.name.as_str()];
+        if let Some(pw) = &trunk.danger_password {
+            let line = self.line_of(&format!("trunk[{i}].danger_password"), &[]);
+            self.weak(
+                pw.expose(),
+                &related,
+                line,
+                &format!("{name}: danger_password"),
+            );
         }
-        if let Some(e) = trunk.get("password_file")
-            && let Some(f) = e.node.as_str()
-        {
+        if let Some(f) = &trunk.password_file {
             let p = self.resolve(f);
-            let at = self.at(e.line);
+            let line = self.line_of(&format!("trunk[{i}].password_file"), &[]);
+            let at = self.at(line);
             self.out
                 .extend(files::check_secret_file_mode_at(&p, Some(&at)));
             if let Some(pw) = first_line(&p) {
                 self.weak(
                     &pw,
                     &related,
-                    e.line,
-                    &format!("{name}: the password in {f}"),
+                    line,
+                    &format!("{name}: the password in {}", f.display()),
                 );
             }
         }
     }
 
-    fn weak(&mut self, secret: &str, related: &[&str], line: u32, what: &str) -> bool {
+    fn weak(&mut self, secret: &str, related: &[&str], line: usize, what: &str) -> bool {
         let a = secret::assess(secret, related);
         if a.is_strong() {
             return false;
@@ -821,37 +761,30 @@ impl Audit<'_> {
         true
     }
 
-    fn admin(&mut self, root: &Node) {
-        let Some(admin) = root.get("admin") else {
-            return; // default: 127.0.0.1:8080
-        };
-        let token = admin.node.get("token_file").and_then(|e| {
-            let f = e.node.as_str()?;
-            Some((self.resolve(f), f.to_owned(), e.line))
-        });
+    fn admin(&mut self) {
+        let admin = &self.config.admin;
         // The token file, wherever the API listens: it is the API's only lock.
         let mut token_exposed = false;
-        if let Some((p, f, line)) = &token {
-            let at = self.at(*line);
-            let modes = files::check_secret_file_mode_at(p, Some(&at));
+        if let Some(f) = &admin.token_file {
+            let p = self.resolve(f);
+            let line = self.line_of("admin.token_file", &["admin"]);
+            let at = self.at(line);
+            let modes = files::check_secret_file_mode_at(&p, Some(&at));
             token_exposed |= modes
                 .iter()
                 .any(|m| m.rule == files::SECRET_WORLD_READABLE.id);
             self.out.extend(modes);
-            if let Some(t) = first_line(p) {
-                token_exposed |= self.weak(&t, &[], *line, &format!("[admin] the token in {f}"));
+            if let Some(t) = first_line(&p) {
+                token_exposed |= self.weak(
+                    &t,
+                    &[],
+                    line,
+                    &format!("[admin] the token in {}", f.display()),
+                );
             }
         }
-        let Some(listen) = admin.node.get("listen") else {
-            return;
-        };
-        let Some(addr) = listen.node.as_str() else {
-            return;
-        };
-        let Ok(sa) = addr.parse::<SocketAddr>() else {
-            return;
-        };
-        if reach(sa.ip()) == Reach::Loopback {
+        let addr = admin.listen;
+        if reach(addr.ip()) == Reach::Loopback {
             return;
         }
         // The gateway always has a token (it creates one if missing); it is as good as none
@@ -864,360 +797,15 @@ impl Audit<'_> {
         } else {
             (ADMIN_PUBLIC.severity, "")
         };
+        let line = self.line_of("admin.listen", &["admin"]);
         self.push(
             &ADMIN_PUBLIC,
             severity,
-            listen.line,
-            format!("[admin] listen = {addr:?} exposes the admin API beyond this machine{extra}"),
+            line,
+            format!("[admin] listen = \"{addr}\" exposes the admin API beyond this machine{extra}"),
         );
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use std::time::{Duration, UNIX_EPOCH};
-
-    use super::*;
-
-    /// 2026-06-01T00:00:00Z.
-    fn june_2026() -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(1_780_272_000)
-    }
-
-    fn check(text: &str) -> Vec<Finding> {
-        check_text(
-            text,
-            Path::new("/etc/sipwarden/sipwarden.toml"),
-            june_2026(),
-        )
-        .unwrap()
-    }
-
-    fn ids(f: &[Finding]) -> Vec<&'static str> {
-        let mut v: Vec<&str> = f.iter().map(|f| f.rule).collect();
-        v.sort_unstable();
-        v
-    }
-
-    fn one<'a>(f: &'a [Finding], rule: &str) -> &'a Finding {
-        let hits: Vec<&Finding> = f.iter().filter(|x| x.rule == rule).collect();
-        assert_eq!(hits.len(), 1, "{rule} in {f:#?}");
-        hits[0]
-    }
-
-    /// A trunk that passes every trunk rule.
-    const GOOD_TRUNK: &str = r#"
-[[trunk]]
-name = "carrier"
-networks = ["192.0.2.0/24"]
-proxy = "sips:sip.carrier.example:5061"
-username = "acct123"
-require_srtp = true
-max_concurrent = 20
-max_cps = 5
-daily_spend_cap = 50.0
-
-[policy]
-block_countries = ["premium", "high-risk"]
-"#;
-
-    #[test]
-    fn defaults_and_a_careful_config_are_clean() {
-        assert!(check("").is_empty());
-        let text = format!(
-            "[listen]\nudp = [\"127.0.0.1:5060\"]\ntls = [\"0.0.0.0:5061\"]\n\n[admin]\nlisten = \"127.0.0.1:8080\"\n\n[ban]\nmax_retry = 5\nban_time = \"1h\"\n\n[scanner]\nenabled = true\n{GOOD_TRUNK}"
-        );
-        let f = check(&text);
-        assert!(f.is_empty(), "{f:#?}");
-    }
-
-    #[test]
-    fn parse_error_names_the_line() {
-        let err = check_text(
-            "[listen]\nudp = [\"x\"\n\n",
-            Path::new("s.toml"),
-            june_2026(),
-        )
-        .unwrap_err();
-        match err {
-            AuditError::Parse { location, reason } => {
-                assert_eq!(location.file, Path::new("s.toml"));
-                assert!(location.line >= 2, "{location}");
-                assert!(!reason.is_empty());
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn danger_switch() {
-        let f = check("[sip]\ndanger_accept_anything = true\n");
-        let d = one(&f, "SW-CONF-001");
-        assert_eq!(d.location.line, 2);
-        assert!(
-            d.message.contains("danger_accept_anything"),
-            "{}",
-            d.message
-        );
-        assert!(check("[sip]\ndanger_accept_anything = false\n").is_empty());
-    }
-
-    #[test]
-    fn plain_and_weak_trunk_password() {
-        let text = GOOD_TRUNK.replace(
-            "username = \"acct123\"",
-            "username = \"acct123\"\ndanger_password = \"acct123\"",
-        );
-        let f = check(&text);
-        assert_eq!(ids(&f), ["SW-CONF-002", "SW-CONF-003"]);
-        let p = one(&f, "SW-CONF-002");
-        assert_eq!(p.severity, Severity::Critical);
-        assert_eq!(p.location.line, 7);
-        assert!(
-            p.message.contains("trunk \"carrier\": danger_password"),
-            "{}",
-            p.message
-        );
-        let w = one(&f, "SW-CONF-003");
-        assert!(w.message.contains("same as the username"), "{}", w.message);
-        // Findings never carry the secret.
-        let strong = "T7q-Vx2!mK9^pLw4.Rz8";
-        let f = check(&GOOD_TRUNK.replace(
-            "username = \"acct123\"",
-            &format!("username = \"acct123\"\ndanger_password = \"{strong}\""),
-        ));
-        assert_eq!(ids(&f), ["SW-CONF-002"]);
-        assert!(f.iter().all(|x| !x.message.contains(strong)));
-    }
-
-    #[test]
-    fn password_keys_anywhere() {
-        let f = check(
-            "[future]\npassword = \"hunter2\"\n[other]\nsip_secret = \"x\"\npassword_file = \"/x\"\n",
-        );
-        assert_eq!(ids(&f), ["SW-CONF-002", "SW-CONF-002"]);
-        assert!(check("[future]\npassword = \"\"\n").is_empty());
-    }
-
-    #[test]
-    fn password_file_is_read_and_its_mode_checked() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let weak = dir.path().join("weak.secret");
-        std::fs::write(&weak, "password1\n").unwrap();
-        std::fs::set_permissions(&weak, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let strong = dir.path().join("strong.secret");
-        std::fs::write(&strong, "T7q-Vx2!mK9^pLw4.Rz8\n").unwrap();
-        std::fs::set_permissions(&strong, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let with = |p: &Path| {
-            GOOD_TRUNK.replace(
-                "username = \"acct123\"",
-                &format!(
-                    "username = \"acct123\"\npassword_file = \"{}\"",
-                    p.display()
-                ),
-            )
-        };
-        let f = check(&with(&weak));
-        assert_eq!(ids(&f), ["SW-CONF-003", "SW-FILE-005"]);
-        assert!(f.iter().all(|x| x.location.line == 7), "{f:#?}");
-        assert!(f.iter().all(|x| !x.message.contains("password1")));
-        assert!(check(&with(&strong)).is_empty());
-    }
-
-    #[test]
-    fn files_that_never_end_are_read_only_in_part() {
-        // A path naming a device must not hang the audit.
-        let f = check(
-            "[[trunk]]\nname = \"t\"\npassword_file = \"/dev/zero\"\n[tls]\ncert = \"/dev/zero\"\n",
-        );
-        one(&f, "SW-CONF-003");
-        one(&f, "SW-FILE-004");
-    }
-
-    #[test]
-    fn disabled_and_weakened_stages() {
-        let f = check(
-            "[scanner]\nenabled = false\n[ratelimit]\nenabled = false\n[ban]\nmax_retry = 100\nban_time = \"30s\"\naccount_max_retry = 0\n",
-        );
-        assert_eq!(
-            ids(&f),
-            [
-                "SW-CONF-010",
-                "SW-CONF-010",
-                "SW-CONF-011",
-                "SW-CONF-011",
-                "SW-CONF-011"
-            ]
-        );
-        let f = check("[scanner]\npatterns = []\n");
-        assert_eq!(one(&f, "SW-CONF-010").location.line, 2);
-        assert!(
-            check(
-                "[scanner]\npatterns = [\"sipvicious\"]\n[ban]\nmax_retry = 10\nban_time = \"5m\"\naccount_max_retry = 20\n"
-            )
-            .is_empty()
-        );
-    }
-
-    #[test]
-    fn challenges_weaker_than_the_clients_can_answer() {
-        // The defaults, and an entry for a family with no SHA-256, are fine.
-        assert!(check("[accounts]\nalgorithms = [\"MD5\"]\n").is_empty());
-        let ok = "[accounts]\nclients = [{ user_agent = \"Yealink\", algorithms = [\"MD5\"] }, { user_agent = \"Linphone\", algorithms = [\"SHA-256\", \"MD5\"] }]\n";
-        assert!(check(ok).is_empty(), "{:#?}", check(ok));
-        let f = check(
-            "[accounts]\nclients = [\n  { user_agent = \"linphone\", algorithms = [\"MD5\"] },\n]\n",
-        );
-        let x = one(&f, "SW-CONF-012");
-        assert_eq!(x.location.line, 3);
-        assert!(
-            x.message.contains("offers MD5 first to Linphone"),
-            "{}",
-            x.message
-        );
-        let f = check("[accounts]\nbuiltin_clients = false\n");
-        let x = one(&f, "SW-CONF-012");
-        assert_eq!(x.location.line, 2);
-        assert!(
-            x.message.contains("Linphone, belle-sip answer SHA-256"),
-            "{}",
-            x.message
-        );
-        // Turning the table off is fine when the default offers SHA-256 first.
-        assert!(
-            check("[accounts]\nbuiltin_clients = false\nalgorithms = [\"SHA-256\", \"MD5\"]\n")
-                .is_empty()
-        );
-    }
-
-    #[test]
-    fn cleartext_listeners() {
-        let f = check(
-            "[listen]\nudp = [\"0.0.0.0:5060\"]\ntcp = [\"10.0.0.5:5060\", \"127.0.0.1:5060\"]\n",
-        );
-        assert_eq!(ids(&f), ["SW-CONF-020", "SW-CONF-020"]);
-        let public = f.iter().find(|x| x.message.contains("udp")).unwrap();
-        assert_eq!(public.severity, Severity::High);
-        assert_eq!(public.location.line, 2);
-        let private = f.iter().find(|x| x.message.contains("tcp")).unwrap();
-        assert_eq!(private.severity, Severity::Medium);
-        // With a TLS listener the public UDP one is medium.
-        let f = check("[listen]\nudp = [\"[::]:5060\"]\ntls = [\"[::]:5061\"]\n");
-        assert_eq!(one(&f, "SW-CONF-020").severity, Severity::Medium);
-        assert!(
-            check(
-                "[listen]\nudp = [\"127.0.0.1:5060\", \"[::1]:5060\"]\ntls = [\"0.0.0.0:5061\"]\n"
-            )
-            .is_empty()
-        );
-    }
-
-    #[test]
-    fn trunk_without_srtp_tls_or_limits() {
-        let f = check("[[trunk]]\nname = \"cheap\"\nproxy = \"sip:203.0.113.5:5060\"\n");
-        assert_eq!(
-            ids(&f),
-            ["SW-CONF-030", "SW-CONF-031", "SW-CONF-040", "SW-CONF-041"]
-        );
-        let limits = one(&f, "SW-CONF-040");
-        assert_eq!(limits.severity, Severity::High);
-        assert_eq!(limits.location.line, 1);
-        assert!(
-            limits
-                .message
-                .contains("max_concurrent, max_cps, daily_spend_cap")
-        );
-        assert!(limits.fix.contains("global_invite_cps"));
-        assert_eq!(one(&f, "SW-CONF-031").location.line, 3);
-        // Only the missing keys are named; the accounts' media_encryption spelling counts too.
-        let f = check(
-            &GOOD_TRUNK
-                .replace("max_cps = 5\n", "")
-                .replace("require_srtp = true", "media_encryption = \"required\""),
-        );
-        assert_eq!(ids(&f), ["SW-CONF-040"]);
-        assert!(f[0].message.contains("no max_cps:"), "{}", f[0].message);
-        assert!(check(GOOD_TRUNK).is_empty());
-    }
-
-    #[test]
-    fn admin_api_exposure() {
-        use std::os::unix::fs::PermissionsExt;
-        let f = check("[admin]\nlisten = \"0.0.0.0:8080\"\n");
-        let a = one(&f, "SW-CONF-050");
-        assert_eq!((a.severity, a.location.line), (Severity::High, 2));
-        let dir = tempfile::tempdir().unwrap();
-        let token = dir.path().join("admin.token");
-        std::fs::write(&token, "0123456789abcdef0123456789abcdef\n").unwrap();
-        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let text = format!(
-            "[admin]\nlisten = \"192.0.2.1:8080\"\ntoken_file = \"{}\"\n",
-            token.display()
-        );
-        let f = check(&text);
-        assert_eq!(one(&f, "SW-CONF-050").severity, Severity::Critical);
-        one(&f, "SW-FILE-005");
-        assert!(check("[admin]\nlisten = \"127.0.0.1:9000\"\n").is_empty());
-    }
-
-    #[test]
-    fn tls_files_are_checked_at_their_lines() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let key = dir.path().join("key.pem");
-        std::fs::write(&key, "k").unwrap();
-        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let mut params = rcgen::CertificateParams::new(vec!["sip.example".to_owned()]).unwrap();
-        params.not_before = rcgen::date_time_ymd(2024, 1, 1);
-        params.not_after = rcgen::date_time_ymd(2025, 1, 1);
-        let cert = params
-            .self_signed(&rcgen::KeyPair::generate().unwrap())
-            .unwrap();
-        let cert_path = dir.path().join("cert.pem");
-        std::fs::write(&cert_path, cert.pem()).unwrap();
-        let text = format!(
-            "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
-            cert_path.display(),
-            key.display()
-        );
-        let f = check(&text);
-        assert_eq!(one(&f, "SW-FILE-002").location.line, 2);
-        assert_eq!(one(&f, "SW-FILE-001").location.line, 3);
-        // A certificate the gateway will generate is not missing.
-        let f = check("[tls]\ncert = \"/nonexistent/c.pem\"\ngenerate_self_signed = true\n");
-        assert!(f.is_empty(), "{f:#?}");
-        let f = check("[tls]\ncert = \"/nonexistent/c.pem\"\n");
-        one(&f, "SW-FILE-004");
-    }
-
-    #[test]
-    fn every_rule_has_title_and_fix() {
-        for r in RULES {
-            assert!(r.id.starts_with("SW-CONF-"));
-        }
-        for r in files::RULES {
-            assert!(r.id.starts_with("SW-FILE-"));
-        }
-        let all = crate::rules::all_rules();
-        for r in &all {
-            assert!(!r.title.is_empty() && !r.fix.is_empty(), "{}", r.id);
-        }
-        let mut ids: Vec<&str> = all.iter().map(|r| r.id).collect();
-        ids.dedup();
-        assert_eq!(ids.len(), all.len(), "duplicate rule ids");
-    }
-
-    #[test]
-    fn every_finding_names_a_known_rule() {
-        let text = "[listen]\nudp = [\"0.0.0.0:5060\"]\n[admin]\nlisten = \"0.0.0.0:1\"\n\
-                    [scanner]\nenabled = false\n[ban]\nmax_retry = 99\n\
-                    [[trunk]]\nname = \"t\"\nproxy = \"sip:x\"\ndanger_password = \"t\"\n\
-                    danger_x = true\n";
-        let f = check(text);
-        assert!(f.len() >= 10, "{f:#?}");
-        for x in &f {
-            assert!(crate::rules::rule(x.rule).is_some(), "{}", x.rule);
-        }
-    }
-}
+mod tests;

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::testutil::{self, render};
 use super::*;
+use crate::Location;
 
 fn corpus_dir() -> PathBuf {
     PathBuf::from(concat!(
@@ -110,14 +111,17 @@ fn the_corpus_directory() {
     );
 }
 
+/// A file whose name and content say nothing is refused, not audited against a guess.
 #[test]
-fn unknown_file_names_are_refused() {
+fn files_neither_name_nor_content_place_are_refused() {
     let dir = corpus_dir();
     match audit_paths(&[dir.join("SOURCES.md")]) {
-        Err(AuditError::Parse { reason, .. }) => {
+        Err(e @ AuditError::Unrecognised { .. }) => {
+            let shown = e.to_string();
+            assert!(shown.contains("don't know how to audit this"), "{shown}");
             assert!(
-                reason.contains("don't know how to audit this file"),
-                "{reason}"
+                shown.contains("--as sip|pjsip|iax|extensions|acl|stir|sipwarden"),
+                "{shown}"
             );
         }
         other => panic!("expected a refusal, got {other:?}"),
@@ -128,22 +132,6 @@ fn unknown_file_names_are_refused() {
 fn missing_paths_are_io_errors() {
     let r = audit_paths(&[PathBuf::from("/nonexistent-dir/sip.conf")]);
     assert!(matches!(r, Err(AuditError::Io { .. })));
-}
-
-#[test]
-fn kinds_by_name() {
-    assert_eq!(
-        kind_of(Path::new("/etc/asterisk/sip.conf")),
-        Some(Kind::Sip)
-    );
-    assert_eq!(kind_of(Path::new("pjsip.conf.sample")), Some(Kind::Pjsip));
-    assert_eq!(kind_of(Path::new("sipwarden.toml")), Some(Kind::Toml));
-    assert_eq!(kind_of(Path::new("acl.conf.sample")), Some(Kind::Acl));
-    assert_eq!(
-        kind_of(Path::new("/etc/asterisk/stir_shaken.conf")),
-        Some(Kind::StirShaken)
-    );
-    assert_eq!(kind_of(Path::new("extensions.ael")), None);
 }
 
 #[test]
@@ -325,4 +313,188 @@ fn a_file_named_twice_is_read_once() {
     let report = audit_paths(&[dir.path().to_path_buf(), sip]).expect("audit");
     assert_eq!(report.files.len(), 1);
     assert!(!testutil::fired(&report, "SW-SECRET-005"));
+}
+
+/// Writes `files` into a fresh directory (mode 0600, as in `testutil::audit`).
+fn write_tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    dir
+}
+
+/// A copy is judged on its own: its peers do not "share" secrets with the file in use, and
+/// its own weak secret is reported where it is.
+#[test]
+fn copies_are_configurations_of_their_own() {
+    let live = "[general]\nallowguest=no\n[6001]\ntype=friend\nhost=dynamic\n\
+                secret=Zq8#vT2m!Lp4@Rw9xK\n";
+    let old = "[general]\nallowguest=no\n[6001]\ntype=friend\nhost=dynamic\nsecret=6001\n";
+    let (dir, report) = testutil::audit(&[
+        ("sip.conf", live),
+        ("sip.conf.bak", live),
+        ("sip.conf.2023-01-01", old),
+    ]);
+    assert_eq!(report.files.len(), 3, "{report:?}");
+    assert!(!testutil::fired(&report, "SW-SECRET-005"), "{report:#?}");
+    let related = testutil::of(&report, "SW-SECRET-003");
+    assert_eq!(related.len(), 1, "{report:#?}");
+    assert_eq!(
+        related[0].location.file,
+        dir.path().join("sip.conf.2023-01-01")
+    );
+}
+
+/// A copy still reaches the dialplan in use when it has no dialplan copy of its own.
+#[test]
+fn a_copy_reaches_the_dialplan_in_use() {
+    let (_dir, report) = testutil::audit(&[
+        (
+            "sip.conf.bak",
+            "[general]\ncontext=public\nallowguest=yes\n",
+        ),
+        (
+            "extensions.conf",
+            "[public]\nexten => _011.,1,Dial(SIP/carrier/${EXTEN})\n",
+        ),
+    ]);
+    let ext = testutil::of(&report, "SW-EXT-001");
+    assert_eq!(ext.len(), 1, "{report:#?}");
+}
+
+/// FreePBX's pjsip parts, without the `pjsip.conf` that includes them, are one
+/// configuration: the identify section in one part serves the endpoint in another.
+#[test]
+fn parts_without_their_main_file_are_one_configuration() {
+    let endpoint = "[carrier]\ntype=endpoint\ncontext=from-pstn\nmedia_encryption=sdes\n\
+                    deny=0.0.0.0/0\npermit=203.0.113.5\n";
+    let identify = "[carrier]\ntype=identify\nendpoint=carrier\nmatch=203.0.113.5\n";
+    let (dir, together) = testutil::audit(&[
+        ("pjsip.endpoint.conf", endpoint),
+        ("pjsip.identify.conf", identify),
+    ]);
+    assert!(!testutil::fired(&together, "SW-PJSIP-001"), "{together:#?}");
+    let one_by_one = audit_paths(&[
+        dir.path().join("pjsip.identify.conf"),
+        dir.path().join("pjsip.endpoint.conf"),
+    ])
+    .expect("audit");
+    assert_eq!(
+        render(&one_by_one, dir.path()),
+        render(&together, dir.path())
+    );
+    // The endpoint alone is open to anyone.
+    let (_dir, alone) = testutil::audit(&[("pjsip.endpoint.conf", endpoint)]);
+    assert!(testutil::fired(&alone, "SW-PJSIP-001"), "{alone:#?}");
+}
+
+/// A part that the main file includes is read there, once.
+#[test]
+fn included_parts_are_audited_where_they_are_included() {
+    let (dir, report) = testutil::audit(&[
+        (
+            "sip.conf",
+            "[general]\n#include sip_general_additional.conf\n#include sip_additional.conf\n",
+        ),
+        (
+            "sip_general_additional.conf",
+            "allowguest=no\nalwaysauthreject=yes\n",
+        ),
+        (
+            "sip_additional.conf",
+            "[6001]\ntype=friend\nhost=dynamic\nsecret=Zq8#vT2m!Lp4@Rw9xK\n",
+        ),
+    ]);
+    assert_eq!(
+        report.files,
+        [
+            dir.path().join("sip.conf"),
+            dir.path().join("sip_general_additional.conf"),
+            dir.path().join("sip_additional.conf"),
+        ]
+    );
+    assert!(!testutil::fired(&report, "SW-SECRET-005"), "{report:#?}");
+    assert!(!testutil::fired(&report, "SW-SIP-002"), "{report:#?}");
+}
+
+/// FreePBX includes `sip_general_additional.conf` right after `[general]`: its settings are
+/// `[general]`'s even when the part is audited without `sip.conf`.
+#[test]
+fn settings_before_any_section_of_a_part_are_general() {
+    let (dir, report) = testutil::audit(&[(
+        "sip_general_additional.conf",
+        "context=from-sip-external\nallowguest=yes\n",
+    )]);
+    let guest = testutil::of(&report, "SW-SIP-002");
+    assert_eq!(guest.len(), 1, "{report:#?}");
+    assert_eq!(
+        guest[0].location,
+        Location {
+            file: dir.path().join("sip_general_additional.conf"),
+            line: 2
+        }
+    );
+}
+
+/// A file whose name says nothing is audited by its content.
+#[test]
+fn files_named_otherwise_are_audited_by_content() {
+    let dir = write_tree(&[
+        (
+            "trunks.txt",
+            "[carrier]\ntype=endpoint\ncontext=from-pstn\n",
+        ),
+        ("sip.conf", "[carrier]\ntype=endpoint\ncontext=from-pstn\n"),
+    ]);
+    let report = audit_paths(&[dir.path().join("trunks.txt")]).expect("audit");
+    assert!(testutil::fired(&report, "SW-PJSIP-001"), "{report:#?}");
+    // In a directory only names count: trunks.txt is not picked up there.
+    let report = audit_paths(&[dir.path().to_path_buf()]).expect("audit");
+    assert_eq!(report.files, [dir.path().join("sip.conf")]);
+}
+
+/// `--as` says the dialect outright, over the name and the content.
+#[test]
+fn as_overrides_name_and_content() {
+    let dir = write_tree(&[
+        ("sip.conf", "[carrier]\ntype=endpoint\ncontext=from-pstn\n"),
+        (
+            "peers",
+            "[1001]\ntype=friend\nhost=dynamic\ncontext=phones\n",
+        ),
+    ]);
+    let by_name = audit_paths(&[dir.path().join("sip.conf")]).expect("audit");
+    assert!(!testutil::fired(&by_name, "SW-PJSIP-001"), "{by_name:#?}");
+    let forced =
+        audit_paths_as(&[dir.path().join("sip.conf")], Some(Dialect::Pjsip)).expect("audit");
+    assert!(testutil::fired(&forced, "SW-PJSIP-001"), "{forced:#?}");
+    // Ambiguous content (chan_sip or chan_iax2) needs --as.
+    assert!(matches!(
+        audit_paths(&[dir.path().join("peers")]),
+        Err(AuditError::Unrecognised { .. })
+    ));
+    let iax = audit_paths_as(&[dir.path().join("peers")], Some(Dialect::Iax)).expect("audit");
+    assert!(
+        iax.findings.iter().any(|f| f.rule.starts_with("SW-IAX-")),
+        "{iax:#?}"
+    );
+    // --as names files, not directories.
+    assert!(matches!(
+        audit_paths_as(&[dir.path().to_path_buf()], Some(Dialect::Sip)),
+        Err(AuditError::AsDirectory { .. })
+    ));
+}
+
+/// TOML written for another program, beside a sipwarden configuration, is left alone.
+#[test]
+fn other_toml_in_a_directory_is_left_alone() {
+    let (dir, report) = testutil::audit(&[
+        ("Cargo.toml", "[package]\nname = \"x\"\n"),
+        ("sipwarden.toml", "[listen]\nudp = [\"127.0.0.1:5060\"]\n"),
+    ]);
+    assert_eq!(report.files, [dir.path().join("sipwarden.toml")]);
 }

@@ -6,18 +6,34 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use sipwarden_audit::{Severity, audit_paths, output};
+use sipwarden_audit::{Dialect, Severity, audit_paths_as, output};
 
 #[derive(Args)]
 pub(crate) struct AuditArgs {
     #[command(flatten)]
     pub(crate) output: OutputArgs,
 
+    /// Audit every FILE named as this dialect, whatever its name and content say. Without it,
+    /// a file's name decides, else its content.
+    #[arg(long = "as", value_name = "DIALECT", value_parser = dialect_parser())]
+    dialect: Option<Dialect>,
+
     /// Files or directories to audit: Asterisk sip.conf, pjsip.conf, iax.conf, extensions.conf,
-    /// acl.conf, stir_shaken.conf (also *.sample) and sipwarden TOML configurations. A
-    /// directory is searched for them by name (not recursively).
+    /// acl.conf, stir_shaken.conf, FreePBX's parts of them (sip_additional.conf,
+    /// pjsip.endpoint.conf, extensions_custom.conf...), copies (sip.conf.bak, *.sample) and
+    /// sipwarden TOML configurations. A file of another name is recognised by its content. A
+    /// directory is searched for them by name (not recursively); the files of one dialect are
+    /// audited together, as one configuration.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
+}
+
+/// `--as`: the dialect names of `sipwarden_audit::Dialect`, listed in `--help`.
+fn dialect_parser() -> impl clap::builder::TypedValueParser<Value = Dialect> {
+    use clap::builder::{PossibleValuesParser, TypedValueParser};
+    PossibleValuesParser::new(Dialect::ALL.map(Dialect::name)).try_map(|s| {
+        Dialect::parse(&s).ok_or_else(|| format!("{s:?} is not a dialect the audit knows"))
+    })
 }
 
 /// How to print a report (shared with `sipwarden check`).
@@ -58,7 +74,7 @@ fn parse_severity(s: &str) -> Result<Severity, String> {
 
 pub(crate) fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     // AuditError's text already names its cause; anyhow's chain would repeat it.
-    let report = audit_paths(&args.paths).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let report = audit_paths_as(&args.paths, args.dialect).map_err(|e| anyhow::anyhow!("{e}"))?;
     print(&args.output, &report)
 }
 

@@ -32,7 +32,11 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(2));
     }
-    let report = sipwarden_audit::audit_paths(std::slice::from_ref(&args.config))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Whatever the file is called, it is a sipwarden configuration.
+    let report = sipwarden_audit::audit_paths_as(
+        std::slice::from_ref(&args.config),
+        Some(sipwarden_audit::Dialect::Sipwarden),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     print(&args.output, &report)
 }
