@@ -140,6 +140,9 @@ pub struct Stats {
     /// Security events dropped because the server had not drained `storage.event_queue` of
     /// them (never in normal use).
     pub security_events_dropped: u64,
+    /// Security events the core produced since start, those its queue dropped included:
+    /// produced = written by the server + dropped here + dropped by the server's writer.
+    pub security_events: u64,
     /// The used-nonce table of digest authentication (`accounts.max_nonces`).
     pub nonces: TableStats,
     /// Messages the core could not build, and so did not send (never half-built).

@@ -40,6 +40,7 @@ impl Core {
     /// queue every round, so it fills only when the server falls behind; then the event is
     /// dropped and counted, never silently.
     pub(crate) fn security(&mut self, e: SecurityEvent) {
+        self.stats.security_events += 1;
         if self.security.len() < self.routes.event_queue {
             self.security.push(e);
         } else {

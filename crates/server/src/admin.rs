@@ -406,6 +406,13 @@ fn core_tables(out: &mut String, s: &Stats) {
              sipwarden_{name}_events_dropped_total {v}\n"
         ));
     }
+    out.push_str(&format!(
+        "# HELP sipwarden_security_events_total Security events the core produced (written + \
+         dropped by the core's queue + dropped by the writer).\n\
+         # TYPE sipwarden_security_events_total counter\n\
+         sipwarden_security_events_total {}\n",
+        s.security_events
+    ));
 }
 
 async fn stats(State(app): State<App>, headers: HeaderMap) -> impl IntoResponse {
@@ -422,6 +429,9 @@ async fn stats(State(app): State<App>, headers: HeaderMap) -> impl IntoResponse 
         "calls_answered": s.calls_answered,
         "rejected": s.rejected,
         "transactions_refused": s.transactions_refused,
+        "security_events": s.security_events,
+        "security_events_dropped": s.security_events_dropped,
+        "call_events_dropped": s.call_events_dropped,
         "internal_build_errors": s.internal_build_errors,
         "internal_send_errors": s.internal_send_errors,
         "registrations": s.registrations,
@@ -619,6 +629,6 @@ mod tests {
         assert_eq!(out.matches("sipwarden_table_evictions_total{").count(), 7);
         assert_eq!(out.matches("sipwarden_table_entries{").count(), 6);
         // Each family's HELP and TYPE once, before its series.
-        assert_eq!(out.matches("# TYPE ").count(), 4);
+        assert_eq!(out.matches("# TYPE ").count(), 5);
     }
 }

@@ -219,6 +219,8 @@ pub(crate) async fn run(
     let mut batch = Vec::with_capacity(256);
     // Transaction-table refusals are logged at most once a second, with the count since.
     let mut refused_logged = 0u64;
+    // Events the core's queues dropped, likewise.
+    let mut dropped_logged = 0u64;
     let mut refused_at = Instant::now();
     let mut verdicts_at = Instant::now();
     loop {
@@ -271,13 +273,26 @@ pub(crate) async fn run(
             },
         }
         flush(&mut core, &transports, &mut sinks, &mut waiting);
-        let refused = core.stats().transactions_refused;
-        if refused > refused_logged && refused_at.elapsed().as_secs() >= 1 {
-            tracing::warn!(
-                refused = refused - refused_logged,
-                "transaction table full: requests refused with 503 (raise transactions.max_transactions?)"
-            );
+        let now_stats = core.stats();
+        let refused = now_stats.transactions_refused;
+        let dropped = now_stats.security_events_dropped + now_stats.call_events_dropped;
+        if (refused > refused_logged || dropped > dropped_logged)
+            && refused_at.elapsed().as_secs() >= 1
+        {
+            if refused > refused_logged {
+                tracing::warn!(
+                    refused = refused - refused_logged,
+                    "transaction table full: requests refused with 503 (raise transactions.max_transactions?)"
+                );
+            }
+            if dropped > dropped_logged {
+                tracing::warn!(
+                    dropped = dropped - dropped_logged,
+                    "event queue full: security or call events dropped (raise storage.event_queue?)"
+                );
+            }
             refused_logged = refused;
+            dropped_logged = dropped;
             refused_at = Instant::now();
         }
         stats.send_if_modified(|s| {
