@@ -1038,3 +1038,105 @@ fn scanner_sweep_learns_no_product() {
     eprintln!("the phone: {rounds} rounds");
     lab.stop();
 }
+
+/// A value of `/proc/<pid>/status` in kB (VmRSS, VmHWM).
+fn status_kb(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A flood of failed logins from 10 000 addresses (never banned nor rate-limited, so every
+/// attempt is a failure with its security events): the gateway's memory stays bounded, and
+/// every event it produced is written or counted as dropped. The CI runs 100 000 attempts on
+/// the debug build; `SIPWARDEN_FLOOD_ATTEMPTS=1000000` runs the million (BENCHMARKS.md).
+#[test]
+fn a_flood_of_failed_logins_from_ten_thousand_addresses_stays_bounded_and_accounted() {
+    let _lab = lab_lock();
+    const ADDRESSES: usize = 10_000;
+    let attempts: usize = std::env::var("SIPWARDEN_FLOOD_ATTEMPTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let rounds = attempts.div_ceil(ADDRESSES);
+    let lab = Lab::start("flood-accounted");
+    let pid = lab.gw.as_ref().unwrap().pid();
+    let rss_start = status_kb(pid, "VmRSS:");
+    let sockets: Vec<UdpSocket> = (0..ADDRESSES)
+        .map(|i| {
+            let ip = format!("127.1.{}.{}", i / 250, i % 250 + 1);
+            let s = UdpSocket::bind(format!("{ip}:0")).unwrap();
+            s.set_nonblocking(true).unwrap();
+            s
+        })
+        .collect();
+    let failures = || stat(&stats(&lab), "auth_failures");
+    let mut sent = 0u64;
+    let mut peak_rss = 0;
+    for round in 0..rounds {
+        for (i, s) in sockets.iter().enumerate() {
+            let port = s.local_addr().unwrap().port();
+            let ip = s.local_addr().unwrap().ip();
+            // Credentials for a nonce the gateway never gave: a failed login every time.
+            let msg = format!(
+                "REGISTER sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:{port};branch=z9hG4bKfl{round}x{i}\r\nFrom: <sip:1001@127.0.0.1>;tag=f{round}\r\nTo: <sip:1001@127.0.0.1>\r\nCall-ID: flood-{round}-{i}\r\nCSeq: 1 REGISTER\r\nContact: <sip:1001@{ip}:{port}>\r\nAuthorization: Digest username=\"1001\", realm=\"sipwarden.lab\", nonce=\"00000000000000000000000000000000000000000000000000\", uri=\"sip:127.0.0.1:5060\", response=\"0123456789abcdef0123456789abcdef\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"c\"\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+            );
+            if s.send_to(msg.as_bytes(), GW).is_ok() {
+                sent += 1;
+            }
+            // Drain the answers so our sockets never hold more than one.
+            let mut buf = [0u8; 2048];
+            while s.recv_from(&mut buf).is_ok() {}
+        }
+        // Paced by the gateway: the next round once this one is counted, or once the count
+        // stops moving (a datagram the kernel dropped is never counted).
+        let mut last = u64::MAX;
+        poll_every(Duration::from_millis(200), Duration::from_secs(60), || {
+            let n = failures();
+            let done = n >= sent || n == last;
+            last = n;
+            done.then_some(())
+        });
+        peak_rss = peak_rss.max(status_kb(pid, "VmRSS:"));
+    }
+    // Everything produced is written or counted as dropped (the writer has caught up once
+    // its gauge of queued batches is zero and the numbers stop moving).
+    let token = lab.token.clone();
+    let metric = |text: &str, name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let mut m = String::new();
+    let balanced = poll_every(Duration::from_millis(200), Duration::from_secs(60), || {
+        m = http_get("127.0.0.1:8080", "/metrics", Some(&token)).1;
+        let produced = metric(&m, "sipwarden_security_events_total");
+        let accounted = metric(&m, "sipwarden_writer_events_written_total")
+            + metric(&m, "sipwarden_writer_events_dropped_total")
+            + metric(&m, "sipwarden_security_events_dropped_total");
+        (metric(&m, "sipwarden_writer_queued") == 0 && produced > 0 && produced == accounted)
+            .then_some((produced, accounted))
+    });
+    let failed = failures();
+    let hwm = status_kb(pid, "VmHWM:");
+    eprintln!(
+        "flood: {sent} sent, {failed} failed logins counted, events {balanced:?}, RSS {rss_start} kB at start, peak {peak_rss} kB sampled, VmHWM {hwm} kB"
+    );
+    let (produced, _) = balanced
+        .unwrap_or_else(|| panic!("events produced != written + dropped after the flood:\n{m}"));
+    assert!(
+        failed * 100 >= sent * 95,
+        "most attempts were failed logins: {failed} of {sent}"
+    );
+    assert!(produced >= failed, "every failed login is an event");
+    // Bounded: the failure and rate tables hold 10 000 addresses, nothing grows per attempt.
+    assert!(
+        hwm < 256 * 1024,
+        "the gateway's memory peaked at {hwm} kB during {sent} failed logins"
+    );
+    lab.stop();
+}

@@ -127,27 +127,9 @@ impl Core {
         // A request from A in the dialog proves A got our 2xx even if its ACK was lost: stop
         // retransmitting the 2xx and acknowledge B's now (with no body; a late-offer answer
         // would have been in the lost ACK).
-        if side == Side::A {
-            if let Some((b_tx, _)) = call.state.take_b_ack() {
-                let cseq = call.b_invite.cseq().map_or(1, |c| c.seq);
-                let invite = call.b_invite.clone();
-                if let Ok(ack) = build::ack_for_2xx(
-                    call,
-                    Side::B,
-                    &invite,
-                    cseq,
-                    &self.local,
-                    &mut self.ids,
-                    &mut self.rewrites.call(id),
-                ) {
-                    let target = call.b.target;
-                    self.txl.send_ack(b_tx, &ack, target);
-                } else {
-                    self.stats.internal_build_errors += 1;
-                }
-                let a_tx = call.a_invite_tx;
-                self.txl.assume_acknowledged(now, a_tx);
-            }
+        let a_tx = call.a_invite_tx;
+        if side == Side::A && self.ack_b_without_a(id) {
+            self.txl.assume_acknowledged(now, a_tx);
         }
         let Some(call) = self.calls.get_mut(&id) else {
             return;

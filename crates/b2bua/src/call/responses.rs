@@ -236,28 +236,37 @@ impl Core {
         };
         if matches!(role, ServerRole::Invite) {
             // A never acknowledged the answer: acknowledge B ourselves and end the call.
-            if let Some(call) = self.calls.get_mut(&id) {
-                if let Some((b_tx, _)) = call.state.take_b_ack() {
-                    let invite = call.b_invite.clone();
-                    let cseq = invite.cseq().map_or(1, |c| c.seq);
-                    if let Ok(ack) = build::ack_for_2xx(
-                        call,
-                        Side::B,
-                        &invite,
-                        cseq,
-                        &self.local,
-                        &mut self.ids,
-                        &mut self.rewrites.call(id),
-                    ) {
-                        let target = call.b.target;
-                        self.txl.send_ack(b_tx, &ack, target);
-                    } else {
-                        self.stats.internal_build_errors += 1;
-                    }
-                }
-            }
+            self.ack_b_without_a(id);
             self.teardown(now, id, "no ACK");
         }
+    }
+
+    /// Acknowledges B's 2xx without A's ACK (A's was lost, or never came), if it waits: with
+    /// no body (a late-offer answer would have been in A's ACK). Returns whether it waited.
+    pub(crate) fn ack_b_without_a(&mut self, id: u64) -> bool {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return false;
+        };
+        let Some((b_tx, _)) = call.state.take_b_ack() else {
+            return false;
+        };
+        let invite = call.b_invite.clone();
+        let cseq = invite.cseq().map_or(1, |c| c.seq);
+        let ack = build::ack_for_2xx(
+            call,
+            Side::B,
+            &invite,
+            cseq,
+            &self.local,
+            &mut self.ids,
+            &mut self.rewrites.call(id),
+        );
+        let target = call.b.target;
+        match ack {
+            Ok(ack) => self.txl.send_ack(b_tx, &ack, target),
+            Err(_) => self.stats.internal_build_errors += 1,
+        }
+        true
     }
 
     // === forks ===

@@ -426,6 +426,11 @@ impl Gateway {
         let _ = self.child.wait();
     }
 
+    /// Its process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends SIGTERM and waits for a clean exit.
     pub(crate) fn stop(mut self) -> std::process::ExitStatus {
         self.signal("TERM");
