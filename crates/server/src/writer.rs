@@ -4,11 +4,11 @@
 //! task never waits on a disk (DESIGN §4).
 //!
 //! Each flush of the core task becomes one [`Batch`] with a ticket; the writer takes what
-//! has queued up, stores the rows of all of it in one go (a group commit), then writes the
-//! log lines — so a ban in the log is a ban on disk — and reports the last ticket done. The
-//! core task sends an answer that acknowledges a binding, or an operator's ban, only once
-//! its batch's ticket is reported: no acknowledged registration or ban is lost on a crash,
-//! and nothing else waits.
+//! has queued up, stores the rows of all of it in one go (a group commit), reports the last
+//! ticket done, then writes the log lines — so a ban in the log is a ban on disk, and an
+//! answer waits for its rows only. The core task sends an answer that acknowledges a
+//! binding, or an operator's ban, only once its batch's ticket is reported: no acknowledged
+//! registration or ban is lost on a crash, and nothing else waits.
 //!
 //! When the queue is full the core task keeps a backlog, merged batch after batch and sent
 //! as soon as there is room. The backlog is bounded too: past `writer_backlog_events`
@@ -295,19 +295,22 @@ fn run(
                 Err(_) => break,
             }
         }
-        write(&mut group.batch, store.as_mut(), &mut log, stats);
+        store_rows(&group.batch, store.as_mut(), stats);
+        stats.commits.fetch_add(1, Ordering::Relaxed);
+        // What waited for these rows (a REGISTER's 200, an operator's ban) may go now; the
+        // log lines follow, so a 200 never waits for them.
+        done.send_replace(group.ticket);
+        write_logs(&mut group.batch, &mut log, stats);
         stats.queued.fetch_sub(n, Ordering::Relaxed);
         stats.batches.fetch_add(n, Ordering::Relaxed);
-        stats.commits.fetch_add(1, Ordering::Relaxed);
-        done.send_replace(group.ticket);
     }
     if let Err(e) = log.flush() {
         tracing::error!("security log not written: {e}");
     }
 }
 
-fn write(batch: &mut Batch, store: &mut dyn Store, log: &mut SecurityLog, stats: &WriterStats) {
-    // The rows first: a ban the log reports is one a restart keeps.
+/// The rows first: a ban the log reports is one a restart keeps.
+fn store_rows(batch: &Batch, store: &mut dyn Store, stats: &WriterStats) {
     if !batch.locations.is_empty() {
         if let Err(e) = store.apply(&batch.locations) {
             stats.store_errors.fetch_add(1, Ordering::Relaxed);
@@ -320,6 +323,9 @@ fn write(batch: &mut Batch, store: &mut dyn Store, log: &mut SecurityLog, stats:
             tracing::error!("ban table not saved: {e}");
         }
     }
+}
+
+fn write_logs(batch: &mut Batch, log: &mut SecurityLog, stats: &WriterStats) {
     for (e, at) in batch.events.drain(..) {
         // The security log is the record; the process log mentions failures at debug
         // level only, so a password-guessing run cannot flood it.
