@@ -15,6 +15,10 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 
+/// mimalloc instead of glibc's malloc: see the workspace manifest for why.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// sipwarden: a SIP trunk security gateway.
 #[derive(Parser)]
 #[command(name = "sipwarden", version, about, long_about = None)]
