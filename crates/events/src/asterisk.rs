@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::time::SystemTime;
 
 use crate::event::{EventKind, SecurityEvent};
-use crate::time::{civil, offset_minutes};
+use crate::time::{civil, offset_minutes, push_padded};
 
 /// The most bytes a value takes in either log line. Every value may come from the attacker;
 /// this bounds the line (fail2ban reads it with regexes that backtrack) and the disk use.
@@ -44,20 +44,30 @@ pub fn asterisk_line(
     let t = civil(time, offset);
     let sign = if offset < 0 { '-' } else { '+' };
     let (oh, om) = (offset.abs() / 60, offset.abs() % 60);
-    let date = format!("{:04}-{:02}-{:02}", t.year, t.month, t.day);
-    let clock = format!("{:02}:{:02}:{:02}", t.hour, t.minute, t.second);
 
     let mut line = String::with_capacity(512);
-    let _ = write!(
-        line,
-        "[{date} {clock}] SECURITY[{pid}] res_security_log.c: SecurityEvent=\"{}\",\
-         EventTV=\"{date}T{clock}.{:03}{sign}{oh:02}{om:02}\",Severity=\"{}\",Service=\"SIP\",\
-         EventVersion=\"{}\"",
-        event.kind.name(),
-        t.milli,
-        event.kind.severity(),
-        event.kind.version(),
-    );
+    line.push('[');
+    t.push_date(&mut line);
+    line.push(' ');
+    t.push_clock(&mut line);
+    line.push_str("] SECURITY[");
+    push_padded(&mut line, pid.into(), 1);
+    line.push_str("] res_security_log.c: SecurityEvent=\"");
+    line.push_str(event.kind.name());
+    line.push_str("\",EventTV=\"");
+    t.push_date(&mut line);
+    line.push('T');
+    t.push_clock(&mut line);
+    line.push('.');
+    push_padded(&mut line, t.milli.into(), 3);
+    line.push(sign);
+    push_padded(&mut line, oh.unsigned_abs(), 2);
+    push_padded(&mut line, om.unsigned_abs(), 2);
+    line.push_str("\",Severity=\"");
+    line.push_str(event.kind.severity());
+    line.push_str("\",Service=\"SIP\",EventVersion=\"");
+    line.push_str(event.kind.version());
+    line.push('"');
     // RequestBadFormat is the one event whose AccountID is optional: Asterisk writes it
     // after the event's required IE (RequestType), and only when known.
     let account_late = event.kind == EventKind::RequestBadFormat;

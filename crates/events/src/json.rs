@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use crate::asterisk::MAX_VALUE_BYTES;
 use crate::event::SecurityEvent;
-use crate::time::civil;
+use crate::time::{civil, push_padded};
 
 /// Keys of our own; an IE of the same name is left out rather than shadow one of them.
 const RESERVED: [&str; 11] = [
@@ -37,16 +37,18 @@ const RESERVED: [&str; 11] = [
 pub fn json_line(event: &SecurityEvent, time: SystemTime) -> String {
     let t = civil(time, 0);
     let mut out = String::with_capacity(512);
-    let _ = write!(
-        out,
-        "{{\"time\":\"{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z\"",
-        t.year, t.month, t.day, t.hour, t.minute, t.second, t.milli
-    );
+    out.push_str("{\"time\":\"");
+    t.push_date(&mut out);
+    out.push('T');
+    t.push_clock(&mut out);
+    out.push('.');
+    push_padded(&mut out, t.milli.into(), 3);
+    out.push_str("Z\"");
     push_str(&mut out, "event", event.kind.name());
     push_str(&mut out, "severity", event.kind.severity());
     if !event.kind.is_asterisk() {
         // Ban, Unban: an address, not an exchange.
-        push_str(&mut out, "remote_ip", &event.remote.ip().to_string());
+        push_address(&mut out, "remote_ip", event.remote.ip());
         if let Some(ban) = event.ban {
             if let Some(expires) = ban.expires_unix {
                 let _ = write!(out, ",\"ban_expires\":{expires}");
@@ -59,9 +61,9 @@ pub fn json_line(event: &SecurityEvent, time: SystemTime) -> String {
             None => out.push_str(",\"account\":null"),
         }
         push_str(&mut out, "session_id", &event.session_id);
-        push_str(&mut out, "local", &event.local.to_string());
-        push_str(&mut out, "remote", &event.remote.to_string());
-        push_str(&mut out, "remote_ip", &event.remote.ip().to_string());
+        push_address(&mut out, "local", event.local);
+        push_address(&mut out, "remote", event.remote);
+        push_address(&mut out, "remote_ip", event.remote.ip());
     }
     for (name, value) in &event.extra {
         if !RESERVED.contains(name) {
@@ -71,6 +73,12 @@ pub fn json_line(event: &SecurityEvent, time: SystemTime) -> String {
     push_str(&mut out, "reason", &event.reason);
     out.push('}');
     out
+}
+
+/// Appends `,"key":"address"` for an address or an [`crate::event::Endpoint`], formatted in
+/// place: their text (digits, hex, `.`, `:`, `/`, transport names) never needs escaping.
+fn push_address(out: &mut String, key: &str, address: impl std::fmt::Display) {
+    let _ = write!(out, ",\"{key}\":\"{address}\"");
 }
 
 /// Appends `,"key":"value"` with `value` capped and both JSON-escaped.

@@ -16,6 +16,51 @@ pub(crate) struct Civil {
     pub(crate) milli: u32,
 }
 
+/// Appends `n` in decimal, zero-padded to `width` digits, without going through `core::fmt`:
+/// every security event is written as two lines, each with a date and a time of day.
+pub(crate) fn push_padded(out: &mut String, n: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut at = digits.len();
+    let mut rest = n;
+    for slot in digits.iter_mut().rev() {
+        *slot = b'0' + (rest % 10) as u8;
+        at -= 1;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    for _ in (digits.len() - at)..width {
+        out.push('0');
+    }
+    out.push_str(
+        digits
+            .get(at..)
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .unwrap_or("0"),
+    );
+}
+
+impl Civil {
+    /// `YYYY-MM-DD`.
+    pub(crate) fn push_date(&self, out: &mut String) {
+        push_padded(out, u64::try_from(self.year).unwrap_or(0), 4);
+        out.push('-');
+        push_padded(out, self.month.into(), 2);
+        out.push('-');
+        push_padded(out, self.day.into(), 2);
+    }
+
+    /// `HH:MM:SS`.
+    pub(crate) fn push_clock(&self, out: &mut String) {
+        push_padded(out, self.hour.into(), 2);
+        out.push(':');
+        push_padded(out, self.minute.into(), 2);
+        out.push(':');
+        push_padded(out, self.second.into(), 2);
+    }
+}
+
 /// Whole minutes east of UTC, clamped to less than a day either way: Asterisk's `%z` has no
 /// seconds, and the printed offset must be the one the printed time was shifted by.
 pub(crate) fn offset_minutes(utc_offset_secs: i32) -> i64 {

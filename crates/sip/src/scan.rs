@@ -151,6 +151,22 @@ pub(crate) fn trim_lws(s: &str) -> &str {
     s.trim_matches(|c: char| c.is_ascii() && is_lws(c as u8))
 }
 
+/// `n` in decimal, written into `buf` without allocating (a Content-Length per answer).
+pub(crate) fn format_u32(mut n: u32, buf: &mut [u8; 10]) -> &str {
+    let mut at = buf.len();
+    for slot in buf.iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
+        at -= 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.get(at..)
+        .and_then(|d| std::str::from_utf8(d).ok())
+        .unwrap_or("0")
+}
+
 /// Parses an unsigned decimal number of at most `max`, with leading zeros allowed (RFC 3261
 /// §25.1 `1*DIGIT`). Checked arithmetic: "-999", "five" and overflow are all `None`.
 pub(crate) fn parse_decimal(s: &str, max: u64) -> Option<u64> {
