@@ -4,12 +4,13 @@
 //! the routes it started with.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use std::sync::Arc;
 
 use ipnet::IpNet;
-use sipwarden_config::{AccountsFile, Config, NumberRange, canonical_number};
+use sipwarden_config::{AccountsFile, Config, ConfigError, NumberRange, canonical_number};
 use sipwarden_sip::{Peer, Secret};
 
 /// Which side of the gateway a source is on.
@@ -122,17 +123,69 @@ pub struct RegistrarSettings {
     pub max_bindings: usize,
 }
 
-/// A routing problem found while building [`Routes`].
-#[derive(Debug, PartialEq, Eq)]
-pub struct RouteError(pub String);
-
-impl std::fmt::Display for RouteError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// Why [`Routes`] could not be built from a configuration. Every variant is the
+/// configuration's fault (or the files it names): the operator fixes it, and a reload that
+/// fails keeps the routes in force.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    /// A trunk's proxy is a host name: names are resolved by the caller, not here.
+    #[error("trunk {trunk}: proxy host {host:?} must be an IP address")]
+    ProxyNotIp {
+        /// The trunk's name.
+        trunk: String,
+        /// The host as configured.
+        host: String,
+    },
+    /// A trunk's `password_file` cannot be read, or is empty. The configuration error names
+    /// the file and the trunk.
+    #[error("{source}")]
+    TrunkPassword {
+        /// The trunk's name.
+        trunk: String,
+        /// What is wrong with the file.
+        #[source]
+        source: ConfigError,
+    },
+    /// The accounts file cannot be read: missing, or not readable by the gateway's user.
+    #[error("{}: cannot read the accounts file: {source}", path.display())]
+    AccountsUnreadable {
+        /// The file, as configured.
+        path: PathBuf,
+        /// The reason.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The accounts file was read but refused: each problem names its line and key.
+    #[error("{}", join_lines(errors))]
+    BadAccounts {
+        /// The file, as configured.
+        path: PathBuf,
+        /// Every problem found, in file order.
+        errors: Vec<ConfigError>,
+    },
 }
 
-impl std::error::Error for RouteError {}
+/// One problem a line, as the configuration's own errors are reported.
+fn join_lines(errors: &[ConfigError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Reads and checks the accounts file. Read here rather than with [`AccountsFile::load`] so
+/// that an unreadable file keeps its I/O error as the source.
+fn load_accounts(path: &Path) -> Result<AccountsFile, RouteError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RouteError::AccountsUnreadable {
+        path: path.to_owned(),
+        source,
+    })?;
+    AccountsFile::from_toml(&text, Some(path)).map_err(|errors| RouteError::BadAccounts {
+        path: path.to_owned(),
+        errors,
+    })
+}
 
 impl Routes {
     /// Builds routes from a validated configuration. Trunk proxies must be IP addresses
@@ -140,13 +193,14 @@ impl Routes {
     pub fn from_config(cfg: &Config) -> Result<Self, RouteError> {
         let mut trunks = Vec::with_capacity(cfg.trunks.len());
         for t in &cfg.trunks {
-            let ip = t.proxy.ip().ok_or_else(|| {
-                RouteError(format!(
-                    "trunk {}: proxy host {:?} must be an IP address",
-                    t.name, t.proxy.host
-                ))
+            let ip = t.proxy.ip().ok_or_else(|| RouteError::ProxyNotIp {
+                trunk: t.name.clone(),
+                host: t.proxy.host.clone(),
             })?;
-            let password = t.password().map_err(|e| RouteError(e.to_string()))?;
+            let password = t.password().map_err(|source| RouteError::TrunkPassword {
+                trunk: t.name.clone(),
+                source,
+            })?;
             let credentials = match (&t.username, password) {
                 (Some(u), Some(p)) => Some((u.clone(), p)),
                 _ => None,
@@ -166,15 +220,7 @@ impl Routes {
             });
         }
         let accounts = match &cfg.accounts.file {
-            Some(path) => AccountsFile::load(path).map_err(|errors| {
-                RouteError(
-                    errors
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("\n"),
-                )
-            })?,
+            Some(path) => load_accounts(path)?,
             None => AccountsFile {
                 realm: "voip".to_owned(),
                 accounts: Vec::new(),
@@ -261,6 +307,103 @@ mod tests {
         assert_eq!(r.did_owner("+1 555 123 0007"), Some(0));
         assert_eq!(r.did_owner("+15551239999"), None);
         let bad = Config::from_toml("[[trunk]]\nname = \"a\"\nnetworks = [\"192.0.2.0/24\"]\nproxy = \"sip:carrier.example\"\n", None).unwrap();
-        assert!(Routes::from_config(&bad).is_err());
+        let e = Routes::from_config(&bad).unwrap_err();
+        assert!(
+            matches!(&e, RouteError::ProxyNotIp { trunk, host } if trunk == "a" && host == "carrier.example"),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "trunk a: proxy host \"carrier.example\" must be an IP address"
+        );
+    }
+
+    /// A directory of its own under the system's temporary directory, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> Self {
+            let dir = std::env::temp_dir()
+                .join(format!("sipwarden-routes-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            Self(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn with_accounts(path: &Path) -> Config {
+        let toml = format!("[accounts]\nfile = {:?}\n", path.display().to_string());
+        Config::from_toml(&toml, None).unwrap()
+    }
+
+    #[test]
+    fn an_unreadable_accounts_file_is_named_with_its_io_error() {
+        use std::error::Error as _;
+        let dir = TempDir::new("unreadable");
+        let path = dir.0.join("accounts.toml");
+        let e = Routes::from_config(&with_accounts(&path)).unwrap_err();
+        assert!(
+            matches!(&e, RouteError::AccountsUnreadable { path: p, .. } if *p == path),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains(&path.display().to_string()), "{e}");
+        let io = e
+            .source()
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .map(std::io::Error::kind);
+        assert_eq!(io, Some(std::io::ErrorKind::NotFound), "{e}");
+    }
+
+    #[test]
+    fn a_bad_accounts_file_lists_every_problem_with_its_line() {
+        let dir = TempDir::new("bad");
+        let path = dir.0.join("accounts.toml");
+        std::fs::write(
+            &path,
+            "realm = \"r\"\n[[account]]\nuser = \"1001\"\nha1_md5 = \"XYZ\"\n[[account]]\nuser = \"a b\"\n",
+        )
+        .unwrap();
+        let e = Routes::from_config(&with_accounts(&path)).unwrap_err();
+        let RouteError::BadAccounts { path: p, errors } = &e else {
+            panic!("{e:?}");
+        };
+        assert_eq!(*p, path);
+        assert!(errors.len() >= 2, "{errors:?}");
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("{}:4: account[0].ha1_md5", path.display())),
+            "{text}"
+        );
+        assert_eq!(text.lines().count(), errors.len(), "one problem a line");
+    }
+
+    #[test]
+    fn a_missing_trunk_password_file_names_the_trunk_and_keeps_the_config_error() {
+        use std::error::Error as _;
+        let dir = TempDir::new("password");
+        let path = dir.0.join("carrier.secret");
+        let toml = format!(
+            "[[trunk]]\nname = \"carrier\"\nnetworks = [\"192.0.2.0/24\"]\nproxy = \"sip:192.0.2.1\"\nusername = \"u\"\npassword_file = {:?}\n",
+            path.display().to_string()
+        );
+        let cfg = Config::from_toml(&toml, None).unwrap();
+        let e = Routes::from_config(&cfg).unwrap_err();
+        assert!(
+            matches!(&e, RouteError::TrunkPassword { trunk, .. } if trunk == "carrier"),
+            "{e:?}"
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains(&path.display().to_string()) && text.contains("cannot read"),
+            "{text}"
+        );
+        let cause = e.source().and_then(|s| s.downcast_ref::<ConfigError>());
+        assert_eq!(cause.and_then(|c| c.file.as_deref()), Some(path.as_path()));
     }
 }

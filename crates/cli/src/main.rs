@@ -81,8 +81,55 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("sipwarden: {e:#}");
+            eprintln!("sipwarden: {}", report(&e));
             ExitCode::from(2)
         }
+    }
+}
+
+/// The error and its causes, `: `-separated as `{:#}` prints them, but without a cause whose
+/// text is already in the line: the library errors put their source in their own message
+/// (so a log line alone says why) and keep it as `source()` as well.
+fn report(e: &anyhow::Error) -> String {
+    let mut line = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !line.contains(&cause) {
+            line.push_str(": ");
+            line.push_str(&cause);
+        }
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Wrapped(std::io::Error);
+
+    impl std::fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "cannot listen on 127.0.0.1:5060 (udp): {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Wrapped {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let io = || std::io::Error::new(std::io::ErrorKind::AddrInUse, "Address already in use");
+        let e = anyhow::Error::new(Wrapped(io()));
+        assert_eq!(
+            report(&e),
+            "cannot listen on 127.0.0.1:5060 (udp): Address already in use"
+        );
+        let e = anyhow::Error::new(io()).context("starting the runtime");
+        assert_eq!(report(&e), "starting the runtime: Address already in use");
     }
 }

@@ -8,7 +8,7 @@ use std::sync::RwLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sipwarden_b2bua::{BanChange, BanEntry};
-use sipwarden_store::{BanRow, BanRowChange, BanStore};
+use sipwarden_store::{BanRow, BanRowChange, BanStore, StoreError};
 
 /// Active bans, as the transports see them: membership is the ban (the core removes an
 /// address when its ban ends), so a lookup reads no clock.
@@ -113,9 +113,9 @@ impl BanView {
         &self,
         store: &mut dyn BanStore,
         mut put: impl FnMut(BanEntry),
-    ) -> Result<usize, String> {
+    ) -> Result<usize, StoreError> {
         let (now, unix) = (Instant::now(), unix_now());
-        let rows = store.load_bans().map_err(|e| e.to_string())?;
+        let rows = store.load_bans()?;
         let mut active = 0;
         let mut map = self.banned.write().unwrap_or_else(|e| e.into_inner());
         for r in rows {

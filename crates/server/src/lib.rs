@@ -20,6 +20,8 @@ mod core_task;
 mod location;
 #[cfg(test)]
 mod redaction_tests;
+#[cfg(test)]
+mod start_tests;
 mod writer;
 
 use std::net::SocketAddr;
@@ -35,17 +37,130 @@ use tokio::sync::{mpsc, watch};
 
 pub use core_task::Control;
 
-/// Why the gateway could not start.
-#[derive(Debug)]
-pub struct StartError(pub String);
-
-impl std::fmt::Display for StartError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// Why the gateway could not start: the variant says what failed and its doc whose fault
+/// that is, so the operator knows whether to fix the configuration, a file it names, or the
+/// host. The underlying error is kept as the source and also written into the message, so
+/// a log line alone says why.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listener (SIP or the admin API) could not be bound: the configured address is in
+    /// use (often another instance), not on this host, or a low port without the right.
+    #[error("cannot listen on {addr} ({listener}): {source}")]
+    Bind {
+        /// `udp`, `tcp`, `tls`, `wss` or `admin API`.
+        listener: &'static str,
+        /// The address as configured.
+        addr: SocketAddr,
+        /// The system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TLS and WSS listeners' certificate or key (`tls.cert`, `tls.key`) is missing,
+    /// unreadable, or not a matching PEM pair.
+    #[error("TLS certificate or key: {source}")]
+    TlsServer {
+        /// `tls.cert`.
+        cert: PathBuf,
+        /// `tls.key`.
+        key: PathBuf,
+        /// What is wrong, naming the file.
+        #[source]
+        source: tls::TlsError,
+    },
+    /// `tls.generate_self_signed` is on but the certificate could not be written where
+    /// `tls.cert` and `tls.key` point.
+    #[error("cannot generate a self-signed certificate at {}: {source}", cert.display())]
+    SelfSigned {
+        /// `tls.cert`.
+        cert: PathBuf,
+        /// `tls.key`.
+        key: PathBuf,
+        /// What failed.
+        #[source]
+        source: tls::TlsError,
+    },
+    /// Outbound TLS cannot be set up: usually `tls.ca_file` is unreadable or holds no CA.
+    #[error("outbound TLS: {source}")]
+    TlsClient {
+        /// `tls.ca_file`, if set.
+        ca_file: Option<PathBuf>,
+        /// What is wrong.
+        #[source]
+        source: tls::TlsError,
+    },
+    /// The configuration cannot be turned into routes: a trunk, its password file, or the
+    /// accounts file is at fault.
+    #[error(transparent)]
+    Routes(#[from] sipwarden_b2bua::RouteError),
+    /// The store could not be opened, or its tables read at start; the store error says
+    /// whether the file's place, its version or its content is at fault.
+    #[error(transparent)]
+    Store(#[from] sipwarden_store::StoreError),
+    /// A state directory (`storage.dir`, the admin token's) could not be created: a
+    /// permission or a path through a file.
+    #[error("cannot create directory {}: {source}", path.display())]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// The system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file the gateway makes for itself (the admin token, the nonce key) could not be
+    /// written: a permission or a full disk.
+    #[error("cannot write {}: {source}", path.display())]
+    WriteFile {
+        /// The file.
+        path: PathBuf,
+        /// The system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The admin token file (the operator's) holds too short a token to be safe.
+    #[error("{}: admin token shorter than 16 characters", path.display())]
+    ShortAdminToken {
+        /// `admin.token_file`, or its default.
+        path: PathBuf,
+    },
+    /// The nonce key file is not a key this gateway wrote: replaced or damaged.
+    #[error(
+        "{}: a nonce key must be 32 bytes, not {len} (delete it to make a new one)",
+        path.display()
+    )]
+    BadNonceKey {
+        /// `<storage.dir>/nonce.key`.
+        path: PathBuf,
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// The security log or the events log could not be opened for appending: a permission
+    /// or a missing directory that cannot be made.
+    #[error(
+        "cannot open the security log {} or the events log {}: {source}",
+        security_log.display(),
+        events_log.display()
+    )]
+    SecurityLog {
+        /// The Asterisk-format log fail2ban reads.
+        security_log: PathBuf,
+        /// The JSON lines log.
+        events_log: PathBuf,
+        /// The system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The operating system's random numbers could not be read (a host without
+    /// `/dev/urandom`, or a sandbox that hides it).
+    #[error("cannot read /dev/urandom: {0}")]
+    Entropy(#[source] std::io::Error),
+    /// The thread that writes the store and the logs could not be started: the host is out
+    /// of threads or memory.
+    #[error("cannot start the writer thread: {0}")]
+    WriterThread(#[source] std::io::Error),
+    /// The SIGHUP, SIGTERM and SIGINT handlers could not be installed.
+    #[error("cannot install the signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
 }
-
-impl std::error::Error for StartError {}
 
 /// A running gateway.
 pub struct Gateway {
@@ -115,7 +230,7 @@ fn os_seed() -> Result<[u8; 32], StartError> {
     let mut seed = [0u8; 32];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut seed))
-        .map_err(|e| StartError(format!("/dev/urandom: {e}")))?;
+        .map_err(StartError::Entropy)?;
     Ok(seed)
 }
 
@@ -131,18 +246,18 @@ fn admin_token(cfg: &Config) -> Result<Secret<String>, StartError> {
         if t.len() >= 16 {
             return Ok(Secret::new(t));
         }
-        return Err(StartError(format!(
-            "{}: admin token shorter than 16 characters",
-            path.display()
-        )));
+        return Err(StartError::ShortAdminToken { path });
     }
     let seed = os_seed()?;
     let token: String = seed.iter().map(|b| format!("{b:02x}")).collect();
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| StartError(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|source| StartError::CreateDir {
+            path: dir.to_owned(),
+            source,
+        })?;
     }
     tls::write_private(&path, token.as_bytes())
-        .map_err(|e| StartError(format!("{}: {e}", path.display())))?;
+        .map_err(|source| StartError::WriteFile { path, source })?;
     Ok(Secret::new(token))
 }
 
@@ -154,29 +269,31 @@ fn nonce_key(dir: &Path) -> Result<Secret<[u8; 32]>, StartError> {
         if let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice()) {
             return Ok(Secret::new(key));
         }
-        return Err(StartError(format!(
-            "{}: a nonce key must be 32 bytes (delete it to make a new one)",
-            path.display()
-        )));
+        return Err(StartError::BadNonceKey {
+            path,
+            len: bytes.len(),
+        });
     }
     let key = os_seed()?;
-    tls::write_private(&path, &key).map_err(|e| StartError(format!("{}: {e}", path.display())))?;
+    tls::write_private(&path, &key).map_err(|source| StartError::WriteFile { path, source })?;
     Ok(Secret::new(key))
 }
 
 /// The durable store: SQLite under `storage.dir`.
 fn open_store(cfg: &Config) -> Result<Box<dyn sipwarden_store::Store>, StartError> {
     let dir = &cfg.storage.dir;
-    std::fs::create_dir_all(dir).map_err(|e| StartError(format!("{}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir).map_err(|source| StartError::CreateDir {
+        path: dir.clone(),
+        source,
+    })?;
     let path = dir.join("sipwarden.db");
-    let store = sipwarden_store::SqliteStore::open(&path, cfg.storage.sync_full)
-        .map_err(|e| StartError(e.to_string()))?;
+    let store = sipwarden_store::SqliteStore::open(&path, cfg.storage.sync_full)?;
     Ok(Box::new(store))
 }
 
 /// Routes from a configuration.
 pub fn routes(cfg: &Config) -> Result<Routes, StartError> {
-    Routes::from_config(cfg).map_err(|e| StartError(e.to_string()))
+    Ok(Routes::from_config(cfg)?)
 }
 
 impl Gateway {
@@ -193,22 +310,33 @@ impl Gateway {
                         "localhost".to_owned(),
                         "127.0.0.1".to_owned(),
                     ];
-                    if tls::ensure_self_signed(cert, key, &names)
-                        .map_err(|e| StartError(e.to_string()))?
-                    {
+                    if tls::ensure_self_signed(cert, key, &names).map_err(|source| {
+                        StartError::SelfSigned {
+                            cert: cert.clone(),
+                            key: key.clone(),
+                            source,
+                        }
+                    })? {
                         tracing::warn!(cert = %cert.display(), "generated a self-signed certificate (lab use only)");
                     }
                 }
-                Some(
-                    tls::server_config(cert, key, tls13_only)
-                        .map_err(|e| StartError(e.to_string()))?,
-                )
+                Some(tls::server_config(cert, key, tls13_only).map_err(|source| {
+                    StartError::TlsServer {
+                        cert: cert.clone(),
+                        key: key.clone(),
+                        source,
+                    }
+                })?)
             }
             _ => None,
         };
         let tls_client = Some(
-            tls::client_config(cfg.tls.ca_file.as_deref(), tls13_only)
-                .map_err(|e| StartError(e.to_string()))?,
+            tls::client_config(cfg.tls.ca_file.as_deref(), tls13_only).map_err(|source| {
+                StartError::TlsClient {
+                    ca_file: cfg.tls.ca_file.clone(),
+                    source,
+                }
+            })?,
         );
         let routes = routes(&cfg)?;
         let (in_tx, in_rx) = mpsc::channel(16 * 1024);
@@ -229,7 +357,11 @@ impl Gateway {
         };
         let transports = Transports::start(tcfg, in_tx)
             .await
-            .map_err(|e| StartError(format!("cannot listen: {e}")))?;
+            .map_err(|e| StartError::Bind {
+                listener: e.transport,
+                addr: e.addr,
+                source: e.source,
+            })?;
         let bound = transports.bound().clone();
         let advertise = |v: &[SocketAddr]| {
             v.first().map(|a| match cfg.listen.advertise {
@@ -262,8 +394,7 @@ impl Gateway {
         core.set_rewrites(sipwarden_policy::standard_rewrites());
         core.set_wall_clock(std::time::Instant::now(), std::time::SystemTime::now());
         let mut store = open_store(&cfg)?;
-        let bindings = location::load(store.as_mut())
-            .map_err(|e| StartError(format!("location table: {e}")))?;
+        let bindings = location::load(store.as_mut())?;
         if !bindings.is_empty() {
             tracing::info!(
                 bindings = bindings.len(),
@@ -284,9 +415,7 @@ impl Gateway {
             );
         }
         let now = std::time::Instant::now();
-        let active = ban_view
-            .restore(store.as_mut(), |e| core.restore_ban(now, e))
-            .map_err(|e| StartError(format!("ban table: {e}")))?;
+        let active = ban_view.restore(store.as_mut(), |e| core.restore_ban(now, e))?;
         if active > 0 {
             tracing::info!(bans = active, "bans restored from the store");
         }
@@ -307,7 +436,11 @@ impl Gateway {
             .clone()
             .unwrap_or_else(|| dir.join("events.jsonl"));
         let log = sipwarden_events::SecurityLog::open(Some(&security_log), Some(&events_log))
-            .map_err(|e| StartError(format!("security log: {e}")))?;
+            .map_err(|source| StartError::SecurityLog {
+                security_log: security_log.clone(),
+                events_log: events_log.clone(),
+                source,
+            })?;
         let key = nonce_key(dir)?;
         core.set_nonce_key(
             key,
@@ -331,7 +464,7 @@ impl Gateway {
             written_tx,
             Arc::clone(&writer_stats),
         )
-        .map_err(|e| StartError(format!("writer thread: {e}")))?;
+        .map_err(StartError::WriterThread)?;
         let done = tokio::spawn(core_task::run(
             core,
             in_rx,
@@ -361,7 +494,11 @@ impl Gateway {
             ),
         )
         .await
-        .map_err(|e| StartError(format!("admin API {}: {e}", cfg.admin.listen)))?;
+        .map_err(|source| StartError::Bind {
+            listener: "admin API",
+            addr: cfg.admin.listen,
+            source,
+        })?;
         let listening = Listening {
             udp: bound.udp,
             tcp: bound.tcp,
@@ -466,7 +603,7 @@ impl Signals {
     /// Installs the handlers (inside the runtime).
     pub fn install() -> Result<Self, StartError> {
         use tokio::signal::unix::{SignalKind, signal};
-        let sig = |k| signal(k).map_err(|e| StartError(format!("signal handler: {e}")));
+        let sig = |k| signal(k).map_err(StartError::Signals);
         Ok(Self {
             hup: sig(SignalKind::hangup())?,
             term: sig(SignalKind::terminate())?,

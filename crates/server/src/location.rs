@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use sipwarden_b2bua::{Binding, LocationChange};
 use sipwarden_sip::Peer;
 use sipwarden_sip::header::Transport;
-use sipwarden_store::{BindingRow, LocationChange as Row, LocationStore};
+use sipwarden_store::{BindingRow, LocationChange as Row, LocationStore, StoreError};
 
 fn unix_now() -> i64 {
     SystemTime::now()
@@ -65,8 +65,8 @@ fn from_row(r: BindingRow, now: Instant, unix: i64) -> Option<Binding> {
 }
 
 /// Every live binding in the store; expired ones are deleted from it.
-pub(crate) fn load(store: &mut dyn LocationStore) -> Result<Vec<Binding>, String> {
-    let rows = store.load_bindings().map_err(|e| e.to_string())?;
+pub(crate) fn load(store: &mut dyn LocationStore) -> Result<Vec<Binding>, StoreError> {
+    let rows = store.load_bindings()?;
     let (now, unix) = (Instant::now(), unix_now());
     let mut live = Vec::new();
     let mut dead = Vec::new();
@@ -80,7 +80,7 @@ pub(crate) fn load(store: &mut dyn LocationStore) -> Result<Vec<Binding>, String
             }),
         }
     }
-    store.apply(&dead).map_err(|e| e.to_string())?;
+    store.apply(&dead)?;
     Ok(live)
 }
 

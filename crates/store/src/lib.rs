@@ -19,18 +19,81 @@ mod sqlite;
 pub use sqlite::SqliteStore;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
-/// A storage failure, with what was being done.
-#[derive(Debug)]
-pub struct StoreError(pub String);
-
-impl std::fmt::Display for StoreError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// A storage failure: what was being done, on which file or table, and SQLite's reason (also
+/// kept as the error's source, so a caller can look at the SQLite error code).
+///
+/// The variant says whose fault it is: where the file is put (`Open`), which sipwarden wrote
+/// it (`NewerSchema`), the disk or SQLite (`Schema`, `Read`, `Write`), or whoever edited the
+/// file by hand (`CorruptRow`).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened or set up: a missing directory, no permission, or
+    /// a file that is not a SQLite database.
+    #[error("cannot open database {} ({step}): {source}", path.display())]
+    Open {
+        /// The database file (`:memory:` for one in memory).
+        path: PathBuf,
+        /// The step that failed (`open`, `journal_mode`, `user_version`, ...).
+        step: &'static str,
+        /// SQLite's reason.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The file was written by a newer sipwarden, whose tables this one would damage.
+    #[error(
+        "database {}: schema version {found} is newer than this sipwarden understands ({supported})",
+        path.display()
+    )]
+    NewerSchema {
+        /// The database file.
+        path: PathBuf,
+        /// The version in the file.
+        found: i64,
+        /// The newest version this build knows.
+        supported: i64,
+    },
+    /// Creating or migrating the tables failed.
+    #[error("database {}: cannot create or migrate the tables: {source}", path.display())]
+    Schema {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's reason.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// Reading a table failed (I/O, a locked or damaged database).
+    #[error("cannot read the {table} table: {source}")]
+    Read {
+        /// The table (`location`, `bans`).
+        table: &'static str,
+        /// SQLite's reason.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// Writing a batch of changes failed; none of the batch is stored.
+    #[error("cannot write the {table} table ({step}): {source}")]
+    Write {
+        /// The table (`location`, `bans`).
+        table: &'static str,
+        /// The step that failed (`begin`, `upsert`, `remove`, `commit`, ...).
+        step: &'static str,
+        /// SQLite's reason.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A stored row holds a value of the wrong type or range: the file was edited outside
+    /// sipwarden, or damaged.
+    #[error("corrupt row in the {table} table: {source}")]
+    CorruptRow {
+        /// The table (`location`, `bans`).
+        table: &'static str,
+        /// SQLite's reason, naming the column.
+        #[source]
+        source: rusqlite::Error,
+    },
 }
-
-impl std::error::Error for StoreError {}
 
 /// One registered contact of an account, as stored.
 #[derive(Clone, Debug, PartialEq)]

@@ -18,8 +18,38 @@ pub struct SqliteStore {
     conn: Connection,
 }
 
-fn err(what: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-    move |e| StoreError(format!("{what}: {e}"))
+/// The two tables, as errors name them.
+const LOCATION: &str = "location";
+const BANS: &str = "bans";
+
+/// A failed step of opening the database at `path`.
+fn open_err<'a>(path: &'a Path, step: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + 'a {
+    move |source| StoreError::Open {
+        path: path.to_owned(),
+        step,
+        source,
+    }
+}
+
+/// A failed read of `table`. A value of the wrong type or range in a row is told apart: that
+/// is the file's content at fault, not the database.
+fn read_err(table: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |source| match source {
+        rusqlite::Error::InvalidColumnType(..)
+        | rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..)
+        | rusqlite::Error::Utf8Error(..) => StoreError::CorruptRow { table, source },
+        source => StoreError::Read { table, source },
+    }
+}
+
+/// A failed step of writing a batch to `table`.
+fn write_err(table: &'static str, step: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |source| StoreError::Write {
+        table,
+        step,
+        source,
+    }
 }
 
 impl SqliteStore {
@@ -27,35 +57,39 @@ impl SqliteStore {
     /// commit wait for the disk (survives power loss); otherwise a commit survives the
     /// process dying, which is what a restart needs, at a fraction of the cost.
     pub fn open(path: &Path, synchronous_full: bool) -> Result<Self, StoreError> {
-        let what = format!("{}", path.display());
-        let conn = Connection::open(path).map_err(err(&what))?;
-        Self::init(conn, synchronous_full).map_err(|e| StoreError(format!("{what}: {}", e.0)))
+        let conn = Connection::open(path).map_err(open_err(path, "open"))?;
+        Self::init(conn, path, synchronous_full)
     }
 
     /// A database in memory (tests).
     pub fn in_memory() -> Result<Self, StoreError> {
-        let conn = Connection::open_in_memory().map_err(err("in-memory database"))?;
-        Self::init(conn, false)
+        let path = Path::new(":memory:");
+        let conn = Connection::open_in_memory().map_err(open_err(path, "open"))?;
+        Self::init(conn, path, false)
     }
 
-    fn init(conn: Connection, synchronous_full: bool) -> Result<Self, StoreError> {
+    /// Sets the connection up and creates or migrates the tables; `path` is for errors.
+    fn init(conn: Connection, path: &Path, synchronous_full: bool) -> Result<Self, StoreError> {
+        // The first statement to touch the file: "file is not a database" shows here.
         conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err("journal_mode"))?;
+            .map_err(open_err(path, "journal_mode"))?;
         conn.pragma_update(
             None,
             "synchronous",
             if synchronous_full { "FULL" } else { "NORMAL" },
         )
-        .map_err(err("synchronous"))?;
+        .map_err(open_err(path, "synchronous"))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(err("busy_timeout"))?;
+            .map_err(open_err(path, "busy_timeout"))?;
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(err("user_version"))?;
+            .map_err(open_err(path, "user_version"))?;
         if version > SCHEMA_VERSION {
-            return Err(StoreError(format!(
-                "database schema version {version} is newer than this sipwarden understands ({SCHEMA_VERSION})"
-            )));
+            return Err(StoreError::NewerSchema {
+                path: path.to_owned(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
         }
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS location (
@@ -81,7 +115,10 @@ impl SqliteStore {
             );
             PRAGMA user_version = 2;",
         )
-        .map_err(err("creating tables"))?;
+        .map_err(|source| StoreError::Schema {
+            path: path.to_owned(),
+            source,
+        })?;
         Ok(Self { conn })
     }
 }
@@ -107,7 +144,7 @@ impl LocationStore for SqliteStore {
                 "SELECT aor, contact, transport, source, expires, path, instance, reg_id, call_id, cseq, q
                  FROM location ORDER BY aor, contact",
             )
-            .map_err(err("reading bindings"))?;
+            .map_err(read_err(LOCATION))?;
         let rows = stmt
             .query_map([], |r| {
                 Ok(BindingRow {
@@ -124,16 +161,19 @@ impl LocationStore for SqliteStore {
                     q: r.get(10)?,
                 })
             })
-            .map_err(err("reading bindings"))?;
+            .map_err(read_err(LOCATION))?;
         rows.collect::<Result<Vec<_>, _>>()
-            .map_err(err("reading bindings"))
+            .map_err(read_err(LOCATION))
     }
 
     fn apply(&mut self, changes: &[LocationChange]) -> Result<(), StoreError> {
         if changes.is_empty() {
             return Ok(());
         }
-        let tx = self.conn.transaction().map_err(err("writing bindings"))?;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(write_err(LOCATION, "begin"))?;
         {
             let mut up = tx
                 .prepare_cached(
@@ -141,10 +181,10 @@ impl LocationStore for SqliteStore {
                      (aor, contact, transport, source, expires, path, instance, reg_id, call_id, cseq, q)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )
-                .map_err(err("writing bindings"))?;
+                .map_err(write_err(LOCATION, "prepare"))?;
             let mut rm = tx
                 .prepare_cached("DELETE FROM location WHERE aor = ?1 AND contact = ?2")
-                .map_err(err("writing bindings"))?;
+                .map_err(write_err(LOCATION, "prepare"))?;
             for c in changes {
                 match c {
                     LocationChange::Upsert(b) => {
@@ -161,16 +201,16 @@ impl LocationStore for SqliteStore {
                             b.cseq,
                             b.q,
                         ])
-                        .map_err(err("writing a binding"))?;
+                        .map_err(write_err(LOCATION, "upsert"))?;
                     }
                     LocationChange::Remove { aor, contact } => {
                         rm.execute(params![aor, contact])
-                            .map_err(err("removing a binding"))?;
+                            .map_err(write_err(LOCATION, "remove"))?;
                     }
                 }
             }
         }
-        tx.commit().map_err(err("committing bindings"))
+        tx.commit().map_err(write_err(LOCATION, "commit"))
     }
 }
 
@@ -181,7 +221,7 @@ impl SqliteStore {
             .query_row("SELECT COUNT(*) FROM location", [], |r| r.get(0))
             .optional()
             .map(|n| n.unwrap_or(0))
-            .map_err(err("counting bindings"))
+            .map_err(read_err(LOCATION))
     }
 }
 
@@ -190,7 +230,7 @@ impl BanStore for SqliteStore {
         let mut stmt = self
             .conn
             .prepare("SELECT ip, reason, since, until, count FROM bans ORDER BY ip")
-            .map_err(err("reading bans"))?;
+            .map_err(read_err(BANS))?;
         let rows = stmt
             .query_map([], |r| {
                 Ok(BanRow {
@@ -201,38 +241,159 @@ impl BanStore for SqliteStore {
                     count: r.get(4)?,
                 })
             })
-            .map_err(err("reading bans"))?;
-        rows.collect::<Result<Vec<_>, _>>()
-            .map_err(err("reading bans"))
+            .map_err(read_err(BANS))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(read_err(BANS))
     }
 
     fn apply_bans(&mut self, changes: &[BanRowChange]) -> Result<(), StoreError> {
         if changes.is_empty() {
             return Ok(());
         }
-        let tx = self.conn.transaction().map_err(err("writing bans"))?;
+        let tx = self.conn.transaction().map_err(write_err(BANS, "begin"))?;
         {
             let mut up = tx
                 .prepare_cached(
                     "INSERT OR REPLACE INTO bans (ip, reason, since, until, count)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
-                .map_err(err("writing bans"))?;
+                .map_err(write_err(BANS, "prepare"))?;
             let mut rm = tx
                 .prepare_cached("DELETE FROM bans WHERE ip = ?1")
-                .map_err(err("writing bans"))?;
+                .map_err(write_err(BANS, "prepare"))?;
             for c in changes {
                 match c {
                     BanRowChange::Upsert(b) => {
                         up.execute(params![b.ip, b.reason, b.since_unix, b.until_unix, b.count])
-                            .map_err(err("writing a ban"))?;
+                            .map_err(write_err(BANS, "upsert"))?;
                     }
                     BanRowChange::Remove(ip) => {
-                        rm.execute(params![ip]).map_err(err("removing a ban"))?;
+                        rm.execute(params![ip]).map_err(write_err(BANS, "remove"))?;
                     }
                 }
             }
         }
-        tx.commit().map_err(err("committing bans"))
+        tx.commit().map_err(write_err(BANS, "commit"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    /// A directory of its own under the system's temporary directory, removed on drop.
+    struct TempDir(std::path::PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> Self {
+            let dir = std::env::temp_dir()
+                .join(format!("sipwarden-store-err-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            Self(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_missing_directory_is_an_open_error_naming_the_path() {
+        let dir = TempDir::new("missing");
+        let path = dir.0.join("no-such-dir").join("sipwarden.db");
+        let e = SqliteStore::open(&path, false).unwrap_err();
+        assert!(
+            matches!(&e, StoreError::Open { path: p, step: "open", .. } if *p == path),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains(&path.display().to_string()), "{e}");
+        let source = e.source().expect("SQLite's reason is kept");
+        assert!(source.downcast_ref::<rusqlite::Error>().is_some());
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_an_open_error() {
+        let dir = TempDir::new("notadb");
+        let path = dir.0.join("sipwarden.db");
+        std::fs::write(&path, [0x5a_u8; 4096]).unwrap();
+        let e = SqliteStore::open(&path, false).unwrap_err();
+        assert!(matches!(&e, StoreError::Open { .. }), "{e:?}");
+        let code = e
+            .source()
+            .and_then(|s| s.downcast_ref::<rusqlite::Error>())
+            .and_then(rusqlite::Error::sqlite_error_code);
+        assert_eq!(code, Some(rusqlite::ErrorCode::NotADatabase), "{e}");
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_a_corrupt_row() {
+        let mut s = SqliteStore::in_memory().unwrap();
+        s.conn
+            .execute_batch(
+                "INSERT INTO location VALUES
+                 ('1001', 'sip:1001@192.0.2.1', 'udp', '192.0.2.1:5060', 100, '', NULL, NULL,
+                  'call', 'not a number', NULL);",
+            )
+            .unwrap();
+        let e = s.load_bindings().unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                StoreError::CorruptRow {
+                    table: "location",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("location table"), "{e}");
+        let source = e.source().and_then(|s| s.downcast_ref::<rusqlite::Error>());
+        assert!(
+            matches!(source, Some(rusqlite::Error::InvalidColumnType(9, ..))),
+            "{source:?}"
+        );
+        s.conn
+            .execute_batch("UPDATE location SET cseq = -1; INSERT INTO bans VALUES ('192.0.2.9', 'x', 1, 2, -5);")
+            .unwrap();
+        assert!(matches!(
+            s.load_bindings(),
+            Err(StoreError::CorruptRow {
+                table: "location",
+                ..
+            })
+        ));
+        assert!(matches!(
+            s.load_bans(),
+            Err(StoreError::CorruptRow { table: "bans", .. })
+        ));
+    }
+
+    #[test]
+    fn a_refused_write_is_a_write_error_with_its_step() {
+        let mut s = SqliteStore::in_memory().unwrap();
+        s.conn.pragma_update(None, "query_only", true).unwrap();
+        let e = s
+            .apply_bans(&[BanRowChange::Remove("192.0.2.9".into())])
+            .unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                StoreError::Write {
+                    table: "bans",
+                    step: "remove",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let code = e
+            .source()
+            .and_then(|s| s.downcast_ref::<rusqlite::Error>())
+            .and_then(rusqlite::Error::sqlite_error_code);
+        assert_eq!(code, Some(rusqlite::ErrorCode::ReadOnly), "{e}");
     }
 }

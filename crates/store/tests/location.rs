@@ -2,7 +2,7 @@
 
 use sipwarden_store::{
     BanRow, BanRowChange, BanStore, BindingRow, LocationChange, LocationStore, MemoryStore,
-    SqliteStore,
+    SqliteStore, StoreError,
 };
 
 fn row(aor: &str, contact: &str, expires: i64) -> BindingRow {
@@ -72,7 +72,19 @@ fn newer_schema_is_refused() {
         c.pragma_update(None, "user_version", 99).unwrap();
     }
     let e = SqliteStore::open(&path, false).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StoreError::NewerSchema {
+                found: 99,
+                supported: 2,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     assert!(e.to_string().contains("schema version 99"), "{e}");
+    assert!(e.to_string().contains("v.db"), "names the file: {e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -56,6 +56,30 @@ pub struct Inbound {
     pub peer: Peer,
 }
 
+/// A listener that could not be set up: which one, and the system's reason (an address in
+/// use or not on this host, no permission for a low port), kept as the source.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr} ({transport}): {source}")]
+pub struct ListenError {
+    /// `udp`, `tcp`, `tls` or `wss`.
+    pub transport: &'static str,
+    /// The address as configured.
+    pub addr: SocketAddr,
+    /// The system's reason.
+    #[source]
+    pub source: io::Error,
+}
+
+impl ListenError {
+    fn at(transport: &'static str, addr: SocketAddr) -> impl Fn(io::Error) -> Self {
+        move |source| Self {
+            transport,
+            addr,
+            source,
+        }
+    }
+}
+
 /// Listener and connection settings.
 #[derive(Clone)]
 pub struct Config {
@@ -110,16 +134,18 @@ pub struct Transports {
 impl Transports {
     /// Binds every listener and starts receiving; parsed messages go to `inbound`. Must be
     /// called inside a Tokio runtime.
-    pub async fn start(cfg: Config, inbound: mpsc::Sender<Inbound>) -> io::Result<Self> {
+    pub async fn start(cfg: Config, inbound: mpsc::Sender<Inbound>) -> Result<Self, ListenError> {
         let metrics = Arc::new(Metrics::default());
         let mut bound = Bound::default();
         let mut send_sockets = Vec::new();
         for addr in &cfg.udp {
-            let sockets = udp::bind(*addr, cfg.udp_sockets.max(1))?;
+            let listen_err = ListenError::at("udp", *addr);
+            let sockets = udp::bind(*addr, cfg.udp_sockets.max(1)).map_err(&listen_err)?;
             let local = sockets
                 .first()
                 .map(|s| s.local_addr())
-                .transpose()?
+                .transpose()
+                .map_err(listen_err)?
                 .unwrap_or(*addr);
             bound.udp.push(local);
             for s in &sockets {
@@ -137,13 +163,22 @@ impl Transports {
         }
         let conns = Arc::new(Conns::new(&cfg, inbound.clone(), Arc::clone(&metrics)));
         for addr in &cfg.tcp {
-            bound.tcp.push(conns.listen(*addr, Transport::Tcp).await?);
+            let local = conns.listen(*addr, Transport::Tcp).await;
+            bound
+                .tcp
+                .push(local.map_err(ListenError::at("tcp", *addr))?);
         }
         for addr in &cfg.tls {
-            bound.tls.push(conns.listen(*addr, Transport::Tls).await?);
+            let local = conns.listen(*addr, Transport::Tls).await;
+            bound
+                .tls
+                .push(local.map_err(ListenError::at("tls", *addr))?);
         }
         for addr in &cfg.wss {
-            bound.wss.push(conns.listen(*addr, Transport::Wss).await?);
+            let local = conns.listen(*addr, Transport::Wss).await;
+            bound
+                .wss
+                .push(local.map_err(ListenError::at("wss", *addr))?);
         }
         Ok(Self {
             udp: Arc::new(send_sockets),
