@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Summarise one SIPp run: final line of the -trace_stat CSV plus, optionally,
-the -trace_rtt CSV (per-call response times of RTD 1). Prints key=value."""
+the -trace_rtt CSV (per-call response times of RTD 1). Prints key=value.
+
+Also a module: bench/run.py imports summary_line() and median_line(), which
+are what the command line prints (bench/run.sh runs it as a command)."""
 import sys
 
 def last_row(path):
@@ -27,6 +30,10 @@ def pct(sorted_vals, q):
 def main():
     stat = sys.argv[1]
     rtt = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] != "-" else None
+    print(summary_line(stat, rtt))
+
+def summary_line(stat, rtt=None):
+    """The key=value line of one run (stat: -trace_stat CSV; rtt: -trace_rtt CSV or None)."""
     d, head, rows = last_row(stat)
     num = lambda k: float(d.get(k, "0") or 0)
     created = num("TotalCallCreated")
@@ -71,15 +78,22 @@ def main():
         vals.sort()
         out.update({"rtt_n": len(vals), "mean_ms": (sum(vals) / len(vals)) if vals else float("nan"), "p50_ms": pct(vals, 0.50), "p95_ms": pct(vals, 0.95),
                     "p99_ms": pct(vals, 0.99), "max_ms": vals[-1] if vals else float("nan")})
-    print(" ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in out.items()))
+    return " ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in out.items())
 
 def median_lines():
     """stdin: summary lines 'label k=v k=v ...' of repeated runs.
     stdout: one line with the median of every numeric field."""
+    line = median_line(sys.stdin)
+    if line is not None:
+        print(line)
+
+def median_line(lines):
+    """Summary lines 'label k=v k=v ...' of repeated runs -> one line with the
+    median of every numeric field (None when there are none)."""
     import statistics
-    rows = [l.split() for l in sys.stdin if l.strip()]
+    rows = [l.split() for l in lines if l.strip()]
     if not rows:
-        return
+        return None
     label = [t for t in rows[0] if "=" not in t]
     keys = [t.split("=", 1)[0] for t in rows[0] if "=" in t]
     out = []
@@ -96,7 +110,7 @@ def median_lines():
                        else f"{k}={m:.3f}" if abs(m) < 10 else f"{k}={m:.2f}")
         except ValueError:
             out.append(f"{k}={vals[0]}")
-    print(" ".join(label + [f"runs={len(rows)}"] + out))
+    return " ".join(label + [f"runs={len(rows)}"] + out)
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "median":
