@@ -206,7 +206,9 @@ pub(crate) struct Ask<'a> {
 }
 
 pub(crate) struct Digest {
-    key: Secret<[u8; 32]>,
+    /// HMAC-SHA256 with the nonce key already absorbed: cloned per nonce, which saves the two
+    /// key-block compressions of starting from the key each time.
+    keyed: Hmac<Sha256>,
     /// Nonce times count from here: the first moment the core saw (sans-io: no clock).
     epoch: Option<Instant>,
     /// Unix seconds at `epoch`, when the server has told us (nonces then carry wall-clock
@@ -222,10 +224,34 @@ pub(crate) struct Digest {
 
 fn hex(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push_str(&format!("{b:02x}"));
-    }
+    push_hex(&mut s, bytes);
     s
+}
+
+/// HMAC-SHA256 keyed with the nonce key. HMAC pads a key shorter than the hash's block with
+/// zeros (RFC 2104 §2), so the 32-byte key padded to SHA-256's 64-byte block is the same key,
+/// given in the one form that cannot fail.
+fn keyed(key: &Secret<[u8; 32]>) -> Hmac<Sha256> {
+    let mut block = [0u8; 64];
+    for (b, k) in block.iter_mut().zip(key.expose()) {
+        *b = *k;
+    }
+    let mac = <Hmac<Sha256> as hmac::digest::KeyInit>::new(&block.into());
+    zeroize::Zeroize::zeroize(&mut block);
+    mac
+}
+
+/// Lower-case hex, two digits a byte, without `core::fmt`: nonces are made and checked at
+/// every challenge and every authenticated request.
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for &b in bytes {
+        for nibble in [b >> 4, b & 0x0f] {
+            out.push(char::from(
+                DIGITS.get(usize::from(nibble)).copied().unwrap_or(b'0'),
+            ));
+        }
+    }
 }
 
 /// An account without a list may use any transport; the list holds only the five the
@@ -304,7 +330,7 @@ impl Digest {
     pub(crate) fn new(key: [u8; 32]) -> Self {
         let nonces = NonceSettings::default();
         Self {
-            key: Secret::new(key),
+            keyed: keyed(&Secret::new(key)),
             epoch: None,
             base_unix: 0,
             lifetime: nonces.lifetime,
@@ -326,7 +352,7 @@ impl Digest {
 
     /// A key from the durable secret file, and the wall clock's reading at `epoch`.
     pub(crate) fn set_key(&mut self, key: Secret<[u8; 32]>, epoch: Instant, unix: u64) {
-        self.key = key;
+        self.keyed = keyed(&key);
         self.epoch = Some(epoch);
         self.base_unix = unix;
     }
@@ -334,10 +360,7 @@ impl Digest {
     /// `mask` is `None` for nonces of the earlier format (before the offered algorithms
     /// were recorded), which a running phone may still hold across an upgrade.
     fn mac(&self, ts: u32, salt: u32, mask: Option<u8>, ip: IpAddr) -> String {
-        // HMAC-SHA256 accepts keys of any length: new_from_slice cannot fail here.
-        let Ok(mut m) = Hmac::<Sha256>::new_from_slice(self.key.expose()) else {
-            return String::new();
-        };
+        let mut m = self.keyed.clone();
         m.update(&ts.to_be_bytes());
         m.update(&salt.to_be_bytes());
         if let Some(mask) = mask {
@@ -366,10 +389,12 @@ impl Digest {
     /// another one is refused without keeping state.
     fn nonce(&mut self, now: Instant, ip: IpAddr, salt: u32, offered: u8) -> String {
         let ts = u32::try_from(self.clock(now)).unwrap_or(u32::MAX);
-        format!(
-            "{ts:08x}{salt:08x}{offered:02x}{}",
-            self.mac(ts, salt, Some(offered), ip)
-        )
+        let mut nonce = String::with_capacity(50);
+        push_hex(&mut nonce, &ts.to_be_bytes());
+        push_hex(&mut nonce, &salt.to_be_bytes());
+        push_hex(&mut nonce, &[offered]);
+        nonce.push_str(&self.mac(ts, salt, Some(offered), ip));
+        nonce
     }
 
     /// `None` when the nonce is not ours (or not for `ip`).

@@ -79,11 +79,11 @@ pub fn asterisk_line(
         );
     }
     push_field(&mut line, "SessionID", &event.session_id);
-    let _ = write!(
-        line,
-        ",LocalAddress=\"{}\",RemoteAddress=\"{}\"",
-        event.local, event.remote
-    );
+    line.push_str(",LocalAddress=\"");
+    event.local.push_to(&mut line);
+    line.push_str("\",RemoteAddress=\"");
+    event.remote.push_to(&mut line);
+    line.push('"');
     let mut extra: Vec<(&str, &str)> = event.extra.iter().map(|(n, v)| (*n, v.as_str())).collect();
     if let (true, Some(account)) = (account_late, event.account.as_deref()) {
         extra.insert(extra.len().min(1), ("AccountID", account));

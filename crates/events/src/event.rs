@@ -164,6 +164,37 @@ impl Endpoint {
 }
 
 /// Formats as Asterisk's address IE: `IPV4/UDP/192.0.2.1/5060`, `IPV6/TLS/2001:db8::1/5061`.
+impl Endpoint {
+    /// Appends the same text as `Display`, without `core::fmt` for IPv4 (what nearly every
+    /// event carries, twice per log line).
+    pub(crate) fn push_to(&self, out: &mut String) {
+        let ip = self.ip();
+        out.push_str(if ip.is_ipv4() { "IPV4/" } else { "IPV6/" });
+        out.push_str(self.transport_token());
+        out.push('/');
+        push_ip(out, ip);
+        out.push('/');
+        crate::time::push_padded(out, self.addr.port().into(), 1);
+    }
+}
+
+/// Appends an address as `Display` writes it; IPv4 without `core::fmt`.
+pub(crate) fn push_ip(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                crate::time::push_padded(out, octet.into(), 1);
+            }
+        }
+        IpAddr::V6(_) => {
+            let _ = std::fmt::Write::write_fmt(out, format_args!("{ip}"));
+        }
+    }
+}
+
 impl std::fmt::Display for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let ip = self.ip();

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::time::SystemTime;
 
 use crate::asterisk::MAX_VALUE_BYTES;
-use crate::event::SecurityEvent;
+use crate::event::{SecurityEvent, push_ip};
 use crate::time::{civil, push_padded};
 
 /// Keys of our own; an IE of the same name is left out rather than shadow one of them.
@@ -48,7 +48,7 @@ pub fn json_line(event: &SecurityEvent, time: SystemTime) -> String {
     push_str(&mut out, "severity", event.kind.severity());
     if !event.kind.is_asterisk() {
         // Ban, Unban: an address, not an exchange.
-        push_address(&mut out, "remote_ip", event.remote.ip());
+        push_raw(&mut out, "remote_ip", |o| push_ip(o, event.remote.ip()));
         if let Some(ban) = event.ban {
             if let Some(expires) = ban.expires_unix {
                 let _ = write!(out, ",\"ban_expires\":{expires}");
@@ -61,9 +61,9 @@ pub fn json_line(event: &SecurityEvent, time: SystemTime) -> String {
             None => out.push_str(",\"account\":null"),
         }
         push_str(&mut out, "session_id", &event.session_id);
-        push_address(&mut out, "local", event.local);
-        push_address(&mut out, "remote", event.remote);
-        push_address(&mut out, "remote_ip", event.remote.ip());
+        push_raw(&mut out, "local", |o| event.local.push_to(o));
+        push_raw(&mut out, "remote", |o| event.remote.push_to(o));
+        push_raw(&mut out, "remote_ip", |o| push_ip(o, event.remote.ip()));
     }
     for (name, value) in &event.extra {
         if !RESERVED.contains(name) {
@@ -75,10 +75,14 @@ pub fn json_line(event: &SecurityEvent, time: SystemTime) -> String {
     out
 }
 
-/// Appends `,"key":"address"` for an address or an [`crate::event::Endpoint`], formatted in
-/// place: their text (digits, hex, `.`, `:`, `/`, transport names) never needs escaping.
-fn push_address(out: &mut String, key: &str, address: impl std::fmt::Display) {
-    let _ = write!(out, ",\"{key}\":\"{address}\"");
+/// Appends `,"key":"…"` with `…` written by `value` in place: for addresses and endpoints,
+/// whose text (digits, hex, `.`, `:`, `/`, transport names) never needs escaping.
+fn push_raw(out: &mut String, key: &str, value: impl FnOnce(&mut String)) {
+    out.push_str(",\"");
+    out.push_str(key);
+    out.push_str("\":\"");
+    value(out);
+    out.push('"');
 }
 
 /// Appends `,"key":"value"` with `value` capped and both JSON-escaped.

@@ -529,3 +529,27 @@ proptest! {
         prop_assert_eq!(v["remote_ip"].as_str(), Some(ip.as_str()));
     }
 }
+
+/// The lines write endpoints in place; the text must stay what `Display` gives.
+#[test]
+fn endpoints_written_in_place_read_as_displayed() {
+    for t in [
+        Transport::Udp,
+        Transport::Tcp,
+        Transport::Tls,
+        Transport::Wss,
+    ] {
+        for a in [
+            "192.0.2.1:5060",
+            "0.0.0.0:0",
+            "255.255.255.255:65535",
+            "[2001:db8::1]:5061",
+            "[::ffff:10.0.0.1]:5062",
+        ] {
+            let e = ep(t, a);
+            let mut s = String::new();
+            e.push_to(&mut s);
+            assert_eq!(s, e.to_string());
+        }
+    }
+}

@@ -8,7 +8,9 @@ use bytes::Bytes;
 
 use crate::error::ParseError;
 use crate::limits::Limits;
-use crate::message::{EditError, Message, Row, Span, StartLine, compute_core};
+use crate::message::{
+    CachedHost, Core, EditError, Message, Row, Span, StartLine, TopVia, compute_core,
+};
 use crate::method::Method;
 use crate::name::HeaderName;
 use crate::scan;
@@ -452,33 +454,144 @@ impl Message {
         });
         let reason = m.push_arena(reason);
         m.start = StartLine::Response { status, reason };
-        for row in req.rows.iter().filter(|r| r.name == HeaderName::Via) {
-            let r = m.make_row(HeaderName::Via, "Via", req.value_of_row(row))?;
-            m.append_row(r)?;
-        }
+        let add_tag = match to_tag {
+            Some(tag) if req.to_tag().is_none() => {
+                if !scan::is_token(tag) {
+                    return Err(EditError::BadValue(HeaderName::To));
+                }
+                Some(tag)
+            }
+            _ => None,
+        };
+        // The copied rows, each as (the request's row, the copy's value span).
+        let mut moved: Vec<(Row, Span)> = Vec::with_capacity(6);
+        let copied = req.rows.iter().filter(|r| {
+            matches!(
+                r.name,
+                HeaderName::Via
+                    | HeaderName::From
+                    | HeaderName::To
+                    | HeaderName::CallId
+                    | HeaderName::CSeq
+            )
+        });
+        // Via rows first, then From, To, Call-ID and CSeq, as RFC 3261 §8.2.6.2 lists them.
+        let (vias, rest): (Vec<&Row>, Vec<&Row>) = copied.partition(|r| r.name == HeaderName::Via);
+        let mut order = vias;
         for name in [
             HeaderName::From,
             HeaderName::To,
             HeaderName::CallId,
             HeaderName::CSeq,
         ] {
-            if let Some(v) = req.header(name) {
-                let text = name.as_str().unwrap_or("");
-                let v = match (name, to_tag) {
-                    (HeaderName::To, Some(tag)) if req.to_tag().is_none() => {
-                        if !scan::is_token(tag) {
-                            return Err(EditError::BadValue(HeaderName::To));
-                        }
-                        format!("{v};tag={tag}")
-                    }
-                    _ => v.to_owned(),
-                };
-                let r = m.make_row(name, text, &v)?;
-                m.append_row(r)?;
-            }
+            order.extend(rest.iter().copied().filter(|r| r.name == name).take(1));
+        }
+        for row in order {
+            let text = row.name.as_str().unwrap_or("");
+            let v = req.value_of_row(row);
+            let r = match (row.name, add_tag) {
+                (HeaderName::To, Some(tag)) => {
+                    m.make_row(row.name, text, &format!("{v};tag={tag}"))?
+                }
+                _ => m.make_row(row.name, text, v)?,
+            };
+            m.rows.push(r);
+            moved.push((*row, r.value));
+        }
+        // The copies hold the request's own values, already decoded when the request was
+        // parsed: its cached headers move over instead of From, To, CSeq and every Via being
+        // parsed again (this runs for every stateless answer). A value that was unfolded on
+        // the way is decoded afresh.
+        match req.moved_core(&moved, add_tag.map(str::len)) {
+            Some(core) => m.core = core,
+            None => m.refresh_core()?,
         }
         m.finish()?;
         Ok(m)
+    }
+
+    /// The request's cached headers, re-pointed at copies of its rows (`moved`: each copied
+    /// row and its copy's value span, written as the row's trimmed value, plus `;tag=…` of
+    /// `added_tag` bytes on To). `None` when a copy is not the trimmed original.
+    fn moved_core(&self, moved: &[(Row, Span)], added_tag: Option<usize>) -> Option<Core> {
+        // Where a request row's trimmed value starts, and its copy.
+        let places: Vec<(Row, u32, Span)> = moved
+            .iter()
+            .map(|(row, copy)| {
+                let raw = self.text(row.value);
+                let trimmed = scan::trim_lws(raw);
+                let lead = (trimmed.as_ptr() as usize).saturating_sub(raw.as_ptr() as usize);
+                let extra = match (row.name, added_tag) {
+                    (HeaderName::To, Some(n)) => n + ";tag=".len(),
+                    _ => 0,
+                };
+                let same = copy.end.saturating_sub(copy.start) as usize == trimmed.len() + extra;
+                same.then_some((*row, row.value.start + lead as u32, *copy))
+            })
+            .collect::<Option<_>>()?;
+        let map = |s: Span| -> Option<Span> {
+            let (_, from, copy) = places.iter().find(|(row, from, _)| {
+                row.value.arena == s.arena && *from <= s.start && s.end <= row.value.end
+            })?;
+            let start = copy.start + (s.start - from);
+            let end = copy.start + (s.end - from);
+            (end <= copy.end).then_some(Span {
+                start,
+                end,
+                arena: copy.arena,
+            })
+        };
+        let copy_of = |name: HeaderName| {
+            places
+                .iter()
+                .find(|(row, _, _)| row.name == name)
+                .map(|(_, _, copy)| *copy)
+        };
+        let c = &self.core;
+        let opt = |s: Option<Span>| match s {
+            Some(s) => map(s).map(Some),
+            None => Some(None),
+        };
+        let top_via = match c.top_via {
+            Some(v) => Some(TopVia {
+                protocol: map(v.protocol)?,
+                version: map(v.version)?,
+                transport_text: map(v.transport_text)?,
+                transport: v.transport,
+                host: match v.host {
+                    CachedHost::Name(n) => CachedHost::Name(map(n)?),
+                    other => other,
+                },
+                port: v.port,
+                params: map(v.params)?,
+                branch: opt(v.branch)?,
+            }),
+            None => None,
+        };
+        let to = copy_of(HeaderName::To);
+        let to_tag = match (added_tag, to) {
+            (Some(n), Some(to)) => Some(Span {
+                start: to.end - n as u32,
+                end: to.end,
+                arena: to.arena,
+            }),
+            _ => opt(c.to_tag)?,
+        };
+        Some(Core {
+            call_id: opt(c.call_id)?,
+            cseq: match c.cseq {
+                Some((n, method, text)) => Some((n, method, map(text)?)),
+                None => None,
+            },
+            from: copy_of(HeaderName::From),
+            from_tag: opt(c.from_tag)?,
+            to,
+            to_tag,
+            max_forwards: None,
+            content_length: None,
+            top_via,
+            via_count: c.via_count,
+        })
     }
 
     /// Sets `Content-Length` to the body's length as the last header row; call after building.
@@ -604,6 +717,25 @@ mod tests {
             assert_eq!(re.content_length(), m.content_length());
             assert_eq!(re.via_count(), m.via_count());
             assert_eq!(re.to_tag(), m.to_tag());
+        }
+        let odd = [
+            // compact names, white space around values, a folded From, two Via rows, a To tag
+            "REGISTER sip:example.com SIP/2.0\r\nv:   SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bK1;rport  \r\nVia: SIP/2.0/TCP [2001:db8::1];branch=z9hG4bK2\r\nf:  <sip:a@example.com>\r\n ;tag=9\r\nt: <sip:a@example.com>;tag=x  \r\ni:  abc@host \r\nCSeq:   2 REGISTER\r\nContent-Length: 0\r\n\r\n",
+            // no Via parameters but the branch, a bare host
+            "OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKq\r\nFrom: <sip:y@h>;tag=1\r\nTo: <sip:x>\r\nCall-ID: q\r\nCSeq: 1 OPTIONS\r\n\r\n",
+        ];
+        for text in odd {
+            let mut req = Message::parse(text.as_bytes()).unwrap();
+            for tag in [None, Some("t1")] {
+                let r = Message::response_to(&req, StatusCode::OK, None, tag).unwrap();
+                same_as_rederived(&r);
+            }
+            // an edited request: its rows and cached headers live in the arena
+            req.prepend_header(HeaderName::Via, "SIP/2.0/UDP gw:5060;branch=z9hG4bKgw")
+                .unwrap();
+            let r = Message::response_to(&req, StatusCode::OK, None, Some("t2")).unwrap();
+            same_as_rederived(&r);
+            assert_eq!(r.branch(), Some("z9hG4bKgw"));
         }
         let req = Message::parse(INVITE.as_bytes()).unwrap();
         for tag in [None, Some("as83kd")] {

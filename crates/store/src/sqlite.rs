@@ -52,6 +52,28 @@ fn write_err(table: &'static str, step: &'static str) -> impl Fn(rusqlite::Error
     }
 }
 
+/// Runs `body` between BEGIN and COMMIT, rolling back if either fails. The three statements
+/// are prepared once: `Connection::transaction` parses "BEGIN DEFERRED" and "COMMIT" again at
+/// every batch, which cost more than the rows themselves when a batch holds one REGISTER.
+fn in_transaction(
+    conn: &Connection,
+    table: &'static str,
+    body: impl FnOnce(&Connection) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
+    run("BEGIN").map_err(write_err(table, "begin"))?;
+    let done = body(conn).and_then(|()| {
+        run("COMMIT")
+            .map(|_| ())
+            .map_err(write_err(table, "commit"))
+    });
+    if done.is_err() {
+        // Nothing of a failed batch stays half-applied; the caller keeps its rows.
+        let _ = run("ROLLBACK");
+    }
+    done
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`. `synchronous_full` makes every
     /// commit wait for the disk (survives power loss); otherwise a commit survives the
@@ -170,11 +192,7 @@ impl LocationStore for SqliteStore {
         if changes.is_empty() {
             return Ok(());
         }
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(write_err(LOCATION, "begin"))?;
-        {
+        in_transaction(&self.conn, LOCATION, |tx| {
             let mut up = tx
                 .prepare_cached(
                     "INSERT OR REPLACE INTO location
@@ -209,8 +227,8 @@ impl LocationStore for SqliteStore {
                     }
                 }
             }
-        }
-        tx.commit().map_err(write_err(LOCATION, "commit"))
+            Ok(())
+        })
     }
 }
 
@@ -249,8 +267,7 @@ impl BanStore for SqliteStore {
         if changes.is_empty() {
             return Ok(());
         }
-        let tx = self.conn.transaction().map_err(write_err(BANS, "begin"))?;
-        {
+        in_transaction(&self.conn, BANS, |tx| {
             let mut up = tx
                 .prepare_cached(
                     "INSERT OR REPLACE INTO bans (ip, reason, since, until, count)
@@ -271,8 +288,8 @@ impl BanStore for SqliteStore {
                     }
                 }
             }
-        }
-        tx.commit().map_err(write_err(BANS, "commit"))
+            Ok(())
+        })
     }
 }
 

@@ -527,3 +527,18 @@ fn used_nonces_leave_the_table_once_stale() {
     use_at(&mut d, t0 + s(31), 4);
     assert_eq!(d.nonce_stats(), TableStats { len: 3, evicted: 0 });
 }
+
+#[test]
+fn the_padded_key_is_the_same_hmac_key() {
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
+    let key = [7u8; 32];
+    let mut a = keyed(&Secret::new(key));
+    let mut b = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    a.update(b"nonce");
+    b.update(b"nonce");
+    assert_eq!(a.finalize().into_bytes(), b.finalize().into_bytes());
+    let mut s = String::new();
+    push_hex(&mut s, &[0x00, 0x0f, 0xa5, 0xff]);
+    assert_eq!(s, "000fa5ff");
+}
