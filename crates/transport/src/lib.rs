@@ -125,7 +125,9 @@ pub struct Bound {
 /// The running transports: a handle to send with.
 #[derive(Clone)]
 pub struct Transports {
-    udp: Arc<Vec<Arc<tokio::net::UdpSocket>>>,
+    /// The sockets UDP answers leave from, each with whether it is IPv4 (read once: asking
+    /// the socket at every send cost a getsockname system call per datagram).
+    udp: Arc<Vec<(Arc<tokio::net::UdpSocket>, bool)>>,
     conns: Arc<Conns>,
     metrics: Arc<Metrics>,
     bound: Bound,
@@ -158,7 +160,7 @@ impl Transports {
                 );
             }
             if let Some(first) = sockets.into_iter().next() {
-                send_sockets.push(first);
+                send_sockets.push((first, local.is_ipv4()));
             }
         }
         let conns = Arc::new(Conns::new(&cfg, inbound.clone(), Arc::clone(&metrics)));
@@ -213,11 +215,9 @@ impl Transports {
                 let socket = self
                     .udp
                     .iter()
-                    .find(|s| {
-                        s.local_addr()
-                            .is_ok_and(|l| l.is_ipv4() == peer.addr.is_ipv4())
-                    })
-                    .or_else(|| self.udp.first());
+                    .find(|(_, v4)| *v4 == peer.addr.is_ipv4())
+                    .or_else(|| self.udp.first())
+                    .map(|(s, _)| s);
                 match socket {
                     Some(s) => match s.try_send_to(&bytes, peer.addr) {
                         Ok(_) => self.metrics.udp_sent(),
