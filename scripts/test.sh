@@ -51,6 +51,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "==> fuzz targets compile (running them needs nightly: see fuzz/README.md)"
 cargo check --manifest-path fuzz/Cargo.toml --locked
 
+echo "==> bench harness unit tests (bench/run.py's pure parts)"
+python3 -m unittest discover -s bench -p 'test_run.py'
+
 echo "==> cargo test"
 cargo test --workspace --locked
 
