@@ -465,28 +465,17 @@ impl Message {
         };
         // The copied rows, each as (the request's row, the copy's value span).
         let mut moved: Vec<(Row, Span)> = Vec::with_capacity(6);
-        let copied = req.rows.iter().filter(|r| {
-            matches!(
-                r.name,
-                HeaderName::Via
-                    | HeaderName::From
-                    | HeaderName::To
-                    | HeaderName::CallId
-                    | HeaderName::CSeq
-            )
-        });
         // Via rows first, then From, To, Call-ID and CSeq, as RFC 3261 §8.2.6.2 lists them.
-        let (vias, rest): (Vec<&Row>, Vec<&Row>) = copied.partition(|r| r.name == HeaderName::Via);
-        let mut order = vias;
-        for name in [
+        let vias = req.rows.iter().filter(|r| r.name == HeaderName::Via);
+        let singles = [
             HeaderName::From,
             HeaderName::To,
             HeaderName::CallId,
             HeaderName::CSeq,
-        ] {
-            order.extend(rest.iter().copied().filter(|r| r.name == name).take(1));
-        }
-        for row in order {
+        ]
+        .into_iter()
+        .filter_map(|name| req.rows.iter().find(|r| r.name == name));
+        for row in vias.chain(singles) {
             let text = row.name.as_str().unwrap_or("");
             let v = req.value_of_row(row);
             let r = match (row.name, add_tag) {
