@@ -318,25 +318,6 @@ mod tests {
         );
     }
 
-    /// A directory of its own under the system's temporary directory, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(name: &str) -> Self {
-            let dir = std::env::temp_dir()
-                .join(format!("sipwarden-routes-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            Self(dir)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
     fn with_accounts(path: &Path) -> Config {
         let toml = format!("[accounts]\nfile = {:?}\n", path.display().to_string());
         Config::from_toml(&toml, None).unwrap()
@@ -345,8 +326,8 @@ mod tests {
     #[test]
     fn an_unreadable_accounts_file_is_named_with_its_io_error() {
         use std::error::Error as _;
-        let dir = TempDir::new("unreadable");
-        let path = dir.0.join("accounts.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("accounts.toml");
         let e = Routes::from_config(&with_accounts(&path)).unwrap_err();
         assert!(
             matches!(&e, RouteError::AccountsUnreadable { path: p, .. } if *p == path),
@@ -362,8 +343,8 @@ mod tests {
 
     #[test]
     fn a_bad_accounts_file_lists_every_problem_with_its_line() {
-        let dir = TempDir::new("bad");
-        let path = dir.0.join("accounts.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("accounts.toml");
         std::fs::write(
             &path,
             "realm = \"r\"\n[[account]]\nuser = \"1001\"\nha1_md5 = \"XYZ\"\n[[account]]\nuser = \"a b\"\n",
@@ -386,8 +367,8 @@ mod tests {
     #[test]
     fn a_missing_trunk_password_file_names_the_trunk_and_keeps_the_config_error() {
         use std::error::Error as _;
-        let dir = TempDir::new("password");
-        let path = dir.0.join("carrier.secret");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("carrier.secret");
         let toml = format!(
             "[[trunk]]\nname = \"carrier\"\nnetworks = [\"192.0.2.0/24\"]\nproxy = \"sip:192.0.2.1\"\nusername = \"u\"\npassword_file = {:?}\n",
             path.display().to_string()

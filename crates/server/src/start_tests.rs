@@ -5,25 +5,6 @@ use std::error::Error as _;
 
 use super::*;
 
-/// A scratch directory of this process and test, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("sipwarden-start-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("scratch directory");
-        Self(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn config(toml: &str) -> Config {
     Config::from_toml(toml, None).expect("a valid configuration")
 }
@@ -54,8 +35,8 @@ async fn an_address_in_use_is_a_bind_error_naming_it() {
 
 #[test]
 fn a_storage_dir_under_a_file_is_a_create_dir_error() {
-    let scratch = Scratch::new("dir");
-    let file = scratch.0.join("a-file");
+    let scratch = tempfile::tempdir().expect("scratch directory");
+    let file = scratch.path().join("a-file");
     std::fs::write(&file, "not a directory").expect("a file");
     let dir = file.join("state");
     let cfg = config(&format!(
@@ -79,11 +60,11 @@ fn a_storage_dir_under_a_file_is_a_create_dir_error() {
 
 #[test]
 fn a_store_that_cannot_be_opened_keeps_the_store_error_and_its_cause() {
-    let scratch = Scratch::new("store");
-    std::fs::write(scratch.0.join("sipwarden.db"), [0x5a_u8; 4096]).expect("a bad database");
+    let scratch = tempfile::tempdir().expect("scratch directory");
+    std::fs::write(scratch.path().join("sipwarden.db"), [0x5a_u8; 4096]).expect("a bad database");
     let cfg = config(&format!(
         "[storage]\ndir = {:?}\n",
-        scratch.0.display().to_string()
+        scratch.path().display().to_string()
     ));
     let Err(e) = open_store(&cfg) else {
         panic!("opened a file that is not a database");
@@ -103,10 +84,10 @@ fn a_store_that_cannot_be_opened_keeps_the_store_error_and_its_cause() {
 
 #[test]
 fn a_nonce_key_of_the_wrong_length_is_refused_naming_the_file() {
-    let scratch = Scratch::new("nonce");
-    let path = scratch.0.join("nonce.key");
+    let scratch = tempfile::tempdir().expect("scratch directory");
+    let path = scratch.path().join("nonce.key");
     std::fs::write(&path, [7_u8; 16]).expect("a short key");
-    let Err(e) = nonce_key(&scratch.0) else {
+    let Err(e) = nonce_key(scratch.path()) else {
         panic!("took a 16-byte nonce key");
     };
     assert!(

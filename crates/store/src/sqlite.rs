@@ -299,29 +299,10 @@ mod tests {
 
     use super::*;
 
-    /// A directory of its own under the system's temporary directory, removed on drop.
-    struct TempDir(std::path::PathBuf);
-
-    impl TempDir {
-        fn new(name: &str) -> Self {
-            let dir = std::env::temp_dir()
-                .join(format!("sipwarden-store-err-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            Self(dir)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
     #[test]
     fn a_missing_directory_is_an_open_error_naming_the_path() {
-        let dir = TempDir::new("missing");
-        let path = dir.0.join("no-such-dir").join("sipwarden.db");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("no-such-dir").join("sipwarden.db");
         let e = SqliteStore::open(&path, false).unwrap_err();
         assert!(
             matches!(&e, StoreError::Open { path: p, step: "open", .. } if *p == path),
@@ -334,8 +315,8 @@ mod tests {
 
     #[test]
     fn a_file_that_is_not_a_database_is_an_open_error() {
-        let dir = TempDir::new("notadb");
-        let path = dir.0.join("sipwarden.db");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sipwarden.db");
         std::fs::write(&path, [0x5a_u8; 4096]).unwrap();
         let e = SqliteStore::open(&path, false).unwrap_err();
         assert!(matches!(&e, StoreError::Open { .. }), "{e:?}");
