@@ -19,26 +19,24 @@ pub(crate) struct Civil {
 /// Appends `n` in decimal, zero-padded to `width` digits, without going through `core::fmt`:
 /// every security event is written as two lines, each with a date and a time of day.
 pub(crate) fn push_padded(out: &mut String, n: u64, width: usize) {
-    let mut digits = [b'0'; 20];
-    let mut at = digits.len();
+    let mut digits = [0u8; 20];
+    let mut len = 0;
     let mut rest = n;
-    for slot in digits.iter_mut().rev() {
-        *slot = b'0' + (rest % 10) as u8;
-        at -= 1;
+    for slot in &mut digits {
+        *slot = (rest % 10) as u8;
+        len += 1;
         rest /= 10;
         if rest == 0 {
             break;
         }
     }
-    for _ in (digits.len() - at)..width {
+    for _ in len..width {
         out.push('0');
     }
-    out.push_str(
-        digits
-            .get(at..)
-            .and_then(|d| std::str::from_utf8(d).ok())
-            .unwrap_or("0"),
-    );
+    // Most significant first; ASCII digits pushed as chars need no UTF-8 check.
+    for d in digits.iter().take(len).rev() {
+        out.push(char::from(b'0' + d));
+    }
 }
 
 impl Civil {
@@ -134,6 +132,15 @@ mod tests {
 
     fn ymdhms(c: Civil) -> (i64, u32, u32, u32, u32, u32, u32) {
         (c.year, c.month, c.day, c.hour, c.minute, c.second, c.milli)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn padded_digits_are_what_format_writes(n: u64, width in 0usize..24) {
+            let mut out = String::from("x");
+            push_padded(&mut out, n, width);
+            proptest::prop_assert_eq!(out, format!("x{n:0width$}"));
+        }
     }
 
     #[test]
