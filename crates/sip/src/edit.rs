@@ -399,6 +399,7 @@ impl Message {
     fn empty(start: StartLine) -> Self {
         Self {
             buf: Bytes::new(),
+            head: Default::default(),
             arena: String::new(),
             start,
             start_end: None,

@@ -13,6 +13,7 @@
 use std::fmt;
 
 use bytes::Bytes;
+use bytestring::ByteString;
 
 use crate::error::{ParseError, ParseErrorKind};
 use crate::header::Params;
@@ -116,6 +117,9 @@ pub(crate) struct Core {
 #[derive(Clone)]
 pub struct Message {
     pub(crate) buf: Bytes,
+    /// `buf`'s head (start line and headers), checked as UTF-8 once at parsing: header
+    /// reads slice it instead of checking their bytes again.
+    pub(crate) head: ByteString,
     pub(crate) arena: String,
     pub(crate) start: StartLine,
     /// Start line untouched since parsing: the writer copies `buf[..start_end]`.
@@ -555,8 +559,12 @@ impl Message {
 
     /// Assembles a message whose head was parsed from `data`, which holds exactly the message.
     pub(crate) fn from_head(data: Bytes, head: Head) -> Self {
-        let body = data.slice(head.body_start.min(data.len())..);
+        let body_start = head.body_start.min(data.len());
+        let body = data.slice(body_start..);
+        // parse_head checked these bytes; a failure here would only cost the fast path.
+        let text = ByteString::try_from(data.slice(..body_start)).unwrap_or_default();
         Self {
+            head: text,
             buf: data,
             arena: String::new(),
             start: head.start,
@@ -571,6 +579,8 @@ impl Message {
     pub(crate) fn text(&self, s: Span) -> &str {
         if s.arena {
             self.arena.get(s.range()).unwrap_or("")
+        } else if let Some(t) = self.head.get(s.range()) {
+            t
         } else {
             self.buf
                 .get(s.range())

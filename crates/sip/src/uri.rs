@@ -130,7 +130,7 @@ impl<'a> UriParams<'a> {
         self.0
             .split(';')
             .filter(|p| !p.is_empty())
-            .map(|p| match p.split_once('=') {
+            .map(|p| match scan::split_once_byte(p, b'=') {
                 Some((n, v)) => (n, Some(v)),
                 None => (p, None),
             })
@@ -157,7 +157,7 @@ impl<'a> UriParams<'a> {
 impl<'a> Uri<'a> {
     /// Parses a complete URI (no surrounding whitespace or brackets).
     pub fn parse(s: &'a str) -> Result<Self, UriError> {
-        let (scheme, rest) = s.split_once(':').ok_or(UriError)?;
+        let (scheme, rest) = scan::split_once_byte(s, b':').ok_or(UriError)?;
         if scheme.eq_ignore_ascii_case("sip") {
             parse_sip(rest, false).map(Uri::Sip)
         } else if scheme.eq_ignore_ascii_case("sips") {
@@ -219,9 +219,9 @@ impl<'a> SipUri<'a> {
 
 fn parse_sip(rest: &str, secure: bool) -> Result<SipUri<'_>, UriError> {
     // userinfo ends at the first '@': neither user nor password may hold one unescaped.
-    let (user, password, hostpart) = match rest.split_once('@') {
+    let (user, password, hostpart) = match scan::split_once_byte(rest, b'@') {
         Some((info, h)) => {
-            let (u, p) = match info.split_once(':') {
+            let (u, p) = match scan::split_once_byte(info, b':') {
                 Some((u, p)) => (u, Some(p)),
                 None => (info, None),
             };
@@ -237,11 +237,11 @@ fn parse_sip(rest: &str, secure: bool) -> Result<SipUri<'_>, UriError> {
         }
         None => (None, None, rest),
     };
-    let (hostport, headers) = match hostpart.split_once('?') {
+    let (hostport, headers) = match scan::split_once_byte(hostpart, b'?') {
         Some((hp, h)) => (hp, Some(h)),
         None => (hostpart, None),
     };
-    let (hostport, params) = match hostport.split_once(';') {
+    let (hostport, params) = match scan::split_once_byte(hostport, b';') {
         Some((hp, p)) => (hp, p),
         None => (hostport, ""),
     };
@@ -264,14 +264,14 @@ fn parse_sip(rest: &str, secure: bool) -> Result<SipUri<'_>, UriError> {
 /// `host [":" port]`, with IPv6 references.
 pub(crate) fn parse_hostport(s: &str) -> Result<(Host<'_>, Option<u16>), UriError> {
     let (host, port) = if let Some(r) = s.strip_prefix('[') {
-        let (inside, after) = r.split_once(']').ok_or(UriError)?;
+        let (inside, after) = scan::split_once_byte(r, b']').ok_or(UriError)?;
         let host = Host::V6(parse_v6(inside)?);
         match after {
             "" => (host, None),
             p => (host, Some(p.strip_prefix(':').ok_or(UriError)?)),
         }
     } else {
-        match s.split_once(':') {
+        match scan::split_once_byte(s, b':') {
             Some((h, p)) => (parse_host(h)?, Some(p)),
             None => (parse_host(s)?, None),
         }
@@ -323,16 +323,18 @@ fn check_params(params: &str) -> Result<(), UriError> {
     if params.is_empty() {
         return Ok(());
     }
-    for p in params.split(';') {
-        let (name, value) = match p.split_once('=') {
-            Some((n, v)) => (n, Some(v)),
+    // Checked as bytes: every allowed character is ASCII, and the byte split needs no char
+    // searcher per parameter.
+    for p in params.as_bytes().split(|&c| c == b';') {
+        let (name, value) = match p.iter().position(|&c| c == b'=') {
+            Some(i) => (p.get(..i).unwrap_or(&[]), p.get(i + 1..)),
             None => (p, None),
         };
-        if name.is_empty() || !scan::all_in(name.as_bytes(), PARAM, true) {
+        if name.is_empty() || !scan::all_in(name, PARAM, true) {
             return Err(UriError);
         }
         if let Some(v) = value {
-            if v.is_empty() || !scan::all_in(v.as_bytes(), PARAM, true) {
+            if v.is_empty() || !scan::all_in(v, PARAM, true) {
                 return Err(UriError);
             }
         }
@@ -342,7 +344,7 @@ fn check_params(params: &str) -> Result<(), UriError> {
 
 fn check_headers(h: &str) -> Result<(), UriError> {
     for pair in h.split('&') {
-        let (name, value) = pair.split_once('=').ok_or(UriError)?;
+        let (name, value) = scan::split_once_byte(pair, b'=').ok_or(UriError)?;
         if name.is_empty()
             || !scan::all_in(name.as_bytes(), HNV, true)
             || !scan::all_in(value.as_bytes(), HNV, true)
@@ -354,7 +356,7 @@ fn check_headers(h: &str) -> Result<(), UriError> {
 }
 
 fn parse_tel(rest: &str) -> Result<TelUri<'_>, UriError> {
-    let (number, params) = match rest.split_once(';') {
+    let (number, params) = match scan::split_once_byte(rest, b';') {
         Some((n, p)) => (n, p),
         None => (rest, ""),
     };
