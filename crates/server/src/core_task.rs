@@ -1,15 +1,12 @@
 //! The task that owns the call core: it takes parsed messages, timer deadlines and control
 //! commands in, and hands what the core wants sent to the transports.
 
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use sipwarden_b2bua::{Core, Routes, Stats};
 use sipwarden_events::SecurityEvent;
-use sipwarden_sip::Peer;
-use sipwarden_txn::Transmit;
 
 use crate::bans::{BanView, Nft};
 use crate::writer::{Batch, Submitted, Writer};
@@ -29,42 +26,6 @@ pub(crate) struct Sinks {
 /// at most every 250 ms for `/metrics`.
 pub(crate) type VerdictTable =
     Arc<std::sync::Mutex<Vec<(&'static str, &'static str, &'static str, u64)>>>;
-
-/// What waits for a batch to be written: answers that acknowledge its bindings, and the
-/// operator's ban requests (the API answers once the ban would survive a restart).
-#[derive(Default)]
-struct Waiting {
-    answers: VecDeque<(u64, Vec<Transmit<Peer>>)>,
-    replies: VecDeque<(u64, tokio::sync::oneshot::Sender<bool>, bool)>,
-    /// An operator's ban decided during this round, answered with this round's batch.
-    pending_reply: Option<(tokio::sync::oneshot::Sender<bool>, bool)>,
-}
-
-impl Waiting {
-    /// Sends what waited for batches up to `written`.
-    fn release(&mut self, written: u64, transports: &Transports) {
-        for a in self.due(written) {
-            transports.send(a.dest, a.bytes);
-        }
-    }
-
-    /// Takes the answers that waited for batches up to `written` (answering the operator's
-    /// ban requests among them), oldest first.
-    fn due(&mut self, written: u64) -> Vec<Transmit<Peer>> {
-        let mut out = Vec::new();
-        while self.answers.front().is_some_and(|(t, _)| *t <= written) {
-            if let Some((_, answers)) = self.answers.pop_front() {
-                out.extend(answers);
-            }
-        }
-        while self.replies.front().is_some_and(|(t, _, _)| *t <= written) {
-            if let Some((_, reply, banned)) = self.replies.pop_front() {
-                let _ = reply.send(banned);
-            }
-        }
-        out
-    }
-}
 
 use sipwarden_transport::{Inbound, Transports};
 use tokio::sync::{mpsc, watch};
@@ -103,9 +64,15 @@ pub enum Control {
 }
 
 /// Hands the core's output on: what it sends goes to the transports at once, except the
-/// answers that acknowledge a binding, which wait for their batch to be written; the bans
-/// take effect in the transports at once and reach the disk through the writer.
-fn flush(core: &mut Core, transports: &Transports, sinks: &mut Sinks, waiting: &mut Waiting) {
+/// answers that acknowledge a binding (and the operator's ban request), which travel with
+/// their batch and leave once it is written; the bans take effect in the transports at once
+/// and reach the disk through the writer.
+fn flush(
+    core: &mut Core,
+    transports: &Transports,
+    sinks: &mut Sinks,
+    pending_reply: &mut Option<(tokio::sync::oneshot::Sender<bool>, bool)>,
+) {
     let mut batch = Batch::default();
     let durable = core.take_durable();
     batch.locations = crate::location::rows(&durable.changes);
@@ -151,25 +118,14 @@ fn flush(core: &mut Core, transports: &Transports, sinks: &mut Sinks, waiting: &
     while let Some(t) = core.poll_transmit() {
         transports.send(t.dest, t.bytes);
     }
-    if batch.is_empty() && durable.answers.is_empty() && waiting.pending_reply.is_none() {
+    batch.answers = durable.answers;
+    batch.replies.extend(pending_reply.take());
+    if batch.is_empty() {
         return;
     }
-    match sinks.writer.submit(batch) {
-        Submitted::Ticket(t) => {
-            if !durable.answers.is_empty() {
-                waiting.answers.push_back((t, durable.answers));
-            }
-            if let Some((reply, banned)) = waiting.pending_reply.take() {
-                waiting.replies.push_back((t, reply, banned));
-            }
-        }
-        // Not stored: the answers are not sent (the phone asks again), the operator hears no.
-        Submitted::Refused => {
-            if let Some((reply, _)) = waiting.pending_reply.take() {
-                let _ = reply.send(false);
-            }
-        }
-    }
+    // Refused (the backlog is full): the writer drops the answers (the phone asks again)
+    // and tells the operator no; nothing more to do here.
+    let _: Submitted = sinks.writer.submit(batch);
 }
 
 /// Reads the configuration and builds the routes off the core task (file reads, password
@@ -215,7 +171,7 @@ pub(crate) async fn run(
     mut sinks: Sinks,
 ) {
     let (config_path, to_self) = reload_with;
-    let mut waiting = Waiting::default();
+    let mut pending_reply = None;
     let mut batch = Vec::with_capacity(256);
     // Transaction-table refusals are logged at most once a second, with the count since.
     let mut refused_logged = 0u64;
@@ -247,10 +203,10 @@ pub(crate) async fn run(
                 core.set_wall_clock(now, SystemTime::now());
                 core.handle_timeout(now);
             }
-            // The writer wrote a batch: what waited for it goes out.
-            Ok(()) = sinks.written.changed() => {
-                let written = *sinks.written.borrow_and_update();
-                waiting.release(written, &transports);
+            // The writer wrote a batch (it sent the answers that waited for it): room for
+            // the backlog. Listened to only while there is one, so that a commit does not
+            // wake the core.
+            Ok(()) = sinks.written.changed(), if sinks.writer.behind() => {
                 sinks.writer.retry();
             }
             c = control.recv() => match c {
@@ -264,7 +220,7 @@ pub(crate) async fn run(
                 Some(Control::Ban { ip, reason, reply }) => {
                     // Answered once the ban is on disk (with this round's batch).
                     let banned = core.ban(Instant::now(), ip, &reason).is_some();
-                    waiting.pending_reply = Some((reply, banned));
+                    pending_reply = Some((reply, banned));
                 }
                 Some(Control::Unban { ip, reply }) => {
                     let _ = reply.send(core.unban(Instant::now(), ip));
@@ -272,7 +228,7 @@ pub(crate) async fn run(
                 Some(Control::Stop) | None => break,
             },
         }
-        flush(&mut core, &transports, &mut sinks, &mut waiting);
+        flush(&mut core, &transports, &mut sinks, &mut pending_reply);
         let now_stats = core.stats();
         let refused = now_stats.transactions_refused;
         let dropped = now_stats.security_events_dropped + now_stats.call_events_dropped;
@@ -306,11 +262,10 @@ pub(crate) async fn run(
             verdicts_at = Instant::now();
         }
     }
-    flush(&mut core, &transports, &mut sinks, &mut waiting);
+    flush(&mut core, &transports, &mut sinks, &mut pending_reply);
     publish_verdicts(&core, &sinks.verdicts);
-    // Everything queued is written before the task ends; then what waited for it goes out.
+    // Everything queued is written (and what waited for it sent) before the task ends.
     sinks.writer.close();
-    waiting.release(u64::MAX, &transports);
 }
 
 fn publish_verdicts(core: &Core, table: &VerdictTable) {
@@ -318,42 +273,5 @@ fn publish_verdicts(core: &Core, table: &VerdictTable) {
     match table.lock() {
         Ok(mut t) => *t = rows,
         Err(poisoned) => *poisoned.into_inner() = rows,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn answer(port: u16) -> Transmit<Peer> {
-        Transmit {
-            dest: Peer {
-                transport: sipwarden_sip::header::Transport::Udp,
-                addr: std::net::SocketAddr::from(([127, 0, 0, 2], port)),
-                flow: None,
-            },
-            bytes: bytes::Bytes::from_static(b"SIP/2.0 200 OK\r\n\r\n"),
-        }
-    }
-
-    #[test]
-    fn answers_and_ban_replies_wait_for_their_batch_to_be_written() {
-        let mut w = Waiting::default();
-        w.answers.push_back((3, vec![answer(1)]));
-        w.answers.push_back((5, vec![answer(2), answer(3)]));
-        let (reply, mut replied) = tokio::sync::oneshot::channel();
-        w.replies.push_back((4, reply, true));
-        assert!(w.due(2).is_empty(), "nothing before its batch is written");
-        assert!(replied.try_recv().is_err());
-        let first: Vec<u16> = w.due(4).iter().map(|t| t.dest.addr.port()).collect();
-        assert_eq!(first, [1]);
-        assert_eq!(
-            replied.try_recv(),
-            Ok(true),
-            "the ban is answered once stored"
-        );
-        let rest: Vec<u16> = w.due(9).iter().map(|t| t.dest.addr.port()).collect();
-        assert_eq!(rest, [2, 3]);
-        assert!(w.due(u64::MAX).is_empty());
     }
 }

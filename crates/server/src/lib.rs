@@ -211,6 +211,18 @@ impl std::fmt::Display for Listening {
     }
 }
 
+/// The writer's way out for the answers that waited for their rows: the transports, with
+/// the runtime entered (a TCP or TLS answer may open its connection, which spawns a task).
+fn deliver(transports: Transports) -> writer::Deliver {
+    let runtime = tokio::runtime::Handle::current();
+    Box::new(move |answers| {
+        let _entered = runtime.enter();
+        for a in answers {
+            transports.send(a.dest, a.bytes);
+        }
+    })
+}
+
 fn limits(cfg: &Config) -> Limits {
     let s = &cfg.sip;
     Limits {
@@ -461,7 +473,7 @@ impl Gateway {
                 backlog_events: cfg.storage.writer_backlog_events,
                 backlog_rows: cfg.storage.writer_backlog_rows,
             },
-            written_tx,
+            (deliver(transports.clone()), written_tx),
             Arc::clone(&writer_stats),
         )
         .map_err(StartError::WriterThread)?;

@@ -4,11 +4,12 @@
 //! task never waits on a disk (DESIGN §4).
 //!
 //! Each flush of the core task becomes one [`Batch`] with a ticket; the writer takes what
-//! has queued up, stores the rows of all of it in one go (a group commit), reports the last
-//! ticket done, then writes the log lines — so a ban in the log is a ban on disk, and an
-//! answer waits for its rows only. The core task sends an answer that acknowledges a
-//! binding, or an operator's ban, only once its batch's ticket is reported: no acknowledged
-//! registration or ban is lost on a crash, and nothing else waits.
+//! has queued up, stores the rows of all of it in one go (a group commit), sends the answers
+//! that waited for those rows (a REGISTER's 200, the reply to an operator's ban), reports the
+//! last ticket done, then writes the log lines — so a ban in the log is a ban on disk, and an
+//! answer waits for its rows only. No acknowledged registration or ban is lost on a crash,
+//! and nothing else waits. The writer sends those answers itself, right after the commit:
+//! handing them back to the core task cost a wake-up of the core per commit.
 //!
 //! When the queue is full the core task keeps a backlog, merged batch after batch and sent
 //! as soon as there is room. The backlog is bounded too: past `writer_backlog_events`
@@ -24,8 +25,13 @@ use std::time::{Instant, SystemTime};
 
 use sipwarden_b2bua::events::CallEvent;
 use sipwarden_events::{SecurityEvent, SecurityLog};
+use sipwarden_sip::Peer;
 use sipwarden_store::{BanRowChange, LocationChange as LocationRow, Store};
-use tokio::sync::watch;
+use sipwarden_txn::Transmit;
+use tokio::sync::{oneshot, watch};
+
+/// Sends the answers of a written batch (the transports, in the gateway).
+pub(crate) type Deliver = Box<dyn FnMut(Vec<Transmit<Peer>>) + Send>;
 
 /// One flush of the core task, for the disk.
 #[derive(Debug, Default)]
@@ -38,6 +44,10 @@ pub(crate) struct Batch {
     pub(crate) events: Vec<(SecurityEvent, SystemTime)>,
     /// Call events.
     pub(crate) calls: Vec<CallEvent>,
+    /// Answers sent once the rows are stored (a REGISTER's 200 acknowledges its binding).
+    pub(crate) answers: Vec<Transmit<Peer>>,
+    /// Operators' ban requests, answered (whether a ban started) once the rows are stored.
+    pub(crate) replies: Vec<(oneshot::Sender<bool>, bool)>,
 }
 
 impl Batch {
@@ -46,6 +56,8 @@ impl Batch {
             && self.bans.is_empty()
             && self.events.is_empty()
             && self.calls.is_empty()
+            && self.answers.is_empty()
+            && self.replies.is_empty()
     }
 
     fn rows(&self) -> usize {
@@ -62,6 +74,19 @@ impl Batch {
         self.bans.append(&mut other.bans);
         self.events.append(&mut other.events);
         self.calls.append(&mut other.calls);
+        self.answers.append(&mut other.answers);
+        self.replies.append(&mut other.replies);
+    }
+
+    /// Drops the rows and what waits for them: not stored, so not acknowledged (the phone
+    /// asks again; the operator hears no).
+    fn refuse_rows(&mut self) {
+        self.locations.clear();
+        self.bans.clear();
+        self.answers.clear();
+        for (reply, _) in self.replies.drain(..) {
+            let _ = reply.send(false);
+        }
     }
 }
 
@@ -130,19 +155,20 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread. `done` is told the last ticket written.
+    /// Starts the writer thread. `deliver` sends the answers of each written batch; `done`
+    /// is told the last ticket written.
     pub(crate) fn start(
         store: Box<dyn Store>,
         log: SecurityLog,
         bounds: Bounds,
-        done: watch::Sender<u64>,
+        (deliver, done): (Deliver, watch::Sender<u64>),
         stats: Arc<WriterStats>,
     ) -> std::io::Result<Self> {
         let (tx, rx) = sync_channel(bounds.queue.max(1));
         let thread_stats = Arc::clone(&stats);
         let thread = std::thread::Builder::new()
             .name("sipwarden-writer".into())
-            .spawn(move || run(&rx, store, log, &done, &thread_stats))?;
+            .spawn(move || run(&rx, store, log, (deliver, &done), &thread_stats))?;
         Ok(Self {
             tx: Some(tx),
             backlog: None,
@@ -170,8 +196,7 @@ impl Writer {
             }
             let refused = b.batch.rows() + batch.rows() > self.bounds.backlog_rows;
             if refused {
-                batch.locations.clear();
-                batch.bans.clear();
+                batch.refuse_rows();
                 self.stats.rows_refused.fetch_add(1, Ordering::Relaxed);
             }
             b.batch.append(batch);
@@ -191,6 +216,12 @@ impl Writer {
             batches: 1,
         });
         Submitted::Ticket(ticket)
+    }
+
+    /// Whether batches wait in the backlog (the core task then listens for the writer's
+    /// progress, to send them on).
+    pub(crate) fn behind(&self) -> bool {
+        self.backlog.is_some()
     }
 
     /// Sends the backlog if the queue has room again; the core task calls it whenever the
@@ -278,7 +309,7 @@ fn run(
     rx: &Receiver<Ticketed>,
     mut store: Box<dyn Store>,
     mut log: SecurityLog,
-    done: &watch::Sender<u64>,
+    (mut deliver, done): (Deliver, &watch::Sender<u64>),
     stats: &WriterStats,
 ) {
     while let Ok(first) = rx.recv() {
@@ -297,8 +328,14 @@ fn run(
         }
         store_rows(&group.batch, store.as_mut(), stats);
         stats.commits.fetch_add(1, Ordering::Relaxed);
-        // What waited for these rows (a REGISTER's 200, an operator's ban) may go now; the
+        // What waited for these rows (a REGISTER's 200, an operator's ban) goes now; the
         // log lines follow, so a 200 never waits for them.
+        if !group.batch.answers.is_empty() {
+            deliver(std::mem::take(&mut group.batch.answers));
+        }
+        for (reply, banned) in group.batch.replies.drain(..) {
+            let _ = reply.send(banned);
+        }
         done.send_replace(group.ticket);
         write_logs(&mut group.batch, &mut log, stats);
         stats.queued.fetch_sub(n, Ordering::Relaxed);

@@ -45,6 +45,8 @@ impl BanStore for Gated {
 
 struct Rig {
     writer: Writer,
+    /// Ports of the answers the writer sent, in order.
+    sent: Arc<Mutex<Vec<u16>>>,
     written: watch::Receiver<u64>,
     stats: Arc<WriterStats>,
     store: Arc<Mutex<MemoryStore>>,
@@ -72,9 +74,24 @@ fn rig(name: &str, bounds: Bounds) -> Rig {
     };
     let (done, written) = watch::channel(0);
     let stats = Arc::new(WriterStats::default());
-    let writer = Writer::start(Box::new(gated), log, bounds, done, Arc::clone(&stats)).unwrap();
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let out = Arc::clone(&sent);
+    let deliver: Deliver = Box::new(move |answers: Vec<Transmit<Peer>>| {
+        out.lock()
+            .unwrap()
+            .extend(answers.iter().map(|a| a.dest.addr.port()));
+    });
+    let writer = Writer::start(
+        Box::new(gated),
+        log,
+        bounds,
+        (deliver, done),
+        Arc::clone(&stats),
+    )
+    .unwrap();
     Rig {
         writer,
+        sent,
         written,
         stats,
         store,
@@ -113,6 +130,17 @@ fn batch(contacts: &[&str], events: u8) -> Batch {
     }
 }
 
+fn answer(port: u16) -> Transmit<Peer> {
+    Transmit {
+        dest: Peer {
+            transport: sipwarden_sip::header::Transport::Udp,
+            addr: std::net::SocketAddr::from(([127, 0, 0, 2], port)),
+            flow: None,
+        },
+        bytes: bytes::Bytes::from_static(b"SIP/2.0 200 OK\r\n\r\n"),
+    }
+}
+
 impl Rig {
     /// Lets every write through and waits (bounded) until `ticket` is written.
     fn drain_until(&mut self, ticket: u64) {
@@ -123,6 +151,10 @@ impl Rig {
             self.writer.retry();
             std::thread::yield_now();
         }
+    }
+
+    fn sent(&self) -> Vec<u16> {
+        self.sent.lock().unwrap().clone()
     }
 
     fn stored(&self) -> usize {
@@ -217,4 +249,72 @@ fn closing_writes_the_backlog() {
     r.writer.close();
     assert_eq!(r.stored(), 3);
     assert!(r.log().contains("127.0.0.1"));
+}
+
+#[test]
+fn answers_and_ban_replies_leave_once_their_rows_are_stored() {
+    let mut r = rig("answers", ROOMY);
+    let mut first = batch(&["sip:a@10.0.0.1"], 0);
+    first.answers = vec![answer(1)];
+    let (reply, mut replied) = oneshot::channel();
+    let mut second = batch(&["sip:b@10.0.0.1"], 0);
+    second.answers = vec![answer(2), answer(3)];
+    second.replies = vec![(reply, true)];
+    let Submitted::Ticket(t1) = r.writer.submit(first) else {
+        panic!("refused")
+    };
+    // The store holds the first write: nothing has left, the operator has no answer.
+    r.started.recv_timeout(Duration::from_secs(10)).unwrap();
+    let Submitted::Ticket(t2) = r.writer.submit(second) else {
+        panic!("refused")
+    };
+    assert!(
+        r.sent().is_empty(),
+        "an answer left before its binding was stored"
+    );
+    assert!(replied.try_recv().is_err());
+    r.drain_until(t1);
+    assert!(r.stored() >= 1);
+    assert_eq!(r.sent().first(), Some(&1));
+    r.drain_until(t2);
+    assert_eq!(r.sent(), [1, 2, 3], "in order, each once");
+    assert_eq!(
+        replied.try_recv(),
+        Ok(true),
+        "the ban is answered once stored"
+    );
+    r.writer.close();
+}
+
+#[test]
+fn refused_rows_are_never_acknowledged() {
+    let mut r = rig(
+        "refused",
+        Bounds {
+            queue: 1,
+            backlog_events: 10,
+            backlog_rows: 1,
+        },
+    );
+    let _ = r.writer.submit(batch(&["sip:1@h"], 0));
+    r.started.recv_timeout(Duration::from_secs(10)).unwrap();
+    let _ = r.writer.submit(batch(&["sip:2@h"], 0));
+    let mut kept = batch(&["sip:3@h"], 0);
+    kept.answers = vec![answer(3)];
+    assert!(matches!(r.writer.submit(kept), Submitted::Ticket(3)));
+    // Over the backlog's row bound: its rows, its answer and the ban reply are refused.
+    let mut over = batch(&["sip:4@h"], 0);
+    over.answers = vec![answer(4)];
+    let (reply, mut replied) = oneshot::channel();
+    over.replies = vec![(reply, true)];
+    assert_eq!(r.writer.submit(over), Submitted::Refused);
+    assert_eq!(
+        replied.try_recv(),
+        Ok(false),
+        "the operator hears no at once"
+    );
+    r.drain_until(4);
+    r.writer.close();
+    assert_eq!(r.sent(), [3], "the refused binding was never acknowledged");
+    assert_eq!(r.stored(), 3);
 }
