@@ -19,24 +19,39 @@ pub(crate) struct Civil {
 /// Appends `n` in decimal, zero-padded to `width` digits, without going through `core::fmt`:
 /// every security event is written as two lines, each with a date and a time of day.
 pub(crate) fn push_padded(out: &mut String, n: u64, width: usize) {
-    let mut digits = [0u8; 20];
-    let mut len = 0;
-    let mut rest = n;
-    for slot in &mut digits {
-        *slot = (rest % 10) as u8;
-        len += 1;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
+    if n >= 100 {
+        // The leading digits first, then the last two from the table.
+        push_padded(out, n / 100, width.saturating_sub(2));
+        push_pair(out, n % 100);
+        return;
     }
-    for _ in len..width {
+    for _ in 2..width {
         out.push('0');
     }
-    // Most significant first; ASCII digits pushed as chars need no UTF-8 check.
-    for d in digits.iter().take(len).rev() {
-        out.push(char::from(b'0' + d));
+    if n >= 10 || width >= 2 {
+        push_pair(out, n);
+    } else {
+        push_pair_last(out, n);
     }
+}
+
+/// "00" to "99": two digits pushed as one `&str`, with neither a division per digit nor a
+/// UTF-8 check.
+const PAIRS: &str = "00010203040506070809101112131415161718192021222324252627282930313233343536373839\
+40414243444546474849505152535455565758596061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+fn pair(n: u64) -> &'static str {
+    let i = usize::try_from(n % 100).unwrap_or(0) * 2;
+    PAIRS.get(i..i + 2).unwrap_or("00")
+}
+
+fn push_pair(out: &mut String, n: u64) {
+    out.push_str(pair(n));
+}
+
+fn push_pair_last(out: &mut String, n: u64) {
+    out.push_str(pair(n).get(1..).unwrap_or("0"));
 }
 
 impl Civil {
