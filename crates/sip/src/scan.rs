@@ -134,8 +134,6 @@ pub(crate) fn all_in(s: &[u8], class: u16, escapes: bool) -> bool {
     true
 }
 
-/// Is `s` a non-empty token?
-#[inline]
 /// `str::split_once` for an ASCII byte, by a plain loop: URIs and header parameters are a
 /// few dozen bytes, where the generic char searcher's set-up costs more than the search.
 /// Slicing at an ASCII byte is always on a char boundary.
@@ -144,6 +142,8 @@ pub(crate) fn split_once_byte(s: &str, b: u8) -> Option<(&str, &str)> {
     Some((s.get(..i)?, s.get(i + 1..)?))
 }
 
+/// Is `s` a non-empty token?
+#[inline]
 pub(crate) fn is_token(s: &str) -> bool {
     !s.is_empty() && all_in(s.as_bytes(), TOKEN, false)
 }
