@@ -582,16 +582,11 @@ impl Digest {
         if ask.aor.is_some_and(|aor| aor != username) {
             return Err(Some(Failure::of(F::AorMismatch)));
         }
-        if ask.register {
-            let from_user = msg
-                .from_header()
-                .and_then(|f| f.uri.user().map(str::to_owned));
-            if from_user.as_deref() != Some(username) {
-                return Err(Some(Failure::said(
-                    F::AorMismatch,
-                    "username differs from the From user",
-                )));
-            }
+        if ask.register && msg.from_user() != Some(username) {
+            return Err(Some(Failure::said(
+                F::AorMismatch,
+                "username differs from the From user",
+            )));
         }
         self.note_nc(now, &nonce, nc, msg)?;
         let ip = ask.src.addr.ip();

@@ -214,12 +214,8 @@ fn supports(msg: &Message, tag: &str) -> bool {
 
 /// The account a REGISTER is for: the user of its To URI (RFC 3261 §10.3 step 5), unescaped.
 pub(crate) fn aor(msg: &Message) -> String {
-    msg.to_header()
-        .and_then(|t| {
-            t.uri
-                .user()
-                .map(|u| String::from_utf8_lossy(&sipwarden_sip::unescape(u)).into_owned())
-        })
+    msg.to_user()
+        .map(|u| String::from_utf8_lossy(&sipwarden_sip::unescape(u)).into_owned())
         .unwrap_or_default()
 }
 

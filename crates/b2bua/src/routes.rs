@@ -47,12 +47,8 @@ pub(crate) fn callee_of(msg: &sipwarden_sip::Message) -> String {
 
 /// The user part of a request's From URI, unescaped: the caller as it presents itself.
 pub(crate) fn caller_of(msg: &sipwarden_sip::Message) -> String {
-    msg.from_header()
-        .and_then(|f| {
-            f.uri
-                .user()
-                .map(|s| String::from_utf8_lossy(&sipwarden_sip::unescape(s)).into_owned())
-        })
+    msg.from_user()
+        .map(|s| String::from_utf8_lossy(&sipwarden_sip::unescape(s)).into_owned())
         .unwrap_or_default()
 }
 

@@ -66,10 +66,7 @@ impl Core {
     /// A challenge went out.
     pub(crate) fn event_challenge(&mut self, msg: &Message, src: Peer, nonce: &str) {
         let (local, remote) = self.ends(src);
-        let user = msg
-            .from_header()
-            .and_then(|f| f.uri.user().map(str::to_owned))
-            .unwrap_or_default();
+        let user = msg.from_user().map(str::to_owned).unwrap_or_default();
         let e = SecurityEvent::challenge_sent(msg.call_id().unwrap_or(""), local, remote, nonce);
         let e = if user.is_empty() {
             e

@@ -360,6 +360,23 @@ proptest! {
         prop_assert_eq!(r.content_length(), Some(0));
         prop_assert_eq!(r.header(HeaderName::From), parsed.header(HeaderName::From));
         prop_assert_eq!(r.header(HeaderName::To), parsed.header(HeaderName::To));
+        prop_assert_eq!(r.from_user(), req.from_user());
+        prop_assert_eq!(r.from_display(), req.from_display());
+        prop_assert_eq!(r.to_user(), parsed.to_user());
+        prop_assert_eq!(r.to_display(), parsed.to_display());
+        prop_assert_eq!(r.from_user(), parsed.from_user());
+    }
+
+    /// The From and To parts the parser keeps are what parsing the header again gives.
+    #[test]
+    fn kept_from_and_to_parts_are_the_headers_own(s in spec()) {
+        let m = Message::parse(&s.to_wire()).unwrap();
+        let from = m.from_header();
+        let to = m.to_header();
+        prop_assert_eq!(m.from_user(), from.as_ref().and_then(|f| f.uri.user()));
+        prop_assert_eq!(m.from_display(), from.as_ref().and_then(|f| f.display));
+        prop_assert_eq!(m.to_user(), to.as_ref().and_then(|t| t.uri.user()));
+        prop_assert_eq!(m.to_display(), to.as_ref().and_then(|t| t.display));
     }
 
     /// Arbitrary bytes: an error or a message, never a panic, through every layer.

@@ -59,10 +59,11 @@ impl Scanner {
         if let Some(ua) = msg.user_agent() {
             fields.push(ua);
         }
-        for na in [msg.from_header(), msg.to_header()].into_iter().flatten() {
-            fields.extend(na.display);
-            fields.extend(na.uri.user());
-        }
+        // From and To as the parser already read them (display name, URI user).
+        fields.extend(msg.from_display());
+        fields.extend(msg.from_user());
+        fields.extend(msg.to_display());
+        fields.extend(msg.to_user());
         let contacts = msg.contacts().unwrap_or_default();
         for c in &contacts {
             if let Contact::Addr(a) = c {
