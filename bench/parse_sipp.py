@@ -65,20 +65,74 @@ def summary_line(stat, rtt=None):
                 series.append(int(float(r[i_dead] or 0)) + int(float(r[i_ooc] or 0)))
         out["stray_replies_series"] = ",".join(str(x) for x in series)
     if rtt:
-        vals = []
-        with open(rtt) as f:
-            next(f, None)
-            for line in f:
-                p = line.strip().split(";")
-                if len(p) >= 3 and p[2].strip() == "1":
-                    try:
-                        vals.append(float(p[1]))
-                    except ValueError:
-                        pass
-        vals.sort()
-        out.update({"rtt_n": len(vals), "mean_ms": (sum(vals) / len(vals)) if vals else float("nan"), "p50_ms": pct(vals, 0.50), "p95_ms": pct(vals, 0.95),
-                    "p99_ms": pct(vals, 0.99), "max_ms": vals[-1] if vals else float("nan")})
+        out.update(rtt_fields(rtt))
     return " ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in out.items())
+
+def rtt_fields(rtt):
+    """Response-time fields of a -trace_rtt CSV (RTD 1)."""
+    vals = []
+    with open(rtt) as f:
+        next(f, None)
+        for line in f:
+            p = line.strip().split(";")
+            if len(p) >= 3 and p[2].strip() == "1":
+                try:
+                    vals.append(float(p[1]))
+                except ValueError:
+                    pass
+    vals.sort()
+    return {"rtt_n": len(vals), "mean_ms": (sum(vals) / len(vals)) if vals else float("nan"),
+            "p50_ms": pct(vals, 0.50), "p95_ms": pct(vals, 0.95), "p99_ms": pct(vals, 0.99),
+            "max_ms": vals[-1] if vals else float("nan")}
+
+def summary_line_many(stats, rtts, merged_rtt_path):
+    """summary_line for SIPp clients that ran side by side (UACS > 1): one line, as if one
+    client had made every call; the response times of all are merged into merged_rtt_path."""
+    line = merged_line([summary_line(st) for st in stats])
+    rtt = merged_rtt(rtts, merged_rtt_path)
+    if rtt:
+        line += " " + " ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}"
+                               for k, v in rtt_fields(rtt).items())
+    return line
+
+def merged_line(lines):
+    """Summary lines of SIPp clients that ran side by side (UACS > 1) -> one line, as if one
+    client had run them all: counts and rates add up, percentiles come from every client's
+    response times together (merged_rtt), elapsed is the longest."""
+    ds = [dict(t.split("=", 1) for t in l.split() if "=" in t) for l in lines if l.strip()]
+    if not ds:
+        return ""
+    f = lambda d, k: float(d.get(k, "0") or 0)
+    created = sum(f(d, "created") for d in ds)
+    failed = sum(f(d, "failed") for d in ds)
+    ok = sum(f(d, "ok") for d in ds)
+    out = {
+        "created": int(created), "ok": int(ok), "failed": int(failed),
+        "fail_pct": (100.0 * failed / created) if created else 0.0,
+        "elapsed_s": max(f(d, "elapsed_s") for d in ds),
+        "ok_per_s": sum(f(d, "ok_per_s") for d in ds),
+        "created_per_s": sum(f(d, "created_per_s") for d in ds),
+        "retrans": int(sum(f(d, "retrans") for d in ds)),
+        "dead_msgs": int(sum(f(d, "dead_msgs") for d in ds)),
+        "ooc_msgs": int(sum(f(d, "ooc_msgs") for d in ds)),
+        "rt1_avg_ms": (sum(f(d, "rt1_avg_ms") * f(d, "ok") for d in ds) / ok) if ok else 0.0,
+    }
+    return " ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in out.items())
+
+def merged_rtt(paths, dest):
+    """Concatenates -trace_rtt CSVs (one header) into dest; returns dest, or None if none."""
+    paths = [p for p in paths if p]
+    if not paths:
+        return None
+    with open(dest, "w") as out:
+        for i, p in enumerate(paths):
+            with open(p) as f:
+                head = next(f, "")
+                if i == 0:
+                    out.write(head)
+                for line in f:
+                    out.write(line)
+    return dest
 
 def median_lines():
     """stdin: summary lines 'label k=v k=v ...' of repeated runs.

@@ -32,7 +32,9 @@ the SIPp client's wall time, like the reference; CPU per call = that CPU
 divided by the calls completed.
 
 Each run starts a fresh proxy (sipwarden: a fresh scratch directory with a copy
-of examples/) and a fresh UAS, and stops only the PIDs it started (never
+of examples/; after the run its logs keep their last LOG_KEEP bytes, since at
+20,000 registrations/s the security and event logs grow by 35 MB a second) and
+a fresh UAS, and stops only the PIDs it started (never
 pkill/killall). Every SIPp run is bounded by -m, -timeout, timeout(1) and a
 subprocess timeout. Before each run it waits (bounded) until the lab ports are
 free and the machine is idle.
@@ -59,6 +61,9 @@ RUN_SECS=3), but the environment wins when both are given:
                   maxbuffer=N in the rendered kamailio.cfg -- a diagnostic
   DID [+15551230042]  called number (a DID of the lab trunk "carrier")
   PROXY_PORT [5060] PBX_PORT [5080] TRUNK_PORT [5060] ADMIN_PORT [8080] REG_PORT [5062]
+  UACS [1]   KIND=register: SIPp clients sharing the rate, side by side, on
+             127.0.0.2 ports REG_PORT, REG_PORT+2, ... One SIPp is one thread: near
+             20,000 registrations/s here it runs out of its core before a proxy does
   SIPWARDEN_BIN   use this binary instead of building
   BASELINE_REV    a second sipwarden, built from this git revision (clean
                   snapshot), run as proxy "baseline" beside "sipwarden". PROXIES
@@ -287,6 +292,41 @@ def awk_num(x):
     return str(int(x)) if float(x).is_integer() else f"{x:.6g}"
 
 
+LOG_KEEP = 1 << 20
+
+
+def trim_logs(scratch, keep=LOG_KEEP):
+    """Cuts every log of a sipwarden scratch directory (lab-data/*.log, *.jsonl) to its last
+    `keep` bytes, from a line start. Returns {name: bytes before} of the files cut."""
+    cut = {}
+    data = os.path.join(scratch, "lab-data")
+    if not os.path.isdir(data):
+        return cut
+    for fn in sorted(os.listdir(data)):
+        path = os.path.join(data, fn)
+        if not (fn.endswith(".log") or fn.endswith(".jsonl")) or not os.path.isfile(path):
+            continue
+        size = os.path.getsize(path)
+        if size <= keep:
+            continue
+        with open(path, "rb") as f:
+            f.seek(size - keep)
+            tail = f.read()
+        nl = tail.find(b"\n")
+        tail = tail[nl + 1:] if nl >= 0 else tail
+        with open(path, "wb") as f:
+            f.write(tail)
+        cut[fn] = size
+    return cut
+
+
+def split_rate(rate, n):
+    """rate/s shared by n clients, whole numbers that add up to rate (the first ones take the
+    remainder)."""
+    n = max(1, n)
+    return [rate // n + (1 if k < rate % n else 0) for k in range(n)]
+
+
 def calls_line(name, kind, unit, rate, stats, ustats, proxy_ticks, uas_ticks, wall, hz, psi0, psi1,
                ccpu, proxy_drops, rcvbuf, uas_drops, n503, swstate, quiet, load1, foreign, tag):
     """One run's line (run.sh's calls_run heredoc)."""
@@ -441,6 +481,7 @@ class Harness:
         self.legit_rate = get("LEGIT_RATE", "100")
         self.flooder = get("FLOODER", "sipp")
         self.reg_port = get("REG_PORT", "5062")
+        self.uacs = get("UACS", "1")
         self.run_secs = get("RUN_SECS", "15")
         self.repeats = get("REPEATS", "3")
         self.hold_ms = get("HOLD_MS", "0")
@@ -499,6 +540,10 @@ class Harness:
                 die("FLOOD_RATE must be a number (or max with FLOODER=blast)")
             if not 6 <= int(self.flood_secs) <= 120:
                 die("FLOOD_SECS must be 6..120")
+        if not (num.match(self.uacs) and 1 <= int(self.uacs) <= 8):
+            die("UACS must be 1..8")
+        if int(self.uacs) > 1 and self.kind != "register":
+            die("UACS applies to KIND=register only")
         if self.kam_maxbuffer and not num.match(self.kam_maxbuffer):
             die("bad KAM_MAXBUFFER")
         if self.sw_max_transactions and not num.match(self.sw_max_transactions):
@@ -690,6 +735,9 @@ class Harness:
             self.kam_note = f" maxbuffer={self.kam_maxbuffer} (diagnostic)"
         addr = render(read(os.path.join(TEMPLATES, "address.list.tmpl")),
                       address_values(TRUNK_IP, self.trunk_port, PBX_IP, self.pbx_port, REG_IP, self.reg_port))
+        # UACS > 1: the other clients' ports are the same phone (authenticate, exempt from pike).
+        for port in self.uac_ports()[1:]:
+            addr += f"1 {REG_IP} 32 {port} authpeer\n"
         write(os.path.join(self.out_dir, "address.list"), addr)
         # KIND=flood: the flooder must meet pike, so it is on no allow-list line
         for line in addr.splitlines():
@@ -1037,12 +1085,71 @@ class Harness:
         except Exception:  # noqa: BLE001 -- run.sh: `|| stats=""`
             return ""
 
+    def trim_scratch(self, tag):
+        cut = trim_logs(os.path.join(self.out_dir, f"{tag}.scratch"))
+        if cut:
+            write(os.path.join(self.out_dir, f"{tag}.logs-trimmed.txt"),
+                  "".join(f"{k} {v} bytes, last {LOG_KEEP} kept\n" for k, v in cut.items()))
+
+    @staticmethod
+    def parse_many(stats, rtts, merged):
+        try:
+            return parse_sipp.summary_line_many(stats, rtts, merged)
+        except Exception:  # noqa: BLE001 -- as parse(): a client that never wrote its stats
+            return ""
+
     @staticmethod
     def time_line(path):
         """The numbers of /usr/bin/time -f '%U %S %e', on the last line ("Command exited with
         non-zero status N" comes first when SIPp saw failed calls)."""
         lines = [ln for ln in Harness.read_or(path).split("\n") if ln.strip()]
         return lines[-1].split() if lines else []
+
+    def uac_ports(self):
+        """The local ports of the REGISTER clients (UACS of them, two apart)."""
+        return [str(int(self.reg_port) + 2 * k) for k in range(int(self.uacs))]
+
+    def side_clients(self, tag, rate, secs):
+        """UACS > 1: starts the clients beside the first one (which run_fg times); each has its
+        share of the rate and of the calls, its own directory (its RTT file) and stat file.
+        Returns [(pid, dir)]."""
+        ports = self.uac_ports()
+        n = len(ports)
+        out = []
+        for k, port in enumerate(ports[1:], start=1):
+            share = split_rate(int(rate), n)[k]
+            d = f"{self.out_dir}/{tag}.uac{k}"
+            shutil.rmtree(d, ignore_errors=True)
+            os.makedirs(d)
+            pid = self.spawn(["/usr/bin/time", "-f", "%U %S %e", "-o", f"{d}/time"] + self.nice + [
+                "timeout", "-k", "5", str(secs + 45), "sipp", f"{IP}:{self.proxy_port}",
+                "-sf", os.path.join(SCN, "reg_auth.xml"), "-i", REG_IP, "-p", port,
+                "-s", AUTH_USER, "-au", AUTH_USER, "-ap", AUTH_PASS, "-t", "u1",
+                "-nostdin", "-r", str(share), "-rp", "1000", "-m", str(share * secs), "-l", str(share * 2 + 100),
+                "-buff_size", "4194304", "-recv_timeout", "5000", "-timeout", f"{secs + 30}s",
+                "-trace_stat", "-stf", f"{d}/stat.csv", "-fd", "1", "-trace_rtt", "-rtt_freq", "1",
+                "-trace_err", "-error_file", f"{d}/uac.err", "-max_log_size", "20000000"],
+                f"{d}/sipp.out", cwd=d)
+            out.append((pid, d))
+        return out
+
+    def wait_side_clients(self, side, limit):
+        """Waits (bounded) for the side clients; returns their stat files, RTT files and CPU
+        seconds (user + system)."""
+        stats, rtts, cpu = [], [], 0.0
+        for pid, d in side:
+            p = self.started[pid][1]
+            try:
+                p.wait(timeout=limit)
+            except subprocess.TimeoutExpired:
+                self.log(f"sipp (pid {pid}) outlived its bound; stopping it")
+                self.stop_tree(pid)
+            stats.append(f"{d}/stat.csv")
+            rtts += sorted(f"{d}/{fn}" for fn in os.listdir(d) if fn.endswith("_rtt.csv"))[:1]
+            t = self.time_line(f"{d}/time")
+            if len(t) > 2:
+                cpu += float(t[0]) + float(t[1])
+        return stats, rtts, cpu
 
     # ------------------------------------------------------------ one run --
     def calls_run(self, name, rate, i):
@@ -1062,19 +1169,26 @@ class Harness:
             for fn in os.listdir(od):
                 if fn.endswith("_rtt.csv"):
                     os.remove(os.path.join(od, fn))
+            side = []
+            first_rate, first_count = int(rate), count
             if self.kind == "register":
                 client = ["-sf", os.path.join(SCN, "reg_auth.xml"), "-i", REG_IP, "-p", self.reg_port,
                           "-s", AUTH_USER, "-au", AUTH_USER, "-ap", AUTH_PASS]
+                side = self.side_clients(tag, rate, secs)
+                first_rate = split_rate(int(rate), int(self.uacs))[0]
+                first_count = first_rate * secs
             else:
                 client = ["-sf", os.path.join(SCN, "uac_invite.xml"), "-i", TRUNK_IP, "-p", self.trunk_port,
                           "-s", self.did, "-d", self.hold_ms]
             self.run_fg(["/usr/bin/time", "-f", "%U %S %e", "-o", f"{od}/{tag}.time"] + self.nice + [
                 "timeout", "-k", "5", str(secs + 45), "sipp", f"{IP}:{self.proxy_port}", *client, "-t", "u1",
-                "-nostdin", "-r", str(rate), "-rp", "1000", "-m", str(count), "-l", str(int(rate) * 2 + 100),
+                "-nostdin", "-r", str(first_rate), "-rp", "1000", "-m", str(first_count),
+                "-l", str(first_rate * 2 + 100),
                 "-buff_size", "4194304", "-recv_timeout", "5000", "-timeout", f"{secs + 30}s",
                 "-trace_stat", "-stf", f"{od}/{tag}.stat.csv", "-fd", "1", "-trace_rtt", "-rtt_freq", "1",
                 "-trace_err", "-error_file", f"{od}/{tag}.uac.err", "-max_log_size", "20000000"],
                 f"{od}/{tag}.sipp.out", od, secs + 45 + 30)
+            side_stats, side_rtts, side_cpu = self.wait_side_clients(side, secs + 45 + 30)
             rcvbuf = self.rcvbuf()
             p1, s1 = self.tree_ticks(proxy), self.psi_us()
             u1 = self.tree_ticks(uas) if uas else 0
@@ -1083,7 +1197,8 @@ class Harness:
             wall = t[2] if len(t) > 2 else "0"
             ccpu = ""
             if len(t) > 2:
-                ccpu = f"{100 * (float(t[0]) + float(t[1])) / float(t[2]):.1f}" if float(t[2]) > 0 else "0"
+                used = float(t[0]) + float(t[1]) + side_cpu
+                ccpu = f"{100 * used / float(t[2]):.1f}" if float(t[2]) > 0 else "0"
             ours = [proxy] + self.descendants(proxy)
             if uas:
                 ours += [uas] + self.descendants(uas)
@@ -1099,6 +1214,7 @@ class Harness:
             if uas:
                 self.stop_tree(uas)
             self.stop_tree(proxy)
+            self.trim_scratch(tag)
             if foreign:
                 self.log(f"{tag}: foreign process(es) {foreign} listened on a lab port during the run; "
                          f"discarding it (attempt {attempt})")
@@ -1110,7 +1226,11 @@ class Harness:
                     continue
             n503 = self.count_503(f"{od}/{tag}.uac.err")
             swstate = metrics_state(metrics) if name != "kamailio" else "-"
-            stats = self.parse(f"{od}/{tag}.stat.csv", rtt)
+            if side:
+                stats = self.parse_many([f"{od}/{tag}.stat.csv"] + side_stats, [rtt] + side_rtts,
+                                        f"{od}/{tag}.rtt.all.csv")
+            else:
+                stats = self.parse(f"{od}/{tag}.stat.csv", rtt)
             ustats = self.parse(f"{od}/{tag}.uas.stat.csv") if uas else ""
             return calls_line(name, self.kind, self.unit, rate, stats, ustats, p1 - p0, u1 - u0, wall, self.hz,
                               s0, s1, ccpu, pd1 - pd0, rcvbuf, ud1 - ud0, n503, swstate, self.quiet, load1,
@@ -1280,6 +1400,7 @@ class Harness:
             # proxy state once the calls are over
             rss2 = self.tree_rss_kb(proxy)
             self.stop_tree(proxy)
+            self.trim_scratch(tag)
             if foreign:
                 self.log(f"{tag}: foreign process(es) {foreign} listened on a lab port during the run; "
                          f"discarding it (attempt {attempt})")
@@ -1342,7 +1463,9 @@ class Harness:
             lines.append(f"# {now} kind={self.kind} proxies=[{self.proxies_raw}] rates=[{self.rates_raw}] "
                          f"extra_rates=[{self.extra_raw}] run_secs={self.run_secs} repeats={self.repeats} hold_ms={self.hold_ms}")
         if self.kind == "register":
-            lines.append(f"# phone uac {REG_IP}:{self.reg_port} -> proxy {IP}:{self.proxy_port}, REGISTER -> 401 -> "
+            uacs = "" if self.uacs == "1" else f" ({self.uacs} SIPp clients sharing the rate, ports " \
+                f"{' '.join(self.uac_ports())})"
+            lines.append(f"# phone uac {REG_IP}:{self.reg_port}{uacs} -> proxy {IP}:{self.proxy_port}, REGISTER -> 401 -> "
                          f"REGISTER+Authorization -> 200, user={AUTH_USER}, udp; max_fail_pct={self.max_fail_pct} "
                          f"max_p95_ms={self.max_p95_ms} min_achieved=95%")
         elif self.kind == "calls":
@@ -1504,6 +1627,7 @@ class Harness:
             self.stop_tree(perf)
         self.stop_tree(uas)
         self.stop_tree(proxy)
+        self.trim_scratch(tag)
         with open(f"{od}/{tag}.report.txt", "w") as f:
             subprocess.run(["perf", "report", "-i", f"{od}/{tag}.data", "--stdio", "--no-children", "--sort",
                             "dso,symbol", "--percent-limit", "1"], stdout=f, stderr=subprocess.DEVNULL)
@@ -1517,7 +1641,7 @@ class Harness:
 KNOBS = ["KIND", "PROXIES", "CALL_RATES", "REG_RATES", "EXTRA_RATES", "RUN_SECS", "REPEATS", "HOLD_MS",
          "MAX_FAIL_PCT", "MAX_P95_MS", "CHILDREN", "KAM_MAXBUFFER", "DID", "PROXY_PORT", "PBX_PORT",
          "TRUNK_PORT", "ADMIN_PORT", "REG_PORT", "FLOOD_RATE", "FLOOD_SECS", "LEGIT_RATE", "FLOODER",
-         "FLOOD_PORT", "BASELINE_REV", "SIPWARDEN_REV", "SIPWARDEN_BIN", "BUILD_DIR", "SIPWARDEN_LOG",
+         "FLOOD_PORT", "UACS", "BASELINE_REV", "SIPWARDEN_REV", "SIPWARDEN_BIN", "BUILD_DIR", "SIPWARDEN_LOG",
          "SW_MAX_TRANSACTIONS", "SW_TEMPLATE", "BASELINE_TEMPLATE", "OUT_DIR", "QUIET_PCT", "QUIET_MAX_WAIT",
          "PORT_WAIT", "BENCH_NICE", "PROFILE"]
 

@@ -256,6 +256,54 @@ class Sipp(unittest.TestCase):
         self.assertEqual(parse_sipp.pct([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 0.50), 5)  # round(4.5) = 4
         self.assertEqual(parse_sipp.hms("00:00:01:500000"), 1.5)
 
+    def test_clients_side_by_side_add_up(self):
+        """UACS=2: two clients' files read as one client that made every call."""
+        import tempfile
+        stat, rtt = os.path.join(DATA, "uac.stat.csv"), os.path.join(DATA, "uac.rtt.csv")
+        one = run.kv(parse_sipp.summary_line(stat, rtt))
+        with tempfile.TemporaryDirectory() as d:
+            merged = os.path.join(d, "all.csv")
+            two = run.kv(parse_sipp.summary_line_many([stat, stat], [rtt, None, rtt], merged))
+            with open(rtt) as f:
+                rows = sum(1 for _ in f) - 1
+            with open(merged) as f:
+                self.assertEqual(sum(1 for _ in f), 1 + 2 * rows, "one header, every row of both")
+        for k in ("created", "ok", "failed", "retrans", "rtt_n"):
+            self.assertEqual(int(two[k]), 2 * int(one[k]), k)
+        for k in ("ok_per_s", "created_per_s"):
+            self.assertAlmostEqual(float(two[k]), 2 * float(one[k]), places=1)
+        for k in ("fail_pct", "elapsed_s", "p50_ms", "p95_ms", "p99_ms", "max_ms", "mean_ms", "rt1_avg_ms"):
+            self.assertAlmostEqual(float(two[k]), float(one[k]), places=1, msg=k)
+
+    def test_rate_shares_add_up(self):
+        self.assertEqual(run.split_rate(20001, 2), [10001, 10000])
+        self.assertEqual(run.split_rate(22500, 3), [7500, 7500, 7500])
+        self.assertEqual(sum(run.split_rate(19999, 4)), 19999)
+        self.assertEqual(run.split_rate(500, 1), [500])
+
+
+
+class Scratch(unittest.TestCase):
+    def test_logs_keep_their_tail_from_a_line_start(self):
+        import tempfile
+        with tempfile.TemporaryDirectory() as d:
+            data = os.path.join(d, "lab-data")
+            os.makedirs(data)
+            lines = [f"line {i:05d}\n" for i in range(1000)]
+            for fn in ("security.log", "events.jsonl", "sipwarden.db"):
+                with open(os.path.join(data, fn), "w") as f:
+                    f.writelines(lines)
+            size = os.path.getsize(os.path.join(data, "security.log"))
+            cut = run.trim_logs(d, keep=100)
+            self.assertEqual(cut, {"events.jsonl": size, "security.log": size}, "the database is kept")
+            with open(os.path.join(data, "security.log")) as f:
+                kept = f.read()
+            self.assertTrue(kept.endswith("line 00999\n"))
+            self.assertTrue(kept.startswith("line "), "cut at a line start")
+            self.assertLessEqual(len(kept), 100)
+            self.assertEqual(os.path.getsize(os.path.join(data, "sipwarden.db")), size)
+            self.assertEqual(run.trim_logs(d, keep=100), {}, "nothing left to cut")
+
 
 if __name__ == "__main__":
     unittest.main()
