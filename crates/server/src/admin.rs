@@ -211,6 +211,12 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
             load(&w.commits),
         ),
         (
+            "sipwarden_writer_wal_checkpoints_total",
+            "Checkpoints of the store's write-ahead log, run off the commit path.",
+            "counter",
+            load(&w.checkpoints),
+        ),
+        (
             "sipwarden_writer_queue_full_total",
             "Times a batch found the writer's queue full and waited in the backlog.",
             "counter",

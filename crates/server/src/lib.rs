@@ -291,16 +291,26 @@ fn nonce_key(dir: &Path) -> Result<Secret<[u8; 32]>, StartError> {
     Ok(Secret::new(key))
 }
 
-/// The durable store: SQLite under `storage.dir`.
-fn open_store(cfg: &Config) -> Result<Box<dyn sipwarden_store::Store>, StartError> {
+/// The durable store: SQLite under `storage.dir`, with the connection that checkpoints its
+/// write-ahead log off the commit path (the writer runs it on a thread of its own).
+fn open_store(
+    cfg: &Config,
+) -> Result<
+    (
+        Box<dyn sipwarden_store::Store>,
+        sipwarden_store::WalCheckpointer,
+    ),
+    StartError,
+> {
     let dir = &cfg.storage.dir;
     std::fs::create_dir_all(dir).map_err(|source| StartError::CreateDir {
         path: dir.clone(),
         source,
     })?;
     let path = dir.join("sipwarden.db");
-    let store = sipwarden_store::SqliteStore::open(&path, cfg.storage.sync_full)?;
-    Ok(Box::new(store))
+    let mut store = sipwarden_store::SqliteStore::open(&path, cfg.storage.sync_full)?;
+    let checkpointer = store.checkpoint_elsewhere(&path)?;
+    Ok((Box::new(store), checkpointer))
 }
 
 /// Routes from a configuration.
@@ -405,7 +415,7 @@ impl Gateway {
         core.set_policies(sipwarden_policy::standard());
         core.set_rewrites(sipwarden_policy::standard_rewrites());
         core.set_wall_clock(std::time::Instant::now(), std::time::SystemTime::now());
-        let mut store = open_store(&cfg)?;
+        let (mut store, checkpointer) = open_store(&cfg)?;
         let bindings = location::load(store.as_mut())?;
         if !bindings.is_empty() {
             tracing::info!(
@@ -474,7 +484,7 @@ impl Gateway {
                 backlog_rows: cfg.storage.writer_backlog_rows,
             },
             (deliver(transports.clone()), written_tx),
-            Arc::clone(&writer_stats),
+            (Arc::clone(&writer_stats), Some(checkpointer)),
         )
         .map_err(StartError::WriterThread)?;
         let done = tokio::spawn(core_task::run(

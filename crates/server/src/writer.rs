@@ -26,7 +26,7 @@ use std::time::{Instant, SystemTime};
 use sipwarden_b2bua::events::CallEvent;
 use sipwarden_events::{SecurityEvent, SecurityLog};
 use sipwarden_sip::Peer;
-use sipwarden_store::{BanRowChange, LocationChange as LocationRow, Store};
+use sipwarden_store::{BanRowChange, LocationChange as LocationRow, Store, WalCheckpointer};
 use sipwarden_txn::Transmit;
 use tokio::sync::{oneshot, watch};
 
@@ -106,6 +106,8 @@ pub(crate) struct WriterStats {
     pub(crate) batches: AtomicU64,
     /// Group commits (one or more batches stored together).
     pub(crate) commits: AtomicU64,
+    /// WAL checkpoints run by the checkpoint thread.
+    pub(crate) checkpoints: AtomicU64,
     /// Times a batch found the queue full and joined the backlog.
     pub(crate) queue_full: AtomicU64,
     /// Events (security and call) dropped because the backlog was at its bound.
@@ -151,24 +153,39 @@ pub(crate) struct Writer {
     next_ticket: u64,
     stats: Arc<WriterStats>,
     thread: Option<JoinHandle<()>>,
+    /// The WAL checkpointer's thread and the sender whose drop stops it.
+    checkpoints: Option<(std::sync::mpsc::Sender<()>, JoinHandle<()>)>,
     warned_at: Option<Instant>,
 }
 
 impl Writer {
     /// Starts the writer thread. `deliver` sends the answers of each written batch; `done`
-    /// is told the last ticket written.
+    /// is told the last ticket written. A `checkpointer` gets a thread of its own that copies
+    /// the store's WAL back every half second, so that no commit (and no 200 waiting for
+    /// one) waits for a checkpoint's disk flushes.
     pub(crate) fn start(
         store: Box<dyn Store>,
         log: SecurityLog,
         bounds: Bounds,
         (deliver, done): (Deliver, watch::Sender<u64>),
-        stats: Arc<WriterStats>,
+        (stats, checkpointer): (Arc<WriterStats>, Option<WalCheckpointer>),
     ) -> std::io::Result<Self> {
         let (tx, rx) = sync_channel(bounds.queue.max(1));
         let thread_stats = Arc::clone(&stats);
         let thread = std::thread::Builder::new()
             .name("sipwarden-writer".into())
             .spawn(move || run(&rx, store, log, (deliver, &done), &thread_stats))?;
+        let checkpoints = match checkpointer {
+            Some(c) => {
+                let (stop, stopped) = std::sync::mpsc::channel::<()>();
+                let ckpt_stats = Arc::clone(&stats);
+                let t = std::thread::Builder::new()
+                    .name("sipwarden-wal".into())
+                    .spawn(move || checkpoints(&c, &stopped, &ckpt_stats))?;
+                Some((stop, t))
+            }
+            None => None,
+        };
         Ok(Self {
             tx: Some(tx),
             backlog: None,
@@ -176,6 +193,7 @@ impl Writer {
             next_ticket: 0,
             stats,
             thread: Some(thread),
+            checkpoints,
             warned_at: None,
         })
     }
@@ -288,6 +306,13 @@ impl Writer {
                 tracing::error!("the writer thread panicked");
             }
         }
+        // After the last commit: one more checkpoint, then the thread ends.
+        if let Some((stop, t)) = self.checkpoints.take() {
+            drop(stop);
+            if t.join().is_err() {
+                tracing::error!("the WAL checkpoint thread panicked");
+            }
+        }
     }
 }
 
@@ -343,6 +368,28 @@ fn run(
     }
     if let Err(e) = log.flush() {
         tracing::error!("security log not written: {e}");
+    }
+}
+
+/// Checkpoints every half second until `stopped`'s sender goes, and once more then.
+fn checkpoints(c: &WalCheckpointer, stopped: &Receiver<()>, stats: &WriterStats) {
+    loop {
+        let last = !matches!(
+            stopped.recv_timeout(std::time::Duration::from_millis(500)),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+        );
+        match c.checkpoint() {
+            Ok(()) => {
+                stats.checkpoints.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                stats.store_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!("WAL checkpoint failed: {e}");
+            }
+        }
+        if last {
+            return;
+        }
     }
 }
 

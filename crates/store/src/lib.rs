@@ -16,7 +16,7 @@
 
 mod sqlite;
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, WalCheckpointer};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

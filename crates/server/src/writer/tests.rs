@@ -86,7 +86,7 @@ fn rig(name: &str, bounds: Bounds) -> Rig {
         log,
         bounds,
         (deliver, done),
-        Arc::clone(&stats),
+        (Arc::clone(&stats), None),
     )
     .unwrap();
     Rig {
@@ -317,4 +317,39 @@ fn refused_rows_are_never_acknowledged() {
     r.writer.close();
     assert_eq!(r.sent(), [3], "the refused binding was never acknowledged");
     assert_eq!(r.stored(), 3);
+}
+
+/// The store's WAL is checkpointed by the writer's second thread, counted, and once more
+/// at close, after the last commit.
+#[test]
+fn the_wal_checkpoint_thread_runs_and_stops_with_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sipwarden.db");
+    let mut store = sipwarden_store::SqliteStore::open(&path, false).unwrap();
+    let ckpt = store.checkpoint_elsewhere(&path).unwrap();
+    let log = SecurityLog::open(None, None).unwrap();
+    let (done, written) = watch::channel(0);
+    let stats = Arc::new(WriterStats::default());
+    let deliver: Deliver = Box::new(|_| {});
+    let mut writer = Writer::start(
+        Box::new(store),
+        log,
+        ROOMY,
+        (deliver, done),
+        (Arc::clone(&stats), Some(ckpt)),
+    )
+    .unwrap();
+    let Submitted::Ticket(t) = writer.submit(batch(&["sip:a@10.0.0.1"], 0)) else {
+        panic!("refused")
+    };
+    // Bounded waits by polling: the commit, then a checkpoint (every half second).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while *written.borrow() < t || stats.checkpoints.load(Ordering::Relaxed) == 0 {
+        assert!(Instant::now() < deadline, "no commit or no checkpoint");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let before = stats.checkpoints.load(Ordering::Relaxed);
+    writer.close();
+    assert!(stats.checkpoints.load(Ordering::Relaxed) > before, "one more at close");
+    assert_eq!(stats.store_errors.load(Ordering::Relaxed), 0);
 }
