@@ -62,8 +62,8 @@ RUN_SECS=3), but the environment wins when both are given:
   DID [+15551230042]  called number (a DID of the lab trunk "carrier")
   PROXY_PORT [5060] PBX_PORT [5080] TRUNK_PORT [5060] ADMIN_PORT [8080] REG_PORT [5062]
   UACS [1]   KIND=register: SIPp clients sharing the rate, side by side, on
-             127.0.0.2 ports REG_PORT, REG_PORT+2, ... One SIPp is one thread: near
-             20,000 registrations/s here it runs out of its core before a proxy does
+             127.0.0.2 ports REG_PORT, REG_PORT+2, ... (one SIPp is one thread;
+             bench/ceiling.sh shows when one client is the limit)
   SIPWARDEN_BIN   use this binary instead of building
   BASELINE_REV    a second sipwarden, built from this git revision (clean
                   snapshot), run as proxy "baseline" beside "sipwarden". PROXIES
