@@ -350,6 +350,9 @@ fn the_wal_checkpoint_thread_runs_and_stops_with_the_writer() {
     }
     let before = stats.checkpoints.load(Ordering::Relaxed);
     writer.close();
-    assert!(stats.checkpoints.load(Ordering::Relaxed) > before, "one more at close");
+    assert!(
+        stats.checkpoints.load(Ordering::Relaxed) > before,
+        "one more at close"
+    );
     assert_eq!(stats.store_errors.load(Ordering::Relaxed), 0);
 }
