@@ -14,8 +14,30 @@
 
 use std::borrow::Borrow;
 use std::hash::Hash;
+use std::num::NonZeroUsize;
 
 use lru::LruCache;
+
+/// Tables bounded at up to this many entries get their whole index allocated at start, at
+/// twice the bound. Grown by doubling instead, a table rehashed every key at each step: under
+/// a REGISTER load at 22,000/s the nonce table's step at 114,688 entries, five seconds in,
+/// was a stall of tens of milliseconds in the call core, and the 200s queued behind it. And a
+/// full table that evicts one entry per insert leaves deleted slots behind; when they use up
+/// the free ones, the index is rehashed in place, every key again: twice the bound makes
+/// that several times rarer. The index costs about 17 bytes a slot, mostly untouched
+/// (virtual) until used. Larger bounds (configured on purpose, up to ten million) still grow
+/// as they fill.
+const PRESIZE_UP_TO: usize = 1 << 20;
+
+/// The cache behind a table of `cap` entries. Its own bound is at least `cap`, and the
+/// table makes room before every insert, so the cache never evicts on its own (uncounted).
+fn cache<K: Hash + Eq, V>(cap: usize) -> LruCache<K, V> {
+    let n = NonZeroUsize::new(cap).unwrap_or(NonZeroUsize::MIN);
+    match NonZeroUsize::new(cap.saturating_mul(2)) {
+        Some(room) if room.get() <= PRESIZE_UP_TO => LruCache::new(room),
+        _ => LruCache::sparse(n),
+    }
+}
 
 /// A table's size and how many live entries it gave up, for metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -35,12 +57,14 @@ pub struct LruTable<K: Hash + Eq, V> {
 }
 
 impl<K: Hash + Eq, V> LruTable<K, V> {
-    /// An empty table for at most `cap` entries (at least one). Nothing is allocated ahead.
+    /// An empty table for at most `cap` entries (at least one), its index allocated ahead
+    /// (see `PRESIZE_UP_TO`).
     pub fn new(cap: usize) -> Self {
+        let cap = cap.max(1);
         Self {
-            // The bound is kept here, not by the cache, so that every eviction is counted.
-            map: LruCache::unbounded(),
-            cap: cap.max(1),
+            // The table evicts before the cache would, so that every eviction is counted.
+            map: cache(cap),
+            cap,
             evicted: 0,
         }
     }
@@ -53,10 +77,19 @@ impl<K: Hash + Eq, V> LruTable<K, V> {
     /// A new bound (a reload). A lower one evicts the least recently used down to it (dead
     /// entries, at that end, go first).
     pub fn set_cap(&mut self, cap: usize) {
-        self.cap = cap.max(1);
-        while self.map.len() > self.cap && self.map.pop_lru().is_some() {
+        let cap = cap.max(1);
+        while self.map.len() > cap && self.map.pop_lru().is_some() {
             self.evicted += 1;
         }
+        if cap != self.cap {
+            // Rebuilt at the new size, oldest first so the order stays (a reload: rare).
+            let mut map = cache(cap);
+            while let Some((k, v)) = self.map.pop_lru() {
+                map.push(k, v);
+            }
+            self.map = map;
+        }
+        self.cap = cap;
     }
 
     /// Entries held.
@@ -203,5 +236,26 @@ mod tests {
         assert_eq!(t.stats().evicted, 6);
         t.set_cap(0);
         assert_eq!((t.cap(), t.len()), (1, 1), "never below one");
+    }
+
+    /// A raised bound holds as many entries as it says, every one counted: the cache inside
+    /// is rebuilt at the new size, so it never evicts on its own.
+    #[test]
+    fn a_raised_bound_is_the_caches_bound_too() {
+        let mut t: LruTable<u32, u32> = LruTable::new(4);
+        for k in 0..4 {
+            t.entry(&k, || k, never);
+        }
+        t.get_mut(&0);
+        t.set_cap(100);
+        for k in 4..100 {
+            t.entry(&k, || k, never);
+        }
+        assert_eq!(t.len(), 100);
+        assert_eq!(t.stats().evicted, 0, "nothing lost under the raised bound");
+        // The order came over: 1 is the least recently used, 0 was used after 3.
+        t.entry(&100, || 100, never);
+        assert!(!t.contains(&1) && t.contains(&0));
+        assert_eq!(t.stats().evicted, 1);
     }
 }
