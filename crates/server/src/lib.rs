@@ -309,7 +309,7 @@ fn open_store(
     })?;
     let path = dir.join("sipwarden.db");
     let mut store = sipwarden_store::SqliteStore::open(&path, cfg.storage.sync_full)?;
-    let checkpointer = store.checkpoint_elsewhere(&path)?;
+    let checkpointer = store.checkpoint_elsewhere()?;
     Ok((Box::new(store), checkpointer))
 }
 

@@ -300,7 +300,6 @@ pub(crate) fn parse_v6(s: &str) -> Result<Ipv6Addr, UriError> {
     Err(UriError)
 }
 
-/// A hostname or IPv4 address (no IPv6 reference).
 /// A dotted-quad IPv4 address, as `Ipv4Addr::from_str` reads it (four decimal octets of one
 /// to three digits, no leading zero, at most 255), without its general-purpose parser: every
 /// Via, Contact and request URI from a phone names its host this way.
@@ -327,6 +326,7 @@ fn parse_ipv4(h: &str) -> Option<Ipv4Addr> {
     Some(Ipv4Addr::from(octets))
 }
 
+/// A hostname or IPv4 address (no IPv6 reference).
 pub(crate) fn parse_host(h: &str) -> Result<Host<'_>, UriError> {
     if h.is_empty() || !scan::all_in(h.as_bytes(), HOST, false) {
         return Err(UriError);
@@ -417,6 +417,9 @@ fn parse_absolute<'a>(scheme: &'a str, rest: &'a str) -> Result<AbsoluteUri<'a>,
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::scan;
+
     proptest::proptest! {
         /// The hand-written dotted-quad reader agrees with the standard library's on any
         /// string of digits and dots (the only strings `parse_host` hands it).
@@ -431,9 +434,6 @@ mod tests {
             proptest::prop_assert_eq!(parse_ipv4(&ip.to_string()), Some(ip));
         }
     }
-
-    use super::*;
-    use crate::scan;
 
     fn sip(s: &str) -> SipUri<'_> {
         match Uri::parse(s).unwrap() {

@@ -24,9 +24,9 @@ use lru::LruCache;
 /// was a stall of tens of milliseconds in the call core, and the 200s queued behind it. And a
 /// full table that evicts one entry per insert leaves deleted slots behind; when they use up
 /// the free ones, the index is rehashed in place, every key again: twice the bound makes
-/// that several times rarer. The index costs about 17 bytes a slot, mostly untouched
-/// (virtual) until used. Larger bounds (configured on purpose, up to ten million) still grow
-/// as they fill.
+/// that several times rarer. The index costs about 17 bytes a slot: on the built-in bounds
+/// (nonces 200,000, four tables of 100,000) the gateway starts 13.5–16.5 MB larger. Larger
+/// bounds (configured on purpose, up to ten million) still grow as they fill.
 const PRESIZE_UP_TO: usize = 1 << 20;
 
 /// The cache behind a table of `cap` entries. Its own bound is at least `cap`, and the

@@ -30,7 +30,6 @@ pub struct SqliteStore {
 #[derive(Debug)]
 pub struct WalCheckpointer {
     conn: Connection,
-    path: std::path::PathBuf,
 }
 
 impl WalCheckpointer {
@@ -39,15 +38,7 @@ impl WalCheckpointer {
     pub fn checkpoint(&self) -> Result<(), StoreError> {
         self.conn
             .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-            .map_err(open_err(&self.path, "wal_checkpoint"))
-            .map_err(|e| match e {
-                StoreError::Open { source, .. } => StoreError::Write {
-                    table: "wal",
-                    step: "checkpoint",
-                    source,
-                },
-                other => other,
-            })
+            .map_err(write_err("wal", "checkpoint"))
     }
 }
 
@@ -119,17 +110,24 @@ impl SqliteStore {
     /// Stops commits from checkpointing and returns a connection that checkpoints instead,
     /// for a thread of the caller's that calls [`WalCheckpointer::checkpoint`] every so often
     /// (the server's writer does, every half second). Without one the WAL would only grow.
-    pub fn checkpoint_elsewhere(&mut self, path: &Path) -> Result<WalCheckpointer, StoreError> {
+    pub fn checkpoint_elsewhere(&mut self) -> Result<WalCheckpointer, StoreError> {
+        // The file this store opened (none in memory: nothing to checkpoint there).
+        let file = self.conn.path().unwrap_or("").to_owned();
+        let path = Path::new(&file);
+        if file.is_empty() {
+            return Err(StoreError::Open {
+                path: path.to_owned(),
+                step: "checkpointer",
+                source: rusqlite::Error::InvalidPath(path.to_owned()),
+            });
+        }
         let conn = Connection::open(path).map_err(open_err(path, "checkpointer"))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(open_err(path, "busy_timeout"))?;
         self.conn
             .pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(open_err(path, "wal_autocheckpoint"))?;
-        Ok(WalCheckpointer {
-            conn,
-            path: path.to_owned(),
-        })
+        Ok(WalCheckpointer { conn })
     }
 
     /// A database in memory (tests).
@@ -452,7 +450,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sipwarden.db");
         let mut store = SqliteStore::open(&path, false).unwrap();
-        let ckpt = store.checkpoint_elsewhere(&path).unwrap();
+        let ckpt = store.checkpoint_elsewhere().unwrap();
         let auto: i64 = store
             .conn
             .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
@@ -496,5 +494,23 @@ mod tests {
         drop(store);
         let again = SqliteStore::open(&path, false).unwrap();
         assert_eq!(again.binding_count().unwrap(), 2000);
+    }
+
+    /// A database in memory has no file to checkpoint: asking for a checkpointer is an error
+    /// that says so, not a connection to some other, empty database.
+    #[test]
+    fn a_database_in_memory_has_no_checkpointer() {
+        let mut store = SqliteStore::in_memory().unwrap();
+        let e = store.checkpoint_elsewhere().unwrap_err();
+        assert!(
+            matches!(
+                e,
+                StoreError::Open {
+                    step: "checkpointer",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
     }
 }

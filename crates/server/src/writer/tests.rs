@@ -326,7 +326,7 @@ fn the_wal_checkpoint_thread_runs_and_stops_with_the_writer() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sipwarden.db");
     let mut store = sipwarden_store::SqliteStore::open(&path, false).unwrap();
-    let ckpt = store.checkpoint_elsewhere(&path).unwrap();
+    let ckpt = store.checkpoint_elsewhere().unwrap();
     let log = SecurityLog::open(None, None).unwrap();
     let (done, written) = watch::channel(0);
     let stats = Arc::new(WriterStats::default());
