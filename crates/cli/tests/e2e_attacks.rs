@@ -404,11 +404,13 @@ fn probe(ip: &str, method: &str, user: &str) -> String {
     scrub(&answer, user, port)
 }
 
-/// Replaces the values that differ between two requests by `X`.
+/// Replaces the values that differ between two requests by `X`. The port goes first: the
+/// probe's ephemeral port may contain the user (41099 holds 1099), and replacing the user
+/// first left "4USER" where the other probe had "PORT".
 fn scrub(answer: &str, user: &str, port: u16) -> String {
     let mut text = answer
-        .replace(user, "USER")
-        .replace(&port.to_string(), "PORT");
+        .replace(&port.to_string(), "PORT")
+        .replace(user, "USER");
     for key in ["tag=", "nonce=\"", "Call-ID: "] {
         let mut out = String::new();
         let mut rest = text.as_str();
@@ -1146,4 +1148,19 @@ fn a_flood_of_failed_logins_from_ten_thousand_addresses_stays_bounded_and_accoun
         "the gateway's memory peaked at {hwm} kB during {sent} failed logins"
     );
     lab.stop();
+}
+
+/// Regression (CI, 2026-12-06): a probe for 1001 from port 40001 and one for 1099 from port
+/// 41099 (which holds "1099") must scrub to the same text.
+#[test]
+fn scrub_takes_the_port_before_a_user_it_contains() {
+    let answer = |user: &str, port: u16| {
+        format!(
+            "SIP/2.0 401 Unauthorized\r\nVia: SIP/2.0/UDP 127.0.0.77:{port};rport={port}\r\nFrom: <sip:{user}@127.0.0.1>\r\n\r\n"
+        )
+    };
+    assert_eq!(
+        scrub(&answer("1001", 40001), "1001", 40001),
+        scrub(&answer("1099", 41099), "1099", 41099)
+    );
 }
