@@ -132,6 +132,17 @@ pub enum RouteError {
         /// The host as configured.
         host: String,
     },
+    /// A key this version reads but does not act on yet: refused rather than ignored.
+    #[error("trunk {trunk}: {key} is not supported by this version yet")]
+    NotYet {
+        /// The trunk's name.
+        trunk: String,
+        /// The key.
+        key: &'static str,
+    },
+    /// `[[route]]` tables, which this version reads but does not act on yet.
+    #[error("[[route]] is not supported by this version yet")]
+    RoutesNotYet,
     /// A trunk's `password_file` cannot be read, or is empty. The configuration error names
     /// the file and the trunk.
     #[error("{source}")]
@@ -187,8 +198,24 @@ impl Routes {
     /// Builds routes from a validated configuration. Trunk proxies must be IP addresses
     /// (name resolution belongs to the caller, which can do I/O); passwords are read here.
     pub fn from_config(cfg: &Config) -> Result<Self, RouteError> {
+        if !cfg.routes.is_empty() {
+            return Err(RouteError::RoutesNotYet);
+        }
         let mut trunks = Vec::with_capacity(cfg.trunks.len());
         for t in &cfg.trunks {
+            let not_yet = |key| RouteError::NotYet {
+                trunk: t.name.clone(),
+                key,
+            };
+            if t.qualify.is_some() {
+                return Err(not_yet("qualify"));
+            }
+            if t.registration.is_some() {
+                return Err(not_yet("registration"));
+            }
+            if t.networks_from_dns {
+                return Err(not_yet("networks_from_dns"));
+            }
             let ip = t.proxy.ip().ok_or_else(|| RouteError::ProxyNotIp {
                 trunk: t.name.clone(),
                 host: t.proxy.host.clone(),

@@ -296,6 +296,34 @@ fn check_validates_then_audits() {
     assert!(v.to_string().contains("SW-CONF-020"), "{v}");
 }
 
+/// `check` builds what `serve` builds before it opens a socket: a trunk whose password file
+/// is missing passes the configuration's own checks but would stop `serve`, so `check`
+/// refuses it with the trunk and the file named.
+#[test]
+fn check_refuses_what_serve_would_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("carrier.secret");
+    let cfg = dir.path().join("gw.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[trunk]]\nname = \"carrier\"\nnetworks = [\"127.0.0.3/32\"]\nproxy = \"sip:127.0.0.3\"\nusername = \"acct123\"\npassword_file = {:?}\n",
+            secret.display().to_string()
+        ),
+    )
+    .unwrap();
+    let o = sipwarden(&["check", "--config", cfg.to_str().unwrap()], None);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(code(&o), 2, "{err}");
+    assert!(
+        err.contains("carrier") && err.contains(&secret.display().to_string()),
+        "{err}"
+    );
+    std::fs::write(&secret, "carrier-secret-9f3b2c\n").unwrap();
+    let o = sipwarden(&["check", "--config", cfg.to_str().unwrap()], None);
+    assert_ne!(code(&o), 2, "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 /// Asterisk files that cannot be read: an include cycle, an include of something that is not
 /// a readable file (a device, which would never end; a directory; `/proc/self/mem`, which
 /// even root cannot read from its start), a missing include. Each exits 2 naming the file and the reason, and prints no

@@ -134,6 +134,22 @@ fn key_at_line(text: &str, line: usize) -> Option<String> {
 /// The line of `key` (`tls.cert`, `trunk[1].networks`, `listen`), or of its table when the
 /// field is not written (its default is what is wrong), or `None`.
 fn locate(text: &str, key: &str) -> Option<usize> {
+    // Nested tables (`trunk[0].qualify.timeout`) by the TOML parser's own positions: the
+    // key, else the table it belongs to.
+    if key.matches('.').count() > 1 {
+        if let Ok(keys) = crate::KeyLines::parse(text, None) {
+            let mut k = key;
+            loop {
+                if let Some(line) = keys.line(k) {
+                    return Some(line);
+                }
+                match k.rsplit_once('.') {
+                    Some((parent, _)) => k = parent,
+                    None => break,
+                }
+            }
+        }
+    }
     let (table, field) = match key.split_once('.') {
         Some((t, f)) => (t, Some(f)),
         None => (key, None),

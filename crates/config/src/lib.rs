@@ -24,6 +24,7 @@ mod accounts;
 mod error;
 mod keys;
 mod numbers;
+mod routing;
 mod security;
 mod values;
 
@@ -40,6 +41,7 @@ pub use accounts::{AccountConfig, AccountsFile, MediaEncryption};
 pub use error::ConfigError;
 pub use keys::{KeyLine, KeyLines};
 pub use numbers::{NumberRange, canonical_number};
+pub use routing::{DnsConfig, QualifyConfig, RegistrationConfig, RouteConfig, RouteTrunk};
 pub use security::{AclAction, AclConfig, AclLists, BanConfig, RateLimitConfig, ScannerConfig};
 
 /// The whole configuration.
@@ -77,6 +79,12 @@ pub struct Config {
     pub scanner: ScannerConfig,
     /// Allow/deny lists.
     pub acl: AclConfig,
+    /// The resolver for trunks named by DNS.
+    pub dns: DnsConfig,
+    /// Outbound routes from the PBX (`[[route]]` tables). None: every trunk, in
+    /// configuration order, the first preferred.
+    #[serde(rename = "route")]
+    pub routes: Vec<RouteConfig>,
 }
 
 /// The most entries a configurable table or queue may be given.
@@ -102,6 +110,8 @@ impl Config {
         "ratelimit",
         "scanner",
         "acl",
+        "dns",
+        "route",
     ];
 }
 
@@ -338,8 +348,9 @@ impl PbxConfig {
 pub struct TrunkConfig {
     /// Name, unique; used in logs, metrics and the admin API.
     pub name: String,
-    /// Source networks calls from this provider come from (IP authentication).
-    #[serde(deserialize_with = "values::networks")]
+    /// Source networks calls from this provider come from (IP authentication). Required
+    /// unless `networks_from_dns`.
+    #[serde(default, deserialize_with = "values::networks")]
     pub networks: Vec<IpNet>,
     /// Where outbound calls go: `sip:host:port` (UDP, or `;transport=tcp`) or `sips:host:port`
     /// (TLS).
@@ -362,6 +373,44 @@ pub struct TrunkConfig {
     /// Longest call on this trunk. Default: `[calls] max_duration`.
     #[serde(default, deserialize_with = "values::opt_duration")]
     pub max_call_duration: Option<Duration>,
+    /// OPTIONS to each of the trunk's addresses; down addresses are skipped by routing.
+    /// Off unless the table is written.
+    #[serde(default)]
+    pub qualify: Option<QualifyConfig>,
+    /// An INVITE to the trunk that gets no response at all in this time moves the call on
+    /// to the next address or trunk of its route. Default "3s".
+    #[serde(
+        default = "default_failover_timeout",
+        deserialize_with = "values::duration"
+    )]
+    pub failover_timeout: Duration,
+    /// Failed calls in a row (no answer, 408, 5xx) that mark an address down for
+    /// `down_for` (qualify, when on, brings it back sooner). Default 3.
+    #[serde(default = "default_failures_to_down")]
+    pub failures_to_down: u32,
+    /// How long an address marked down by failed calls is skipped. Default "1m".
+    #[serde(default = "default_down_for", deserialize_with = "values::duration")]
+    pub down_for: Duration,
+    /// Register to the carrier with the trunk's credentials. Off unless the table is
+    /// written.
+    #[serde(default)]
+    pub registration: Option<RegistrationConfig>,
+    /// Also recognise calls from the addresses the proxy's name resolves to as this
+    /// trunk's, besides `networks`. Default false.
+    #[serde(default)]
+    pub networks_from_dns: bool,
+}
+
+fn default_failover_timeout() -> Duration {
+    Duration::from_secs(3)
+}
+
+fn default_failures_to_down() -> u32 {
+    3
+}
+
+fn default_down_for() -> Duration {
+    Duration::from_secs(60)
 }
 
 /// `[calls]`.
@@ -745,7 +794,7 @@ impl Config {
                 );
             }
             names.push(&t.name);
-            if t.networks.is_empty() {
+            if t.networks.is_empty() && !t.networks_from_dns {
                 err(
                     key("networks"),
                     Some(&t.name),
@@ -781,6 +830,7 @@ impl Config {
                 }
             }
         }
+        routing::validate(self, &mut |key, message| err(key, None, message));
         errors
     }
 

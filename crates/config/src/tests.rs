@@ -382,3 +382,138 @@ fn the_lists_of_top_level_keys_are_what_the_parser_accepts() {
     let e = toml::from_str::<AccountsFile>("realm = \"r\"\nnot_a_key = 1\n").unwrap_err();
     assert_eq!(accepted_fields(e.message()), AccountsFile::KEYS, "{e}");
 }
+
+#[test]
+fn trunks_by_name_routes_and_dns_read_into_typed_values() {
+    let c = Config::from_toml(
+        r#"
+[dns]
+servers = ["127.0.0.1:5353"]
+keep_stale = "30m"
+
+[[trunk]]
+name = "carrier"
+networks = ["127.0.0.3/32"]
+proxy = "sip:carrier.lab"
+username = "acct123"
+danger_password = "x"
+failover_timeout = "2s"
+
+[trunk.qualify]
+interval = "5s"
+
+[trunk.registration]
+expires = "10m"
+
+[[trunk]]
+name = "uk"
+networks = ["127.0.0.4/32"]
+proxy = "sips:uk.carrier.lab:5061"
+
+[[route]]
+prefix = "+44"
+trunks = ["uk"]
+fallback = ["carrier"]
+
+[[route]]
+trunks = [{ trunk = "carrier", weight = 3 }, { trunk = "uk", weight = 1, priority = 0 }]
+"#,
+        None,
+    )
+    .unwrap();
+    assert_eq!(c.dns.servers, vec!["127.0.0.1:5353".parse().unwrap()]);
+    assert_eq!(c.dns.keep_stale, Duration::from_secs(1800));
+    let t = &c.trunks[0];
+    assert!(t.proxy.is_name() && !t.proxy.explicit_port && !t.proxy.explicit_transport);
+    assert_eq!((t.proxy.port, t.proxy.transport), (5060, Transport::Udp));
+    assert_eq!(t.failover_timeout, Duration::from_secs(2));
+    assert_eq!(t.failures_to_down, 3);
+    let q = t.qualify.as_ref().unwrap();
+    assert_eq!(
+        (q.interval, q.timeout, q.down_after),
+        (Duration::from_secs(5), Duration::from_secs(2), 2)
+    );
+    assert_eq!(
+        t.registration.as_ref().unwrap().expires,
+        Duration::from_secs(600)
+    );
+    let uk = &c.trunks[1];
+    assert!(uk.proxy.explicit_port && uk.proxy.explicit_transport && uk.qualify.is_none());
+    assert_eq!(c.routes[0].digits(), "44");
+    assert_eq!(c.routes[1].digits(), "");
+    assert_eq!(c.routes[1].trunks[0].name(), "carrier");
+    assert!(matches!(
+        c.routes[1].trunks[1],
+        RouteTrunk::Weighted {
+            weight: Some(1),
+            priority: Some(0),
+            ..
+        }
+    ));
+}
+
+#[test]
+fn bad_routes_and_trunk_keys_are_named_with_their_line() {
+    let base =
+        "[[trunk]]\nname = \"a\"\nnetworks = [\"192.0.2.0/24\"]\nproxy = \"sip:a.example\"\n";
+    let e = errors(&format!(
+        "{base}[[route]]\nprefix = \"+44\"\ntrunks = [\"b\"]\n"
+    ));
+    assert!(
+        e.iter()
+            .any(|e| e.starts_with("gw.toml:7: route[0].trunks: no trunk is named \"b\"")),
+        "{e:?}"
+    );
+    let e = errors(&format!(
+        "{base}[[route]]\nprefix = \"4x\"\ntrunks = [\"a\"]\n[[route]]\nprefix = \"+\"\ntrunks = []\n"
+    ));
+    assert!(
+        e.iter()
+            .any(|e| e.starts_with("gw.toml:6: route[0].prefix:")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter()
+            .any(|e| e.contains("route[1].trunks: a route needs at least one trunk")),
+        "{e:?}"
+    );
+    let e = errors(&format!(
+        "{base}[[route]]\ntrunks = [\"a\"]\nfallback = [\"a\"]\n"
+    ));
+    assert!(
+        e.iter().any(|e| e.contains("trunk \"a\" is named twice")),
+        "{e:?}"
+    );
+    let e = errors(&format!(
+        "{base}[[route]]\ntrunks = [\"a\"]\n[[route]]\nprefix = \"\"\ntrunks = [\"a\"]\n"
+    ));
+    assert!(
+        e.iter()
+            .any(|e| e.contains("route[1].prefix: prefix \"\" has a route already")),
+        "{e:?}"
+    );
+    let e = errors(&format!(
+        "{base}failover_timeout = \"100ms\"\n[trunk.qualify]\ninterval = \"10s\"\ntimeout = \"20s\"\n"
+    ));
+    assert!(
+        e.iter()
+            .any(|e| e.starts_with("gw.toml:5: trunk[0].failover_timeout:")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter()
+            .any(|e| e.starts_with("gw.toml:8: trunk[0].qualify.timeout:")),
+        "{e:?}"
+    );
+    let e = errors(&format!("{base}[trunk.registration]\nexpires = \"1h\"\n"));
+    assert!(
+        e.iter()
+            .any(|e| e.contains("trunk[0].registration: registering needs the trunk's username")),
+        "{e:?}"
+    );
+    let e = errors("[dns]\nservers = [\"localhost\"]\n");
+    assert!(e[0].starts_with("gw.toml:2: dns.servers:"), "{e:?}");
+    let e =
+        errors("[[trunk]]\nname = \"a\"\nproxy = \"sip:a.example\"\nnetworks_from_dns = true\n");
+    assert!(e.is_empty(), "networks may come from DNS alone: {e:?}");
+}

@@ -26,12 +26,22 @@ pub struct Proxy {
     pub port: u16,
     /// Transport: `sips:` means TLS; otherwise `;transport=` or UDP.
     pub transport: Transport,
+    /// Whether the URI names the port: then no SRV look-up (RFC 3263 §4.2).
+    pub explicit_port: bool,
+    /// Whether the URI names the transport (`sips:` or `;transport=`): then no NAPTR
+    /// look-up (RFC 3263 §4.1).
+    pub explicit_transport: bool,
 }
 
 impl Proxy {
     /// Whether signalling toward it is TLS (`sips:` or `;transport=tls`).
     pub fn is_tls(&self) -> bool {
         self.transport == Transport::Tls
+    }
+
+    /// Whether the host is a DNS name rather than an address.
+    pub fn is_name(&self) -> bool {
+        self.ip().is_none()
     }
 
     /// The host as an address, when it is one.
@@ -238,6 +248,7 @@ pub(crate) fn proxy<'de, D: Deserializer<'de>>(d: D) -> Result<Proxy, D::Error> 
     if u.user.is_some() || u.headers.is_some() {
         return Err(bad("must name a host, not a user"));
     }
+    let explicit_transport = u.secure || u.transport().is_some();
     let transport = if u.secure {
         Transport::Tls
     } else {
@@ -258,5 +269,7 @@ pub(crate) fn proxy<'de, D: Deserializer<'de>>(d: D) -> Result<Proxy, D::Error> 
         host: u.host.to_string(),
         port: u.port.unwrap_or(default_port),
         transport,
+        explicit_port: u.port.is_some(),
+        explicit_transport,
     })
 }

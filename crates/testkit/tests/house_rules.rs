@@ -38,6 +38,7 @@ const BELOW_SERVER: &[&str] = &[
     "store",
     "stages",
     "policy",
+    "dns",
     "b2bua",
     "transport",
     "audit",
@@ -122,6 +123,15 @@ fn rules() -> BTreeMap<&'static str, Rule> {
                          their writer is the server's",
                     ),
                 ],
+            },
+        ),
+        (
+            // Not drawn in §3a; architecture.md: RFC 3263 location, sans-io, with sip's
+            // transport type. The server makes its queries.
+            "dns",
+            Rule {
+                design: &["sip"],
+                deviations: &[],
             },
         ),
         (

@@ -20,7 +20,7 @@ pub(crate) struct CheckArgs {
 }
 
 pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    if let Err(errors) = Config::load(&args.config) {
+    let refused = |errors: Vec<String>| {
         for e in &errors {
             eprintln!("sipwarden: {e}");
         }
@@ -30,7 +30,16 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
             if errors.len() == 1 { "" } else { "s" },
             args.config.display()
         );
-        return Ok(ExitCode::from(2));
+        Ok(ExitCode::from(2))
+    };
+    let cfg = match Config::load(&args.config) {
+        Ok(cfg) => cfg,
+        Err(errors) => return refused(errors.iter().map(ToString::to_string).collect()),
+    };
+    // What `serve` builds before it opens a socket: the routes, with the trunks' password
+    // files and the accounts file read. What it refuses, `check` refuses.
+    if let Err(e) = sipwarden_server::routes(&cfg) {
+        return refused(vec![e.to_string()]);
     }
     // Whatever the file is called, it is a sipwarden configuration.
     let report = sipwarden_audit::audit_paths_as(
