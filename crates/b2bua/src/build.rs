@@ -246,7 +246,16 @@ pub(crate) fn b_leg(
     }
     local_uri.push_str(&format!("<{scheme}:{caller}@{gw}>"));
     let port = target.addr.port();
-    let host_port = if host.contains(':') && !host.starts_with('[') {
+    let is_ip = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .is_ok();
+    // A host name stays as configured (with its port only if it names one): the carrier
+    // sees the name it gave, not the address its DNS led to.
+    let host_port = if !is_ip {
+        host.to_owned()
+    } else if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]:{port}")
     } else {
         format!("{host}:{port}")

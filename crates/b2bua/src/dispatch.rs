@@ -34,6 +34,11 @@ impl Core {
                 break;
             }
             self.timers.pop_first();
+            if kind == TimerKind::Failover {
+                let _span = self.call_span(id).entered();
+                self.on_failover_timer(now, id);
+                continue;
+            }
             if let Some(call) = self.calls.get_mut(&id) {
                 call.timer = None;
             }
@@ -331,6 +336,7 @@ impl Core {
         let status = rsp.status().unwrap_or(StatusCode::SERVER_INTERNAL_ERROR);
         match role {
             ClientRole::Invite => self.on_invite_response(now, id, tx, rsp, status),
+            ClientRole::Abandoned => self.on_abandoned_response(now, tx, &rsp, status),
             ClientRole::Relay { server, from } => {
                 if status.is_final() {
                     self.clients.remove(&tx);

@@ -27,6 +27,28 @@ pub struct CallEvent {
 pub enum CallEventKind {
     /// The call was admitted and its first B leg sent.
     Started(CallInfo),
+    /// An INVITE went to a trunk's address: the first attempt of an outbound call, and each
+    /// address it moved on to.
+    Attempt {
+        /// The trunk's name.
+        trunk: String,
+        /// Where the INVITE went.
+        to: SocketAddr,
+        /// Over what.
+        transport: Transport,
+    },
+    /// An attempt failed: `status` from the trunk (408, 5xx, …), or `None` when nothing
+    /// answered in time. `next`: the call moved on to another address.
+    AttemptFailed {
+        /// The trunk's name.
+        trunk: String,
+        /// The address that failed.
+        to: SocketAddr,
+        /// The trunk's answer, if any.
+        status: Option<u16>,
+        /// Whether the call moved on to another address.
+        next: bool,
+    },
     /// The caller got a 2xx.
     Answered,
     /// The call is over: answered or not, whoever ended it.

@@ -64,6 +64,12 @@ impl Ids {
         self.rng.next_u32()
     }
 
+    /// A uniform draw in `0..=n` (the weighted choice among trunks and SRV targets).
+    pub(crate) fn draw(&mut self, n: u32) -> u32 {
+        use rand::Rng;
+        self.rng.random_range(0..=n)
+    }
+
     /// A client nonce for digest authentication.
     pub(crate) fn cnonce(&mut self) -> String {
         self.hex(16)

@@ -39,6 +39,7 @@ mod routes;
 mod routing;
 mod security;
 mod trunk_auth;
+mod trunks;
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -120,7 +121,8 @@ pub struct Stats {
     pub rejected: u64,
     /// Requests refused because the transaction table was full, since start.
     pub transactions_refused: u64,
-    /// Call timers pending (ring timeouts and maximum durations): at most one per call.
+    /// Call timers pending (ring timeouts and maximum durations, one per call, and the
+    /// failover deadline of an outbound call's attempt).
     pub call_timers: usize,
     /// Registered contacts (bindings) in the location table.
     pub registrations: usize,
@@ -135,6 +137,16 @@ pub struct Stats {
     pub auth_failures: u64,
     /// Keep-alive OPTIONS sent to phones registered over UDP since start.
     pub keepalives_sent: u64,
+    /// Outbound calls moved on to another trunk address since start.
+    pub failovers: u64,
+    /// Of those, moves because an address sent no response at all in time.
+    pub failovers_no_response: u64,
+    /// Trunk addresses marked down by failed calls since start.
+    pub trunk_addresses_marked_down: u64,
+    /// Trunk addresses with a health record (bounded by the trunks' addresses).
+    pub trunk_health_entries: usize,
+    /// INVITEs left behind by moves, still waiting to end.
+    pub abandoned_attempts: usize,
     /// Call events dropped because the server had not drained them (never in normal use).
     pub call_events_dropped: u64,
     /// Security events dropped because the server had not drained `storage.event_queue` of
@@ -220,6 +232,8 @@ enum ClientRole {
     Relay { server: TxId, from: Side },
     /// A BYE the gateway sends on its own (teardown).
     Bye,
+    /// An INVITE to a trunk address the call moved on from (see `Core::abandoned`).
+    Abandoned,
 }
 
 /// What a server transaction of ours is for.
@@ -236,6 +250,8 @@ enum ServerRole {
 pub(crate) enum TimerKind {
     Ring,
     MaxDuration,
+    /// An outbound attempt's "no response at all" deadline (beside the call's timer).
+    Failover,
 }
 
 /// Key of a dialog: Call-ID and our tag on that leg.
@@ -283,6 +299,11 @@ pub struct Core {
     /// Answers to REGISTERs that changed the location table: they acknowledge a binding, so
     /// they leave only once the changes are stored ([`Core::take_durable`]).
     held: Vec<Transmit<Peer>>,
+    /// The trunks' addresses (DNS) and health.
+    trunks: trunks::Trunks,
+    /// INVITEs of outbound calls that moved on without waiting for them: cancelled if they
+    /// ring, hung up if they answer. Bounded by the transaction table.
+    abandoned: HashMap<TxId, call::Fork>,
 }
 
 impl Core {
@@ -318,6 +339,8 @@ impl Core {
             clock: None,
             call_events: Vec::new(),
             held: Vec::new(),
+            trunks: trunks::Trunks::default(),
+            abandoned: HashMap::new(),
         }
     }
 
@@ -353,11 +376,30 @@ impl Core {
         std::mem::take(&mut self.security)
     }
 
-    /// Replaces the routes for new calls; calls in progress keep theirs.
+    /// Replaces the routes for new calls; calls in progress keep theirs. Trunks keep their
+    /// addresses and health by name; those no longer configured are forgotten.
     pub fn set_routes(&mut self, routes: Routes) {
         self.defence.set_settings(routes.defence.clone());
         self.digest.set_nonces(routes.nonces);
+        self.trunks.retain_trunks(&routes);
         self.routes = Arc::new(routes);
+    }
+
+    /// The addresses of a trunk named by DNS, as the server resolved them (empty: none
+    /// usable; routing then skips the trunk). At most `dns.max_addresses` are kept.
+    pub fn set_trunk_targets(&mut self, trunk: &str, targets: Vec<sipwarden_dns::Target>) {
+        let max = self.routes.max_addresses;
+        self.trunks.set_targets(trunk, targets, max);
+    }
+
+    /// A trunk's addresses as new calls use them.
+    pub fn trunk_targets(&self, trunk: &str) -> Vec<sipwarden_dns::Target> {
+        self.routes
+            .trunks
+            .iter()
+            .position(|t| t.name == trunk)
+            .map(|i| self.trunks.targets(&self.routes, i).to_vec())
+            .unwrap_or_default()
     }
 
     /// Ban changes since the last call: for the transports' drop list, the durable store,
@@ -421,6 +463,8 @@ impl Core {
             transactions_refused: c.refused,
             call_timers: self.timers.len(),
             registrations: self.registrar.location().len(),
+            trunk_health_entries: self.trunks.health_len(),
+            abandoned_attempts: self.abandoned.len(),
             nonces: self.digest.nonce_stats(),
             defence: self.defence.stats(),
             ..self.stats

@@ -59,8 +59,12 @@ impl Core {
             _ => None,
         };
         let (destination, callee_account) = match dest {
-            Dest::Trunk(i) => (
-                Destination::Trunk(routes.trunks.get(*i).map_or("", |t| t.name.as_str())),
+            Dest::Trunk(a) => (
+                Destination::Trunk(
+                    a.first()
+                        .and_then(|a| routes.trunks.get(a.trunk))
+                        .map_or("", |t| t.name.as_str()),
+                ),
                 None,
             ),
             Dest::Pbx { .. } => (Destination::Pbx, None),

@@ -3,7 +3,7 @@
 //! Built once from the configuration and swapped whole on reload, so a call in progress keeps
 //! the routes it started with.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -59,8 +59,10 @@ pub struct TrunkRoute {
     pub name: String,
     /// Source networks.
     pub networks: Vec<IpNet>,
-    /// Where outbound calls go.
-    pub target: Peer,
+    /// Where outbound calls go, as RFC 3263 locates it (the server resolves names).
+    pub proxy: sipwarden_dns::Spec,
+    /// The targets of a proxy given as an address: known without DNS. `None` for a name.
+    pub fixed_targets: Option<Arc<[sipwarden_dns::Target]>>,
     /// Host part used in Request-URI, From and To toward the provider.
     pub host: String,
     /// Digest credentials for the provider's challenges: user name and password.
@@ -69,6 +71,23 @@ pub struct TrunkRoute {
     pub dids: Vec<NumberRange>,
     /// Longest call.
     pub max_duration: Duration,
+    /// No response at all to an INVITE in this time moves the call on.
+    pub failover_timeout: Duration,
+    /// Failed calls in a row that mark an address down, and for how long.
+    pub failures_to_down: u32,
+    /// How long an address marked down by failed calls is skipped.
+    pub down_for: Duration,
+}
+
+/// An outbound route: numbers starting with `prefix` go to these trunks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutRoute {
+    /// Canonical digits; empty for every number.
+    pub prefix: String,
+    /// (trunk index, priority, weight): lower priority first, weight among equals.
+    pub trunks: Vec<(usize, u16, u16)>,
+    /// Trunk indexes tried in order after `trunks`.
+    pub fallback: Vec<usize>,
 }
 
 /// Everything routing needs, from one configuration.
@@ -78,8 +97,15 @@ pub struct Routes {
     pub pbx: Peer,
     /// PBX source networks.
     pub pbx_networks: Vec<IpNet>,
-    /// Trunks, in configuration order; outbound calls use the first.
+    /// Trunks, in configuration order.
     pub trunks: Vec<TrunkRoute>,
+    /// Outbound routes from the PBX, longest prefix first; without `[[route]]` tables, one
+    /// route over every trunk in configuration order.
+    pub outbound: Vec<OutRoute>,
+    /// Most addresses one outbound call tries.
+    pub max_attempts: usize,
+    /// Most addresses kept per trunk from DNS.
+    pub max_addresses: usize,
     /// Longest call by default.
     pub max_duration: Duration,
     /// How long a call may ring.
@@ -124,14 +150,6 @@ pub struct RegistrarSettings {
 /// fails keeps the routes in force.
 #[derive(Debug, thiserror::Error)]
 pub enum RouteError {
-    /// A trunk's proxy is a host name: names are resolved by the caller, not here.
-    #[error("trunk {trunk}: proxy host {host:?} must be an IP address")]
-    ProxyNotIp {
-        /// The trunk's name.
-        trunk: String,
-        /// The host as configured.
-        host: String,
-    },
     /// A key this version reads but does not act on yet: refused rather than ignored.
     #[error("trunk {trunk}: {key} is not supported by this version yet")]
     NotYet {
@@ -140,9 +158,6 @@ pub enum RouteError {
         /// The key.
         key: &'static str,
     },
-    /// `[[route]]` tables, which this version reads but does not act on yet.
-    #[error("[[route]] is not supported by this version yet")]
-    RoutesNotYet,
     /// A trunk's `password_file` cannot be read, or is empty. The configuration error names
     /// the file and the trunk.
     #[error("{source}")]
@@ -194,13 +209,49 @@ fn load_accounts(path: &Path) -> Result<AccountsFile, RouteError> {
     })
 }
 
+/// The `[[route]]` tables as indexes, longest prefix first; without any, one route over every
+/// trunk, the first preferred and the others tried in order after it.
+fn outbound_routes(cfg: &Config) -> Vec<OutRoute> {
+    let index = |name: &str| cfg.trunks.iter().position(|t| t.name == name);
+    let mut routes: Vec<OutRoute> = cfg
+        .routes
+        .iter()
+        .map(|r| OutRoute {
+            prefix: r.digits(),
+            trunks: r
+                .trunks
+                .iter()
+                .enumerate()
+                .filter_map(|(pos, t)| {
+                    let i = index(t.name())?;
+                    let (priority, weight) = match t {
+                        sipwarden_config::RouteTrunk::Name(_) => (pos, 1),
+                        sipwarden_config::RouteTrunk::Weighted {
+                            priority, weight, ..
+                        } => (priority.map_or(pos, usize::from), weight.unwrap_or(1)),
+                    };
+                    Some((i, u16::try_from(priority).unwrap_or(u16::MAX), weight))
+                })
+                .collect(),
+            fallback: r.fallback.iter().filter_map(|n| index(n)).collect(),
+        })
+        .collect();
+    if routes.is_empty() && !cfg.trunks.is_empty() {
+        routes.push(OutRoute {
+            prefix: String::new(),
+            trunks: vec![(0, 0, 1)],
+            fallback: (1..cfg.trunks.len()).collect(),
+        });
+    }
+    routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+    routes
+}
+
 impl Routes {
-    /// Builds routes from a validated configuration. Trunk proxies must be IP addresses
-    /// (name resolution belongs to the caller, which can do I/O); passwords are read here.
+    /// Builds routes from a validated configuration; passwords and the accounts file are
+    /// read here. Trunks named by DNS start with no address: the server resolves them and
+    /// hands the core their targets.
     pub fn from_config(cfg: &Config) -> Result<Self, RouteError> {
-        if !cfg.routes.is_empty() {
-            return Err(RouteError::RoutesNotYet);
-        }
         let mut trunks = Vec::with_capacity(cfg.trunks.len());
         for t in &cfg.trunks {
             let not_yet = |key| RouteError::NotYet {
@@ -216,10 +267,6 @@ impl Routes {
             if t.networks_from_dns {
                 return Err(not_yet("networks_from_dns"));
             }
-            let ip = t.proxy.ip().ok_or_else(|| RouteError::ProxyNotIp {
-                trunk: t.name.clone(),
-                host: t.proxy.host.clone(),
-            })?;
             let password = t.password().map_err(|source| RouteError::TrunkPassword {
                 trunk: t.name.clone(),
                 source,
@@ -228,18 +275,38 @@ impl Routes {
                 (Some(u), Some(p)) => Some((u.clone(), p)),
                 _ => None,
             };
+            let proxy = sipwarden_dns::Spec {
+                host: t.proxy.host.clone(),
+                port: t.proxy.explicit_port.then_some(t.proxy.port),
+                transport: t.proxy.explicit_transport.then_some(t.proxy.transport),
+                secure: t
+                    .proxy
+                    .uri
+                    .get(..5)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("sips:")),
+            };
+            // An address needs no look-up: its one target is known now.
+            let mut lookup = sipwarden_dns::Lookup::new(proxy.clone());
+            let fixed_targets = match lookup.next_query() {
+                None => lookup.finish().ok().map(|r| Arc::from(r.targets)),
+                Some(_) => None,
+            };
             trunks.push(TrunkRoute {
                 name: t.name.clone(),
                 networks: t.networks.clone(),
-                target: Peer {
-                    transport: t.proxy.transport,
-                    addr: SocketAddr::new(ip, t.proxy.port),
-                    flow: None,
+                proxy,
+                fixed_targets,
+                host: if t.proxy.is_name() && t.proxy.explicit_port {
+                    format!("{}:{}", t.proxy.host, t.proxy.port)
+                } else {
+                    t.proxy.host.clone()
                 },
-                host: t.proxy.host.clone(),
                 credentials,
                 dids: t.dids.clone(),
                 max_duration: t.max_call_duration.unwrap_or(cfg.calls.max_duration),
+                failover_timeout: t.failover_timeout,
+                failures_to_down: t.failures_to_down,
+                down_for: t.down_for,
             });
         }
         let accounts = match &cfg.accounts.file {
@@ -275,6 +342,9 @@ impl Routes {
                 flow: None,
             },
             pbx_networks: cfg.pbx.source_networks(),
+            outbound: outbound_routes(cfg),
+            max_attempts: cfg.calls.max_attempts,
+            max_addresses: cfg.dns.max_addresses,
             trunks,
             max_duration: cfg.calls.max_duration,
             ring_timeout: cfg.calls.ring_timeout,
@@ -300,6 +370,13 @@ impl Routes {
             consider(&t.networks, Zone::Trunk(i));
         }
         best.map_or(Zone::Endpoint, |(_, z)| z)
+    }
+
+    /// The outbound route of a dialled number (any spelling): the longest matching prefix.
+    pub fn outbound_route(&self, number: &str) -> Option<usize> {
+        let n = canonical_number(number).unwrap_or_default();
+        // Longest prefix first (sorted so at build).
+        self.outbound.iter().position(|r| n.starts_with(&r.prefix))
     }
 
     /// The trunk that owns `number` (any spelling), if any.
@@ -329,15 +406,20 @@ mod tests {
         assert_eq!(r.zone("203.0.113.9".parse().unwrap()), Zone::Endpoint);
         assert_eq!(r.did_owner("+1 555 123 0007"), Some(0));
         assert_eq!(r.did_owner("+15551239999"), None);
-        let bad = Config::from_toml("[[trunk]]\nname = \"a\"\nnetworks = [\"192.0.2.0/24\"]\nproxy = \"sip:carrier.example\"\n", None).unwrap();
-        let e = Routes::from_config(&bad).unwrap_err();
-        assert!(
-            matches!(&e, RouteError::ProxyNotIp { trunk, host } if trunk == "a" && host == "carrier.example"),
-            "{e:?}"
-        );
+        // A trunk named by DNS has no address until the server resolves it.
+        let named = Config::from_toml("[[trunk]]\nname = \"a\"\nnetworks = [\"192.0.2.0/24\"]\nproxy = \"sips:carrier.example\"\n", None).unwrap();
+        let r = Routes::from_config(&named).unwrap();
+        let t = &r.trunks[0];
+        assert!(t.fixed_targets.is_none());
+        assert_eq!(t.host, "carrier.example");
         assert_eq!(
-            e.to_string(),
-            "trunk a: proxy host \"carrier.example\" must be an IP address"
+            t.proxy,
+            sipwarden_dns::Spec {
+                host: "carrier.example".into(),
+                port: None,
+                transport: Some(sipwarden_sip::header::Transport::Tls),
+                secure: true
+            }
         );
     }
 

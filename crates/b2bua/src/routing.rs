@@ -8,12 +8,14 @@ use sipwarden_stages::{Reason, Verdict};
 use crate::Binding;
 use crate::registrar::Location;
 use crate::routes::{Routes, Zone};
+use crate::trunks::Attempt;
 
 /// Where a new call goes.
 #[derive(Debug)]
 pub(crate) enum Dest {
-    /// Out through a trunk (index).
-    Trunk(usize),
+    /// Out through the trunks of the number's route: the addresses to try, in order (never
+    /// empty).
+    Trunk(Vec<Attempt>),
     /// To the PBX: from a trunk (index, for its limits) or from an authenticated account.
     Pbx {
         trunk: Option<usize>,
@@ -27,7 +29,13 @@ impl Dest {
     /// For the log: where, without the phones' contact details.
     pub(crate) fn describe(&self) -> String {
         match self {
-            Self::Trunk(i) => format!("trunk #{i}"),
+            Self::Trunk(a) => format!(
+                "trunk #{} at {} ({} address(es) to try)",
+                a.first().map_or(0, |a| a.trunk),
+                a.first()
+                    .map_or_else(|| "-".to_owned(), |a| a.peer.addr.to_string()),
+                a.len()
+            ),
             Self::Pbx { trunk, account } => format!(
                 "pbx (from trunk {}, account {})",
                 trunk.map_or_else(|| "-".to_owned(), |t| format!("#{t}")),
@@ -48,13 +56,15 @@ fn refuse(status: u16, reason: Reason, phrase: &'static str) -> Verdict {
 }
 
 /// The route of a call to `user` from `zone` (`caller`: the account a phone authenticated
-/// as), or the verdict that there is none.
+/// as), or the verdict that there is none. `addresses` turns an outbound route (index in
+/// `routes.outbound`) into the addresses to try, by the trunks' targets and health.
 pub(crate) fn route(
     routes: &Routes,
     zone: Zone,
     user: &str,
     caller: Option<String>,
     location: &Location,
+    addresses: &mut dyn FnMut(usize) -> Vec<Attempt>,
 ) -> Result<Dest, Verdict> {
     match (zone, caller) {
         (Zone::Pbx, _) if routes.accounts.get(user).is_some() => {
@@ -65,8 +75,15 @@ pub(crate) fn route(
                 Ok(Dest::Phones(bindings))
             }
         }
-        (Zone::Pbx, _) => match routes.trunks.first() {
-            Some(_) if !user.is_empty() => Ok(Dest::Trunk(0)),
+        (Zone::Pbx, _) => match routes.outbound_route(user) {
+            Some(r) if !user.is_empty() => {
+                let attempts = addresses(r);
+                if attempts.is_empty() {
+                    Err(refuse(503, Reason::TrunksUnavailable, "No Trunk Available"))
+                } else {
+                    Ok(Dest::Trunk(attempts))
+                }
+            }
             _ => Err(refuse(404, Reason::NoRoute, "No Route")),
         },
         (Zone::Trunk(i), _) => match routes.did_owner(user) {

@@ -429,6 +429,9 @@ pub struct CallsConfig {
     pub shutdown_grace: Duration,
     /// Most calls in progress at once. Default 10 000.
     pub max_calls: usize,
+    /// Most addresses an outbound call tries, across its route's trunks and their
+    /// addresses, before the PBX gets the failure. Between 1 and 16; default 4.
+    pub max_attempts: usize,
     /// Extra headers (beyond the gateway's own set) copied from one leg to the other.
     pub header_allowlist: Vec<String>,
 }
@@ -440,6 +443,7 @@ impl Default for CallsConfig {
             ring_timeout: Duration::from_secs(180),
             shutdown_grace: Duration::from_secs(30),
             max_calls: 10_000,
+            max_attempts: 4,
             header_allowlist: Vec::new(),
         }
     }

@@ -27,6 +27,9 @@ pub struct DnsConfig {
     /// "10s".
     #[serde(deserialize_with = "values::duration")]
     pub min_ttl: Duration,
+    /// Most addresses kept per trunk from its DNS answers (SRV targets times their
+    /// addresses); the rest are left out. Between 1 and 64; default 16.
+    pub max_addresses: usize,
 }
 
 impl Default for DnsConfig {
@@ -36,6 +39,7 @@ impl Default for DnsConfig {
             timeout: Duration::from_secs(2),
             keep_stale: Duration::from_secs(3600),
             min_ttl: Duration::from_secs(10),
+            max_addresses: 16,
         }
     }
 }
@@ -158,6 +162,18 @@ pub(crate) fn validate(cfg: &crate::Config, err: &mut dyn FnMut(String, String))
         err(
             "dns.timeout".into(),
             "must lie between 100ms and 30s".into(),
+        );
+    }
+    if !(1..=64).contains(&d.max_addresses) {
+        err(
+            "dns.max_addresses".into(),
+            "must lie between 1 and 64".into(),
+        );
+    }
+    if !(1..=16).contains(&cfg.calls.max_attempts) {
+        err(
+            "calls.max_attempts".into(),
+            "must lie between 1 and 16".into(),
         );
     }
     if d.min_ttl > Duration::from_secs(3600) {

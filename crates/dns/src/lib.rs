@@ -59,3 +59,40 @@ pub fn default_port(transport: Transport) -> u16 {
         5060
     }
 }
+
+/// Keeps at most `max` addresses across `targets`, in their order (the first targets keep
+/// theirs); targets left with none are dropped. DNS answers are data from outside: a trunk
+/// holds a bounded number of them.
+pub fn cap(targets: &mut Vec<Target>, max: usize) {
+    let mut left = max;
+    for t in targets.iter_mut() {
+        t.addrs.truncate(left);
+        left -= t.addrs.len();
+    }
+    targets.retain(|t| !t.addrs.is_empty());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cap_keeps_the_first_addresses() {
+        let t = |n: u8| Target {
+            priority: 0,
+            weight: 1,
+            transport: Transport::Udp,
+            port: 5060,
+            host: n.to_string(),
+            addrs: (0..n).map(|i| IpAddr::from([192, 0, 2, i])).collect(),
+        };
+        let mut ts = vec![t(3), t(2), t(4)];
+        cap(&mut ts, 4);
+        assert_eq!(
+            ts.iter().map(|t| t.addrs.len()).collect::<Vec<_>>(),
+            vec![3, 1]
+        );
+        cap(&mut ts, 0);
+        assert!(ts.is_empty());
+    }
+}

@@ -26,6 +26,7 @@ struct App {
     bans: Arc<BanView>,
     verdicts: crate::core_task::VerdictTable,
     writer: Arc<crate::writer::WriterStats>,
+    dns: Arc<crate::resolver::DnsStats>,
 }
 
 /// Constant-time comparison, so the token cannot be guessed byte by byte from timing.
@@ -118,6 +119,57 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
         "counter",
         s.auth_failures,
     );
+    gauge(
+        "sipwarden_failovers_total",
+        "Outbound calls moved on to another trunk address (408, 5xx, timeout, no response).",
+        "counter",
+        s.failovers,
+    );
+    gauge(
+        "sipwarden_failovers_no_response_total",
+        "Of those, moves because the address sent no response within failover_timeout.",
+        "counter",
+        s.failovers_no_response,
+    );
+    gauge(
+        "sipwarden_trunk_addresses_marked_down_total",
+        "Trunk addresses marked down by failed calls (failures_to_down, or a 503's Retry-After).",
+        "counter",
+        s.trunk_addresses_marked_down,
+    );
+    gauge(
+        "sipwarden_trunk_health_entries",
+        "Trunk addresses with a health record (bounded by dns.max_addresses per trunk).",
+        "gauge",
+        s.trunk_health_entries as u64,
+    );
+    gauge(
+        "sipwarden_abandoned_attempts",
+        "INVITEs left behind by a move to another address, waiting to end.",
+        "gauge",
+        s.abandoned_attempts as u64,
+    );
+    {
+        use std::sync::atomic::Ordering::Relaxed;
+        gauge(
+            "sipwarden_dns_lookups_ok_total",
+            "RFC 3263 look-ups of trunks named by DNS that gave addresses.",
+            "counter",
+            app.dns.ok.load(Relaxed),
+        );
+        gauge(
+            "sipwarden_dns_lookups_failed_total",
+            "Look-ups that failed (the last good answer stood while dns.keep_stale allowed).",
+            "counter",
+            app.dns.failed.load(Relaxed),
+        );
+        gauge(
+            "sipwarden_dns_trunks_lost_total",
+            "Times a trunk named by DNS was left with no usable address.",
+            "counter",
+            app.dns.lost.load(Relaxed),
+        );
+    }
     let d = s.defence;
     for (name, help, kind, v) in [
         (
@@ -577,11 +629,12 @@ pub(crate) async fn serve(
     token: Arc<Secret<String>>,
     stats_rx: watch::Receiver<Stats>,
     transports: Transports,
-    (control, bans, verdicts, writer): (
+    (control, bans, verdicts, writer, dns): (
         mpsc::Sender<Control>,
         Arc<BanView>,
         crate::core_task::VerdictTable,
         Arc<crate::writer::WriterStats>,
+        Arc<crate::resolver::DnsStats>,
     ),
 ) -> std::io::Result<SocketAddr> {
     let app = App {
@@ -592,6 +645,7 @@ pub(crate) async fn serve(
         bans,
         verdicts,
         writer,
+        dns,
     };
     let router = Router::new()
         .route("/metrics", get(metrics))

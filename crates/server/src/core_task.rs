@@ -20,6 +20,8 @@ pub(crate) struct Sinks {
     pub(crate) bans: Arc<BanView>,
     pub(crate) nft: Option<Arc<Nft>>,
     pub(crate) verdicts: VerdictTable,
+    /// The trunks named by DNS of the routes in force, for the resolver.
+    pub(crate) named: watch::Sender<crate::resolver::Named>,
 }
 
 /// The message path's verdict counts (stage, verdict, reason, count), copied from the core
@@ -59,6 +61,13 @@ pub enum Control {
     },
     /// New routes, read and built off the core task (a reload).
     SetRoutes(Box<Routes>),
+    /// A trunk named by DNS resolved to these targets (empty: none usable).
+    TrunkTargets {
+        /// The trunk's name.
+        trunk: String,
+        /// Its targets.
+        targets: Vec<sipwarden_dns::Target>,
+    },
     /// Stop the task.
     Stop,
 }
@@ -211,7 +220,18 @@ pub(crate) async fn run(
             }
             c = control.recv() => match c {
                 Some(Control::Reload) => reload(&to_self, config_path.as_ref()),
-                Some(Control::SetRoutes(routes)) => core.set_routes(*routes),
+                Some(Control::SetRoutes(routes)) => {
+                    let named = crate::resolver::named(&routes);
+                    core.set_routes(*routes);
+                    sinks.named.send_if_modified(|n| {
+                        let changed = *n != named;
+                        *n = named;
+                        changed
+                    });
+                }
+                Some(Control::TrunkTargets { trunk, targets }) => {
+                    core.set_trunk_targets(&trunk, targets);
+                }
                 Some(Control::Drain) => core.drain(),
                 Some(Control::HangupAll) => core.hangup_all(Instant::now(), "gateway shutting down"),
                 Some(Control::Hangup(id)) => {

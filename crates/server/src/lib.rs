@@ -20,6 +20,7 @@ mod core_task;
 mod location;
 #[cfg(test)]
 mod redaction_tests;
+mod resolver;
 #[cfg(test)]
 mod start_tests;
 mod writer;
@@ -92,6 +93,14 @@ pub enum StartError {
     /// accounts file is at fault.
     #[error(transparent)]
     Routes(#[from] sipwarden_b2bua::RouteError),
+    /// The DNS resolver cannot be set up (no `[dns] servers` and no usable system
+    /// configuration) while a trunk is named by DNS.
+    #[error("DNS resolver for trunks named by DNS: {source} (set [dns] servers)")]
+    Resolver {
+        /// What failed.
+        #[source]
+        source: hickory_resolver::ResolveError,
+    },
     /// The store could not be opened, or its tables read at start; the store error says
     /// whether the file's place, its version or its content is at fault.
     #[error(transparent)]
@@ -409,6 +418,7 @@ impl Gateway {
             },
             ..Settings::default()
         };
+        let named = resolver::named(&routes);
         let mut core = Core::new(routes, local, settings, os_seed()?);
         // The call policies the core runs for every new call, and the rewrites of its
         // outgoing messages, in order.
@@ -470,6 +480,29 @@ impl Gateway {
             u64::try_from(bans::unix_now()).unwrap_or(0),
         );
         let (control_tx, control_rx) = mpsc::channel(64);
+        // Trunks named by DNS: resolved by a task of their own, off the call path.
+        let (named_tx, named_rx) = watch::channel(named.clone());
+        let dns_stats = Arc::new(resolver::DnsStats::default());
+        match resolver::build(&cfg.dns) {
+            Ok(r) => {
+                let settings = sipwarden_dns::cache::Settings {
+                    min_ttl: cfg.dns.min_ttl,
+                    keep_stale: cfg.dns.keep_stale,
+                    ..Default::default()
+                };
+                tokio::spawn(resolver::run(
+                    r,
+                    settings,
+                    named_rx,
+                    control_tx.clone(),
+                    Arc::clone(&dns_stats),
+                ));
+            }
+            Err(source) if !named.is_empty() => return Err(StartError::Resolver { source }),
+            Err(e) => tracing::warn!(
+                "DNS resolver not available ({e}); trunks named by DNS will not work"
+            ),
+        }
         // Start from the core's own numbers: restored registrations count from the first read.
         let (stats_tx, stats_rx) = watch::channel(core.stats());
         let verdicts = core_task::VerdictTable::default();
@@ -500,6 +533,7 @@ impl Gateway {
                 bans: Arc::clone(&ban_view),
                 nft,
                 verdicts: Arc::clone(&verdicts),
+                named: named_tx,
             },
         ));
         let token = admin_token(&cfg)?;
@@ -513,6 +547,7 @@ impl Gateway {
                 Arc::clone(&ban_view),
                 verdicts,
                 writer_stats,
+                dns_stats,
             ),
         )
         .await

@@ -453,6 +453,21 @@ fn log_call_event(e: &CallEvent) {
             callee = %i.callee.escape_debug(),
             "call started"
         ),
+        K::Attempt {
+            trunk,
+            to,
+            transport,
+        } => {
+            tracing::debug!(call = e.call, trunk = %trunk, to = %to, transport = transport.as_str().unwrap_or("?"), "call attempt")
+        }
+        K::AttemptFailed {
+            trunk,
+            to,
+            status,
+            next,
+        } => {
+            tracing::debug!(call = e.call, trunk = %trunk, to = %to, status = status.unwrap_or(0), next, "call attempt failed")
+        }
         K::Answered => tracing::debug!(call = e.call, "call answered"),
         K::Ended { status, by, reason } => tracing::debug!(
             call = e.call,

@@ -43,6 +43,8 @@ pub enum Reason {
     NoRoute,
     /// A trunk's call for a number the trunk does not own.
     NotOurNumber,
+    /// Every trunk of the number's route is down, or has no address (DNS).
+    TrunksUnavailable,
     /// The callee is an account with no registered phone.
     NotRegistered,
     /// The account (caller or callee) requires SRTP and the offer is not all SRTP.
@@ -76,6 +78,7 @@ impl Reason {
             Self::TooManyCalls => "too_many_calls",
             Self::NoRoute => "no_route",
             Self::NotOurNumber => "not_our_number",
+            Self::TrunksUnavailable => "trunks_unavailable",
             Self::NotRegistered => "not_registered",
             Self::SrtpRequired => "srtp_required",
             Self::Policy(code) | Self::Rewrite(code) => code,
@@ -304,6 +307,7 @@ mod tests {
             Reason::TooManyCalls,
             Reason::NoRoute,
             Reason::NotOurNumber,
+            Reason::TrunksUnavailable,
             Reason::NotRegistered,
             Reason::SrtpRequired,
             Reason::Policy("destination_blocked"),

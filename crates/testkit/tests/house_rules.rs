@@ -122,6 +122,12 @@ fn rules() -> BTreeMap<&'static str, Rule> {
                         "the core produces the SecurityEvents fail2ban reads; the model only, \
                          their writer is the server's",
                     ),
+                    (
+                        "dns",
+                        "the core orders a trunk's DNS targets per call (RFC 2782) and \
+                         builds the fixed target of a trunk given by address; sans-io, the \
+                         server makes the queries",
+                    ),
                 ],
             },
         ),

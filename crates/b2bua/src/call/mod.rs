@@ -2,6 +2,7 @@
 //! concern: `setup` (a new call), `in_dialog`, `responses` (to the B leg's INVITE), `forks`
 //! and `teardown`.
 
+mod failover;
 mod forks;
 mod in_dialog;
 mod responses;
@@ -151,6 +152,27 @@ pub(crate) struct Call {
     /// The call's span (id and both legs' Call-IDs), entered whenever the core handles one
     /// of its messages or timers, so a debug log reads as the call's story.
     pub(crate) span: tracing::Span,
+    /// An outbound call: the address being tried and the ones left (see `failover.rs`).
+    pub(crate) outbound: Option<Box<Outbound>>,
+}
+
+/// What an outbound call needs to move on to its next address.
+pub(crate) struct Outbound {
+    /// The address the current B-leg INVITE went to.
+    pub(crate) current: crate::trunks::Attempt,
+    /// The addresses still to try, in order.
+    pub(crate) next: std::collections::VecDeque<crate::trunks::Attempt>,
+    /// The number called, the caller's address and zone, and the caller as seen: the call
+    /// request of the next attempt is built from them.
+    pub(crate) callee: String,
+    pub(crate) src: Peer,
+    pub(crate) zone: crate::routes::Zone,
+    pub(crate) caller_seen: String,
+    /// The current attempt's "no response at all" deadline, as entered in `Core::timers`.
+    pub(crate) deadline: Option<std::time::Instant>,
+    /// The current B leg sent a provisional response beyond 100 (relayed to A): the carrier
+    /// is working on the call, and A may hold its early dialog, so no moving on.
+    pub(crate) progressed: bool,
 }
 
 impl State {

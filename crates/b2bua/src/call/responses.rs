@@ -33,6 +33,10 @@ impl Core {
             }
             return;
         }
+        self.on_attempt_response(now, id, &rsp, status);
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         let code = status.as_u16();
         if code == 100 {
             return;
@@ -166,6 +170,13 @@ impl Core {
             self.maybe_finish(id);
             return;
         }
+        // 408 or 5xx from a trunk: the next address of the route, if there is one.
+        if call.outbound.is_some() && self.fail_over(now, id, Some(status)) {
+            return;
+        }
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         let (status, reason) = if matches!(code, 401 | 407) && call.b_trunk.is_some() {
             call.note_end(events::EndedBy::Gateway, "trunk authentication failed");
             (StatusCode::FORBIDDEN, Some("Trunk Authentication Failed"))
@@ -204,6 +215,19 @@ impl Core {
                     self.promote_fork(id);
                     return;
                 }
+                if call.outbound.is_some() {
+                    if let Some(a) = call.outbound.as_ref().map(|o| o.current) {
+                        let routes = std::sync::Arc::clone(&call.routes);
+                        let marked = self.trunks.failed(&routes, a, now, None);
+                        self.trunk_marked(&routes, a, marked);
+                    }
+                    if self.fail_over(now, id, None) {
+                        return;
+                    }
+                }
+                let Some(call) = self.calls.get_mut(&id) else {
+                    return;
+                };
                 note_failure(call, StatusCode::REQUEST_TIMEOUT);
                 call.note_end(
                     events::EndedBy::Gateway,
@@ -227,6 +251,7 @@ impl Core {
                 }
                 self.maybe_finish(id);
             }
+            ClientRole::Abandoned => self.on_abandoned_timeout(tx),
         }
     }
 

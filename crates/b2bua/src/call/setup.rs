@@ -75,7 +75,20 @@ impl Core {
                 headers: Vec::new(),
             })
         } else {
-            routing::route(&routes, zone, &user, caller, self.registrar.location())
+            let (trunks, ids) = (&self.trunks, &mut self.ids);
+            let mut addresses = |r: usize| {
+                routes.outbound.get(r).map_or_else(Vec::new, |route| {
+                    trunks.attempts(&routes, route, now, &mut |n| ids.draw(n))
+                })
+            };
+            routing::route(
+                &routes,
+                zone,
+                &user,
+                caller,
+                self.registrar.location(),
+                &mut addresses,
+            )
         };
         let dest = match admission {
             Ok(d) => d,
@@ -137,21 +150,28 @@ impl Core {
         let ids = &mut self.ids;
         let local = &self.local;
         let rw = &mut self.rewrites.call(id);
-        match &dest {
-            Dest::Trunk(i) | Dest::Pbx { trunk: Some(i), .. } => {
-                if let Some(t) = routes.trunks.get(*i) {
-                    max_duration = t.max_duration;
-                }
-            }
-            _ => {}
+        let trunk_of_call = match &dest {
+            Dest::Trunk(a) => a.first().map(|a| a.trunk),
+            Dest::Pbx { trunk, .. } => *trunk,
+            Dest::Phones(_) => None,
+        };
+        if let Some(t) = trunk_of_call.and_then(|i| routes.trunks.get(i)) {
+            max_duration = t.max_duration;
         }
+        // An outbound call: the first address now, the rest if it fails.
+        let mut outbound = None;
         match dest {
-            Dest::Trunk(i) => {
-                let Some(t) = routes.trunks.get(i) else {
+            Dest::Trunk(mut attempts) => {
+                if attempts.is_empty() {
+                    return;
+                }
+                let first = attempts.remove(0);
+                let Some(t) = routes.trunks.get(first.trunk) else {
                     return;
                 };
-                b_trunk = Some(i);
-                let b = build::b_leg(&invite, &user, None, &t.host, t.target, local, ids);
+                b_trunk = Some(first.trunk);
+                outbound = Some((first, attempts));
+                let b = build::b_leg(&invite, &user, None, &t.host, first.peer, local, ids);
                 let m = build::initial_invite(
                     &invite,
                     &b,
@@ -281,9 +301,13 @@ impl Core {
                 timer: None,
                 ending: None,
                 span,
+                outbound: None,
             },
         );
         self.set_timer(id, Some((ring, TimerKind::Ring)));
         self.stats.calls_started += 1;
+        if let Some((first, rest)) = outbound {
+            self.start_outbound(now, id, first, rest, (user, src, zone, caller_seen));
+        }
     }
 }

@@ -181,6 +181,7 @@ impl Core {
     /// on their own timers.
     pub(crate) fn finish(&mut self, id: u64) {
         self.set_timer(id, None);
+        self.disarm_failover(id);
         let Some(call) = self.calls.remove(&id) else {
             return;
         };

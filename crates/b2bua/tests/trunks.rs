@@ -1,0 +1,330 @@
+//! Outbound routing over several trunks and failover, in simulated time: the decision table
+//! of which answers move a call on (408, 5xx, no response) and which do not (486, 404, 6xx,
+//! anything after the carrier rang), addresses marked down and brought back, an INVITE left
+//! behind that answers late, prefix routes, and trunks named by DNS with weighted targets.
+
+use std::time::Duration;
+
+use sipwarden_b2bua::events::CallEventKind;
+use sipwarden_dns::{Target, Transport};
+use sipwarden_sip::{HeaderName, Message, Method, StatusCode};
+use sipwarden_testkit::{CARRIER, LAB_CONFIG, Lab, PBX_UAC, first_line, pbx_invite, respond};
+
+/// The second carrier of LAB.md.
+const CARRIER2: &str = "127.0.0.4:5060";
+
+/// The lab with a second trunk at 127.0.0.4; without `[[route]]` tables the first trunk is
+/// tried first and the second after it.
+fn two_carriers(extra: &str) -> Lab {
+    Lab::with(&format!(
+        "{LAB_CONFIG}\n[[trunk]]\nname = \"carrier2\"\nnetworks = [\"127.0.0.4/32\"]\nproxy = \"sip:127.0.0.4:5060\"\n{extra}"
+    ))
+}
+
+/// A PBX call to `callee` with its own branch and Call-ID.
+fn call(lab: &mut Lab, callee: &str, n: u32) {
+    let inv = pbx_invite(callee, &format!("z9hG4bKpbx{n}"))
+        .replace("pbx-call-1@", &format!("pbx-call-{n}@"));
+    lab.send(PBX_UAC, &inv);
+    let _ = lab.take(PBX_UAC);
+}
+
+/// The INVITEs sent to `to` (no ACKs, no CANCELs).
+fn invites(lab: &mut Lab, to: &str) -> Vec<Message> {
+    lab.take(to)
+        .into_iter()
+        .filter(|m| m.method() == Some(Method::Invite))
+        .collect()
+}
+
+fn retry_after_503(inv: &Message, secs: u32) -> Message {
+    let mut r = respond(inv, 503, Some("busy"), None, false);
+    r.push_header(HeaderName::RetryAfter, &secs.to_string())
+        .unwrap();
+    r
+}
+
+/// The PBX's final answer, without 100 Trying.
+fn pbx_final(lab: &mut Lab) -> Vec<String> {
+    lab.take(PBX_UAC)
+        .iter()
+        .filter(|m| m.status().is_some_and(StatusCode::is_final))
+        .map(first_line)
+        .collect()
+}
+
+#[test]
+fn a_503_moves_the_call_to_the_next_trunk_and_its_retry_after_keeps_the_first_down() {
+    let mut lab = two_carriers("");
+    call(&mut lab, "+15557654321", 1);
+    let a = invites(&mut lab, CARRIER);
+    assert_eq!(a.len(), 1);
+    lab.send_msg(CARRIER, retry_after_503(&a[0], 120));
+    // The 503 is acknowledged on A, and the INVITE goes to the second trunk at once.
+    assert!(
+        lab.take(CARRIER)
+            .iter()
+            .all(|m| m.method() == Some(Method::Ack))
+    );
+    let b = invites(&mut lab, CARRIER2);
+    assert_eq!(b.len(), 1, "the second trunk gets the call");
+    assert_eq!(
+        b[0].request_uri_str(),
+        Some("sip:+15557654321@127.0.0.4:5060")
+    );
+    assert_ne!(b[0].call_id(), a[0].call_id(), "a new B leg");
+    assert!(pbx_final(&mut lab).is_empty(), "the PBX sees no failure");
+    lab.send_msg(
+        CARRIER2,
+        respond(
+            &b[0],
+            200,
+            Some("c2"),
+            Some("<sip:c2@127.0.0.4:5060>"),
+            true,
+        ),
+    );
+    assert_eq!(pbx_final(&mut lab), vec!["SIP/2.0 200 OK"]);
+    let events: Vec<_> = lab
+        .core
+        .take_call_events()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    let attempts: Vec<String> = events
+        .iter()
+        .filter_map(|k| match k {
+            CallEventKind::Attempt { trunk, to, .. } => Some(format!("try {trunk} {to}")),
+            CallEventKind::AttemptFailed {
+                trunk,
+                status,
+                next,
+                ..
+            } => Some(format!("failed {trunk} {status:?} next={next}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        attempts,
+        vec![
+            "try carrier 127.0.0.3:5060",
+            "failed carrier Some(503) next=true",
+            "try carrier2 127.0.0.4:5060"
+        ]
+    );
+    // For the Retry-After's two minutes the first trunk is skipped.
+    call(&mut lab, "+15557654322", 2);
+    assert!(invites(&mut lab, CARRIER).is_empty());
+    assert_eq!(invites(&mut lab, CARRIER2).len(), 1);
+    assert_eq!(lab.stats().failovers, 1);
+    assert_eq!(lab.stats().trunk_addresses_marked_down, 1);
+    lab.advance(Duration::from_secs(121));
+    call(&mut lab, "+15557654323", 3);
+    assert_eq!(
+        invites(&mut lab, CARRIER).len(),
+        1,
+        "back after Retry-After"
+    );
+}
+
+#[test]
+fn no_response_in_time_moves_on_and_a_late_answer_is_hung_up() {
+    let mut lab = two_carriers("");
+    call(&mut lab, "+15557654321", 1);
+    let a = invites(&mut lab, CARRIER);
+    assert_eq!(a.len(), 1);
+    // UDP retransmissions go to the first carrier until the failover timeout (3 s).
+    lab.advance(Duration::from_millis(2900));
+    assert!(invites(&mut lab, CARRIER2).is_empty());
+    lab.advance(Duration::from_millis(200));
+    let b = invites(&mut lab, CARRIER2);
+    assert_eq!(b.len(), 1, "moved on after failover_timeout");
+    assert_eq!(lab.stats().failovers_no_response, 1);
+    let _ = lab.take(CARRIER);
+    // The first carrier wakes up and answers: acknowledged and hung up, never relayed.
+    lab.send_msg(
+        CARRIER,
+        respond(
+            &a[0],
+            200,
+            Some("late"),
+            Some("<sip:c1@127.0.0.3:5060>"),
+            true,
+        ),
+    );
+    let to_a: Vec<String> = lab.take(CARRIER).iter().map(first_line).collect();
+    assert!(to_a.iter().any(|l| l.starts_with("ACK ")), "{to_a:?}");
+    assert!(to_a.iter().any(|l| l.starts_with("BYE ")), "{to_a:?}");
+    assert!(pbx_final(&mut lab).is_empty());
+    lab.send_msg(
+        CARRIER2,
+        respond(
+            &b[0],
+            200,
+            Some("c2"),
+            Some("<sip:c2@127.0.0.4:5060>"),
+            true,
+        ),
+    );
+    assert_eq!(pbx_final(&mut lab), vec!["SIP/2.0 200 OK"]);
+    assert_eq!(lab.stats().abandoned_attempts, 0);
+}
+
+#[test]
+fn a_late_provisional_on_the_abandoned_invite_is_cancelled() {
+    let mut lab = two_carriers("");
+    call(&mut lab, "+15557654321", 1);
+    let a = invites(&mut lab, CARRIER);
+    lab.advance(Duration::from_millis(3100));
+    assert_eq!(invites(&mut lab, CARRIER2).len(), 1);
+    let _ = lab.take(CARRIER);
+    lab.send_msg(CARRIER, respond(&a[0], 180, Some("late"), None, false));
+    let to_a: Vec<String> = lab.take(CARRIER).iter().map(first_line).collect();
+    assert!(to_a.iter().any(|l| l.starts_with("CANCEL ")), "{to_a:?}");
+    assert!(
+        lab.take(PBX_UAC).is_empty(),
+        "nothing of it reaches the PBX"
+    );
+}
+
+#[test]
+fn busy_not_found_and_global_failures_go_back_to_the_pbx() {
+    for (code, line) in [
+        (486, "SIP/2.0 486 Busy Here"),
+        (404, "SIP/2.0 404 Not Found"),
+        (403, "SIP/2.0 403 Forbidden"),
+        (603, "SIP/2.0 603 Decline"),
+    ] {
+        let mut lab = two_carriers("");
+        call(&mut lab, "+15557654321", 1);
+        let a = invites(&mut lab, CARRIER);
+        lab.send_msg(CARRIER, respond(&a[0], code, Some("x"), None, false));
+        assert!(
+            invites(&mut lab, CARRIER2).is_empty(),
+            "{code} does not move on"
+        );
+        assert_eq!(pbx_final(&mut lab), vec![line]);
+        assert_eq!(lab.stats().failovers, 0);
+        lab.assert_clean();
+    }
+}
+
+#[test]
+fn after_ringing_a_failure_goes_back_to_the_pbx() {
+    let mut lab = two_carriers("");
+    call(&mut lab, "+15557654321", 1);
+    let a = invites(&mut lab, CARRIER);
+    lab.send_msg(CARRIER, respond(&a[0], 180, Some("r"), None, false));
+    lab.send_msg(CARRIER, respond(&a[0], 500, Some("r"), None, false));
+    assert!(invites(&mut lab, CARRIER2).is_empty());
+    let f: Vec<String> = pbx_final(&mut lab);
+    assert_eq!(f, vec!["SIP/2.0 500 Server Internal Error"]);
+}
+
+#[test]
+fn the_last_trunk_failing_gives_the_pbx_its_answer_and_repeated_failures_mark_it_down() {
+    let mut lab = two_carriers("failures_to_down = 2\ndown_for = \"30s\"\n");
+    for n in 1..=2 {
+        call(&mut lab, "+15557654321", n);
+        let a = invites(&mut lab, CARRIER);
+        lab.send_msg(CARRIER, respond(&a[0], 500, Some("x"), None, false));
+        let b = invites(&mut lab, CARRIER2);
+        assert_eq!(b.len(), 1);
+        lab.send_msg(CARRIER2, respond(&b[0], 503, Some("y"), None, false));
+        assert_eq!(pbx_final(&mut lab), vec!["SIP/2.0 503 Service Unavailable"]);
+    }
+    // carrier2 failed twice (failures_to_down = 2): down for 30 s. carrier's default is 3.
+    call(&mut lab, "+15557654321", 3);
+    let a = invites(&mut lab, CARRIER);
+    lab.send_msg(CARRIER, respond(&a[0], 500, Some("x"), None, false));
+    assert!(invites(&mut lab, CARRIER2).is_empty(), "carrier2 is down");
+    assert_eq!(
+        pbx_final(&mut lab),
+        vec!["SIP/2.0 500 Server Internal Error"]
+    );
+    // Now both are down: the next call has nowhere to go.
+    call(&mut lab, "+15557654321", 4);
+    let _ = invites(&mut lab, CARRIER);
+    let refused: Vec<_> = lab
+        .core
+        .take_call_events()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            CallEventKind::Refused { status, reason, .. } => Some((status, reason.code())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refused, vec![(503, "trunks_unavailable")]);
+    lab.advance(Duration::from_secs(61));
+    call(&mut lab, "+15557654321", 5);
+    assert_eq!(invites(&mut lab, CARRIER).len(), 1, "down_for has passed");
+}
+
+#[test]
+fn prefix_routes_send_44_to_one_trunk_and_everything_else_to_another() {
+    let mut lab = two_carriers(
+        "[[route]]\nprefix = \"+44\"\ntrunks = [\"carrier2\"]\n[[route]]\ntrunks = [\"carrier\"]\n",
+    );
+    call(&mut lab, "+442079460000", 1);
+    assert_eq!(invites(&mut lab, CARRIER2).len(), 1);
+    assert!(invites(&mut lab, CARRIER).is_empty());
+    call(&mut lab, "+15557654321", 2);
+    assert_eq!(invites(&mut lab, CARRIER).len(), 1);
+    assert!(invites(&mut lab, CARRIER2).is_empty());
+    // A route without fallback: a failure goes back to the PBX.
+    call(&mut lab, "+442079460001", 3);
+    let b = invites(&mut lab, CARRIER2);
+    lab.send_msg(CARRIER2, respond(&b[0], 503, Some("x"), None, false));
+    assert!(invites(&mut lab, CARRIER).is_empty());
+    assert_eq!(pbx_final(&mut lab), vec!["SIP/2.0 503 Service Unavailable"]);
+}
+
+fn target(ip: &str, weight: u16, priority: u16) -> Target {
+    Target {
+        priority,
+        weight,
+        transport: Transport::Udp,
+        port: 5060,
+        host: ip.into(),
+        addrs: vec![ip.parse().unwrap()],
+    }
+}
+
+const NAMED: &str = "[pbx]\naddress = \"127.0.0.10:5080\"\nnetworks = [\"127.0.0.10/32\"]\n[[trunk]]\nname = \"carrier\"\nnetworks = [\"127.0.0.3/32\", \"127.0.0.4/32\"]\nproxy = \"sip:carrier.lab\"\n";
+
+#[test]
+fn a_trunk_named_by_dns_waits_for_its_targets_then_splits_by_weight() {
+    let mut lab = Lab::with(NAMED);
+    lab.send(PBX_UAC, &pbx_invite("+15557654321", "z9hG4bKpbx0"));
+    assert_eq!(pbx_final(&mut lab), vec!["SIP/2.0 503 No Trunk Available"]);
+    lab.core.set_trunk_targets(
+        "carrier",
+        vec![target("127.0.0.3", 3, 10), target("127.0.0.4", 1, 10)],
+    );
+    let (mut first, mut second) = (0, 0);
+    for n in 1..=1000 {
+        call(&mut lab, "+15557654321", n);
+        let a = invites(&mut lab, CARRIER);
+        let b = invites(&mut lab, CARRIER2);
+        assert_eq!(a.len() + b.len(), 1);
+        if let Some(inv) = a.first().or_else(|| b.first()) {
+            assert_eq!(inv.request_uri_str(), Some("sip:+15557654321@carrier.lab"));
+        }
+        first += a.len();
+        second += b.len();
+    }
+    assert!(
+        (700..=800).contains(&first),
+        "3:1 split: {first} / {second}"
+    );
+    // With priorities, only the first is used while it answers.
+    lab.core.set_trunk_targets(
+        "carrier",
+        vec![target("127.0.0.3", 1, 10), target("127.0.0.4", 1, 20)],
+    );
+    for n in 2000..2100 {
+        call(&mut lab, "+15557654321", n);
+        assert_eq!(invites(&mut lab, CARRIER).len(), 1);
+        assert!(invites(&mut lab, CARRIER2).is_empty());
+    }
+}
