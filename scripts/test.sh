@@ -14,9 +14,11 @@ cd "$(dirname "$0")/.."
 # sipvicious, sipsak, nmap: the real attack tools of the e2e_attacks tests (tests/attacks/).
 # The rest of the client matrix (e2e_clients, docs/phones.md): linphone-cli (linphonec, a
 # real softphone); chromium, in which JsSIP and SIP.js (npm, tests/browser/) register over WSS.
+# dnsmasq-base: the lab's DNS server (tests/dns/lab.conf, carrier.lab on 127.0.0.1:5353) for
+# the trunks named by DNS (the binary only: no system service that would take port 53).
 # Later capabilities add theirs here.
 PACKAGES=(sip-tester kamailio kamailio-tls-modules openssl python3-websockets baresip-core
-  fail2ban sipvicious sipsak nmap linphone-cli chromium)
+  fail2ban sipvicious sipsak nmap linphone-cli chromium dnsmasq-base)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -57,6 +57,7 @@ pub use registrar::{Binding, LocationChange};
 pub use routes::{RegistrarSettings, RouteError, Routes, TrunkRoute, Zone};
 pub use sipwarden_events::SecurityEvent;
 pub use sipwarden_stages::{BanChange, BanEntry, FailureStats, TableStats};
+pub use trunks::{AddressStatus, TrunkStatus};
 
 use call::Call;
 use defence::Defence;
@@ -390,6 +391,16 @@ impl Core {
     pub fn set_trunk_targets(&mut self, trunk: &str, targets: Vec<sipwarden_dns::Target>) {
         let max = self.routes.max_addresses;
         self.trunks.set_targets(trunk, targets, max);
+    }
+
+    /// Every trunk with its addresses and their health at `now`, for the admin API.
+    pub fn trunk_status(&self, now: Instant) -> Vec<TrunkStatus> {
+        self.trunks.status(&self.routes, now)
+    }
+
+    /// Changes whenever a trunk's addresses or health change (or the routes do).
+    pub fn trunks_version(&self) -> u64 {
+        self.trunks.version()
     }
 
     /// A trunk's addresses as new calls use them.

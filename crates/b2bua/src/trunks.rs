@@ -42,6 +42,41 @@ pub(crate) struct Trunks {
     /// Health per (trunk name, address). Bounded: entries of addresses a trunk no longer has
     /// leave when its targets change, and a trunk holds at most `dns.max_addresses`.
     health: HashMap<(String, SocketAddr), Health>,
+    /// Bumped on every change of targets or health, so the server republishes the status
+    /// only when it changed.
+    version: u64,
+}
+
+/// A trunk as the admin API shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrunkStatus {
+    /// Name.
+    pub name: String,
+    /// The proxy's host as configured (a name or an address).
+    pub host: String,
+    /// Its addresses, in record order.
+    pub addresses: Vec<AddressStatus>,
+}
+
+/// One address of a trunk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddressStatus {
+    /// Where.
+    pub addr: SocketAddr,
+    /// Over what.
+    pub transport: sipwarden_sip::header::Transport,
+    /// SRV priority and weight.
+    pub priority: u16,
+    /// SRV weight.
+    pub weight: u16,
+    /// The SRV target (or the proxy's host).
+    pub host: String,
+    /// Whether routing uses it now.
+    pub up: bool,
+    /// Failed calls in a row.
+    pub failures: u32,
+    /// How much longer it is marked down, in seconds.
+    pub down_secs: Option<u64>,
 }
 
 impl Trunks {
@@ -67,6 +102,48 @@ impl Trunks {
         self.health
             .retain(|(name, addr), _| name != trunk || keep.contains(addr));
         self.resolved.insert(trunk.to_owned(), Arc::from(targets));
+        self.version += 1;
+    }
+
+    /// Changes on every change of targets or health.
+    pub(crate) fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Every trunk of `routes` with its addresses and their health at `now`.
+    pub(crate) fn status(&self, routes: &Routes, now: Instant) -> Vec<TrunkStatus> {
+        routes
+            .trunks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| TrunkStatus {
+                name: t.name.clone(),
+                host: t.host.clone(),
+                addresses: self
+                    .targets(routes, i)
+                    .iter()
+                    .flat_map(|target| target.sockets().map(move |addr| (target, addr)))
+                    .map(|(target, addr)| {
+                        let h = self
+                            .health
+                            .get(&(t.name.clone(), addr))
+                            .copied()
+                            .unwrap_or_default();
+                        let down = h.down_until.filter(|u| now < *u);
+                        AddressStatus {
+                            addr,
+                            transport: target.transport,
+                            priority: target.priority,
+                            weight: target.weight,
+                            host: target.host.clone(),
+                            up: down.is_none(),
+                            failures: h.failures,
+                            down_secs: down.map(|u| u.saturating_duration_since(now).as_secs()),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect()
     }
 
     /// Forgets trunks that are no longer configured (after a reload).
@@ -74,6 +151,7 @@ impl Trunks {
         let known = |n: &str| routes.trunks.iter().any(|t| t.name == n);
         self.resolved.retain(|n, _| known(n));
         self.health.retain(|(n, _), _| known(n));
+        self.version += 1;
     }
 
     /// Health entries held (for the metric and the bound's test).
@@ -125,6 +203,7 @@ impl Trunks {
         if let Some(u) = until {
             h.down_until = Some(h.down_until.map_or(u, |d| d.max(u)));
         }
+        self.version += 1;
         !was_down && h.down_until.is_some_and(|u| now < u)
     }
 
@@ -132,8 +211,10 @@ impl Trunks {
     pub(crate) fn answered(&mut self, routes: &Routes, a: Attempt) {
         if let Some(t) = routes.trunks.get(a.trunk) {
             if let Some(h) = self.health.get_mut(&(t.name.clone(), a.peer.addr)) {
-                h.failures = 0;
-                h.down_until = None;
+                if *h != Health::default() {
+                    *h = Health::default();
+                    self.version += 1;
+                }
             }
         }
     }

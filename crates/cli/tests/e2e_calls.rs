@@ -501,3 +501,167 @@ fn lab_calls_over_tls_through_a_kamailio_tls_relay() {
     drop(relay);
     lab.stop();
 }
+
+/// The trunks of `/api/trunks` as (trunk, address, up) rows.
+fn trunk_rows(lab: &Lab) -> Vec<(String, String, bool)> {
+    let (_, body) = http_get("127.0.0.1:8080", "/api/trunks", Some(&lab.token));
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let mut rows = Vec::new();
+    for t in v["trunks"].as_array().into_iter().flatten() {
+        for a in t["addresses"].as_array().into_iter().flatten() {
+            rows.push((
+                t["name"].as_str().unwrap_or("").to_owned(),
+                a["address"].as_str().unwrap_or("").to_owned(),
+                a["up"].as_bool().unwrap_or(false),
+            ));
+        }
+    }
+    rows
+}
+
+/// The carrier named `carrier.lab` on the lab's dnsmasq (LAB.md): NAPTR, SRV and A records
+/// lead to 127.0.0.3 (weight 3) and 127.0.0.4 (weight 1); 1000 calls split about 3:1. A reload
+/// to a name whose SRV records give 127.0.0.4 a lower priority sends every call to 127.0.0.3
+/// while it answers; when it stops answering in the middle of a call load, calls move to
+/// 127.0.0.4 and none fails, and it is marked down.
+#[test]
+fn lab_trunk_named_by_dns_weights_priorities_and_failover() {
+    let _lab = lab_lock();
+    let _dns = Dnsmasq::start();
+    let lab = Lab::start("dns");
+    let pbx = ("127.0.0.10", 5070);
+    let resolved = |lab: &Lab, want: usize| {
+        wait_until(
+            "the trunk's addresses from DNS",
+            Duration::from_secs(15),
+            || trunk_rows(lab).len() == want,
+        )
+    };
+    resolved(&lab, 2);
+    let rows = trunk_rows(&lab);
+    assert!(
+        rows.iter().any(|r| r.1 == "127.0.0.3:5060")
+            && rows.iter().any(|r| r.1 == "127.0.0.4:5060"),
+        "{rows:?}"
+    );
+
+    // 1. Weights 3 and 1.
+    let (w1, w2) = (lab.work("dns-c1"), lab.work("dns-c2"));
+    let stat = ["-trace_stat", "-fd", "1"];
+    let c1 = Uas::start(
+        &w1,
+        &scenario("carrier_uas_401.xml"),
+        "127.0.0.3",
+        5060,
+        100_000,
+        &stat,
+    );
+    let c2 = Uas::start(
+        &w2,
+        &scenario("carrier_uas_401.xml"),
+        "127.0.0.4",
+        5060,
+        100_000,
+        &stat,
+    );
+    let w = lab.work("dns-weights");
+    uac(
+        &w,
+        "dns weights",
+        &scenario("pbx_uac.xml"),
+        ("127.0.0.1:5060", pbx),
+        "+15557654321",
+        (1000, 100),
+        &["-cid_str", "pbx%u-%p@%s"],
+    );
+    let (n1, n2) = wait_for("both carriers' counts", Duration::from_secs(10), || {
+        let (a, b) = (calls_received(&w1), calls_received(&w2));
+        (a + b == 1000).then_some((a, b))
+    });
+    assert!((650..=850).contains(&n1), "weights 3:1 gave {n1} and {n2}");
+
+    // 2. A reload to priorities: carrier1 first while it answers.
+    let variant = lab.dir.0.join("examples/lab-variant.toml");
+    let text = std::fs::read_to_string(&variant).unwrap();
+    std::fs::write(
+        &variant,
+        text.replace("sip:carrier.lab", "sip:priority.carrier.lab"),
+    )
+    .unwrap();
+    let before = metric("sipwarden_dns_lookups_ok_total").unwrap_or(0);
+    lab.gw.as_ref().unwrap().signal("HUP");
+    wait_until("the new name resolved", Duration::from_secs(15), || {
+        metric("sipwarden_dns_lookups_ok_total").unwrap_or(0) > before
+            && trunk_rows(&lab).len() == 2
+    });
+    let (_, body) = http_get("127.0.0.1:8080", "/api/trunks", Some(&lab.token));
+    assert!(body.contains("\"priority\":20"), "{body}");
+    uac(
+        &w,
+        "dns priorities",
+        &scenario("pbx_uac.xml"),
+        ("127.0.0.1:5060", pbx),
+        "+15557654321",
+        (200, 100),
+        &["-cid_str", "pbx%u-%p@%s"],
+    );
+    wait_until("carrier1's count", Duration::from_secs(10), || {
+        calls_received(&w1) == n1 + 200
+    });
+    assert_eq!(
+        calls_received(&w2),
+        n2,
+        "the backup got none while the first answered"
+    );
+
+    // 3. carrier1 stops answering in the middle of 300 calls at 50/s: it takes 50 calls,
+    //    finishes them and answers nothing more (SIPp's -m), then exits. The other calls
+    //    move to carrier2 and none fails (the PBX's SIPp fails if any does); carrier1 is
+    //    marked down after three calls without an answer, so most go straight to carrier2.
+    drop(c1);
+    let w1b = lab.work("dns-c1-last50");
+    let c1 = Uas::start(
+        &w1b,
+        &scenario("carrier_uas_401.xml"),
+        "127.0.0.3",
+        5060,
+        50,
+        &stat,
+    );
+    let (failovers, silent, marked) = (
+        metric("sipwarden_failovers_total").unwrap_or(0),
+        metric("sipwarden_failovers_no_response_total").unwrap_or(0),
+        metric("sipwarden_trunk_addresses_marked_down_total").unwrap_or(0),
+    );
+    uac(
+        &w,
+        "dns failover",
+        &scenario("pbx_uac.xml"),
+        ("127.0.0.1:5060", pbx),
+        "+15557654321",
+        (300, 50),
+        &["-cid_str", "pbx%u-%p@%s"],
+    );
+    c1.finish();
+    wait_until("carrier2's count", Duration::from_secs(10), || {
+        calls_received(&w2) == n2 + 250
+    });
+    let moved = metric("sipwarden_failovers_total").unwrap_or(0) - failovers;
+    let no_answer = metric("sipwarden_failovers_no_response_total").unwrap_or(0) - silent;
+    assert!(
+        moved >= 3 && no_answer >= 3,
+        "{moved} moves, {no_answer} for no answer"
+    );
+    // Marked down after a second of silence (failover_timeout), for 5 s (down_for), then
+    // tried again: a second's worth of calls each time, not all 250.
+    assert!(
+        metric("sipwarden_trunk_addresses_marked_down_total").unwrap_or(0) > marked,
+        "carrier1 was marked down"
+    );
+    assert!(
+        moved <= 150,
+        "carrier1 is skipped once marked down: {moved} moves"
+    );
+    drop(c2);
+    lab.stop();
+}

@@ -27,6 +27,17 @@ struct App {
     verdicts: crate::core_task::VerdictTable,
     writer: Arc<crate::writer::WriterStats>,
     dns: Arc<crate::resolver::DnsStats>,
+    trunks: watch::Receiver<Vec<sipwarden_b2bua::TrunkStatus>>,
+}
+
+/// What the admin API reads from (and sends to) the rest of the gateway.
+pub(crate) struct Shared {
+    pub(crate) control: mpsc::Sender<Control>,
+    pub(crate) bans: Arc<BanView>,
+    pub(crate) verdicts: crate::core_task::VerdictTable,
+    pub(crate) writer: Arc<crate::writer::WriterStats>,
+    pub(crate) dns: Arc<crate::resolver::DnsStats>,
+    pub(crate) trunks: watch::Receiver<Vec<sipwarden_b2bua::TrunkStatus>>,
 }
 
 /// Constant-time comparison, so the token cannot be guessed byte by byte from timing.
@@ -473,6 +484,35 @@ fn core_tables(out: &mut String, s: &Stats) {
     ));
 }
 
+/// Every trunk with its addresses (fixed, or from DNS) and their health.
+async fn trunks_handler(State(app): State<App>, headers: HeaderMap) -> impl IntoResponse {
+    if !token_ok(&headers, &app.token) {
+        return (StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n").into_response();
+    }
+    let list: Vec<serde_json::Value> = app
+        .trunks
+        .borrow()
+        .iter()
+        .map(|t| {
+            serde_json::json!({
+                "name": t.name,
+                "host": t.host,
+                "addresses": t.addresses.iter().map(|a| serde_json::json!({
+                    "address": a.addr.to_string(),
+                    "transport": a.transport.as_str().unwrap_or("?"),
+                    "host": a.host,
+                    "priority": a.priority,
+                    "weight": a.weight,
+                    "up": a.up,
+                    "failures": a.failures,
+                    "down_secs": a.down_secs,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    axum::Json(serde_json::json!({ "trunks": list })).into_response()
+}
+
 async fn stats(State(app): State<App>, headers: HeaderMap) -> impl IntoResponse {
     if !token_ok(&headers, &app.token) {
         return (StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n").into_response();
@@ -497,6 +537,9 @@ async fn stats(State(app): State<App>, headers: HeaderMap) -> impl IntoResponse 
         "registrations_refused": s.registrations_refused,
         "registrations_table_full": s.registrations_table_full,
         "auth_failures": s.auth_failures,
+        "failovers": s.failovers,
+        "failovers_no_response": s.failovers_no_response,
+        "trunk_addresses_marked_down": s.trunk_addresses_marked_down,
         "bans": s.defence.bans_active,
         "ban_table_size": s.defence.ban_table_size,
         "bans_flood": s.defence.bans_flood,
@@ -629,14 +672,16 @@ pub(crate) async fn serve(
     token: Arc<Secret<String>>,
     stats_rx: watch::Receiver<Stats>,
     transports: Transports,
-    (control, bans, verdicts, writer, dns): (
-        mpsc::Sender<Control>,
-        Arc<BanView>,
-        crate::core_task::VerdictTable,
-        Arc<crate::writer::WriterStats>,
-        Arc<crate::resolver::DnsStats>,
-    ),
+    shared: Shared,
 ) -> std::io::Result<SocketAddr> {
+    let Shared {
+        control,
+        bans,
+        verdicts,
+        writer,
+        dns,
+        trunks,
+    } = shared;
     let app = App {
         token,
         stats: stats_rx,
@@ -646,10 +691,12 @@ pub(crate) async fn serve(
         verdicts,
         writer,
         dns,
+        trunks,
     };
     let router = Router::new()
         .route("/metrics", get(metrics))
         .route("/api/stats", get(stats))
+        .route("/api/trunks", get(trunks_handler))
         .route("/api/bans", get(list_bans).post(add_ban))
         .route("/api/bans/{ip}", delete(remove_ban))
         .with_state(app);

@@ -22,6 +22,8 @@ pub(crate) struct Sinks {
     pub(crate) verdicts: VerdictTable,
     /// The trunks named by DNS of the routes in force, for the resolver.
     pub(crate) named: watch::Sender<crate::resolver::Named>,
+    /// Every trunk's addresses and health, for the admin API.
+    pub(crate) trunks: watch::Sender<Vec<sipwarden_b2bua::TrunkStatus>>,
 }
 
 /// The message path's verdict counts (stage, verdict, reason, count), copied from the core
@@ -188,6 +190,7 @@ pub(crate) async fn run(
     let mut dropped_logged = 0u64;
     let mut refused_at = Instant::now();
     let mut verdicts_at = Instant::now();
+    let mut trunks_published = (u64::MAX, Instant::now());
     loop {
         let deadline = core.poll_timeout().map(tokio::time::Instant::from_std);
         let timer = async {
@@ -280,6 +283,18 @@ pub(crate) async fn run(
         if verdicts_at.elapsed().as_millis() >= 250 {
             publish_verdicts(&core, &sinks.verdicts);
             verdicts_at = Instant::now();
+        }
+        // The trunks' state when it changed, and every second (marks run out with time).
+        let v = core.trunks_version();
+        if v != trunks_published.0 || trunks_published.1.elapsed().as_secs() >= 1 {
+            let now = Instant::now();
+            let status = core.trunk_status(now);
+            sinks.trunks.send_if_modified(|t| {
+                let changed = *t != status;
+                *t = status;
+                changed
+            });
+            trunks_published = (v, now);
         }
     }
     flush(&mut core, &transports, &mut sinks, &mut pending_reply);

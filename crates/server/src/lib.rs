@@ -482,6 +482,7 @@ impl Gateway {
         let (control_tx, control_rx) = mpsc::channel(64);
         // Trunks named by DNS: resolved by a task of their own, off the call path.
         let (named_tx, named_rx) = watch::channel(named.clone());
+        let (trunks_tx, trunks_rx) = watch::channel(core.trunk_status(std::time::Instant::now()));
         let dns_stats = Arc::new(resolver::DnsStats::default());
         match resolver::build(&cfg.dns) {
             Ok(r) => {
@@ -534,6 +535,7 @@ impl Gateway {
                 nft,
                 verdicts: Arc::clone(&verdicts),
                 named: named_tx,
+                trunks: trunks_tx,
             },
         ));
         let token = admin_token(&cfg)?;
@@ -542,13 +544,14 @@ impl Gateway {
             Arc::new(token),
             stats_rx.clone(),
             transports.clone(),
-            (
-                control_tx.clone(),
-                Arc::clone(&ban_view),
+            admin::Shared {
+                control: control_tx.clone(),
+                bans: Arc::clone(&ban_view),
                 verdicts,
-                writer_stats,
-                dns_stats,
-            ),
+                writer: writer_stats,
+                dns: dns_stats,
+                trunks: trunks_rx,
+            },
         )
         .await
         .map_err(|source| StartError::Bind {

@@ -589,3 +589,44 @@ impl Drop for LossyRelay {
         }
     }
 }
+
+/// The lab's DNS server (LAB.md): dnsmasq with `tests/dns/lab.conf` on 127.0.0.1:5353,
+/// serving `carrier.lab`. Stopped (by its PID) when dropped.
+pub(crate) struct Dnsmasq(Child);
+
+impl Dnsmasq {
+    pub(crate) fn start() -> Self {
+        let conf = repo_root().join("tests/dns/lab.conf");
+        let child = Command::new("dnsmasq")
+            .arg(format!("--conf-file={}", conf.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run dnsmasq ({e}): scripts/test.sh installs the Debian package dnsmasq-base")
+            });
+        let mut d = Self(child);
+        let pid = d.0.id();
+        wait_until("dnsmasq on 127.0.0.1:5353", Duration::from_secs(10), || {
+            if let Ok(Some(status)) = d.0.try_wait() {
+                panic!("dnsmasq exited at start: {status}");
+            }
+            bound_by(pid, "127.0.0.1:5353", Proto::Udp)
+        });
+        d
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A counter or gauge of `/metrics` (the admin API without a token), or `None`.
+pub(crate) fn metric(name: &str) -> Option<u64> {
+    let (_, text) = http_get("127.0.0.1:8080", "/metrics", None);
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}

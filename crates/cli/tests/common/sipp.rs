@@ -200,6 +200,29 @@ pub(crate) fn uac(
     out
 }
 
+/// Calls a SIPp answering side has received so far, from the statistics file it writes every
+/// second (`-trace_stat -fd 1`, in its working directory `dir`).
+pub(crate) fn calls_received(dir: &Path) -> u64 {
+    let Some(csv) = std::fs::read_dir(dir).ok().and_then(|d| {
+        d.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| {
+            p.extension().is_some_and(|x| x == "csv") && !p.to_string_lossy().contains("rtt")
+        })
+    }) else {
+        return 0;
+    };
+    let text = std::fs::read_to_string(csv).unwrap_or_default();
+    let mut lines = text.lines();
+    let Some(head) = lines.next() else { return 0 };
+    let Some(col) = head.split(';').position(|c| c == "IncomingCall(C)") else {
+        return 0;
+    };
+    lines
+        .last()
+        .and_then(|l| l.split(';').nth(col))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// The gateway's `/api/stats` (JSON), with the lab's admin token.
 pub(crate) fn stats(lab: &Lab) -> String {
     http_get("127.0.0.1:8080", "/api/stats", Some(&lab.token)).1
@@ -277,6 +300,22 @@ impl Lab {
                         "min_version = \"1.2\"",
                         &format!("min_version = \"1.2\"\nca_file = \"{}\"", &ca[4..]),
                     ),
+                // The carrier named by DNS (LAB.md: carrier.lab on the lab's dnsmasq), both
+                // of its hosts its networks; short failover and down times for the tests.
+                "dns" => {
+                    let text = lab
+                        .replace(
+                            "proxy = \"sip:127.0.0.3:5060\"",
+                            "proxy = \"sip:carrier.lab\"\nfailover_timeout = \"1s\"\ndown_for = \"5s\"",
+                        )
+                        .replace(
+                            "networks = [\"127.0.0.3/32\"]",
+                            "networks = [\"127.0.0.3/32\", \"127.0.0.4/32\"]",
+                        )
+                        + "\n[dns]\nservers = [\"127.0.0.1:5353\"]\nmin_ttl = \"1s\"\n";
+                    assert!(text.contains("carrier.lab") && text.contains("127.0.0.4/32"));
+                    text
+                }
                 // A ban table of 500 entries, for the many-sources test.
                 "small-bans" => {
                     let text = lab.replace("allow = []", "allow = []\nmax_entries = 500");
