@@ -332,6 +332,49 @@ pub(crate) fn keepalive_options(binding: &crate::Binding, local: &Local, ids: &m
     Ok(m)
 }
 
+/// An OPTIONS to a trunk address (qualify): Request-URI and To the trunk's host (its name, or
+/// the address with its port), from the gateway.
+pub(crate) fn trunk_options(host: &str, target: Peer, local: &Local, ids: &mut Ids) -> Built {
+    let scheme = if target.transport == Transport::Tls {
+        "sips"
+    } else {
+        "sip"
+    };
+    let is_ip = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .is_ok();
+    let uri = if is_ip {
+        format!("{scheme}:{}", target.addr)
+    } else {
+        format!("{scheme}:{host}")
+    };
+    let leg = Leg {
+        call_id: ids.call_id(),
+        local_tag: ids.tag(),
+        remote_tag: None,
+        local_uri: format!("<{scheme}:qualify@{}>", local.addr(target.transport)),
+        remote_uri: format!("<{uri}>"),
+        remote_target: uri.clone(),
+        route_set: Vec::new(),
+        local_cseq: 1,
+        target,
+        account: None,
+    };
+    let r = Req {
+        method: Method::Options,
+        text: "OPTIONS",
+        uri: &leg.remote_target,
+        to_tag: None,
+        cseq: 1,
+    };
+    let mut m = leg_request(r, &leg, &ids.branch(), local)?;
+    m.set_max_forwards(70)?;
+    m.finish()?;
+    Ok(m)
+}
+
 fn copy_allowlisted(from: &Message, to: &mut Message, extra: &[String]) -> Result<(), EditError> {
     for h in from.headers() {
         if ALLOWLIST.contains(&h.name) {

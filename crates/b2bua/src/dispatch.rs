@@ -29,6 +29,9 @@ impl Core {
         if self.ping_at.is_some_and(|at| at <= now) {
             self.ping_phones(now);
         }
+        if self.qualify.kick || self.qualify.due().is_some_and(|at| at <= now) {
+            self.qualify_round(now);
+        }
         while let Some(&(at, id, kind)) = self.timers.first() {
             if at > now {
                 break;
@@ -337,6 +340,7 @@ impl Core {
         match role {
             ClientRole::Invite => self.on_invite_response(now, id, tx, rsp, status),
             ClientRole::Abandoned => self.on_abandoned_response(now, tx, &rsp, status),
+            ClientRole::Qualify => self.on_qualify_response(now, tx, status),
             ClientRole::Relay { server, from } => {
                 if status.is_final() {
                     self.clients.remove(&tx);

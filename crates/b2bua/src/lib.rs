@@ -33,6 +33,7 @@ mod endpoint_auth;
 pub mod events;
 mod ids;
 mod policies;
+mod qualify;
 mod registrar;
 mod rewrites;
 mod routes;
@@ -148,6 +149,12 @@ pub struct Stats {
     pub trunk_health_entries: usize,
     /// INVITEs left behind by moves, still waiting to end.
     pub abandoned_attempts: usize,
+    /// Trunk addresses being qualified.
+    pub qualify_probes: usize,
+    /// Qualify OPTIONS sent since start.
+    pub qualify_sent: u64,
+    /// Qualify verdicts that changed (up to down, down to up, first verdicts) since start.
+    pub qualify_changes: u64,
     /// Call events dropped because the server had not drained them (never in normal use).
     pub call_events_dropped: u64,
     /// Security events dropped because the server had not drained `storage.event_queue` of
@@ -235,6 +242,8 @@ enum ClientRole {
     Bye,
     /// An INVITE to a trunk address the call moved on from (see `Core::abandoned`).
     Abandoned,
+    /// A qualify OPTIONS to a trunk address.
+    Qualify,
 }
 
 /// What a server transaction of ours is for.
@@ -305,6 +314,8 @@ pub struct Core {
     /// INVITEs of outbound calls that moved on without waiting for them: cancelled if they
     /// ring, hung up if they answer. Bounded by the transaction table.
     abandoned: HashMap<TxId, call::Fork>,
+    /// OPTIONS to the addresses of trunks with `[trunk.qualify]`.
+    qualify: qualify::Qualify,
 }
 
 impl Core {
@@ -342,6 +353,7 @@ impl Core {
             held: Vec::new(),
             trunks: trunks::Trunks::default(),
             abandoned: HashMap::new(),
+            qualify: qualify::Qualify::new(),
         }
     }
 
@@ -384,6 +396,7 @@ impl Core {
         self.digest.set_nonces(routes.nonces);
         self.trunks.retain_trunks(&routes);
         self.routes = Arc::new(routes);
+        self.qualify.kick = true;
     }
 
     /// The addresses of a trunk named by DNS, as the server resolved them (empty: none
@@ -391,6 +404,7 @@ impl Core {
     pub fn set_trunk_targets(&mut self, trunk: &str, targets: Vec<sipwarden_dns::Target>) {
         let max = self.routes.max_addresses;
         self.trunks.set_targets(trunk, targets, max);
+        self.qualify.kick = true;
     }
 
     /// Every trunk with its addresses and their health at `now`, for the admin API.
@@ -475,6 +489,9 @@ impl Core {
             call_timers: self.timers.len(),
             registrations: self.registrar.location().len(),
             trunk_health_entries: self.trunks.health_len(),
+            qualify_probes: self.qualify.len(),
+            qualify_sent: self.qualify.sent,
+            qualify_changes: self.qualify.changes,
             abandoned_attempts: self.abandoned.len(),
             nonces: self.digest.nonce_stats(),
             defence: self.defence.stats(),
@@ -518,6 +535,9 @@ impl Core {
             self.ping_at,
             self.defence.bans.next_event(),
             self.policies_deadline(),
+            self.qualify.due(),
+            // A qualify round waits for the next input time once trunks changed.
+            self.clock.filter(|_| self.qualify.kick),
         ]
         .into_iter()
         .flatten()

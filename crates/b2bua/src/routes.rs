@@ -77,6 +77,8 @@ pub struct TrunkRoute {
     pub failures_to_down: u32,
     /// How long an address marked down by failed calls is skipped.
     pub down_for: Duration,
+    /// OPTIONS to each address, when on.
+    pub qualify: Option<sipwarden_config::QualifyConfig>,
 }
 
 /// An outbound route: numbers starting with `prefix` go to these trunks.
@@ -258,9 +260,6 @@ impl Routes {
                 trunk: t.name.clone(),
                 key,
             };
-            if t.qualify.is_some() {
-                return Err(not_yet("qualify"));
-            }
             if t.registration.is_some() {
                 return Err(not_yet("registration"));
             }
@@ -307,6 +306,7 @@ impl Routes {
                 failover_timeout: t.failover_timeout,
                 failures_to_down: t.failures_to_down,
                 down_for: t.down_for,
+                qualify: t.qualify.clone(),
             });
         }
         let accounts = match &cfg.accounts.file {

@@ -29,6 +29,10 @@ pub(crate) struct Health {
     pub(crate) failures: u32,
     /// Skipped by routing until then.
     pub(crate) down_until: Option<Instant>,
+    /// Qualify's verdict (`None`: not qualified, or no verdict yet): `Some(false)` skips it.
+    pub(crate) qualified: Option<bool>,
+    /// The last OPTIONS round-trip time, in milliseconds.
+    pub(crate) rtt_ms: Option<u32>,
 }
 
 /// The longest a 503's Retry-After may keep an address down.
@@ -75,8 +79,12 @@ pub struct AddressStatus {
     pub up: bool,
     /// Failed calls in a row.
     pub failures: u32,
-    /// How much longer it is marked down, in seconds.
+    /// How much longer it is marked down by failed calls, in seconds.
     pub down_secs: Option<u64>,
+    /// Qualify's verdict: up, down, or none yet (or qualify is off).
+    pub qualified: Option<bool>,
+    /// The last OPTIONS round-trip time, in milliseconds.
+    pub rtt_ms: Option<u32>,
 }
 
 impl Trunks {
@@ -136,9 +144,11 @@ impl Trunks {
                             priority: target.priority,
                             weight: target.weight,
                             host: target.host.clone(),
-                            up: down.is_none(),
+                            up: down.is_none() && h.qualified != Some(false),
                             failures: h.failures,
                             down_secs: down.map(|u| u.saturating_duration_since(now).as_secs()),
+                            qualified: h.qualified,
+                            rtt_ms: h.rtt_ms,
                         }
                     })
                     .collect(),
@@ -159,12 +169,35 @@ impl Trunks {
         self.health.len()
     }
 
-    /// Whether `addr` of `trunk` is down at `now`.
+    /// Whether `addr` of `trunk` is down at `now`: marked by failed calls, or by qualify.
     pub(crate) fn is_down(&self, trunk: &str, addr: SocketAddr, now: Instant) -> bool {
         self.health
             .get(&(trunk.to_owned(), addr))
-            .and_then(|h| h.down_until)
-            .is_some_and(|u| now < u)
+            .is_some_and(|h| h.qualified == Some(false) || h.down_until.is_some_and(|u| now < u))
+    }
+
+    /// Qualify's verdict on an address, and its round-trip time. An address qualify finds up
+    /// is no longer marked down by failed calls: it answers.
+    pub(crate) fn set_qualified(
+        &mut self,
+        trunk: &str,
+        addr: SocketAddr,
+        up: Option<bool>,
+        rtt_ms: Option<u32>,
+    ) {
+        let h = self.health.entry((trunk.to_owned(), addr)).or_default();
+        let before = *h;
+        h.qualified = up;
+        if rtt_ms.is_some() {
+            h.rtt_ms = rtt_ms;
+        }
+        if up == Some(true) && before.qualified != Some(true) {
+            h.failures = 0;
+            h.down_until = None;
+        }
+        if *h != before {
+            self.version += 1;
+        }
     }
 
     /// The health of one address.
@@ -211,8 +244,9 @@ impl Trunks {
     pub(crate) fn answered(&mut self, routes: &Routes, a: Attempt) {
         if let Some(t) = routes.trunks.get(a.trunk) {
             if let Some(h) = self.health.get_mut(&(t.name.clone(), a.peer.addr)) {
-                if *h != Health::default() {
-                    *h = Health::default();
+                if h.failures != 0 || h.down_until.is_some() {
+                    h.failures = 0;
+                    h.down_until = None;
                     self.version += 1;
                 }
             }
@@ -371,6 +405,13 @@ mod tests {
         t.answered(&r, second);
         assert!(!t.is_down("b", second.peer.addr, now));
         assert_eq!(t.health("b", second.peer.addr), Health::default());
+        // Qualify's verdict counts too, and an address it finds up is no longer marked.
+        t.set_qualified("b", second.peer.addr, Some(false), None);
+        assert!(t.is_down("b", second.peer.addr, now));
+        t.failed(&r, second, now, Some(Duration::from_secs(600)));
+        t.set_qualified("b", second.peer.addr, Some(true), Some(12));
+        assert!(!t.is_down("b", second.peer.addr, now));
+        assert_eq!(t.health("b", second.peer.addr).rtt_ms, Some(12));
     }
 
     #[test]

@@ -328,3 +328,105 @@ fn a_trunk_named_by_dns_waits_for_its_targets_then_splits_by_weight() {
         assert!(invites(&mut lab, CARRIER2).is_empty());
     }
 }
+
+/// The new OPTIONS to `to` (not retransmissions of earlier unanswered ones, which UDP
+/// repeats until their transaction times out).
+fn options(lab: &mut Lab, to: &str) -> Vec<Message> {
+    thread_local! {
+        static SEEN: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    lab.take(to)
+        .into_iter()
+        .filter(|m| m.method() == Some(Method::Options))
+        .filter(|m| {
+            let id = m.call_id().unwrap_or("").to_owned();
+            SEEN.with(|s| {
+                let mut s = s.borrow_mut();
+                let fresh = !s.contains(&id);
+                s.push(id);
+                fresh
+            })
+        })
+        .collect()
+}
+
+fn trunk_events(lab: &mut Lab) -> Vec<String> {
+    lab.core
+        .take_security_events()
+        .into_iter()
+        .filter(|e| e.kind.name().starts_with("Trunk"))
+        .map(|e| format!("{} {}", e.kind.name(), e.remote.addr))
+        .collect()
+}
+
+#[test]
+fn qualify_marks_an_address_down_after_missed_options_and_up_again_with_hysteresis() {
+    // Qualify the first carrier every 5 s; 1 s to answer; down after 2 misses, up after 2.
+    let mut lab = Lab::with(&format!(
+        "{LAB_CONFIG}\n[trunk.qualify]\ninterval = \"5s\"\ntimeout = \"1s\"\ndown_after = 2\nup_after = 2\n[[trunk]]\nname = \"carrier2\"\nnetworks = [\"127.0.0.4/32\"]\nproxy = \"sip:127.0.0.4:5060\"\n"
+    ));
+    // The first OPTIONS leaves at start, to the carrier only (carrier2 is not qualified).
+    let o = options(&mut lab, CARRIER);
+    assert_eq!(o.len(), 1);
+    assert_eq!(o[0].request_uri_str(), Some("sip:127.0.0.3:5060"));
+    assert!(options(&mut lab, CARRIER2).is_empty());
+    lab.advance(Duration::from_millis(30));
+    lab.send_msg(CARRIER, respond(&o[0], 200, Some("q"), None, false));
+    assert_eq!(trunk_events(&mut lab), vec!["TrunkUp 127.0.0.3:5060"]);
+    let status = lab.core.trunk_status(lab.now);
+    assert_eq!(status[0].addresses[0].rtt_ms, Some(30));
+    assert_eq!(status[0].addresses[0].qualified, Some(true));
+    // Two OPTIONS go unanswered (5 s apart, 1 s each): down.
+    lab.advance(Duration::from_secs(5));
+    assert_eq!(options(&mut lab, CARRIER).len(), 1);
+    lab.advance(Duration::from_secs(1));
+    assert!(trunk_events(&mut lab).is_empty(), "one miss is not enough");
+    lab.advance(Duration::from_secs(4));
+    let _ = options(&mut lab, CARRIER);
+    lab.advance(Duration::from_secs(1));
+    assert_eq!(trunk_events(&mut lab), vec!["TrunkDown 127.0.0.3:5060"]);
+    assert!(!lab.core.trunk_status(lab.now)[0].addresses[0].up);
+    // Calls skip it now: straight to carrier2.
+    call(&mut lab, "+15557654321", 1);
+    assert!(invites(&mut lab, CARRIER).is_empty());
+    assert_eq!(invites(&mut lab, CARRIER2).len(), 1);
+    // It answers again: one answer is not enough (up_after = 2), two are.
+    lab.advance(Duration::from_secs(4));
+    let o = options(&mut lab, CARRIER);
+    lab.send_msg(CARRIER, respond(&o[0], 200, Some("q"), None, false));
+    assert!(trunk_events(&mut lab).is_empty());
+    lab.advance(Duration::from_secs(5));
+    let o = options(&mut lab, CARRIER);
+    lab.send_msg(CARRIER, respond(&o[0], 404, Some("q"), None, false));
+    assert_eq!(
+        trunk_events(&mut lab),
+        vec!["TrunkUp 127.0.0.3:5060"],
+        "any answer but 408/5xx counts"
+    );
+    call(&mut lab, "+15557654321", 2);
+    assert_eq!(invites(&mut lab, CARRIER).len(), 1);
+    assert_eq!(lab.stats().qualify_probes, 1);
+}
+
+#[test]
+fn a_503_to_options_counts_as_a_miss_and_a_reload_without_qualify_drops_the_probes() {
+    let mut lab = Lab::with(&format!(
+        "{LAB_CONFIG}\n[trunk.qualify]\ninterval = \"2s\"\ntimeout = \"1s\"\ndown_after = 1\n"
+    ));
+    let o = options(&mut lab, CARRIER);
+    lab.send_msg(CARRIER, respond(&o[0], 503, Some("q"), None, false));
+    assert_eq!(trunk_events(&mut lab), vec!["TrunkDown 127.0.0.3:5060"]);
+    let cfg = sipwarden_config::Config::from_toml(LAB_CONFIG, None).unwrap();
+    lab.core
+        .set_routes(sipwarden_b2bua::Routes::from_config(&cfg).unwrap());
+    lab.advance(Duration::from_secs(3));
+    assert!(
+        options(&mut lab, CARRIER).is_empty(),
+        "no qualify, no OPTIONS"
+    );
+    assert_eq!(lab.stats().qualify_probes, 0);
+    assert!(
+        lab.core.trunk_status(lab.now)[0].addresses[0].up,
+        "its verdict went with it"
+    );
+}

@@ -30,6 +30,15 @@ pub mod ie {
     pub const ATTEMPTED_TRANSPORT: &str = "AttemptedTransport";
     /// The module that raised the event.
     pub const MODULE: &str = "Module";
+    /// Trunk events (JSON only): the trunk's name.
+    pub const TRUNK: &str = "trunk";
+    /// Trunk events: the address qualified or registered to.
+    pub const ADDRESS: &str = "address";
+    /// TrunkUp: the OPTIONS round-trip time in milliseconds.
+    pub const RTT_MS: &str = "rtt_ms";
+    /// Trunk registration events: the registration's lifetime in seconds, or the status that
+    /// refused it.
+    pub const DETAIL: &str = "detail";
 }
 
 /// What happened. The first eight are Asterisk's security events of the same name (main/
@@ -58,11 +67,19 @@ pub enum EventKind {
     Ban,
     /// A ban ended (expired or lifted). JSON only.
     Unban,
+    /// A trunk address answers OPTIONS again (qualify). JSON only.
+    TrunkUp,
+    /// A trunk address stopped answering OPTIONS (qualify): routing skips it. JSON only.
+    TrunkDown,
+    /// The gateway registered to a carrier (or refreshed). JSON only.
+    TrunkRegistered,
+    /// A registration to a carrier failed or was lost. JSON only.
+    TrunkRegistrationFailed,
 }
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 14] = [
         Self::FailedACL,
         Self::InvalidAccountID,
         Self::ChallengeResponseFailed,
@@ -73,6 +90,10 @@ impl EventKind {
         Self::RequestNotAllowed,
         Self::Ban,
         Self::Unban,
+        Self::TrunkUp,
+        Self::TrunkDown,
+        Self::TrunkRegistered,
+        Self::TrunkRegistrationFailed,
     ];
 
     /// The `SecurityEvent` value of the Asterisk line and the `event` of the JSON line.
@@ -88,6 +109,10 @@ impl EventKind {
             Self::RequestNotAllowed => "RequestNotAllowed",
             Self::Ban => "Ban",
             Self::Unban => "Unban",
+            Self::TrunkUp => "TrunkUp",
+            Self::TrunkDown => "TrunkDown",
+            Self::TrunkRegistered => "TrunkRegistered",
+            Self::TrunkRegistrationFailed => "TrunkRegistrationFailed",
         }
     }
 
@@ -96,7 +121,11 @@ impl EventKind {
     /// expiring ban is routine and should not page anyone.
     pub fn severity(self) -> &'static str {
         match self {
-            Self::SuccessfulAuth | Self::ChallengeSent | Self::Unban => "Informational",
+            Self::SuccessfulAuth
+            | Self::ChallengeSent
+            | Self::Unban
+            | Self::TrunkUp
+            | Self::TrunkRegistered => "Informational",
             _ => "Error",
         }
     }
@@ -123,7 +152,15 @@ impl EventKind {
 
     /// Whether the event has an Asterisk line (Ban and Unban do not).
     pub fn is_asterisk(self) -> bool {
-        !matches!(self, Self::Ban | Self::Unban)
+        !matches!(
+            self,
+            Self::Ban
+                | Self::Unban
+                | Self::TrunkUp
+                | Self::TrunkDown
+                | Self::TrunkRegistered
+                | Self::TrunkRegistrationFailed
+        )
     }
 }
 
@@ -370,6 +407,15 @@ impl SecurityEvent {
     /// We banned `ip` until `expires_unix` (Unix seconds); `count` as in [`BanInfo::count`].
     pub fn ban(ip: IpAddr, expires_unix: u64, count: u32) -> Self {
         Self::ban_event(EventKind::Ban, ip, Some(expires_unix), count)
+    }
+
+    /// A trunk event (`TrunkUp`, `TrunkDown`, `TrunkRegistered`, `TrunkRegistrationFailed`)
+    /// for `trunk` at `addr`.
+    pub fn trunk(kind: EventKind, trunk: &str, addr: SocketAddr, transport: Transport) -> Self {
+        let at = Endpoint::new(transport, addr);
+        Self::new(kind, "", at, at)
+            .with_ie(ie::TRUNK, trunk)
+            .with_ie(ie::ADDRESS, addr.to_string())
     }
 
     /// The ban of `ip` ended; the reason says why (expired, lifted by an operator).

@@ -188,9 +188,11 @@ fn bans_have_no_asterisk_line() {
 fn severities() {
     for kind in EventKind::ALL {
         let expected = match kind {
-            EventKind::SuccessfulAuth | EventKind::ChallengeSent | EventKind::Unban => {
-                "Informational"
-            }
+            EventKind::SuccessfulAuth
+            | EventKind::ChallengeSent
+            | EventKind::Unban
+            | EventKind::TrunkUp
+            | EventKind::TrunkRegistered => "Informational",
             _ => "Error",
         };
         assert_eq!(kind.severity(), expected, "{kind:?}");

@@ -55,6 +55,34 @@ fn token_ok(headers: &HeaderMap, token: &Secret<String>) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Per trunk address: whether routing uses it, and qualify's round-trip time. Label values
+/// are trunk names (checked characters) and addresses: nothing to escape.
+fn trunk_metrics(trunks: &[sipwarden_b2bua::TrunkStatus]) -> String {
+    let mut up = String::from(
+        "# HELP sipwarden_trunk_address_up Whether routing uses the trunk address (not marked down by failed calls or qualify).\n# TYPE sipwarden_trunk_address_up gauge\n",
+    );
+    let mut rtt = String::from(
+        "# HELP sipwarden_trunk_address_rtt_ms The last qualify OPTIONS round-trip time.\n# TYPE sipwarden_trunk_address_rtt_ms gauge\n",
+    );
+    for t in trunks {
+        for a in &t.addresses {
+            up.push_str(&format!(
+                "sipwarden_trunk_address_up{{trunk=\"{}\",address=\"{}\"}} {}\n",
+                t.name,
+                a.addr,
+                u8::from(a.up)
+            ));
+            if let Some(ms) = a.rtt_ms {
+                rtt.push_str(&format!(
+                    "sipwarden_trunk_address_rtt_ms{{trunk=\"{}\",address=\"{}\"}} {ms}\n",
+                    t.name, a.addr
+                ));
+            }
+        }
+    }
+    up + &rtt
+}
+
 async fn metrics(State(app): State<App>) -> impl IntoResponse {
     let s = *app.stats.borrow();
     let t = app.transports.metrics().snapshot();
@@ -153,6 +181,24 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
         "Trunk addresses with a health record (bounded by dns.max_addresses per trunk).",
         "gauge",
         s.trunk_health_entries as u64,
+    );
+    gauge(
+        "sipwarden_qualify_probes",
+        "Trunk addresses qualified with OPTIONS (bounded by the trunks' addresses).",
+        "gauge",
+        s.qualify_probes as u64,
+    );
+    gauge(
+        "sipwarden_qualify_options_sent_total",
+        "Qualify OPTIONS sent to trunk addresses.",
+        "counter",
+        s.qualify_sent,
+    );
+    gauge(
+        "sipwarden_qualify_changes_total",
+        "Qualify verdicts that changed (first verdicts, up to down, down to up); each is a TrunkUp or TrunkDown event.",
+        "counter",
+        s.qualify_changes,
     );
     gauge(
         "sipwarden_abandoned_attempts",
@@ -434,6 +480,7 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
             "sipwarden_internal_errors_total{{component=\"{component}\"}} {v}\n"
         ));
     }
+    out.push_str(&trunk_metrics(&app.trunks.borrow()));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 
@@ -506,6 +553,8 @@ async fn trunks_handler(State(app): State<App>, headers: HeaderMap) -> impl Into
                     "up": a.up,
                     "failures": a.failures,
                     "down_secs": a.down_secs,
+                    "qualified": a.qualified.map(|up| if up { "up" } else { "down" }),
+                    "rtt_ms": a.rtt_ms,
                 })).collect::<Vec<_>>(),
             })
         })
@@ -540,6 +589,9 @@ async fn stats(State(app): State<App>, headers: HeaderMap) -> impl IntoResponse 
         "failovers": s.failovers,
         "failovers_no_response": s.failovers_no_response,
         "trunk_addresses_marked_down": s.trunk_addresses_marked_down,
+        "qualify_probes": s.qualify_probes,
+        "qualify_options_sent": s.qualify_sent,
+        "qualify_changes": s.qualify_changes,
         "bans": s.defence.bans_active,
         "ban_table_size": s.defence.ban_table_size,
         "bans_flood": s.defence.bans_flood,

@@ -191,6 +191,8 @@ pub(crate) async fn run(
     let mut refused_at = Instant::now();
     let mut verdicts_at = Instant::now();
     let mut trunks_published = (u64::MAX, Instant::now());
+    // The first round of the core's own timers (qualify) runs now, not at the first message.
+    core.handle_timeout(Instant::now());
     loop {
         let deadline = core.poll_timeout().map(tokio::time::Instant::from_std);
         let timer = async {

@@ -52,12 +52,16 @@ impl Lab {
         // The policies and rewrites the server runs (the core knows none of its own).
         core.set_policies(sipwarden_policy::standard());
         core.set_rewrites(sipwarden_policy::standard_rewrites());
-        Self {
+        let mut lab = Self {
             core,
             now: Instant::now(),
             wire: Vec::new(),
             stored: Vec::new(),
-        }
+        };
+        // As the server does at start: the core's own first round (qualify's OPTIONS).
+        lab.core.handle_timeout(lab.now);
+        lab.collect();
+        lab
     }
 
     /// Hands `bytes` from `from` to the core, parsed as the transport would, without collecting

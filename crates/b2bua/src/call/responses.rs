@@ -252,6 +252,7 @@ impl Core {
                 self.maybe_finish(id);
             }
             ClientRole::Abandoned => self.on_abandoned_timeout(tx),
+            ClientRole::Qualify => self.on_qualify_timeout(tx),
         }
     }
 

@@ -200,8 +200,9 @@ pub(crate) fn uac(
     out
 }
 
-/// Calls a SIPp answering side has received so far, from the statistics file it writes every
-/// second (`-trace_stat -fd 1`, in its working directory `dir`).
+/// Calls a SIPp answering side has completed so far, from the statistics file it writes every
+/// second (`-trace_stat -fd 1`, in its working directory `dir`). OPTIONS it answered with
+/// `-aa` (qualify) are neither successful nor failed calls, so they do not count.
 pub(crate) fn calls_received(dir: &Path) -> u64 {
     let Some(csv) = std::fs::read_dir(dir).ok().and_then(|d| {
         d.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| {
@@ -213,7 +214,7 @@ pub(crate) fn calls_received(dir: &Path) -> u64 {
     let text = std::fs::read_to_string(csv).unwrap_or_default();
     let mut lines = text.lines();
     let Some(head) = lines.next() else { return 0 };
-    let Some(col) = head.split(';').position(|c| c == "IncomingCall(C)") else {
+    let Some(col) = head.split(';').position(|c| c == "SuccessfulCall(C)") else {
         return 0;
     };
     lines
@@ -313,7 +314,13 @@ impl Lab {
                             "networks = [\"127.0.0.3/32\", \"127.0.0.4/32\"]",
                         )
                         + "\n[dns]\nservers = [\"127.0.0.1:5353\"]\nmin_ttl = \"1s\"\n";
-                    assert!(text.contains("carrier.lab") && text.contains("127.0.0.4/32"));
+                    // Qualified every second; down after two misses, up after two answers.
+                    let text = text.replacen(
+                        "\n[accounts]",
+                        "\n[trunk.qualify]\ninterval = \"1s\"\ntimeout = \"500ms\"\ndown_after = 2\nup_after = 2\n\n[accounts]",
+                        1,
+                    );
+                    assert!(text.contains("carrier.lab") && text.contains("[trunk.qualify]"));
                     text
                 }
                 // A ban table of 500 entries, for the many-sources test.
