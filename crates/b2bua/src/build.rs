@@ -375,6 +375,71 @@ pub(crate) fn trunk_options(host: &str, target: Peer, local: &Local, ids: &mut I
     Ok(m)
 }
 
+/// What a REGISTER to a carrier says: who registers, where calls go, for how long.
+pub(crate) struct RegisterTo<'a> {
+    /// The registrar's domain (the trunk's host).
+    pub(crate) host: &'a str,
+    /// The account at the carrier (From, To).
+    pub(crate) user: &'a str,
+    /// The user part of our Contact.
+    pub(crate) contact_user: &'a str,
+    /// Requested lifetime, in seconds.
+    pub(crate) expires: u64,
+    pub(crate) call_id: &'a str,
+    pub(crate) from_tag: &'a str,
+    pub(crate) cseq: u32,
+}
+
+/// A REGISTER of the gateway to a carrier (RFC 3261 §10.2): Request-URI the registrar's
+/// domain, To and From the account, Contact the gateway's own address.
+pub(crate) fn register_to_carrier(
+    r: &RegisterTo<'_>,
+    target: Peer,
+    local: &Local,
+    ids: &mut Ids,
+) -> Built {
+    let scheme = if target.transport == Transport::Tls {
+        "sips"
+    } else {
+        "sip"
+    };
+    let gw = local.addr(target.transport);
+    let aor = format!("<{scheme}:{}@{}>", r.user, r.host);
+    let leg = Leg {
+        call_id: r.call_id.to_owned(),
+        local_tag: r.from_tag.to_owned(),
+        remote_tag: None,
+        local_uri: aor.clone(),
+        remote_uri: aor,
+        remote_target: format!("{scheme}:{}", r.host),
+        route_set: Vec::new(),
+        local_cseq: r.cseq,
+        target,
+        account: None,
+    };
+    let req = Req {
+        method: Method::Register,
+        text: "REGISTER",
+        uri: &leg.remote_target,
+        to_tag: None,
+        cseq: r.cseq,
+    };
+    let mut m = leg_request(req, &leg, &ids.branch(), local)?;
+    m.set_max_forwards(70)?;
+    let transport = match target.transport {
+        Transport::Tcp => ";transport=tcp",
+        Transport::Tls => ";transport=tls",
+        _ => "",
+    };
+    m.push_header(
+        HeaderName::Contact,
+        &format!("<{scheme}:{}@{gw}{transport}>", r.contact_user),
+    )?;
+    m.push_header(HeaderName::Expires, &r.expires.to_string())?;
+    m.finish()?;
+    Ok(m)
+}
+
 fn copy_allowlisted(from: &Message, to: &mut Message, extra: &[String]) -> Result<(), EditError> {
     for h in from.headers() {
         if ALLOWLIST.contains(&h.name) {

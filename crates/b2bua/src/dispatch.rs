@@ -32,6 +32,9 @@ impl Core {
         if self.qualify.kick || self.qualify.due().is_some_and(|at| at <= now) {
             self.qualify_round(now);
         }
+        if self.outreg.kick || self.outreg.due().is_some_and(|at| at <= now) {
+            self.outreg_round(now);
+        }
         while let Some(&(at, id, kind)) = self.timers.first() {
             if at > now {
                 break;
@@ -341,6 +344,7 @@ impl Core {
             ClientRole::Invite => self.on_invite_response(now, id, tx, rsp, status),
             ClientRole::Abandoned => self.on_abandoned_response(now, tx, &rsp, status),
             ClientRole::Qualify => self.on_qualify_response(now, tx, status),
+            ClientRole::Register => self.on_outreg_response(now, tx, &rsp, status),
             ClientRole::Relay { server, from } => {
                 if status.is_final() {
                     self.clients.remove(&tx);

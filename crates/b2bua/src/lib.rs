@@ -32,6 +32,7 @@ mod edge;
 mod endpoint_auth;
 pub mod events;
 mod ids;
+mod outreg;
 mod policies;
 mod qualify;
 mod registrar;
@@ -54,6 +55,7 @@ use sipwarden_txn::{Transmit, TxId, TxLayer};
 pub use call::Side;
 pub use defence::{DefenceSettings, DefenceStats};
 pub use endpoint_auth::{ChallengeTable, NonceSettings};
+pub use outreg::RegState;
 pub use registrar::{Binding, LocationChange};
 pub use routes::{RegistrarSettings, RouteError, Routes, TrunkRoute, Zone};
 pub use sipwarden_events::SecurityEvent;
@@ -155,6 +157,10 @@ pub struct Stats {
     pub qualify_sent: u64,
     /// Qualify verdicts that changed (up to down, down to up, first verdicts) since start.
     pub qualify_changes: u64,
+    /// REGISTERs sent to carriers since start.
+    pub carrier_registers_sent: u64,
+    /// Registrations to carriers refused or unanswered since start.
+    pub carrier_registration_failures: u64,
     /// Call events dropped because the server had not drained them (never in normal use).
     pub call_events_dropped: u64,
     /// Security events dropped because the server had not drained `storage.event_queue` of
@@ -244,6 +250,8 @@ enum ClientRole {
     Abandoned,
     /// A qualify OPTIONS to a trunk address.
     Qualify,
+    /// A REGISTER of the gateway to a carrier.
+    Register,
 }
 
 /// What a server transaction of ours is for.
@@ -316,6 +324,8 @@ pub struct Core {
     abandoned: HashMap<TxId, call::Fork>,
     /// OPTIONS to the addresses of trunks with `[trunk.qualify]`.
     qualify: qualify::Qualify,
+    /// Registrations to carriers (`[trunk.registration]`).
+    outreg: outreg::OutReg,
 }
 
 impl Core {
@@ -354,6 +364,7 @@ impl Core {
             trunks: trunks::Trunks::default(),
             abandoned: HashMap::new(),
             qualify: qualify::Qualify::new(),
+            outreg: outreg::OutReg::new(),
         }
     }
 
@@ -397,6 +408,7 @@ impl Core {
         self.trunks.retain_trunks(&routes);
         self.routes = Arc::new(routes);
         self.qualify.kick = true;
+        self.outreg.kick = true;
     }
 
     /// The addresses of a trunk named by DNS, as the server resolved them (empty: none
@@ -405,11 +417,16 @@ impl Core {
         let max = self.routes.max_addresses;
         self.trunks.set_targets(trunk, targets, max);
         self.qualify.kick = true;
+        self.outreg.kick = true;
     }
 
     /// Every trunk with its addresses and their health at `now`, for the admin API.
     pub fn trunk_status(&self, now: Instant) -> Vec<TrunkStatus> {
-        self.trunks.status(&self.routes, now)
+        let mut s = self.trunks.status(&self.routes, now);
+        for t in &mut s {
+            t.registration = self.outreg.state(&t.name, now);
+        }
+        s
     }
 
     /// Changes whenever a trunk's addresses or health change (or the routes do).
@@ -492,6 +509,8 @@ impl Core {
             qualify_probes: self.qualify.len(),
             qualify_sent: self.qualify.sent,
             qualify_changes: self.qualify.changes,
+            carrier_registers_sent: self.outreg.sent,
+            carrier_registration_failures: self.outreg.failures,
             abandoned_attempts: self.abandoned.len(),
             nonces: self.digest.nonce_stats(),
             defence: self.defence.stats(),
@@ -536,8 +555,10 @@ impl Core {
             self.defence.bans.next_event(),
             self.policies_deadline(),
             self.qualify.due(),
-            // A qualify round waits for the next input time once trunks changed.
-            self.clock.filter(|_| self.qualify.kick),
+            self.outreg.due(),
+            // A qualify or registration round waits for the next input time once trunks
+            // changed.
+            self.clock.filter(|_| self.qualify.kick || self.outreg.kick),
         ]
         .into_iter()
         .flatten()

@@ -79,6 +79,8 @@ pub struct TrunkRoute {
     pub down_for: Duration,
     /// OPTIONS to each address, when on.
     pub qualify: Option<sipwarden_config::QualifyConfig>,
+    /// Registration to the carrier, when on (with `credentials`).
+    pub registration: Option<sipwarden_config::RegistrationConfig>,
 }
 
 /// An outbound route: numbers starting with `prefix` go to these trunks.
@@ -260,9 +262,6 @@ impl Routes {
                 trunk: t.name.clone(),
                 key,
             };
-            if t.registration.is_some() {
-                return Err(not_yet("registration"));
-            }
             if t.networks_from_dns {
                 return Err(not_yet("networks_from_dns"));
             }
@@ -307,6 +306,7 @@ impl Routes {
                 failures_to_down: t.failures_to_down,
                 down_for: t.down_for,
                 qualify: t.qualify.clone(),
+                registration: t.registration.clone(),
             });
         }
         let accounts = match &cfg.accounts.file {

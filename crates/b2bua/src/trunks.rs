@@ -60,6 +60,8 @@ pub struct TrunkStatus {
     pub host: String,
     /// Its addresses, in record order.
     pub addresses: Vec<AddressStatus>,
+    /// Its registration to the carrier, if it registers: the state and the seconds left.
+    pub registration: Option<(crate::RegState, Option<u64>)>,
 }
 
 /// One address of a trunk.
@@ -127,6 +129,7 @@ impl Trunks {
             .map(|(i, t)| TrunkStatus {
                 name: t.name.clone(),
                 host: t.host.clone(),
+                registration: None,
                 addresses: self
                     .targets(routes, i)
                     .iter()

@@ -430,3 +430,104 @@ fn a_503_to_options_counts_as_a_miss_and_a_reload_without_qualify_drops_the_prob
         "its verdict went with it"
     );
 }
+
+fn registers(lab: &mut Lab, to: &str) -> Vec<Message> {
+    lab.take(to)
+        .into_iter()
+        .filter(|m| m.method() == Some(Method::Register))
+        .collect()
+}
+
+#[test]
+fn the_gateway_registers_to_the_carrier_answers_its_challenge_refreshes_and_takes_its_calls() {
+    let mut lab = Lab::with(&format!(
+        "{LAB_CONFIG}\n[trunk.registration]\nexpires = \"10m\"\nretry = \"5s\"\nretry_max = \"20s\"\n"
+    ));
+    let r = registers(&mut lab, CARRIER);
+    assert_eq!(r.len(), 1, "REGISTER at start");
+    assert_eq!(r[0].request_uri_str(), Some("sip:127.0.0.3"));
+    assert_eq!(
+        r[0].header(HeaderName::Contact),
+        Some("<sip:acct123@127.0.0.1:5060>")
+    );
+    assert_eq!(r[0].header(HeaderName::Expires), Some("600"));
+    assert!(
+        r[0].header(HeaderName::From)
+            .unwrap()
+            .contains("sip:acct123@127.0.0.3")
+    );
+    let mut challenge = respond(&r[0], 401, Some("reg"), None, false);
+    challenge
+        .push_header(
+            HeaderName::WwwAuthenticate,
+            "Digest realm=\"carrier.lab\", nonce=\"abc\", qop=\"auth\", algorithm=MD5",
+        )
+        .unwrap();
+    lab.send_msg(CARRIER, challenge);
+    let r2 = registers(&mut lab, CARRIER);
+    assert_eq!(r2.len(), 1);
+    assert_eq!(r2[0].call_id(), r[0].call_id());
+    assert_eq!(r2[0].cseq().unwrap().seq, r[0].cseq().unwrap().seq + 1);
+    assert!(
+        r2[0]
+            .header(HeaderName::Authorization)
+            .unwrap()
+            .contains("username=\"acct123\"")
+    );
+    // The registrar grants 60 s on the Contact: refreshed at 48 s.
+    let mut ok = respond(&r2[0], 200, Some("reg"), None, false);
+    ok.push_header(
+        HeaderName::Contact,
+        "<sip:acct123@127.0.0.1:5060>;expires=60",
+    )
+    .unwrap();
+    lab.send_msg(CARRIER, ok);
+    assert_eq!(
+        trunk_events(&mut lab),
+        vec!["TrunkRegistered 127.0.0.3:5060"]
+    );
+    let st = lab.core.trunk_status(lab.now);
+    assert_eq!(
+        st[0].registration,
+        Some((sipwarden_b2bua::RegState::Registered, Some(60)))
+    );
+    lab.advance(Duration::from_secs(47));
+    assert!(registers(&mut lab, CARRIER).is_empty());
+    lab.advance(Duration::from_secs(1));
+    let r3 = registers(&mut lab, CARRIER);
+    assert_eq!(r3.len(), 1, "refresh at 80 % of 60 s");
+
+    // A call the carrier sends to the registered Contact is for the number in To.
+    let inv = sipwarden_testkit::carrier_invite("+15551230042", "z9hG4bKreg1").replacen(
+        "INVITE sip:+15551230042@",
+        "INVITE sip:acct123@",
+        1,
+    );
+    lab.send(CARRIER, &inv);
+    let to_pbx = lab.expect(sipwarden_testkit::PBX_UAS, "INVITE");
+    assert_eq!(
+        to_pbx.request_uri_str(),
+        Some("sip:+15551230042@127.0.0.10:5080")
+    );
+
+    // The refresh is refused and nothing answers after: the registration runs out and the
+    // failure is an event; attempts back off (5 s, 10 s, 20 s, 20 s).
+    lab.send_msg(CARRIER, respond(&r3[0], 403, Some("reg"), None, false));
+    assert!(
+        trunk_events(&mut lab).is_empty(),
+        "still registered until it expires"
+    );
+    lab.advance(Duration::from_secs(5));
+    let r4 = registers(&mut lab, CARRIER);
+    assert_eq!(r4.len(), 1);
+    lab.advance(Duration::from_secs(40));
+    assert_eq!(
+        trunk_events(&mut lab),
+        vec!["TrunkRegistrationFailed 127.0.0.3:5060"]
+    );
+    assert!(matches!(
+        lab.core.trunk_status(lab.now)[0].registration,
+        Some((sipwarden_b2bua::RegState::Failed(408), None))
+    ));
+    assert!(lab.stats().carrier_registration_failures >= 2);
+}

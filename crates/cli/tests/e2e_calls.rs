@@ -673,3 +673,83 @@ fn lab_trunk_named_by_dns_weights_priorities_and_failover() {
     drop(c2);
     lab.stop();
 }
+
+/// The registration state `/api/trunks` shows for the carrier.
+fn registration_state(lab: &Lab) -> String {
+    let (_, body) = http_get("127.0.0.1:8080", "/api/trunks", Some(&lab.token));
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    v["trunks"][0]["registration"]["state"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// The gateway registers to the carrier (a SIPp registrar on 127.0.0.3 that challenges and
+/// grants 4 s): registered, refreshed, registered again after the registrar restarts; a
+/// call the carrier sends to the registered Contact reaches the PBX for the number in To.
+#[test]
+fn lab_outbound_registration_to_a_challenging_registrar() {
+    let _lab = lab_lock();
+    let w = std::env::temp_dir().join(format!("sipwarden-reg-{}", std::process::id()));
+    std::fs::create_dir_all(&w).unwrap();
+    let registrar = |dir: &Path| {
+        Uas::start(
+            dir,
+            &scenario("carrier_registrar.xml"),
+            "127.0.0.3",
+            5060,
+            1000,
+            &[],
+        )
+    };
+    let reg1 = registrar(&w);
+    let lab = Lab::start("register");
+    wait_until("registered to the carrier", Duration::from_secs(10), || {
+        registration_state(&lab) == "registered"
+    });
+    // Refreshed: at 80 % of 4 s, each a challenge and an answer.
+    let sent = metric("sipwarden_carrier_registers_sent_total").unwrap_or(0);
+    wait_until("two refreshes", Duration::from_secs(15), || {
+        metric("sipwarden_carrier_registers_sent_total").unwrap_or(0) >= sent + 4
+    });
+    assert_eq!(registration_state(&lab), "registered");
+
+    // The registrar goes away: the registration runs out; it comes back: registered again.
+    drop(reg1);
+    wait_until("the registration lost", Duration::from_secs(15), || {
+        registration_state(&lab) != "registered"
+    });
+    let w2 = lab.work("registrar-again");
+    let _reg2 = registrar(&w2);
+    wait_until("registered again", Duration::from_secs(15), || {
+        registration_state(&lab) == "registered"
+    });
+    let events = std::fs::read_to_string(lab.dir.0.join("lab-data/events.jsonl")).unwrap();
+    for kind in ["TrunkRegistered", "TrunkRegistrationFailed"] {
+        assert!(
+            events.contains(&format!("\"event\":\"{kind}\"")),
+            "no {kind} in the event log"
+        );
+    }
+
+    // A call to the registered Contact (Request-URI acct123, To the DID).
+    let wc = lab.work("registered-call");
+    let sf = std::fs::read_to_string(scenario("carrier_uac.xml"))
+        .unwrap()
+        .replacen("INVITE sip:[service]@", "INVITE sip:acct123@", 1);
+    let sf_path = wc.join("carrier_uac_to_contact.xml");
+    std::fs::write(&sf_path, sf).unwrap();
+    let pbx_uas = Uas::start_builtin(&wc, "uas", "127.0.0.10", 5080, 10, &[]);
+    uac(
+        &wc,
+        "call to the registered contact",
+        &sf_path,
+        ("127.0.0.1:5060", ("127.0.0.3", 5062)),
+        "+15551230042",
+        (10, 10),
+        &[],
+    );
+    pbx_uas.finish();
+    lab.stop();
+    let _ = std::fs::remove_dir_all(&w);
+}

@@ -64,7 +64,17 @@ fn trunk_metrics(trunks: &[sipwarden_b2bua::TrunkStatus]) -> String {
     let mut rtt = String::from(
         "# HELP sipwarden_trunk_address_rtt_ms The last qualify OPTIONS round-trip time.\n# TYPE sipwarden_trunk_address_rtt_ms gauge\n",
     );
+    let mut reg = String::from(
+        "# HELP sipwarden_trunk_registered Whether the gateway is registered to the carrier (trunks with [trunk.registration]).\n# TYPE sipwarden_trunk_registered gauge\n",
+    );
     for t in trunks {
+        if let Some((state, _)) = &t.registration {
+            reg.push_str(&format!(
+                "sipwarden_trunk_registered{{trunk=\"{}\"}} {}\n",
+                t.name,
+                u8::from(*state == sipwarden_b2bua::RegState::Registered)
+            ));
+        }
         for a in &t.addresses {
             up.push_str(&format!(
                 "sipwarden_trunk_address_up{{trunk=\"{}\",address=\"{}\"}} {}\n",
@@ -80,7 +90,7 @@ fn trunk_metrics(trunks: &[sipwarden_b2bua::TrunkStatus]) -> String {
             }
         }
     }
-    up + &rtt
+    up + &rtt + &reg
 }
 
 async fn metrics(State(app): State<App>) -> impl IntoResponse {
@@ -199,6 +209,18 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
         "Qualify verdicts that changed (first verdicts, up to down, down to up); each is a TrunkUp or TrunkDown event.",
         "counter",
         s.qualify_changes,
+    );
+    gauge(
+        "sipwarden_carrier_registers_sent_total",
+        "REGISTERs the gateway sent to carriers ([trunk.registration]).",
+        "counter",
+        s.carrier_registers_sent,
+    );
+    gauge(
+        "sipwarden_carrier_registration_failures_total",
+        "Registrations to carriers refused or unanswered.",
+        "counter",
+        s.carrier_registration_failures,
     );
     gauge(
         "sipwarden_abandoned_attempts",
@@ -541,9 +563,19 @@ async fn trunks_handler(State(app): State<App>, headers: HeaderMap) -> impl Into
         .borrow()
         .iter()
         .map(|t| {
+            let registration = t.registration.as_ref().map(|(state, left)| {
+                let state = match state {
+                    sipwarden_b2bua::RegState::Unregistered => "unregistered".to_owned(),
+                    sipwarden_b2bua::RegState::Registering => "registering".to_owned(),
+                    sipwarden_b2bua::RegState::Registered => "registered".to_owned(),
+                    sipwarden_b2bua::RegState::Failed(code) => format!("failed ({code})"),
+                };
+                serde_json::json!({ "state": state, "expires_in": left })
+            });
             serde_json::json!({
                 "name": t.name,
                 "host": t.host,
+                "registration": registration,
                 "addresses": t.addresses.iter().map(|a| serde_json::json!({
                     "address": a.addr.to_string(),
                     "transport": a.transport.as_str().unwrap_or("?"),
@@ -592,6 +624,8 @@ async fn stats(State(app): State<App>, headers: HeaderMap) -> impl IntoResponse 
         "qualify_probes": s.qualify_probes,
         "qualify_options_sent": s.qualify_sent,
         "qualify_changes": s.qualify_changes,
+        "carrier_registers_sent": s.carrier_registers_sent,
+        "carrier_registration_failures": s.carrier_registration_failures,
         "bans": s.defence.bans_active,
         "ban_table_size": s.defence.ban_table_size,
         "bans_flood": s.defence.bans_flood,

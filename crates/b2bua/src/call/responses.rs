@@ -253,6 +253,7 @@ impl Core {
             }
             ClientRole::Abandoned => self.on_abandoned_timeout(tx),
             ClientRole::Qualify => self.on_qualify_timeout(tx),
+            ClientRole::Register => self.on_outreg_timeout(now, tx),
         }
     }
 

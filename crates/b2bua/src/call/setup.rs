@@ -21,8 +21,8 @@ impl Core {
         let Some(src) = self.txl.server_dest(tx).copied() else {
             return;
         };
-        let user = crate::routes::callee_of(&invite);
         let zone = routes.zone(src.addr.ip());
+        let user = self.called_number(zone, &invite, crate::routes::callee_of(&invite));
         // A phone authenticates before anything else: an unauthenticated caller learns
         // nothing, not even whether the number exists.
         let mut caller = None;

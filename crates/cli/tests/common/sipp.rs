@@ -323,6 +323,17 @@ impl Lab {
                     assert!(text.contains("carrier.lab") && text.contains("[trunk.qualify]"));
                     text
                 }
+                // The gateway registers to the carrier (a SIPp registrar in the test), retrying
+                // every second or two when it does not answer.
+                "register" => {
+                    let text = lab.replacen(
+                        "\n[accounts]",
+                        "\n[trunk.registration]\nexpires = \"1m\"\nretry = \"1s\"\nretry_max = \"2s\"\n\n[accounts]",
+                        1,
+                    );
+                    assert!(text.contains("[trunk.registration]"));
+                    text
+                }
                 // A ban table of 500 entries, for the many-sources test.
                 "small-bans" => {
                     let text = lab.replace("allow = []", "allow = []\nmax_entries = 500");
