@@ -20,6 +20,20 @@ use crate::routes::Zone;
 use crate::{ClientRole, Core, TimerKind, events, same_peer, stamp_received};
 
 impl Core {
+    /// The transport could not reach `peer` (connection refused, TLS handshake failed):
+    /// what waits for it fails now (a call moves on to its next address) instead of timing
+    /// out.
+    pub fn on_transport_error(&mut self, now: Instant, peer: Peer) {
+        self.clock = Some(now);
+        let n = self.txl.transport_failed(&peer);
+        self.stats.transport_failures += n as u64;
+        if n > 0 {
+            tracing::debug!(peer = %peer.addr, transactions = n, "transport failure");
+        }
+        self.process_events(now);
+        self.policy_hangups(now);
+    }
+
     /// Fires every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.clock = Some(now);

@@ -141,6 +141,8 @@ pub struct Stats {
     pub auth_failures: u64,
     /// Keep-alive OPTIONS sent to phones registered over UDP since start.
     pub keepalives_sent: u64,
+    /// Client transactions ended because the transport could not reach their peer.
+    pub transport_failures: u64,
     /// Outbound calls moved on to another trunk address since start.
     pub failovers: u64,
     /// Of those, moves because an address sent no response at all in time.
@@ -415,6 +417,41 @@ impl Core {
     /// usable; routing then skips the trunk). At most `dns.max_addresses` are kept.
     pub fn set_trunk_targets(&mut self, trunk: &str, targets: Vec<sipwarden_dns::Target>) {
         let max = self.routes.max_addresses;
+        // `networks_from_dns`: the resolved addresses are the trunk's zone too (and never
+        // banned, as its networks are). Addresses it no longer has stay exempt from bans
+        // until the next reload.
+        let from_dns = self
+            .routes
+            .trunks
+            .iter()
+            .position(|t| t.name == trunk && t.networks_from_dns);
+        if let Some(i) = from_dns {
+            let mut r = (*self.routes).clone();
+            let mut resolved = targets.clone();
+            sipwarden_dns::cap(&mut resolved, max);
+            let addrs: Vec<ipnet::IpNet> = resolved
+                .iter()
+                .flat_map(|t| t.addrs.iter().map(|ip| ipnet::IpNet::from(*ip)))
+                .collect();
+            if let Some(t) = r.trunks.get_mut(i) {
+                let mut nets = t.configured_networks.clone();
+                nets.extend(
+                    addrs
+                        .iter()
+                        .copied()
+                        .filter(|a| !t.configured_networks.contains(a)),
+                );
+                nets.dedup();
+                t.networks = nets;
+            }
+            for a in addrs {
+                if !r.defence.ban.never.contains(&a) {
+                    r.defence.ban.never.push(a);
+                }
+            }
+            self.defence.set_settings(r.defence.clone());
+            self.routes = Arc::new(r);
+        }
         self.trunks.set_targets(trunk, targets, max);
         self.qualify.kick = true;
         self.outreg.kick = true;

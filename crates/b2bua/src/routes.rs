@@ -81,6 +81,11 @@ pub struct TrunkRoute {
     pub qualify: Option<sipwarden_config::QualifyConfig>,
     /// Registration to the carrier, when on (with `credentials`).
     pub registration: Option<sipwarden_config::RegistrationConfig>,
+    /// The configured source networks; `networks` adds the resolved addresses to them when
+    /// `networks_from_dns` is on.
+    pub configured_networks: Vec<IpNet>,
+    /// Whether the addresses the proxy's name resolves to count as the trunk's too.
+    pub networks_from_dns: bool,
 }
 
 /// An outbound route: numbers starting with `prefix` go to these trunks.
@@ -154,14 +159,6 @@ pub struct RegistrarSettings {
 /// fails keeps the routes in force.
 #[derive(Debug, thiserror::Error)]
 pub enum RouteError {
-    /// A key this version reads but does not act on yet: refused rather than ignored.
-    #[error("trunk {trunk}: {key} is not supported by this version yet")]
-    NotYet {
-        /// The trunk's name.
-        trunk: String,
-        /// The key.
-        key: &'static str,
-    },
     /// A trunk's `password_file` cannot be read, or is empty. The configuration error names
     /// the file and the trunk.
     #[error("{source}")]
@@ -258,13 +255,6 @@ impl Routes {
     pub fn from_config(cfg: &Config) -> Result<Self, RouteError> {
         let mut trunks = Vec::with_capacity(cfg.trunks.len());
         for t in &cfg.trunks {
-            let not_yet = |key| RouteError::NotYet {
-                trunk: t.name.clone(),
-                key,
-            };
-            if t.networks_from_dns {
-                return Err(not_yet("networks_from_dns"));
-            }
             let password = t.password().map_err(|source| RouteError::TrunkPassword {
                 trunk: t.name.clone(),
                 source,
@@ -307,6 +297,8 @@ impl Routes {
                 down_for: t.down_for,
                 qualify: t.qualify.clone(),
                 registration: t.registration.clone(),
+                configured_networks: t.networks.clone(),
+                networks_from_dns: t.networks_from_dns,
             });
         }
         let accounts = match &cfg.accounts.file {

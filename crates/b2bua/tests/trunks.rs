@@ -531,3 +531,50 @@ fn the_gateway_registers_to_the_carrier_answers_its_challenge_refreshes_and_take
     ));
     assert!(lab.stats().carrier_registration_failures >= 2);
 }
+
+#[test]
+fn a_transport_failure_moves_the_call_on_at_once() {
+    let mut lab = two_carriers("");
+    call(&mut lab, "+15557654321", 1);
+    assert_eq!(invites(&mut lab, CARRIER).len(), 1);
+    let now = lab.now;
+    lab.core
+        .on_transport_error(now, sipwarden_testkit::udp(CARRIER));
+    lab.collect();
+    assert_eq!(
+        invites(&mut lab, CARRIER2).len(),
+        1,
+        "no waiting for a timeout"
+    );
+    assert_eq!(lab.stats().transport_failures, 1);
+    assert_eq!(lab.stats().failovers, 1);
+}
+
+#[test]
+fn networks_from_dns_make_the_resolved_addresses_the_trunks_zone() {
+    let mut lab = Lab::with(
+        "[pbx]\naddress = \"127.0.0.10:5080\"\nnetworks = [\"127.0.0.10/32\"]\n[[trunk]]\nname = \"carrier\"\nproxy = \"sip:carrier.lab\"\nnetworks_from_dns = true\ndids = [\"+15551230000-+15551230099\"]\n",
+    );
+    // Before DNS has answered, 127.0.0.3 is nobody's: the endpoint zone, which must
+    // authenticate (no accounts: refused).
+    lab.send(
+        CARRIER,
+        &sipwarden_testkit::carrier_invite("+15551230042", "z9hG4bKd1"),
+    );
+    assert!(lab.take(sipwarden_testkit::PBX_UAS).is_empty());
+    let _ = lab.take(CARRIER);
+    lab.core
+        .set_trunk_targets("carrier", vec![target("127.0.0.3", 1, 0)]);
+    lab.send(
+        CARRIER,
+        &sipwarden_testkit::carrier_invite("+15551230042", "z9hG4bKd2")
+            .replace("carrier-call-9", "carrier-call-10"),
+    );
+    lab.expect(sipwarden_testkit::PBX_UAS, "INVITE sip:+15551230042@");
+    // And it is never banned, as configured networks are not.
+    assert!(
+        lab.core
+            .ban(lab.now, "127.0.0.3".parse().unwrap(), "test")
+            .is_none()
+    );
+}

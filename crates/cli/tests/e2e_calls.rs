@@ -304,6 +304,12 @@ fn lab_calls_survive_five_percent_packet_loss() {
 
 /// A certificate authority and a carrier certificate for 127.0.0.3, made with openssl.
 fn carrier_pki(dir: &Path) {
+    carrier_pki_for(dir, "IP:127.0.0.3");
+}
+
+/// The lab CA (made once per `dir`) and a carrier certificate for `san` (`IP:127.0.0.3`,
+/// `DNS:carrier.lab`), replacing the previous one.
+fn carrier_pki_for(dir: &Path, san: &str) {
     let run = |args: &[&str]| {
         let out = Command::new("openssl")
             .args(args)
@@ -323,19 +329,21 @@ fn carrier_pki(dir: &Path) {
         "ec_paramgen_curve:prime256v1",
         "-nodes",
     ];
-    let mut ca = vec!["req", "-x509"];
-    ca.extend(ec);
-    ca.extend([
-        "-subj",
-        "/CN=Lab Carrier CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-    ]);
-    run(&ca);
+    if !dir.join("ca.pem").exists() {
+        let mut ca = vec!["req", "-x509"];
+        ca.extend(ec);
+        ca.extend([
+            "-subj",
+            "/CN=Lab Carrier CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+        ]);
+        run(&ca);
+    }
     let mut csr = vec!["req"];
     csr.extend(ec);
     csr.extend([
@@ -349,7 +357,7 @@ fn carrier_pki(dir: &Path) {
     run(&csr);
     std::fs::write(
         dir.join("carrier.ext"),
-        "subjectAltName=IP:127.0.0.3\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n",
+        format!("subjectAltName={san}\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n"),
     )
     .unwrap();
     run(&[
@@ -615,11 +623,39 @@ fn lab_trunk_named_by_dns_weights_priorities_and_failover() {
         "the backup got none while the first answered"
     );
 
+    // 2b. A 486 or 404 from carrier1 goes back to the PBX: no failover to carrier2.
+    drop(c1);
+    for status in [486u16, 404] {
+        let wf = lab.work(&format!("dns-c1-{status}"));
+        let refusing = Uas::start(
+            &wf,
+            &templated(&wf, "pbx_uas_fail.xml", status),
+            "127.0.0.3",
+            5060,
+            100_000,
+            &["-aa"],
+        );
+        uac(
+            &wf,
+            &format!("{status} from carrier1"),
+            &templated(&wf, "carrier_uac_fail.xml", status),
+            ("127.0.0.1:5060", pbx),
+            "+15557654321",
+            (10, 10),
+            &[],
+        );
+        drop(refusing);
+    }
+    assert_eq!(
+        calls_received(&w2),
+        n2,
+        "carrier2 got none of the refused calls"
+    );
+
     // 3. carrier1 stops answering in the middle of 300 calls at 50/s: it takes 50 calls
     //    (its OPTIONS answers count among SIPp's -m too), finishes them and answers nothing
     //    more, then exits. The other calls move to carrier2 and none fails (the PBX's SIPp
     //    fails if any does); qualify marks carrier1 down, so most go straight to carrier2.
-    drop(c1);
     let w1b = lab.work("dns-c1-last50");
     let c1 = Uas::start(
         &w1b,
@@ -752,4 +788,126 @@ fn lab_outbound_registration_to_a_challenging_registrar() {
     pbx_uas.finish();
     lab.stop();
     let _ = std::fs::remove_dir_all(&w);
+}
+
+/// TLS to the trunk named `sips:carrier.lab` (the lab's dnsmasq: `_sips._tcp` to carrier1.lab
+/// on 5061, Kamailio's TLS edge): the gateway verifies the certificate against the name and
+/// sends it as SNI. A certificate from the same CA for `carrier.lab` carries the calls; one
+/// for `other.lab` is refused, and the call fails at once instead of waiting for a timeout.
+#[test]
+fn lab_tls_to_a_trunk_named_by_dns_verifies_the_name() {
+    let _lab = lab_lock();
+    let _dns = Dnsmasq::start();
+    let pki = TempDir::new("pki-name");
+    carrier_pki_for(&pki.0, "DNS:carrier.lab");
+    let ca = pki.0.join("ca.pem");
+    let lab = Lab::start(&format!("tls-dns:{}", ca.display()));
+    wait_until(
+        "the trunk's TLS address from DNS",
+        Duration::from_secs(15),
+        || trunk_rows(&lab) == vec![("carrier".to_owned(), "127.0.0.3:5061".to_owned(), true)],
+    );
+    let relay = KamailioRelay::start(&pki.0);
+    let w = lab.work("tls-name");
+    let carrier = Uas::start(
+        &w,
+        &scenario("carrier_uas_401.xml"),
+        "127.0.0.3",
+        5065,
+        20,
+        &[],
+    );
+    uac(
+        &w,
+        "tls by name",
+        &scenario("pbx_uac.xml"),
+        ("127.0.0.1:5060", ("127.0.0.10", 5070)),
+        "+15557654321",
+        (20, 10),
+        &["-cid_str", "pbx%u-%p@%s"],
+    );
+    carrier.finish();
+    assert_eq!(metric("sipwarden_tls_handshake_failed_total"), Some(0));
+    drop(relay);
+
+    // The same CA, another name: refused.
+    carrier_pki_for(&pki.0, "DNS:other.lab");
+    let _relay = KamailioRelay::start(&pki.0);
+    let w = lab.work("tls-wrong-name");
+    let started = std::time::Instant::now();
+    let out = Command::new(sipp_bin())
+        .args(["127.0.0.1:5060", "-sf"])
+        .arg(scenario("pbx_uac.xml"))
+        .args([
+            "-i",
+            "127.0.0.10",
+            "-p",
+            "5070",
+            "-s",
+            "+15557654321",
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "20s",
+            "-timeout_error",
+            "-trace_err",
+        ])
+        .current_dir(&w)
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0), "the call must fail");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "failed at once, not after Timer B: {:?}",
+        started.elapsed()
+    );
+    assert!(metric("sipwarden_tls_handshake_failed_total").unwrap_or(0) >= 1);
+    let stats = stats(&lab);
+    assert!(stat(&stats, "transport_failures") >= 1, "{stats}");
+    lab.stop();
+}
+
+/// Prefix routes in the lab: `+44…` to a second trunk on 127.0.0.4, everything else to the
+/// carrier on 127.0.0.3.
+#[test]
+fn lab_prefix_routes_send_44_to_one_trunk_and_the_rest_to_another() {
+    let _lab = lab_lock();
+    let lab = Lab::start("routes");
+    let pbx = ("127.0.0.10", 5070);
+    let (wc, wu) = (lab.work("route-carrier"), lab.work("route-uk"));
+    let stat = ["-trace_stat", "-fd", "1"];
+    let carrier = Uas::start(
+        &wc,
+        &scenario("carrier_uas_401.xml"),
+        "127.0.0.3",
+        5060,
+        100_000,
+        &stat,
+    );
+    let uk = Uas::start(
+        &wu,
+        &scenario("carrier_uas_401.xml"),
+        "127.0.0.4",
+        5060,
+        100_000,
+        &stat,
+    );
+    let w = lab.work("route-calls");
+    for (number, n) in [("+442079460000", 30), ("+15557654321", 20)] {
+        uac(
+            &w,
+            number,
+            &scenario("pbx_uac.xml"),
+            ("127.0.0.1:5060", pbx),
+            number,
+            (n, 20),
+            &["-cid_str", "pbx%u-%p@%s"],
+        );
+    }
+    wait_until("both trunks' counts", Duration::from_secs(10), || {
+        (calls_received(&wu), calls_received(&wc)) == (30, 20)
+    });
+    drop((carrier, uk));
+    lab.stop();
 }

@@ -207,6 +207,12 @@ pub(crate) fn validate(cfg: &crate::Config, err: &mut dyn FnMut(String, String))
                 "must lie between 500ms and 32s".into(),
             );
         }
+        if t.networks_from_dns && !t.proxy.is_name() {
+            err(
+                key("networks_from_dns"),
+                "needs a proxy named by DNS (this one is an address: list it in networks)".into(),
+            );
+        }
         if t.failures_to_down == 0 {
             err(key("failures_to_down"), "must be 1 or more".into());
         }

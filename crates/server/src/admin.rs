@@ -618,6 +618,7 @@ async fn stats(State(app): State<App>, headers: HeaderMap) -> impl IntoResponse 
         "registrations_refused": s.registrations_refused,
         "registrations_table_full": s.registrations_table_full,
         "auth_failures": s.auth_failures,
+        "transport_failures": s.transport_failures,
         "failovers": s.failovers,
         "failovers_no_response": s.failovers_no_response,
         "trunk_addresses_marked_down": s.trunk_addresses_marked_down,

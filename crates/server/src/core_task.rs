@@ -174,7 +174,7 @@ fn reload(control: &mpsc::Sender<Control>, path: Option<&PathBuf>) {
 
 pub(crate) async fn run(
     mut core: Core,
-    mut inbound: mpsc::Receiver<Inbound>,
+    (mut inbound, mut unreachable): (mpsc::Receiver<Inbound>, mpsc::Receiver<sipwarden_sip::Peer>),
     mut control: mpsc::Receiver<Control>,
     transports: Transports,
     stats: watch::Sender<Stats>,
@@ -211,6 +211,11 @@ pub(crate) async fn run(
                 for i in batch.drain(..) {
                     core.on_message(now, i.msg, i.peer);
                 }
+            }
+            Some(peer) = unreachable.recv() => {
+                let now = Instant::now();
+                core.set_wall_clock(now, SystemTime::now());
+                core.on_transport_error(now, peer);
             }
             () = timer => {
                 let now = Instant::now();

@@ -372,6 +372,8 @@ impl Gateway {
         let routes = routes(&cfg)?;
         let (in_tx, in_rx) = mpsc::channel(16 * 1024);
         let ban_view = Arc::new(bans::BanView::default());
+        // Peers the transports could not connect to, for the core to fail what waits for them.
+        let (unreachable_tx, unreachable_rx) = mpsc::channel(1024);
         let tcfg = sipwarden_transport::Config {
             udp: cfg.listen.udp.clone(),
             tcp: cfg.listen.tcp.clone(),
@@ -385,6 +387,7 @@ impl Gateway {
             tls_server,
             tls_client,
             gate: Some(Arc::clone(&ban_view) as Arc<dyn sipwarden_transport::Gate>),
+            unreachable: Some(unreachable_tx),
         };
         let transports = Transports::start(tcfg, in_tx)
             .await
@@ -495,7 +498,7 @@ impl Gateway {
                     r,
                     settings,
                     named_rx,
-                    control_tx.clone(),
+                    (control_tx.clone(), transports.clone()),
                     Arc::clone(&dns_stats),
                 ));
             }
@@ -523,7 +526,7 @@ impl Gateway {
         .map_err(StartError::WriterThread)?;
         let done = tokio::spawn(core_task::run(
             core,
-            in_rx,
+            (in_rx, unreachable_rx),
             control_rx,
             transports.clone(),
             stats_tx,

@@ -139,7 +139,7 @@ pub(crate) async fn run(
     resolver: TokioResolver,
     settings: Settings,
     mut trunks: watch::Receiver<Named>,
-    control: mpsc::Sender<Control>,
+    (control, transports): (mpsc::Sender<Control>, sipwarden_transport::Transports),
     stats: std::sync::Arc<DnsStats>,
 ) {
     use std::sync::atomic::Ordering::Relaxed;
@@ -190,6 +190,16 @@ pub(crate) async fn run(
                             targets = %describe(&targets),
                             "DNS: trunk addresses"
                         );
+                    }
+                    // TLS to these addresses is verified against the trunk's name, and
+                    // sends it as SNI (RFC 5922: the domain of the URI, not the SRV target).
+                    if let Some((spec, _)) = entries.get(&name) {
+                        let tls = targets
+                            .iter()
+                            .filter(|t| t.transport == sipwarden_dns::Transport::Tls);
+                        for addr in tls.flat_map(sipwarden_dns::Target::sockets) {
+                            transports.set_tls_name(addr, Some(spec.host.clone()));
+                        }
                     }
                     let msg = Control::TrunkTargets {
                         trunk: name,

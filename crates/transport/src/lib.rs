@@ -107,6 +107,10 @@ pub struct Config {
     pub tls_client: Option<Arc<rustls::ClientConfig>>,
     /// Who may send (the ban table's read side); everyone when absent.
     pub gate: Option<Arc<dyn Gate>>,
+    /// Where to report a peer the gateway could not connect to (TCP refused or timed out, TLS
+    /// handshake failed), so that what waits for it fails now instead of timing out. Full:
+    /// the report is dropped and counted.
+    pub unreachable: Option<mpsc::Sender<Peer>>,
 }
 
 /// Where the gateway actually listens (ports resolved when configured as 0).
@@ -188,6 +192,12 @@ impl Transports {
             metrics,
             bound,
         })
+    }
+
+    /// The name to send as SNI and verify the certificate against when connecting over TLS
+    /// to `addr` (a trunk named by DNS); `None` goes back to the address itself.
+    pub fn set_tls_name(&self, addr: SocketAddr, name: Option<String>) {
+        self.conns.set_tls_name(addr, name);
     }
 
     /// Where the listeners are bound.

@@ -34,6 +34,8 @@ struct State {
     flows: HashMap<FlowId, Flow>,
     by_peer: HashMap<(Transport, SocketAddr), FlowId>,
     per_ip: HashMap<IpAddr, usize>,
+    /// TLS server names of outbound peers named by DNS (one per trunk address).
+    tls_names: HashMap<SocketAddr, String>,
 }
 
 /// The connection table: every TCP/TLS/WSS connection, inbound and outbound, by flow id and
@@ -49,6 +51,7 @@ pub struct Conns {
     gate: Option<Arc<dyn crate::Gate>>,
     pub(crate) inbound: mpsc::Sender<Inbound>,
     pub(crate) metrics: Arc<Metrics>,
+    unreachable: Option<mpsc::Sender<Peer>>,
     state: Mutex<State>,
     next: AtomicU64,
 }
@@ -65,6 +68,7 @@ impl Conns {
             gate: cfg.gate.clone(),
             inbound,
             metrics,
+            unreachable: cfg.unreachable.clone(),
             state: Mutex::new(State::default()),
             next: AtomicU64::new(1),
         }
@@ -74,6 +78,23 @@ impl Conns {
         // A panic while holding the lock cannot leave the table half-updated in a way that
         // matters more than losing it: carry on with what is there.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn set_tls_name(&self, addr: SocketAddr, name: Option<String>) {
+        let mut st = self.lock();
+        match name {
+            Some(n) => st.tls_names.insert(addr, n),
+            None => st.tls_names.remove(&addr),
+        };
+    }
+
+    /// Tells the core that `peer` cannot be reached now.
+    fn report_unreachable(&self, peer: Peer) {
+        if let Some(tx) = &self.unreachable {
+            if tx.try_send(peer).is_err() {
+                self.metrics.send_failed();
+            }
+        }
     }
 
     /// Open connections.
@@ -258,6 +279,7 @@ impl Conns {
                 Some(tx) => tx,
                 None => {
                     self.metrics.send_failed();
+                    self.report_unreachable(peer);
                     return;
                 }
             },
@@ -274,6 +296,9 @@ impl Conns {
         let (id, rx) = self.admit(peer.addr.ip(), peer.transport, peer.addr)?;
         let tx = self.lock().flows.get(&id).map(|f| f.tx.clone())?;
         let c = Arc::clone(self);
+        // A trunk named by DNS is verified against its name (and sends it as SNI); anything
+        // else against its address.
+        let name = self.lock().tls_names.get(&peer.addr).cloned();
         tokio::spawn(async move {
             let connected =
                 tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(peer.addr)).await;
@@ -282,25 +307,35 @@ impl Conns {
                 match peer.transport {
                     Transport::Tls => match c.tls_client.clone() {
                         Some(cfg) => {
-                            let name =
-                                rustls::pki_types::ServerName::IpAddress(peer.addr.ip().into());
+                            let server_name = name
+                                .and_then(|n| rustls::pki_types::ServerName::try_from(n).ok())
+                                .unwrap_or_else(|| {
+                                    rustls::pki_types::ServerName::IpAddress(peer.addr.ip().into())
+                                });
                             let connector = tokio_rustls::TlsConnector::from(cfg);
                             match tokio::time::timeout(
                                 HANDSHAKE_TIMEOUT,
-                                connector.connect(name, stream),
+                                connector.connect(server_name, stream),
                             )
                             .await
                             {
                                 Ok(Ok(tls)) => c.run(tls, peer.addr, peer.transport, id, rx).await,
-                                _ => c.metrics.tls_handshake_failed(),
+                                _ => {
+                                    c.metrics.tls_handshake_failed();
+                                    c.report_unreachable(peer);
+                                }
                             }
                         }
-                        None => c.metrics.tls_handshake_failed(),
+                        None => {
+                            c.metrics.tls_handshake_failed();
+                            c.report_unreachable(peer);
+                        }
                     },
                     _ => c.run(stream, peer.addr, peer.transport, id, rx).await,
                 }
             } else {
                 c.metrics.send_failed();
+                c.report_unreachable(peer);
             }
             c.release(id);
         });

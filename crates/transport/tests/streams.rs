@@ -26,6 +26,7 @@ fn config() -> Config {
         tls_server: None,
         tls_client: None,
         gate: None,
+        unreachable: None,
     }
 }
 
@@ -195,6 +196,7 @@ async fn a_refused_source_is_dropped_before_parsing_and_refused_at_accept() {
     let cfg = Config {
         udp: vec!["127.0.0.1:0".parse().unwrap()],
         gate: Some(std::sync::Arc::new(Refuse(banned))),
+        unreachable: None,
         ..config()
     };
     let t = Transports::start(cfg, tx).await.unwrap();
@@ -218,4 +220,32 @@ async fn a_refused_source_is_dropped_before_parsing_and_refused_at_accept() {
         "closed at accept"
     );
     assert_eq!(t.metrics().snapshot().banned_refused, 1);
+}
+
+/// A peer that refuses the connection is reported at once (so the call core can fail what
+/// waits for it), as is one whose TLS certificate does not name the server it was asked for.
+#[tokio::test]
+async fn an_unreachable_peer_is_reported() {
+    let (tx, _rx) = mpsc::channel::<Inbound>(16);
+    let (utx, mut urx) = mpsc::channel::<Peer>(4);
+    let cfg = Config {
+        unreachable: Some(utx),
+        ..config()
+    };
+    let t = Transports::start(cfg, tx).await.unwrap();
+    // A port nothing listens on: bind one, note it, close it.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let peer = Peer {
+        transport: Transport::Tcp,
+        addr: closed,
+        flow: None,
+    };
+    t.send(peer, Bytes::from_static(OPTIONS));
+    let got = tokio::time::timeout(Duration::from_secs(5), urx.recv())
+        .await
+        .expect("reported in time");
+    assert_eq!(got, Some(peer));
 }

@@ -68,6 +68,7 @@ fn config(cert: &Cert) -> Config {
         tls_server: Some(Arc::clone(&cert.server)),
         tls_client: None,
         gate: None,
+        unreachable: None,
     }
 }
 

@@ -711,6 +711,35 @@ impl<D: Clone> TxLayer<D> {
         self.send_request(now, cancel, dest, reliable)
     }
 
+    /// The transport could not reach `dest` (a connection refused, a TLS handshake that
+    /// failed): every client transaction to it that has no final response yet ends as if it
+    /// had timed out (RFC 3261 §17.1.1.2, §17.1.2.2: the TU is told of the transport error;
+    /// §8.1.3.1 treats it as a 503, which moves a call on as a timeout does). Returns how many
+    /// ended.
+    pub fn transport_failed(&mut self, dest: &D) -> usize
+    where
+        D: PartialEq,
+    {
+        let ended: Vec<TxId> = self
+            .txs
+            .iter()
+            .filter_map(|(id, t)| match t {
+                Tx::Client(c)
+                    if c.dest == *dest
+                        && matches!(c.state, CState::Calling | CState::Proceeding) =>
+                {
+                    Some(*id)
+                }
+                _ => None,
+            })
+            .collect();
+        for id in &ended {
+            self.events.push_back(Event::Timeout { tx: *id });
+            self.remove(*id);
+        }
+        ended.len()
+    }
+
     /// A response arrived. Responses that match no client transaction are ignored (a proxy
     /// would forward them; the gateway originated every request it can get answers to).
     pub fn on_response(&mut self, now: Instant, msg: Message) {

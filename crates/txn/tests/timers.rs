@@ -563,3 +563,50 @@ fn rfc2543_peers_are_matched_without_a_magic_cookie() {
         "retransmission recognised without a branch"
     );
 }
+
+#[test]
+fn a_transport_failure_ends_the_client_transactions_to_that_peer_only() {
+    let mut h = Harness::new();
+    let now = h.now;
+    let a = h
+        .layer
+        .send_request(now, invite("z9hG4bKa"), PEER, true)
+        .unwrap();
+    let b = h
+        .layer
+        .send_request(now, request("OPTIONS", "z9hG4bKb", 2), PEER, true)
+        .unwrap();
+    let other = h
+        .layer
+        .send_request(now, request("OPTIONS", "z9hG4bKc", 3), "elsewhere", true)
+        .unwrap();
+    // One that has its final answer already is not affected.
+    let done = h
+        .layer
+        .send_request(now, request("OPTIONS", "z9hG4bKd", 4), PEER, true)
+        .unwrap();
+    h.layer.on_response(
+        now,
+        response(&request("OPTIONS", "z9hG4bKd", 4), 200, Some("t")),
+    );
+    while h.layer.poll_event().is_some() {}
+    assert_eq!(h.layer.transport_failed(&PEER), 2);
+    let mut ended: Vec<TxId> = std::iter::from_fn(|| h.layer.poll_event())
+        .filter_map(|e| match e {
+            Event::Timeout { tx } => Some(tx),
+            _ => None,
+        })
+        .collect();
+    ended.sort_by_key(|t| format!("{t:?}"));
+    let mut want = vec![a, b];
+    want.sort_by_key(|t| format!("{t:?}"));
+    assert_eq!(ended, want);
+    assert!(h.layer.cancel(now, a).is_err(), "a is gone");
+    let _ = (done, other);
+    assert_eq!(h.layer.transport_failed(&PEER), 0, "nothing left to end");
+    assert_eq!(
+        h.layer.transport_failed(&"elsewhere"),
+        1,
+        "the other peer's is still there"
+    );
+}

@@ -117,6 +117,26 @@ pub const TRUNK_NO_TLS: Rule = Rule {
           TCP the digest, numbers and SDP keys travel in clear.",
 };
 
+/// A trunk reached over UDP (or TCP) at a DNS name.
+pub const TRUNK_NAME_NO_TLS: Rule = Rule {
+    id: "SW-CONF-032",
+    severity: Severity::Medium,
+    title: "Trunk found by DNS without TLS",
+    fix: "Use the provider's TLS endpoint (proxy = \"sips:sip.provider.example\"): TLS verifies \
+          the certificate against the name, so a forged or poisoned DNS answer cannot send calls \
+          and the trunk's digest elsewhere. Over UDP or TCP the name is trusted as DNS answers \
+          it; if TLS is not offered, give the proxy as an address.",
+};
+
+/// An outbound route with a single trunk and no fallback.
+pub const ROUTE_NO_FALLBACK: Rule = Rule {
+    id: "SW-CONF-033",
+    severity: Severity::Low,
+    title: "Outbound route without a fallback trunk",
+    fix: "Name a second carrier in the route's trunks or fallback = [\"...\"]: when the only \
+          trunk fails or is marked down, every call on the route fails.",
+};
+
 /// A trunk with no fraud limits or spend cap.
 pub const TRUNK_NO_FRAUD_LIMITS: Rule = Rule {
     id: "SW-CONF-040",
@@ -160,6 +180,8 @@ pub const RULES: &[Rule] = &[
     CLEARTEXT_LISTENER,
     TRUNK_NO_SRTP,
     TRUNK_NO_TLS,
+    TRUNK_NAME_NO_TLS,
+    ROUTE_NO_FALLBACK,
     TRUNK_NO_FRAUD_LIMITS,
     NO_DESTINATION_POLICY,
     ADMIN_PUBLIC,
@@ -684,6 +706,18 @@ impl Audit<'_> {
                     line,
                     format!("{name}: proxy {:?} is not TLS (sips:)", trunk.proxy.uri),
                 );
+                if trunk.proxy.is_name() {
+                    self.push(
+                        &TRUNK_NAME_NO_TLS,
+                        TRUNK_NAME_NO_TLS.severity,
+                        line,
+                        format!(
+                            "{name}: {:?} is found by DNS and reached without TLS: whoever \
+                             answers for the name gets the calls",
+                            trunk.proxy.host
+                        ),
+                    );
+                }
             }
             self.push(
                 &TRUNK_NO_FRAUD_LIMITS,
@@ -695,6 +729,7 @@ impl Audit<'_> {
                 ),
             );
         }
+        self.routes();
         if !config.trunks.is_empty() {
             let keys: Vec<String> = planned_for(&NO_DESTINATION_POLICY)
                 .iter()
@@ -709,6 +744,35 @@ impl Audit<'_> {
                     keys.join(" or ")
                 ),
             );
+        }
+    }
+
+    /// `[[route]]` tables that leave through one trunk only. (Without routes, a gateway with
+    /// a single carrier has nothing to fall back to: not a finding of its configuration.)
+    fn routes(&mut self) {
+        let config = self.config;
+        for (i, r) in config.routes.iter().enumerate() {
+            let mut names: Vec<&str> = r.trunks.iter().map(|t| t.name()).collect();
+            names.extend(r.fallback.iter().map(String::as_str));
+            names.sort_unstable();
+            names.dedup();
+            if names.len() == 1 {
+                let line = self.line_of(&format!("route[{i}]"), &[]);
+                let prefix = if r.prefix.trim().is_empty() {
+                    "every number".to_owned()
+                } else {
+                    format!("numbers starting {}", r.prefix)
+                };
+                self.push(
+                    &ROUTE_NO_FALLBACK,
+                    ROUTE_NO_FALLBACK.severity,
+                    line,
+                    format!(
+                        "the route for {prefix} leaves through {:?} only, with no fallback",
+                        names.first().copied().unwrap_or("")
+                    ),
+                );
+            }
         }
     }
 

@@ -334,6 +334,32 @@ impl Lab {
                     assert!(text.contains("[trunk.registration]"));
                     text
                 }
+                // The trunk over TLS by name (sips:carrier.lab on the lab's dnsmasq), trusting
+                // the test's CA.
+                ca if ca.starts_with("tls-dns:") => {
+                    let text =
+                        lab.replace(
+                            "proxy = \"sip:127.0.0.3:5060\"",
+                            "proxy = \"sips:carrier.lab\"",
+                        )
+                        .replace(
+                            "min_version = \"1.2\"",
+                            &format!("min_version = \"1.2\"\nca_file = \"{}\"", &ca[8..]),
+                        ) + "\n[dns]\nservers = [\"127.0.0.1:5353\"]\n";
+                    assert!(text.contains("sips:carrier.lab") && text.contains("ca_file"));
+                    text
+                }
+                // A second trunk "uk" on 127.0.0.4 (same credentials, LAB.md) and prefix routes:
+                // +44 to it, everything else to the carrier.
+                "routes" => {
+                    let text = lab.replacen(
+                        "\n[accounts]",
+                        "\n[[trunk]]\nname = \"uk\"\nnetworks = [\"127.0.0.4/32\"]\nproxy = \"sip:127.0.0.4:5060\"\nusername = \"acct123\"\npassword_file = \"examples/lab/carrier.secret\"\n\n[[route]]\nprefix = \"+44\"\ntrunks = [\"uk\"]\n\n[[route]]\ntrunks = [\"carrier\"]\n\n[accounts]",
+                        1,
+                    );
+                    assert!(text.contains("name = \"uk\""));
+                    text
+                }
                 // A ban table of 500 entries, for the many-sources test.
                 "small-bans" => {
                     let text = lab.replace("allow = []", "allow = []\nmax_entries = 500");

@@ -469,3 +469,30 @@ fn every_finding_names_a_known_rule() {
         assert!(crate::rules::rule(x.rule).is_some(), "{}", x.rule);
     }
 }
+
+#[test]
+fn a_trunk_found_by_dns_without_tls_and_a_route_without_fallback() {
+    let f = check(
+        "[[trunk]]\nname = \"a\"\nnetworks = [\"203.0.113.0/24\"]\nproxy = \"sip:sip.carrier.example\"\n\n[[trunk]]\nname = \"b\"\nnetworks = [\"198.51.100.0/24\"]\nproxy = \"sips:sip.other.example\"\n\n[[route]]\nprefix = \"+44\"\ntrunks = [\"b\"]\n\n[[route]]\ntrunks = [\"a\"]\nfallback = [\"b\"]\n",
+    );
+    let dns = one(&f, "SW-CONF-032");
+    assert_eq!(dns.location.line, 4);
+    assert!(dns.message.contains("sip.carrier.example"), "{dns:?}");
+    let route = one(&f, "SW-CONF-033");
+    assert_eq!(route.location.line, 11);
+    assert!(
+        route.message.contains("+44") && route.message.contains("\"b\""),
+        "{route:?}"
+    );
+    // A TLS trunk by name, or a trunk by address, is neither.
+    let f = check(GOOD_TRUNK);
+    assert!(
+        !f.iter()
+            .any(|x| x.rule == "SW-CONF-032" || x.rule == "SW-CONF-033"),
+        "{f:#?}"
+    );
+    let f = check(
+        "[[trunk]]\nname = \"cheap\"\nnetworks = [\"203.0.113.5\"]\nproxy = \"sip:203.0.113.5:5060\"\n",
+    );
+    assert!(!f.iter().any(|x| x.rule == "SW-CONF-032"), "{f:#?}");
+}
