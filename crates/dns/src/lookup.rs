@@ -608,6 +608,41 @@ mod tests {
         assert!(matches!(r, Err(LookupError::NotFound(_))));
     }
 
+    proptest::proptest! {
+        /// Whatever the DNS answers (any records, any kind, failures), the procedure ends
+        /// within a bounded number of queries, and its targets are never empty on success.
+        #[test]
+        fn any_answers_end_in_bounded_queries(
+            secure in proptest::bool::ANY,
+            port in proptest::option::of(1u16..),
+            transport in proptest::option::of(proptest::sample::select(vec![Transport::Udp, Transport::Tcp, Transport::Tls])),
+            script in proptest::collection::vec((0u8..5, 0usize..4, 0u16..4, "[a-z.]{0,12}"), 0..40),
+        ) {
+            let mut l = Lookup::new(spec("x.example", port, transport, secure));
+            let mut steps = 0;
+            let mut script = script.into_iter();
+            while l.next_query().is_some() {
+                steps += 1;
+                proptest::prop_assert!(steps <= 64, "runaway");
+                let Some((kind, n, v, name)) = script.next() else {
+                    l.on_answer(Err("exhausted".into()));
+                    continue;
+                };
+                let a = match kind {
+                    0 => Err("servfail".to_owned()),
+                    1 => Ok(Answer::Naptr((0..n).map(|i| naptr(v, i as u16, ["SIP+D2U", "SIP+D2T", "SIPS+D2T", "X"][i % 4], &name)).collect(), T)),
+                    2 => Ok(Answer::Srv((0..n).map(|i| srv(v, i as u16, v, &name)).collect(), T)),
+                    _ => Ok(Answer::Ip((0..n).map(|i| IpAddr::from([192, 0, 2, i as u8])).collect(), T)),
+                };
+                l.on_answer(a);
+            }
+            if let Ok(r) = l.finish() {
+                proptest::prop_assert!(!r.targets.is_empty());
+                proptest::prop_assert!(r.targets.iter().all(|t| !t.addrs.is_empty()));
+            }
+        }
+    }
+
     #[test]
     fn an_answer_of_the_wrong_kind_is_asked_again() {
         let mut l = Lookup::new(spec("carrier.lab", None, None, false));
