@@ -138,7 +138,10 @@ impl Core {
             });
             if let Some((tx, at)) = probe.sent {
                 if now >= at + q.timeout {
+                    // Past its deadline its answer no longer counts: stop retransmitting it.
                     self.qualify.by_tx.remove(&tx);
+                    self.clients.remove(&tx);
+                    self.txl.abandon(tx);
                     self.qualified(now, &key, false, None);
                 }
                 continue;

@@ -711,6 +711,17 @@ impl<D: Clone> TxLayer<D> {
         self.send_request(now, cancel, dest, reliable)
     }
 
+    /// Forgets client transaction `tx` without telling anyone: no more retransmissions, and
+    /// a late answer matches nothing. For requests whose answer no longer matters (a qualify
+    /// OPTIONS past its own deadline). Whether there was one.
+    pub fn abandon(&mut self, tx: TxId) -> bool {
+        if !matches!(self.txs.get(&tx), Some(Tx::Client(_))) {
+            return false;
+        }
+        self.remove(tx);
+        true
+    }
+
     /// The transport could not reach `dest` (a connection refused, a TLS handshake that
     /// failed): every client transaction to it that has no final response yet ends as if it
     /// had timed out (RFC 3261 §17.1.1.2, §17.1.2.2: the TU is told of the transport error;

@@ -610,3 +610,22 @@ fn a_transport_failure_ends_the_client_transactions_to_that_peer_only() {
         "the other peer's is still there"
     );
 }
+
+#[test]
+fn an_abandoned_client_transaction_stops_retransmitting_and_reports_nothing() {
+    let mut h = Harness::new();
+    let now = h.now;
+    let req = request("OPTIONS", "z9hG4bKab", 1);
+    let tx = h.layer.send_request(now, req.clone(), PEER, false).unwrap();
+    let _ = h.layer.poll_transmit();
+    assert!(h.layer.abandon(tx));
+    assert!(!h.layer.abandon(tx), "once");
+    let sent = h.advance_to(40_000);
+    assert!(sent.is_empty(), "no retransmission: {:?}", times(&sent));
+    h.layer.on_response(h.now, response(&req, 200, Some("t")));
+    assert!(
+        h.layer.poll_event().is_none(),
+        "a late answer matches nothing"
+    );
+    assert_eq!(h.layer.counts().client, 0);
+}
