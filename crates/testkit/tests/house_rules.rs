@@ -39,6 +39,7 @@ const BELOW_SERVER: &[&str] = &[
     "stages",
     "policy",
     "dns",
+    "media",
     "b2bua",
     "transport",
     "audit",
@@ -135,6 +136,13 @@ fn rules() -> BTreeMap<&'static str, Rule> {
             // Not drawn in §3a; architecture.md: RFC 3263 location, sans-io, with sip's
             // transport type. The server makes its queries.
             "dns",
+            Rule {
+                design: &["sip"],
+                deviations: &[],
+            },
+        ),
+        (
+            "media",
             Rule {
                 design: &["sip"],
                 deviations: &[],
