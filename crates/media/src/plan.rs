@@ -118,6 +118,33 @@ impl CallMedia {
         ports: &mut Ports,
     ) -> Result<Vec<u8>, AnchorError> {
         let mut edit = SdpEdit::new(body).map_err(|e| AnchorError::Parse(e.to_string()))?;
+        self.anchor_edit(from, &mut edit, ports)?;
+        Ok(edit.finish())
+    }
+
+    /// [`CallMedia::anchor`] on an editor that may hold other edits already (the call core's
+    /// topology hiding of the origin and session name, which these never overlap): the form
+    /// the call core's rewrite seam hands a rewrite. On error the edits made here are undone.
+    pub fn anchor_edit(
+        &mut self,
+        from: Leg,
+        edit: &mut SdpEdit<'_>,
+        ports: &mut Ports,
+    ) -> Result<(), AnchorError> {
+        let mark = edit.mark();
+        let r = self.anchor_marked(from, edit, ports);
+        if r.is_err() {
+            edit.rollback(mark);
+        }
+        r
+    }
+
+    fn anchor_marked(
+        &mut self,
+        from: Leg,
+        edit: &mut SdpEdit<'_>,
+        ports: &mut Ports,
+    ) -> Result<(), AnchorError> {
         let sdp = edit.sdp().clone();
         let receiver = match from {
             Leg::A => self.facing_b,
@@ -156,9 +183,9 @@ impl CallMedia {
                 rtcp_mux: false,
             });
         }
-        let rewritten = (|| -> Result<(), AnchorError> {
+        let mut rewrite = || -> Result<(), AnchorError> {
             // ICE of the sender, at both levels (indexes of the parse; highest first).
-            strip(&mut edit, Section::Session)?;
+            strip(edit, Section::Session)?;
             if sdp.connection.is_some() {
                 edit.set_connection_address(Section::Session, ours)
                     .map_err(|_| AnchorError::Edit)?;
@@ -170,7 +197,7 @@ impl CallMedia {
                     edit.set_connection_address(section, ours)
                         .map_err(|_| AnchorError::Edit)?;
                 }
-                strip(&mut edit, section)?;
+                strip(edit, section)?;
                 let Some(Some(stream)) = self.streams.get_mut(i).filter(|_| m.is_active()) else {
                     continue;
                 };
@@ -208,8 +235,8 @@ impl CallMedia {
                 }
             }
             Ok(())
-        })();
-        if let Err(e) = rewritten {
+        };
+        if let Err(e) = rewrite() {
             for p in taken {
                 ports.release(p);
             }
@@ -226,7 +253,7 @@ impl CallMedia {
                 ports.release(s.b_port);
             }
         }
-        Ok(edit.finish())
+        Ok(())
     }
 }
 
@@ -406,6 +433,34 @@ mod tests {
             call.release(&mut pool);
             proptest::prop_assert_eq!(pool.in_use(), 0);
         }
+    }
+
+    #[test]
+    fn on_an_editor_it_keeps_earlier_edits_and_undoes_only_its_own_on_failure() {
+        let mut ports = Ports::new(20000, 20099);
+        let mut call = CallMedia::new(lan(), public());
+        let mut edit = SdpEdit::new(PBX_OFFER.as_bytes()).unwrap();
+        edit.set_origin_username("sipwarden").unwrap();
+        call.anchor_edit(Leg::A, &mut edit, &mut ports).unwrap();
+        let out = text(&edit.finish());
+        assert!(
+            out.contains("o=sipwarden ") && out.contains("c=IN IP4 203.0.113.7"),
+            "{out}"
+        );
+        // No ports: nothing of the anchoring stays, the earlier edit does.
+        let mut empty = Ports::new(20000, 20000);
+        let mut call = CallMedia::new(lan(), public());
+        let mut edit = SdpEdit::new(PBX_OFFER.as_bytes()).unwrap();
+        edit.set_origin_username("sipwarden").unwrap();
+        assert_eq!(
+            call.anchor_edit(Leg::A, &mut edit, &mut empty),
+            Err(AnchorError::NoPorts)
+        );
+        let out = text(&edit.finish());
+        assert!(
+            out.contains("o=sipwarden ") && out.contains("c=IN IP4 10.20.30.40"),
+            "{out}"
+        );
     }
 
     #[test]
