@@ -911,3 +911,162 @@ fn lab_prefix_routes_send_44_to_one_trunk_and_the_rest_to_another() {
     drop((carrier, uk));
     lab.stop();
 }
+
+/// The SDP bodies of a SIPp message trace (`-trace_msg`) that went the given way.
+fn traced_sdp(dir: &Path, prefix: &str, received: bool) -> Vec<String> {
+    let trace = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with(prefix) && n.ends_with("messages.log")
+        })
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .unwrap_or_default();
+    let want = if received {
+        "message received"
+    } else {
+        "message sent"
+    };
+    trace
+        .split("-----------------------------------------------")
+        .filter(|m| m.contains(want) && m.contains("v=0"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Media through the gateway's relay: a PBX call out plays audio (Debian's g711a sample)
+/// to a carrier that echoes it; both directions cross the relay, the carrier's SDP names only
+/// the relay (never the PBX's media address) and the PBX's only the relay (never the
+/// carrier's); a stranger sending to the relay's ports gets nothing and the audio goes on;
+/// every relay socket is closed after the calls.
+#[test]
+fn lab_media_through_the_relay_both_ways() {
+    let _lab = lab_lock();
+    assert!(
+        Path::new("/usr/share/sip-tester/g711a.pcap").exists(),
+        "sip-tester's g711a.pcap (scripts/test.sh installs sip-tester)"
+    );
+    let lab = Lab::start("media");
+    let w = lab.work("media");
+    let carrier = Uas::start(
+        &w,
+        &scenario("carrier_uas_401.xml"),
+        "127.0.0.3",
+        5060,
+        3,
+        &[
+            "-rtp_echo",
+            "-mi",
+            "127.0.0.3",
+            "-mp",
+            "16000",
+            "-trace_msg",
+        ],
+    );
+    // A stranger keeps sending to the relay's ports in use while the calls run.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let bleed = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let s = std::net::UdpSocket::bind("127.0.0.66:0").unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(2))).unwrap();
+            let mut got = 0u64;
+            let mut buf = [0u8; 2048];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for port in (20000u16..20040).step_by(2) {
+                    let _ = s.send_to(b"\x80\x08bleed", ("127.0.0.1", port));
+                }
+                if s.recv_from(&mut buf).is_ok() {
+                    got += 1;
+                }
+            }
+            got
+        })
+    };
+    uac(
+        &w,
+        "media",
+        &scenario("pbx_uac_rtp.xml"),
+        ("127.0.0.1:5060", ("127.0.0.10", 5070)),
+        "+15557654321",
+        (3, 1),
+        &[
+            "-cid_str",
+            "pbx%u-%p@%s",
+            "-mi",
+            "127.0.0.9",
+            "-mp",
+            "17000",
+            "-d",
+            "8000",
+            "-trace_msg",
+        ],
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(bleed.join().unwrap(), 0, "the stranger received media");
+    carrier.finish();
+    let from_a = metric("sipwarden_media_packets_from_a_total").unwrap_or(0);
+    let from_b = metric("sipwarden_media_packets_from_b_total").unwrap_or(0);
+    assert!(from_a >= 3 * 200, "PBX to carrier: {from_a} packets");
+    assert!(
+        from_b >= 3 * 200,
+        "carrier to PBX (echoed): {from_b} packets"
+    );
+    assert!(metric("sipwarden_media_dropped_source_total").unwrap_or(0) > 0);
+    // The SDP each side got names the relay only.
+    let to_carrier = traced_sdp(&w, "carrier_uas_401", true);
+    assert!(!to_carrier.is_empty());
+    for m in &to_carrier {
+        assert!(m.contains("c=IN IP4 127.0.0.1"), "{m}");
+        assert!(
+            !m.contains("127.0.0.9"),
+            "the PBX's media address reached the carrier: {m}"
+        );
+    }
+    let to_pbx = traced_sdp(&w, "pbx_uac_rtp", true);
+    assert!(!to_pbx.is_empty());
+    for m in &to_pbx {
+        assert!(m.contains("c=IN IP4 127.0.0.1"), "{m}");
+        assert!(
+            !m.contains("c=IN IP4 127.0.0.3"),
+            "the carrier's media address reached the PBX: {m}"
+        );
+    }
+    // Every socket closed once the calls ended.
+    wait_until("the relay's sockets closed", Duration::from_secs(5), || {
+        metric("sipwarden_media_sockets") == Some(0)
+    });
+
+    // Media timeout: a call with no audio at all is ended after [media] timeout (5 s); the
+    // PBX (its scenario waits for the BYE) and the carrier each get a BYE.
+    let wt = lab.work("media-timeout");
+    let carrier = Uas::start(
+        &wt,
+        &scenario("carrier_uas_401.xml"),
+        "127.0.0.3",
+        5060,
+        1,
+        &[],
+    );
+    let started = std::time::Instant::now();
+    uac(
+        &wt,
+        "media timeout",
+        &scenario("carrier_uac_waitbye.xml"),
+        ("127.0.0.1:5060", ("127.0.0.10", 5070)),
+        "+15557654321",
+        (1, 1),
+        &[],
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(4500) && took < Duration::from_secs(15),
+        "ended after {took:?}"
+    );
+    carrier.finish();
+    wait_until("the relay's sockets closed", Duration::from_secs(5), || {
+        metric("sipwarden_media_sockets") == Some(0)
+    });
+    lab.stop();
+}

@@ -23,6 +23,7 @@
 mod accounts;
 mod error;
 mod keys;
+mod media;
 mod numbers;
 mod routing;
 mod security;
@@ -40,6 +41,7 @@ use sipwarden_sip::header::Transport;
 pub use accounts::{AccountConfig, AccountsFile, MediaEncryption};
 pub use error::ConfigError;
 pub use keys::{KeyLine, KeyLines};
+pub use media::{MediaConfig, MediaEngine};
 pub use numbers::{NumberRange, canonical_number};
 pub use routing::{DnsConfig, QualifyConfig, RegistrationConfig, RouteConfig, RouteTrunk};
 pub use security::{AclAction, AclConfig, AclLists, BanConfig, RateLimitConfig, ScannerConfig};
@@ -85,6 +87,8 @@ pub struct Config {
     /// configuration order, the first preferred.
     #[serde(rename = "route")]
     pub routes: Vec<RouteConfig>,
+    /// Media anchoring through the gateway's relay; off without the table.
+    pub media: Option<MediaConfig>,
 }
 
 /// The most entries a configurable table or queue may be given.
@@ -112,6 +116,7 @@ impl Config {
         "acl",
         "dns",
         "route",
+        "media",
     ];
 }
 
@@ -835,6 +840,9 @@ impl Config {
             }
         }
         routing::validate(self, &mut |key, message| err(key, None, message));
+        if let Some(m) = &self.media {
+            media::validate(m, &mut |key, message| err(key, None, message));
+        }
         errors
     }
 

@@ -18,11 +18,16 @@
     )
 )]
 #![warn(missing_docs)]
+// Unit tests may read the clock for an arbitrary origin; the code under test may not
+// (disallowed-methods in ../../clippy.toml).
+#![cfg_attr(test, allow(clippy::disallowed_methods))]
 
+pub mod media;
 pub mod srtp;
 
 use sipwarden_stages::{CallPolicy, Rewrite};
 
+pub use media::{MediaAnchor, RelayOps};
 pub use srtp::SrtpRequired;
 
 /// The policies every gateway runs, in order.
@@ -31,8 +36,9 @@ pub fn standard() -> Vec<Box<dyn CallPolicy>> {
 }
 
 /// The rewrites every gateway runs, in order, after the core's own topology hiding of SDP.
-/// None yet: caller-ID replacement, the Identity header (STIR/SHAKEN signing) and the SDP of
-/// media anchoring go here, in that order (the Identity signs the caller-ID as replaced).
+/// None yet: caller-ID replacement and the Identity header (STIR/SHAKEN signing) go here, in
+/// that order (the Identity signs the caller-ID as replaced). The server appends media
+/// anchoring ([`MediaAnchor`]) when `[media]` is configured.
 pub fn standard_rewrites() -> Vec<Box<dyn Rewrite>> {
     Vec::new()
 }

@@ -95,6 +95,20 @@ pub struct Report {
     pub last_from_a: Option<Instant>,
     /// When B last sent one.
     pub last_from_b: Option<Instant>,
+    /// When the stream opened.
+    pub opened: Instant,
+}
+
+impl Report {
+    /// When media last flowed either way (or the stream opened, if it never did).
+    pub fn last_activity(&self) -> Instant {
+        [self.last_from_a, self.last_from_b]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(self.opened)
+            .max(self.opened)
+    }
 }
 
 /// Relay settings.
@@ -123,6 +137,10 @@ impl Default for Config {
 pub struct Totals {
     /// Packets relayed.
     pub relayed: std::sync::atomic::AtomicU64,
+    /// Of those, from A toward B.
+    pub from_a: std::sync::atomic::AtomicU64,
+    /// Of those, from B toward A.
+    pub from_b: std::sync::atomic::AtomicU64,
     /// Bytes relayed.
     pub bytes: std::sync::atomic::AtomicU64,
     /// Packets dropped by latching.
@@ -240,6 +258,16 @@ impl Relay {
             m.remove(&call);
         }
         rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default()
+    }
+
+    /// Closes every stream of a call without waiting for the worker (the call core's path:
+    /// it must not block); its ports are free once the worker has handled it.
+    pub fn close_soon(&self, call: u64) {
+        let (tx, _rx) = mpsc::channel();
+        let _ = self.send(call, Cmd::Close { call, reply: tx });
+        if let Ok(mut m) = self.calls.lock() {
+            m.remove(&call);
+        }
     }
 
     /// The figures of every stream now (for media timeouts and the call records).

@@ -58,6 +58,7 @@ struct Stream {
     b: End,
     counters: Counters,
     tokens: Vec<Token>,
+    opened: Instant,
 }
 
 impl Stream {
@@ -68,6 +69,7 @@ impl Stream {
             counters: self.counters,
             last_from_a: self.a.last,
             last_from_b: self.b.last,
+            opened: self.opened,
         }
     }
 }
@@ -267,6 +269,7 @@ impl Worker {
                 b: eb,
                 counters: Counters::default(),
                 tokens,
+                opened: now,
             },
         );
     }
@@ -350,10 +353,12 @@ impl Worker {
                 Side::A => {
                     s.counters.from_a += 1;
                     s.counters.bytes_from_a += n as u64;
+                    self.totals.from_a.fetch_add(1, Relaxed);
                 }
                 Side::B => {
                     s.counters.from_b += 1;
                     s.counters.bytes_from_b += n as u64;
+                    self.totals.from_b.fetch_add(1, Relaxed);
                 }
             }
             self.totals.relayed.fetch_add(1, Relaxed);

@@ -28,6 +28,7 @@ struct App {
     writer: Arc<crate::writer::WriterStats>,
     dns: Arc<crate::resolver::DnsStats>,
     trunks: watch::Receiver<Vec<sipwarden_b2bua::TrunkStatus>>,
+    media: Option<crate::media::Media>,
 }
 
 /// What the admin API reads from (and sends to) the rest of the gateway.
@@ -38,6 +39,7 @@ pub(crate) struct Shared {
     pub(crate) writer: Arc<crate::writer::WriterStats>,
     pub(crate) dns: Arc<crate::resolver::DnsStats>,
     pub(crate) trunks: watch::Receiver<Vec<sipwarden_b2bua::TrunkStatus>>,
+    pub(crate) media: Option<crate::media::Media>,
 }
 
 /// Constant-time comparison, so the token cannot be guessed byte by byte from timing.
@@ -53,6 +55,61 @@ fn token_ok(headers: &HeaderMap, token: &Secret<String>) -> bool {
     };
     let (a, b) = (given.as_bytes(), token.expose().as_bytes());
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The relay's totals.
+fn media_metrics(m: &crate::media::Media) -> String {
+    use std::sync::atomic::Ordering::Relaxed;
+    let t = m.relay.totals();
+    let mut out = String::new();
+    let mut one = |name: &str, help: &str, kind: &str, v: u64| {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
+        ));
+    };
+    one(
+        "sipwarden_media_packets_from_a_total",
+        "RTP/RTCP packets relayed from the calling leg to the called one.",
+        "counter",
+        t.from_a.load(Relaxed),
+    );
+    one(
+        "sipwarden_media_packets_from_b_total",
+        "RTP/RTCP packets relayed from the called leg to the calling one.",
+        "counter",
+        t.from_b.load(Relaxed),
+    );
+    one(
+        "sipwarden_media_bytes_total",
+        "Bytes relayed.",
+        "counter",
+        t.bytes.load(Relaxed),
+    );
+    one(
+        "sipwarden_media_dropped_source_total",
+        "Packets dropped because they came from an address the stream did not latch (RTP bleed, injection).",
+        "counter",
+        t.dropped_source.load(Relaxed),
+    );
+    one(
+        "sipwarden_media_dropped_no_target_total",
+        "Packets dropped because the other side's address was not known (or it is on hold).",
+        "counter",
+        t.dropped_no_target.load(Relaxed),
+    );
+    one(
+        "sipwarden_media_sockets",
+        "Relay sockets open (two or four per stream).",
+        "gauge",
+        t.sockets.load(Relaxed),
+    );
+    one(
+        "sipwarden_media_open_failures_total",
+        "Streams the relay could not open (their calls were ended).",
+        "counter",
+        m.open_failures.load(Relaxed),
+    );
+    out
 }
 
 /// Per trunk address: whether routing uses it, and qualify's round-trip time. Label values
@@ -503,6 +560,9 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
         ));
     }
     out.push_str(&trunk_metrics(&app.trunks.borrow()));
+    if let Some(m) = &app.media {
+        out.push_str(&media_metrics(m));
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 
@@ -768,6 +828,7 @@ pub(crate) async fn serve(
         writer,
         dns,
         trunks,
+        media,
     } = shared;
     let app = App {
         token,
@@ -779,6 +840,7 @@ pub(crate) async fn serve(
         writer,
         dns,
         trunks,
+        media,
     };
     let router = Router::new()
         .route("/metrics", get(metrics))

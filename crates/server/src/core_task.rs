@@ -24,6 +24,8 @@ pub(crate) struct Sinks {
     pub(crate) named: watch::Sender<crate::resolver::Named>,
     /// Every trunk's addresses and health, for the admin API.
     pub(crate) trunks: watch::Sender<Vec<sipwarden_b2bua::TrunkStatus>>,
+    /// The media relay and the anchoring rewrite's queue, with `[media]`.
+    pub(crate) media: Option<crate::media::Media>,
 }
 
 /// The message path's verdict counts (stage, verdict, reason, count), copied from the core
@@ -70,6 +72,8 @@ pub enum Control {
         /// Its targets.
         targets: Vec<sipwarden_dns::Target>,
     },
+    /// A call's media stopped both ways for longer than `[media] timeout`: end it.
+    MediaTimeout(u64),
     /// Stop the task.
     Stop,
 }
@@ -84,6 +88,18 @@ fn flush(
     sinks: &mut Sinks,
     pending_reply: &mut Option<(tokio::sync::oneshot::Sender<bool>, bool)>,
 ) {
+    // What the media-anchoring rewrite queued: streams to open, move, close. A stream the
+    // relay cannot open ends its call (its SDP already names the relay).
+    if let Some(m) = &sinks.media {
+        let failed = m.perform();
+        if !failed.is_empty() {
+            let now = Instant::now();
+            for call in failed {
+                core.hangup(now, call, "media relay could not open the call's ports");
+            }
+            m.perform();
+        }
+    }
     let mut batch = Batch::default();
     let durable = core.take_durable();
     batch.locations = crate::location::rows(&durable.changes);
@@ -246,6 +262,9 @@ pub(crate) async fn run(
                 Some(Control::HangupAll) => core.hangup_all(Instant::now(), "gateway shutting down"),
                 Some(Control::Hangup(id)) => {
                     core.hangup(Instant::now(), id, "hung up by the operator");
+                }
+                Some(Control::MediaTimeout(id)) => {
+                    core.hangup(Instant::now(), id, "media timeout");
                 }
                 Some(Control::Ban { ip, reason, reply }) => {
                     // Answered once the ban is on disk (with this round's batch).

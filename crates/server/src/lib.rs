@@ -18,6 +18,7 @@ mod admin;
 mod bans;
 mod core_task;
 mod location;
+mod media;
 #[cfg(test)]
 mod redaction_tests;
 mod resolver;
@@ -93,6 +94,9 @@ pub enum StartError {
     /// accounts file is at fault.
     #[error(transparent)]
     Routes(#[from] sipwarden_b2bua::RouteError),
+    /// The RTP relay's threads cannot start.
+    #[error("media relay: {0}")]
+    Relay(#[source] std::io::Error),
     /// The DNS resolver cannot be set up (no `[dns] servers` and no usable system
     /// configuration) while a trunk is named by DNS.
     #[error("DNS resolver for trunks named by DNS: {source} (set [dns] servers)")]
@@ -426,7 +430,19 @@ impl Gateway {
         // The call policies the core runs for every new call, and the rewrites of its
         // outgoing messages, in order.
         core.set_policies(sipwarden_policy::standard());
-        core.set_rewrites(sipwarden_policy::standard_rewrites());
+        let mut rewrites = sipwarden_policy::standard_rewrites();
+        // Media anchoring ([media]): the rewrite plans each SDP; the relay's threads move
+        // the packets; the core task performs the rewrite's queued relay operations.
+        let media = match &cfg.media {
+            Some(m) => {
+                let (rewrite, media) =
+                    media::start(m, cfg.pbx.source_networks()).map_err(StartError::Relay)?;
+                rewrites.push(Box::new(rewrite));
+                Some(media)
+            }
+            None => None,
+        };
+        core.set_rewrites(rewrites);
         core.set_wall_clock(std::time::Instant::now(), std::time::SystemTime::now());
         let (mut store, checkpointer) = open_store(&cfg)?;
         let bindings = location::load(store.as_mut())?;
@@ -524,6 +540,9 @@ impl Gateway {
             (Arc::clone(&writer_stats), Some(checkpointer)),
         )
         .map_err(StartError::WriterThread)?;
+        if let Some(m) = &media {
+            tokio::spawn(media::watch_timeouts(m.clone(), control_tx.clone()));
+        }
         let done = tokio::spawn(core_task::run(
             core,
             (in_rx, unreachable_rx),
@@ -539,6 +558,7 @@ impl Gateway {
                 verdicts: Arc::clone(&verdicts),
                 named: named_tx,
                 trunks: trunks_tx,
+                media: media.clone(),
             },
         ));
         let token = admin_token(&cfg)?;
@@ -554,6 +574,7 @@ impl Gateway {
                 writer: writer_stats,
                 dns: dns_stats,
                 trunks: trunks_rx,
+                media,
             },
         )
         .await

@@ -84,9 +84,15 @@ impl RewriteError {
     }
 
     /// The call's refusal when its B-leg INVITE could not be rewritten: 500 (the gateway
-    /// failed, not the caller), with no detail on the wire.
+    /// failed, not the caller), with no detail on the wire; 503 when a resource ran out (a
+    /// code ending in `_exhausted`, such as the relay's ports): the caller may try later.
     pub fn refusal(self) -> Verdict {
-        Verdict::reply(StatusCode::SERVER_INTERNAL_ERROR, Reason::Rewrite(self.0))
+        let status = if self.0.ends_with("_exhausted") {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::SERVER_INTERNAL_ERROR
+        };
+        Verdict::reply(status, Reason::Rewrite(self.0))
     }
 }
 
@@ -147,6 +153,11 @@ mod tests {
             RewriteError::from(EditError::BadName),
             RewriteError("header_edit")
         );
+        let v = RewriteError("media_ports_exhausted").refusal();
+        assert!(matches!(
+            v,
+            Verdict::Reply { status, .. } if status == StatusCode::SERVICE_UNAVAILABLE
+        ));
         let v = RewriteError("no_media_port").refusal();
         assert_eq!(v.reason(), Reason::Rewrite("no_media_port"));
         assert!(matches!(

@@ -101,10 +101,17 @@ fn rules() -> BTreeMap<&'static str, Rule> {
             "policy",
             Rule {
                 design: &["sip", "stages"],
-                deviations: &[(
-                    "config",
-                    "the SRTP policy reads AccountConfig::media_encryption",
-                )],
+                deviations: &[
+                    (
+                        "config",
+                        "the SRTP policy reads AccountConfig::media_encryption",
+                    ),
+                    (
+                        "media",
+                        "the media-anchoring rewrite applies sipwarden-media's SDP plan and \
+                         queues its relay operations",
+                    ),
+                ],
             },
         ),
         (

@@ -360,6 +360,11 @@ impl Lab {
                     assert!(text.contains("name = \"uk\""));
                     text
                 }
+                // Media anchored in the relay on 127.0.0.1 (LAB.md: ports 20000-20999), a
+                // short media timeout for the test of it.
+                "media" => {
+                    lab + "\n[media]\ninside = \"127.0.0.1\"\noutside = \"127.0.0.1\"\nport_min = 20000\nport_max = 20999\ntimeout = \"5s\"\n"
+                }
                 // A ban table of 500 entries, for the many-sources test.
                 "small-bans" => {
                     let text = lab.replace("allow = []", "allow = []\nmax_entries = 500");

@@ -1,0 +1,100 @@
+//! `[media]`: media anchoring. Without the table the gateway leaves media to the endpoints (the
+//! SDP's connection addresses pass as they are, topology hiding aside); with it every call's
+//! media goes through the embedded relay.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::values;
+
+/// Which engine moves the media.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaEngine {
+    /// The relay built into sipwarden.
+    #[default]
+    Embedded,
+}
+
+/// `[media]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MediaConfig {
+    /// The engine. Default "embedded".
+    #[serde(default)]
+    pub engine: MediaEngine,
+    /// The relay's address facing the PBX (the LAN).
+    pub inside: IpAddr,
+    /// What the PBX is told instead, when a NAT sits between.
+    #[serde(default)]
+    pub inside_advertised: Option<IpAddr>,
+    /// The relay's address facing trunks and phones.
+    pub outside: IpAddr,
+    /// What trunks and phones are told instead (the public address of a NAT in front).
+    #[serde(default)]
+    pub outside_advertised: Option<IpAddr>,
+    /// The first port of the relay's range (RTP on even ports, RTCP on the next).
+    #[serde(default = "default_port_min")]
+    pub port_min: u16,
+    /// The last port of the range.
+    #[serde(default = "default_port_max")]
+    pub port_max: u16,
+    /// How long after a stream starts (or moves) its source may be learned. Default "10s".
+    #[serde(default = "default_latch", deserialize_with = "values::duration")]
+    pub latch_window: Duration,
+    /// A call whose media stops both ways this long is ended. Default "60s".
+    #[serde(default = "default_timeout", deserialize_with = "values::duration")]
+    pub timeout: Duration,
+    /// Relay threads. Default 1.
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+}
+
+fn default_port_min() -> u16 {
+    20000
+}
+
+fn default_port_max() -> u16 {
+    29999
+}
+
+fn default_latch() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_workers() -> usize {
+    1
+}
+
+/// Checks `[media]`.
+pub(crate) fn validate(m: &MediaConfig, err: &mut dyn FnMut(String, String)) {
+    if m.port_min < 1024 || m.port_max <= m.port_min || m.port_max - m.port_min < 3 {
+        err(
+            "media.port_max".into(),
+            "the range must hold at least two port pairs above 1023 (port_min < port_max)".into(),
+        );
+    }
+    if !(Duration::from_secs(5)..=Duration::from_secs(86_400)).contains(&m.timeout) {
+        err("media.timeout".into(), "must lie between 5s and 24h".into());
+    }
+    if m.latch_window > Duration::from_secs(60) {
+        err("media.latch_window".into(), "must be 1m or less".into());
+    }
+    if !(1..=64).contains(&m.workers) {
+        err("media.workers".into(), "must lie between 1 and 64".into());
+    }
+    for (key, ip) in [("media.inside", m.inside), ("media.outside", m.outside)] {
+        if ip.is_unspecified() || ip.is_multicast() {
+            err(
+                key.into(),
+                "must be one address of this machine (not 0.0.0.0)".into(),
+            );
+        }
+    }
+}
