@@ -1038,6 +1038,76 @@ fn lab_media_through_the_relay_both_ways() {
         metric("sipwarden_media_sockets") == Some(0)
     });
 
+    // The other way: the carrier calls a DID and plays the sample; the PBX echoes it.
+    let wi = lab.work("media-inbound");
+    let sf = std::fs::read_to_string(scenario("carrier_uac.xml"))
+        .unwrap()
+        .replacen(
+            "<pause/>",
+            "<nop><action><exec play_pcap_audio=\"/usr/share/sip-tester/g711a.pcap\"/></action></nop>\n  <pause/>",
+            1,
+        );
+    let sf_path = wi.join("carrier_uac_rtp.xml");
+    std::fs::write(&sf_path, sf).unwrap();
+    let (a0, b0) = (
+        metric("sipwarden_media_packets_from_a_total").unwrap_or(0),
+        metric("sipwarden_media_packets_from_b_total").unwrap_or(0),
+    );
+    let pbx_uas = Uas::start_builtin(
+        &wi,
+        "uas",
+        "127.0.0.10",
+        5080,
+        1,
+        &["-rtp_echo", "-mi", "127.0.0.9", "-mp", "18000"],
+    );
+    uac(
+        &wi,
+        "media inbound",
+        &sf_path,
+        ("127.0.0.1:5060", ("127.0.0.3", 5062)),
+        "+15551230042",
+        (1, 1),
+        &["-mi", "127.0.0.3", "-mp", "19000", "-d", "8000"],
+    );
+    pbx_uas.finish();
+    let from_a = metric("sipwarden_media_packets_from_a_total").unwrap_or(0) - a0;
+    let from_b = metric("sipwarden_media_packets_from_b_total").unwrap_or(0) - b0;
+    assert!(
+        from_a >= 200 && from_b >= 200,
+        "inbound: {from_a} and {from_b} packets"
+    );
+
+    // SDES-SRTP passes as it is: the carrier gets the PBX's a=crypto line unchanged.
+    let ws = lab.work("media-srtp");
+    let carrier = Uas::start(
+        &ws,
+        &scenario("carrier_uas_401.xml"),
+        "127.0.0.3",
+        5060,
+        1,
+        &["-trace_msg"],
+    );
+    uac(
+        &ws,
+        "media srtp",
+        &scenario("pbx_uac_srtp.xml"),
+        ("127.0.0.1:5060", ("127.0.0.10", 5070)),
+        "+15557654321",
+        (1, 1),
+        &["-mi", "127.0.0.9"],
+    );
+    carrier.finish();
+    let got = traced_sdp(&ws, "carrier_uas_401", true);
+    assert!(
+        got.iter().any(|m| m.contains("RTP/SAVP")
+            && m.contains(
+                "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz"
+            )
+            && m.contains("c=IN IP4 127.0.0.1")),
+        "{got:?}"
+    );
+
     // Media timeout: a call with no audio at all is ended after [media] timeout (5 s); the
     // PBX (its scenario waits for the BYE) and the carrier each get a BYE.
     let wt = lab.work("media-timeout");
@@ -1068,5 +1138,75 @@ fn lab_media_through_the_relay_both_ways() {
     wait_until("the relay's sockets closed", Duration::from_secs(5), || {
         metric("sipwarden_media_sockets") == Some(0)
     });
+    lab.stop();
+}
+
+/// The relay's range holds two calls: a third gets 503 while they run, and once they have
+/// ended the ports are free for the next call.
+#[test]
+fn lab_media_ports_exhausted_refuse_with_503_and_come_back() {
+    let _lab = lab_lock();
+    let lab = Lab::start("media-small");
+    let w = lab.work("media-small");
+    let carrier = Uas::start(
+        &w,
+        &scenario("carrier_uas_401.xml"),
+        "127.0.0.3",
+        5060,
+        3,
+        &[],
+    );
+    let long = {
+        let w = w.clone();
+        std::thread::spawn(move || {
+            uac(
+                &w,
+                "two long calls",
+                &scenario("pbx_uac.xml"),
+                ("127.0.0.1:5060", ("127.0.0.10", 5070)),
+                "+15557654321",
+                (2, 10),
+                &["-cid_str", "pbx%u-%p@%s", "-d", "4000"],
+            )
+        })
+    };
+    // Both up: each holds two streams' ends of two sockets (RTP, RTCP) on each side.
+    wait_until("two anchored calls", Duration::from_secs(10), || {
+        metric("sipwarden_media_sockets") == Some(8)
+    });
+    let third = lab.work("media-third");
+    // The refused-call scenario with an offer (it has none: a late offer is anchored only
+    // when the answer comes).
+    let refused = templated(&third, "carrier_uac_fail.xml", 503);
+    let text = std::fs::read_to_string(&refused).unwrap().replacen(
+        "      Max-Forwards: 70\n      Content-Length: 0\n",
+        "      Max-Forwards: 70\n      Content-Type: application/sdp\n      Content-Length: [len]\n\n      v=0\n      o=pbx 1 1 IN IP[local_ip_type] [local_ip]\n      s=-\n      c=IN IP[media_ip_type] [media_ip]\n      t=0 0\n      m=audio [media_port] RTP/AVP 0\n",
+        1,
+    );
+    assert!(text.contains("m=audio"), "the scenario changed: {text}");
+    std::fs::write(&refused, text).unwrap();
+    uac(
+        &third,
+        "the call past the range",
+        &refused,
+        ("127.0.0.1:5060", ("127.0.0.10", 5072)),
+        "+15557654321",
+        (1, 1),
+        &[],
+    );
+    long.join().expect("the two long calls succeeded");
+    wait_until("the relay's sockets closed", Duration::from_secs(5), || {
+        metric("sipwarden_media_sockets") == Some(0)
+    });
+    uac(
+        &w,
+        "a call after the others ended",
+        &scenario("pbx_uac.xml"),
+        ("127.0.0.1:5060", ("127.0.0.10", 5070)),
+        "+15557654321",
+        (1, 1),
+        &["-cid_str", "pbx%u-%p@%s"],
+    );
+    carrier.finish();
     lab.stop();
 }

@@ -365,6 +365,10 @@ impl Lab {
                 "media" => {
                     lab + "\n[media]\ninside = \"127.0.0.1\"\noutside = \"127.0.0.1\"\nport_min = 20000\nport_max = 20999\ntimeout = \"5s\"\n"
                 }
+                // Media anchored on a range of four port pairs: two calls' worth.
+                "media-small" => {
+                    lab + "\n[media]\ninside = \"127.0.0.1\"\noutside = \"127.0.0.1\"\nport_min = 20000\nport_max = 20007\n"
+                }
                 // A ban table of 500 entries, for the many-sources test.
                 "small-bans" => {
                     let text = lab.replace("allow = []", "allow = []\nmax_entries = 500");
