@@ -1078,6 +1078,37 @@ fn lab_media_through_the_relay_both_ways() {
         "inbound: {from_a} and {from_b} packets"
     );
 
+    // Hold and resume by re-INVITE while the carrier plays: the audio keeps flowing both ways.
+    let wh = lab.work("media-hold");
+    let (a0, b0) = (
+        metric("sipwarden_media_packets_from_a_total").unwrap_or(0),
+        metric("sipwarden_media_packets_from_b_total").unwrap_or(0),
+    );
+    let pbx_uas = Uas::start(
+        &wh,
+        &scenario("pbx_uas_hold.xml"),
+        "127.0.0.10",
+        5080,
+        1,
+        &["-rtp_echo", "-mi", "127.0.0.9", "-mp", "18100"],
+    );
+    uac(
+        &wh,
+        "media hold and resume",
+        &scenario("carrier_uac_hold.xml"),
+        ("127.0.0.1:5060", ("127.0.0.3", 5062)),
+        "+15551230042",
+        (1, 1),
+        &["-mi", "127.0.0.3", "-mp", "19100", "-d", "5000"],
+    );
+    pbx_uas.finish();
+    let from_a = metric("sipwarden_media_packets_from_a_total").unwrap_or(0) - a0;
+    let from_b = metric("sipwarden_media_packets_from_b_total").unwrap_or(0) - b0;
+    assert!(
+        from_a >= 200 && from_b >= 150,
+        "across hold and resume: {from_a} and {from_b} packets"
+    );
+
     // SDES-SRTP passes as it is: the carrier gets the PBX's a=crypto line unchanged.
     let ws = lab.work("media-srtp");
     let carrier = Uas::start(
