@@ -25,6 +25,10 @@ const MAX_OPS: usize = 100_000;
 
 #[derive(Debug)]
 struct Anchored {
+    /// Left un-anchored: a browser phone (WebRTC) offers ICE with DTLS-SRTP, which needs its
+    /// candidates end to end, and the embedded relay does not terminate ICE; its media goes
+    /// direct (rtpengine, when it comes, anchors such calls). Nothing is rewritten or opened.
+    passthrough: bool,
     media: CallMedia,
     opened: Vec<bool>,
     a_sources: Vec<IpAddr>,
@@ -42,6 +46,8 @@ pub struct MediaAnchor {
     ops: RelayOps,
     /// Calls refused because every port pair was in use.
     pub exhausted: u64,
+    /// SDP bodies left un-anchored (WebRTC calls with DTLS-SRTP and ICE).
+    pub passthrough_bodies: u64,
 }
 
 impl MediaAnchor {
@@ -61,6 +67,7 @@ impl MediaAnchor {
             calls: HashMap::new(),
             ops,
             exhausted: 0,
+            passthrough_bodies: 0,
         }
     }
 
@@ -104,7 +111,9 @@ impl Rewrite for MediaAnchor {
             Toward::B => (Leg::A, other, toward),
             Toward::A => (Leg::B, toward, other),
         };
+        let dtls = sdp.sdp().media.iter().any(|m| m.transport.is_dtls_srtp());
         let a = self.calls.entry(ctx.call).or_insert_with(|| Anchored {
+            passthrough: dtls,
             media: CallMedia::new(facing_a, facing_b),
             opened: Vec::new(),
             a_sources: Vec::new(),
@@ -117,6 +126,10 @@ impl Rewrite for MediaAnchor {
         };
         if !sources.contains(&ctx.peer.ip()) {
             sources.push(ctx.peer.ip());
+        }
+        if a.passthrough {
+            self.passthrough_bodies += 1;
+            return Ok(());
         }
         match a.media.anchor_edit(from, sdp, &mut self.ports) {
             Ok(()) => {}
@@ -195,6 +208,9 @@ impl Rewrite for MediaAnchor {
 
     fn on_end(&mut self, call: u64, _now: Instant) {
         if let Some(mut a) = self.calls.remove(&call) {
+            if a.passthrough {
+                return;
+            }
             a.media.release(&mut self.ports);
             let _ = self.push(RelayOp::Close { call });
         }
@@ -272,6 +288,19 @@ mod tests {
             ops.lock().unwrap().pop_front(),
             Some(RelayOp::Close { call: 7 })
         );
+    }
+
+    #[test]
+    fn a_webrtc_call_is_left_unanchored() {
+        let ops = RelayOps::default();
+        let mut m = anchor(&ops, 20099);
+        let offer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:abcd\r\na=ice-pwd:0123456789abcdef01234567\r\na=fingerprint:sha-256 AB:CD\r\na=setup:actpass\r\na=candidate:1 1 udp 2113937151 192.0.2.50 54400 typ host\r\n";
+        let out = run(&mut m, &ctx(9, Toward::B, "127.0.0.10:5080"), offer).unwrap();
+        assert_eq!(out, offer, "untouched: its ICE must reach the other side");
+        assert!(ops.lock().unwrap().is_empty());
+        assert_eq!((m.ports().0, m.passthrough_bodies), (0, 1));
+        m.on_end(9, Instant::now());
+        assert!(ops.lock().unwrap().is_empty());
     }
 
     #[test]
