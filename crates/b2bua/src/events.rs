@@ -49,6 +49,18 @@ pub enum CallEventKind {
         /// Whether the call moved on to another address.
         next: bool,
     },
+    /// A stream's media through the relay, when it closed (the server adds these: the relay
+    /// is not the core's).
+    Media {
+        /// The stream (`m=` line).
+        stream: usize,
+        /// Packets and bytes from the calling side, relayed to the called one.
+        from_a: (u64, u64),
+        /// Packets and bytes the other way.
+        from_b: (u64, u64),
+        /// Packets dropped because they came from a source the stream had not latched.
+        dropped: u64,
+    },
     /// The caller got a 2xx.
     Answered,
     /// The call is over: answered or not, whoever ended it.

@@ -151,8 +151,16 @@ pub struct Totals {
     pub sockets: std::sync::atomic::AtomicU64,
 }
 
+/// Figures of streams closed with [`Relay::close_soon`], until [`Relay::take_closed`].
+/// Bounded: beyond `MAX_CLOSED` the oldest go (they are also in the totals).
+pub(crate) type Closed = Arc<Mutex<std::collections::VecDeque<Report>>>;
+
+/// Most closed-stream reports kept for the server.
+pub(crate) const MAX_CLOSED: usize = 100_000;
+
 /// The running relay. Dropping it stops its workers.
 pub struct Relay {
+    closed: Closed,
     workers: Vec<(mpsc::Sender<Cmd>, Arc<mio::Waker>)>,
     threads: Vec<std::thread::JoinHandle<()>>,
     totals: Arc<Totals>,
@@ -179,10 +187,11 @@ impl Relay {
     /// Starts the workers.
     pub fn start(cfg: Config) -> io::Result<Self> {
         let totals = Arc::new(Totals::default());
+        let closed = Closed::default();
         let mut workers = Vec::new();
         let mut threads = Vec::new();
         for n in 0..cfg.workers.max(1) {
-            let (w, tx, waker) = Worker::new(cfg, Arc::clone(&totals))?;
+            let (w, tx, waker) = Worker::new(cfg, Arc::clone(&totals), Arc::clone(&closed))?;
             let t = std::thread::Builder::new()
                 .name(format!("sipwarden-rtp-{n}"))
                 .spawn(move || w.run())?;
@@ -190,6 +199,7 @@ impl Relay {
             threads.push(t);
         }
         Ok(Self {
+            closed,
             workers,
             threads,
             totals,
@@ -261,12 +271,20 @@ impl Relay {
     }
 
     /// Closes every stream of a call without waiting for the worker (the call core's path:
-    /// it must not block); its ports are free once the worker has handled it.
+    /// it must not block); its ports are free once the worker has handled it, and its last
+    /// figures come out of [`Relay::take_closed`].
     pub fn close_soon(&self, call: u64) {
-        let (tx, _rx) = mpsc::channel();
-        let _ = self.send(call, Cmd::Close { call, reply: tx });
+        let _ = self.send(call, Cmd::CloseSoon { call });
         if let Ok(mut m) = self.calls.lock() {
             m.remove(&call);
+        }
+    }
+
+    /// The last figures of the streams closed with [`Relay::close_soon`] since the last call.
+    pub fn take_closed(&self) -> Vec<Report> {
+        match self.closed.lock() {
+            Ok(mut q) => q.drain(..).collect(),
+            Err(_) => Vec::new(),
         }
     }
 

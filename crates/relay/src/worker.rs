@@ -29,6 +29,9 @@ pub(crate) enum Cmd {
         call: u64,
         reply: mpsc::Sender<Vec<Report>>,
     },
+    CloseSoon {
+        call: u64,
+    },
     Report(mpsc::Sender<Vec<Report>>),
     Stop,
 }
@@ -79,6 +82,7 @@ pub(crate) struct Worker {
     rx: mpsc::Receiver<Cmd>,
     cfg: Config,
     totals: Arc<Totals>,
+    closed: crate::Closed,
     streams: HashMap<(u64, usize), Stream>,
     /// Socket token → (stream, side, RTCP?).
     tokens: HashMap<Token, ((u64, usize), Side, bool)>,
@@ -89,6 +93,7 @@ impl Worker {
     pub(crate) fn new(
         cfg: Config,
         totals: Arc<Totals>,
+        closed: crate::Closed,
     ) -> std::io::Result<(Self, mpsc::Sender<Cmd>, Arc<Waker>)> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -99,6 +104,7 @@ impl Worker {
                 rx,
                 cfg,
                 totals,
+                closed,
                 streams: HashMap::new(),
                 tokens: HashMap::new(),
                 next: 1,
@@ -166,33 +172,19 @@ impl Worker {
                         }
                     }
                 }
-                Cmd::Close { call, reply } => {
-                    let keys: Vec<(u64, usize)> = self
-                        .streams
-                        .keys()
-                        .filter(|k| k.0 == call)
-                        .copied()
-                        .collect();
-                    let mut out = Vec::new();
-                    for k in keys {
-                        if let Some(mut s) = self.streams.remove(&k) {
-                            out.push(s.report());
-                            for t in &s.tokens {
-                                self.tokens.remove(t);
+                Cmd::CloseSoon { call } => {
+                    let out = self.close(call);
+                    if let Ok(mut q) = self.closed.lock() {
+                        for r in out {
+                            if q.len() >= crate::MAX_CLOSED {
+                                q.pop_front();
                             }
-                            for sock in [&mut s.a.rtp, &mut s.b.rtp] {
-                                let _ = self.poll.registry().deregister(sock);
-                            }
-                            for sock in [s.a.rtcp.as_mut(), s.b.rtcp.as_mut()].into_iter().flatten()
-                            {
-                                let _ = self.poll.registry().deregister(sock);
-                            }
-                            self.totals
-                                .sockets
-                                .fetch_sub(s.tokens.len() as u64, Relaxed);
+                            q.push_back(r);
                         }
                     }
-                    let _ = reply.send(out);
+                }
+                Cmd::Close { call, reply } => {
+                    let _ = reply.send(self.close(call));
                 }
                 Cmd::Report(reply) => {
                     let _ = reply.send(self.streams.values().map(Stream::report).collect());
@@ -201,6 +193,35 @@ impl Worker {
             }
         }
         true
+    }
+
+    /// Closes a call's streams; their last figures.
+    fn close(&mut self, call: u64) -> Vec<Report> {
+        let keys: Vec<(u64, usize)> = self
+            .streams
+            .keys()
+            .filter(|k| k.0 == call)
+            .copied()
+            .collect();
+        let mut out = Vec::new();
+        for k in keys {
+            if let Some(mut s) = self.streams.remove(&k) {
+                out.push(s.report());
+                for t in &s.tokens {
+                    self.tokens.remove(t);
+                }
+                for sock in [&mut s.a.rtp, &mut s.b.rtp] {
+                    let _ = self.poll.registry().deregister(sock);
+                }
+                for sock in [s.a.rtcp.as_mut(), s.b.rtcp.as_mut()].into_iter().flatten() {
+                    let _ = self.poll.registry().deregister(sock);
+                }
+                self.totals
+                    .sockets
+                    .fetch_sub(s.tokens.len() as u64, Relaxed);
+            }
+        }
+        out
     }
 
     fn open(&mut self, spec: StreamSpec, a: Bound, b: Bound) {

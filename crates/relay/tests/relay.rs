@@ -196,3 +196,29 @@ fn an_update_moves_a_side_and_hold_stops_sending_to_it() {
     relay.close(3);
     assert!(relay.reports().is_empty());
 }
+
+#[test]
+fn close_soon_hands_the_last_figures_over_without_waiting() {
+    let relay = Relay::start(Config::default()).unwrap();
+    let pbx = sock("127.0.0.10");
+    let carrier = sock("127.0.0.3");
+    let (ap, _) = open_free(&relay, |a, b| spec(4, a, b, &pbx, &carrier));
+    let a_relay = SocketAddr::from(([127, 0, 0, 1], ap));
+    assert!(deliver(&pbx, a_relay, b"one", &carrier).is_some());
+    relay.close_soon(4);
+    let got = (0..200)
+        .find_map(|_| {
+            let c = relay.take_closed();
+            if c.is_empty() {
+                std::thread::sleep(Duration::from_millis(10));
+                None
+            } else {
+                Some(c)
+            }
+        })
+        .expect("the closed stream's figures");
+    assert_eq!((got[0].call, got[0].stream), (4, 0));
+    assert!(got[0].counters.from_a >= 1);
+    assert!(relay.take_closed().is_empty(), "taken once");
+    assert!(UdpSocket::bind(a_relay).is_ok(), "its ports are free");
+}

@@ -111,6 +111,21 @@ fn flush(
         .map(|e| (e, now))
         .collect();
     batch.calls = core.take_call_events();
+    // The relay's figures of the streams it closed: the call records' media columns.
+    if let Some(m) = &sinks.media {
+        for r in m.relay.take_closed() {
+            batch.calls.push(sipwarden_b2bua::events::CallEvent {
+                call: r.call,
+                at: now,
+                kind: sipwarden_b2bua::events::CallEventKind::Media {
+                    stream: r.stream,
+                    from_a: (r.counters.from_a, r.counters.bytes_from_a),
+                    from_b: (r.counters.from_b, r.counters.bytes_from_b),
+                    dropped: r.counters.dropped_source,
+                },
+            });
+        }
+    }
     let bans = core.take_ban_changes();
     if !bans.is_empty() {
         for c in &bans {

@@ -468,6 +468,21 @@ fn log_call_event(e: &CallEvent) {
         } => {
             tracing::debug!(call = e.call, trunk = %trunk, to = %to, status = status.unwrap_or(0), next, "call attempt failed")
         }
+        K::Media {
+            stream,
+            from_a,
+            from_b,
+            dropped,
+        } => tracing::debug!(
+            call = e.call,
+            stream,
+            packets_from_a = from_a.0,
+            bytes_from_a = from_a.1,
+            packets_from_b = from_b.0,
+            bytes_from_b = from_b.1,
+            dropped,
+            "call media"
+        ),
         K::Answered => tracing::debug!(call = e.call, "call answered"),
         K::Ended { status, by, reason } => tracing::debug!(
             call = e.call,
