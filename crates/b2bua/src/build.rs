@@ -246,14 +246,9 @@ pub(crate) fn b_leg(
     }
     local_uri.push_str(&format!("<{scheme}:{caller}@{gw}>"));
     let port = target.addr.port();
-    let is_ip = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<std::net::IpAddr>()
-        .is_ok();
     // A host name stays as configured (with its port only if it names one): the carrier
     // sees the name it gave, not the address its DNS led to.
-    let host_port = if !is_ip {
+    let host_port = if !is_ip_literal(host) {
         host.to_owned()
     } else if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]:{port}")
@@ -319,6 +314,11 @@ pub(crate) fn keepalive_options(binding: &crate::Binding, local: &Local, ids: &m
         target: binding.source,
         account: None,
     };
+    options_on(&leg, local, ids)
+}
+
+/// An out-of-dialog OPTIONS on a fresh leg (keep-alives and qualify).
+fn options_on(leg: &Leg, local: &Local, ids: &mut Ids) -> Built {
     let r = Req {
         method: Method::Options,
         text: "OPTIONS",
@@ -326,10 +326,18 @@ pub(crate) fn keepalive_options(binding: &crate::Binding, local: &Local, ids: &m
         to_tag: None,
         cseq: 1,
     };
-    let mut m = leg_request(r, &leg, &ids.branch(), local)?;
+    let mut m = leg_request(r, leg, &ids.branch(), local)?;
     m.set_max_forwards(70)?;
     m.finish()?;
     Ok(m)
+}
+
+/// Whether a host as written (IPv6 with or without brackets) is an address, not a name.
+fn is_ip_literal(host: &str) -> bool {
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .is_ok()
 }
 
 /// An OPTIONS to a trunk address (qualify): Request-URI and To the trunk's host (its name, or
@@ -340,12 +348,7 @@ pub(crate) fn trunk_options(host: &str, target: Peer, local: &Local, ids: &mut I
     } else {
         "sip"
     };
-    let is_ip = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<std::net::IpAddr>()
-        .is_ok();
-    let uri = if is_ip {
+    let uri = if is_ip_literal(host) {
         format!("{scheme}:{}", target.addr)
     } else {
         format!("{scheme}:{host}")
@@ -362,17 +365,7 @@ pub(crate) fn trunk_options(host: &str, target: Peer, local: &Local, ids: &mut I
         target,
         account: None,
     };
-    let r = Req {
-        method: Method::Options,
-        text: "OPTIONS",
-        uri: &leg.remote_target,
-        to_tag: None,
-        cseq: 1,
-    };
-    let mut m = leg_request(r, &leg, &ids.branch(), local)?;
-    m.set_max_forwards(70)?;
-    m.finish()?;
-    Ok(m)
+    options_on(&leg, local, ids)
 }
 
 /// What a REGISTER to a carrier says: who registers, where calls go, for how long.

@@ -45,7 +45,8 @@ pub(crate) struct Trunks {
     resolved: HashMap<String, Arc<[Target]>>,
     /// Health per (trunk name, address). Bounded: entries of addresses a trunk no longer has
     /// leave when its targets change, and a trunk holds at most `dns.max_addresses`.
-    health: HashMap<(String, SocketAddr), Health>,
+    /// By trunk name, then address: lookups on the call path borrow the name.
+    health: HashMap<String, HashMap<SocketAddr, Health>>,
     /// Bumped on every change of targets or health, so the server republishes the status
     /// only when it changed.
     version: u64,
@@ -109,8 +110,9 @@ impl Trunks {
     pub(crate) fn set_targets(&mut self, trunk: &str, mut targets: Vec<Target>, max: usize) {
         sipwarden_dns::cap(&mut targets, max);
         let keep: Vec<SocketAddr> = targets.iter().flat_map(Target::sockets).collect();
-        self.health
-            .retain(|(name, addr), _| name != trunk || keep.contains(addr));
+        if let Some(h) = self.health.get_mut(trunk) {
+            h.retain(|addr, _| keep.contains(addr));
+        }
         self.resolved.insert(trunk.to_owned(), Arc::from(targets));
         self.version += 1;
     }
@@ -135,11 +137,7 @@ impl Trunks {
                     .iter()
                     .flat_map(|target| target.sockets().map(move |addr| (target, addr)))
                     .map(|(target, addr)| {
-                        let h = self
-                            .health
-                            .get(&(t.name.clone(), addr))
-                            .copied()
-                            .unwrap_or_default();
+                        let h = self.health(&t.name, addr);
                         let down = h.down_until.filter(|u| now < *u);
                         AddressStatus {
                             addr,
@@ -163,20 +161,30 @@ impl Trunks {
     pub(crate) fn retain_trunks(&mut self, routes: &Routes) {
         let known = |n: &str| routes.trunks.iter().any(|t| t.name == n);
         self.resolved.retain(|n, _| known(n));
-        self.health.retain(|(n, _), _| known(n));
+        self.health.retain(|n, _| known(n));
         self.version += 1;
     }
 
     /// Health entries held (for the metric and the bound's test).
     pub(crate) fn health_len(&self) -> usize {
-        self.health.len()
+        self.health.values().map(HashMap::len).sum()
     }
 
     /// Whether `addr` of `trunk` is down at `now`: marked by failed calls, or by qualify.
     pub(crate) fn is_down(&self, trunk: &str, addr: SocketAddr, now: Instant) -> bool {
+        let h = self.health(trunk, addr);
+        h.qualified == Some(false) || h.down_until.is_some_and(|u| now < u)
+    }
+
+    /// The health record of an address, made when first needed (the trunk's name is copied
+    /// only then).
+    fn entry(&mut self, trunk: &str, addr: SocketAddr) -> Option<&mut Health> {
+        if !self.health.contains_key(trunk) {
+            self.health.insert(trunk.to_owned(), HashMap::new());
+        }
         self.health
-            .get(&(trunk.to_owned(), addr))
-            .is_some_and(|h| h.qualified == Some(false) || h.down_until.is_some_and(|u| now < u))
+            .get_mut(trunk)
+            .map(|m| m.entry(addr).or_default())
     }
 
     /// Qualify's verdict on an address, and its round-trip time. An address qualify finds up
@@ -188,7 +196,9 @@ impl Trunks {
         up: Option<bool>,
         rtt_ms: Option<u32>,
     ) {
-        let h = self.health.entry((trunk.to_owned(), addr)).or_default();
+        let Some(h) = self.entry(trunk, addr) else {
+            return;
+        };
         let before = *h;
         h.qualified = up;
         if rtt_ms.is_some() {
@@ -204,10 +214,10 @@ impl Trunks {
     }
 
     /// The health of one address.
-    #[cfg(test)]
     pub(crate) fn health(&self, trunk: &str, addr: SocketAddr) -> Health {
         self.health
-            .get(&(trunk.to_owned(), addr))
+            .get(trunk)
+            .and_then(|m| m.get(&addr))
             .copied()
             .unwrap_or_default()
     }
@@ -225,10 +235,9 @@ impl Trunks {
         let Some(t) = routes.trunks.get(a.trunk) else {
             return false;
         };
-        let h = self
-            .health
-            .entry((t.name.clone(), a.peer.addr))
-            .or_default();
+        let Some(h) = self.entry(&t.name, a.peer.addr) else {
+            return false;
+        };
         h.failures = h.failures.saturating_add(1);
         let was_down = h.down_until.is_some_and(|u| now < u);
         let until = match retry_after {
@@ -239,14 +248,19 @@ impl Trunks {
         if let Some(u) = until {
             h.down_until = Some(h.down_until.map_or(u, |d| d.max(u)));
         }
+        let marked = !was_down && h.down_until.is_some_and(|u| now < u);
         self.version += 1;
-        !was_down && h.down_until.is_some_and(|u| now < u)
+        marked
     }
 
     /// The address answered: it is up, whatever calls said before.
     pub(crate) fn answered(&mut self, routes: &Routes, a: Attempt) {
         if let Some(t) = routes.trunks.get(a.trunk) {
-            if let Some(h) = self.health.get_mut(&(t.name.clone(), a.peer.addr)) {
+            if let Some(h) = self
+                .health
+                .get_mut(&t.name)
+                .and_then(|m| m.get_mut(&a.peer.addr))
+            {
                 if h.failures != 0 || h.down_until.is_some() {
                     h.failures = 0;
                     h.down_until = None;
@@ -267,22 +281,10 @@ impl Trunks {
         now: Instant,
         draw: &mut dyn FnMut(u32) -> u32,
     ) -> Vec<Attempt> {
-        // The trunks as targets of their own, so the same RFC 2782 order picks among them.
-        let as_targets: Vec<Target> = r
-            .trunks
-            .iter()
-            .map(|&(i, priority, weight)| Target {
-                priority,
-                weight,
-                transport: sipwarden_sip::header::Transport::Udp,
-                port: u16::try_from(i).unwrap_or(u16::MAX),
-                host: String::new(),
-                addrs: Vec::new(),
-            })
-            .collect();
-        let order: Vec<usize> = sipwarden_dns::srv::order(&as_targets, draw)
+        // The same RFC 2782 order picks among the route's trunks (priority, weight).
+        let order: Vec<usize> = sipwarden_dns::srv::order_by(&r.trunks, |&(_, p, w)| (p, w), draw)
             .into_iter()
-            .map(|t| usize::from(t.port))
+            .map(|&(i, _, _)| i)
             .chain(r.fallback.iter().copied())
             .collect();
         let mut out = Vec::new();

@@ -1982,7 +1982,7 @@ impl Rewrite for Mark {
         self.seen.lock().unwrap().push(line);
         out.push_header_text("X-Rewrite", self.name)?;
         if self.fail_invite {
-            return Err(RewriteError("test_invite"));
+            return Err(RewriteError::new("test_invite"));
         }
         Ok(())
     }
@@ -2000,7 +2000,7 @@ impl Rewrite for Mark {
         let value = format!("{}-{:?}", self.name, ctx.toward);
         sdp.insert_attribute(Section::Media(0), "x-rewrite", Some(&value))?;
         if (self.fail_sdp)(&ctx.kind) {
-            return Err(RewriteError("test_sdp"));
+            return Err(RewriteError::new("test_sdp"));
         }
         Ok(())
     }

@@ -7,18 +7,28 @@ use crate::Target;
 /// `targets` in the order to try them. `draw(n)` returns a uniformly drawn number in
 /// `0..=n` (the caller's random source; tests pass a seeded one).
 pub fn order<'a>(targets: &'a [Target], draw: &mut dyn FnMut(u32) -> u32) -> Vec<&'a Target> {
-    let mut rest: Vec<&Target> = targets.iter().collect();
-    rest.sort_by_key(|t| t.priority);
+    order_by(targets, |t| (t.priority, t.weight), draw)
+}
+
+/// Anything with a (priority, weight) in the same order: lowest priority first, a weighted
+/// draw among equals (trunks of a route are chosen so too).
+pub fn order_by<'a, T>(
+    items: &'a [T],
+    key: impl Fn(&T) -> (u16, u16),
+    draw: &mut dyn FnMut(u32) -> u32,
+) -> Vec<&'a T> {
+    let mut rest: Vec<&T> = items.iter().collect();
+    rest.sort_by_key(|t| key(t).0);
     let mut out = Vec::with_capacity(rest.len());
     while let Some(first) = rest.first() {
-        let p = first.priority;
-        let n = rest.iter().take_while(|t| t.priority == p).count();
-        let mut group: Vec<&Target> = rest.drain(..n).collect();
+        let p = key(first).0;
+        let n = rest.iter().take_while(|t| key(t).0 == p).count();
+        let mut group: Vec<&T> = rest.drain(..n).collect();
         while !group.is_empty() {
-            let total: u32 = group.iter().map(|t| u32::from(t.weight)).sum();
+            let total: u32 = group.iter().map(|t| u32::from(key(t).1)).sum();
             // RFC 2782 draws in 0..=total, which gives weights 3 and 1 a 4:1 split; drawing
             // in 1..=total keeps the shares exact. Zero weights then come after every
-            // weighted target of their priority, in record order.
+            // weighted item of their priority, in their order.
             let r = if total == 0 {
                 0
             } else {
@@ -28,7 +38,7 @@ pub fn order<'a>(targets: &'a [Target], draw: &mut dyn FnMut(u32) -> u32) -> Vec
             let i = group
                 .iter()
                 .position(|t| {
-                    sum += u32::from(t.weight);
+                    sum += u32::from(key(t).1);
                     sum >= r
                 })
                 .unwrap_or(0);

@@ -86,9 +86,12 @@ impl MediaAnchor {
     }
 
     fn push(&self, op: RelayOp) -> Result<(), RewriteError> {
-        let mut q = self.ops.lock().map_err(|_| RewriteError("media_queue"))?;
+        let mut q = self
+            .ops
+            .lock()
+            .map_err(|_| RewriteError::new("media_queue"))?;
         if q.len() >= MAX_OPS {
-            return Err(RewriteError("media_queue_full"));
+            return Err(RewriteError::new("media_queue_full"));
         }
         q.push_back(op);
         Ok(())
@@ -135,9 +138,9 @@ impl Rewrite for MediaAnchor {
             Ok(()) => {}
             Err(AnchorError::NoPorts) => {
                 self.exhausted += 1;
-                return Err(RewriteError("media_ports_exhausted"));
+                return Err(RewriteError::unavailable("media_ports_exhausted"));
             }
-            Err(_) => return Err(RewriteError("media_sdp")),
+            Err(_) => return Err(RewriteError::new("media_sdp")),
         }
         let (fa, fb) = (facing_a.bind, facing_b.bind);
         let mut ops = Vec::new();
@@ -310,7 +313,7 @@ mod tests {
         assert!(run(&mut m, &ctx(1, Toward::B, "127.0.0.3:5060"), OFFER).is_ok());
         assert_eq!(
             run(&mut m, &ctx(2, Toward::B, "127.0.0.3:5060"), OFFER),
-            Err(RewriteError("media_ports_exhausted"))
+            Err(RewriteError::unavailable("media_ports_exhausted"))
         );
         assert_eq!(m.exhausted, 1);
         m.on_end(2, Instant::now());

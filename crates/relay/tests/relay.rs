@@ -7,6 +7,23 @@ use std::time::{Duration, Instant};
 
 use sipwarden_relay::{Config, Relay, StreamSpec};
 
+/// Two sockets on `ip`, RTP on an even port and RTCP on the next (a peer as SDP describes it).
+fn sock_pair(ip: &str) -> (UdpSocket, UdpSocket) {
+    for _ in 0..100 {
+        let rtp = sock(ip);
+        let p = rtp.local_addr().unwrap().port();
+        if p % 2 == 1 || p == 65534 {
+            continue;
+        }
+        if let Ok(rtcp) = UdpSocket::bind((ip, p + 1)) {
+            rtcp.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            return (rtp, rtcp);
+        }
+    }
+    panic!("no RTP/RTCP port pair on {ip}");
+}
+
 fn sock(ip: &str) -> UdpSocket {
     let s = UdpSocket::bind(format!("{ip}:0")).unwrap();
     s.set_read_timeout(Some(Duration::from_millis(300)))
@@ -75,7 +92,7 @@ fn spec(call: u64, a_port: u16, b_port: u16, pbx: &UdpSocket, carrier: &UdpSocke
 fn media_both_ways_and_a_stranger_gets_nothing() {
     let relay = Relay::start(Config::default()).unwrap();
     let pbx = sock("127.0.0.10");
-    let carrier = sock("127.0.0.3");
+    let (carrier, carrier_rtcp) = sock_pair("127.0.0.3");
     let stranger = sock("127.0.0.66");
     let (ap, bp) = open_free(&relay, |a, b| spec(1, a, b, &pbx, &carrier));
     let a_relay = SocketAddr::from(([127, 0, 0, 1], ap));
@@ -86,19 +103,12 @@ fn media_both_ways_and_a_stranger_gets_nothing() {
     // Carrier -> relay (B side) -> PBX.
     let src = deliver(&carrier, b_relay, b"rtp from carrier", &pbx).expect("B to A");
     assert_eq!(src, a_relay);
-    // RTCP on the next ports.
+    // RTCP on the next ports: the PBX's comes from another port of its address (learned as
+    // A's RTCP source) and reaches the carrier's RTCP port, from the relay's.
     let a_rtcp = SocketAddr::from(([127, 0, 0, 1], ap + 1));
-    let carrier_rtcp = UdpSocket::bind(("127.0.0.3", carrier.local_addr().unwrap().port() + 1));
-    if let Ok(c) = carrier_rtcp {
-        c.set_read_timeout(Some(Duration::from_millis(300)))
-            .unwrap();
-        let pbx_rtcp = UdpSocket::bind(("127.0.0.10", 0)).unwrap();
-        // The PBX's RTCP comes from another port of its address: learned as A's RTCP source.
-        assert!(
-            deliver(&pbx_rtcp, a_rtcp, b"rtcp", &c).is_some(),
-            "RTCP A to B"
-        );
-    }
+    let pbx_rtcp = UdpSocket::bind(("127.0.0.10", 0)).unwrap();
+    let src = deliver(&pbx_rtcp, a_rtcp, b"rtcp", &carrier_rtcp).expect("RTCP A to B");
+    assert_eq!(src, SocketAddr::from(([127, 0, 0, 1], bp + 1)));
     // RTP bleed: the stranger sends to both relay ports and receives nothing; the call's
     // media still flows.
     for to in [a_relay, b_relay] {

@@ -73,44 +73,65 @@ pub struct SdpContext {
 }
 
 /// Why a rewrite could not change a message as it must: a static, low-cardinality code (the
-/// metric label and the call record's reason), as a policy's reasons are.
+/// metric label and the call record's reason), as a policy's reasons are, and whether the
+/// gateway failed or only ran short of something for now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct RewriteError(pub &'static str);
+pub struct RewriteError {
+    code: &'static str,
+    unavailable: bool,
+}
 
 impl RewriteError {
+    /// The gateway could not do it: the call is refused with 500.
+    pub const fn new(code: &'static str) -> Self {
+        Self {
+            code,
+            unavailable: false,
+        }
+    }
+
+    /// A resource ran out for now (the relay's ports): the call is refused with 503, and the
+    /// caller may try later.
+    pub const fn unavailable(code: &'static str) -> Self {
+        Self {
+            code,
+            unavailable: true,
+        }
+    }
+
     /// The code.
     pub const fn code(self) -> &'static str {
-        self.0
+        self.code
     }
 
     /// The call's refusal when its B-leg INVITE could not be rewritten: 500 (the gateway
-    /// failed, not the caller), with no detail on the wire; 503 when a resource ran out (a
-    /// code ending in `_exhausted`, such as the relay's ports): the caller may try later.
+    /// failed, not the caller), or 503 for [`RewriteError::unavailable`]; no detail on the
+    /// wire.
     pub fn refusal(self) -> Verdict {
-        let status = if self.0.ends_with("_exhausted") {
+        let status = if self.unavailable {
             StatusCode::SERVICE_UNAVAILABLE
         } else {
             StatusCode::SERVER_INTERNAL_ERROR
         };
-        Verdict::reply(status, Reason::Rewrite(self.0))
+        Verdict::reply(status, Reason::Rewrite(self.code))
     }
 }
 
 impl From<SdpEditError> for RewriteError {
     fn from(e: SdpEditError) -> Self {
-        Self(e.code())
+        Self::new(e.code())
     }
 }
 
 impl From<EditError> for RewriteError {
     fn from(_: EditError) -> Self {
-        Self("header_edit")
+        Self::new("header_edit")
     }
 }
 
 impl std::fmt::Display for RewriteError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0)
+        f.write_str(self.code)
     }
 }
 
@@ -151,14 +172,14 @@ mod tests {
         assert_eq!(e.to_string(), "sdp_overlap");
         assert_eq!(
             RewriteError::from(EditError::BadName),
-            RewriteError("header_edit")
+            RewriteError::new("header_edit")
         );
-        let v = RewriteError("media_ports_exhausted").refusal();
+        let v = RewriteError::unavailable("media_ports_exhausted").refusal();
         assert!(matches!(
             v,
             Verdict::Reply { status, .. } if status == StatusCode::SERVICE_UNAVAILABLE
         ));
-        let v = RewriteError("no_media_port").refusal();
+        let v = RewriteError::new("no_media_port").refusal();
         assert_eq!(v.reason(), Reason::Rewrite("no_media_port"));
         assert!(matches!(
             v,
