@@ -16,9 +16,11 @@ cd "$(dirname "$0")/.."
 # real softphone); chromium, in which JsSIP and SIP.js (npm, tests/browser/) register over WSS.
 # dnsmasq-base: the lab's DNS server (tests/dns/lab.conf, carrier.lab on 127.0.0.1:5353) for
 # the trunks named by DNS (the binary only: no system service that would take port 53).
+# rtpengine-daemon: rtpengine, the external media engine (`[media] engine = "rtpengine"`), run
+# by the tests in userspace mode on its own ports (the package's service is not used).
 # Later capabilities add theirs here.
 PACKAGES=(sip-tester kamailio kamailio-tls-modules openssl python3-websockets baresip-core
-  fail2ban sipvicious sipsak nmap linphone-cli chromium dnsmasq-base)
+  fail2ban sipvicious sipsak nmap linphone-cli chromium dnsmasq-base rtpengine-daemon)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

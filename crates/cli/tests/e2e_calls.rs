@@ -1172,6 +1172,170 @@ fn lab_media_through_the_relay_both_ways() {
     lab.stop();
 }
 
+/// rtpengine as the media engine (`engine = "rtpengine"`, started here in userspace mode):
+/// the PBX offers plain RTP, the carrier is offered SRTP (RTP/SAVP with SDES keys) and answers
+/// with its own key, and the PBX gets plain RTP/AVP back; neither side's media address reaches
+/// the other. The PBX's audio reaches the carrier's media port encrypted (each packet ten
+/// bytes longer: the 80-bit SRTP tag). With rtpengine gone, a call is refused with 503 rather
+/// than sent with the PBX's own media address.
+#[test]
+fn lab_media_through_rtpengine_srtp_toward_the_carrier_rtp_toward_the_pbx() {
+    let _lab = lab_lock();
+    let lab = Lab::start("rtpengine");
+    let w = lab.work("rtpengine");
+    let rtpengine = Rtpengine::start(&w);
+    // The carrier answers SRTP with a fixed SDES key; its media port is this socket's.
+    let media = std::net::UdpSocket::bind("127.0.0.3:26000").unwrap();
+    media
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let receiver = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut lens = std::collections::HashMap::<usize, u64>::new();
+            let mut buf = [0u8; 2048];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok((n, from)) = media.recv_from(&mut buf) {
+                    assert_eq!(from.ip().to_string(), "127.0.0.1", "media from {from}");
+                    *lens.entry(n).or_default() += 1;
+                }
+            }
+            lens
+        })
+    };
+    let sf = std::fs::read_to_string(scenario("carrier_uas_401.xml"))
+        .unwrap()
+        .replacen(
+            "      m=audio [media_port] RTP/AVP 0\n      a=rtpmap:0 PCMU/8000\n",
+            "      m=audio 26000 RTP/SAVP 0\n      a=rtpmap:0 PCMU/8000\n      a=crypto:[$tag] AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\n",
+            1,
+        )
+        // It picks AES_CM_128_HMAC_SHA1_80 from the offer and answers with that line's tag.
+        .replacen(
+            "      <verifyauth ",
+            "      <ereg regexp=\"a=crypto:([0-9]+) AES_CM_128_HMAC_SHA1_80 \" search_in=\"body\" check_it=\"true\" assign_to=\"crypto,tag\"/>\n      <log message=\"chose [$crypto]\"/>\n      <verifyauth ",
+            1,
+        );
+    assert!(sf.contains("RTP/SAVP"), "carrier_uas_401.xml changed");
+    let sf_path = w.join("carrier_uas_srtp.xml");
+    std::fs::write(&sf_path, sf).unwrap();
+    let carrier = Uas::start(
+        &w,
+        &sf_path,
+        "127.0.0.3",
+        5060,
+        1,
+        &["-mi", "127.0.0.3", "-trace_msg"],
+    );
+    uac(
+        &w,
+        "rtpengine",
+        &scenario("pbx_uac_rtp.xml"),
+        ("127.0.0.1:5060", ("127.0.0.10", 5070)),
+        "+15557654321",
+        (1, 1),
+        &[
+            "-cid_str",
+            "pbx%u-%p@%s",
+            "-mi",
+            "127.0.0.9",
+            "-mp",
+            "17000",
+            "-d",
+            "4000",
+            "-trace_msg",
+        ],
+    );
+    carrier.finish();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let lens = receiver.join().unwrap();
+    // g711a.pcap's packets are 252 bytes of RTP (12 + 240: 30 ms of G.711): SRTP adds the
+    // 10-byte tag.
+    let srtp = lens.get(&262).copied().unwrap_or(0);
+    let plain = lens.get(&252).copied().unwrap_or(0);
+    assert!(srtp >= 100, "SRTP packets at the carrier: {lens:?}");
+    assert_eq!(plain, 0, "plain RTP reached the carrier: {lens:?}");
+
+    let to_carrier = traced_sdp(&w, "carrier_uas_srtp", true);
+    assert!(!to_carrier.is_empty());
+    for m in &to_carrier {
+        assert!(m.contains(" RTP/SAVP "), "{m}");
+        assert!(m.contains("a=crypto:"), "{m}");
+        assert!(m.contains("c=IN IP4 127.0.0.1"), "{m}");
+        assert!(
+            !m.contains("127.0.0.9"),
+            "the PBX's media address reached the carrier: {m}"
+        );
+        assert!(
+            !m.contains("x-sipwarden"),
+            "the marker left the gateway: {m}"
+        );
+    }
+    let to_pbx = traced_sdp(&w, "pbx_uac_rtp", true);
+    assert!(!to_pbx.is_empty());
+    for m in &to_pbx {
+        assert!(m.contains(" RTP/AVP "), "{m}");
+        assert!(!m.contains("a=crypto"), "{m}");
+        assert!(m.contains("c=IN IP4 127.0.0.1"), "{m}");
+        assert!(
+            !m.contains("127.0.0.3"),
+            "the carrier's address reached the PBX: {m}"
+        );
+        assert!(
+            !m.contains("x-sipwarden"),
+            "the marker left the gateway: {m}"
+        );
+    }
+    assert!(metric("sipwarden_media_engine_anchored_total").unwrap_or(0) >= 2);
+    assert_eq!(metric("sipwarden_media_engine_failures_total"), Some(0));
+    wait_until(
+        "the call deleted in rtpengine",
+        Duration::from_secs(5),
+        || metric("sipwarden_media_engine_deleted_total").unwrap_or(0) >= 1,
+    );
+
+    // rtpengine gone: the call is refused, and nothing reaches the carrier.
+    drop(rtpengine);
+    let wf = lab.work("rtpengine-gone");
+    let refused = templated(&wf, "carrier_uac_fail.xml", 503);
+    let text = std::fs::read_to_string(&refused).unwrap().replacen(
+        "      Max-Forwards: 70\n      Content-Length: 0\n",
+        "      Max-Forwards: 70\n      Content-Type: application/sdp\n      Content-Length: [len]\n\n      v=0\n      o=pbx 1 1 IN IP[local_ip_type] [local_ip]\n      s=-\n      c=IN IP[media_ip_type] [media_ip]\n      t=0 0\n      m=audio [media_port] RTP/AVP 0\n",
+        1,
+    );
+    assert!(text.contains("m=audio"), "the scenario changed: {text}");
+    std::fs::write(&refused, text).unwrap();
+    let probe = std::net::UdpSocket::bind("127.0.0.3:5060").unwrap();
+    probe
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    uac(
+        &wf,
+        "a call without rtpengine",
+        &refused,
+        ("127.0.0.1:5060", ("127.0.0.10", 5072)),
+        "+15557654321",
+        (1, 1),
+        &["-mi", "127.0.0.9"],
+    );
+    // What reached the carrier's address meanwhile (a CANCEL may, retransmitted).
+    let mut buf = [0u8; 4096];
+    let until = std::time::Instant::now() + Duration::from_secs(1);
+    while std::time::Instant::now() < until {
+        let Ok(n) = probe.recv(&mut buf) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(
+            !text.starts_with("INVITE"),
+            "an INVITE reached the carrier without rtpengine: {text}"
+        );
+    }
+    assert!(metric("sipwarden_media_engine_failures_total").unwrap_or(0) >= 1);
+    lab.stop();
+}
+
 /// The relay's range holds two calls: a third gets 503 while they run, and once they have
 /// ended the ports are free for the next call.
 #[test]

@@ -41,7 +41,7 @@ use sipwarden_sip::header::Transport;
 pub use accounts::{AccountConfig, AccountsFile, MediaEncryption};
 pub use error::ConfigError;
 pub use keys::{KeyLine, KeyLines};
-pub use media::{MediaConfig, MediaEngine};
+pub use media::{MediaConfig, MediaEngine, MediaProtocol};
 pub use numbers::{NumberRange, canonical_number};
 pub use routing::{DnsConfig, QualifyConfig, RegistrationConfig, RouteConfig, RouteTrunk};
 pub use security::{AclAction, AclConfig, AclLists, BanConfig, RateLimitConfig, ScannerConfig};

@@ -16,6 +16,33 @@ pub enum MediaEngine {
     /// The relay built into sipwarden.
     #[default]
     Embedded,
+    /// rtpengine, driven over its `ng` control protocol (`rtpengine`): SRTP on one side and
+    /// RTP on the other, WebRTC calls anchored too.
+    Rtpengine,
+}
+
+/// The media protocol a side's SDP offers and answers with (rtpengine only).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaProtocol {
+    /// Whatever the other side sent.
+    #[default]
+    Keep,
+    /// Plain RTP (`RTP/AVP`): for a PBX that cannot do SRTP.
+    Rtp,
+    /// SRTP keyed by SDES (`RTP/SAVP` with `a=crypto`).
+    Srtp,
+}
+
+impl MediaProtocol {
+    /// The SDP `m=` protocol rtpengine is asked to write; `None` for [`MediaProtocol::Keep`].
+    pub fn sdp_proto(self) -> Option<&'static str> {
+        match self {
+            Self::Keep => None,
+            Self::Rtp => Some("RTP/AVP"),
+            Self::Srtp => Some("RTP/SAVP"),
+        }
+    }
 }
 
 /// `[media]`.
@@ -50,6 +77,29 @@ pub struct MediaConfig {
     /// Relay threads. Default 1.
     #[serde(default = "default_workers")]
     pub workers: usize,
+    /// rtpengine's `ng` control address (`engine = "rtpengine"`). Default 127.0.0.1:2223.
+    #[serde(default = "default_rtpengine")]
+    pub rtpengine: std::net::SocketAddr,
+    /// How long rtpengine may take to answer before the call is refused. Default "1s".
+    #[serde(
+        default = "default_rtpengine_timeout",
+        deserialize_with = "values::duration"
+    )]
+    pub rtpengine_timeout: Duration,
+    /// What the PBX's side gets (rtpengine only). Default "keep".
+    #[serde(default)]
+    pub inside_protocol: MediaProtocol,
+    /// What trunks' and phones' side gets (rtpengine only). Default "keep".
+    #[serde(default)]
+    pub outside_protocol: MediaProtocol,
+}
+
+fn default_rtpengine() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 2223))
+}
+
+fn default_rtpengine_timeout() -> Duration {
+    Duration::from_secs(1)
 }
 
 fn default_port_min() -> u16 {
@@ -88,6 +138,25 @@ pub(crate) fn validate(m: &MediaConfig, err: &mut dyn FnMut(String, String)) {
     }
     if !(1..=64).contains(&m.workers) {
         err("media.workers".into(), "must lie between 1 and 64".into());
+    }
+    if !(Duration::from_millis(50)..=Duration::from_secs(10)).contains(&m.rtpengine_timeout) {
+        err(
+            "media.rtpengine_timeout".into(),
+            "must lie between 50ms and 10s".into(),
+        );
+    }
+    if m.engine == MediaEngine::Embedded {
+        for (key, p) in [
+            ("media.inside_protocol", m.inside_protocol),
+            ("media.outside_protocol", m.outside_protocol),
+        ] {
+            if p != MediaProtocol::Keep {
+                err(
+                    key.into(),
+                    "the embedded relay passes media as it is: converting between RTP and SRTP needs engine = \"rtpengine\"".into(),
+                );
+            }
+        }
     }
     for (key, ip) in [("media.inside", m.inside), ("media.outside", m.outside)] {
         if ip.is_unspecified() || ip.is_multicast() {

@@ -517,3 +517,29 @@ fn bad_routes_and_trunk_keys_are_named_with_their_line() {
         errors("[[trunk]]\nname = \"a\"\nproxy = \"sip:a.example\"\nnetworks_from_dns = true\n");
     assert!(e.is_empty(), "networks may come from DNS alone: {e:?}");
 }
+
+#[test]
+fn media_with_rtpengine_reads_and_the_embedded_relay_refuses_conversion() {
+    let c = Config::from_toml(
+        "[media]\nengine = \"rtpengine\"\ninside = \"127.0.0.1\"\noutside = \"127.0.0.1\"\n\
+         rtpengine = \"127.0.0.1:22230\"\ninside_protocol = \"rtp\"\noutside_protocol = \"srtp\"\n",
+        None,
+    )
+    .unwrap();
+    let m = c.media.unwrap();
+    assert_eq!(m.engine, MediaEngine::Rtpengine);
+    assert_eq!(m.rtpengine.to_string(), "127.0.0.1:22230");
+    assert_eq!(m.outside_protocol.sdp_proto(), Some("RTP/SAVP"));
+    assert_eq!(m.inside_protocol.sdp_proto(), Some("RTP/AVP"));
+    assert_eq!(m.rtpengine_timeout, Duration::from_secs(1));
+
+    let e = errors(
+        "[media]\ninside = \"127.0.0.1\"\noutside = \"127.0.0.1\"\noutside_protocol = \"srtp\"\n",
+    );
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].contains("media.outside_protocol"), "{e:?}");
+    assert!(e[0].contains("rtpengine"), "{e:?}");
+    let e =
+        errors("[media]\nengine = \"kernel\"\ninside = \"127.0.0.1\"\noutside = \"127.0.0.1\"\n");
+    assert!(e.iter().any(|e| e.contains("engine")), "{e:?}");
+}

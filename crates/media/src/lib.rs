@@ -15,6 +15,7 @@
 )]
 #![warn(missing_docs)]
 
+pub mod ng;
 mod plan;
 mod ports;
 

@@ -22,11 +22,13 @@
 // (disallowed-methods in ../../clippy.toml).
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
+pub mod engine;
 pub mod media;
 pub mod srtp;
 
 use sipwarden_stages::{CallPolicy, Rewrite};
 
+pub use engine::{EngineAnchor, EngineOps, EngineWork};
 pub use media::{MediaAnchor, RelayOps};
 pub use srtp::SrtpRequired;
 

@@ -29,6 +29,7 @@ struct App {
     dns: Arc<crate::resolver::DnsStats>,
     trunks: watch::Receiver<Vec<sipwarden_b2bua::TrunkStatus>>,
     media: Option<crate::media::Media>,
+    engine: Option<crate::engine::Engine>,
 }
 
 /// What the admin API reads from (and sends to) the rest of the gateway.
@@ -40,6 +41,7 @@ pub(crate) struct Shared {
     pub(crate) dns: Arc<crate::resolver::DnsStats>,
     pub(crate) trunks: watch::Receiver<Vec<sipwarden_b2bua::TrunkStatus>>,
     pub(crate) media: Option<crate::media::Media>,
+    pub(crate) engine: Option<crate::engine::Engine>,
 }
 
 /// Constant-time comparison, so the token cannot be guessed byte by byte from timing.
@@ -109,6 +111,56 @@ fn media_metrics(m: &crate::media::Media) -> String {
         "counter",
         m.open_failures.load(Relaxed),
     );
+    out
+}
+
+/// rtpengine's figures, as the engine task counts them.
+fn engine_metrics(s: &crate::engine::EngineStats) -> String {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut out = String::new();
+    for (name, help, kind, v) in [
+        (
+            "sipwarden_media_engine_anchored_total",
+            "Offers and answers rtpengine anchored.",
+            "counter",
+            &s.anchored,
+        ),
+        (
+            "sipwarden_media_engine_failures_total",
+            "Offers and answers rtpengine refused or did not answer in time (their calls were ended).",
+            "counter",
+            &s.failures,
+        ),
+        (
+            "sipwarden_media_engine_queue_dropped_total",
+            "Messages or rtpengine work dropped because the engine task's queue or table was full.",
+            "counter",
+            &s.queue_dropped,
+        ),
+        (
+            "sipwarden_media_engine_bodies",
+            "SDP bodies the engine task remembers (for retransmissions) or waits to send.",
+            "gauge",
+            &s.bodies,
+        ),
+        (
+            "sipwarden_media_engine_deleted_total",
+            "Calls deleted in rtpengine when they ended.",
+            "counter",
+            &s.deleted,
+        ),
+        (
+            "sipwarden_media_engine_packets_total",
+            "Packets rtpengine counted for the calls it deleted.",
+            "counter",
+            &s.packets,
+        ),
+    ] {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}\n",
+            v.load(Relaxed)
+        ));
+    }
     out
 }
 
@@ -563,6 +615,9 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
     if let Some(m) = &app.media {
         out.push_str(&media_metrics(m));
     }
+    if let Some(e) = &app.engine {
+        out.push_str(&engine_metrics(&e.stats));
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 
@@ -829,6 +884,7 @@ pub(crate) async fn serve(
         dns,
         trunks,
         media,
+        engine,
     } = shared;
     let app = App {
         token,
@@ -841,6 +897,7 @@ pub(crate) async fn serve(
         dns,
         trunks,
         media,
+        engine,
     };
     let router = Router::new()
         .route("/metrics", get(metrics))

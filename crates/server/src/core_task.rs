@@ -26,6 +26,8 @@ pub(crate) struct Sinks {
     pub(crate) trunks: watch::Sender<Vec<sipwarden_b2bua::TrunkStatus>>,
     /// The media relay and the anchoring rewrite's queue, with `[media]`.
     pub(crate) media: Option<crate::media::Media>,
+    /// rtpengine's task, when it is the media engine.
+    pub(crate) engine: Option<crate::engine::Engine>,
 }
 
 /// The message path's verdict counts (stage, verdict, reason, count), copied from the core
@@ -74,6 +76,8 @@ pub enum Control {
     },
     /// A call's media stopped both ways for longer than `[media] timeout`: end it.
     MediaTimeout(u64),
+    /// rtpengine could not anchor a call's media (refused, or no answer): end it.
+    MediaFailed(u64),
     /// Stop the task.
     Stop,
 }
@@ -157,7 +161,18 @@ fn flush(
         }
         batch.bans = sinks.bans.apply(&bans, |ip| core.ban_entry(ip));
     }
+    // rtpengine writes the SDP of marked messages: its work first, then the messages.
+    if let Some(e) = &sinks.engine {
+        e.forward_ops();
+    }
     while let Some(t) = core.poll_transmit() {
+        let t = match &sinks.engine {
+            Some(e) => match e.take(t) {
+                Some(t) => t,
+                None => continue,
+            },
+            None => t,
+        };
         transports.send(t.dest, t.bytes);
     }
     batch.answers = durable.answers;
@@ -280,6 +295,9 @@ pub(crate) async fn run(
                 }
                 Some(Control::MediaTimeout(id)) => {
                     core.hangup(Instant::now(), id, "media timeout");
+                }
+                Some(Control::MediaFailed(id)) => {
+                    core.media_failed(Instant::now(), id);
                 }
                 Some(Control::Ban { ip, reason, reply }) => {
                     // Answered once the ban is on disk (with this round's batch).

@@ -17,6 +17,7 @@
 mod admin;
 mod bans;
 mod core_task;
+mod engine;
 mod location;
 mod media;
 #[cfg(test)]
@@ -433,15 +434,29 @@ impl Gateway {
         let mut rewrites = sipwarden_policy::standard_rewrites();
         // Media anchoring ([media]): the rewrite plans each SDP; the relay's threads move
         // the packets; the core task performs the rewrite's queued relay operations.
-        let media = match &cfg.media {
+        // With rtpengine as the engine, the rewrite marks each SDP and the engine task puts
+        // rtpengine's SDP in its place on the way out.
+        let (control_tx, control_rx) = mpsc::channel(64);
+        let (mut media, mut engine) = (None, None);
+        match &cfg.media {
+            Some(m) if m.engine == sipwarden_config::MediaEngine::Rtpengine => {
+                let (rewrite, e) = engine::start(
+                    m,
+                    cfg.pbx.source_networks(),
+                    transports.clone(),
+                    control_tx.clone(),
+                );
+                rewrites.push(Box::new(rewrite));
+                engine = Some(e);
+            }
             Some(m) => {
-                let (rewrite, media) =
+                let (rewrite, relay) =
                     media::start(m, cfg.pbx.source_networks()).map_err(StartError::Relay)?;
                 rewrites.push(Box::new(rewrite));
-                Some(media)
+                media = Some(relay);
             }
-            None => None,
-        };
+            None => {}
+        }
         core.set_rewrites(rewrites);
         core.set_wall_clock(std::time::Instant::now(), std::time::SystemTime::now());
         let (mut store, checkpointer) = open_store(&cfg)?;
@@ -498,7 +513,6 @@ impl Gateway {
             std::time::Instant::now(),
             u64::try_from(bans::unix_now()).unwrap_or(0),
         );
-        let (control_tx, control_rx) = mpsc::channel(64);
         // Trunks named by DNS: resolved by a task of their own, off the call path.
         let (named_tx, named_rx) = watch::channel(named.clone());
         let (trunks_tx, trunks_rx) = watch::channel(core.trunk_status(std::time::Instant::now()));
@@ -559,6 +573,7 @@ impl Gateway {
                 named: named_tx,
                 trunks: trunks_tx,
                 media: media.clone(),
+                engine: engine.clone(),
             },
         ));
         let token = admin_token(&cfg)?;
@@ -575,6 +590,7 @@ impl Gateway {
                 dns: dns_stats,
                 trunks: trunks_rx,
                 media,
+                engine,
             },
         )
         .await

@@ -41,6 +41,36 @@ impl Core {
         true
     }
 
+    /// The media engine could not anchor the SDP of one of the call's messages, so that
+    /// message never left the gateway. While the call is early and B has answered nothing,
+    /// its INVITE is that message: the transaction is forgotten (B never saw it, there is
+    /// nothing to cancel) and A gets 503. Otherwise the call ends as [`Core::hangup`] ends
+    /// it. Returns whether the call existed.
+    pub fn media_failed(&mut self, now: Instant, call: u64) -> bool {
+        self.clock = Some(now);
+        let Some(c) = self.calls.get_mut(&call) else {
+            return false;
+        };
+        let unseen = c.is_early() && c.forks.is_empty() && c.leg(Side::B).remote_tag.is_none();
+        if !unseen {
+            return self.hangup(now, call, "media engine could not anchor the call");
+        }
+        let _span = c.span.clone().entered();
+        tracing::debug!("media engine failed: the INVITE never left");
+        if let Some(tx) = c.b_invite_tx.take() {
+            self.txl.abandon(tx);
+            self.clients.remove(&tx);
+        }
+        self.abandon_early(
+            now,
+            call,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "media engine could not anchor the call",
+        );
+        self.process_events(now);
+        true
+    }
+
     /// Hangs up every call (end of the shutdown grace period).
     pub fn hangup_all(&mut self, now: Instant, reason: &str) {
         for id in self.call_ids() {

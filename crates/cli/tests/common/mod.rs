@@ -624,6 +624,62 @@ impl Drop for Dnsmasq {
     }
 }
 
+/// rtpengine in userspace mode (no kernel module: `--table=-1`), its `ng` control on
+/// 127.0.0.1:22223 and its media on 127.0.0.1 ports 30000-30999 (clear of the lab relay's
+/// 20000-20999 and of SIPp's media ports); its log in `dir`. Stopped by its PID when dropped.
+#[allow(dead_code)]
+pub(crate) struct Rtpengine(Child);
+
+#[allow(dead_code)]
+impl Rtpengine {
+    pub(crate) const NG: &'static str = "127.0.0.1:22223";
+
+    pub(crate) fn start(dir: &Path) -> Self {
+        let log = std::fs::File::create(dir.join("rtpengine.log")).unwrap();
+        let child = Command::new("rtpengine")
+            .args([
+                "--config-file=none",
+                "--foreground",
+                "--log-stderr",
+                "--table=-1",
+                "--interface=127.0.0.1",
+                &format!("--listen-ng={}", Self::NG),
+                "--port-min=30000",
+                "--port-max=30999",
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run rtpengine ({e}): scripts/test.sh installs the Debian package rtpengine-daemon")
+            });
+        let mut r = Self(child);
+        // Ready when it answers an ng ping.
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut n = 0u32;
+        wait_until("rtpengine answers ping", Duration::from_secs(10), || {
+            if let Ok(Some(status)) = r.0.try_wait() {
+                panic!("rtpengine exited at start: {status}");
+            }
+            n += 1;
+            let cookie = format!("t{n}");
+            let _ = s.send_to(format!("{cookie} d7:command4:pinge").as_bytes(), Self::NG);
+            let mut buf = [0u8; 256];
+            matches!(s.recv(&mut buf), Ok(len) if buf[..len].starts_with(format!("{cookie} d6:result4:pong").as_bytes()))
+        });
+        r
+    }
+}
+
+impl Drop for Rtpengine {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A counter or gauge of `/metrics` (the admin API without a token), or `None`.
 pub(crate) fn metric(name: &str) -> Option<u64> {
     let (_, text) = http_get("127.0.0.1:8080", "/metrics", None);

@@ -365,6 +365,11 @@ impl Lab {
                 "media" => {
                     lab + "\n[media]\ninside = \"127.0.0.1\"\noutside = \"127.0.0.1\"\nport_min = 20000\nport_max = 20999\ntimeout = \"5s\"\n"
                 }
+                // Media anchored in rtpengine (the test starts it, common::Rtpengine): SRTP
+                // toward the carrier, plain RTP toward the PBX.
+                "rtpengine" => {
+                    lab + "\n[media]\nengine = \"rtpengine\"\ninside = \"127.0.0.1\"\noutside = \"127.0.0.1\"\nrtpengine = \"127.0.0.1:22223\"\ninside_protocol = \"rtp\"\noutside_protocol = \"srtp\"\n"
+                }
                 // Media anchored on a range of four port pairs: two calls' worth.
                 "media-small" => {
                     lab + "\n[media]\ninside = \"127.0.0.1\"\noutside = \"127.0.0.1\"\nport_min = 20000\nport_max = 20007\n"
