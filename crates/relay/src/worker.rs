@@ -38,6 +38,33 @@ pub(crate) enum Cmd {
 
 const WAKER: Token = Token(0);
 
+/// One wake-up's counts, added to the shared totals at its end.
+#[derive(Default)]
+struct Tally {
+    from_a: u64,
+    from_b: u64,
+    bytes: u64,
+    dropped_source: u64,
+    dropped_no_target: u64,
+}
+
+impl Tally {
+    fn publish(&self, t: &Totals) {
+        for (total, v) in [
+            (&t.from_a, self.from_a),
+            (&t.from_b, self.from_b),
+            (&t.relayed, self.from_a + self.from_b),
+            (&t.bytes, self.bytes),
+            (&t.dropped_source, self.dropped_source),
+            (&t.dropped_no_target, self.dropped_no_target),
+        ] {
+            if v > 0 {
+                total.fetch_add(v, Relaxed);
+            }
+        }
+    }
+}
+
 /// One side of a stream.
 struct End {
     rtp: MioSocket,
@@ -116,21 +143,26 @@ impl Worker {
 
     pub(crate) fn run(mut self) {
         let mut events = Events::with_capacity(256);
+        // One byte more than the largest packet relayed: a longer one shows by its length.
         let mut buf = vec![0u8; self.cfg.max_packet.max(64) + 1];
         loop {
             if self.poll.poll(&mut events, None).is_err() {
                 continue;
             }
-            let ready: Vec<Token> = events.iter().map(mio::event::Event::token).collect();
-            for token in ready {
+            let now = Instant::now();
+            let mut tally = Tally::default();
+            for ev in &events {
+                let token = ev.token();
                 if token == WAKER {
                     if !self.commands() {
+                        tally.publish(&self.totals);
                         return;
                     }
                 } else {
-                    self.readable(token, &mut buf);
+                    self.readable(token, &mut buf, now, &mut tally);
                 }
             }
+            tally.publish(&self.totals);
         }
     }
 
@@ -295,8 +327,10 @@ impl Worker {
         );
     }
 
-    /// Reads everything waiting on a socket (mio is edge-triggered) and relays it.
-    fn readable(&mut self, token: Token, buf: &mut [u8]) {
+    /// Reads everything waiting on a socket (mio is edge-triggered: until it would block) and
+    /// relays it. `now` is the wake-up's time, and `tally` the wake-up's counts, added to the
+    /// shared totals once per wake-up rather than once per packet.
+    fn readable(&mut self, token: Token, buf: &mut [u8], now: Instant, tally: &mut Tally) {
         let Some(&(key, side, rtcp)) = self.tokens.get(&token) else {
             return;
         };
@@ -321,12 +355,12 @@ impl Worker {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(_) => return,
             };
+            let Some(pkt) = buf.get(..n) else { continue };
             if n > self.cfg.max_packet {
                 continue;
             }
-            let now = Instant::now();
-            // Latching: the side's learned source, else one of its allowed addresses while
-            // the window is open.
+            // Latching: the side's learned source, else one of its allowed addresses
+            // while the window is open.
             let learned = from.learned.get(kind).copied().flatten();
             let ok = match learned {
                 Some(l) => l == src,
@@ -342,10 +376,11 @@ impl Worker {
             };
             if !ok {
                 s.counters.dropped_source += 1;
-                self.totals.dropped_source.fetch_add(1, Relaxed);
+                tally.dropped_source += 1;
                 continue;
             }
-            // Where the other side receives: its learned source (symmetric RTP), else its SDP.
+            // Where the other side receives: its learned source (symmetric RTP), else its
+            // SDP.
             let dest = to.learned.get(kind).copied().flatten().or_else(|| {
                 to.target.map(|t| {
                     if rtcp && !mux {
@@ -362,10 +397,9 @@ impl Worker {
             };
             let (Some(dest), Some(out)) = (dest, out) else {
                 s.counters.dropped_no_target += 1;
-                self.totals.dropped_no_target.fetch_add(1, Relaxed);
+                tally.dropped_no_target += 1;
                 continue;
             };
-            let Some(pkt) = buf.get(..n) else { continue };
             if out.send_to(pkt, dest).is_err() {
                 continue;
             }
@@ -374,16 +408,15 @@ impl Worker {
                 Side::A => {
                     s.counters.from_a += 1;
                     s.counters.bytes_from_a += n as u64;
-                    self.totals.from_a.fetch_add(1, Relaxed);
+                    tally.from_a += 1;
                 }
                 Side::B => {
                     s.counters.from_b += 1;
                     s.counters.bytes_from_b += n as u64;
-                    self.totals.from_b.fetch_add(1, Relaxed);
+                    tally.from_b += 1;
                 }
             }
-            self.totals.relayed.fetch_add(1, Relaxed);
-            self.totals.bytes.fetch_add(n as u64, Relaxed);
+            tally.bytes += n as u64;
         }
     }
 }

@@ -37,7 +37,10 @@ fn main() {
     let r = match args.first().map(String::as_str) {
         Some("relay") => relay(&args[1..]),
         Some("drive") => drive(&args[1..]),
-        _ => Err("usage: media_load relay CALLS BASE WORKERS | drive ENGINE CALLS PPS SECS PID [NG]".into()),
+        _ => Err(
+            "usage: media_load relay CALLS BASE WORKERS | drive ENGINE CALLS PPS SECS PID [NG]"
+                .into(),
+        ),
     };
     if let Err(e) = r {
         eprintln!("media_load: {e}");
@@ -53,7 +56,11 @@ fn num<T: std::str::FromStr>(args: &[String], i: usize, what: &str) -> Result<T,
 
 fn peer(i: usize, side: u8) -> SocketAddr {
     let port = PEER_BASE + u16::try_from(i * 4).unwrap_or(0) + if side == b'a' { 0 } else { 2 };
-    let ip = if side == b'a' { [127, 0, 0, 2] } else { [127, 0, 0, 3] };
+    let ip = if side == b'a' {
+        [127, 0, 0, 2]
+    } else {
+        [127, 0, 0, 3]
+    };
     SocketAddr::from((ip, port))
 }
 
@@ -158,7 +165,11 @@ fn targets_rtpengine(calls: usize, ng_addr: &str) -> Result<Vec<(SocketAddr, Soc
             sdp("a", peer(i, b'a')).as_bytes(),
             &flags,
         ))?;
-        let b_port = offer.sdp.as_deref().and_then(sdp_port).ok_or("offer: no port")?;
+        let b_port = offer
+            .sdp
+            .as_deref()
+            .and_then(sdp_port)
+            .ok_or("offer: no port")?;
         let answer = ask(ng::sdp_request(
             &format!("a{pid}-{i}"),
             ng::Exchange::Answer,
@@ -212,7 +223,8 @@ fn drive(args: &[String]) -> Result<(), String> {
     let mut socks = Vec::with_capacity(calls * 2);
     for i in 0..calls {
         for side in [b'a', b'b'] {
-            let s = UdpSocket::bind(peer(i, side)).map_err(|e| format!("bind {}: {e}", peer(i, side)))?;
+            let s = UdpSocket::bind(peer(i, side))
+                .map_err(|e| format!("bind {}: {e}", peer(i, side)))?;
             s.set_nonblocking(true).map_err(|e| e.to_string())?;
             socks.push(s);
         }
@@ -236,11 +248,16 @@ fn drive(args: &[String]) -> Result<(), String> {
             let mut buf = [0u8; 2048];
             let mut by_size: HashMap<usize, u64> = HashMap::new();
             while !stop.load(Relaxed) {
-                if poll.poll(&mut events, Some(Duration::from_millis(50))).is_err() {
+                if poll
+                    .poll(&mut events, Some(Duration::from_millis(50)))
+                    .is_err()
+                {
                     break;
                 }
                 for ev in &events {
-                    let Some(s) = rx.get(ev.token().0) else { continue };
+                    let Some(s) = rx.get(ev.token().0) else {
+                        continue;
+                    };
                     loop {
                         match s.recv(&mut buf) {
                             Ok(n) => {
@@ -275,7 +292,9 @@ fn drive(args: &[String]) -> Result<(), String> {
             if (call as u64) % period_ms != slot {
                 continue;
             }
-            let Some(&(to_a, to_b)) = targets.get(call) else { continue };
+            let Some(&(to_a, to_b)) = targets.get(call) else {
+                continue;
+            };
             let to = if n % 2 == 0 { to_a } else { to_b };
             let q = seq.get_mut(n).ok_or("seq")?;
             *q = q.wrapping_add(1);
@@ -294,8 +313,7 @@ fn drive(args: &[String]) -> Result<(), String> {
             std::thread::sleep(d);
         }
     }
-    let (w_start, w_ticks0, w_sent0, w_recv0) =
-        window.unwrap_or((start, t0, 0, 0));
+    let (w_start, w_ticks0, w_sent0, w_recv0) = window.unwrap_or((start, t0, 0, 0));
     let w_sent = sent - w_sent0;
     let w_recv_end = received.load(Relaxed);
     let w_elapsed = w_start.elapsed();
@@ -354,7 +372,8 @@ fn delete_rtpengine(calls: usize, ng_addr: &str) -> Result<(), String> {
     for i in 0..calls {
         let req = ng::delete(&format!("d{pid}-{i}"), &format!("bench-{pid}-{i}"));
         s.send(&req.datagram).map_err(|e| e.to_string())?;
-        s.recv(&mut buf).map_err(|e| format!("rtpengine delete: {e}"))?;
+        s.recv(&mut buf)
+            .map_err(|e| format!("rtpengine delete: {e}"))?;
     }
     Ok(())
 }
