@@ -61,6 +61,13 @@ pub enum CallEventKind {
         /// Packets dropped because they came from a source the stream had not latched.
         dropped: u64,
     },
+    /// The call's media is not anchored in the relay and goes direct between the endpoints
+    /// (`"webrtc"`: a browser phone's ICE with DTLS-SRTP, which the embedded relay does not
+    /// terminate).
+    MediaUnanchored {
+        /// Why.
+        reason: &'static str,
+    },
     /// The caller got a 2xx.
     Answered,
     /// The call is over: answered or not, whoever ended it.

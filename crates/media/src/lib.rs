@@ -66,4 +66,12 @@ pub enum RelayOp {
         /// The call.
         call: u64,
     },
+    /// The call's media is left to go direct (nothing to open): said once per call, for its
+    /// call record.
+    Unanchored {
+        /// The call.
+        call: u64,
+        /// Why (`"webrtc"`: ICE with DTLS-SRTP, which the embedded relay does not terminate).
+        why: &'static str,
+    },
 }

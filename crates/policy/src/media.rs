@@ -115,6 +115,12 @@ impl Rewrite for MediaAnchor {
             Toward::A => (Leg::B, toward, other),
         };
         let dtls = sdp.sdp().media.iter().any(|m| m.transport.is_dtls_srtp());
+        if dtls && !self.calls.contains_key(&ctx.call) {
+            self.push(RelayOp::Unanchored {
+                call: ctx.call,
+                why: "webrtc",
+            })?;
+        }
         let a = self.calls.entry(ctx.call).or_insert_with(|| Anchored {
             passthrough: dtls,
             media: CallMedia::new(facing_a, facing_b),
@@ -300,8 +306,18 @@ mod tests {
         let offer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:abcd\r\na=ice-pwd:0123456789abcdef01234567\r\na=fingerprint:sha-256 AB:CD\r\na=setup:actpass\r\na=candidate:1 1 udp 2113937151 192.0.2.50 54400 typ host\r\n";
         let out = run(&mut m, &ctx(9, Toward::B, "127.0.0.10:5080"), offer).unwrap();
         assert_eq!(out, offer, "untouched: its ICE must reach the other side");
+        // Nothing to open; the call record is told, once.
+        let said: Vec<RelayOp> = ops.lock().unwrap().drain(..).collect();
+        assert_eq!(
+            said,
+            [RelayOp::Unanchored {
+                call: 9,
+                why: "webrtc"
+            }]
+        );
+        run(&mut m, &ctx(9, Toward::A, "127.0.0.3:5060"), offer).unwrap();
         assert!(ops.lock().unwrap().is_empty());
-        assert_eq!((m.ports().0, m.passthrough_bodies), (0, 1));
+        assert_eq!((m.ports().0, m.passthrough_bodies), (0, 2));
         m.on_end(9, Instant::now());
         assert!(ops.lock().unwrap().is_empty());
     }

@@ -94,8 +94,10 @@ fn flush(
 ) {
     // What the media-anchoring rewrite queued: streams to open, move, close. A stream the
     // relay cannot open ends its call (its SDP already names the relay).
+    let mut unanchored = Vec::new();
     if let Some(m) = &sinks.media {
-        let failed = m.perform();
+        let (failed, u) = m.perform();
+        unanchored = u;
         if !failed.is_empty() {
             let now = Instant::now();
             for call in failed {
@@ -115,6 +117,13 @@ fn flush(
         .map(|e| (e, now))
         .collect();
     batch.calls = core.take_call_events();
+    for (call, reason) in unanchored {
+        batch.calls.push(sipwarden_b2bua::events::CallEvent {
+            call,
+            at: now,
+            kind: sipwarden_b2bua::events::CallEventKind::MediaUnanchored { reason },
+        });
+    }
     // The relay's figures of the streams it closed: the call records' media columns.
     if let Some(m) = &sinks.media {
         for r in m.relay.take_closed() {

@@ -57,13 +57,14 @@ pub(crate) fn start(
 
 impl Media {
     /// Performs what the rewrite queued; returns the calls whose media could not be set up
-    /// (the caller hangs them up).
-    pub(crate) fn perform(&self) -> Vec<u64> {
+    /// (the caller hangs them up) and those left un-anchored (for their call records).
+    pub(crate) fn perform(&self) -> (Vec<u64>, Vec<(u64, &'static str)>) {
         let ops: Vec<RelayOp> = match self.ops.lock() {
             Ok(mut q) => q.drain(..).collect(),
-            Err(_) => return Vec::new(),
+            Err(_) => return (Vec::new(), Vec::new()),
         };
         let mut failed = Vec::new();
+        let mut unanchored = Vec::new();
         for op in ops {
             match op {
                 RelayOp::Open {
@@ -104,9 +105,10 @@ impl Media {
                     let _ = self.relay.update(call, stream, to_a, to_b);
                 }
                 RelayOp::Close { call } => self.relay.close_soon(call),
+                RelayOp::Unanchored { call, why } => unanchored.push((call, why)),
             }
         }
-        failed
+        (failed, unanchored)
     }
 }
 

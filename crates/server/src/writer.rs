@@ -483,6 +483,9 @@ fn log_call_event(e: &CallEvent) {
             dropped,
             "call media"
         ),
+        K::MediaUnanchored { reason } => {
+            tracing::debug!(call = e.call, reason, "call media not anchored")
+        }
         K::Answered => tracing::debug!(call = e.call, "call answered"),
         K::Ended { status, by, reason } => tracing::debug!(
             call = e.call,
