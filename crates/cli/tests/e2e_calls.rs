@@ -1169,6 +1169,72 @@ fn lab_media_through_the_relay_both_ways() {
     wait_until("the relay's sockets closed", Duration::from_secs(5), || {
         metric("sipwarden_media_sockets") == Some(0)
     });
+
+    // Hold timeout: the carrier puts the call on hold and stays there, silent. The media
+    // timeout (5 s) does not end a call on hold; [media] hold_timeout (8 s) does, with a BYE
+    // to both sides whose Reason says so.
+    let wht = lab.work("media-hold-timeout");
+    let hold = std::fs::read_to_string(scenario("carrier_uac_hold.xml")).unwrap();
+    let resume = hold
+        .find("  <pause milliseconds=\"1500\"/>\n  <send retrans=\"500\">\n    <![CDATA[\n\n      INVITE [next_url] SIP/2.0")
+        .and_then(|first| {
+            let after = first + 10;
+            hold[after..].find("  <pause milliseconds=\"1500\"/>").map(|i| after + i)
+        })
+        .expect("carrier_uac_hold.xml: the pause before the resume");
+    let held_forever = format!(
+        "{}  <recv request=\"BYE\"/>\n  <send>\n    <![CDATA[\n\n      SIP/2.0 200 OK\n      [last_Via:]\n      [last_From:]\n      [last_To:]\n      [last_Call-ID:]\n      [last_CSeq:]\n      Content-Length: 0\n\n    ]]>\n  </send>\n  <timewait milliseconds=\"500\"/>\n</scenario>\n",
+        &hold[..resume]
+    );
+    let carrier_sf = wht.join("carrier_uac_held.xml");
+    std::fs::write(&carrier_sf, held_forever).unwrap();
+    // The PBX answers the hold and then waits for the BYE (no resume).
+    let pbx = std::fs::read_to_string(scenario("pbx_uas_hold.xml")).unwrap();
+    let second = pbx
+        .match_indices("  <recv request=\"INVITE\"/>")
+        .nth(2)
+        .map(|(i, _)| i);
+    let bye = pbx.find("  <recv request=\"BYE\"/>");
+    let (Some(second), Some(bye)) = (second, bye) else {
+        panic!("pbx_uas_hold.xml changed")
+    };
+    let pbx_sf = wht.join("pbx_uas_held.xml");
+    std::fs::write(&pbx_sf, format!("{}{}", &pbx[..second], &pbx[bye..])).unwrap();
+    let pbx_uas = Uas::start(
+        &wht,
+        &pbx_sf,
+        "127.0.0.10",
+        5080,
+        1,
+        &["-mi", "127.0.0.9", "-mp", "18200", "-trace_msg"],
+    );
+    let started = std::time::Instant::now();
+    uac(
+        &wht,
+        "held until the hold timeout",
+        &carrier_sf,
+        ("127.0.0.1:5060", ("127.0.0.3", 5062)),
+        "+15551230042",
+        (1, 1),
+        &["-mi", "127.0.0.3", "-mp", "19200", "-trace_msg"],
+    );
+    let took = started.elapsed();
+    pbx_uas.finish();
+    assert!(
+        took >= Duration::from_secs(9) && took < Duration::from_secs(20),
+        "a held call ended after {took:?} (hold at 1.5 s, hold timeout 8 s, media timeout 5 s)"
+    );
+    let byes = std::fs::read_dir(&wht)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with("messages.log"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect::<String>();
+    assert_eq!(
+        byes.matches("Reason: SIP;text=\"hold timeout\"").count(),
+        2,
+        "a BYE with the reason to each side"
+    );
     lab.stop();
 }
 

@@ -71,9 +71,17 @@ pub struct MediaConfig {
     /// How long after a stream starts (or moves) its source may be learned. Default "10s".
     #[serde(default = "default_latch", deserialize_with = "values::duration")]
     pub latch_window: Duration,
-    /// A call whose media stops both ways this long is ended. Default "60s".
+    /// A call whose media stops both ways this long is ended. Default "60s". Not while the
+    /// call is on hold: `hold_timeout` applies then.
     #[serde(default = "default_timeout", deserialize_with = "values::duration")]
     pub timeout: Duration,
+    /// A call on hold (every stream sendonly, recvonly or inactive, or `c=0.0.0.0`) this long
+    /// is ended, whether music on hold flows or not. Default "1h".
+    #[serde(
+        default = "default_hold_timeout",
+        deserialize_with = "values::duration"
+    )]
+    pub hold_timeout: Duration,
     /// Relay threads. Default 1.
     #[serde(default = "default_workers")]
     pub workers: usize,
@@ -118,6 +126,10 @@ fn default_timeout() -> Duration {
     Duration::from_secs(60)
 }
 
+fn default_hold_timeout() -> Duration {
+    Duration::from_secs(3600)
+}
+
 fn default_workers() -> usize {
     1
 }
@@ -132,6 +144,12 @@ pub(crate) fn validate(m: &MediaConfig, err: &mut dyn FnMut(String, String)) {
     }
     if !(Duration::from_secs(5)..=Duration::from_secs(86_400)).contains(&m.timeout) {
         err("media.timeout".into(), "must lie between 5s and 24h".into());
+    }
+    if !(Duration::from_secs(5)..=Duration::from_secs(86_400)).contains(&m.hold_timeout) {
+        err(
+            "media.hold_timeout".into(),
+            "must lie between 5s and 24h".into(),
+        );
     }
     if m.latch_window > Duration::from_secs(60) {
         err("media.latch_window".into(), "must be 1m or less".into());

@@ -66,6 +66,14 @@ pub enum RelayOp {
         /// The call.
         call: u64,
     },
+    /// The call went on hold (every stream sendonly, recvonly or inactive, or its address
+    /// 0.0.0.0) or came off it: the hold timeout applies instead of the media timeout.
+    Hold {
+        /// The call.
+        call: u64,
+        /// On hold now.
+        held: bool,
+    },
     /// The call's media is left to go direct (nothing to open): said once per call, for its
     /// call record.
     Unanchored {

@@ -29,10 +29,26 @@ struct Anchored {
     /// candidates end to end, and the embedded relay does not terminate ICE; its media goes
     /// direct (rtpengine, when it comes, anchors such calls). Nothing is rewritten or opened.
     passthrough: bool,
+    /// The last offer or answer put the call on hold.
+    held: bool,
     media: CallMedia,
     opened: Vec<bool>,
     a_sources: Vec<IpAddr>,
     b_sources: Vec<IpAddr>,
+}
+
+/// Whether an SDP puts its call on hold: every active stream sendonly, recvonly or inactive,
+/// or sent to 0.0.0.0 (RFC 2543 hold). A body without active streams is not hold.
+fn on_hold(sdp: &sipwarden_sip::sdp::Sdp<'_>) -> bool {
+    let mut active = sdp.media.iter().filter(|m| m.is_active()).peekable();
+    active.peek().is_some()
+        && active.all(|m| {
+            sdp.direction_of(m) != sipwarden_sip::sdp::Direction::SendRecv
+                || sdp
+                    .connection_of(m)
+                    .and_then(sipwarden_sip::sdp::Connection::ip)
+                    .is_some_and(|ip| ip.is_unspecified())
+        })
 }
 
 /// The anchoring rewrite (`[media]`).
@@ -121,8 +137,10 @@ impl Rewrite for MediaAnchor {
                 why: "webrtc",
             })?;
         }
+        let held = on_hold(sdp.sdp());
         let a = self.calls.entry(ctx.call).or_insert_with(|| Anchored {
             passthrough: dtls,
+            held: false,
             media: CallMedia::new(facing_a, facing_b),
             opened: Vec::new(),
             a_sources: Vec::new(),
@@ -180,6 +198,13 @@ impl Rewrite for MediaAnchor {
                     rtcp_mux: s.rtcp_mux,
                 });
             }
+        }
+        if held != a.held {
+            a.held = held;
+            ops.push(RelayOp::Hold {
+                call: ctx.call,
+                held,
+            });
         }
         for op in ops {
             self.push(op)?;
@@ -297,6 +322,42 @@ mod tests {
             ops.lock().unwrap().pop_front(),
             Some(RelayOp::Close { call: 7 })
         );
+    }
+
+    #[test]
+    fn hold_and_resume_are_told_to_the_server_once_each() {
+        let ops = RelayOps::default();
+        let mut m = anchor(&ops, 20099);
+        let holds = |ops: &RelayOps| -> Vec<bool> {
+            ops.lock()
+                .unwrap()
+                .drain(..)
+                .filter_map(|o| match o {
+                    RelayOp::Hold { held, .. } => Some(held),
+                    _ => None,
+                })
+                .collect()
+        };
+        run(&mut m, &ctx(3, Toward::B, "127.0.0.3:5060"), OFFER).unwrap();
+        run(&mut m, &ctx(3, Toward::A, "127.0.0.10:5070"), ANSWER).unwrap();
+        assert!(
+            holds(&ops).is_empty(),
+            "a call starting sendrecv is not on hold"
+        );
+        // The carrier holds (sendonly), the PBX answers recvonly: one Hold.
+        let hold = ANSWER.replace("RTP/AVP 0\r\n", "RTP/AVP 0\r\na=sendonly\r\n");
+        let held = OFFER.replace("RTP/AVP 0\r\n", "RTP/AVP 0\r\na=recvonly\r\n");
+        run(&mut m, &ctx(3, Toward::A, "127.0.0.10:5070"), &hold).unwrap();
+        run(&mut m, &ctx(3, Toward::B, "127.0.0.3:5060"), &held).unwrap();
+        assert_eq!(holds(&ops), [true]);
+        // Resumed: one Hold { held: false }.
+        run(&mut m, &ctx(3, Toward::A, "127.0.0.10:5070"), ANSWER).unwrap();
+        run(&mut m, &ctx(3, Toward::B, "127.0.0.3:5060"), OFFER).unwrap();
+        assert_eq!(holds(&ops), [false]);
+        // RFC 2543 hold: c=0.0.0.0.
+        let zero = ANSWER.replace("c=IN IP4 127.0.0.3", "c=IN IP4 0.0.0.0");
+        run(&mut m, &ctx(3, Toward::A, "127.0.0.10:5070"), &zero).unwrap();
+        assert_eq!(holds(&ops), [true]);
     }
 
     #[test]

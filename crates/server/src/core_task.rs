@@ -76,6 +76,8 @@ pub enum Control {
     },
     /// A call's media stopped both ways for longer than `[media] timeout`: end it.
     MediaTimeout(u64),
+    /// A call has been on hold longer than `[media] hold_timeout`: end it.
+    HoldTimeout(u64),
     /// rtpengine could not anchor a call's media (refused, or no answer): end it.
     MediaFailed(u64),
     /// Stop the task.
@@ -304,6 +306,9 @@ pub(crate) async fn run(
                 }
                 Some(Control::MediaTimeout(id)) => {
                     core.hangup(Instant::now(), id, "media timeout");
+                }
+                Some(Control::HoldTimeout(id)) => {
+                    core.hangup(Instant::now(), id, "hold timeout");
                 }
                 Some(Control::MediaFailed(id)) => {
                     core.media_failed(Instant::now(), id);

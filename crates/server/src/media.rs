@@ -1,7 +1,8 @@
 //! Media anchoring's moving parts: the relay's threads, the operations the anchoring rewrite
 //! queues (performed by the core task after each round), and the media timeout.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
@@ -21,6 +22,10 @@ pub(crate) struct Media {
     /// Streams the relay could not open (a port taken by another program).
     pub(crate) open_failures: Arc<std::sync::atomic::AtomicU64>,
     pub(crate) timeout: Duration,
+    /// Calls that went on hold: whether they still are, and since when (on hold, the hold
+    /// timeout replaces the media timeout; after a resume, silence counts from the resume).
+    pub(crate) holds: Arc<Mutex<HashMap<u64, (bool, Instant)>>>,
+    pub(crate) hold_timeout: Duration,
 }
 
 /// Starts the relay and builds the anchoring rewrite that feeds it.
@@ -51,6 +56,8 @@ pub(crate) fn start(
             ops,
             open_failures: Arc::default(),
             timeout: cfg.timeout,
+            holds: Arc::default(),
+            hold_timeout: cfg.hold_timeout,
         },
     ))
 }
@@ -104,7 +111,17 @@ impl Media {
                 } => {
                     let _ = self.relay.update(call, stream, to_a, to_b);
                 }
-                RelayOp::Close { call } => self.relay.close_soon(call),
+                RelayOp::Close { call } => {
+                    self.relay.close_soon(call);
+                    if let Ok(mut h) = self.holds.lock() {
+                        h.remove(&call);
+                    }
+                }
+                RelayOp::Hold { call, held } => {
+                    if let Ok(mut h) = self.holds.lock() {
+                        h.insert(call, (held, Instant::now()));
+                    }
+                }
                 RelayOp::Unanchored { call, why } => unanchored.push((call, why)),
             }
         }
@@ -113,7 +130,8 @@ impl Media {
 }
 
 /// Every second, asks the relay which calls' media stopped both ways for longer than the
-/// timeout, and has the core end them.
+/// timeout, and which calls have been on hold longer than the hold timeout, and has the core
+/// end them. A call on hold is not ended for silence: hold without music is silent.
 pub(crate) async fn watch_timeouts(media: Media, control: mpsc::Sender<Control>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -123,10 +141,25 @@ pub(crate) async fn watch_timeouts(media: Media, control: mpsc::Sender<Control>)
             return;
         };
         let now = Instant::now();
+        let holds: HashMap<u64, (bool, Instant)> =
+            media.holds.lock().map(|h| h.clone()).unwrap_or_default();
+        for (call, (held, since)) in &holds {
+            if *held
+                && now.saturating_duration_since(*since) >= media.hold_timeout
+                && control.send(Control::HoldTimeout(*call)).await.is_err()
+            {
+                return;
+            }
+        }
         // A call is silent when every one of its streams is.
-        let mut calls: std::collections::HashMap<u64, bool> = std::collections::HashMap::new();
+        let mut calls: HashMap<u64, bool> = HashMap::new();
         for r in &reports {
-            let silent = now.saturating_duration_since(r.last_activity()) >= media.timeout;
+            let last = match holds.get(&r.call) {
+                Some((true, _)) => continue,
+                Some((false, resumed)) => r.last_activity().max(*resumed),
+                None => r.last_activity(),
+            };
+            let silent = now.saturating_duration_since(last) >= media.timeout;
             let e = calls.entry(r.call).or_insert(true);
             *e = *e && silent;
         }

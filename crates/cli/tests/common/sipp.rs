@@ -360,10 +360,10 @@ impl Lab {
                     assert!(text.contains("name = \"uk\""));
                     text
                 }
-                // Media anchored in the relay on 127.0.0.1 (LAB.md: ports 20000-20999), a
-                // short media timeout for the test of it.
+                // Media anchored in the relay on 127.0.0.1 (LAB.md: ports 20000-20999), short
+                // media and hold timeouts for the tests of them.
                 "media" => {
-                    lab + "\n[media]\ninside = \"127.0.0.1\"\noutside = \"127.0.0.1\"\nport_min = 20000\nport_max = 20999\ntimeout = \"5s\"\n"
+                    lab + "\n[media]\ninside = \"127.0.0.1\"\noutside = \"127.0.0.1\"\nport_min = 20000\nport_max = 20999\ntimeout = \"5s\"\nhold_timeout = \"8s\"\n"
                 }
                 // Media anchored in rtpengine (the test starts it, common::Rtpengine): SRTP
                 // toward the carrier, plain RTP toward the PBX.
