@@ -198,6 +198,8 @@ def bench_view_of_lab(lab, v):
     d.setdefault("accounts", {})["file"] = "examples/bench-accounts.toml"
     d.setdefault("ban", {})["allow"] = [f"{v['reg_ip']}/32"]
     d.setdefault("admin", {})["listen"] = f"{v['ip']}:{v['admin_port']}"
+    # Signalling only: Kamailio's reference anchors no media, and the SIPp calls send none.
+    d.pop("media", None)
     return d
 
 

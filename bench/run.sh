@@ -253,6 +253,9 @@ for line in open(src).read().splitlines():
     if m:
         section = m.group(1)
     key = line.split("=", 1)[0].strip() if "=" in line and not line.lstrip().startswith("#") else None
+    if section == "media":
+        # signalling only: Kamailio's reference anchors no media
+        continue
     if section == "listen" and key == "udp":
         line = f'udp = ["{ip}:{port}"]'
     elif section == "listen" and key == "tcp":

@@ -162,7 +162,12 @@ impl Rewrite for EngineAnchor {
         };
         let protocol = if inside { self.inside } else { self.outside };
         let flags = Flags {
-            transport_protocol: protocol.sdp_proto(),
+            // The protocol is chosen with the offer: an answer keeps the one its offerer
+            // offered (rtpengine remembers it), as offer/answer requires.
+            transport_protocol: match exchange {
+                Exchange::Offer => protocol.sdp_proto(),
+                Exchange::Answer => None,
+            },
             // A PBX does not do ICE; rtpengine answers a browser's ICE on the outside.
             ice_remove: inside,
             direction: None,
@@ -279,9 +284,31 @@ mod tests {
         assert!(!ops[0].flags.ice_remove);
         assert_eq!(ops[1].exchange, Exchange::Answer);
         assert_eq!((ops[1].from_tag, ops[1].to_tag), ("a", "b"));
-        assert_eq!(ops[1].flags.transport_protocol, Some("RTP/AVP"));
+        // The PBX offered RTP/AVP and gets its answer in RTP/AVP: rtpengine keeps the
+        // offerer's protocol for the answer.
+        assert_eq!(ops[1].flags.transport_protocol, None);
         assert!(ops[1].flags.ice_remove);
         assert_eq!(marked_token(&answer), Some(token + 1));
+    }
+
+    #[test]
+    fn an_inbound_offer_gets_the_pbx_side_protocol() {
+        let ops = EngineOps::default();
+        let mut a = anchor(&ops);
+        // The carrier (A) calls in: its offer goes to the PBX on B, inside.
+        run(&mut a, 4, Toward::B, SdpKind::Invite, "127.0.0.10:5080");
+        run(
+            &mut a,
+            4,
+            Toward::A,
+            SdpKind::InviteResponse(StatusCode::OK),
+            "127.0.0.3:5060",
+        );
+        let ops = sdp_ops(&ops);
+        assert_eq!(ops[0].flags.transport_protocol, Some("RTP/AVP"));
+        assert!(ops[0].flags.ice_remove);
+        assert_eq!(ops[1].flags.transport_protocol, None);
+        assert!(!ops[1].flags.ice_remove);
     }
 
     #[test]

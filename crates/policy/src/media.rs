@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -51,6 +52,18 @@ fn on_hold(sdp: &sipwarden_sip::sdp::Sdp<'_>) -> bool {
         })
 }
 
+/// The port pool's figures, shared with the server for `/metrics` (the rewrite itself lives
+/// inside the call core).
+#[derive(Debug, Default)]
+pub struct PortGauges {
+    /// Port pairs in use.
+    pub in_use: AtomicU64,
+    /// Port pairs in the range.
+    pub capacity: AtomicU64,
+    /// Calls refused because no pair was free.
+    pub exhausted: AtomicU64,
+}
+
 /// The anchoring rewrite (`[media]`).
 #[derive(Debug)]
 pub struct MediaAnchor {
@@ -64,6 +77,7 @@ pub struct MediaAnchor {
     pub exhausted: u64,
     /// SDP bodies left un-anchored (WebRTC calls with DTLS-SRTP and ICE).
     pub passthrough_bodies: u64,
+    gauges: Arc<PortGauges>,
 }
 
 impl MediaAnchor {
@@ -75,16 +89,32 @@ impl MediaAnchor {
         (port_min, port_max): (u16, u16),
         ops: RelayOps,
     ) -> Self {
+        let ports = Ports::new(port_min, port_max);
+        let gauges = Arc::new(PortGauges::default());
+        gauges
+            .capacity
+            .store(u64::try_from(ports.capacity()).unwrap_or(u64::MAX), Relaxed);
         Self {
             inside,
             outside,
             pbx_networks,
-            ports: Ports::new(port_min, port_max),
+            ports,
             calls: HashMap::new(),
             ops,
             exhausted: 0,
             passthrough_bodies: 0,
+            gauges,
         }
+    }
+
+    /// The port pool's figures, as they change.
+    pub fn gauges(&self) -> Arc<PortGauges> {
+        Arc::clone(&self.gauges)
+    }
+
+    fn publish_ports(&self) {
+        let n = u64::try_from(self.ports.in_use()).unwrap_or(u64::MAX);
+        self.gauges.in_use.store(n, Relaxed);
     }
 
     /// Port pairs in use and in the range.
@@ -158,10 +188,14 @@ impl Rewrite for MediaAnchor {
             self.passthrough_bodies += 1;
             return Ok(());
         }
-        match a.media.anchor_edit(from, sdp, &mut self.ports) {
+        let anchored = a.media.anchor_edit(from, sdp, &mut self.ports);
+        let n = u64::try_from(self.ports.in_use()).unwrap_or(u64::MAX);
+        self.gauges.in_use.store(n, Relaxed);
+        match anchored {
             Ok(()) => {}
             Err(AnchorError::NoPorts) => {
                 self.exhausted += 1;
+                self.gauges.exhausted.fetch_add(1, Relaxed);
                 return Err(RewriteError::unavailable("media_ports_exhausted"));
             }
             Err(_) => return Err(RewriteError::new("media_sdp")),
@@ -246,6 +280,7 @@ impl Rewrite for MediaAnchor {
                 return;
             }
             a.media.release(&mut self.ports);
+            self.publish_ports();
             let _ = self.push(RelayOp::Close { call });
         }
     }

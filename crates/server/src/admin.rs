@@ -106,6 +106,24 @@ fn media_metrics(m: &crate::media::Media) -> String {
         t.sockets.load(Relaxed),
     );
     one(
+        "sipwarden_media_port_pairs_in_use",
+        "Relay port pairs (RTP and RTCP) held by calls.",
+        "gauge",
+        m.ports.in_use.load(Relaxed),
+    );
+    one(
+        "sipwarden_media_port_pairs",
+        "Relay port pairs in the configured range (port_min to port_max).",
+        "gauge",
+        m.ports.capacity.load(Relaxed),
+    );
+    one(
+        "sipwarden_media_ports_exhausted_total",
+        "Calls refused with 503 because every relay port pair was in use.",
+        "counter",
+        m.ports.exhausted.load(Relaxed),
+    );
+    one(
         "sipwarden_media_open_failures_total",
         "Streams the relay could not open (their calls were ended).",
         "counter",

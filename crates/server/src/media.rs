@@ -26,6 +26,8 @@ pub(crate) struct Media {
     /// timeout replaces the media timeout; after a resume, silence counts from the resume).
     pub(crate) holds: Arc<Mutex<HashMap<u64, (bool, Instant)>>>,
     pub(crate) hold_timeout: Duration,
+    /// The anchoring rewrite's port pool.
+    pub(crate) ports: Arc<sipwarden_policy::media::PortGauges>,
 }
 
 /// Starts the relay and builds the anchoring rewrite that feeds it.
@@ -49,6 +51,7 @@ pub(crate) fn start(
         (cfg.port_min, cfg.port_max),
         Arc::clone(&ops),
     );
+    let ports = rewrite.gauges();
     Ok((
         rewrite,
         Media {
@@ -58,6 +61,7 @@ pub(crate) fn start(
             timeout: cfg.timeout,
             holds: Arc::default(),
             hold_timeout: cfg.hold_timeout,
+            ports,
         },
     ))
 }

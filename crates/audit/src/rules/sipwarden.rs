@@ -137,6 +137,27 @@ pub const ROUTE_NO_FALLBACK: Rule = Rule {
           trunk fails or is marked down, every call on the route fails.",
 };
 
+/// Trunks while media is not anchored in the gateway.
+pub const NO_MEDIA_ANCHOR: Rule = Rule {
+    id: "SW-CONF-034",
+    severity: Severity::Medium,
+    title: "Media not anchored: the PBX's media address reaches the trunks",
+    fix: "Add [media] with the gateway's addresses facing the PBX and facing the trunks \
+          (inside, outside; docs/media.md): every call's audio then goes through the gateway's \
+          relay, the PBX needs no route to the internet, and RTP from anyone but the call's \
+          own parties is dropped.",
+};
+
+/// rtpengine's control protocol sent beyond this host and its private networks.
+pub const RTPENGINE_PUBLIC: Rule = Rule {
+    id: "SW-CONF-035",
+    severity: Severity::High,
+    title: "rtpengine control over a public network",
+    fix: "Run rtpengine on this host or on a private network (rtpengine = \"127.0.0.1:2223\"): \
+          its ng protocol has no authentication, so whoever can answer for that address writes \
+          the SDP of every call, and so where its audio goes.",
+};
+
 /// A trunk with no fraud limits or spend cap.
 pub const TRUNK_NO_FRAUD_LIMITS: Rule = Rule {
     id: "SW-CONF-040",
@@ -182,6 +203,8 @@ pub const RULES: &[Rule] = &[
     TRUNK_NO_TLS,
     TRUNK_NAME_NO_TLS,
     ROUTE_NO_FALLBACK,
+    NO_MEDIA_ANCHOR,
+    RTPENGINE_PUBLIC,
     TRUNK_NO_FRAUD_LIMITS,
     NO_DESTINATION_POLICY,
     ADMIN_PUBLIC,
@@ -337,6 +360,7 @@ pub fn check_config(
     a.listeners();
     a.tls();
     a.trunks();
+    a.media();
     a.admin();
     if let Some(f) = &config.accounts.file {
         let at = a.at_key("accounts.file");
@@ -823,6 +847,43 @@ impl Audit<'_> {
             format!("{what} is weak: {}", why.join("; ")),
         );
         true
+    }
+
+    fn media(&mut self) {
+        let config = self.config;
+        match &config.media {
+            None if !config.trunks.is_empty() => {
+                let line = self.line_of("trunk[0]", &[]);
+                self.push(
+                    &NO_MEDIA_ANCHOR,
+                    NO_MEDIA_ANCHOR.severity,
+                    line,
+                    format!(
+                        "no [media]: the SDP of calls through {} trunk(s) names the PBX's own \
+                         media address, and the audio flows between the PBX and the carrier \
+                         directly",
+                        config.trunks.len()
+                    ),
+                );
+            }
+            Some(m)
+                if m.engine == sipwarden_config::MediaEngine::Rtpengine
+                    && reach(m.rtpengine.ip()) == Reach::Public =>
+            {
+                let line = self.line_of("media.rtpengine", &["media"]);
+                self.push(
+                    &RTPENGINE_PUBLIC,
+                    RTPENGINE_PUBLIC.severity,
+                    line,
+                    format!(
+                        "[media] rtpengine = \"{}\" is a public address: rtpengine's ng \
+                         control travels unauthenticated across networks not ours",
+                        m.rtpengine
+                    ),
+                );
+            }
+            _ => {}
+        }
     }
 
     fn admin(&mut self) {

@@ -360,19 +360,37 @@ impl Lab {
                     assert!(text.contains("name = \"uk\""));
                     text
                 }
-                // Media anchored in the relay on 127.0.0.1 (LAB.md: ports 20000-20999), short
-                // media and hold timeouts for the tests of them.
+                // The lab's media anchoring (LAB.md: the relay on 127.0.0.1, ports
+                // 20000-20999) with short media and hold timeouts for the tests of them.
                 "media" => {
-                    lab + "\n[media]\ninside = \"127.0.0.1\"\noutside = \"127.0.0.1\"\nport_min = 20000\nport_max = 20999\ntimeout = \"5s\"\nhold_timeout = \"8s\"\n"
+                    let text = lab.replace(
+                        "port_max = 20999",
+                        "port_max = 20999\ntimeout = \"5s\"\nhold_timeout = \"8s\"",
+                    );
+                    assert_ne!(
+                        text, lab,
+                        "examples/lab.toml has no [media] port_max = 20999"
+                    );
+                    text
                 }
                 // Media anchored in rtpengine (the test starts it, common::Rtpengine): SRTP
                 // toward the carrier, plain RTP toward the PBX.
                 "rtpengine" => {
-                    lab + "\n[media]\nengine = \"rtpengine\"\ninside = \"127.0.0.1\"\noutside = \"127.0.0.1\"\nrtpengine = \"127.0.0.1:22223\"\ninside_protocol = \"rtp\"\noutside_protocol = \"srtp\"\n"
+                    let text = lab.replace(
+                        "[media]\n",
+                        "[media]\nengine = \"rtpengine\"\nrtpengine = \"127.0.0.1:22223\"\ninside_protocol = \"rtp\"\noutside_protocol = \"srtp\"\n",
+                    );
+                    assert_ne!(text, lab, "examples/lab.toml has no [media] table");
+                    text
                 }
                 // Media anchored on a range of four port pairs: two calls' worth.
                 "media-small" => {
-                    lab + "\n[media]\ninside = \"127.0.0.1\"\noutside = \"127.0.0.1\"\nport_min = 20000\nport_max = 20007\n"
+                    let text = lab.replace("port_max = 20999", "port_max = 20007");
+                    assert_ne!(
+                        text, lab,
+                        "examples/lab.toml has no [media] port_max = 20999"
+                    );
+                    text
                 }
                 // A ban table of 500 entries, for the many-sources test.
                 "small-bans" => {
@@ -436,8 +454,42 @@ impl Lab {
     }
 
     pub(crate) fn stop(mut self) {
+        self.media_released();
         if let Some(gw) = self.gw.take() {
             assert!(gw.stop().success());
+        }
+    }
+
+    /// Every run ends with the relay's ports given back: once its calls are over, the gateway
+    /// holds no port pair and no relay socket (a leak would show here, run after run). Skipped
+    /// when the lab anchors no media in the relay (rtpengine) or the gateway is gone.
+    fn media_released(&mut self) {
+        let Some(gw) = self.gw.as_mut() else { return };
+        if gw.child.try_wait().ok().flatten().is_some()
+            || metric("sipwarden_media_port_pairs").is_none()
+        {
+            return;
+        }
+        wait_until(
+            "the run's calls ended (sipwarden_calls 0)",
+            Duration::from_secs(45),
+            || metric("sipwarden_calls") == Some(0),
+        );
+        wait_until(
+            "the relay's port pairs and sockets given back",
+            Duration::from_secs(5),
+            || {
+                metric("sipwarden_media_port_pairs_in_use") == Some(0)
+                    && metric("sipwarden_media_sockets") == Some(0)
+            },
+        );
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.media_released();
         }
     }
 }

@@ -44,6 +44,10 @@ fn one<'a>(f: &'a [Finding], rule: &str) -> &'a Finding {
 /// A trunk with everything this version lets a trunk have: TLS, a password file is added
 /// by the tests that need one.
 const GOOD_TRUNK: &str = r#"
+[media]
+inside = "10.0.0.1"
+outside = "192.0.2.10"
+
 [[trunk]]
 name = "carrier"
 networks = ["192.0.2.0/24"]
@@ -82,10 +86,10 @@ fn a_careful_trunk_gets_only_the_planned_findings() {
     let f = check(GOOD_TRUNK);
     assert_eq!(ids(&f), ["SW-CONF-030", "SW-CONF-040", "SW-CONF-041"]);
     let srtp = one(&f, "SW-CONF-030");
-    assert_eq!(srtp.location.line, 2);
+    assert_eq!(srtp.location.line, 6);
     assert!(srtp.message.contains("require_srtp is planned"), "{srtp:?}");
     let limits = one(&f, "SW-CONF-040");
-    assert_eq!((limits.severity, limits.location.line), (Severity::High, 2));
+    assert_eq!((limits.severity, limits.location.line), (Severity::High, 6));
     assert!(
         limits
             .message
@@ -207,7 +211,7 @@ fn plain_and_weak_trunk_password() {
     assert_eq!(unplanned(&f), ["SW-CONF-002", "SW-CONF-003"]);
     let p = one(&f, "SW-CONF-002");
     assert_eq!(p.severity, Severity::Critical);
-    assert_eq!(p.location.line, 7);
+    assert_eq!(p.location.line, 11);
     assert!(
         p.message.contains("trunk \"carrier\": danger_password"),
         "{}",
@@ -261,7 +265,7 @@ fn password_file_is_read_and_its_mode_checked() {
         .filter(|x| x.rule == "SW-CONF-003" || x.rule == "SW-FILE-005")
         .map(|x| x.location.line)
         .collect();
-    assert_eq!(lines, [7, 7], "{f:#?}");
+    assert_eq!(lines, [11, 11], "{f:#?}");
     assert!(f.iter().all(|x| !x.message.contains("password1")));
     assert!(unplanned(&check(&with(&strong))).is_empty());
 }
@@ -368,7 +372,13 @@ fn trunk_without_tls() {
     );
     assert_eq!(
         ids(&f),
-        ["SW-CONF-030", "SW-CONF-031", "SW-CONF-040", "SW-CONF-041"]
+        [
+            "SW-CONF-030",
+            "SW-CONF-031",
+            "SW-CONF-034",
+            "SW-CONF-040",
+            "SW-CONF-041"
+        ]
     );
     let tls = one(&f, "SW-CONF-031");
     assert_eq!(tls.location.line, 4);
@@ -495,4 +505,34 @@ fn a_trunk_found_by_dns_without_tls_and_a_route_without_fallback() {
         "[[trunk]]\nname = \"cheap\"\nnetworks = [\"203.0.113.5\"]\nproxy = \"sip:203.0.113.5:5060\"\n",
     );
     assert!(!f.iter().any(|x| x.rule == "SW-CONF-032"), "{f:#?}");
+}
+
+#[test]
+fn media_not_anchored_and_rtpengine_over_a_public_network() {
+    let f = check(
+        "[[trunk]]\nname = \"carrier\"\nnetworks = [\"192.0.2.0/24\"]\nproxy = \"sips:192.0.2.1\"\n",
+    );
+    let m = one(&f, "SW-CONF-034");
+    assert_eq!((m.severity, m.location.line), (Severity::Medium, 1));
+    assert!(m.message.contains("1 trunk(s)"), "{m:?}");
+    // No trunk, no finding: nothing reaches a carrier.
+    assert!(!check("").iter().any(|x| x.rule == "SW-CONF-034"));
+    let with = |ng: &str| {
+        check(&format!(
+            "[[trunk]]\nname = \"carrier\"\nnetworks = [\"192.0.2.0/24\"]\nproxy = \"sips:192.0.2.1\"\n\n\
+             [media]\nengine = \"rtpengine\"\ninside = \"10.0.0.1\"\noutside = \"192.0.2.10\"\n\
+             rtpengine = \"{ng}\"\n"
+        ))
+    };
+    let f = with("198.51.100.7:2223");
+    assert!(!f.iter().any(|x| x.rule == "SW-CONF-034"), "{f:#?}");
+    let r = one(&f, "SW-CONF-035");
+    assert_eq!((r.severity, r.location.line), (Severity::High, 10));
+    assert!(r.message.contains("198.51.100.7:2223"), "{r:?}");
+    for private in ["127.0.0.1:2223", "10.0.0.5:2223"] {
+        assert!(
+            !with(private).iter().any(|x| x.rule == "SW-CONF-035"),
+            "{private}"
+        );
+    }
 }
