@@ -1361,6 +1361,27 @@ fn lab_media_through_rtpengine_srtp_toward_the_carrier_rtp_toward_the_pbx() {
         || metric("sipwarden_media_engine_deleted_total").unwrap_or(0) >= 1,
     );
 
+    // Media timeout with rtpengine: a call with no audio at all is ended after [media]
+    // timeout (5 s), as rtpengine's statistics tell; both sides get a BYE.
+    let wt = lab.work("rtpengine-timeout");
+    let carrier = Uas::start(&wt, &sf_path, "127.0.0.3", 5060, 1, &["-mi", "127.0.0.3"]);
+    let started = std::time::Instant::now();
+    uac(
+        &wt,
+        "media timeout through rtpengine",
+        &scenario("carrier_uac_waitbye.xml"),
+        ("127.0.0.1:5060", ("127.0.0.10", 5070)),
+        "+15557654321",
+        (1, 1),
+        &["-mi", "127.0.0.9"],
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(4500) && took < Duration::from_secs(15),
+        "ended after {took:?}"
+    );
+    carrier.finish();
+
     // rtpengine gone: the call is refused, and nothing reaches the carrier.
     drop(rtpengine);
     let wf = lab.work("rtpengine-gone");

@@ -376,6 +376,40 @@ impl Reply {
     }
 }
 
+impl Reply {
+    /// When rtpengine last received a packet for the call, on any stream (Unix seconds), from
+    /// a `query` reply: the newest `last packet` of every stream of every party.
+    pub fn last_packet(&self) -> Option<i64> {
+        let Value::Dict(tags) = self.body.get("tags")? else {
+            return None;
+        };
+        tags.iter()
+            .filter_map(|(_, party)| match party.get("medias") {
+                Some(Value::List(m)) => Some(m),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|m| match m.get("streams") {
+                Some(Value::List(s)) => Some(s),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|s| s.get("last packet").and_then(Value::as_int))
+            .max()
+    }
+}
+
+/// A `query` of the call: its parties, streams and their statistics.
+pub fn query(cookie: &str, call_id: &str) -> Request {
+    request(
+        cookie,
+        vec![
+            ("command", Value::text("query")),
+            ("call-id", Value::text(call_id)),
+        ],
+    )
+}
+
 impl fmt::Display for Reply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.error_reason {
@@ -477,6 +511,55 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.totals(), Some((120, 20640)));
+    }
+
+    #[test]
+    fn the_last_packet_is_the_newest_of_every_stream() {
+        // As rtpengine 10.5 answers a query (shortened).
+        let d = |kv: Vec<(&str, Value)>| {
+            Value::Dict(
+                kv.into_iter()
+                    .map(|(k, v)| (k.as_bytes().to_vec(), v))
+                    .collect(),
+            )
+        };
+        let stream = |last: i64| {
+            d(vec![
+                ("local port", Value::Int(30072)),
+                ("last packet", Value::Int(last)),
+            ])
+        };
+        let party = |streams: Vec<Value>| {
+            d(vec![(
+                "medias",
+                Value::List(vec![d(vec![
+                    ("index", Value::Int(1)),
+                    ("streams", Value::List(streams)),
+                ])]),
+            )])
+        };
+        let body = d(vec![
+            ("created", Value::Int(1_796_540_109)),
+            (
+                "tags",
+                d(vec![
+                    (
+                        "a",
+                        party(vec![stream(1_796_540_109), stream(1_796_540_150)]),
+                    ),
+                    ("b", party(vec![stream(1_796_540_120)])),
+                ]),
+            ),
+            ("result", Value::text("ok")),
+        ]);
+        let mut datagram = b"q1 ".to_vec();
+        body.encode_into(&mut datagram);
+        let r = parse_reply(&datagram).unwrap();
+        assert_eq!(r.last_packet(), Some(1_796_540_150));
+        let none = parse_reply(b"q2 d6:result2:oke").unwrap();
+        assert_eq!(none.last_packet(), None);
+        let q = String::from_utf8(query("q3", "sipwarden-4").datagram).unwrap();
+        assert_eq!(q, "q3 d7:command5:query7:call-id11:sipwarden-4e");
     }
 
     #[test]

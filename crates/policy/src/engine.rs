@@ -49,6 +49,13 @@ pub enum EngineWork {
         /// The call.
         call: u64,
     },
+    /// The call went on hold or came off it (the hold timeout replaces the media timeout).
+    Hold {
+        /// The call.
+        call: u64,
+        /// On hold now.
+        held: bool,
+    },
 }
 
 /// The queue the server drains every round.
@@ -62,6 +69,8 @@ const MAX_OPS: usize = 100_000;
 struct EngineCall {
     /// The leg the outstanding offer went out on.
     offer_toward: Option<Toward>,
+    /// The last offer or answer put the call on hold.
+    held: bool,
 }
 
 /// The rtpengine anchoring rewrite.
@@ -172,6 +181,9 @@ impl Rewrite for EngineAnchor {
             ice_remove: inside,
             direction: None,
         };
+        let held = crate::media::on_hold(sdp.sdp());
+        let hold_changed = held != call.held;
+        call.held = held;
         let token = self.next_token;
         self.next_token = self.next_token.wrapping_add(1).max(1);
         sdp.insert_attribute(Section::Session, MARKER, Some(&token.to_string()))
@@ -183,7 +195,14 @@ impl Rewrite for EngineAnchor {
             from_tag,
             to_tag,
             flags,
-        }))
+        }))?;
+        if hold_changed {
+            self.push(EngineWork::Hold {
+                call: ctx.call,
+                held,
+            })?;
+        }
+        Ok(())
     }
 
     fn on_end(&mut self, call: u64, _now: Instant) {
@@ -251,7 +270,7 @@ mod tests {
             .drain(..)
             .filter_map(|w| match w {
                 EngineWork::Sdp(s) => Some(s),
-                EngineWork::Delete { .. } => None,
+                EngineWork::Delete { .. } | EngineWork::Hold { .. } => None,
             })
             .collect()
     }

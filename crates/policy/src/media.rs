@@ -40,7 +40,7 @@ struct Anchored {
 
 /// Whether an SDP puts its call on hold: every active stream sendonly, recvonly or inactive,
 /// or sent to 0.0.0.0 (RFC 2543 hold). A body without active streams is not hold.
-fn on_hold(sdp: &sipwarden_sip::sdp::Sdp<'_>) -> bool {
+pub(crate) fn on_hold(sdp: &sipwarden_sip::sdp::Sdp<'_>) -> bool {
     let mut active = sdp.media.iter().filter(|m| m.is_active()).peekable();
     active.peek().is_some()
         && active.all(|m| {

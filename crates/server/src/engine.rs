@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ipnet::IpNet;
@@ -91,6 +91,9 @@ pub(crate) fn start(
             waiting: HashMap::new(),
             cookie: 0,
             nonce: std::process::id(),
+            watched: HashMap::new(),
+            media_timeout: cfg.timeout,
+            hold_timeout: cfg.hold_timeout,
         },
         rx,
     ));
@@ -138,6 +141,22 @@ struct Task {
     waiting: HashMap<u64, Vec<u64>>,
     cookie: u64,
     nonce: u32,
+    /// The calls in rtpengine, for the media and hold timeouts.
+    watched: HashMap<u64, Watched>,
+    media_timeout: Duration,
+    hold_timeout: Duration,
+}
+
+/// A call's media as the timeouts see it.
+struct Watched {
+    /// When silence started to count: the call's first SDP, or its resume from hold.
+    since: Instant,
+    /// On hold since then.
+    held: bool,
+    /// When to ask rtpengine again how long the call has been silent.
+    next_check: Instant,
+    /// The core was told to end it.
+    ended: bool,
 }
 
 enum Body {
@@ -181,7 +200,19 @@ async fn run(mut task: Task, mut rx: mpsc::Receiver<Work>) {
         Ok(_) => tracing::info!(to = %task.to, "rtpengine answers"),
         Err(e) => tracing::warn!(to = %task.to, "rtpengine does not answer yet: {e}"),
     }
-    while let Some(work) = rx.recv().await {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        let work = tokio::select! {
+            w = rx.recv() => match w {
+                Some(w) => w,
+                None => break,
+            },
+            _ = tick.tick() => {
+                task.watch(&socket).await;
+                continue;
+            }
+        };
         match work {
             Work::Op(EngineWork::Sdp(s)) => {
                 if task.bodies.len() >= MAX_BODIES {
@@ -189,10 +220,28 @@ async fn run(mut task: Task, mut rx: mpsc::Receiver<Work>) {
                     task.stats.queue_dropped.fetch_add(1, Relaxed);
                     continue;
                 }
+                let now = Instant::now();
+                let timeout = task.media_timeout;
+                task.watched.entry(s.call).or_insert(Watched {
+                    since: now,
+                    held: false,
+                    next_check: now + timeout,
+                    ended: false,
+                });
                 task.waiting.entry(s.call).or_default().push(s.token);
                 task.bodies.insert(s.token, (s.call, Body::Ask(s)));
             }
+            Work::Op(EngineWork::Hold { call, held }) => {
+                let now = Instant::now();
+                let timeout = task.media_timeout;
+                if let Some(w) = task.watched.get_mut(&call) {
+                    w.held = held;
+                    w.since = now;
+                    w.next_check = now + timeout;
+                }
+            }
             Work::Op(EngineWork::Delete { call }) => {
+                task.watched.remove(&call);
                 for t in task.waiting.remove(&call).unwrap_or_default() {
                     task.bodies.remove(&t);
                 }
@@ -223,6 +272,68 @@ fn call_id(call: u64) -> String {
 }
 
 impl Task {
+    /// The media and hold timeouts (`[media] timeout`, `hold_timeout`), as for the embedded
+    /// relay: a call on hold too long is ended; otherwise rtpengine is asked (`query`) when
+    /// the call could have been silent for the timeout, and a call whose newest packet is older
+    /// than that, or that rtpengine no longer knows (its own timeout deleted it), is ended. A
+    /// query rtpengine does not answer ends nothing.
+    async fn watch(&mut self, socket: &UdpSocket) {
+        let now = Instant::now();
+        let due: Vec<u64> = self
+            .watched
+            .iter()
+            .filter(|(_, w)| !w.ended && now >= w.next_check.min(w.since + self.hold_timeout))
+            .map(|(c, _)| *c)
+            .collect();
+        for call in due {
+            let Some(w) = self.watched.get(&call) else {
+                continue;
+            };
+            if w.held {
+                if now.saturating_duration_since(w.since) >= self.hold_timeout {
+                    self.end(call, Control::HoldTimeout(call)).await;
+                }
+                continue;
+            }
+            if now < w.next_check {
+                continue;
+            }
+            let req = ng::query(&self.next_cookie(), &call_id(call));
+            let silent_for = match ask(socket, &req, self.timeout).await {
+                Ok(r) if r.is_ok() => r.last_packet().map(|last| {
+                    let unix = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs());
+                    Duration::from_secs(unix.saturating_sub(u64::try_from(last).unwrap_or(0)))
+                }),
+                // rtpengine no longer has the call: its media is gone.
+                Ok(_) => Some(Duration::MAX),
+                Err(e) => {
+                    tracing::debug!(call, "rtpengine query: {e}");
+                    None
+                }
+            };
+            let timeout = self.media_timeout;
+            let Some(w) = self.watched.get_mut(&call) else {
+                continue;
+            };
+            // Silence counts from the call's start or its resume at the earliest.
+            let silent_for = silent_for.map(|s| s.min(now.saturating_duration_since(w.since)));
+            match silent_for {
+                Some(s) if s >= timeout => self.end(call, Control::MediaTimeout(call)).await,
+                Some(s) => w.next_check = now + (timeout - s).max(Duration::from_secs(1)),
+                None => w.next_check = now + (timeout / 4).max(Duration::from_secs(1)),
+            }
+        }
+    }
+
+    async fn end(&mut self, call: u64, why: Control) {
+        if let Some(w) = self.watched.get_mut(&call) {
+            w.ended = true;
+        }
+        let _ = self.control.send(why).await;
+    }
+
     fn next_cookie(&mut self) -> String {
         self.cookie += 1;
         format!("sw{:x}-{}", self.nonce, self.cookie)

@@ -108,8 +108,9 @@ fn rules() -> BTreeMap<&'static str, Rule> {
                     ),
                     (
                         "media",
-                        "the media-anchoring rewrite applies sipwarden-media's SDP plan and \
-                         queues its relay operations",
+                        "the media-anchoring rewrites apply sipwarden-media's SDP plan and \
+                         queue its relay operations, or queue rtpengine's offers and answers \
+                         (ng::Exchange, ng::Flags)",
                     ),
                 ],
             },

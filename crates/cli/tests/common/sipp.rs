@@ -374,11 +374,11 @@ impl Lab {
                     text
                 }
                 // Media anchored in rtpengine (the test starts it, common::Rtpengine): SRTP
-                // toward the carrier, plain RTP toward the PBX.
+                // toward the carrier, plain RTP toward the PBX; a short media timeout.
                 "rtpengine" => {
                     let text = lab.replace(
                         "[media]\n",
-                        "[media]\nengine = \"rtpengine\"\nrtpengine = \"127.0.0.1:22223\"\ninside_protocol = \"rtp\"\noutside_protocol = \"srtp\"\n",
+                        "[media]\nengine = \"rtpengine\"\nrtpengine = \"127.0.0.1:22223\"\ninside_protocol = \"rtp\"\noutside_protocol = \"srtp\"\ntimeout = \"5s\"\n",
                     );
                     assert_ne!(text, lab, "examples/lab.toml has no [media] table");
                     text
