@@ -7,7 +7,7 @@ use sipwarden_media::ng::{self, Value};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(r) = ng::parse_reply(data) {
-        let _ = (r.is_ok(), r.totals(), r.to_string(), r.sdp.as_ref().map(Vec::len));
+        let _ = (r.is_ok(), r.last_packet(), r.media_stats("a"), r.to_string(), r.sdp.as_ref().map(Vec::len));
     }
     if let Ok(v) = Value::decode(data) {
         let mut out = Vec::new();

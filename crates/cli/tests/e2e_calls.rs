@@ -1360,6 +1360,9 @@ fn lab_media_through_rtpengine_srtp_toward_the_carrier_rtp_toward_the_pbx() {
         Duration::from_secs(5),
         || metric("sipwarden_media_engine_deleted_total").unwrap_or(0) >= 1,
     );
+    // Its figures, from rtpengine's statistics before the delete: the PBX's packets at least.
+    let packets = metric("sipwarden_media_engine_packets_total").unwrap_or(0);
+    assert!(packets >= 100, "rtpengine counted {packets} packets");
 
     // Media timeout with rtpengine: a call with no audio at all is ended after [media]
     // timeout (5 s), as rtpengine's statistics tell; both sides get a BYE.

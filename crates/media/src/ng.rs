@@ -363,16 +363,38 @@ impl Reply {
         self.result == "ok" || self.result == "pong"
     }
 
-    /// Packets and bytes rtpengine counted for the call, from a delete's `totals`: (packets,
-    /// bytes) received on RTP, all streams together.
-    pub fn totals(&self) -> Option<(u64, u64)> {
-        let rtp = self.body.get("totals")?.get("RTP")?;
-        let n = |k| {
-            rtp.get(k)
-                .and_then(Value::as_int)
-                .and_then(|i| u64::try_from(i).ok())
+    /// What rtpengine received from the party tagged `tag`, per media section, from a
+    /// `query` reply: (section index from 0, packets, bytes), RTP and RTCP together.
+    pub fn media_stats(&self, tag: &str) -> Vec<(usize, u64, u64)> {
+        let Some(Value::List(medias)) = self
+            .body
+            .get("tags")
+            .and_then(|t| t.get(tag))
+            .and_then(|p| p.get("medias"))
+        else {
+            return Vec::new();
         };
-        Some((n("packets")?, n("bytes")?))
+        let n = |v: Option<&Value>| {
+            v.and_then(Value::as_int)
+                .and_then(|i| u64::try_from(i).ok())
+                .unwrap_or(0)
+        };
+        medias
+            .iter()
+            .map(|m| {
+                // rtpengine numbers sections from 1.
+                let index = usize::try_from(n(m.get("index")).saturating_sub(1)).unwrap_or(0);
+                let (mut packets, mut bytes) = (0, 0);
+                if let Some(Value::List(streams)) = m.get("streams") {
+                    for s in streams {
+                        let stats = s.get("stats");
+                        packets += n(stats.and_then(|st| st.get("packets")));
+                        bytes += n(stats.and_then(|st| st.get("bytes")));
+                    }
+                }
+                (index, packets, bytes)
+            })
+            .collect()
     }
 }
 
@@ -506,11 +528,6 @@ mod tests {
         assert_eq!(r.to_string(), "error: Bad thing");
         let r = parse_reply(b"c3 d6:result4:ponge").unwrap();
         assert!(r.is_ok());
-        let r = parse_reply(
-            b"c4 d6:result2:ok6:totalsd3:RTPd7:packetsi120e5:bytesi20640e6:errorsi0eeee",
-        )
-        .unwrap();
-        assert_eq!(r.totals(), Some((120, 20640)));
     }
 
     #[test]
@@ -527,6 +544,13 @@ mod tests {
             d(vec![
                 ("local port", Value::Int(30072)),
                 ("last packet", Value::Int(last)),
+                (
+                    "stats",
+                    d(vec![
+                        ("packets", Value::Int(10)),
+                        ("bytes", Value::Int(1720)),
+                    ]),
+                ),
             ])
         };
         let party = |streams: Vec<Value>| {
@@ -556,6 +580,10 @@ mod tests {
         body.encode_into(&mut datagram);
         let r = parse_reply(&datagram).unwrap();
         assert_eq!(r.last_packet(), Some(1_796_540_150));
+        // Party a's two streams (RTP, RTCP) of section 1, party b's one.
+        assert_eq!(r.media_stats("a"), [(0, 20, 3440)]);
+        assert_eq!(r.media_stats("b"), [(0, 10, 1720)]);
+        assert!(r.media_stats("c").is_empty());
         let none = parse_reply(b"q2 d6:result2:oke").unwrap();
         assert_eq!(none.last_packet(), None);
         let q = String::from_utf8(query("q3", "sipwarden-4").datagram).unwrap();

@@ -119,6 +119,9 @@ fn flush(
         .map(|e| (e, now))
         .collect();
     batch.calls = core.take_call_events();
+    if let Some(e) = &sinks.engine {
+        batch.calls.extend(e.take_events());
+    }
     for (call, reason) in unanchored {
         batch.calls.push(sipwarden_b2bua::events::CallEvent {
             call,

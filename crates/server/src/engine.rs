@@ -34,6 +34,11 @@ use crate::core_task::Control;
 const QUEUE: usize = 4096;
 /// Bodies remembered (for retransmissions) or waiting for their message, all calls together.
 const MAX_BODIES: usize = 100_000;
+/// Call events waiting for the core task (it takes them every round).
+const MAX_EVENTS: usize = 100_000;
+
+/// Media figures of ended calls, for the call records.
+pub(crate) type EngineEvents = Arc<std::sync::Mutex<Vec<sipwarden_b2bua::events::CallEvent>>>;
 
 /// What the task counts, for `/metrics`.
 #[derive(Debug, Default)]
@@ -48,7 +53,7 @@ pub(crate) struct EngineStats {
     pub(crate) bodies: AtomicU64,
     /// Calls deleted in rtpengine.
     pub(crate) deleted: AtomicU64,
-    /// Packets rtpengine counted for the calls it deleted.
+    /// Packets rtpengine received for the calls it deleted (from its statistics).
     pub(crate) packets: AtomicU64,
 }
 
@@ -58,6 +63,7 @@ pub(crate) struct Engine {
     pub(crate) ops: EngineOps,
     tx: mpsc::Sender<Work>,
     pub(crate) stats: Arc<EngineStats>,
+    events: EngineEvents,
 }
 
 enum Work {
@@ -80,6 +86,7 @@ pub(crate) fn start(
     );
     let (tx, rx) = mpsc::channel(QUEUE);
     let stats = Arc::new(EngineStats::default());
+    let events = EngineEvents::default();
     tokio::spawn(run(
         Task {
             to: cfg.rtpengine,
@@ -94,10 +101,19 @@ pub(crate) fn start(
             watched: HashMap::new(),
             media_timeout: cfg.timeout,
             hold_timeout: cfg.hold_timeout,
+            events: Arc::clone(&events),
         },
         rx,
     ));
-    (rewrite, Engine { ops, tx, stats })
+    (
+        rewrite,
+        Engine {
+            ops,
+            tx,
+            stats,
+            events,
+        },
+    )
 }
 
 impl Engine {
@@ -113,6 +129,14 @@ impl Engine {
                 self.stats.queue_dropped.fetch_add(1, Relaxed);
             }
         }
+    }
+
+    /// The media figures of calls deleted since the last call.
+    pub(crate) fn take_events(&self) -> Vec<sipwarden_b2bua::events::CallEvent> {
+        self.events
+            .lock()
+            .map(|mut q| std::mem::take(&mut *q))
+            .unwrap_or_default()
     }
 
     /// Takes a message if its SDP is rtpengine's to write; gives it back otherwise.
@@ -145,6 +169,7 @@ struct Task {
     watched: HashMap<u64, Watched>,
     media_timeout: Duration,
     hold_timeout: Duration,
+    events: EngineEvents,
 }
 
 /// A call's media as the timeouts see it.
@@ -245,13 +270,15 @@ async fn run(mut task: Task, mut rx: mpsc::Receiver<Work>) {
                 for t in task.waiting.remove(&call).unwrap_or_default() {
                     task.bodies.remove(&t);
                 }
+                // The call's figures first (for its call record), then the delete.
+                let req = ng::query(&task.next_cookie(), &call_id(call));
+                if let Ok(r) = ask(&socket, &req, task.timeout).await {
+                    task.media_figures(call, &r);
+                }
                 let req = ng::delete(&task.next_cookie(), &call_id(call));
                 match ask(&socket, &req, task.timeout).await {
-                    Ok(r) => {
+                    Ok(_) => {
                         task.stats.deleted.fetch_add(1, Relaxed);
-                        if let Some((packets, _)) = r.totals() {
-                            task.stats.packets.fetch_add(packets, Relaxed);
-                        }
                     }
                     Err(e) => tracing::debug!(call, "rtpengine delete: {e}"),
                 }
@@ -324,6 +351,37 @@ impl Task {
                 Some(s) => w.next_check = now + (timeout - s).max(Duration::from_secs(1)),
                 None => w.next_check = now + (timeout / 4).max(Duration::from_secs(1)),
             }
+        }
+    }
+
+    /// A call's media figures from rtpengine's `query`, as the relay gives them: one
+    /// `CallEventKind::Media` per section, packets and bytes from each leg (rtpengine drops
+    /// by its own rules; none counted here).
+    fn media_figures(&self, call: u64, r: &ng::Reply) {
+        let (from_a, from_b) = (r.media_stats("a"), r.media_stats("b"));
+        let Ok(mut q) = self.events.lock() else {
+            return;
+        };
+        for &(stream, pa, ba) in &from_a {
+            let (pb, bb) = from_b
+                .iter()
+                .find(|(i, ..)| *i == stream)
+                .map_or((0, 0), |&(_, p, b)| (p, b));
+            self.stats.packets.fetch_add(pa + pb, Relaxed);
+            if q.len() >= MAX_EVENTS {
+                self.stats.queue_dropped.fetch_add(1, Relaxed);
+                continue;
+            }
+            q.push(sipwarden_b2bua::events::CallEvent {
+                call,
+                at: std::time::SystemTime::now(),
+                kind: sipwarden_b2bua::events::CallEventKind::Media {
+                    stream,
+                    from_a: (pa, ba),
+                    from_b: (pb, bb),
+                    dropped: 0,
+                },
+            });
         }
     }
 
