@@ -24,6 +24,7 @@
 
 pub mod engine;
 pub mod media;
+pub mod numbers;
 pub mod srtp;
 
 use sipwarden_stages::{CallPolicy, Rewrite};

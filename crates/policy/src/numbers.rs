@@ -1,0 +1,295 @@
+//! Numbers as the fraud policies see them: every dialled number and caller ID normalised to
+//! E.164 in the dialling context of the trunk or account it came through, and classified —
+//! country and number type — with libphonenumber's metadata (the `phonenumber` crate), not
+//! hand-made tables. Named lists build on this: `premium` from the number types, and the
+//! international networks (satellite and other non-geographic codes) from
+//! `data/international-networks.txt`.
+
+use std::fmt;
+
+use phonenumber::country::Id;
+use phonenumber::{Mode, PhoneNumber, Type};
+
+/// Longest dialled string considered (an international prefix, up to 15 digits, separators).
+pub const MAX_DIALLED: usize = 40;
+
+/// How the users of a trunk or account dial: their country, whose national and international
+/// prefixes libphonenumber knows (`011` and `1` in the US, `00` and `0` in most of Europe).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DialContext {
+    country: Id,
+}
+
+impl DialContext {
+    /// The context of a country, by ISO 3166 alpha-2 code (`"US"`, `"GB"`).
+    pub fn new(iso: &str) -> Result<Self, NumberError> {
+        let country = iso
+            .to_ascii_uppercase()
+            .parse::<Id>()
+            .map_err(|_| NumberError::UnknownCountry)?;
+        Ok(Self { country })
+    }
+
+    /// Its country's ISO code.
+    pub fn country(&self) -> String {
+        let id: &str = self.country.as_ref();
+        id.to_owned()
+    }
+}
+
+/// Why a dialled string is not a number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NumberError {
+    /// Empty, too long, or with characters no number has.
+    #[error("not a dialled number")]
+    NotDialled,
+    /// libphonenumber cannot read it in the context.
+    #[error("not a phone number")]
+    Unparsable,
+    /// A country code no ISO country or network has.
+    #[error("unknown country")]
+    UnknownCountry,
+}
+
+/// What kind of number (libphonenumber's types).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NumberKind {
+    /// A fixed line.
+    FixedLine,
+    /// A mobile.
+    Mobile,
+    /// Either (the plan does not tell, as in the US).
+    FixedLineOrMobile,
+    /// Free to the caller.
+    TollFree,
+    /// Premium rate: the callee earns from the call.
+    PremiumRate,
+    /// Shared cost.
+    SharedCost,
+    /// VoIP.
+    Voip,
+    /// Personal numbers (forwarded where the owner says).
+    Personal,
+    /// Pagers.
+    Pager,
+    /// Universal access numbers.
+    Uan,
+    /// Voicemail access.
+    Voicemail,
+    /// Not in the plan, or not known.
+    Unknown,
+}
+
+impl NumberKind {
+    fn of(t: Type) -> Self {
+        match t {
+            Type::FixedLine => Self::FixedLine,
+            Type::Mobile => Self::Mobile,
+            Type::FixedLineOrMobile => Self::FixedLineOrMobile,
+            Type::TollFree => Self::TollFree,
+            Type::PremiumRate => Self::PremiumRate,
+            Type::SharedCost => Self::SharedCost,
+            Type::Voip => Self::Voip,
+            Type::PersonalNumber => Self::Personal,
+            Type::Pager => Self::Pager,
+            Type::Uan => Self::Uan,
+            Type::Voicemail => Self::Voicemail,
+            _ => Self::Unknown,
+        }
+    }
+
+    /// The name used in configuration and call records (`premium_rate`, `toll_free` …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FixedLine => "fixed_line",
+            Self::Mobile => "mobile",
+            Self::FixedLineOrMobile => "fixed_line_or_mobile",
+            Self::TollFree => "toll_free",
+            Self::PremiumRate => "premium_rate",
+            Self::SharedCost => "shared_cost",
+            Self::Voip => "voip",
+            Self::Personal => "personal",
+            Self::Pager => "pager",
+            Self::Uan => "uan",
+            Self::Voicemail => "voicemail",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    /// On the `premium` named list: numbers where the callee earns from the call (premium
+    /// rate, shared cost) or that forward where their owner likes (personal numbers), the
+    /// classic revenue-share destinations.
+    pub fn is_premium(self) -> bool {
+        matches!(self, Self::PremiumRate | Self::SharedCost | Self::Personal)
+    }
+}
+
+/// A number, normalised and classified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Number {
+    /// `+` and up to 15 digits.
+    pub e164: String,
+    /// Its country code (`1`, `44`, `881`).
+    pub country_code: u16,
+    /// Its country (ISO alpha-2), when the code belongs to one: none for international
+    /// networks such as +881 (satellite) or +882/+883.
+    pub country: Option<String>,
+    /// Its type.
+    pub kind: NumberKind,
+    /// Whether libphonenumber finds it valid in its plan (length and ranges).
+    pub valid: bool,
+}
+
+impl fmt::Display for Number {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.e164)
+    }
+}
+
+/// Whether a character may appear in a dialled string: digits, `+` first, and the visual
+/// separators of RFC 3966 (`-`, `.`, `(`, `)`, space).
+fn dial_char(c: char) -> bool {
+    c.is_ascii_digit() || matches!(c, '+' | '-' | '.' | '(' | ')' | ' ')
+}
+
+/// Normalises what a user dialled (a Request-URI or To user part, a caller ID) in `ctx`: an
+/// E.164 number with a `+` stays as it is, a number with the context's international prefix
+/// (`011…`, `00…`) or a national one (`0…`, `1…`) is read as its country dials it.
+pub fn normalise(dialled: &str, ctx: DialContext) -> Result<Number, NumberError> {
+    let d = dialled.trim();
+    let plus_only_first = d.char_indices().all(|(i, c)| c != '+' || i == 0);
+    if d.is_empty()
+        || d.len() > MAX_DIALLED
+        || !d.chars().all(dial_char)
+        || !plus_only_first
+        || !d.chars().any(|c| c.is_ascii_digit())
+    {
+        return Err(NumberError::NotDialled);
+    }
+    let n: PhoneNumber =
+        phonenumber::parse(Some(ctx.country), d).map_err(|_| NumberError::Unparsable)?;
+    let e164 = n.format().mode(Mode::E164).to_string();
+    if !e164.starts_with('+') || e164.len() > 16 || !e164[1..].bytes().all(|b| b.is_ascii_digit()) {
+        return Err(NumberError::Unparsable);
+    }
+    let db = &*phonenumber::metadata::DATABASE;
+    Ok(Number {
+        country_code: n.code().value(),
+        country: n.country().id().map(|id| {
+            let iso: &str = id.as_ref();
+            iso.to_owned()
+        }),
+        kind: NumberKind::of(n.number_type(db)),
+        valid: phonenumber::is_valid(&n),
+        e164,
+    })
+}
+
+/// The international networks: country codes and prefixes that belong to no country
+/// (satellite phones, global networks), where calls cost the most and fraud hides. Shipped as
+/// `data/international-networks.txt` (its source cited there).
+pub fn international_networks() -> impl Iterator<Item = &'static str> {
+    include_str!("../data/international-networks.txt")
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+}
+
+/// Whether `n` is on the international networks list.
+pub fn is_international_network(n: &Number) -> bool {
+    international_networks().any(|p| n.e164.starts_with(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn us() -> DialContext {
+        DialContext::new("US").unwrap()
+    }
+
+    #[test]
+    fn dialled_numbers_become_e164_in_their_context() {
+        let gb = DialContext::new("gb").unwrap();
+        for (ctx, dialled, e164, country) in [
+            (us(), "+1 (212) 555-0100", "+12125550100", Some("US")),
+            (us(), "2125550100", "+12125550100", Some("US")),
+            (us(), "12125550100", "+12125550100", Some("US")),
+            (us(), "011442079460000", "+442079460000", Some("GB")),
+            (gb, "02079460000", "+442079460000", Some("GB")),
+            (gb, "0012125550100", "+12125550100", Some("US")),
+            (us(), "+881631234567", "+881631234567", None),
+        ] {
+            let n = normalise(dialled, ctx).unwrap();
+            assert_eq!(
+                (n.e164.as_str(), n.country.as_deref()),
+                (e164, country),
+                "{dialled}"
+            );
+        }
+    }
+
+    #[test]
+    fn numbers_are_classified_by_the_metadata() {
+        let premium = normalise("+19005551234", us()).unwrap();
+        assert_eq!(premium.kind, NumberKind::PremiumRate);
+        assert!(premium.kind.is_premium() && premium.valid);
+        let uk_premium = normalise("09012345678", DialContext::new("GB").unwrap()).unwrap();
+        assert_eq!(uk_premium.kind, NumberKind::PremiumRate);
+        let free = normalise("18005551234", us()).unwrap();
+        assert_eq!(free.kind, NumberKind::TollFree);
+        assert!(!free.kind.is_premium());
+        let sat = normalise("+881631234567", us()).unwrap();
+        assert_eq!((sat.country_code, sat.country.as_deref()), (881, None));
+        assert!(is_international_network(&sat));
+        assert!(!is_international_network(&free));
+        let short = normalise("1234", us()).unwrap();
+        assert!(!short.valid);
+    }
+
+    #[test]
+    fn what_is_not_a_number_is_refused() {
+        for bad in [
+            "",
+            "   ",
+            "alice",
+            "1001;ext=1",
+            "++12125550100",
+            "12+125550100",
+            "sip:+12125550100@x",
+            "*72",
+            "#31#2125550100",
+            &"1".repeat(41),
+        ] {
+            assert!(normalise(bad, us()).is_err(), "{bad:?}");
+        }
+        assert_eq!(DialContext::new("XX"), Err(NumberError::UnknownCountry));
+    }
+
+    #[test]
+    fn the_international_networks_list_reads() {
+        let list: Vec<&str> = international_networks().collect();
+        assert!(list.contains(&"+881") && list.contains(&"+870"), "{list:?}");
+        assert!(list.iter().all(|p| p.starts_with('+')
+            && p.len() > 1
+            && p[1..].bytes().all(|b| b.is_ascii_digit())));
+    }
+
+    proptest! {
+        #[test]
+        fn normalised_numbers_are_e164(s in "[+]?[0-9 ()\\-.]{0,45}") {
+            if let Ok(n) = normalise(&s, us()) {
+                prop_assert!(n.e164.starts_with('+'));
+                prop_assert!(n.e164.len() <= 16);
+                prop_assert!(n.e164[1..].bytes().all(|b| b.is_ascii_digit()));
+                prop_assert!(n.e164[1..].starts_with(&n.country_code.to_string()));
+            }
+        }
+
+        #[test]
+        fn any_text_is_answered_without_panic(s in ".{0,64}") {
+            let _ = normalise(&s, us());
+        }
+    }
+}
