@@ -1,9 +1,10 @@
 //! Numbers as the fraud policies see them: every dialled number and caller ID normalised to
 //! E.164 in the dialling context of the trunk or account it came through, and classified —
 //! country and number type — with libphonenumber's metadata (the `phonenumber` crate), not
-//! hand-made tables. Named lists build on this: `premium` from the number types, and the
-//! international networks (satellite and other non-geographic codes) from
-//! `data/international-networks.txt`.
+//! hand-made tables. Named lists build on this: `premium` from the number types, `high-risk`
+//! (destinations common in international revenue share fraud) from `data/high-risk.txt`, and
+//! `satellite` (satellite and other non-geographic codes) from
+//! `data/international-networks.txt`, each file citing its sources.
 
 use std::fmt;
 
@@ -185,19 +186,58 @@ pub fn normalise(dialled: &str, ctx: DialContext) -> Result<Number, NumberError>
     })
 }
 
-/// The international networks: country codes and prefixes that belong to no country
-/// (satellite phones, global networks), where calls cost the most and fraud hides. Shipped as
-/// `data/international-networks.txt` (its source cited there).
-pub fn international_networks() -> impl Iterator<Item = &'static str> {
-    include_str!("../data/international-networks.txt")
-        .lines()
+/// The prefixes of a list file: one `+digits` per line, `#` comments. Lines that are not a
+/// prefix are skipped (the shipped files are checked by a test; a user's file will be checked
+/// when the configuration reads it).
+pub fn prefixes(text: &str) -> impl Iterator<Item = &str> {
+    text.lines()
         .map(|l| l.split('#').next().unwrap_or("").trim())
-        .filter(|l| !l.is_empty())
+        .filter(|p| {
+            p.strip_prefix('+').is_some_and(|d| {
+                !d.is_empty() && d.len() <= 15 && d.bytes().all(|b| b.is_ascii_digit())
+            })
+        })
 }
 
-/// Whether `n` is on the international networks list.
-pub fn is_international_network(n: &Number) -> bool {
-    international_networks().any(|p| n.e164.starts_with(p))
+/// The shipped list of international networks (`satellite`): country codes that belong to no
+/// country (satellite phones, global networks), where calls cost the most and fraud hides.
+/// `data/international-networks.txt`, its ITU source cited there.
+pub const INTERNATIONAL_NETWORKS: &str = include_str!("../data/international-networks.txt");
+
+/// The shipped `high-risk` list: destinations common in international revenue share fraud.
+/// `data/high-risk.txt`, its sources cited there.
+pub const HIGH_RISK: &str = include_str!("../data/high-risk.txt");
+
+/// The named lists a destination policy can name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NamedList {
+    /// Premium rate, shared cost and personal numbers, by their type.
+    Premium,
+    /// [`HIGH_RISK`].
+    HighRisk,
+    /// [`INTERNATIONAL_NETWORKS`].
+    Satellite,
+}
+
+impl NamedList {
+    /// The list by the name configuration uses (`premium`, `high-risk`, `satellite`).
+    pub fn by_name(name: &str) -> Option<Self> {
+        match name {
+            "premium" => Some(Self::Premium),
+            "high-risk" => Some(Self::HighRisk),
+            "satellite" => Some(Self::Satellite),
+            _ => None,
+        }
+    }
+
+    /// Whether the shipped list holds `n`.
+    pub fn contains(self, n: &Number) -> bool {
+        match self {
+            Self::Premium => n.kind.is_premium(),
+            Self::HighRisk => prefixes(HIGH_RISK).any(|p| n.e164.starts_with(p)),
+            Self::Satellite => prefixes(INTERNATIONAL_NETWORKS).any(|p| n.e164.starts_with(p)),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -242,8 +282,21 @@ mod tests {
         assert!(!free.kind.is_premium());
         let sat = normalise("+881631234567", us()).unwrap();
         assert_eq!((sat.country_code, sat.country.as_deref()), (881, None));
-        assert!(is_international_network(&sat));
-        assert!(!is_international_network(&free));
+        assert!(NamedList::Satellite.contains(&sat));
+        assert!(!NamedList::Satellite.contains(&free));
+        assert!(NamedList::Premium.contains(&premium) && !NamedList::Premium.contains(&free));
+        let cuba = normalise("011537123456", us()).unwrap();
+        assert_eq!(cuba.country.as_deref(), Some("CU"));
+        assert!(NamedList::HighRisk.contains(&cuba));
+        let dr = normalise("+18095551234", us()).unwrap();
+        assert!(
+            NamedList::HighRisk.contains(&dr),
+            "Dominican Republic, +1 809"
+        );
+        assert!(
+            !NamedList::HighRisk.contains(&free),
+            "the rest of +1 is not"
+        );
         let short = normalise("1234", us()).unwrap();
         assert!(!short.valid);
     }
@@ -268,12 +321,23 @@ mod tests {
     }
 
     #[test]
-    fn the_international_networks_list_reads() {
-        let list: Vec<&str> = international_networks().collect();
-        assert!(list.contains(&"+881") && list.contains(&"+870"), "{list:?}");
-        assert!(list.iter().all(|p| p.starts_with('+')
-            && p.len() > 1
-            && p[1..].bytes().all(|b| b.is_ascii_digit())));
+    fn the_shipped_lists_read_whole() {
+        for (text, expect, has) in [(INTERNATIONAL_NETWORKS, 6, "+881"), (HIGH_RISK, 11, "+53")] {
+            let list: Vec<&str> = prefixes(text).collect();
+            assert!(list.contains(&has), "{list:?}");
+            // Every line that is not a comment is a prefix: nothing is skipped.
+            let lines = text
+                .lines()
+                .filter(|l| !l.split('#').next().unwrap_or("").trim().is_empty())
+                .count();
+            assert_eq!((list.len(), lines), (expect, expect));
+        }
+        assert_eq!(NamedList::by_name("high-risk"), Some(NamedList::HighRisk));
+        assert_eq!(NamedList::by_name("gold"), None);
+        assert_eq!(
+            prefixes("+1x\n+\n1\n+44 # UK\n").collect::<Vec<_>>(),
+            ["+44"]
+        );
     }
 
     proptest! {
