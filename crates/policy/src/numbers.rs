@@ -132,9 +132,14 @@ pub struct Number {
     pub e164: String,
     /// Its country code (`1`, `44`, `881`).
     pub country_code: u16,
-    /// Its country (ISO alpha-2), when the code belongs to one: none for international
-    /// networks such as +881 (satellite) or +882/+883.
+    /// Its country (ISO alpha-2), as libphonenumber places it: none for international
+    /// networks such as +881 (satellite) or +882/+883, and none for a number outside every
+    /// country's ranges (an unassigned area code).
     pub country: Option<String>,
+    /// The main country of its country code (`US` for every +1 number, `GB` for +44): where
+    /// a number libphonenumber cannot place belongs as far as the code tells. None for the
+    /// codes of international networks.
+    pub code_country: Option<String>,
     /// Its type.
     pub kind: NumberKind,
     /// Whether libphonenumber finds it valid in its plan (length and ranges).
@@ -174,8 +179,19 @@ pub fn normalise(dialled: &str, ctx: DialContext) -> Result<Number, NumberError>
         return Err(NumberError::Unparsable);
     }
     let db = &*phonenumber::metadata::DATABASE;
+    let code = n.code().value();
+    let code_country = db.by_code(&code).and_then(|regions| {
+        regions
+            .iter()
+            .find(|m| m.is_main_country_for_code())
+            .or_else(|| regions.first())
+            .map(|m| m.id().to_owned())
+            // "001" names the non-geographic entities (+800, +881 …), not a country.
+            .filter(|id| id.len() == 2 && id.bytes().all(|b| b.is_ascii_uppercase()))
+    });
     Ok(Number {
-        country_code: n.code().value(),
+        code_country,
+        country_code: code,
         country: n.country().id().map(|id| {
             let iso: &str = id.as_ref();
             iso.to_owned()
@@ -299,6 +315,24 @@ mod tests {
         );
         let short = normalise("1234", us()).unwrap();
         assert!(!short.valid);
+        // An unassigned area code: no country by the ranges, US by the code.
+        let fiction = normalise("+15557654321", us()).unwrap();
+        assert_eq!(
+            (
+                fiction.country.as_deref(),
+                fiction.code_country.as_deref(),
+                fiction.valid
+            ),
+            (None, Some("US"), false)
+        );
+        let toronto = normalise("+14165550100", us()).unwrap();
+        assert_eq!(
+            (toronto.country.as_deref(), toronto.code_country.as_deref()),
+            (Some("CA"), Some("US"))
+        );
+        assert_eq!(sat.code_country, None);
+        let moscow = normalise("+74951234567", us()).unwrap();
+        assert_eq!(moscow.code_country.as_deref(), Some("RU"));
     }
 
     #[test]
