@@ -1495,3 +1495,79 @@ fn lab_media_ports_exhausted_refuse_with_503_and_come_back() {
     carrier.finish();
     lab.stop();
 }
+
+/// The lab's destination policy (LAB.md: the US and Canada allowed, the high-risk list and
+/// premium numbers blocked): the PBX's calls to the UK, to a US premium number, to Cuba and to
+/// a satellite phone get 403 with a Reason header naming the rule, and none reaches the
+/// carrier; a call to Canada connects.
+#[test]
+fn lab_destination_policy_refuses_blocked_and_unlisted_destinations() {
+    let _lab = lab_lock();
+    let lab = Lab::start("examples/lab.toml");
+    let w = lab.work("destinations");
+    let probe = std::net::UdpSocket::bind("127.0.0.3:5060").unwrap();
+    probe
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let refused = templated(&w, "carrier_uac_fail.xml", 403);
+    for (number, rule) in [
+        ("+442079460000", "destination_not_allowed"),
+        ("+19005551234", "destination_blocked"),
+        ("+5371234567", "destination_blocked"),
+        ("+881631234567", "destination_not_allowed"),
+    ] {
+        let wn = lab.work(&format!("destination-{}", &number[1..]));
+        uac(
+            &wn,
+            &format!("a call to {number}"),
+            &refused,
+            ("127.0.0.1:5060", ("127.0.0.10", 5072)),
+            number,
+            (1, 1),
+            &["-trace_msg"],
+        );
+        let trace = std::fs::read_dir(&wn)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with("messages.log"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap())
+            .collect::<String>();
+        assert!(
+            trace.contains(&format!("Reason: SIP;cause=403;text=\"{rule}")),
+            "{number}: {trace}"
+        );
+    }
+    let mut buf = [0u8; 4096];
+    let until = std::time::Instant::now() + Duration::from_secs(1);
+    while std::time::Instant::now() < until {
+        let Ok(n) = probe.recv(&mut buf) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(
+            !text.starts_with("INVITE"),
+            "a refused destination reached the carrier: {text}"
+        );
+    }
+    drop(probe);
+    // Canada is allowed.
+    let carrier = Uas::start(
+        &w,
+        &scenario("carrier_uas_401.xml"),
+        "127.0.0.3",
+        5060,
+        1,
+        &[],
+    );
+    uac(
+        &w,
+        "a call to Canada",
+        &scenario("pbx_uac.xml"),
+        ("127.0.0.1:5060", ("127.0.0.10", 5070)),
+        "+14165550100",
+        (1, 1),
+        &["-cid_str", "pbx%u-%p@%s"],
+    );
+    carrier.finish();
+    lab.stop();
+}

@@ -25,6 +25,7 @@ mod error;
 mod keys;
 mod media;
 mod numbers;
+mod policy;
 mod routing;
 mod security;
 mod values;
@@ -43,6 +44,7 @@ pub use error::ConfigError;
 pub use keys::{KeyLine, KeyLines};
 pub use media::{MediaConfig, MediaEngine, MediaProtocol};
 pub use numbers::{NumberRange, canonical_number};
+pub use policy::{NAMED_LISTS, PolicyConfig, PolicyMode};
 pub use routing::{DnsConfig, QualifyConfig, RegistrationConfig, RouteConfig, RouteTrunk};
 pub use security::{AclAction, AclConfig, AclLists, BanConfig, RateLimitConfig, ScannerConfig};
 
@@ -89,6 +91,8 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// Media anchoring through the gateway's relay; off without the table.
     pub media: Option<MediaConfig>,
+    /// The destination policy of calls out through the trunks; none without the table.
+    pub policy: Option<PolicyConfig>,
 }
 
 /// The most entries a configurable table or queue may be given.
@@ -842,6 +846,9 @@ impl Config {
         routing::validate(self, &mut |key, message| err(key, None, message));
         if let Some(m) = &self.media {
             media::validate(m, &mut |key, message| err(key, None, message));
+        }
+        if let Some(p) = &self.policy {
+            policy::validate(p, &mut |key, message| err(key, None, message));
         }
         errors
     }

@@ -543,3 +543,27 @@ fn media_with_rtpengine_reads_and_the_embedded_relay_refuses_conversion() {
         errors("[media]\nengine = \"kernel\"\ninside = \"127.0.0.1\"\noutside = \"127.0.0.1\"\n");
     assert!(e.iter().any(|e| e.contains("engine")), "{e:?}");
 }
+
+#[test]
+fn the_destination_policy_reads_and_bad_codes_are_named() {
+    let c = Config::from_toml(
+        "[policy]\nallow_countries = [\"US\", \"CA\"]\nblock_countries = [\"high-risk\", \"CU\"]\nmode = \"monitor\"\n",
+        None,
+    )
+    .unwrap();
+    let p = c.policy.unwrap();
+    assert_eq!(p.country, "US");
+    assert_eq!(p.mode, PolicyMode::Monitor);
+    assert_eq!(p.block_countries, ["high-risk", "CU"]);
+    let e = errors("[policy]\nallow_countries = [\"usa\"]\nblock_countries = [\"gold\"]\n");
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(
+        e[0].contains("policy.allow_countries") && e[0].contains("usa"),
+        "{e:?}"
+    );
+    assert!(
+        e[1].contains("policy.block_countries") && e[1].contains("high-risk"),
+        "{e:?}"
+    );
+    assert!(errors("[policy]\nallow = [\"US\"]\n")[0].contains("allow"));
+}

@@ -22,6 +22,7 @@
 // (disallowed-methods in ../../clippy.toml).
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
+pub mod destination;
 pub mod engine;
 pub mod media;
 pub mod numbers;
@@ -36,6 +37,16 @@ pub use srtp::SrtpRequired;
 /// The policies every gateway runs, in order.
 pub fn standard() -> Vec<Box<dyn CallPolicy>> {
     vec![Box::new(SrtpRequired)]
+}
+
+/// The policies a configuration asks for, in order: the standard ones, then the destination
+/// policy with `[policy]`. An error names the key it cannot use.
+pub fn from_config(cfg: &sipwarden_config::Config) -> Result<Vec<Box<dyn CallPolicy>>, String> {
+    let mut list = standard();
+    if let Some(p) = &cfg.policy {
+        list.push(Box::new(destination::DestinationPolicy::new(p)?));
+    }
+    Ok(list)
 }
 
 /// The rewrites every gateway runs, in order, after the core's own topology hiding of SDP.

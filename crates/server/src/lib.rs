@@ -95,6 +95,9 @@ pub enum StartError {
     /// accounts file is at fault.
     #[error(transparent)]
     Routes(#[from] sipwarden_b2bua::RouteError),
+    /// A call policy the configuration asks for cannot be built (`[policy]`).
+    #[error("{0}")]
+    Policy(String),
     /// The RTP relay's threads cannot start.
     #[error("media relay: {0}")]
     Relay(#[source] std::io::Error),
@@ -332,6 +335,14 @@ pub fn routes(cfg: &Config) -> Result<Routes, StartError> {
     Ok(Routes::from_config(cfg)?)
 }
 
+/// Whether the call policies a configuration asks for can be built (`[policy]`'s countries
+/// exist), as `serve` builds them.
+pub fn check_policies(cfg: &Config) -> Result<(), StartError> {
+    sipwarden_policy::from_config(cfg)
+        .map(drop)
+        .map_err(StartError::Policy)
+}
+
 impl Gateway {
     /// Starts a gateway. `config_path` is re-read on [`Control::Reload`] (SIGHUP).
     pub async fn start(cfg: Config, config_path: Option<PathBuf>) -> Result<Self, StartError> {
@@ -430,7 +441,7 @@ impl Gateway {
         let mut core = Core::new(routes, local, settings, os_seed()?);
         // The call policies the core runs for every new call, and the rewrites of its
         // outgoing messages, in order.
-        core.set_policies(sipwarden_policy::standard());
+        core.set_policies(sipwarden_policy::from_config(&cfg).map_err(StartError::Policy)?);
         let mut rewrites = sipwarden_policy::standard_rewrites();
         // Media anchoring ([media]): the rewrite plans each SDP; the relay's threads move
         // the packets; the core task performs the rewrite's queued relay operations.

@@ -175,10 +175,10 @@ pub const NO_DESTINATION_POLICY: Rule = Rule {
     id: "SW-CONF-041",
     severity: Severity::Medium,
     title: "No destination policy (premium and high-risk countries callable)",
-    fix: "Block premium and high-risk destinations at the provider (most offer country and \
-          premium-rate blocks) and in the PBX's dialplan; sipwarden's own [policy] \
-          block_countries/allow_countries (DESIGN §6) come with the fraud limits and are refused \
-          by this version's configuration.",
+    fix: "Say where calls may go: [policy] allow_countries = [\"US\", \"CA\"] (the countries \
+          you call) and block_countries = [\"high-risk\", \"premium\", \"satellite\"] (the \
+          shipped lists), in mode = \"enforce\" once monitor mode has shown what they would \
+          refuse; also block premium and high-risk destinations at the provider.",
 };
 
 /// Admin API reachable from other machines.
@@ -243,16 +243,6 @@ pub const PLANNED_KEYS: &[PlannedKey] = &[
     PlannedKey {
         key: "trunk.daily_spend_cap",
         rule: TRUNK_NO_FRAUD_LIMITS.id,
-        comes_with: "the fraud limits",
-    },
-    PlannedKey {
-        key: "policy.block_countries",
-        rule: NO_DESTINATION_POLICY.id,
-        comes_with: "the fraud limits",
-    },
-    PlannedKey {
-        key: "policy.allow_countries",
-        rule: NO_DESTINATION_POLICY.id,
         comes_with: "the fraud limits",
     },
 ];
@@ -755,19 +745,31 @@ impl Audit<'_> {
         }
         self.routes();
         if !config.trunks.is_empty() {
-            let keys: Vec<String> = planned_for(&NO_DESTINATION_POLICY)
-                .iter()
-                .map(|k| format!("[policy] {k}"))
-                .collect();
-            self.push(
-                &NO_DESTINATION_POLICY,
-                NO_DESTINATION_POLICY.severity,
-                0,
-                format!(
-                    "no {}: every destination the trunks reach is callable",
-                    keys.join(" or ")
+            let policy = config
+                .policy
+                .as_ref()
+                .filter(|p| !p.allow_countries.is_empty() || !p.block_countries.is_empty());
+            match policy {
+                None => self.push(
+                    &NO_DESTINATION_POLICY,
+                    NO_DESTINATION_POLICY.severity,
+                    0,
+                    "no [policy] block_countries or [policy] allow_countries: every destination \
+                     the trunks reach is callable"
+                        .to_owned(),
                 ),
-            );
+                Some(p) if p.mode == sipwarden_config::PolicyMode::Monitor => {
+                    let line = self.line_of("policy.mode", &["policy"]);
+                    self.push(
+                        &NO_DESTINATION_POLICY,
+                        NO_DESTINATION_POLICY.severity,
+                        line,
+                        "[policy] mode = \"monitor\": the destination policy refuses nothing"
+                            .to_owned(),
+                    );
+                }
+                Some(_) => {}
+            }
         }
     }
 

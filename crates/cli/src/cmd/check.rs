@@ -41,6 +41,9 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     if let Err(e) = sipwarden_server::routes(&cfg) {
         return refused(vec![e.to_string()]);
     }
+    if let Err(e) = sipwarden_server::check_policies(&cfg) {
+        return refused(vec![e.to_string()]);
+    }
     // Whatever the file is called, it is a sipwarden configuration.
     let report = sipwarden_audit::audit_paths_as(
         std::slice::from_ref(&args.config),

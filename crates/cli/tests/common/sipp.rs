@@ -358,7 +358,16 @@ impl Lab {
                         1,
                     );
                     assert!(text.contains("name = \"uk\""));
-                    text
+                    // The UK is a destination of this lab's calls.
+                    let allowed = text.replace(
+                        "allow_countries = [\"US\", \"CA\"]",
+                        "allow_countries = [\"US\", \"CA\", \"GB\"]",
+                    );
+                    assert_ne!(
+                        allowed, text,
+                        "examples/lab.toml has no [policy] allow_countries"
+                    );
+                    allowed
                 }
                 // The lab's media anchoring (LAB.md: the relay on 127.0.0.1, ports
                 // 20000-20999) with short media and hold timeouts for the tests of them.

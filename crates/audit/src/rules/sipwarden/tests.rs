@@ -48,6 +48,9 @@ const GOOD_TRUNK: &str = r#"
 inside = "10.0.0.1"
 outside = "192.0.2.10"
 
+[policy]
+allow_countries = ["US"]
+
 [[trunk]]
 name = "carrier"
 networks = ["192.0.2.0/24"]
@@ -84,12 +87,12 @@ fn a_careful_config_is_clean() {
 #[test]
 fn a_careful_trunk_gets_only_the_planned_findings() {
     let f = check(GOOD_TRUNK);
-    assert_eq!(ids(&f), ["SW-CONF-030", "SW-CONF-040", "SW-CONF-041"]);
+    assert_eq!(ids(&f), ["SW-CONF-030", "SW-CONF-040"]);
     let srtp = one(&f, "SW-CONF-030");
-    assert_eq!(srtp.location.line, 6);
+    assert_eq!(srtp.location.line, 9);
     assert!(srtp.message.contains("require_srtp is planned"), "{srtp:?}");
     let limits = one(&f, "SW-CONF-040");
-    assert_eq!((limits.severity, limits.location.line), (Severity::High, 6));
+    assert_eq!((limits.severity, limits.location.line), (Severity::High, 9));
     assert!(
         limits
             .message
@@ -97,8 +100,17 @@ fn a_careful_trunk_gets_only_the_planned_findings() {
         "{limits:?}"
     );
     assert!(limits.fix.contains("global_invite_cps"));
+    // Without [policy], or with it in monitor mode: SW-CONF-041.
+    let f = check(&GOOD_TRUNK.replace("[policy]\nallow_countries = [\"US\"]\n", ""));
     let policy = one(&f, "SW-CONF-041");
     assert_eq!(policy.location.line, 0);
+    let f = check(&GOOD_TRUNK.replace(
+        "allow_countries = [\"US\"]\n",
+        "allow_countries = [\"US\"]\nmode = \"monitor\"\n",
+    ));
+    let monitor = one(&f, "SW-CONF-041");
+    assert_eq!(monitor.location.line, 8);
+    assert!(monitor.message.contains("monitor"), "{monitor:?}");
     assert!(
         policy
             .message
@@ -211,7 +223,7 @@ fn plain_and_weak_trunk_password() {
     assert_eq!(unplanned(&f), ["SW-CONF-002", "SW-CONF-003"]);
     let p = one(&f, "SW-CONF-002");
     assert_eq!(p.severity, Severity::Critical);
-    assert_eq!(p.location.line, 11);
+    assert_eq!(p.location.line, 14);
     assert!(
         p.message.contains("trunk \"carrier\": danger_password"),
         "{}",
@@ -265,7 +277,7 @@ fn password_file_is_read_and_its_mode_checked() {
         .filter(|x| x.rule == "SW-CONF-003" || x.rule == "SW-FILE-005")
         .map(|x| x.location.line)
         .collect();
-    assert_eq!(lines, [11, 11], "{f:#?}");
+    assert_eq!(lines, [14, 14], "{f:#?}");
     assert!(f.iter().all(|x| !x.message.contains("password1")));
     assert!(unplanned(&check(&with(&strong))).is_empty());
 }
