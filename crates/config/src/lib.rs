@@ -121,6 +121,7 @@ impl Config {
         "dns",
         "route",
         "media",
+        "policy",
     ];
 }
 
