@@ -50,6 +50,10 @@ impl DestinationPolicy {
                 }
             }
         }
+        // libphonenumber's metadata is read on first use (~0.4 s in a debug build, tens of
+        // milliseconds optimised): read it now, at start, not on the first call, where it
+        // stalled the call core long enough for peers to retransmit.
+        let _ = normalise("+12125550100", ctx);
         Ok(Self {
             ctx,
             allow: cfg.allow_countries.clone(),
