@@ -913,6 +913,16 @@ fn lab_prefix_routes_send_44_to_one_trunk_and_the_rest_to_another() {
 }
 
 /// The SDP bodies of a SIPp message trace (`-trace_msg`) that went the given way.
+/// Every SIPp message trace (`-trace_msg`) written in `dir`, one after the other.
+fn traces(dir: &Path) -> String {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with("messages.log"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect()
+}
+
 fn traced_sdp(dir: &Path, prefix: &str, received: bool) -> Vec<String> {
     let trace = std::fs::read_dir(dir)
         .unwrap()
@@ -1224,12 +1234,7 @@ fn lab_media_through_the_relay_both_ways() {
         took >= Duration::from_secs(9) && took < Duration::from_secs(20),
         "a held call ended after {took:?} (hold at 1.5 s, hold timeout 8 s, media timeout 5 s)"
     );
-    let byes = std::fs::read_dir(&wht)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().ends_with("messages.log"))
-        .map(|e| std::fs::read_to_string(e.path()).unwrap())
-        .collect::<String>();
+    let byes = traces(&wht);
     assert_eq!(
         byes.matches("Reason: SIP;text=\"hold timeout\"").count(),
         2,
@@ -1526,12 +1531,7 @@ fn lab_destination_policy_refuses_blocked_and_unlisted_destinations() {
             (1, 1),
             &["-trace_msg"],
         );
-        let trace = std::fs::read_dir(&wn)
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().ends_with("messages.log"))
-            .map(|e| std::fs::read_to_string(e.path()).unwrap())
-            .collect::<String>();
+        let trace = traces(&wn);
         assert!(
             trace.contains(&format!("Reason: SIP;cause=403;text=\"{rule}")),
             "{number}: {trace}"

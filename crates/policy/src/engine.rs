@@ -7,7 +7,6 @@
 //! same SDP); a body rtpengine could not anchor never leaves, and its call is ended.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -60,9 +59,6 @@ pub enum EngineWork {
 
 /// The queue the server drains every round.
 pub type EngineOps = Arc<Mutex<VecDeque<EngineWork>>>;
-
-/// The most work waiting for the server; beyond it new calls are refused.
-const MAX_OPS: usize = 100_000;
 
 /// Where a call's offer/answer exchange stands.
 #[derive(Debug, Default)]
@@ -117,21 +113,8 @@ impl EngineAnchor {
         }
     }
 
-    fn is_inside(&self, peer: IpAddr) -> bool {
-        let ip = peer.to_canonical();
-        self.pbx_networks.iter().any(|n| n.contains(&ip))
-    }
-
     fn push(&self, work: EngineWork) -> Result<(), RewriteError> {
-        let mut q = self
-            .ops
-            .lock()
-            .map_err(|_| RewriteError::new("media_queue"))?;
-        if q.len() >= MAX_OPS {
-            return Err(RewriteError::new("media_queue_full"));
-        }
-        q.push_back(work);
-        Ok(())
+        crate::media::push_bounded(&self.ops, work)
     }
 }
 
@@ -141,7 +124,7 @@ impl Rewrite for EngineAnchor {
     }
 
     fn sdp(&mut self, ctx: &SdpContext, sdp: &mut SdpEdit<'_>) -> Result<(), RewriteError> {
-        let inside = self.is_inside(ctx.peer.ip());
+        let inside = crate::media::is_inside(&self.pbx_networks, ctx.peer.ip());
         let call = self.calls.entry(ctx.call).or_default();
         // Requests that open an exchange carry offers, ACK and PRACK answers; a response
         // answers the offer that went the other way, or (a late offer) makes one.

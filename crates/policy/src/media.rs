@@ -24,6 +24,22 @@ pub type RelayOps = Arc<Mutex<VecDeque<RelayOp>>>;
 /// only if it stalls); beyond it new calls are refused rather than left without media.
 const MAX_OPS: usize = 100_000;
 
+/// Queues `op` for the server, refusing past [`MAX_OPS`]: shared by both anchoring rewrites.
+pub(crate) fn push_bounded<T>(q: &Mutex<VecDeque<T>>, op: T) -> Result<(), RewriteError> {
+    let mut q = q.lock().map_err(|_| RewriteError::new("media_queue"))?;
+    if q.len() >= MAX_OPS {
+        return Err(RewriteError::new("media_queue_full"));
+    }
+    q.push_back(op);
+    Ok(())
+}
+
+/// Whether a peer is the PBX's (inside): in its networks.
+pub(crate) fn is_inside(pbx_networks: &[IpNet], peer: IpAddr) -> bool {
+    let ip = peer.to_canonical();
+    pbx_networks.iter().any(|n| n.contains(&ip))
+}
+
 #[derive(Debug)]
 struct Anchored {
     /// Left un-anchored: a browser phone (WebRTC) offers ICE with DTLS-SRTP, which needs its
@@ -123,8 +139,7 @@ impl MediaAnchor {
     }
 
     fn side_of(&self, peer: IpAddr) -> SideAddr {
-        let ip = peer.to_canonical();
-        if self.pbx_networks.iter().any(|n| n.contains(&ip)) {
+        if is_inside(&self.pbx_networks, peer) {
             self.inside
         } else {
             self.outside
@@ -132,15 +147,7 @@ impl MediaAnchor {
     }
 
     fn push(&self, op: RelayOp) -> Result<(), RewriteError> {
-        let mut q = self
-            .ops
-            .lock()
-            .map_err(|_| RewriteError::new("media_queue"))?;
-        if q.len() >= MAX_OPS {
-            return Err(RewriteError::new("media_queue_full"));
-        }
-        q.push_back(op);
-        Ok(())
+        push_bounded(&self.ops, op)
     }
 }
 
