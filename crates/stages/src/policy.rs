@@ -105,4 +105,73 @@ pub trait CallPolicy: Send + std::fmt::Debug {
     fn next_deadline(&self) -> Option<Instant> {
         None
     }
+
+    /// What the policy decided since last asked, beyond its verdicts: would-be refusals in
+    /// monitor mode, warning levels crossed, caller IDs replaced or flagged, calls it ended.
+    /// Asked after `admit` and `take_hangups`; each becomes a call event (the call record's
+    /// decisions), a security event where it refuses, and a metric.
+    fn take_decisions(&mut self, _out: &mut Vec<Decision>) {}
+}
+
+/// One decision of a policy about one call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// The call ([`CallRequest::call`]).
+    pub call: u64,
+    /// The rule, as the operator named or knows it (`"destination"`,
+    /// `"velocity:trunk:carrier:calls_per_minute"`): bounded by the configuration.
+    pub rule: String,
+    /// What it did.
+    pub outcome: Outcome,
+    /// In words, for people (`"+5371234567 is on the high-risk list"`).
+    pub detail: String,
+    /// With [`Outcome::Disabled`]: what the core must disable now (the kill switch, as the
+    /// operator's `trunk disable` does; it persists).
+    pub disable: Option<Subject>,
+}
+
+/// What the kill switch disables.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Subject {
+    /// A trunk, by name.
+    Trunk(String),
+    /// An account, by user name.
+    Account(String),
+}
+
+/// What a decision did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Refused the call (its verdict).
+    Refused,
+    /// Monitor mode: would have refused it.
+    WouldRefuse,
+    /// A warning level was crossed (the alerting turns it into an alert).
+    Warning,
+    /// Ended the running call.
+    Ended,
+    /// Monitor mode: would have ended it.
+    WouldEnd,
+    /// Changed the call (a caller ID replaced).
+    Replaced,
+    /// Marked the call (a caller ID flagged).
+    Flagged,
+    /// Disabled a trunk or an account (a critical limit's action).
+    Disabled,
+}
+
+impl Outcome {
+    /// Lower-case name for records and metric labels.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Refused => "refused",
+            Self::WouldRefuse => "would_refuse",
+            Self::Warning => "warning",
+            Self::Ended => "ended",
+            Self::WouldEnd => "would_end",
+            Self::Replaced => "replaced",
+            Self::Flagged => "flagged",
+            Self::Disabled => "disabled",
+        }
+    }
 }
