@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::SystemTime;
 
 use sipwarden_sip::header::Transport;
-use sipwarden_stages::{Origin, Reason};
+use sipwarden_stages::{Origin, Outcome, Reason};
 
 /// One event of one call.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,6 +67,17 @@ pub enum CallEventKind {
     MediaUnanchored {
         /// Why.
         reason: &'static str,
+    },
+    /// A policy's decision about the call beyond its verdict (a refusal's rule, a monitor
+    /// mode's would-be refusal, a warning level, a caller ID replaced or flagged). A refused
+    /// call's decisions come before its `Refused`.
+    Decision {
+        /// The rule (`destination`, `velocity:carrier-cps`).
+        rule: String,
+        /// What it did.
+        outcome: Outcome,
+        /// In words.
+        detail: String,
     },
     /// The caller got a 2xx.
     Answered,

@@ -32,6 +32,7 @@ mod edge;
 mod endpoint_auth;
 pub mod events;
 mod ids;
+mod kill_switch;
 mod outreg;
 mod policies;
 mod qualify;
@@ -55,6 +56,7 @@ use sipwarden_txn::{Transmit, TxId, TxLayer};
 pub use call::Side;
 pub use defence::{DefenceSettings, DefenceStats};
 pub use endpoint_auth::{ChallengeTable, NonceSettings};
+pub use kill_switch::{Disabled, SwitchChange, SwitchError};
 pub use outreg::RegState;
 pub use registrar::{Binding, LocationChange};
 pub use routes::{RegistrarSettings, RouteError, Routes, TrunkRoute, Zone};
@@ -328,6 +330,10 @@ pub struct Core {
     qualify: qualify::Qualify,
     /// Registrations to carriers (`[trunk.registration]`).
     outreg: outreg::OutReg,
+    /// Disabled trunks and accounts.
+    switch: kill_switch::KillSwitch,
+    /// Policy decisions by policy and outcome, since start (bounded by the code's names).
+    decisions: std::collections::BTreeMap<(&'static str, sipwarden_stages::Outcome), u64>,
 }
 
 impl Core {
@@ -367,6 +373,8 @@ impl Core {
             abandoned: HashMap::new(),
             qualify: qualify::Qualify::new(),
             outreg: outreg::OutReg::new(),
+            switch: kill_switch::KillSwitch::default(),
+            decisions: std::collections::BTreeMap::new(),
         }
     }
 
@@ -462,6 +470,7 @@ impl Core {
         let mut s = self.trunks.status(&self.routes, now);
         for t in &mut s {
             t.registration = self.outreg.state(&t.name, now);
+            t.disabled = self.disabled_trunk(&t.name);
         }
         s
     }

@@ -91,15 +91,53 @@ impl Core {
     /// Runs the policies over a new call; the first verdict that does not continue is the
     /// call's answer.
     pub(crate) fn admit(&mut self, request: &CallRequest<'_>) -> Result<(), (StageName, Verdict)> {
+        let mut refused = None;
         for p in &mut self.policies {
             let verdict = p.admit(request);
             let stage = StageName::Policy(p.name());
             self.verdicts.record(stage, &verdict);
             if !verdict.is_continue() {
-                return Err((stage, verdict));
+                refused = Some((stage, verdict));
+                break;
             }
         }
-        Ok(())
+        if refused.is_some() {
+            // The policies before the one that refused admitted it (and may count it): they
+            // hear of its end now, so their counters stay exact.
+            for p in &mut self.policies {
+                p.on_end(request.call, request.now);
+            }
+        }
+        self.policy_decisions(request.now);
+        refused.map_or(Ok(()), Err)
+    }
+
+    /// Takes what the policies decided beyond their verdicts: each becomes a call event (the
+    /// call record's decisions) and a count by policy and outcome; a kill-switch decision
+    /// disables its trunk or account.
+    pub(crate) fn policy_decisions(&mut self, now: Instant) {
+        let mut out = Vec::new();
+        for p in &mut self.policies {
+            p.take_decisions(&mut out);
+        }
+        for d in out {
+            let key = (rule_policy(&d.rule), d.outcome);
+            *self.decisions.entry(key).or_insert(0) += 1;
+            if let Some(subject) = &d.disable {
+                if let Err(e) = self.disable(now, subject, &d.rule) {
+                    tracing::warn!(rule = %d.rule, "kill-switch action not taken: {e}");
+                }
+            }
+            self.call_event(
+                now,
+                d.call,
+                CallEventKind::Decision {
+                    rule: d.rule,
+                    outcome: d.outcome,
+                    detail: d.detail,
+                },
+            );
+        }
     }
 
     /// Answers a new call that authentication, routing or a policy refused, and records the
@@ -136,6 +174,18 @@ impl Core {
                 (StatusCode::FORBIDDEN, None, Vec::new())
             }
         };
+        if let sipwarden_stages::Reason::Policy(code) = reason {
+            // The Reason header's text names the rule and why; the code alone otherwise.
+            let why = headers
+                .iter()
+                .find(|(h, _)| *h == sipwarden_sip::HeaderName::Reason)
+                .and_then(|(_, v)| v.split_once("text=\""))
+                .map_or_else(
+                    || code.to_owned(),
+                    |(_, t)| t.trim_end_matches('"').to_owned(),
+                );
+            self.event_call_refused(invite, src, why);
+        }
         let tag = self.ids.tag();
         let r = build::response(invite, status, phrase, Some(&tag), &headers);
         if let Some(r) = self.built(r) {
@@ -227,10 +277,33 @@ impl Core {
             let why = format!("ended by policy {name}: {reason}");
             self.hangup(now, call, &why);
         }
+        self.policy_decisions(now);
+    }
+
+    /// Policy decisions by policy and outcome since start, for `/metrics`.
+    pub fn decision_counts(&self) -> Vec<(&'static str, sipwarden_stages::Outcome, u64)> {
+        self.decisions
+            .iter()
+            .map(|(&(p, o), &n)| (p, o, n))
+            .collect()
     }
 
     /// The soonest moment a policy wants to be asked for hang-ups.
     pub(crate) fn policies_deadline(&self) -> Option<Instant> {
         self.policies.iter().filter_map(|p| p.next_deadline()).min()
+    }
+}
+
+/// The policy part of a rule's name (`velocity` of `velocity:carrier:calls_per_minute`): a
+/// metric label bounded by the code, not the configuration.
+fn rule_policy(rule: &str) -> &'static str {
+    match rule.split(':').next().unwrap_or("") {
+        "destination" => "destination",
+        "velocity" => "velocity",
+        "spend" => "spend",
+        "caller_id" => "caller_id",
+        "time_window" => "time_window",
+        "kill_switch" => "kill_switch",
+        _ => "other",
     }
 }

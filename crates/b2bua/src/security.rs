@@ -63,6 +63,25 @@ impl Core {
         self.security(e.with_reason(failure.detail));
     }
 
+    /// A call policy (or the kill switch) refused a call: RequestNotAllowed, with the
+    /// rule's words as its reason (not a failure: fail2ban does not count it).
+    pub(crate) fn event_call_refused(&mut self, msg: &Message, src: Peer, why: String) {
+        let (local, remote) = self.ends(src);
+        let e = SecurityEvent::request_not_allowed(
+            msg.call_id().unwrap_or(""),
+            local,
+            remote,
+            "INVITE",
+        );
+        let user = msg.from_user().map(str::to_owned).unwrap_or_default();
+        let e = if user.is_empty() {
+            e
+        } else {
+            e.with_account(user)
+        };
+        self.security(e.with_reason(why));
+    }
+
     /// A challenge went out.
     pub(crate) fn event_challenge(&mut self, msg: &Message, src: Peer, nonce: &str) {
         let (local, remote) = self.ends(src);

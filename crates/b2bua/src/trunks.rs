@@ -63,6 +63,8 @@ pub struct TrunkStatus {
     pub addresses: Vec<AddressStatus>,
     /// Its registration to the carrier, if it registers: the state and the seconds left.
     pub registration: Option<(crate::RegState, Option<u64>)>,
+    /// Disabled by the kill switch: since (Unix seconds) and by whom.
+    pub disabled: Option<(u64, String)>,
 }
 
 /// One address of a trunk.
@@ -132,6 +134,7 @@ impl Trunks {
                 name: t.name.clone(),
                 host: t.host.clone(),
                 registration: None,
+                disabled: None,
                 addresses: self
                     .targets(routes, i)
                     .iter()

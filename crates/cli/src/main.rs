@@ -48,6 +48,17 @@ enum Command {
         #[command(subcommand)]
         command: cmd::ban::BanCommand,
     },
+    /// Trunks of a running gateway: list them, or disable one at once (the kill switch) and
+    /// enable it again.
+    Trunk {
+        #[command(subcommand)]
+        command: cmd::trunk::TrunkCommand,
+    },
+    /// Call records of a running gateway: a table, or an export as CSV or JSON.
+    Cdr {
+        #[command(subcommand)]
+        command: cmd::cdr::CdrCommand,
+    },
     /// Validate a sipwarden configuration (errors name the key and line; exit 2) and audit it
     /// against the security checklist (exit 1 when a finding reaches --fail-on).
     Check(cmd::check::CheckArgs),
@@ -73,6 +84,8 @@ fn main() -> ExitCode {
         Command::Serve { config } => cmd::serve::run(config),
         Command::Account { command } => cmd::account::run(command),
         Command::Ban { command } => cmd::ban::run(command),
+        Command::Trunk { command } => cmd::trunk::run(command),
+        Command::Cdr { command } => cmd::cdr::run(command),
         Command::Sip { command } => cmd::sip::run(command),
         Command::Check(args) => cmd::check::run(args),
         Command::Audit(args) => cmd::audit::run(args),

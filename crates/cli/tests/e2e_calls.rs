@@ -1569,5 +1569,206 @@ fn lab_destination_policy_refuses_blocked_and_unlisted_destinations() {
         &["-cid_str", "pbx%u-%p@%s"],
     );
     carrier.finish();
+    // Every call has exactly one record: the refused ones name their rule in words, the
+    // Canadian one is answered, priced in seconds and classified.
+    let records = wait_for(
+        "five call records, all finished",
+        Duration::from_secs(5),
+        || {
+            let r = cdrs(&lab.token, "limit=100");
+            (r.len() == 5 && r.iter().all(|c| c["state"] != "running")).then_some(r)
+        },
+    );
+    for (number, country) in [
+        ("+442079460000", "GB"),
+        ("+19005551234", "US"),
+        ("+5371234567", "CU"),
+        ("+881631234567", ""),
+    ] {
+        let mine: Vec<_> = records.iter().filter(|c| c["callee"] == number).collect();
+        assert_eq!(mine.len(), 1, "{number}: {records:?}");
+        let c = mine[0];
+        assert_eq!(c["state"], "refused", "{c}");
+        assert_eq!(c["status"], 403, "{c}");
+        assert_eq!(c["callee_e164"], number, "{c}");
+        assert_eq!(c["country"].as_str().unwrap_or(""), country, "{c}");
+        assert_eq!(cdr_rules(c), ["destination:refused"], "{c}");
+        assert!(
+            c["decisions"][0]["detail"]
+                .as_str()
+                .unwrap()
+                .contains(number),
+            "{c}"
+        );
+        assert_eq!(c["zone"], "pbx");
+        assert_eq!(c["source"], "127.0.0.10:5072");
+    }
+    let ca: Vec<_> = records
+        .iter()
+        .filter(|c| c["callee"] == "+14165550100")
+        .collect();
+    assert_eq!(ca.len(), 1, "{records:?}");
+    let ca = ca[0];
+    assert_eq!(ca["state"], "ended", "{ca}");
+    assert_eq!(ca["status"], 200, "{ca}");
+    assert_eq!(ca["country"], "CA", "{ca}");
+    assert_eq!(ca["trunk"], "carrier", "{ca}");
+    assert_eq!(ca["ended_by"], "caller", "{ca}");
+    assert_eq!(ca["transport"], "udp", "{ca}");
+    assert!(ca["answer"].as_i64().unwrap() >= ca["start"].as_i64().unwrap());
+    assert!(ca["end"].as_i64().unwrap() >= ca["answer"].as_i64().unwrap());
+    assert!(ca["a_call_id"].as_str().unwrap().starts_with("pbx"), "{ca}");
+    assert!(!ca["b_call_id"].as_str().unwrap().is_empty(), "{ca}");
+    assert_eq!(cdr_rules(ca), Vec::<String>::new(), "{ca}");
+    // The filters: by state, by callee prefix.
+    assert_eq!(cdrs(&lab.token, "state=refused").len(), 4);
+    assert_eq!(cdrs(&lab.token, "callee=%2B1").len(), 2);
+    // The refusals are security events (RequestNotAllowed, not a failure for fail2ban).
+    let events = std::fs::read_to_string(lab.dir.0.join("lab-data/events.jsonl")).unwrap();
+    assert!(
+        events.contains("RequestNotAllowed") && events.contains("destination_blocked"),
+        "{events}"
+    );
+    lab.stop();
+}
+
+/// The kill switch: `trunk disable --hangup` ends the trunk's running calls on both legs
+/// within a second and refuses new ones with 403; the switch holds across a restart until
+/// `trunk enable`.
+#[test]
+fn lab_trunk_kill_switch_hangs_up_refuses_and_survives_restart() {
+    let _lab = lab_lock();
+    let mut lab = Lab::start("examples/lab.toml");
+    let cfg = ["--config", "examples/lab.toml"];
+    let w = lab.work("kill-switch");
+    let carrier = Uas::start(
+        &w,
+        &scenario("carrier_uas_401.xml"),
+        "127.0.0.3",
+        5060,
+        3,
+        &[],
+    );
+    // Three calls that last until someone hangs them up.
+    let pbx = {
+        let w = w.clone();
+        std::thread::spawn(move || {
+            uac(
+                &w,
+                "three held calls",
+                &scenario("pbx_uac_waitbye.xml"),
+                ("127.0.0.1:5060", ("127.0.0.10", 5070)),
+                "+15557654321",
+                (3, 10),
+                &["-cid_str", "pbx%u-%p@%s"],
+            )
+        })
+    };
+    wait_stat(&lab, "calls_answered", |n| n >= 3, Duration::from_secs(10));
+    let t0 = std::time::Instant::now();
+    let (ok, out) = sipwarden(
+        &lab.dir.0,
+        &[&["trunk", "disable", "carrier", "--hangup"][..], &cfg].concat(),
+    );
+    assert!(ok && out.contains("3 running call(s) hung up"), "{out}");
+    wait_stat(&lab, "calls", |n| n == 0, Duration::from_secs(1));
+    let ended = t0.elapsed();
+    // Both legs got their BYE: the PBX's SIPp and the carrier's finish their calls.
+    pbx.join().unwrap();
+    carrier.finish();
+    assert!(
+        ended < Duration::from_secs(1),
+        "calls ended after {ended:?}"
+    );
+    let refused = templated(&w, "carrier_uac_fail.xml", 403);
+    let root = lab.dir.0.clone();
+    let refuse_one = |label: &str| {
+        let wn = root.join(label);
+        std::fs::create_dir_all(&wn).unwrap();
+        uac(
+            &wn,
+            label,
+            &refused,
+            ("127.0.0.1:5060", ("127.0.0.10", 5072)),
+            "+15557654321",
+            (1, 1),
+            &["-trace_msg"],
+        );
+        let trace = traces(&wn);
+        assert!(
+            trace.contains("Reason: SIP;cause=403;text=\"trunk_disabled"),
+            "{label}: {trace}"
+        );
+    };
+    refuse_one("refused-while-disabled");
+    // A restart keeps the switch.
+    let gw = lab.gw.take().unwrap();
+    assert!(gw.stop().success());
+    lab.gw = Some(Gateway::start(
+        &lab.dir.0,
+        &["serve", "--config", "examples/lab.toml"],
+    ));
+    let (ok, out) = sipwarden(&lab.dir.0, &[&["trunk", "list"][..], &cfg].concat());
+    assert!(ok && out.contains("disabled"), "{out}");
+    refuse_one("refused-after-restart");
+    let (ok, out) = sipwarden(
+        &lab.dir.0,
+        &[&["trunk", "enable", "carrier"][..], &cfg].concat(),
+    );
+    assert!(ok && out.contains("enabled"), "{out}");
+    let carrier = Uas::start(
+        &w,
+        &scenario("carrier_uas_401.xml"),
+        "127.0.0.3",
+        5060,
+        1,
+        &[],
+    );
+    uac(
+        &w,
+        "a call after enable",
+        &scenario("pbx_uac.xml"),
+        ("127.0.0.1:5060", ("127.0.0.10", 5070)),
+        "+15557654321",
+        (1, 1),
+        &["-cid_str", "pbx%u-%p@%s"],
+    );
+    carrier.finish();
+    // The records: three ended by the gateway, two refused naming the switch, one answered.
+    let records = wait_for("six call records", Duration::from_secs(5), || {
+        let r = cdrs(&lab.token, "limit=100");
+        (r.len() == 6 && r.iter().all(|c| c["state"] != "running")).then_some(r)
+    });
+    let by_gateway: Vec<_> = records
+        .iter()
+        .filter(|c| c["ended_by"] == "gateway" && c["state"] == "ended")
+        .collect();
+    assert_eq!(by_gateway.len(), 3, "{records:?}");
+    for c in by_gateway {
+        assert_eq!(c["reason"], "disabled by the operator", "{c}");
+    }
+    let refused: Vec<_> = records.iter().filter(|c| c["state"] == "refused").collect();
+    assert_eq!(refused.len(), 2, "{records:?}");
+    for c in refused {
+        assert_eq!(c["decisions"][0]["detail"], "trunk_disabled", "{c}");
+    }
+    // The CLI reads them too: a table, and CSV with its header.
+    let (ok, out) = sipwarden(&lab.dir.0, &[&["cdr", "list"][..], &cfg].concat());
+    assert!(
+        ok && out.lines().count() == 7 && out.contains("route:refused"),
+        "{out}"
+    );
+    let (ok, out) = sipwarden(
+        &lab.dir.0,
+        &[
+            &["cdr", "export", "--since", "1h", "--format", "csv"][..],
+            &cfg,
+        ]
+        .concat(),
+    );
+    assert!(
+        ok && out.starts_with("id,state,start") && out.lines().count() == 7,
+        "{out}"
+    );
     lab.stop();
 }

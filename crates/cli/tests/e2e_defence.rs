@@ -56,18 +56,6 @@ fn exchange(sock: &UdpSocket, raw: &str, wait: Duration) -> Option<Message> {
     Message::parse(&buf[..n]).ok()
 }
 
-fn sipwarden(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sipwarden"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
-}
-
 #[test]
 fn lab_failed_logins_ban_the_source_until_the_operator_lifts_it_and_bans_survive_restart() {
     let _lab = lab_lock();

@@ -571,6 +571,9 @@ pub struct StorageConfig {
     /// The server takes them every round, so this fills only when it falls behind; beyond
     /// it events are dropped and counted. Default 100000.
     pub event_queue: usize,
+    /// Days call records are kept (in `<dir>/sipwarden.db`); older finished ones are
+    /// deleted at start and every hour. Default 90.
+    pub cdr_retention_days: u32,
 }
 
 impl Default for StorageConfig {
@@ -584,6 +587,7 @@ impl Default for StorageConfig {
             writer_backlog_events: 100_000,
             writer_backlog_rows: 200_000,
             event_queue: 100_000,
+            cdr_retention_days: 90,
         }
     }
 }
@@ -748,6 +752,10 @@ impl Config {
             (
                 "storage.writer_backlog_rows",
                 self.storage.writer_backlog_rows,
+            ),
+            (
+                "storage.cdr_retention_days",
+                self.storage.cdr_retention_days as usize,
             ),
         ] {
             if v == 0 {

@@ -7,7 +7,7 @@
 
 use sipwarden_config::{PolicyConfig, PolicyMode};
 use sipwarden_sip::{HeaderName, StatusCode};
-use sipwarden_stages::{CallPolicy, CallRequest, Destination, Reason, Verdict};
+use sipwarden_stages::{CallPolicy, CallRequest, Decision, Destination, Outcome, Reason, Verdict};
 
 use crate::numbers::{DialContext, NamedList, normalise};
 
@@ -25,6 +25,8 @@ pub struct DestinationPolicy {
     monitor: bool,
     /// Calls monitor mode let through that enforce mode would have refused.
     pub would_refuse: u64,
+    /// Decisions not yet taken by the core.
+    decisions: Vec<Decision>,
 }
 
 impl DestinationPolicy {
@@ -61,6 +63,7 @@ impl DestinationPolicy {
             block_lists,
             monitor: cfg.mode == PolicyMode::Monitor,
             would_refuse: 0,
+            decisions: Vec::new(),
         })
     }
 
@@ -114,6 +117,17 @@ impl CallPolicy for DestinationPolicy {
         let Some((code, why)) = self.judge(call.callee) else {
             return Verdict::Continue;
         };
+        self.decisions.push(Decision {
+            call: call.call,
+            rule: "destination".to_owned(),
+            outcome: if self.monitor {
+                Outcome::WouldRefuse
+            } else {
+                Outcome::Refused
+            },
+            detail: format!("{code}: {why}"),
+            disable: None,
+        });
         if self.monitor {
             self.would_refuse += 1;
             return Verdict::Continue;
@@ -132,6 +146,10 @@ impl CallPolicy for DestinationPolicy {
                 format!("SIP;cause=403;text=\"{code}: {text}\""),
             )],
         }
+    }
+
+    fn take_decisions(&mut self, out: &mut Vec<Decision>) {
+        out.append(&mut self.decisions);
     }
 }
 

@@ -14,6 +14,8 @@ use sipwarden_sip::Secret;
 use sipwarden_transport::Transports;
 use tokio::sync::{mpsc, oneshot, watch};
 
+mod records;
+
 use crate::bans::BanView;
 use crate::core_task::Control;
 
@@ -30,6 +32,8 @@ struct App {
     trunks: watch::Receiver<Vec<sipwarden_b2bua::TrunkStatus>>,
     media: Option<crate::media::Media>,
     engine: Option<crate::engine::Engine>,
+    /// The database file (call records are read beside the writer).
+    db: std::path::PathBuf,
 }
 
 /// What the admin API reads from (and sends to) the rest of the gateway.
@@ -42,6 +46,7 @@ pub(crate) struct Shared {
     pub(crate) trunks: watch::Receiver<Vec<sipwarden_b2bua::TrunkStatus>>,
     pub(crate) media: Option<crate::media::Media>,
     pub(crate) engine: Option<crate::engine::Engine>,
+    pub(crate) db: std::path::PathBuf,
 }
 
 /// Constant-time comparison, so the token cannot be guessed byte by byte from timing.
@@ -493,6 +498,30 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
             load(&w.events_dropped),
         ),
         (
+            "sipwarden_cdr_rows_written_total",
+            "Call-record rows stored (a call's row is stored when it starts, is answered and ends).",
+            "counter",
+            load(&w.cdr_rows),
+        ),
+        (
+            "sipwarden_cdrs_running",
+            "Records of running calls held by the writer (bounded by twice calls.max_calls).",
+            "gauge",
+            load(&w.cdrs_open),
+        ),
+        (
+            "sipwarden_cdrs_overflow_total",
+            "Call records started while that table was full (stored as running, never finished).",
+            "counter",
+            load(&w.cdrs_overflow),
+        ),
+        (
+            "sipwarden_cdrs_purged_total",
+            "Finished call records deleted by storage.cdr_retention_days.",
+            "counter",
+            load(&w.cdrs_purged),
+        ),
+        (
             "sipwarden_writer_rows_refused_total",
             "Batches whose binding and ban rows were refused (backlog full; their answers were not sent).",
             "counter",
@@ -604,13 +633,24 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
         "# HELP sipwarden_verdicts_total Verdicts of the message path by stage, verdict and reason.\n\
          # TYPE sipwarden_verdicts_total counter\n",
     );
-    let rows = match app.verdicts.lock() {
+    let counts = match app.verdicts.lock() {
         Ok(rows) => rows.clone(),
         Err(poisoned) => poisoned.into_inner().clone(),
     };
-    for (stage, verdict, reason, n) in rows {
+    for (stage, verdict, reason, n) in counts.verdicts {
         out.push_str(&format!(
             "sipwarden_verdicts_total{{stage=\"{stage}\",verdict=\"{verdict}\",reason=\"{reason}\"}} {n}\n"
+        ));
+    }
+    // Policy and outcome are the program's own names: bounded whatever the configuration.
+    out.push_str(
+        "# HELP sipwarden_policy_decisions_total Call-policy decisions by policy and outcome \
+         (refused, would_refuse in monitor mode, warning, ended, replaced, flagged, disabled).\n\
+         # TYPE sipwarden_policy_decisions_total counter\n",
+    );
+    for (policy, outcome, n) in counts.decisions {
+        out.push_str(&format!(
+            "sipwarden_policy_decisions_total{{policy=\"{policy}\",outcome=\"{outcome}\"}} {n}\n"
         ));
     }
     // Whose fault: what the gateway should always manage and did not, by component.
@@ -709,6 +749,7 @@ async fn trunks_handler(State(app): State<App>, headers: HeaderMap) -> impl Into
                 "name": t.name,
                 "host": t.host,
                 "registration": registration,
+                "disabled": t.disabled.as_ref().map(|(since, by)| serde_json::json!({ "since": since, "by": by })),
                 "addresses": t.addresses.iter().map(|a| serde_json::json!({
                     "address": a.addr.to_string(),
                     "transport": a.transport.as_str().unwrap_or("?"),
@@ -903,6 +944,7 @@ pub(crate) async fn serve(
         trunks,
         media,
         engine,
+        db,
     } = shared;
     let app = App {
         token,
@@ -916,6 +958,7 @@ pub(crate) async fn serve(
         trunks,
         media,
         engine,
+        db,
     };
     let router = Router::new()
         .route("/metrics", get(metrics))
@@ -923,6 +966,15 @@ pub(crate) async fn serve(
         .route("/api/trunks", get(trunks_handler))
         .route("/api/bans", get(list_bans).post(add_ban))
         .route("/api/bans/{ip}", delete(remove_ban))
+        .route("/api/cdrs", get(records::list))
+        .route(
+            "/api/{kind}/{name}/disable",
+            axum::routing::post(records::disable),
+        )
+        .route(
+            "/api/{kind}/{name}/enable",
+            axum::routing::post(records::enable),
+        )
         .with_state(app);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;

@@ -32,8 +32,16 @@ pub(crate) struct Sinks {
 
 /// The message path's verdict counts (stage, verdict, reason, count), copied from the core
 /// at most every 250 ms for `/metrics`.
-pub(crate) type VerdictTable =
-    Arc<std::sync::Mutex<Vec<(&'static str, &'static str, &'static str, u64)>>>;
+pub(crate) type VerdictTable = Arc<std::sync::Mutex<Counts>>;
+
+/// The core's counts by label, copied for `/metrics`.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Counts {
+    /// (stage, verdict, reason, count).
+    pub(crate) verdicts: Vec<(&'static str, &'static str, &'static str, u64)>,
+    /// Call-policy decisions: (policy, outcome, count).
+    pub(crate) decisions: Vec<(&'static str, &'static str, u64)>,
+}
 
 use sipwarden_transport::{Inbound, Transports};
 use tokio::sync::{mpsc, watch};
@@ -80,6 +88,28 @@ pub enum Control {
     HoldTimeout(u64),
     /// rtpengine could not anchor a call's media (refused, or no answer): end it.
     MediaFailed(u64),
+    /// The kill switch: disable a trunk or account (no new call through it), and with
+    /// `hangup` end its running calls on both legs. `reply` gets the number of calls hung
+    /// up (or why nothing was disabled) at once; `stored` is told once the state is on
+    /// disk.
+    Disable {
+        /// What.
+        subject: sipwarden_stages::Subject,
+        /// End its running calls too.
+        hangup: bool,
+        /// Calls hung up, or the error.
+        reply: tokio::sync::oneshot::Sender<Result<usize, String>>,
+        /// True once stored.
+        stored: tokio::sync::oneshot::Sender<bool>,
+    },
+    /// Enable a trunk or account again; `stored` gets whether it was disabled, once the
+    /// change is on disk.
+    Enable {
+        /// What.
+        subject: sipwarden_stages::Subject,
+        /// Whether it was disabled.
+        stored: tokio::sync::oneshot::Sender<bool>,
+    },
     /// Stop the task.
     Stop,
 }
@@ -92,7 +122,7 @@ fn flush(
     core: &mut Core,
     transports: &Transports,
     sinks: &mut Sinks,
-    pending_reply: &mut Option<(tokio::sync::oneshot::Sender<bool>, bool)>,
+    pending_reply: &mut Vec<(tokio::sync::oneshot::Sender<bool>, bool)>,
 ) {
     // What the media-anchoring rewrite queued: streams to open, move, close. A stream the
     // relay cannot open ends its call (its SDP already names the relay).
@@ -190,7 +220,12 @@ fn flush(
         transports.send(t.dest, t.bytes);
     }
     batch.answers = durable.answers;
-    batch.replies.extend(pending_reply.take());
+    batch.switches = core
+        .take_switch_changes()
+        .into_iter()
+        .map(crate::switch_to_row)
+        .collect();
+    batch.replies.append(pending_reply);
     if batch.is_empty() {
         return;
     }
@@ -242,7 +277,7 @@ pub(crate) async fn run(
     mut sinks: Sinks,
 ) {
     let (config_path, to_self) = reload_with;
-    let mut pending_reply = None;
+    let mut pending_reply = Vec::new();
     let mut batch = Vec::with_capacity(256);
     // Transaction-table refusals are logged at most once a second, with the count since.
     let mut refused_logged = 0u64;
@@ -319,10 +354,31 @@ pub(crate) async fn run(
                 Some(Control::Ban { ip, reason, reply }) => {
                     // Answered once the ban is on disk (with this round's batch).
                     let banned = core.ban(Instant::now(), ip, &reason).is_some();
-                    pending_reply = Some((reply, banned));
+                    pending_reply.push((reply, banned));
                 }
                 Some(Control::Unban { ip, reply }) => {
                     let _ = reply.send(core.unban(Instant::now(), ip));
+                }
+                Some(Control::Disable { subject, hangup, reply, stored }) => {
+                    let now = Instant::now();
+                    match core.disable(now, &subject, "operator") {
+                        Ok(()) => {
+                            let n = if hangup {
+                                core.hangup_through(now, &subject, "disabled by the operator")
+                            } else {
+                                0
+                            };
+                            let _ = reply.send(Ok(n));
+                            pending_reply.push((stored, true));
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Err(e.to_string()));
+                        }
+                    }
+                }
+                Some(Control::Enable { subject, stored }) => {
+                    let was = core.enable(&subject);
+                    pending_reply.push((stored, was));
                 }
                 Some(Control::Stop) | None => break,
             },
@@ -380,7 +436,14 @@ pub(crate) async fn run(
 }
 
 fn publish_verdicts(core: &Core, table: &VerdictTable) {
-    let rows = core.verdict_counts();
+    let rows = Counts {
+        verdicts: core.verdict_counts(),
+        decisions: core
+            .decision_counts()
+            .into_iter()
+            .map(|(p, o, n)| (p, o.as_str(), n))
+            .collect(),
+    };
     match table.lock() {
         Ok(mut t) => *t = rows,
         Err(poisoned) => *poisoned.into_inner() = rows,

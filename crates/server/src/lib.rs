@@ -15,7 +15,9 @@
 )]
 
 mod admin;
+use sipwarden_stages::Subject;
 mod bans;
+mod cdr;
 mod core_task;
 mod engine;
 mod location;
@@ -330,6 +332,42 @@ fn open_store(
     Ok((Box::new(store), checkpointer))
 }
 
+/// A stored kill-switch row as the core holds it (an unknown kind is skipped).
+fn switch_from_row(r: sipwarden_store::SwitchRow) -> Option<(Subject, sipwarden_b2bua::Disabled)> {
+    let subject = match r.kind.as_str() {
+        "trunk" => Subject::Trunk(r.name),
+        "account" => Subject::Account(r.name),
+        _ => return None,
+    };
+    let since =
+        std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(r.since_unix).unwrap_or(0));
+    Some((subject, sipwarden_b2bua::Disabled { since, by: r.by }))
+}
+
+/// A kill-switch change as the store keeps it.
+pub(crate) fn switch_to_row(c: sipwarden_b2bua::SwitchChange) -> sipwarden_store::SwitchRowChange {
+    use sipwarden_store::{SwitchRow, SwitchRowChange};
+    let kind_name = |s: Subject| match s {
+        Subject::Trunk(n) => ("trunk".to_owned(), n),
+        Subject::Account(n) => ("account".to_owned(), n),
+    };
+    match c {
+        sipwarden_b2bua::SwitchChange::Disabled(s, d) => {
+            let (kind, name) = kind_name(s);
+            SwitchRowChange::Upsert(SwitchRow {
+                kind,
+                name,
+                since_unix: cdr::unix_ms(d.since) / 1000,
+                by: d.by,
+            })
+        }
+        sipwarden_b2bua::SwitchChange::Enabled(s) => {
+            let (kind, name) = kind_name(s);
+            SwitchRowChange::Remove(kind, name)
+        }
+    }
+}
+
 /// Routes from a configuration.
 pub fn routes(cfg: &Config) -> Result<Routes, StartError> {
     Ok(Routes::from_config(cfg)?)
@@ -493,6 +531,14 @@ impl Gateway {
         }
         let now = std::time::Instant::now();
         let active = ban_view.restore(store.as_mut(), |e| core.restore_ban(now, e))?;
+        let switches = store.load_switches()?;
+        if !switches.is_empty() {
+            tracing::warn!(
+                disabled = switches.len(),
+                "disabled trunks and accounts restored from the store (the kill switch)"
+            );
+        }
+        core.restore_disabled(switches.into_iter().filter_map(switch_from_row));
         if active > 0 {
             tracing::info!(bans = active, "bans restored from the store");
         }
@@ -563,6 +609,14 @@ impl Gateway {
             },
             (deliver(transports.clone()), written_tx),
             (Arc::clone(&writer_stats), Some(checkpointer)),
+            writer::Records {
+                builder: cdr::CdrBuilder::new(
+                    std::time::SystemTime::now(),
+                    cfg.policy.as_ref().map_or("US", |p| p.country.as_str()),
+                    cfg.calls.max_calls.saturating_mul(2).max(1024),
+                ),
+                retention_days: cfg.storage.cdr_retention_days,
+            },
         )
         .map_err(StartError::WriterThread)?;
         if let Some(m) = &media {
@@ -602,6 +656,7 @@ impl Gateway {
                 trunks: trunks_rx,
                 media,
                 engine,
+                db: cfg.storage.dir.join("sipwarden.db"),
             },
         )
         .await

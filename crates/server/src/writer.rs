@@ -26,7 +26,11 @@ use std::time::{Instant, SystemTime};
 use sipwarden_b2bua::events::CallEvent;
 use sipwarden_events::{SecurityEvent, SecurityLog};
 use sipwarden_sip::Peer;
-use sipwarden_store::{BanRowChange, LocationChange as LocationRow, Store, WalCheckpointer};
+use sipwarden_store::{
+    BanRowChange, LocationChange as LocationRow, Store, SwitchRowChange, WalCheckpointer,
+};
+
+use crate::cdr::CdrBuilder;
 use sipwarden_txn::Transmit;
 use tokio::sync::{oneshot, watch};
 
@@ -40,6 +44,8 @@ pub(crate) struct Batch {
     pub(crate) locations: Vec<LocationRow>,
     /// Ban rows to store, in order.
     pub(crate) bans: Vec<BanRowChange>,
+    /// Kill-switch rows to store, in order.
+    pub(crate) switches: Vec<SwitchRowChange>,
     /// Security events (and bans) for the logs, with their wall-clock time.
     pub(crate) events: Vec<(SecurityEvent, SystemTime)>,
     /// Call events.
@@ -54,6 +60,7 @@ impl Batch {
     pub(crate) fn is_empty(&self) -> bool {
         self.locations.is_empty()
             && self.bans.is_empty()
+            && self.switches.is_empty()
             && self.events.is_empty()
             && self.calls.is_empty()
             && self.answers.is_empty()
@@ -61,7 +68,7 @@ impl Batch {
     }
 
     fn rows(&self) -> usize {
-        self.locations.len() + self.bans.len()
+        self.locations.len() + self.bans.len() + self.switches.len()
     }
 
     fn events(&self) -> usize {
@@ -72,6 +79,7 @@ impl Batch {
     fn append(&mut self, mut other: Self) {
         self.locations.append(&mut other.locations);
         self.bans.append(&mut other.bans);
+        self.switches.append(&mut other.switches);
         self.events.append(&mut other.events);
         self.calls.append(&mut other.calls);
         self.answers.append(&mut other.answers);
@@ -83,6 +91,7 @@ impl Batch {
     fn refuse_rows(&mut self) {
         self.locations.clear();
         self.bans.clear();
+        self.switches.clear();
         self.answers.clear();
         for (reply, _) in self.replies.drain(..) {
             let _ = reply.send(false);
@@ -123,6 +132,22 @@ pub(crate) struct WriterStats {
     pub(crate) log_errors: AtomicU64,
     /// Batches queued (or in the backlog's place in the queue) and not yet written (a gauge).
     pub(crate) queued: AtomicU64,
+    /// Call records stored (each start, answer and end stores the call's row).
+    pub(crate) cdr_rows: AtomicU64,
+    /// Running calls' records held (a gauge; bounded by the call limit).
+    pub(crate) cdrs_open: AtomicU64,
+    /// Records started while that table was full (stored as running, never finished).
+    pub(crate) cdrs_overflow: AtomicU64,
+    /// Finished records deleted by the retention.
+    pub(crate) cdrs_purged: AtomicU64,
+}
+
+/// The call records' side of the writer: the builder and the retention.
+#[derive(Debug)]
+pub(crate) struct Records {
+    pub(crate) builder: CdrBuilder,
+    /// `storage.cdr_retention_days`.
+    pub(crate) retention_days: u32,
 }
 
 /// The writer's bounds (`[storage]`).
@@ -169,12 +194,13 @@ impl Writer {
         bounds: Bounds,
         (deliver, done): (Deliver, watch::Sender<u64>),
         (stats, checkpointer): (Arc<WriterStats>, Option<WalCheckpointer>),
+        records: Records,
     ) -> std::io::Result<Self> {
         let (tx, rx) = sync_channel(bounds.queue.max(1));
         let thread_stats = Arc::clone(&stats);
         let thread = std::thread::Builder::new()
             .name("sipwarden-writer".into())
-            .spawn(move || run(&rx, store, log, (deliver, &done), &thread_stats))?;
+            .spawn(move || run(&rx, (store, records), log, (deliver, &done), &thread_stats))?;
         let checkpoints = match checkpointer {
             Some(c) => {
                 let (stop, stopped) = std::sync::mpsc::channel::<()>();
@@ -332,12 +358,27 @@ fn trim_events(batch: &mut Batch, room: usize) {
 /// The writer thread: group commits until the queue closes.
 fn run(
     rx: &Receiver<Ticketed>,
-    mut store: Box<dyn Store>,
+    (mut store, mut records): (Box<dyn Store>, Records),
     mut log: SecurityLog,
     (mut deliver, done): (Deliver, &watch::Sender<u64>),
     stats: &WriterStats,
 ) {
+    let mut purged_at: Option<Instant> = None;
     while let Ok(first) = rx.recv() {
+        // Retention: at start, then hourly, between commits.
+        if purged_at.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(3600)) {
+            purged_at = Some(Instant::now());
+            let cut = crate::cdr::retention_cut(SystemTime::now(), records.retention_days);
+            match store.purge_cdrs(cut) {
+                Ok(n) => {
+                    stats.cdrs_purged.fetch_add(n, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    stats.store_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!("old call records not deleted: {e}");
+                }
+            }
+        }
         let mut group = first;
         let mut n = group.batches;
         // What queued up meanwhile is stored with it: one commit for many batches.
@@ -352,6 +393,7 @@ fn run(
             }
         }
         store_rows(&group.batch, store.as_mut(), stats);
+        store_records(&group.batch, store.as_mut(), &mut records.builder, stats);
         stats.commits.fetch_add(1, Ordering::Relaxed);
         // What waited for these rows (a REGISTER's 200, an operator's ban) goes now; the
         // log lines follow, so a 200 never waits for them.
@@ -393,6 +435,48 @@ fn checkpoints(c: &WalCheckpointer, stopped: &Receiver<()>, stats: &WriterStats)
     }
 }
 
+/// The call records the batch's call events make, in the same round as its other rows.
+fn store_records(
+    batch: &Batch,
+    store: &mut dyn Store,
+    builder: &mut CdrBuilder,
+    stats: &WriterStats,
+) {
+    if batch.calls.is_empty() {
+        return;
+    }
+    let mut rows: Vec<sipwarden_store::CdrRow> = Vec::new();
+    for e in &batch.calls {
+        if let Some(r) = builder.feed(e) {
+            // A row changed twice in a batch is stored once, in its last form.
+            match rows.iter_mut().find(|x| x.id == r.id) {
+                Some(x) => *x = r,
+                None => rows.push(r),
+            }
+        }
+    }
+    stats
+        .cdrs_open
+        .store(count(builder.open_len()), Ordering::Relaxed);
+    stats
+        .cdrs_overflow
+        .store(builder.overflow, Ordering::Relaxed);
+    if rows.is_empty() {
+        return;
+    }
+    match store.apply_cdrs(&rows) {
+        Ok(()) => {
+            stats
+                .cdr_rows
+                .fetch_add(count(rows.len()), Ordering::Relaxed);
+        }
+        Err(e) => {
+            stats.store_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!("call records not saved: {e}");
+        }
+    }
+}
+
 /// The rows first: a ban the log reports is one a restart keeps.
 fn store_rows(batch: &Batch, store: &mut dyn Store, stats: &WriterStats) {
     if !batch.locations.is_empty() {
@@ -405,6 +489,12 @@ fn store_rows(batch: &Batch, store: &mut dyn Store, stats: &WriterStats) {
         if let Err(e) = store.apply_bans(&batch.bans) {
             stats.store_errors.fetch_add(1, Ordering::Relaxed);
             tracing::error!("ban table not saved: {e}");
+        }
+    }
+    if !batch.switches.is_empty() {
+        if let Err(e) = store.apply_switches(&batch.switches) {
+            stats.store_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!("kill switch not saved: {e}");
         }
     }
 }
@@ -432,8 +522,7 @@ fn write_logs(batch: &mut Batch, log: &mut SecurityLog, stats: &WriterStats) {
         stats.log_errors.fetch_add(1, Ordering::Relaxed);
         tracing::error!("security log not written: {err}");
     }
-    // Call events: their consumers (call records, alerts, limits) come next; until then the
-    // process log has them at debug level.
+    // Call events: their records are stored; the process log has them at debug level.
     for e in batch.calls.drain(..) {
         log_call_event(&e);
         stats.events_written.fetch_add(1, Ordering::Relaxed);
@@ -486,6 +575,17 @@ fn log_call_event(e: &CallEvent) {
         K::MediaUnanchored { reason } => {
             tracing::debug!(call = e.call, reason, "call media not anchored")
         }
+        K::Decision {
+            rule,
+            outcome,
+            detail,
+        } => tracing::debug!(
+            call = e.call,
+            rule = %rule,
+            outcome = outcome.as_str(),
+            detail = %detail.escape_debug(),
+            "call policy decision"
+        ),
         K::Answered => tracing::debug!(call = e.call, "call answered"),
         K::Ended { status, by, reason } => tracing::debug!(
             call = e.call,

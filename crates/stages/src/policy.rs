@@ -131,7 +131,7 @@ pub struct Decision {
 }
 
 /// What the kill switch disables.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Subject {
     /// A trunk, by name.
     Trunk(String),
@@ -140,7 +140,7 @@ pub enum Subject {
 }
 
 /// What a decision did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Outcome {
     /// Refused the call (its verdict).
     Refused,

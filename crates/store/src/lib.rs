@@ -14,7 +14,10 @@
 )]
 #![warn(missing_docs)]
 
+mod cdr;
 mod sqlite;
+
+pub use cdr::{CdrFilter, CdrRow, CdrStore, SwitchRow, SwitchRowChange, SwitchStore};
 
 pub use sqlite::{SqliteStore, WalCheckpointer};
 
@@ -177,15 +180,69 @@ pub trait BanStore: Send {
 }
 
 /// Everything the gateway keeps on disk.
-pub trait Store: LocationStore + BanStore {}
+pub trait Store: LocationStore + BanStore + CdrStore + SwitchStore {}
 
-impl<T: LocationStore + BanStore> Store for T {}
+impl<T: LocationStore + BanStore + CdrStore + SwitchStore> Store for T {}
 
 /// A store in memory: for tests, and for a gateway told not to keep state.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     rows: BTreeMap<(String, String), BindingRow>,
     bans: BTreeMap<String, BanRow>,
+    cdrs: BTreeMap<String, CdrRow>,
+    switches: BTreeMap<(String, String), SwitchRow>,
+}
+
+impl SwitchStore for MemoryStore {
+    fn load_switches(&mut self) -> Result<Vec<SwitchRow>, StoreError> {
+        Ok(self.switches.values().cloned().collect())
+    }
+
+    fn apply_switches(&mut self, changes: &[SwitchRowChange]) -> Result<(), StoreError> {
+        for c in changes {
+            match c {
+                SwitchRowChange::Upsert(r) => {
+                    self.switches
+                        .insert((r.kind.clone(), r.name.clone()), r.clone());
+                }
+                SwitchRowChange::Remove(kind, name) => {
+                    self.switches.remove(&(kind.clone(), name.clone()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl CdrStore for MemoryStore {
+    fn apply_cdrs(&mut self, rows: &[CdrRow]) -> Result<(), StoreError> {
+        for r in rows {
+            self.cdrs.insert(r.id.clone(), r.clone());
+        }
+        Ok(())
+    }
+
+    fn query_cdrs(&mut self, filter: &CdrFilter) -> Result<Vec<CdrRow>, StoreError> {
+        let mut rows: Vec<CdrRow> = self
+            .cdrs
+            .values()
+            .filter(|r| cdr::matches(r, filter))
+            .cloned()
+            .collect();
+        rows.sort_by(|a, b| b.start_ms.cmp(&a.start_ms).then_with(|| b.id.cmp(&a.id)));
+        Ok(rows
+            .into_iter()
+            .skip(filter.offset as usize)
+            .take(filter.limit as usize)
+            .collect())
+    }
+
+    fn purge_cdrs(&mut self, before_ms: i64) -> Result<u64, StoreError> {
+        let n = self.cdrs.len();
+        self.cdrs
+            .retain(|_, r| r.state == "running" || r.start_ms >= before_ms);
+        Ok(u64::try_from(n - self.cdrs.len()).unwrap_or(u64::MAX))
+    }
 }
 
 impl BanStore for MemoryStore {

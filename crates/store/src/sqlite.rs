@@ -5,12 +5,13 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{
-    BanRow, BanRowChange, BanStore, BindingRow, LocationChange, LocationStore, StoreError,
+    BanRow, BanRowChange, BanStore, BindingRow, CdrFilter, CdrRow, CdrStore, LocationChange,
+    LocationStore, StoreError, SwitchRow, SwitchRowChange, SwitchStore,
 };
 
 /// Schema version this code writes; older files are migrated on open, newer ones refused.
-/// 1: location. 2: bans.
-const SCHEMA_VERSION: i64 = 2;
+/// 1: location. 2: bans. 3: cdrs and switches (the kill switch).
+const SCHEMA_VERSION: i64 = 3;
 
 /// The default store: a SQLite database file.
 #[derive(Debug)]
@@ -45,6 +46,8 @@ impl WalCheckpointer {
 /// The two tables, as errors name them.
 const LOCATION: &str = "location";
 const BANS: &str = "bans";
+const CDRS: &str = "cdrs";
+const SWITCHES: &str = "switches";
 
 /// A failed step of opening the database at `path`.
 fn open_err<'a>(path: &'a Path, step: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + 'a {
@@ -182,7 +185,42 @@ impl SqliteStore {
                 until INTEGER NOT NULL,
                 count INTEGER NOT NULL
             );
-            PRAGMA user_version = 2;",
+            CREATE TABLE IF NOT EXISTS cdrs (
+                id TEXT PRIMARY KEY,
+                state TEXT NOT NULL,
+                start_ms INTEGER NOT NULL,
+                answer_ms INTEGER,
+                end_ms INTEGER,
+                duration_ms INTEGER NOT NULL,
+                billable_s INTEGER NOT NULL,
+                cost TEXT,
+                origin TEXT NOT NULL,
+                trunk TEXT,
+                account TEXT,
+                source TEXT NOT NULL,
+                transport TEXT NOT NULL,
+                caller TEXT NOT NULL,
+                callee TEXT NOT NULL,
+                caller_e164 TEXT,
+                callee_e164 TEXT,
+                country TEXT,
+                number_type TEXT,
+                status INTEGER,
+                ended_by TEXT,
+                reason TEXT NOT NULL,
+                decisions TEXT NOT NULL,
+                a_call_id TEXT NOT NULL,
+                b_call_id TEXT NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS cdrs_start ON cdrs (start_ms);
+            CREATE TABLE IF NOT EXISTS switches (
+                kind TEXT NOT NULL,
+                name TEXT NOT NULL,
+                since INTEGER NOT NULL,
+                by TEXT NOT NULL,
+                PRIMARY KEY (kind, name)
+            );
+            PRAGMA user_version = 3;",
         )
         .map_err(|source| StoreError::Schema {
             path: path.to_owned(),
@@ -334,6 +372,208 @@ impl BanStore for SqliteStore {
                         rm.execute(params![ip]).map_err(write_err(BANS, "remove"))?;
                     }
                 }
+            }
+            Ok(())
+        })
+    }
+}
+
+const CDR_COLUMNS: &str = "id, state, start_ms, answer_ms, end_ms, duration_ms, billable_s, \
+     cost, origin, trunk, account, source, transport, caller, callee, caller_e164, callee_e164, \
+     country, number_type, status, ended_by, reason, decisions, a_call_id, b_call_id";
+
+fn cdr_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<CdrRow> {
+    Ok(CdrRow {
+        id: r.get(0)?,
+        state: r.get(1)?,
+        start_ms: r.get(2)?,
+        answer_ms: r.get(3)?,
+        end_ms: r.get(4)?,
+        duration_ms: r.get(5)?,
+        billable_s: r.get(6)?,
+        cost: r.get(7)?,
+        origin: r.get(8)?,
+        trunk: r.get(9)?,
+        account: r.get(10)?,
+        source: r.get(11)?,
+        transport: r.get(12)?,
+        caller: r.get(13)?,
+        callee: r.get(14)?,
+        caller_e164: r.get(15)?,
+        callee_e164: r.get(16)?,
+        country: r.get(17)?,
+        number_type: r.get(18)?,
+        status: r.get(19)?,
+        ended_by: r.get(20)?,
+        reason: r.get(21)?,
+        decisions: r.get(22)?,
+        a_call_id: r.get(23)?,
+        b_call_id: r.get(24)?,
+    })
+}
+
+impl SqliteStore {
+    /// A read-only connection to the database at `path`, for queries beside the writer
+    /// (the admin API's call records): WAL lets it read while the writer commits.
+    pub fn open_reader(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_err(path, "open"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(open_err(path, "busy_timeout"))?;
+        Ok(Self { conn })
+    }
+}
+
+impl CdrStore for SqliteStore {
+    fn apply_cdrs(&mut self, rows: &[CdrRow]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        in_transaction(&self.conn, CDRS, |tx| {
+            let mut up = tx
+                .prepare_cached(&format!(
+                    "INSERT OR REPLACE INTO cdrs ({CDR_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, \
+                     ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, \
+                     ?21, ?22, ?23, ?24, ?25)"
+                ))
+                .map_err(write_err(CDRS, "prepare"))?;
+            for r in rows {
+                up.execute(params![
+                    r.id,
+                    r.state,
+                    r.start_ms,
+                    r.answer_ms,
+                    r.end_ms,
+                    r.duration_ms,
+                    r.billable_s,
+                    r.cost,
+                    r.origin,
+                    r.trunk,
+                    r.account,
+                    r.source,
+                    r.transport,
+                    r.caller,
+                    r.callee,
+                    r.caller_e164,
+                    r.callee_e164,
+                    r.country,
+                    r.number_type,
+                    r.status,
+                    r.ended_by,
+                    r.reason,
+                    r.decisions,
+                    r.a_call_id,
+                    r.b_call_id,
+                ])
+                .map_err(write_err(CDRS, "upsert"))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn query_cdrs(&mut self, f: &CdrFilter) -> Result<Vec<CdrRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {CDR_COLUMNS} FROM cdrs WHERE
+                   (?1 IS NULL OR start_ms >= ?1) AND (?2 IS NULL OR start_ms < ?2)
+                   AND (?3 IS NULL OR trunk = ?3) AND (?4 IS NULL OR account = ?4)
+                   AND (?5 IS NULL OR state = ?5)
+                   AND (?6 IS NULL OR substr(callee_e164, 1, length(?6)) = ?6)
+                   AND (?7 IS NULL OR source = ?7 OR source LIKE ?8 ESCAPE '\\')
+                 ORDER BY start_ms DESC, id DESC LIMIT ?9 OFFSET ?10"
+            ))
+            .map_err(read_err(CDRS))?;
+        // `ip:port` or `[v6]:port`: the address followed by a colon and digits.
+        let like = f.source_ip.as_ref().map(|ip| {
+            let ip = ip
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            if ip.contains(':') {
+                format!("[{ip}]:%")
+            } else {
+                format!("{ip}:%")
+            }
+        });
+        let rows = stmt
+            .query_map(
+                params![
+                    f.since_ms,
+                    f.until_ms,
+                    f.trunk,
+                    f.account,
+                    f.state,
+                    f.callee_prefix,
+                    f.source_ip,
+                    like,
+                    f.limit,
+                    f.offset
+                ],
+                cdr_from,
+            )
+            .map_err(read_err(CDRS))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(|source| StoreError::CorruptRow {
+                table: CDRS,
+                source,
+            })
+    }
+
+    fn purge_cdrs(&mut self, before_ms: i64) -> Result<u64, StoreError> {
+        let n = self
+            .conn
+            .execute(
+                "DELETE FROM cdrs WHERE state != 'running' AND start_ms < ?1",
+                params![before_ms],
+            )
+            .map_err(write_err(CDRS, "purge"))?;
+        Ok(u64::try_from(n).unwrap_or(u64::MAX))
+    }
+}
+
+impl SwitchStore for SqliteStore {
+    fn load_switches(&mut self) -> Result<Vec<SwitchRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT kind, name, since, by FROM switches ORDER BY kind, name")
+            .map_err(read_err(SWITCHES))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(SwitchRow {
+                    kind: r.get(0)?,
+                    name: r.get(1)?,
+                    since_unix: r.get(2)?,
+                    by: r.get(3)?,
+                })
+            })
+            .map_err(read_err(SWITCHES))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(read_err(SWITCHES))
+    }
+
+    fn apply_switches(&mut self, changes: &[SwitchRowChange]) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        in_transaction(&self.conn, SWITCHES, |tx| {
+            for c in changes {
+                match c {
+                    SwitchRowChange::Upsert(r) => tx
+                        .prepare_cached(
+                            "INSERT OR REPLACE INTO switches (kind, name, since, by)
+                             VALUES (?1, ?2, ?3, ?4)",
+                        )
+                        .and_then(|mut s| s.execute(params![r.kind, r.name, r.since_unix, r.by]))
+                        .map_err(write_err(SWITCHES, "upsert"))?,
+                    SwitchRowChange::Remove(kind, name) => tx
+                        .prepare_cached("DELETE FROM switches WHERE kind = ?1 AND name = ?2")
+                        .and_then(|mut s| s.execute(params![kind, name]))
+                        .map_err(write_err(SWITCHES, "remove"))?,
+                };
             }
             Ok(())
         })
@@ -512,5 +752,164 @@ mod tests {
             ),
             "{e:?}"
         );
+    }
+
+    fn cdr(id: &str, start_ms: i64, state: &str) -> CdrRow {
+        CdrRow {
+            id: id.into(),
+            state: state.into(),
+            start_ms,
+            origin: "pbx".into(),
+            trunk: Some("carrier".into()),
+            source: "127.0.0.1:5070".into(),
+            transport: "udp".into(),
+            caller: "1001".into(),
+            callee: "0114420".into(),
+            callee_e164: Some("+4420".into()),
+            decisions: "[]".into(),
+            a_call_id: "a".into(),
+            ..CdrRow::default()
+        }
+    }
+
+    #[test]
+    fn call_records_are_upserted_queried_with_filters_and_purged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let mut s = SqliteStore::open(&path, false).unwrap();
+        let mut running = cdr("b-1", 1000, "running");
+        s.apply_cdrs(&[running.clone(), cdr("b-2", 2000, "refused")])
+            .unwrap();
+        running.state = "ended".into();
+        running.end_ms = Some(5000);
+        running.status = Some(200);
+        running.decisions = r#"[{"rule":"velocity:x","outcome":"warning","detail":"d"}]"#.into();
+        s.apply_cdrs(&[running.clone()]).unwrap();
+        // A reader beside the writer sees the committed rows, newest first.
+        let mut r = SqliteStore::open_reader(&path).unwrap();
+        let all = r
+            .query_cdrs(&CdrFilter {
+                limit: 10,
+                ..CdrFilter::default()
+            })
+            .unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].id, "b-2");
+        assert_eq!(all[1], running);
+        let q = |f: CdrFilter| {
+            SqliteStore::open_reader(&path)
+                .unwrap()
+                .query_cdrs(&CdrFilter { limit: 10, ..f })
+                .unwrap()
+                .into_iter()
+                .map(|r| r.id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            q(CdrFilter {
+                since_ms: Some(1500),
+                ..CdrFilter::default()
+            }),
+            ["b-2"]
+        );
+        assert_eq!(
+            q(CdrFilter {
+                until_ms: Some(1500),
+                ..CdrFilter::default()
+            }),
+            ["b-1"]
+        );
+        assert_eq!(
+            q(CdrFilter {
+                state: Some("refused".into()),
+                ..CdrFilter::default()
+            }),
+            ["b-2"]
+        );
+        assert_eq!(
+            q(CdrFilter {
+                trunk: Some("other".into()),
+                ..CdrFilter::default()
+            })
+            .len(),
+            0
+        );
+        assert_eq!(
+            q(CdrFilter {
+                callee_prefix: Some("+44".into()),
+                ..CdrFilter::default()
+            })
+            .len(),
+            2
+        );
+        assert_eq!(
+            q(CdrFilter {
+                callee_prefix: Some("+1".into()),
+                ..CdrFilter::default()
+            })
+            .len(),
+            0
+        );
+        assert_eq!(
+            q(CdrFilter {
+                source_ip: Some("127.0.0.1".into()),
+                ..CdrFilter::default()
+            })
+            .len(),
+            2
+        );
+        assert_eq!(
+            q(CdrFilter {
+                source_ip: Some("127.0.0.10".into()),
+                ..CdrFilter::default()
+            })
+            .len(),
+            0
+        );
+        assert_eq!(
+            q(CdrFilter {
+                offset: 1,
+                ..CdrFilter::default()
+            }),
+            ["b-1"]
+        );
+        // Retention: finished records before the cut go; running ones stay.
+        s.apply_cdrs(&[cdr("b-3", 500, "running")]).unwrap();
+        assert_eq!(s.purge_cdrs(2500).unwrap(), 2);
+        assert_eq!(q(CdrFilter::default()), ["b-3"]);
+        // The memory store answers the same queries the same way.
+        let mut m = crate::MemoryStore::default();
+        m.apply_cdrs(&[running, cdr("b-2", 2000, "refused")])
+            .unwrap();
+        let f = CdrFilter {
+            source_ip: Some("127.0.0.1".into()),
+            limit: 1,
+            ..CdrFilter::default()
+        };
+        assert_eq!(m.query_cdrs(&f).unwrap()[0].id, "b-2");
+        assert_eq!(m.purge_cdrs(2500).unwrap(), 2);
+    }
+
+    #[test]
+    fn the_kill_switch_survives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let row = |kind: &str, name: &str| SwitchRow {
+            kind: kind.into(),
+            name: name.into(),
+            since_unix: 1_700_000_000,
+            by: "operator".into(),
+        };
+        {
+            let mut s = SqliteStore::open(&path, false).unwrap();
+            s.apply_switches(&[
+                SwitchRowChange::Upsert(row("trunk", "carrier")),
+                SwitchRowChange::Upsert(row("account", "1001")),
+                SwitchRowChange::Remove("account".into(), "1001".into()),
+            ])
+            .unwrap();
+        }
+        let mut s = SqliteStore::open(&path, false).unwrap();
+        assert_eq!(s.load_switches().unwrap(), [row("trunk", "carrier")]);
     }
 }

@@ -77,7 +77,7 @@ fn newer_schema_is_refused() {
             e,
             StoreError::NewerSchema {
                 found: 99,
-                supported: 2,
+                supported: 3,
                 ..
             }
         ),

@@ -60,6 +60,13 @@ impl Core {
             }
         }
         let a_account = caller.clone();
+        // The kill switch: nothing from a disabled trunk, nothing by a disabled account.
+        if let Some(verdict) = self.switch_refusal(zone, a_account.as_deref()) {
+            self.verdicts.record(StageName::Route, &verdict);
+            self.refuse_call(now, tx, &invite, (src, zone), (StageName::Route, verdict));
+            return;
+        }
+        let mut switched_off = None;
         let admission = if self.draining {
             Err(Verdict::Reply {
                 status: StatusCode::SERVICE_UNAVAILABLE,
@@ -75,10 +82,32 @@ impl Core {
                 headers: Vec::new(),
             })
         } else {
-            let (trunks, ids) = (&self.trunks, &mut self.ids);
+            let (trunks, ids, switch) = (&self.trunks, &mut self.ids, &self.switch);
+            let switched_off = &mut switched_off;
             let mut addresses = |r: usize| {
                 routes.outbound.get(r).map_or_else(Vec::new, |route| {
-                    trunks.attempts(&routes, route, now, &mut |n| ids.draw(n))
+                    let mut out = trunks.attempts(&routes, route, now, &mut |n| ids.draw(n));
+                    if !switch.is_empty() {
+                        // A disabled trunk is skipped: the route's other trunks carry the
+                        // call; when none is left the refusal names the switch.
+                        let off = |i: usize| {
+                            routes
+                                .trunks
+                                .get(i)
+                                .filter(|t| switch.trunk_disabled(&t.name))
+                        };
+                        out.retain(|a| off(a.trunk).is_none());
+                        if out.is_empty() {
+                            *switched_off = route
+                                .trunks
+                                .iter()
+                                .map(|t| t.0)
+                                .chain(route.fallback.iter().copied())
+                                .find_map(off)
+                                .map(|t| t.name.clone());
+                        }
+                    }
+                    out
                 })
             };
             routing::route(
@@ -93,6 +122,12 @@ impl Core {
         let dest = match admission {
             Ok(d) => d,
             Err(verdict) => {
+                let verdict = match switched_off {
+                    Some(name) if verdict.reason() == Reason::TrunksUnavailable => {
+                        crate::kill_switch::refusal("trunk", &name)
+                    }
+                    _ => verdict,
+                };
                 self.verdicts.record(StageName::Route, &verdict);
                 self.refuse_call(now, tx, &invite, (src, zone), (StageName::Route, verdict));
                 return;

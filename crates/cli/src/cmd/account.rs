@@ -30,6 +30,23 @@ pub(crate) enum AccountCommand {
         #[arg(long = "network")]
         networks: Vec<String>,
     },
+    /// Refuse new calls by an account at once, in a running gateway (the kill switch).
+    Disable {
+        /// The user (extension) name.
+        user: String,
+        /// Also end every running call of the account, on both legs.
+        #[arg(long)]
+        hangup: bool,
+        #[command(flatten)]
+        api: super::ban::Api,
+    },
+    /// Let a disabled account place calls again.
+    Enable {
+        /// The user (extension) name.
+        user: String,
+        #[command(flatten)]
+        api: super::ban::Api,
+    },
 }
 
 pub(crate) fn run(cmd: AccountCommand) -> anyhow::Result<ExitCode> {
@@ -41,6 +58,10 @@ pub(crate) fn run(cmd: AccountCommand) -> anyhow::Result<ExitCode> {
             generate,
             networks,
         } => add(&user, &file, realm, generate, &networks),
+        AccountCommand::Disable { user, hangup, api } => {
+            super::trunk::switch(&api, "accounts", &user, Some(hangup))
+        }
+        AccountCommand::Enable { user, api } => super::trunk::switch(&api, "accounts", &user, None),
     }
 }
 

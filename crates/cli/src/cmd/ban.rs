@@ -52,7 +52,7 @@ pub(crate) struct Api {
 }
 
 impl Api {
-    fn resolve(&self) -> anyhow::Result<(SocketAddr, String)> {
+    pub(crate) fn resolve(&self) -> anyhow::Result<(SocketAddr, String)> {
         let cfg = match &self.config {
             Some(p) => sipwarden_config::Config::load(p).map_err(|errors| {
                 anyhow::anyhow!(
@@ -79,7 +79,7 @@ impl Api {
 }
 
 /// One request; returns (status, body).
-fn call(
+pub(crate) fn call(
     (addr, token): &(SocketAddr, String),
     method: &str,
     path: &str,

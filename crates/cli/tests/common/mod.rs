@@ -477,6 +477,45 @@ pub(crate) fn tcp_request(to: &str, msg: impl Fn(u16) -> String) -> String {
     String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
+/// Runs the binary in `dir` (a CLI subcommand); returns whether it succeeded and its output.
+pub(crate) fn sipwarden(dir: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sipwarden"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// The lab's call records, newest first (`GET /api/cdrs` with `query`), as JSON values.
+pub(crate) fn cdrs(token: &str, query: &str) -> Vec<serde_json::Value> {
+    let (status, body) = http_get("127.0.0.1:8080", &format!("/api/cdrs?{query}"), Some(token));
+    assert!(status.contains("200"), "{status}: {body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["cdrs"].as_array().cloned().unwrap_or_default()
+}
+
+/// The rules a call record's decisions name, with their outcomes (`destination:refused`).
+pub(crate) fn cdr_rules(r: &serde_json::Value) -> Vec<String> {
+    r["decisions"]
+        .as_array()
+        .map(|d| {
+            d.iter()
+                .map(|x| {
+                    format!(
+                        "{}:{}",
+                        x["rule"].as_str().unwrap_or(""),
+                        x["outcome"].as_str().unwrap_or("")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// GET on the admin API, with the token when given; returns (status line, body).
 pub(crate) fn http_get(addr: &str, path: &str, token: Option<&str>) -> (String, String) {
     let mut s = TcpStream::connect(addr).unwrap();

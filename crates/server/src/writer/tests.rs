@@ -43,6 +43,37 @@ impl BanStore for Gated {
     }
 }
 
+impl sipwarden_store::CdrStore for Gated {
+    fn apply_cdrs(&mut self, rows: &[sipwarden_store::CdrRow]) -> Result<(), StoreError> {
+        self.inner.lock().unwrap().apply_cdrs(rows)
+    }
+    fn query_cdrs(
+        &mut self,
+        f: &sipwarden_store::CdrFilter,
+    ) -> Result<Vec<sipwarden_store::CdrRow>, StoreError> {
+        self.inner.lock().unwrap().query_cdrs(f)
+    }
+    fn purge_cdrs(&mut self, before_ms: i64) -> Result<u64, StoreError> {
+        self.inner.lock().unwrap().purge_cdrs(before_ms)
+    }
+}
+
+impl sipwarden_store::SwitchStore for Gated {
+    fn load_switches(&mut self) -> Result<Vec<sipwarden_store::SwitchRow>, StoreError> {
+        self.inner.lock().unwrap().load_switches()
+    }
+    fn apply_switches(&mut self, changes: &[SwitchRowChange]) -> Result<(), StoreError> {
+        self.inner.lock().unwrap().apply_switches(changes)
+    }
+}
+
+fn records() -> Records {
+    Records {
+        builder: CdrBuilder::new(SystemTime::now(), "US", 100),
+        retention_days: 90,
+    }
+}
+
 struct Rig {
     writer: Writer,
     /// Ports of the answers the writer sent, in order.
@@ -87,6 +118,7 @@ fn rig(name: &str, bounds: Bounds) -> Rig {
         bounds,
         (deliver, done),
         (Arc::clone(&stats), None),
+        records(),
     )
     .unwrap();
     Rig {
@@ -337,6 +369,7 @@ fn the_wal_checkpoint_thread_runs_and_stops_with_the_writer() {
         ROOMY,
         (deliver, done),
         (Arc::clone(&stats), Some(ckpt)),
+        records(),
     )
     .unwrap();
     let Submitted::Ticket(t) = writer.submit(batch(&["sip:a@10.0.0.1"], 0)) else {
