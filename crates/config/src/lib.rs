@@ -44,7 +44,10 @@ pub use error::ConfigError;
 pub use keys::{KeyLine, KeyLines};
 pub use media::{MediaConfig, MediaEngine, MediaProtocol};
 pub use numbers::{NumberRange, canonical_number};
-pub use policy::{NAMED_LISTS, PolicyConfig, PolicyMode};
+pub use policy::{
+    LIMIT_STATUSES, LimitAction, LimitConfig, LimitKind, LimitScope, MAX_LIMIT_NAME, MAX_LIMITS,
+    NAMED_LISTS, PolicyConfig, PolicyMode,
+};
 pub use routing::{DnsConfig, QualifyConfig, RegistrationConfig, RouteConfig, RouteTrunk};
 pub use security::{AclAction, AclConfig, AclLists, BanConfig, RateLimitConfig, ScannerConfig};
 
@@ -91,7 +94,8 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// Media anchoring through the gateway's relay; off without the table.
     pub media: Option<MediaConfig>,
-    /// The destination policy of calls out through the trunks; none without the table.
+    /// The destination policy of calls out through the trunks and the velocity limits; none
+    /// without the table.
     pub policy: Option<PolicyConfig>,
 }
 
@@ -857,7 +861,8 @@ impl Config {
             media::validate(m, &mut |key, message| err(key, None, message));
         }
         if let Some(p) = &self.policy {
-            policy::validate(p, &mut |key, message| err(key, None, message));
+            let trunks: Vec<&str> = self.trunks.iter().map(|t| t.name.as_str()).collect();
+            policy::validate(p, &trunks, &mut |key, message| err(key, None, message));
         }
         errors
     }

@@ -1,7 +1,12 @@
 //! `[policy]`: which destinations calls out through the trunks may reach (the toll-fraud
-//! destination policy). Without the table every destination is callable, as before.
+//! destination policy), and how many calls may go how fast (`[[policy.limits]]`, the velocity
+//! limits). Without the table every destination is callable and nothing is counted, as before.
+
+use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::MAX_TABLE;
 
 /// Whether a rule refuses calls or only says it would have.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -32,13 +37,198 @@ pub struct PolicyConfig {
     /// not reach; checked before `allow_countries`.
     #[serde(default)]
     pub block_countries: Vec<String>,
-    /// `enforce` (default) or `monitor`.
+    /// `enforce` (default) or `monitor`; velocity limits without a `mode` of their own inherit
+    /// it.
     #[serde(default)]
     pub mode: PolicyMode,
+    /// Velocity limits (`[[policy.limits]]`): calls at once, calls per second, minute or hour,
+    /// international calls, calls to one number, minutes a day. None by default.
+    #[serde(default)]
+    pub limits: Vec<LimitConfig>,
+    /// The most counter entries the velocity limits keep (a window or a gauge per limit and
+    /// trunk, account or number, and a mark per warning or disable reported), and the most
+    /// running calls they follow. Default 100,000: same-number limits
+    /// key on what callers dial, so the table must be bounded; beyond it the least recently
+    /// used window gives way (counted).
+    #[serde(default = "default_limit_entries")]
+    pub limit_entries: usize,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            country: default_country(),
+            allow_countries: Vec::new(),
+            block_countries: Vec::new(),
+            mode: PolicyMode::default(),
+            limits: Vec::new(),
+            limit_entries: default_limit_entries(),
+        }
+    }
 }
 
 fn default_country() -> String {
     "US".to_owned()
+}
+
+fn default_limit_entries() -> usize {
+    100_000
+}
+
+/// Whose calls a velocity limit counts.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitScope {
+    /// A trunk's calls, in and out (the trunk routing sends the call to, else the one it came
+    /// from).
+    Trunk,
+    /// An account's calls (the phone's authenticated user that places them).
+    Account,
+    /// Calls out through the trunks to numbers under an E.164 prefix.
+    Prefix,
+    /// Every call.
+    All,
+}
+
+impl LimitScope {
+    /// The name configuration uses.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Trunk => "trunk",
+            Self::Account => "account",
+            Self::Prefix => "prefix",
+            Self::All => "all",
+        }
+    }
+}
+
+/// What a velocity limit counts.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitKind {
+    /// Calls at once (admitted and not yet ended).
+    Concurrent,
+    /// Calls in the last second.
+    CallsPerSecond,
+    /// Calls in the last minute.
+    CallsPerMinute,
+    /// Calls in the last hour.
+    CallsPerHour,
+    /// Calls out through a trunk to a country other than the dialling context's, in the last
+    /// hour.
+    InternationalPerHour,
+    /// Calls to one and the same number, in the last hour (each number counted apart).
+    SameNumberPerHour,
+    /// Minutes of answered calls that ended in the last 24 hours.
+    MinutesPerDay,
+}
+
+impl LimitKind {
+    /// The name configuration uses.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Concurrent => "concurrent",
+            Self::CallsPerSecond => "calls_per_second",
+            Self::CallsPerMinute => "calls_per_minute",
+            Self::CallsPerHour => "calls_per_hour",
+            Self::InternationalPerHour => "international_per_hour",
+            Self::SameNumberPerHour => "same_number_per_hour",
+            Self::MinutesPerDay => "minutes_per_day",
+        }
+    }
+
+    /// The rolling window counted over; none for [`LimitKind::Concurrent`], a gauge.
+    pub const fn window(self) -> Option<Duration> {
+        match self {
+            Self::Concurrent => None,
+            Self::CallsPerSecond => Some(Duration::from_secs(1)),
+            Self::CallsPerMinute => Some(Duration::from_secs(60)),
+            Self::CallsPerHour | Self::InternationalPerHour | Self::SameNumberPerHour => {
+                Some(Duration::from_secs(3600))
+            }
+            Self::MinutesPerDay => Some(Duration::from_secs(86_400)),
+        }
+    }
+}
+
+/// What a velocity limit does besides refusing, when its critical level is crossed.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitAction {
+    /// Refuse the calls over the limit (default).
+    #[default]
+    Refuse,
+    /// Refuse, and disable the trunk (the kill switch; it persists until re-enabled).
+    DisableTrunk,
+    /// Refuse, and disable the account.
+    DisableAccount,
+}
+
+/// The statuses a velocity limit may refuse with: 403 (forbidden: do not retry elsewhere) or
+/// 503 (busy now: the PBX may try another trunk or later).
+pub const LIMIT_STATUSES: &[u16] = &[403, 503];
+
+/// The most velocity limits: each is looked at for every new call.
+pub const MAX_LIMITS: usize = 1000;
+
+/// Longest name of a limit (it becomes a rule in call records and a Reason header).
+pub const MAX_LIMIT_NAME: usize = 100;
+
+/// One `[[policy.limits]]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LimitConfig {
+    /// Its name in call records and Reason headers (`velocity:<name>`); default
+    /// `scope[:subject]:kind`, such as `trunk:carrier:calls_per_minute`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Whose calls it counts.
+    pub scope: LimitScope,
+    /// Which trunk (by name), account (by user name) or prefix (`"+44"`); without one, a trunk
+    /// or account limit counts every trunk or account apart. None for `all`; required for
+    /// `prefix`.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// What it counts.
+    pub kind: LimitKind,
+    /// The level at which a warning is reported (once per crossing), below `critical`.
+    #[serde(default)]
+    pub warning: Option<u64>,
+    /// The most calls (minutes for `minutes_per_day`) let through: with 10, the 11th call is
+    /// refused.
+    pub critical: u64,
+    /// The refusal's status: 403 (default) or 503.
+    #[serde(default = "default_limit_status")]
+    pub status: u16,
+    /// `refuse` (default), `disable_trunk` (trunk limits) or `disable_account` (account
+    /// limits).
+    #[serde(default)]
+    pub action: LimitAction,
+    /// `enforce` or `monitor`; default `[policy] mode`.
+    #[serde(default)]
+    pub mode: Option<PolicyMode>,
+}
+
+fn default_limit_status() -> u16 {
+    403
+}
+
+impl LimitConfig {
+    /// Its name: the configured one, else `scope[:subject]:kind`.
+    pub fn name(&self) -> String {
+        if let Some(n) = &self.name {
+            return n.clone();
+        }
+        match &self.subject {
+            Some(s) => format!("{}:{s}:{}", self.scope.as_str(), self.kind.as_str()),
+            None => format!("{}:{}", self.scope.as_str(), self.kind.as_str()),
+        }
+    }
+
+    /// Its mode: its own, else the policy's.
+    pub fn mode_in(&self, policy: &PolicyConfig) -> PolicyMode {
+        self.mode.unwrap_or(policy.mode)
+    }
 }
 
 fn is_iso(s: &str) -> bool {
@@ -46,8 +236,9 @@ fn is_iso(s: &str) -> bool {
 }
 
 /// Checks `[policy]`: ISO codes are two capital letters (whether the country exists is checked
-/// when the policy is built, against libphonenumber's countries), lists are known by name.
-pub(crate) fn validate(p: &PolicyConfig, err: &mut dyn FnMut(String, String)) {
+/// when the policy is built, against libphonenumber's countries), lists are known by name,
+/// limits are coherent and name trunks that exist (`trunks`: the configured names).
+pub(crate) fn validate(p: &PolicyConfig, trunks: &[&str], err: &mut dyn FnMut(String, String)) {
     if !is_iso(&p.country) {
         err(
             "policy.country".into(),
@@ -75,5 +266,107 @@ pub(crate) fn validate(p: &PolicyConfig, err: &mut dyn FnMut(String, String)) {
                 ),
             );
         }
+    }
+    if !(1..=MAX_TABLE).contains(&p.limit_entries) {
+        err(
+            "policy.limit_entries".into(),
+            format!("must lie between 1 and {MAX_TABLE}"),
+        );
+    }
+    if p.limits.len() > MAX_LIMITS {
+        err(
+            "policy.limits".into(),
+            format!("at most {MAX_LIMITS} limits (each is looked at for every call)"),
+        );
+    }
+    let mut names: Vec<String> = Vec::new();
+    for (i, l) in p.limits.iter().enumerate() {
+        let mut bad = |k: &str, m: String| err(format!("policy.limits[{i}].{k}"), m);
+        validate_limit(l, trunks, &mut bad);
+        let name = l.name();
+        if names.contains(&name) {
+            // Two limits under one name would share their counters and their rule.
+            let k = if l.name.is_some() { "name" } else { "kind" };
+            bad(
+                k,
+                format!("limit {name:?} is configured twice (give one a name of its own)"),
+            );
+        }
+        names.push(name);
+    }
+}
+
+fn validate_limit(l: &LimitConfig, trunks: &[&str], bad: &mut dyn FnMut(&str, String)) {
+    if let Some(n) = &l.name {
+        // It goes into a quoted Reason header and metric-adjacent records: no quotes, no
+        // spaces, bounded.
+        let ok = !n.is_empty()
+            && n.len() <= MAX_LIMIT_NAME
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_:.+".contains(&b));
+        if !ok {
+            bad(
+                "name",
+                format!(
+                    "{n:?} must be 1 to {MAX_LIMIT_NAME} letters, digits or '-', '_', ':', '.', '+'"
+                ),
+            );
+        }
+    }
+    match (l.scope, l.subject.as_deref()) {
+        (LimitScope::All, Some(_)) => bad("subject", "a limit on all calls has no subject".into()),
+        (LimitScope::Prefix, None) => bad(
+            "subject",
+            "a prefix limit needs its prefix, such as \"+44\"".into(),
+        ),
+        (LimitScope::Prefix, Some(s)) => {
+            let ok = s.strip_prefix('+').is_some_and(|d| {
+                !d.is_empty() && d.len() <= 15 && d.bytes().all(|b| b.is_ascii_digit())
+            });
+            if !ok {
+                bad(
+                    "subject",
+                    format!("{s:?} is not an E.164 prefix such as \"+44\""),
+                );
+            }
+        }
+        (LimitScope::Trunk, Some(s)) if !trunks.contains(&s) => {
+            bad("subject", format!("no trunk is named {s:?}"));
+        }
+        (LimitScope::Account, Some(s)) if s.is_empty() || s.len() > MAX_LIMIT_NAME => {
+            bad("subject", format!("{s:?} is not an account's user name"))
+        }
+        _ => {}
+    }
+    if l.critical == 0 {
+        bad(
+            "critical",
+            "must be at least 1 (to refuse every call, block the destination instead)".into(),
+        );
+    }
+    if let Some(w) = l.warning
+        && (w == 0 || w >= l.critical)
+    {
+        bad(
+            "warning",
+            format!(
+                "must lie between 1 and critical - 1 ({})",
+                l.critical.saturating_sub(1)
+            ),
+        );
+    }
+    if !LIMIT_STATUSES.contains(&l.status) {
+        bad("status", format!("{} is neither 403 nor 503", l.status));
+    }
+    match (l.action, l.scope) {
+        (LimitAction::DisableTrunk, s) if s != LimitScope::Trunk => bad(
+            "action",
+            "disable_trunk needs scope = \"trunk\" (which trunk to disable)".into(),
+        ),
+        (LimitAction::DisableAccount, s) if s != LimitScope::Account => bad(
+            "action",
+            "disable_account needs scope = \"account\" (which account to disable)".into(),
+        ),
+        _ => {}
     }
 }

@@ -567,3 +567,156 @@ fn the_destination_policy_reads_and_bad_codes_are_named() {
     );
     assert!(errors("[policy]\nallow = [\"US\"]\n")[0].contains("allow"));
 }
+
+const LIMIT_TRUNK: &str =
+    "[[trunk]]\nname = \"carrier\"\nnetworks = [\"192.0.2.0/24\"]\nproxy = \"sip:192.0.2.1\"\n";
+
+#[test]
+fn velocity_limits_read_with_their_defaults() {
+    let c = Config::from_toml(
+        &format!(
+            "{LIMIT_TRUNK}
+[policy]
+mode = \"monitor\"
+limit_entries = 5000
+
+[[policy.limits]]
+scope = \"trunk\"
+subject = \"carrier\"
+kind = \"calls_per_minute\"
+warning = 20
+critical = 30
+
+[[policy.limits]]
+name = \"cuba-hourly\"
+scope = \"prefix\"
+subject = \"+53\"
+kind = \"calls_per_hour\"
+critical = 5
+status = 503
+action = \"refuse\"
+mode = \"enforce\"
+
+[[policy.limits]]
+scope = \"account\"
+kind = \"concurrent\"
+critical = 2
+action = \"disable_account\"
+
+[[policy.limits]]
+scope = \"all\"
+kind = \"minutes_per_day\"
+critical = 6000
+"
+        ),
+        None,
+    )
+    .unwrap();
+    let p = c.policy.unwrap();
+    assert_eq!(p.limit_entries, 5000);
+    let [trunk, prefix, account, all] = p.limits.as_slice() else {
+        panic!("{:?}", p.limits)
+    };
+    assert_eq!(trunk.name(), "trunk:carrier:calls_per_minute");
+    assert_eq!((trunk.warning, trunk.critical), (Some(20), 30));
+    assert_eq!((trunk.status, trunk.action), (403, LimitAction::Refuse));
+    assert_eq!(trunk.mode, None);
+    assert_eq!(
+        trunk.mode_in(&p),
+        PolicyMode::Monitor,
+        "inherits [policy] mode"
+    );
+    assert_eq!(prefix.name(), "cuba-hourly");
+    assert_eq!(prefix.status, 503);
+    assert_eq!(prefix.mode_in(&p), PolicyMode::Enforce);
+    assert_eq!(prefix.kind.window(), Some(Duration::from_secs(3600)));
+    assert_eq!(account.name(), "account:concurrent");
+    assert_eq!(account.action, LimitAction::DisableAccount);
+    assert_eq!(account.kind.window(), None);
+    assert_eq!(all.name(), "all:minutes_per_day");
+    assert_eq!(all.scope, LimitScope::All);
+    assert_eq!(
+        Config::from_toml("[policy]\n", None)
+            .unwrap()
+            .policy
+            .unwrap(),
+        PolicyConfig::default(),
+        "no limits, 100,000 entries"
+    );
+}
+
+#[test]
+fn velocity_limit_errors_name_the_limit_and_key() {
+    let e = errors(&format!(
+        "{LIMIT_TRUNK}
+[policy]
+limit_entries = 0
+
+[[policy.limits]]
+scope = \"trunk\"
+subject = \"carier\"
+kind = \"concurrent\"
+critical = 10
+
+[[policy.limits]]
+scope = \"all\"
+subject = \"x\"
+kind = \"calls_per_second\"
+warning = 5
+critical = 5
+status = 486
+
+[[policy.limits]]
+scope = \"prefix\"
+kind = \"calls_per_hour\"
+critical = 0
+action = \"disable_trunk\"
+
+[[policy.limits]]
+name = \"bad name\"
+scope = \"prefix\"
+subject = \"44\"
+kind = \"international_per_hour\"
+critical = 3
+"
+    ));
+    let has = |key: &str, words: &str| {
+        assert!(
+            e.iter().any(|e| e.contains(key) && e.contains(words)),
+            "no {key} error with {words:?} in {e:#?}"
+        );
+    };
+    has("policy.limit_entries", "between 1 and");
+    has("policy.limits[0].subject", "no trunk is named \"carier\"");
+    has("policy.limits[1].subject", "no subject");
+    has("policy.limits[1].warning", "critical - 1 (4)");
+    has("policy.limits[1].status", "486");
+    has("policy.limits[2].subject", "needs its prefix");
+    has("gw.toml:26: policy.limits[2].critical", "at least 1");
+    has("policy.limits[2].action", "disable_trunk needs scope");
+    has("policy.limits[3].name", "\"bad name\"");
+    has("policy.limits[3].subject", "\"44\" is not an E.164 prefix");
+    assert_eq!(e.len(), 10, "{e:#?}");
+    // Two limits under one (derived) name.
+    let e = errors(
+        "[policy]\n[[policy.limits]]\nscope = \"all\"\nkind = \"concurrent\"\ncritical = 5\n[[policy.limits]]\nscope = \"all\"\nkind = \"concurrent\"\ncritical = 9\n",
+    );
+    assert!(
+        e.len() == 1 && e[0].contains("policy.limits[1].kind") && e[0].contains("twice"),
+        "{e:?}"
+    );
+    // Unknown keys and values are refused, not ignored.
+    let e = errors(
+        "[policy]\n[[policy.limits]]\nscope = \"all\"\nkind = \"concurrent\"\ncritical = 5\nmax = 3\n",
+    );
+    assert!(
+        e[0].contains("unknown field") && e[0].contains("max"),
+        "{e:?}"
+    );
+    let e = errors(
+        "[policy]\n[[policy.limits]]\nscope = \"all\"\nkind = \"calls_per_day\"\ncritical = 5\n",
+    );
+    assert!(e[0].contains("calls_per_day"), "{e:?}");
+    let e = errors("[policy]\n[[policy.limits]]\nscope = \"all\"\nkind = \"concurrent\"\n");
+    assert!(e[0].contains("critical"), "{e:?}");
+}

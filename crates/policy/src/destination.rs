@@ -163,6 +163,7 @@ mod tests {
             allow_countries: allow.iter().map(|s| (*s).to_owned()).collect(),
             block_countries: block.iter().map(|s| (*s).to_owned()).collect(),
             mode,
+            ..PolicyConfig::default()
         })
         .unwrap()
     }
@@ -213,6 +214,7 @@ mod tests {
             allow_countries: vec!["ZZ".into()],
             block_countries: Vec::new(),
             mode: PolicyMode::Enforce,
+            ..PolicyConfig::default()
         })
         .unwrap_err();
         assert!(

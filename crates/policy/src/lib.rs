@@ -3,8 +3,8 @@
 //! Each policy is a [`CallPolicy`] (the contract lives in `sipwarden-stages`): the call core
 //! runs them in order after authentication and routing, without knowing any of them; the
 //! server picks the list ([`standard`]). A policy is sans-io: it decides from the
-//! [`sipwarden_stages::CallRequest`] and its own state. Destination, velocity and spend
-//! limits, caller-ID rules and the kill switch come here next.
+//! [`sipwarden_stages::CallRequest`] and its own state. Destination and velocity limits are
+//! here; spend limits, caller-ID rules and the kill switch come next.
 //!
 //! The rewrites of a call's outgoing messages ([`Rewrite`], the same crate's contract) are
 //! picked here too ([`standard_rewrites`]), beside the rules they often go with.
@@ -27,12 +27,16 @@ pub mod engine;
 pub mod media;
 pub mod numbers;
 pub mod srtp;
+pub mod velocity;
 
 use sipwarden_stages::{CallPolicy, Rewrite};
 
 pub use engine::{EngineAnchor, EngineOps, EngineWork};
 pub use media::{MediaAnchor, RelayOps};
 pub use srtp::SrtpRequired;
+pub use velocity::{
+    CounterKey, Counters, MemoryCounters, VelocityPolicy, VelocityState, VelocityStats,
+};
 
 /// The policies every gateway runs, in order.
 pub fn standard() -> Vec<Box<dyn CallPolicy>> {
@@ -40,11 +44,28 @@ pub fn standard() -> Vec<Box<dyn CallPolicy>> {
 }
 
 /// The policies a configuration asks for, in order: the standard ones, then the destination
-/// policy with `[policy]`. An error names the key it cannot use.
+/// policy with `[policy]`, then the velocity limits with `[[policy.limits]]`. An error names
+/// the key it cannot use.
 pub fn from_config(cfg: &sipwarden_config::Config) -> Result<Vec<Box<dyn CallPolicy>>, String> {
+    from_config_with(cfg, None)
+}
+
+/// As [`from_config`], the velocity limits carrying on from `velocity` (the state of the
+/// policy they replace, on a reload) rather than from nothing.
+pub fn from_config_with(
+    cfg: &sipwarden_config::Config,
+    velocity: Option<VelocityState>,
+) -> Result<Vec<Box<dyn CallPolicy>>, String> {
     let mut list = standard();
     if let Some(p) = &cfg.policy {
         list.push(Box::new(destination::DestinationPolicy::new(p)?));
+        // Last: a call another policy refuses never counts toward a limit.
+        if !p.limits.is_empty() {
+            let state = velocity.unwrap_or_else(|| {
+                VelocityState::new(Box::new(MemoryCounters::new(p.limit_entries)))
+            });
+            list.push(Box::new(VelocityPolicy::with_state(p, state)?));
+        }
     }
     Ok(list)
 }
