@@ -25,6 +25,29 @@ impl Core {
         self.policies = policies;
     }
 
+    /// The policies of a reloaded configuration: each takes over the state of the running
+    /// policy of the same name (a velocity limit's counters and running calls), so a reload
+    /// resets no limit and every running call's end still reaches the policy counting it.
+    pub fn reload_policies(&mut self, mut policies: Vec<Box<dyn CallPolicy>>) {
+        for new in &mut policies {
+            if let Some(old) = self.policies.iter_mut().find(|p| p.name() == new.name()) {
+                if let Some(state) = old.hand_over() {
+                    new.take_over(state);
+                }
+            }
+        }
+        self.policies = policies;
+    }
+
+    /// The policies' numbers for `/metrics`.
+    pub fn policy_gauges(&self) -> Vec<sipwarden_stages::PolicyGauge> {
+        let mut out = Vec::new();
+        for p in &self.policies {
+            p.gauges(&mut out);
+        }
+        out
+    }
+
     /// The wall clock's reading at `now`, given by the server (the core reads no clock): call
     /// policies and call events get wall-clock times from it.
     pub fn set_wall_clock(&mut self, now: Instant, wall: SystemTime) {

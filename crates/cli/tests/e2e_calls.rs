@@ -1772,3 +1772,192 @@ fn lab_trunk_kill_switch_hangs_up_refuses_and_survives_restart() {
     );
     lab.stop();
 }
+
+/// Writes a SIPp injection file of numbers (`[field0]`), dialled in order.
+fn numbers_file(dir: &Path, name: &str, numbers: &[String]) -> PathBuf {
+    let p = dir.join(name);
+    let mut text = String::from("SEQUENTIAL\n");
+    for n in numbers {
+        text.push_str(n);
+        text.push_str(";\n");
+    }
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// The PBX dials `numbers` at 10 calls/s; each call is answered (by `answered` carrier calls)
+/// or refused with 403.
+fn fraud_run(lab: &Lab, label: &str, numbers: &[String], answered: usize) {
+    let w = lab.work(label);
+    let carrier = (answered > 0).then(|| {
+        Uas::start(
+            &w,
+            &scenario("carrier_uas_401.xml"),
+            "127.0.0.3",
+            5060,
+            answered,
+            &[],
+        )
+    });
+    let inf = numbers_file(&w, "numbers.csv", numbers);
+    uac(
+        &w,
+        label,
+        &scenario("pbx_uac_fraud.xml"),
+        ("127.0.0.1:5060", ("127.0.0.10", 5070)),
+        "unused",
+        (numbers.len(), 10),
+        &["-inf", inf.to_str().unwrap(), "-cid_str", "pbx%u-%p@%s"],
+    );
+    if let Some(c) = carrier {
+        c.finish();
+    }
+}
+
+/// The records of `n` calls, oldest first, once none is running.
+fn finished_records(lab: &Lab, n: usize) -> Vec<serde_json::Value> {
+    let mut r = wait_for(
+        &format!("{n} finished call records"),
+        Duration::from_secs(10),
+        || {
+            let r = cdrs(&lab.token, "limit=1000");
+            (r.len() == n && r.iter().all(|c| c["state"] != "running")).then_some(r)
+        },
+    );
+    r.sort_by_key(|c| {
+        c["id"]
+            .as_str()
+            .and_then(|id| id.rsplit('-').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    });
+    r
+}
+
+/// A fraud run from the PBX at 10 calls/s: each limit refuses from the call that crosses it,
+/// the limit with `action = "disable_trunk"` disables the carrier within a second, and every
+/// refused call's record names the rule.
+#[test]
+fn lab_fraud_run_is_refused_at_each_limit_and_disables_the_trunk() {
+    let _lab = lab_lock();
+    let lab = Lab::start("fraud");
+    // Six calls to one London number: the fourth crosses three an hour to the same number.
+    let same = vec!["+442079460000".to_owned(); 6];
+    fraud_run(&lab, "fraud-same-number", &same, 3);
+    // Twelve to other London numbers: two more international calls pass (five an hour), the
+    // next crosses the limit and disables the trunk, the rest meet the kill switch.
+    let others: Vec<String> = (1..=12).map(|i| format!("+4420794600{i:02}")).collect();
+    fraud_run(&lab, "fraud-others", &others, 2);
+    let r = finished_records(&lab, 18);
+    let outcome = |c: &serde_json::Value| {
+        (
+            c["state"].as_str().unwrap().to_owned(),
+            c["status"].as_u64(),
+        )
+    };
+    for (i, c) in r.iter().enumerate() {
+        let expected = match i {
+            0..=2 | 6 | 7 => ("ended", Some(200)),
+            _ => ("refused", Some(403)),
+        };
+        assert_eq!(
+            outcome(c),
+            (expected.0.to_owned(), expected.1),
+            "call {i}: {c}"
+        );
+    }
+    // The third international call warns (warning = 3).
+    assert!(
+        cdr_rules(&r[2]).contains(&"velocity:carrier-international:warning".to_owned()),
+        "{}",
+        r[2]
+    );
+    for c in &r[3..6] {
+        assert_eq!(cdr_rules(c), ["velocity:london-same-number:refused"], "{c}");
+        assert!(
+            c["decisions"][0]["detail"]
+                .as_str()
+                .unwrap()
+                .contains("over the limit of 3"),
+            "{c}"
+        );
+    }
+    let crossing = &r[8];
+    let rules = cdr_rules(crossing);
+    assert!(
+        rules.contains(&"velocity:carrier-international:refused".to_owned())
+            && rules.contains(&"velocity:carrier-international:disabled".to_owned()),
+        "{crossing}"
+    );
+    for c in &r[9..] {
+        assert_eq!(cdr_rules(c), ["route:refused"], "{c}");
+        assert_eq!(c["decisions"][0]["detail"], "trunk_disabled", "{c}");
+    }
+    // Disabled within a second of the crossing call, by the rule.
+    let (_, body) = http_get("127.0.0.1:8080", "/api/trunks", Some(&lab.token));
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let disabled = &v["trunks"][0]["disabled"];
+    assert_eq!(disabled["by"], "velocity:carrier-international", "{v}");
+    let since_ms = disabled["since"].as_i64().unwrap() * 1000;
+    let crossed_ms = crossing["start"].as_i64().unwrap();
+    assert!(
+        since_ms - crossed_ms < 1000,
+        "disabled at {since_ms}, the limit crossed at {crossed_ms}"
+    );
+    assert_eq!(metric("sipwarden_velocity_calls"), Some(0));
+    lab.stop();
+}
+
+/// The same run with every rule in monitor mode: every call connects, and each record names
+/// the rules that would have refused it; nothing is disabled.
+#[test]
+fn lab_fraud_run_in_monitor_mode_connects_every_call_and_records_the_rules() {
+    let _lab = lab_lock();
+    let lab = Lab::start("fraud-monitor");
+    let mut numbers = vec!["+442079460000".to_owned(); 6];
+    numbers.extend((1..=6).map(|i| format!("+4420794600{i:02}")));
+    // A premium number: the destination policy would refuse it.
+    numbers.push("+19005551234".to_owned());
+    fraud_run(&lab, "monitor-run", &numbers, numbers.len());
+    let r = finished_records(&lab, numbers.len());
+    for c in &r {
+        assert_eq!(c["state"], "ended", "{c}");
+        assert_eq!(c["status"], 200, "{c}");
+    }
+    for c in &r[3..6] {
+        assert!(
+            cdr_rules(c).contains(&"velocity:london-same-number:would_refuse".to_owned()),
+            "{c}"
+        );
+    }
+    // Monitor mode lets them through, so they count: the sixth international call crosses.
+    for c in &r[5..12] {
+        assert!(
+            cdr_rules(c).contains(&"velocity:carrier-international:would_refuse".to_owned()),
+            "{c}"
+        );
+    }
+    for c in &r[..5] {
+        assert!(
+            !cdr_rules(c)
+                .iter()
+                .any(|x| x.contains("carrier-international:would")),
+            "{c}"
+        );
+    }
+    assert!(
+        cdr_rules(&r[12]).contains(&"destination:would_refuse".to_owned()),
+        "{}",
+        r[12]
+    );
+    let (_, body) = http_get("127.0.0.1:8080", "/api/trunks", Some(&lab.token));
+    assert!(body.contains("\"disabled\":null"), "{body}");
+    let text = http_get("127.0.0.1:8080", "/metrics", None).1;
+    assert!(
+        text.contains(
+            "sipwarden_policy_decisions_total{policy=\"velocity\",outcome=\"would_refuse\"}"
+        ),
+        "{text}"
+    );
+    lab.stop();
+}

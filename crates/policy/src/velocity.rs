@@ -37,7 +37,7 @@ use lru::LruCache;
 use sipwarden_config::{LimitAction, LimitKind, LimitScope, PolicyConfig, PolicyMode};
 use sipwarden_sip::{HeaderName, StatusCode};
 use sipwarden_stages::{
-    CallPolicy, CallRequest, Decision, Destination, Outcome, Reason, Subject, Verdict,
+    CallPolicy, CallRequest, Decision, Destination, Outcome, PolicyGauge, Reason, Subject, Verdict,
 };
 
 pub use counters::{BUCKETS, CounterKey, Counters, MemoryCounters, Tally};
@@ -606,6 +606,60 @@ impl CallPolicy for VelocityPolicy {
 
     fn take_decisions(&mut self, out: &mut Vec<Decision>) {
         out.append(&mut self.decisions);
+    }
+
+    fn hand_over(&mut self) -> Option<Box<dyn std::any::Any + Send>> {
+        let empty = VelocityState::new(Box::new(MemoryCounters::new(1)));
+        Some(Box::new(std::mem::replace(&mut self.state, empty)))
+    }
+
+    fn take_over(&mut self, state: Box<dyn std::any::Any + Send>) {
+        let Ok(state) = state.downcast::<VelocityState>() else {
+            return;
+        };
+        self.state = *state;
+        // This configuration's bounds apply from now on.
+        self.state.counters.set_bound(self.call_bound);
+        while self.state.calls.len() > self.call_bound {
+            self.forget_oldest_call();
+        }
+    }
+
+    fn gauges(&self, out: &mut Vec<PolicyGauge>) {
+        let s = self.stats();
+        let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+        out.extend([
+            PolicyGauge {
+                name: "sipwarden_velocity_counters",
+                help: "Counter entries of the velocity limits (bounded by policy.limit_entries).",
+                counter: false,
+                value: n(s.entries),
+            },
+            PolicyGauge {
+                name: "sipwarden_velocity_counter_evictions_total",
+                help: "Counter entries given up for want of room.",
+                counter: true,
+                value: s.evictions,
+            },
+            PolicyGauge {
+                name: "sipwarden_velocity_calls",
+                help: "Running calls the velocity limits count (0 when no call runs).",
+                counter: false,
+                value: n(s.calls),
+            },
+            PolicyGauge {
+                name: "sipwarden_velocity_calls_evicted_total",
+                help: "Running calls forgotten for want of room (their gauges released).",
+                counter: true,
+                value: s.calls_evicted,
+            },
+            PolicyGauge {
+                name: "sipwarden_velocity_decisions_dropped_total",
+                help: "Decisions of the velocity limits dropped because the core had not taken them.",
+                counter: true,
+                value: s.decisions_dropped,
+            },
+        ]);
     }
 }
 

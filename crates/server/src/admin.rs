@@ -642,6 +642,15 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
             "sipwarden_verdicts_total{{stage=\"{stage}\",verdict=\"{verdict}\",reason=\"{reason}\"}} {n}\n"
         ));
     }
+    for g in &counts.policy_gauges {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n",
+            name = g.name,
+            help = g.help,
+            kind = if g.counter { "counter" } else { "gauge" },
+            v = g.value
+        ));
+    }
     // Policy and outcome are the program's own names: bounded whatever the configuration.
     out.push_str(
         "# HELP sipwarden_policy_decisions_total Call-policy decisions by policy and outcome \

@@ -41,6 +41,8 @@ pub(crate) struct Counts {
     pub(crate) verdicts: Vec<(&'static str, &'static str, &'static str, u64)>,
     /// Call-policy decisions: (policy, outcome, count).
     pub(crate) decisions: Vec<(&'static str, &'static str, u64)>,
+    /// The policies' own sizes and totals.
+    pub(crate) policy_gauges: Vec<sipwarden_stages::PolicyGauge>,
 }
 
 use sipwarden_transport::{Inbound, Transports};
@@ -73,8 +75,8 @@ pub enum Control {
         /// Whether it was banned.
         reply: tokio::sync::oneshot::Sender<bool>,
     },
-    /// New routes, read and built off the core task (a reload).
-    SetRoutes(Box<Routes>),
+    /// New routes and call policies, read and built off the core task (a reload).
+    SetRoutes(Box<Routes>, Vec<Box<dyn sipwarden_stages::CallPolicy>>),
     /// A trunk named by DNS resolved to these targets (empty: none usable).
     TrunkTargets {
         /// The trunk's name.
@@ -243,10 +245,14 @@ fn reload(control: &mpsc::Sender<Control>, path: Option<&PathBuf>) {
     };
     let control = control.clone();
     tokio::task::spawn_blocking(move || {
-        let routes = match sipwarden_config::Config::load(&path) {
-            Ok(cfg) => match crate::routes(&cfg) {
-                Ok(r) => r,
-                Err(e) => {
+        let (routes, policies) = match sipwarden_config::Config::load(&path) {
+            Ok(cfg) => match (crate::routes(&cfg), sipwarden_policy::from_config(&cfg)) {
+                (Ok(r), Ok(p)) => (r, p),
+                (Err(e), _) => {
+                    tracing::error!(config = %path.display(), "reload refused: {e}");
+                    return;
+                }
+                (_, Err(e)) => {
                     tracing::error!(config = %path.display(), "reload refused: {e}");
                     return;
                 }
@@ -259,7 +265,7 @@ fn reload(control: &mpsc::Sender<Control>, path: Option<&PathBuf>) {
             }
         };
         if control
-            .blocking_send(Control::SetRoutes(Box::new(routes)))
+            .blocking_send(Control::SetRoutes(Box::new(routes), policies))
             .is_ok()
         {
             tracing::info!(config = %path.display(), "configuration reloaded for new calls");
@@ -325,9 +331,10 @@ pub(crate) async fn run(
             }
             c = control.recv() => match c {
                 Some(Control::Reload) => reload(&to_self, config_path.as_ref()),
-                Some(Control::SetRoutes(routes)) => {
+                Some(Control::SetRoutes(routes, policies)) => {
                     let named = crate::resolver::named(&routes);
                     core.set_routes(*routes);
+                    core.reload_policies(policies);
                     sinks.named.send_if_modified(|n| {
                         let changed = *n != named;
                         *n = named;
@@ -443,6 +450,7 @@ fn publish_verdicts(core: &Core, table: &VerdictTable) {
             .into_iter()
             .map(|(p, o, n)| (p, o.as_str(), n))
             .collect(),
+        policy_gauges: core.policy_gauges(),
     };
     match table.lock() {
         Ok(mut t) => *t = rows,

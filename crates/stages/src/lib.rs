@@ -44,7 +44,9 @@ pub use acl::{Acl, AclAction};
 pub use auth_failure::AuthFailure;
 pub use ban::{BanChange, BanEntry, BanSettings, BanTable};
 pub use failures::{FailureCounter, FailureStats};
-pub use policy::{CallPolicy, CallRequest, Decision, Destination, Origin, Outcome, Subject};
+pub use policy::{
+    CallPolicy, CallRequest, Decision, Destination, Origin, Outcome, PolicyGauge, Subject,
+};
 pub use ratelimit::{Rate, RateLimiter, RateSettings, RequestClass};
 pub use rewrite::{Rewrite, RewriteError, SdpContext, SdpKind, Toward};
 pub use scanner::Scanner;

@@ -111,6 +111,33 @@ pub trait CallPolicy: Send + std::fmt::Debug {
     /// Asked after `admit` and `take_hangups`; each becomes a call event (the call record's
     /// decisions), a security event where it refuses, and a metric.
     fn take_decisions(&mut self, _out: &mut Vec<Decision>) {}
+
+    /// On a reload: the state this policy hands to the new policy of the same name (counters
+    /// and the running calls they hold, so a reload neither resets a limit nor loses a
+    /// call's end). The core calls it on the old policy, then [`CallPolicy::take_over`] on
+    /// the new one.
+    fn hand_over(&mut self) -> Option<Box<dyn std::any::Any + Send>> {
+        None
+    }
+
+    /// On a reload: what the old policy of the same name handed over.
+    fn take_over(&mut self, _state: Box<dyn std::any::Any + Send>) {}
+
+    /// The policy's sizes and totals for `/metrics` (names are the program's own).
+    fn gauges(&self, _out: &mut Vec<PolicyGauge>) {}
+}
+
+/// One number a policy shows on `/metrics`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PolicyGauge {
+    /// The metric's name (`sipwarden_velocity_counters`).
+    pub name: &'static str,
+    /// Its help text.
+    pub help: &'static str,
+    /// Whether it only grows (a counter) or goes both ways (a gauge).
+    pub counter: bool,
+    /// Its value.
+    pub value: u64,
 }
 
 /// One decision of a policy about one call.

@@ -401,6 +401,24 @@ impl Lab {
                     );
                     text
                 }
+                // The fraud run (LAB.md's lab plus London allowed and the run's own limits):
+                // three calls to one number an hour, five international calls an hour through
+                // the carrier (a warning at three) after which the trunk is disabled.
+                // "fraud-monitor": the same, every rule in monitor mode.
+                "fraud" | "fraud-monitor" => {
+                    let mut text = lab.replace(
+                        "allow_countries = [\"US\", \"CA\"]",
+                        "allow_countries = [\"US\", \"CA\", \"GB\"]",
+                    );
+                    assert_ne!(
+                        text, lab,
+                        "examples/lab.toml has no [policy] allow_countries"
+                    );
+                    if config == "fraud-monitor" {
+                        text = text.replace("[policy]\n", "[policy]\nmode = \"monitor\"\n");
+                    }
+                    text + "\n[[policy.limits]]\nname = \"london-same-number\"\nscope = \"prefix\"\nsubject = \"+44\"\nkind = \"same_number_per_hour\"\ncritical = 3\n\n[[policy.limits]]\nname = \"carrier-international\"\nscope = \"trunk\"\nsubject = \"carrier\"\nkind = \"international_per_hour\"\nwarning = 3\ncritical = 5\naction = \"disable_trunk\"\n"
+                }
                 // A ban table of 500 entries, for the many-sources test.
                 "small-bans" => {
                     let text = lab.replace("allow = []", "allow = []\nmax_entries = 500");
@@ -464,6 +482,7 @@ impl Lab {
 
     pub(crate) fn stop(mut self) {
         self.media_released();
+        self.counters_released();
         if let Some(gw) = self.gw.take() {
             assert!(gw.stop().success());
         }
@@ -499,7 +518,33 @@ impl Drop for Lab {
     fn drop(&mut self) {
         if !std::thread::panicking() {
             self.media_released();
+            self.counters_released();
         }
+    }
+}
+
+impl Lab {
+    /// Every run ends with the velocity limits' concurrency exact: once the run's calls are
+    /// over (answered, cancelled, busy, timed out, failed over), no call is counted as running
+    /// (`sipwarden_velocity_calls` 0). Skipped when the lab has no limits or the gateway is
+    /// gone.
+    fn counters_released(&mut self) {
+        let Some(gw) = self.gw.as_mut() else { return };
+        if gw.child.try_wait().ok().flatten().is_some()
+            || metric("sipwarden_velocity_calls").is_none()
+        {
+            return;
+        }
+        wait_until(
+            "the run's calls ended (sipwarden_calls 0)",
+            Duration::from_secs(45),
+            || metric("sipwarden_calls") == Some(0),
+        );
+        assert_eq!(
+            metric("sipwarden_velocity_calls"),
+            Some(0),
+            "calls still counted by the velocity limits after every call ended"
+        );
     }
 }
 

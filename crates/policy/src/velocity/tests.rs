@@ -807,3 +807,43 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_reload_hands_the_counters_and_running_calls_to_the_new_policy() {
+    let t0 = Instant::now();
+    let limits = || {
+        vec![
+            limit(LimitScope::Trunk, Some("carrier"), LimitKind::Concurrent, 2),
+            limit(
+                LimitScope::Trunk,
+                Some("carrier"),
+                LimitKind::CallsPerMinute,
+                3,
+            ),
+        ]
+    };
+    let mut old = policy(limits());
+    assert!(!refused(&admit(&mut old, out(1), t0)));
+    assert!(!refused(&admit(&mut old, out(2), t0)));
+    // The reload: the core asks the old policy, then gives the new one what it handed over.
+    let mut new = policy(limits());
+    let state = old.hand_over().unwrap();
+    new.take_over(state);
+    assert_eq!(new.stats().calls, 2, "the running calls came along");
+    assert!(
+        refused(&admit(&mut new, out(3), t0)),
+        "concurrency kept: 2 running"
+    );
+    // The old calls end through the new policy: the gauge goes back to 0, never below.
+    new.on_end(1, t0);
+    new.on_end(2, t0);
+    new.on_end(2, t0);
+    assert_eq!(new.stats().calls, 0);
+    assert!(!refused(&admit(&mut new, out(4), t0)), "one running now");
+    // The minute's count came along too: calls 1, 2 and 4 make 3, the 5th is over.
+    new.on_end(4, t0);
+    assert!(refused(&admit(&mut new, out(5), t0)));
+    // A state of another kind is ignored.
+    new.take_over(Box::new(5u32));
+    assert!(refused(&admit(&mut new, out(6), t0)));
+}
