@@ -125,6 +125,14 @@ pub trait CallPolicy: Send + std::fmt::Debug {
 
     /// The policy's sizes and totals for `/metrics` (names are the program's own).
     fn gauges(&self, _out: &mut Vec<PolicyGauge>) {}
+
+    /// State to keep across restarts, changed since last asked, as (key, value) rows (an
+    /// empty value deletes the key): the server stores them with the batch of the round
+    /// they changed in. Keys are the policy's own (the server prefixes none).
+    fn take_state_rows(&mut self, _out: &mut Vec<(String, String)>) {}
+
+    /// At start: the rows stored by earlier runs (every key this policy name stored).
+    fn restore_state_rows(&mut self, _rows: &[(String, String)]) {}
 }
 
 /// One number a policy shows on `/metrics`.
