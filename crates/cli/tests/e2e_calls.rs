@@ -580,7 +580,7 @@ fn lab_trunk_named_by_dns_weights_priorities_and_failover() {
         &scenario("pbx_uac.xml"),
         ("127.0.0.1:5060", pbx),
         "+15557654321",
-        (1000, 100),
+        (1000, 80),
         &["-cid_str", "pbx%u-%p@%s"],
     );
     let (n1, n2) = wait_for("both carriers' counts", Duration::from_secs(10), || {
@@ -1959,5 +1959,74 @@ fn lab_fraud_run_in_monitor_mode_connects_every_call_and_records_the_rules() {
         ),
         "{text}"
     );
+    lab.stop();
+}
+
+/// Time windows, with the time set through configuration: a window around the current hour
+/// refuses calls to Canada (allowed otherwise) with 403 naming the window; a window hours away
+/// refuses nothing; calls to the US connect throughout.
+#[test]
+fn lab_time_windows_refuse_inside_the_window_and_not_outside() {
+    let _lab = lab_lock();
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let hour = (now_s / 3600) % 24;
+    let at = |h: u64| format!("{:02}:00", h % 24);
+    // Now is at least an hour from either end of "around"; "later" starts 3 hours from now.
+    let windows = format!(
+        "[[policy.windows]]\nname = \"around-now\"\nzone = \"UTC\"\nfrom = \"{}\"\nto = \"{}\"\nblock = [\"CA\"]\n\n[[policy.windows]]\nname = \"later\"\nzone = \"Europe/London\"\nfrom = \"{}\"\nto = \"{}\"\nblock = [\"US\"]\n",
+        at(hour + 23),
+        at(hour + 2),
+        at(hour + 4),
+        at(hour + 5),
+    );
+    let lab = Lab::start(&format!("append:{windows}"));
+    let w = lab.work("windows");
+    let refused = templated(&w, "carrier_uac_fail.xml", 403);
+    uac(
+        &w,
+        "a call to Canada inside the window",
+        &refused,
+        ("127.0.0.1:5060", ("127.0.0.10", 5072)),
+        "+14165550100",
+        (1, 1),
+        &["-trace_msg"],
+    );
+    let trace = traces(&w);
+    assert!(
+        trace.contains("403 Not Allowed At This Time")
+            && trace.contains(
+                "Reason: SIP;cause=403;text=\"time_window: +14165550100 is in CA, refused"
+            ),
+        "{trace}"
+    );
+    let carrier = Uas::start(
+        &w,
+        &scenario("carrier_uas_401.xml"),
+        "127.0.0.3",
+        5060,
+        1,
+        &[],
+    );
+    uac(
+        &w,
+        "a call to the US outside its window",
+        &scenario("pbx_uac.xml"),
+        ("127.0.0.1:5060", ("127.0.0.10", 5070)),
+        "+12125550100",
+        (1, 1),
+        &["-cid_str", "pbx%u-%p@%s"],
+    );
+    carrier.finish();
+    let r = finished_records(&lab, 2);
+    assert_eq!(
+        cdr_rules(&r[0]),
+        ["time_window:around-now:refused"],
+        "{}",
+        r[0]
+    );
+    assert_eq!(r[1]["status"], 200, "{}", r[1]);
     lab.stop();
 }

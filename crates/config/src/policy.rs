@@ -52,6 +52,118 @@ pub struct PolicyConfig {
     /// used window gives way (counted).
     #[serde(default = "default_limit_entries")]
     pub limit_entries: usize,
+    /// Time windows (`[[policy.windows]]`): destinations refused at certain hours and days
+    /// in an IANA time zone (international calls at night and on weekends). None by default.
+    #[serde(default)]
+    pub windows: Vec<WindowConfig>,
+}
+
+/// One time window: during it, calls to `block` are refused.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WindowConfig {
+    /// The rule's name (`time_window:<name>` in call records).
+    pub name: String,
+    /// The IANA time zone the hours are in (`America/New_York`). Default "UTC".
+    #[serde(default = "default_zone")]
+    pub zone: String,
+    /// Days the window starts on (`mon` … `sun`); empty: every day.
+    #[serde(default)]
+    pub days: Vec<String>,
+    /// Start, `HH:MM`, local time.
+    pub from: String,
+    /// End, `HH:MM` (`24:00`: midnight at the end of the day); earlier than `from`: the window
+    /// runs past midnight into the next day.
+    pub to: String,
+    /// What is refused during it: `international`, ISO countries, named lists, E.164
+    /// prefixes (`+44`).
+    pub block: Vec<String>,
+    /// `enforce` or `monitor`; default: `[policy] mode`.
+    #[serde(default)]
+    pub mode: Option<PolicyMode>,
+}
+
+/// The day names of `[[policy.windows]] days`, Monday first.
+pub const DAYS: &[&str] = &["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+/// `HH:MM` as minutes since midnight (`24:00` allowed: 1440).
+pub fn minutes_of(hhmm: &str) -> Option<u16> {
+    let (h, m) = hhmm.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+    match (h, m) {
+        (24, 0) => Some(1440),
+        (0..=23, 0..=59) => Some(h * 60 + m),
+        _ => None,
+    }
+}
+
+impl WindowConfig {
+    /// The mode it runs in.
+    pub fn mode_in(&self, p: &PolicyConfig) -> PolicyMode {
+        self.mode.unwrap_or(p.mode)
+    }
+}
+
+fn default_zone() -> String {
+    "UTC".to_owned()
+}
+
+fn validate_window(w: &WindowConfig, bad: &mut dyn FnMut(&str, String)) {
+    if w.name.is_empty()
+        || w.name.len() > 64
+        || !w
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        bad(
+            "name",
+            format!("{:?}: 1 to 64 letters, digits, '-', '_' or '.'", w.name),
+        );
+    }
+    for d in &w.days {
+        if !DAYS.contains(&d.as_str()) {
+            bad("days", format!("{d:?} is not one of {}", DAYS.join(", ")));
+        }
+    }
+    for (k, v) in [("from", &w.from), ("to", &w.to)] {
+        if minutes_of(v).is_none() {
+            bad(
+                k,
+                format!("{v:?} is not a time of day HH:MM (00:00 to 24:00)"),
+            );
+        }
+    }
+    if minutes_of(&w.from) == Some(1440) {
+        bad("from", "24:00 is the end of a day: start at 00:00".into());
+    }
+    if w.from == w.to {
+        bad("to", "the window would be empty (from = to)".into());
+    }
+    if w.block.is_empty() {
+        bad(
+            "block",
+            "name what the window refuses (\"international\", countries, lists, prefixes)".into(),
+        );
+    }
+    for b in &w.block {
+        let ok = b == "international"
+            || is_iso(b)
+            || NAMED_LISTS.contains(&b.as_str())
+            || (b.len() > 1 && b.starts_with('+') && b[1..].bytes().all(|c| c.is_ascii_digit()));
+        if !ok {
+            bad(
+                "block",
+                format!(
+                    "{b:?} is neither \"international\", an ISO country, a named list ({}) nor an E.164 prefix such as \"+44\"",
+                    NAMED_LISTS.join(", ")
+                ),
+            );
+        }
+    }
 }
 
 impl Default for PolicyConfig {
@@ -63,6 +175,7 @@ impl Default for PolicyConfig {
             mode: PolicyMode::default(),
             limits: Vec::new(),
             limit_entries: default_limit_entries(),
+            windows: Vec::new(),
         }
     }
 }
@@ -293,6 +406,15 @@ pub(crate) fn validate(p: &PolicyConfig, trunks: &[&str], err: &mut dyn FnMut(St
             );
         }
         names.push(name);
+    }
+    let mut window_names: Vec<&str> = Vec::new();
+    for (i, w) in p.windows.iter().enumerate() {
+        let mut bad = |k: &str, m: String| err(format!("policy.windows[{i}].{k}"), m);
+        validate_window(w, &mut bad);
+        if window_names.contains(&w.name.as_str()) {
+            bad("name", format!("window {:?} is configured twice", w.name));
+        }
+        window_names.push(&w.name);
     }
 }
 

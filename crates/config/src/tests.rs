@@ -720,3 +720,39 @@ critical = 3
     let e = errors("[policy]\n[[policy.limits]]\nscope = \"all\"\nkind = \"concurrent\"\n");
     assert!(e[0].contains("critical"), "{e:?}");
 }
+
+#[test]
+fn time_windows_read_and_their_errors_name_the_window_and_key() {
+    let c = Config::from_toml(
+        "[policy]\n[[policy.windows]]\nname = \"after-hours\"\nzone = \"America/New_York\"\ndays = [\"mon\", \"fri\"]\nfrom = \"19:00\"\nto = \"07:00\"\nblock = [\"international\", \"premium\", \"CU\", \"+44\"]\n",
+        None,
+    )
+    .unwrap();
+    let w = &c.policy.unwrap().windows[0];
+    assert_eq!(w.zone, "America/New_York");
+    assert_eq!(
+        (minutes_of(&w.from), minutes_of(&w.to)),
+        (Some(1140), Some(420))
+    );
+    assert_eq!(minutes_of("24:00"), Some(1440));
+    assert_eq!(minutes_of("24:01"), None);
+    assert_eq!(minutes_of("7:00"), None);
+    let e = errors(
+        "[policy]\n[[policy.windows]]\nname = \"a b\"\ndays = [\"monday\"]\nfrom = \"25:00\"\nto = \"07:60\"\nblock = [\"europe\"]\n[[policy.windows]]\nname = \"w\"\nfrom = \"10:00\"\nto = \"10:00\"\nblock = []\n[[policy.windows]]\nname = \"w\"\nfrom = \"24:00\"\nto = \"01:00\"\nblock = [\"GB\"]\n",
+    );
+    let has = |key: &str, words: &str| {
+        assert!(
+            e.iter().any(|e| e.contains(key) && e.contains(words)),
+            "no {key} error with {words:?} in {e:#?}"
+        );
+    };
+    has("policy.windows[0].name", "\"a b\"");
+    has("policy.windows[0].days", "\"monday\"");
+    has("policy.windows[0].from", "\"25:00\"");
+    has("policy.windows[0].to", "\"07:60\"");
+    has("policy.windows[0].block", "\"europe\"");
+    has("policy.windows[1].to", "empty");
+    has("policy.windows[1].block", "name what");
+    has("policy.windows[2].from", "24:00");
+    has("policy.windows[2].name", "twice");
+}

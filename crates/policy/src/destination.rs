@@ -96,7 +96,8 @@ impl DestinationPolicy {
     }
 }
 
-fn list_name(l: NamedList) -> &'static str {
+/// A shipped list's configuration name.
+pub(crate) fn list_name(l: NamedList) -> &'static str {
     match l {
         NamedList::Premium => "premium",
         NamedList::HighRisk => "high-risk",

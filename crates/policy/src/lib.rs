@@ -28,6 +28,7 @@ pub mod media;
 pub mod numbers;
 pub mod srtp;
 pub mod velocity;
+pub mod window;
 
 use sipwarden_stages::{CallPolicy, Rewrite};
 
@@ -59,6 +60,9 @@ pub fn from_config_with(
     let mut list = standard();
     if let Some(p) = &cfg.policy {
         list.push(Box::new(destination::DestinationPolicy::new(p)?));
+        if !p.windows.is_empty() {
+            list.push(Box::new(window::TimeWindowPolicy::new(p)?));
+        }
         // Last: a call another policy refuses never counts toward a limit.
         if !p.limits.is_empty() {
             let state = velocity.unwrap_or_else(|| {

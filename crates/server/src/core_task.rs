@@ -294,6 +294,9 @@ pub(crate) async fn run(
     let mut trunks_published = (u64::MAX, Instant::now());
     // The first round of the core's own timers (qualify) runs now, not at the first message.
     core.handle_timeout(Instant::now());
+    // The counts for /metrics are copied at most every 250 ms: a quiet core would leave the
+    // last change unpublished, so the loop also wakes twice a second while the copy is stale.
+    let mut counts_stale = false;
     loop {
         let deadline = core.poll_timeout().map(tokio::time::Instant::from_std);
         let timer = async {
@@ -329,6 +332,7 @@ pub(crate) async fn run(
             Ok(()) = sinks.written.changed(), if sinks.writer.behind() => {
                 sinks.writer.retry();
             }
+            () = tokio::time::sleep(std::time::Duration::from_millis(500)), if counts_stale => {}
             c = control.recv() => match c {
                 Some(Control::Reload) => reload(&to_self, config_path.as_ref()),
                 Some(Control::SetRoutes(routes, policies)) => {
@@ -422,6 +426,9 @@ pub(crate) async fn run(
         if verdicts_at.elapsed().as_millis() >= 250 {
             publish_verdicts(&core, &sinks.verdicts);
             verdicts_at = Instant::now();
+            counts_stale = false;
+        } else {
+            counts_stale = true;
         }
         // The trunks' state when it changed, and every second (marks run out with time).
         let v = core.trunks_version();
