@@ -154,6 +154,23 @@ impl Core {
         self.rewrites.list = rewrites;
     }
 
+    /// A reload's rewrites from the configuration: those of the running list with the same
+    /// names as `managed` are replaced by `new` (appended); the others (media anchoring, with
+    /// the calls it holds) stay as they are.
+    pub fn reload_rewrites(&mut self, managed: &[&str], new: Vec<Box<dyn Rewrite>>) {
+        self.rewrites.list.retain(|r| !managed.contains(&r.name()));
+        self.rewrites.list.extend(new);
+    }
+
+    /// The number a new call presents on its B leg, when a rewrite replaces the caller's.
+    pub(crate) fn rewrite_caller_id(&mut self, request: &CallRequest<'_>) -> Option<String> {
+        self.rewrites
+            .list
+            .iter_mut()
+            .filter_map(|r| r.caller_id(request))
+            .last()
+    }
+
     /// Runs the rewrites over the B-leg INVITE(s) of a new call, built with their offers
     /// rewritten. The first failure, of an offer or of an INVITE, refuses the call (fail
     /// closed: nothing has been sent to B yet).

@@ -2030,3 +2030,118 @@ fn lab_time_windows_refuse_inside_the_window_and_not_outside() {
     assert_eq!(r[1]["status"], 200, "{}", r[1]);
     lab.stop();
 }
+
+/// A scenario of the repository with one caller number swapped for another, written into
+/// `dir`.
+fn with_caller(dir: &Path, name: &str, from: &str, to: &str) -> PathBuf {
+    let text = std::fs::read_to_string(scenario(name)).unwrap();
+    assert!(text.contains(from), "{name} has no {from}");
+    let out = dir.join(format!("{}-{name}", &to[1..]));
+    std::fs::write(&out, text.replace(from, to)).unwrap();
+    out
+}
+
+/// The caller-ID policy of the lab's trunk (LAB.md: the DIDs +15551230000-99, the default
+/// caller ID +15551230000): a call out with a number the trunk does not own goes out as the
+/// default (replace), or is refused (reject); a carrier's call claiming one of our numbers
+/// reaches the PBX flagged in the operator's header, and its record says so.
+#[test]
+fn lab_caller_id_replaced_or_refused_outbound_and_flagged_inbound() {
+    let _lab = lab_lock();
+    let lab = Lab::start("examples/lab.toml");
+    let w = lab.work("caller-id");
+    // Out, with a number that is not ours: the carrier sees the default caller ID.
+    let carrier = Uas::start(
+        &w,
+        &scenario("carrier_uas_401.xml"),
+        "127.0.0.3",
+        5060,
+        1,
+        &["-trace_msg"],
+    );
+    let spoofing = with_caller(&w, "pbx_uac.xml", "+15551230001", "+19995550123");
+    uac(
+        &w,
+        "a call out presenting a number not ours",
+        &spoofing,
+        ("127.0.0.1:5060", ("127.0.0.10", 5070)),
+        "+12125550100",
+        (1, 1),
+        &["-cid_str", "pbx%u-%p@%s"],
+    );
+    carrier.finish();
+    let trace = traces(&w);
+    let invites: Vec<&str> = trace
+        .split("-----------------------------------------------")
+        .filter(|m| m.contains("message received") && m.contains("INVITE sip:"))
+        .collect();
+    assert!(!invites.is_empty(), "{trace}");
+    for m in &invites {
+        assert!(
+            m.contains("From: \"PBX Caller\" <sip:+15551230000@")
+                && m.contains("P-Asserted-Identity: <sip:+15551230000@")
+                && !m.contains("19995550123"),
+            "{m}"
+        );
+    }
+    // In, from the carrier, claiming one of our numbers: the PBX gets the flag.
+    let wi = lab.work("caller-id-inbound");
+    let pbx = Uas::start_builtin(&wi, "uas", "127.0.0.10", 5080, 1, &["-trace_msg"]);
+    let claiming = with_caller(&wi, "carrier_uac.xml", "+12125550100", "+15551230042");
+    uac(
+        &wi,
+        "a carrier call claiming our number",
+        &claiming,
+        ("127.0.0.1:5060", ("127.0.0.3", 5062)),
+        "+15551230007",
+        (1, 1),
+        &[],
+    );
+    pbx.finish();
+    let trace = traces(&wi);
+    assert!(
+        trace.contains("X-Sipwarden-Caller-Id: own-number"),
+        "{trace}"
+    );
+    let r = finished_records(&lab, 2);
+    assert!(
+        cdr_rules(&r[0]).contains(&"caller_id:replaced".to_owned()),
+        "{}",
+        r[0]
+    );
+    assert_eq!(r[0]["caller"], "+19995550123", "as received: {}", r[0]);
+    assert!(
+        cdr_rules(&r[1]).contains(&"caller_id:flagged".to_owned()),
+        "{}",
+        r[1]
+    );
+    lab.stop();
+    // reject: the call out with a number not ours gets 403 and never reaches the carrier.
+    let lab = Lab::start("caller-id-reject");
+    let w = lab.work("caller-id-reject");
+    let refused = with_caller(&w, "carrier_uac_fail.xml", "+12125550100", "+19995550123");
+    let refused = {
+        let text = std::fs::read_to_string(&refused)
+            .unwrap()
+            .replace("@STATUS@", "403");
+        std::fs::write(&refused, text).unwrap();
+        refused
+    };
+    uac(
+        &w,
+        "a call out presenting a number not ours, refused",
+        &refused,
+        ("127.0.0.1:5060", ("127.0.0.10", 5072)),
+        "+12125550100",
+        (1, 1),
+        &["-trace_msg"],
+    );
+    let trace = traces(&w);
+    assert!(
+        trace.contains("Reason: SIP;cause=403;text=\"caller_id_not_owned"),
+        "{trace}"
+    );
+    let r = finished_records(&lab, 1);
+    assert_eq!(cdr_rules(&r[0]), ["caller_id:refused"], "{}", r[0]);
+    lab.stop();
+}

@@ -21,6 +21,7 @@
 #![warn(missing_docs)]
 
 mod accounts;
+mod caller_id;
 mod error;
 mod keys;
 mod media;
@@ -40,6 +41,7 @@ use sipwarden_sip::Secret;
 use sipwarden_sip::header::Transport;
 
 pub use accounts::{AccountConfig, AccountsFile, MediaEncryption};
+pub use caller_id::{CallerIdConfig, InboundCallerId, OutboundCallerId};
 pub use error::ConfigError;
 pub use keys::{KeyLine, KeyLines};
 pub use media::{MediaConfig, MediaEngine, MediaProtocol};
@@ -384,6 +386,9 @@ pub struct TrunkConfig {
     /// the provider to them go to the PBX.
     #[serde(default, deserialize_with = "values::number_ranges")]
     pub dids: Vec<NumberRange>,
+    /// Which caller IDs the trunk carries (`[trunk.caller_id]`); off unless written.
+    #[serde(default)]
+    pub caller_id: Option<CallerIdConfig>,
     /// Longest call on this trunk. Default: `[calls] max_duration`.
     #[serde(default, deserialize_with = "values::opt_duration")]
     pub max_call_duration: Option<Duration>,
@@ -820,6 +825,11 @@ impl Config {
                 );
             }
             names.push(&t.name);
+            if let Some(c) = &t.caller_id {
+                caller_id::validate(c, &t.dids, &mut |k, m| {
+                    err(key(&format!("caller_id.{k}")), Some(&t.name), m);
+                });
+            }
             if t.networks.is_empty() && !t.networks_from_dns {
                 err(
                     key("networks"),

@@ -22,6 +22,7 @@
 // (disallowed-methods in ../../clippy.toml).
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
+pub mod caller_id;
 pub mod destination;
 pub mod engine;
 pub mod media;
@@ -63,6 +64,11 @@ pub fn from_config_with(
         if !p.windows.is_empty() {
             list.push(Box::new(window::TimeWindowPolicy::new(p)?));
         }
+    }
+    if let Some(rules) = caller_id::Rules::from_config(cfg) {
+        list.push(Box::new(caller_id::CallerIdPolicy::new(rules)));
+    }
+    if let Some(p) = &cfg.policy {
         // Last: a call another policy refuses never counts toward a limit.
         if !p.limits.is_empty() {
             let state = velocity.unwrap_or_else(|| {
@@ -80,4 +86,17 @@ pub fn from_config_with(
 /// anchoring ([`MediaAnchor`]) when `[media]` is configured.
 pub fn standard_rewrites() -> Vec<Box<dyn Rewrite>> {
     Vec::new()
+}
+
+/// The names of the rewrites [`rewrites_from_config`] builds: what a reload replaces.
+pub const CONFIGURED_REWRITES: &[&str] = &[caller_id::CALLER_ID];
+
+/// The rewrites a configuration asks for, in order: the standard ones, then the trunks'
+/// caller-ID replacement and flag (`[trunk.caller_id]`).
+pub fn rewrites_from_config(cfg: &sipwarden_config::Config) -> Vec<Box<dyn Rewrite>> {
+    let mut list = standard_rewrites();
+    if let Some(rules) = caller_id::Rules::from_config(cfg) {
+        list.push(Box::new(caller_id::CallerIdRewrite::new(rules)));
+    }
+    list
 }

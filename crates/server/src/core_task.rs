@@ -76,7 +76,7 @@ pub enum Control {
         reply: tokio::sync::oneshot::Sender<bool>,
     },
     /// New routes and call policies, read and built off the core task (a reload).
-    SetRoutes(Box<Routes>, Vec<Box<dyn sipwarden_stages::CallPolicy>>),
+    SetRoutes(Box<Routes>, Reloaded),
     /// A trunk named by DNS resolved to these targets (empty: none usable).
     TrunkTargets {
         /// The trunk's name.
@@ -114,6 +114,21 @@ pub enum Control {
     },
     /// Stop the task.
     Stop,
+}
+
+/// The policies and configured rewrites of a reload.
+pub struct Reloaded {
+    policies: Vec<Box<dyn sipwarden_stages::CallPolicy>>,
+    rewrites: Vec<Box<dyn sipwarden_stages::Rewrite>>,
+}
+
+impl std::fmt::Debug for Reloaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reloaded")
+            .field("policies", &self.policies.len())
+            .field("rewrites", &self.rewrites.len())
+            .finish()
+    }
 }
 
 /// Hands the core's output on: what it sends goes to the transports at once, except the
@@ -245,9 +260,9 @@ fn reload(control: &mpsc::Sender<Control>, path: Option<&PathBuf>) {
     };
     let control = control.clone();
     tokio::task::spawn_blocking(move || {
-        let (routes, policies) = match sipwarden_config::Config::load(&path) {
+        let (routes, policies, rewrites) = match sipwarden_config::Config::load(&path) {
             Ok(cfg) => match (crate::routes(&cfg), sipwarden_policy::from_config(&cfg)) {
-                (Ok(r), Ok(p)) => (r, p),
+                (Ok(r), Ok(p)) => (r, p, sipwarden_policy::rewrites_from_config(&cfg)),
                 (Err(e), _) => {
                     tracing::error!(config = %path.display(), "reload refused: {e}");
                     return;
@@ -265,7 +280,10 @@ fn reload(control: &mpsc::Sender<Control>, path: Option<&PathBuf>) {
             }
         };
         if control
-            .blocking_send(Control::SetRoutes(Box::new(routes), policies))
+            .blocking_send(Control::SetRoutes(
+                Box::new(routes),
+                Reloaded { policies, rewrites },
+            ))
             .is_ok()
         {
             tracing::info!(config = %path.display(), "configuration reloaded for new calls");
@@ -335,10 +353,14 @@ pub(crate) async fn run(
             () = tokio::time::sleep(std::time::Duration::from_millis(500)), if counts_stale => {}
             c = control.recv() => match c {
                 Some(Control::Reload) => reload(&to_self, config_path.as_ref()),
-                Some(Control::SetRoutes(routes, policies)) => {
+                Some(Control::SetRoutes(routes, reloaded)) => {
                     let named = crate::resolver::named(&routes);
                     core.set_routes(*routes);
-                    core.reload_policies(policies);
+                    core.reload_policies(reloaded.policies);
+                    core.reload_rewrites(
+                        sipwarden_policy::CONFIGURED_REWRITES,
+                        reloaded.rewrites,
+                    );
                     sinks.named.send_if_modified(|n| {
                         let changed = *n != named;
                         *n = named;

@@ -480,7 +480,7 @@ impl Gateway {
         // The call policies the core runs for every new call, and the rewrites of its
         // outgoing messages, in order.
         core.set_policies(sipwarden_policy::from_config(&cfg).map_err(StartError::Policy)?);
-        let mut rewrites = sipwarden_policy::standard_rewrites();
+        let mut rewrites = sipwarden_policy::rewrites_from_config(&cfg);
         // Media anchoring ([media]): the rewrite plans each SDP; the relay's threads move
         // the packets; the core task performs the rewrite's queued relay operations.
         // With rtpengine as the engine, the rewrite marks each SDP and the engine task puts

@@ -150,6 +150,14 @@ pub trait Rewrite: Send + std::fmt::Debug {
         Ok(())
     }
 
+    /// The number a new call's B leg presents instead of the caller's (its From and
+    /// P-Asserted-Identity, and the dialog's From for every later request), when this
+    /// rewrite replaces it: asked before the B leg is built. The last rewrite that answers
+    /// wins.
+    fn caller_id(&mut self, _call: &CallRequest<'_>) -> Option<String> {
+        None
+    }
+
     /// An SDP body crossing the gateway in a call. Edits show in the body sent, not in
     /// `sdp.sdp()`, which stays the body as received (and as the topology hiding saw it).
     fn sdp(&mut self, _ctx: &SdpContext, _sdp: &mut SdpEdit<'_>) -> Result<(), RewriteError> {

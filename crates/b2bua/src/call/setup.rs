@@ -176,6 +176,8 @@ impl Core {
         let event_account = a_account
             .clone()
             .or_else(|| matches!(dest, Dest::Phones(_)).then(|| user.clone()));
+        // A rewrite may present another number on B (the trunk's caller-ID policy).
+        let shown = self.rewrite_caller_id(&request);
         let mut a = build::a_leg(&invite, self.ids.tag(), src, &self.local);
         a.account = a_account;
         // Every B leg to try, with its INVITE: one, or one per registered contact.
@@ -206,16 +208,18 @@ impl Core {
                 };
                 b_trunk = Some(first.trunk);
                 outbound = Some((first, attempts));
-                let b = build::b_leg(&invite, &user, None, &t.host, first.peer, local, ids);
-                let m = build::initial_invite(
+                let b = build::b_leg(
                     &invite,
-                    &b,
+                    &user,
+                    shown.as_deref(),
+                    &t.host,
+                    first.peer,
                     local,
-                    &routes,
-                    (Identity::Copy, true),
                     ids,
-                    rw,
                 );
+                let identity = shown.as_deref().map_or(Identity::Copy, Identity::Account);
+                let m =
+                    build::initial_invite(&invite, &b, local, &routes, (identity, true), ids, rw);
                 legs.push((b, m));
             }
             Dest::Pbx { account, .. } => {

@@ -419,6 +419,15 @@ impl Lab {
                     }
                     text + "\n[[policy.limits]]\nname = \"london-same-number\"\nscope = \"prefix\"\nsubject = \"+44\"\nkind = \"same_number_per_hour\"\ncritical = 3\n\n[[policy.limits]]\nname = \"carrier-international\"\nscope = \"trunk\"\nsubject = \"carrier\"\nkind = \"international_per_hour\"\nwarning = 3\ncritical = 5\naction = \"disable_trunk\"\n"
                 }
+                // The trunk refuses calls out with a caller ID it does not own.
+                "caller-id-reject" => {
+                    let text = lab.replace("outbound = \"replace\"", "outbound = \"reject\"");
+                    assert_ne!(
+                        text, lab,
+                        "examples/lab.toml has no [trunk.caller_id] outbound"
+                    );
+                    text
+                }
                 // The lab with the TOML after "append:" added at its end (tables of a test's
                 // own, such as time windows computed from the clock).
                 extra if extra.starts_with("append:") => format!("{lab}\n{}\n", &extra[7..]),
