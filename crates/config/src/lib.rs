@@ -46,7 +46,8 @@ pub use media::{MediaConfig, MediaEngine, MediaProtocol};
 pub use numbers::{NumberRange, canonical_number};
 pub use policy::{
     LIMIT_STATUSES, LimitAction, LimitConfig, LimitKind, LimitScope, MAX_LIMIT_NAME, MAX_LIMITS,
-    NAMED_LISTS, PolicyConfig, PolicyMode,
+    MaxDurationConfig, NAMED_LISTS, PolicyConfig, PolicyMode, SpendCapConfig, SpendConfig,
+    SpendPeriod, SpendScope, Unpriced,
 };
 pub use routing::{DnsConfig, QualifyConfig, RegistrationConfig, RouteConfig, RouteTrunk};
 pub use security::{AclAction, AclConfig, AclLists, BanConfig, RateLimitConfig, ScannerConfig};
