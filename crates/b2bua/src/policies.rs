@@ -39,6 +39,33 @@ impl Core {
         self.policies = policies;
     }
 
+    /// State the policies keep across restarts, changed since last asked: (policy, key,
+    /// value) rows for the store (an empty value deletes).
+    pub fn take_policy_state(&mut self) -> Vec<(&'static str, String, String)> {
+        let mut out = Vec::new();
+        for p in &mut self.policies {
+            let mut rows = Vec::new();
+            p.take_state_rows(&mut rows);
+            let name = p.name();
+            out.extend(rows.into_iter().map(|(k, v)| (name, k, v)));
+        }
+        out
+    }
+
+    /// At start: the rows the store kept, each policy given those stored under its name.
+    pub fn restore_policy_state(&mut self, rows: &[(String, String, String)]) {
+        for p in &mut self.policies {
+            let mine: Vec<(String, String)> = rows
+                .iter()
+                .filter(|(policy, _, _)| policy == p.name())
+                .map(|(_, k, v)| (k.clone(), v.clone()))
+                .collect();
+            if !mine.is_empty() {
+                p.restore_state_rows(&mine);
+            }
+        }
+    }
+
     /// The policies' numbers for `/metrics`.
     pub fn policy_gauges(&self) -> Vec<sipwarden_stages::PolicyGauge> {
         let mut out = Vec::new();

@@ -1824,12 +1824,14 @@ fn finished_records(lab: &Lab, n: usize) -> Vec<serde_json::Value> {
             (r.len() == n && r.iter().all(|c| c["state"] != "running")).then_some(r)
         },
     );
+    // Ids are the gateway's start time and its call counter: oldest first across restarts.
     r.sort_by_key(|c| {
-        c["id"]
-            .as_str()
-            .and_then(|id| id.rsplit('-').next())
-            .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or(0)
+        let id = c["id"].as_str().unwrap_or("");
+        let (boot, n) = id.split_once('-').unwrap_or(("0", "0"));
+        (
+            boot.parse::<u64>().unwrap_or(0),
+            n.parse::<u64>().unwrap_or(0),
+        )
     });
     r
 }
@@ -2143,5 +2145,127 @@ fn lab_caller_id_replaced_or_refused_outbound_and_flagged_inbound() {
     );
     let r = finished_records(&lab, 1);
     assert_eq!(cdr_rules(&r[0]), ["caller_id:refused"], "{}", r[0]);
+    lab.stop();
+}
+
+/// Spend caps: with a rate table of 0.20 a second to New York and the carrier's day capped at
+/// 1.00, a restart in the middle keeps the day's spend, the running calls end within a second
+/// of the projected spend crossing the cap (BYE on both legs), and the next call is refused.
+#[test]
+fn lab_spend_cap_ends_running_calls_at_the_crossing_and_survives_restart() {
+    let _lab = lab_lock();
+    let mut lab = Lab::start("spend");
+    let w = lab.work("spend");
+    // One call of about two seconds: three steps, 0.60 or so.
+    let carrier = Uas::start(
+        &w,
+        &scenario("carrier_uas_401.xml"),
+        "127.0.0.3",
+        5060,
+        1,
+        &[],
+    );
+    uac(
+        &w,
+        "a priced call",
+        &scenario("pbx_uac.xml"),
+        ("127.0.0.1:5060", ("127.0.0.10", 5070)),
+        "+12125550100",
+        (1, 1),
+        &["-cid_str", "pbx%u-%p@%s", "-d", "2000"],
+    );
+    carrier.finish();
+    let first = finished_records(&lab, 1).remove(0);
+    let spent: f64 = first["cost"].as_str().unwrap().parse().unwrap();
+    assert!((0.39..=0.81).contains(&spent), "{first}");
+    // The restart: the day's spend is stored, not reset.
+    let gw = lab.gw.take().unwrap();
+    assert!(gw.stop().success());
+    lab.gw = Some(Gateway::start(
+        &lab.dir.0,
+        &[
+            "serve",
+            "--config",
+            "examples/lab.toml"
+                .replace("lab.toml", "lab-variant.toml")
+                .as_str(),
+        ],
+    ));
+    // Two calls that last until the gateway ends them.
+    let w2 = lab.work("spend-running");
+    let carrier = Uas::start(
+        &w2,
+        &scenario("carrier_uas_401.xml"),
+        "127.0.0.3",
+        5060,
+        2,
+        &[],
+    );
+    let pbx = {
+        let w2 = w2.clone();
+        std::thread::spawn(move || {
+            uac(
+                &w2,
+                "two calls until the cap",
+                &scenario("pbx_uac_waitbye.xml"),
+                ("127.0.0.1:5060", ("127.0.0.10", 5070)),
+                "+12125550100",
+                (2, 10),
+                &["-cid_str", "pbx%u-%p@%s"],
+            )
+        })
+    };
+    pbx.join().unwrap();
+    carrier.finish();
+    let r = finished_records(&lab, 3);
+    // When the projected spend crossed 1.00: the first call's cost, plus 0.20 for every
+    // second (or part) each running call has been answered.
+    let answers: Vec<i64> = r[1..]
+        .iter()
+        .map(|c| c["answer"].as_i64().unwrap())
+        .collect();
+    let projected = |t: i64| {
+        spent
+            + answers
+                .iter()
+                .map(|a| 0.20 * (((t - a).max(0) + 999) / 1000).max(1) as f64)
+                .sum::<f64>()
+    };
+    let start = *answers.iter().max().unwrap();
+    let crossing = (start..start + 60_000)
+        .step_by(10)
+        .find(|t| projected(*t) >= 1.0 - 1e-9)
+        .unwrap();
+    for c in &r[1..] {
+        assert_eq!(c["ended_by"], "gateway", "{c}");
+        assert!(
+            cdr_rules(c).iter().any(|x| x == "spend:carrier-day:ended"),
+            "{c}"
+        );
+        let end = c["end"].as_i64().unwrap();
+        eprintln!("spend cap: a call ended {} ms after the crossing", end - crossing);
+        assert!(
+            end - crossing < 1000,
+            "ended {} ms after the projected spend crossed the cap: {c}",
+            end - crossing
+        );
+    }
+    // Over the cap: the next call is refused, naming the cap.
+    let wr = lab.work("spend-refused");
+    let refused = templated(&wr, "carrier_uac_fail.xml", 403);
+    uac(
+        &wr,
+        "a call over the cap",
+        &refused,
+        ("127.0.0.1:5060", ("127.0.0.10", 5072)),
+        "+12125550100",
+        (1, 1),
+        &["-trace_msg"],
+    );
+    assert!(
+        traces(&wr).contains("Reason: SIP;cause=403;text=\"spend_cap: carrier-day"),
+        "{}",
+        traces(&wr)
+    );
     lab.stop();
 }

@@ -48,7 +48,8 @@ pub use media::{MediaConfig, MediaEngine, MediaProtocol};
 pub use numbers::{NumberRange, canonical_number};
 pub use policy::{
     DAYS, LIMIT_STATUSES, LimitAction, LimitConfig, LimitKind, LimitScope, MAX_LIMIT_NAME,
-    MAX_LIMITS, NAMED_LISTS, PolicyConfig, PolicyMode, WindowConfig, minutes_of,
+    MAX_LIMITS, MaxDurationConfig, NAMED_LISTS, PolicyConfig, PolicyMode, SpendCapConfig,
+    SpendConfig, SpendPeriod, SpendScope, Unpriced, WindowConfig, minutes_of,
 };
 pub use routing::{DnsConfig, QualifyConfig, RegistrationConfig, RouteConfig, RouteTrunk};
 pub use security::{AclAction, AclConfig, AclLists, BanConfig, RateLimitConfig, ScannerConfig};

@@ -1,12 +1,15 @@
 //! `[policy]`: which destinations calls out through the trunks may reach (the toll-fraud
-//! destination policy), and how many calls may go how fast (`[[policy.limits]]`, the velocity
-//! limits). Without the table every destination is callable and nothing is counted, as before.
+//! destination policy), how many calls may go how fast (`[[policy.limits]]`, the velocity
+//! limits), and how much they may cost (`[policy.spend]`, the spend caps). Without the table
+//! every destination is callable and nothing is counted, as before.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
+use rust_decimal::Decimal;
 use serde::Deserialize;
 
-use crate::MAX_TABLE;
+use crate::{MAX_TABLE, values};
 
 /// Whether a rule refuses calls or only says it would have.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -56,6 +59,11 @@ pub struct PolicyConfig {
     /// in an IANA time zone (international calls at night and on weekends). None by default.
     #[serde(default)]
     pub windows: Vec<WindowConfig>,
+    /// Spend caps (`[policy.spend]`): calls priced by a rate table, refused and ended when a
+    /// trunk's, an account's or the gateway's spend of the day or month reaches its cap. None
+    /// by default.
+    #[serde(default)]
+    pub spend: Option<SpendConfig>,
 }
 
 /// One time window: during it, calls to `block` are refused.
@@ -176,6 +184,7 @@ impl Default for PolicyConfig {
             limits: Vec::new(),
             limit_entries: default_limit_entries(),
             windows: Vec::new(),
+            spend: None,
         }
     }
 }
@@ -416,6 +425,9 @@ pub(crate) fn validate(p: &PolicyConfig, trunks: &[&str], err: &mut dyn FnMut(St
         }
         window_names.push(&w.name);
     }
+    if let Some(s) = &p.spend {
+        validate_spend(s, trunks, err);
+    }
 }
 
 fn validate_limit(l: &LimitConfig, trunks: &[&str], bad: &mut dyn FnMut(&str, String)) {
@@ -490,5 +502,295 @@ fn validate_limit(l: &LimitConfig, trunks: &[&str], bad: &mut dyn FnMut(&str, St
             "disable_account needs scope = \"account\" (which account to disable)".into(),
         ),
         _ => {}
+    }
+}
+
+/// `[policy.spend]`: the spend caps. Calls out through the trunks are priced by a rate table
+/// (`rates`, a CSV file the server reads); what they cost is summed per cap and per day or
+/// month in `zone`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SpendConfig {
+    /// The rate table: a CSV file of `prefix,price_per_minute,increment,connection_fee`. The
+    /// server reads it (the policy is sans-io); relative paths as written. Required with
+    /// caps or `unpriced = "refuse"`.
+    #[serde(default)]
+    pub rates: Option<PathBuf>,
+    /// The IANA time zone days and months begin in (`Europe/London`); default "UTC". Checked
+    /// against the bundled tz database when the policy is built.
+    #[serde(default = "default_spend_zone")]
+    pub zone: String,
+    /// What a call to a number the table does not price does: `allow` (default: it costs
+    /// nothing) or `refuse` (403 `spend_unpriced`).
+    #[serde(default)]
+    pub unpriced: Unpriced,
+    /// The caps (`[[policy.spend.caps]]`).
+    #[serde(default)]
+    pub caps: Vec<SpendCapConfig>,
+    /// The longest a call may talk, by the class of its destination
+    /// (`[policy.spend.max_duration]`).
+    #[serde(default)]
+    pub max_duration: MaxDurationConfig,
+}
+
+impl Default for SpendConfig {
+    fn default() -> Self {
+        Self {
+            rates: None,
+            zone: default_spend_zone(),
+            unpriced: Unpriced::default(),
+            caps: Vec::new(),
+            max_duration: MaxDurationConfig::default(),
+        }
+    }
+}
+
+fn default_spend_zone() -> String {
+    "UTC".to_owned()
+}
+
+/// What a call to a number the rate table does not price does.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Unpriced {
+    /// It goes on and costs nothing (toll-free and emergency numbers are often not priced).
+    #[default]
+    Allow,
+    /// It is refused: 403 `spend_unpriced`.
+    Refuse,
+}
+
+/// Whose calls a spend cap sums.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum SpendScope {
+    /// Calls out through a trunk.
+    Trunk,
+    /// Calls out through the trunks placed by an account (a phone's authenticated user).
+    Account,
+    /// Every call out through the trunks.
+    All,
+}
+
+impl SpendScope {
+    /// The name configuration uses.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Trunk => "trunk",
+            Self::Account => "account",
+            Self::All => "all",
+        }
+    }
+}
+
+/// The calendar period a spend cap sums over, in `[policy.spend] zone`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum SpendPeriod {
+    /// From midnight to midnight.
+    Day,
+    /// From the first of the month to the first of the next.
+    Month,
+}
+
+impl SpendPeriod {
+    /// The name configuration uses.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Day => "day",
+            Self::Month => "month",
+        }
+    }
+}
+
+/// One `[[policy.spend.caps]]`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SpendCapConfig {
+    /// Its name in call records, Reason headers and stored totals (`spend:<name>`); default
+    /// `scope[:subject]:period`, such as `trunk:carrier:day`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Whose calls it sums.
+    pub scope: SpendScope,
+    /// Which trunk (by name) or account (by user name); without one, every trunk or account
+    /// is capped apart. None for `all`.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// Day or month.
+    pub period: SpendPeriod,
+    /// The spend at which a warning is reported (once per period), below `cap`.
+    #[serde(default, deserialize_with = "values::opt_money")]
+    pub warning: Option<Decimal>,
+    /// The most spent per period: at it, new calls are refused (and running ones ended with
+    /// `hangup`). A quoted decimal such as "50.00".
+    #[serde(deserialize_with = "values::money")]
+    pub cap: Decimal,
+    /// Whether running calls are ended when their projected spend reaches the cap (default
+    /// true); without, only new calls are refused.
+    #[serde(default = "default_true")]
+    pub hangup: bool,
+    /// `enforce` or `monitor`; default `[policy] mode`.
+    #[serde(default)]
+    pub mode: Option<PolicyMode>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl SpendCapConfig {
+    /// Its name: the configured one, else `scope[:subject]:period`.
+    pub fn name(&self) -> String {
+        if let Some(n) = &self.name {
+            return n.clone();
+        }
+        match &self.subject {
+            Some(s) => format!("{}:{s}:{}", self.scope.as_str(), self.period.as_str()),
+            None => format!("{}:{}", self.scope.as_str(), self.period.as_str()),
+        }
+    }
+
+    /// Its mode: its own, else the policy's.
+    pub fn mode_in(&self, policy: &PolicyConfig) -> PolicyMode {
+        self.mode.unwrap_or(policy.mode)
+    }
+}
+
+/// `[policy.spend.max_duration]`: the longest a call out through a trunk may talk (from its
+/// answer), by the classes of its destination; a destination in several classes gets the
+/// shortest. Unset classes are not limited.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MaxDurationConfig {
+    /// Calls within the dialling context's country.
+    #[serde(default, deserialize_with = "values::opt_duration")]
+    pub domestic: Option<Duration>,
+    /// Calls to other countries (and to numbers of no country).
+    #[serde(default, deserialize_with = "values::opt_duration")]
+    pub international: Option<Duration>,
+    /// Calls to the `premium` named list.
+    #[serde(default, deserialize_with = "values::opt_duration")]
+    pub premium: Option<Duration>,
+    /// Calls to the `high-risk` named list.
+    #[serde(default, deserialize_with = "values::opt_duration")]
+    pub high_risk: Option<Duration>,
+    /// Calls to the `satellite` named list.
+    #[serde(default, deserialize_with = "values::opt_duration")]
+    pub satellite: Option<Duration>,
+}
+
+impl MaxDurationConfig {
+    /// Each class by its configuration name with its limit.
+    pub fn classes(&self) -> [(&'static str, Option<Duration>); 5] {
+        [
+            ("domestic", self.domestic),
+            ("international", self.international),
+            ("premium", self.premium),
+            ("high_risk", self.high_risk),
+            ("satellite", self.satellite),
+        ]
+    }
+}
+
+/// Longest `[policy.spend] zone` (IANA names are far shorter).
+const MAX_ZONE: usize = 64;
+
+/// Checks `[policy.spend]` (the zone's existence is checked when the policy is built, against
+/// the bundled tz database; the rate table when the server has read it).
+fn validate_spend(s: &SpendConfig, trunks: &[&str], err: &mut dyn FnMut(String, String)) {
+    if s.zone.is_empty() || s.zone.len() > MAX_ZONE || s.zone.chars().any(char::is_whitespace) {
+        err(
+            "policy.spend.zone".into(),
+            format!(
+                "{:?} is not an IANA time zone such as \"Europe/London\"",
+                s.zone
+            ),
+        );
+    }
+    if s.rates.is_none() {
+        if !s.caps.is_empty() {
+            err(
+                "policy.spend.rates".into(),
+                "caps need a rate table to price calls (rates = \"rates.csv\")".into(),
+            );
+        }
+        if s.unpriced == Unpriced::Refuse {
+            err(
+                "policy.spend.unpriced".into(),
+                "\"refuse\" without a rate table would refuse every call out".into(),
+            );
+        }
+    }
+    if s.caps.len() > MAX_LIMITS {
+        err(
+            "policy.spend.caps".into(),
+            format!("at most {MAX_LIMITS} caps (each is looked at for every call)"),
+        );
+    }
+    let mut names: Vec<String> = Vec::new();
+    for (i, c) in s.caps.iter().enumerate() {
+        let mut bad = |k: &str, m: String| err(format!("policy.spend.caps[{i}].{k}"), m);
+        validate_cap(c, trunks, &mut bad);
+        let name = c.name();
+        if names.contains(&name) {
+            // Two caps under one name would share their totals and their rule.
+            let k = if c.name.is_some() { "name" } else { "period" };
+            bad(
+                k,
+                format!("cap {name:?} is configured twice (give one a name of its own)"),
+            );
+        }
+        names.push(name);
+    }
+    for (class, d) in s.max_duration.classes() {
+        if d.is_some_and(|d| d < Duration::from_secs(1)) {
+            err(
+                format!("policy.spend.max_duration.{class}"),
+                "must be at least 1s".into(),
+            );
+        }
+    }
+}
+
+fn validate_cap(c: &SpendCapConfig, trunks: &[&str], bad: &mut dyn FnMut(&str, String)) {
+    if let Some(n) = &c.name {
+        // As a limit's name: it goes into a quoted Reason header and the stored totals' keys.
+        let ok = !n.is_empty()
+            && n.len() <= MAX_LIMIT_NAME
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_:.+".contains(&b));
+        if !ok {
+            bad(
+                "name",
+                format!(
+                    "{n:?} must be 1 to {MAX_LIMIT_NAME} letters, digits or '-', '_', ':', '.', '+'"
+                ),
+            );
+        }
+    }
+    match (c.scope, c.subject.as_deref()) {
+        (SpendScope::All, Some(_)) => bad("subject", "a cap on all calls has no subject".into()),
+        (SpendScope::Trunk, Some(s)) if !trunks.contains(&s) => {
+            bad("subject", format!("no trunk is named {s:?}"));
+        }
+        (SpendScope::Account, Some(s)) if s.is_empty() || s.len() > MAX_LIMIT_NAME => {
+            bad("subject", format!("{s:?} is not an account's user name"));
+        }
+        _ => {}
+    }
+    if c.cap <= Decimal::ZERO {
+        bad("cap", format!("\"{}\" must be a positive decimal", c.cap));
+    }
+    if let Some(w) = c.warning
+        && (w <= Decimal::ZERO || w >= c.cap)
+    {
+        bad(
+            "warning",
+            format!(
+                "\"{w}\" must be a positive decimal below the cap ({})",
+                c.cap
+            ),
+        );
     }
 }

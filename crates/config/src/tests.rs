@@ -722,6 +722,195 @@ critical = 3
 }
 
 #[test]
+fn spend_caps_read_with_their_defaults() {
+    let c = Config::from_toml(
+        &format!(
+            "{LIMIT_TRUNK}
+[policy]
+mode = \"monitor\"
+
+[policy.spend]
+rates = \"rates.csv\"
+zone = \"Europe/London\"
+unpriced = \"refuse\"
+
+[[policy.spend.caps]]
+scope = \"trunk\"
+subject = \"carrier\"
+period = \"day\"
+warning = \"40.00\"
+cap = \"50.00\"
+
+[[policy.spend.caps]]
+name = \"per-account\"
+scope = \"account\"
+period = \"month\"
+cap = 200
+hangup = false
+mode = \"enforce\"
+
+[policy.spend.max_duration]
+international = \"30m\"
+premium = \"2m\"
+"
+        ),
+        None,
+    )
+    .unwrap();
+    let p = c.policy.unwrap();
+    let s = p.spend.clone().unwrap();
+    assert_eq!(s.rates.as_deref(), Some(Path::new("rates.csv")));
+    assert_eq!(
+        (s.zone.as_str(), s.unpriced),
+        ("Europe/London", Unpriced::Refuse)
+    );
+    let [trunk, account] = s.caps.as_slice() else {
+        panic!("{:?}", s.caps)
+    };
+    assert_eq!(trunk.name(), "trunk:carrier:day");
+    assert_eq!(
+        trunk.cap.to_string(),
+        "50.00",
+        "decimals keep what was written"
+    );
+    assert_eq!(
+        trunk.warning.map(|w| w.to_string()).as_deref(),
+        Some("40.00")
+    );
+    assert!(trunk.hangup, "hangup by default");
+    assert_eq!(
+        trunk.mode_in(&p),
+        PolicyMode::Monitor,
+        "inherits [policy] mode"
+    );
+    assert_eq!(account.name(), "per-account");
+    assert_eq!(
+        (account.scope, account.period),
+        (SpendScope::Account, SpendPeriod::Month)
+    );
+    assert_eq!(account.cap.to_string(), "200");
+    assert!(!account.hangup);
+    assert_eq!(account.mode_in(&p), PolicyMode::Enforce);
+    assert_eq!(
+        s.max_duration.international,
+        Some(Duration::from_secs(1800))
+    );
+    assert_eq!(s.max_duration.premium, Some(Duration::from_secs(120)));
+    assert_eq!(s.max_duration.domestic, None);
+    // An empty table: UTC, unpriced calls allowed, no caps.
+    let c = Config::from_toml("[policy.spend]\n", None).unwrap();
+    assert_eq!(c.policy.unwrap().spend, Some(SpendConfig::default()));
+    assert_eq!(SpendConfig::default().zone, "UTC");
+    assert_eq!(
+        Config::from_toml("[policy]\n", None)
+            .unwrap()
+            .policy
+            .unwrap()
+            .spend,
+        None
+    );
+}
+
+#[test]
+fn spend_cap_errors_name_the_cap_and_key() {
+    let e = errors(&format!(
+        "{LIMIT_TRUNK}
+[policy.spend]
+rates = \"rates.csv\"
+zone = \"\"
+
+[[policy.spend.caps]]
+scope = \"trunk\"
+subject = \"carier\"
+period = \"day\"
+cap = \"-1\"
+
+[[policy.spend.caps]]
+name = \"bad name\"
+scope = \"all\"
+subject = \"x\"
+period = \"month\"
+warning = \"5\"
+cap = \"5.00\"
+
+[[policy.spend.caps]]
+scope = \"account\"
+period = \"day\"
+cap = \"0\"
+
+[policy.spend.max_duration]
+premium = \"0s\"
+"
+    ));
+    let has = |key: &str, words: &str| {
+        assert!(
+            e.iter().any(|e| e.contains(key) && e.contains(words)),
+            "no {key} error with {words:?} in {e:#?}"
+        );
+    };
+    has("policy.spend.zone", "IANA time zone");
+    has(
+        "policy.spend.caps[0].subject",
+        "no trunk is named \"carier\"",
+    );
+    has(
+        "gw.toml:14: policy.spend.caps[0].cap",
+        "\"-1\" must be a positive decimal",
+    );
+    has("policy.spend.caps[1].name", "\"bad name\"");
+    has("policy.spend.caps[1].subject", "no subject");
+    has("policy.spend.caps[1].warning", "below the cap (5.00)");
+    has(
+        "policy.spend.caps[2].cap",
+        "\"0\" must be a positive decimal",
+    );
+    has("policy.spend.max_duration.premium", "at least 1s");
+    assert_eq!(e.len(), 8, "{e:#?}");
+    // Caps without a rate table, refusing unpriced calls without one, two caps under one name.
+    let e = errors(
+        "[policy.spend]\nunpriced = \"refuse\"\n[[policy.spend.caps]]\nscope = \"all\"\nperiod = \"day\"\ncap = \"1\"\n[[policy.spend.caps]]\nscope = \"all\"\nperiod = \"day\"\ncap = \"2\"\n",
+    );
+    assert_eq!(e.len(), 3, "{e:#?}");
+    assert!(
+        e[0].contains("policy.spend.rates") && e[0].contains("rate table"),
+        "{e:?}"
+    );
+    assert!(e[1].contains("policy.spend.unpriced"), "{e:?}");
+    assert!(
+        e[2].contains("policy.spend.caps[1].period") && e[2].contains("twice"),
+        "{e:?}"
+    );
+    // Money is a quoted decimal: floats are refused with the reason, text that is no number too.
+    let e = errors(
+        "[policy.spend]\nrates = \"r.csv\"\n[[policy.spend.caps]]\nscope = \"all\"\nperiod = \"day\"\ncap = 1.5\n",
+    );
+    assert!(e[0].contains("float") && e[0].contains("\"1.5\""), "{e:?}");
+    assert!(e[0].starts_with("gw.toml:6:"), "{e:?}");
+    let e = errors(
+        "[policy.spend]\nrates = \"r.csv\"\n[[policy.spend.caps]]\nscope = \"all\"\nperiod = \"day\"\ncap = \"1,50\"\n",
+    );
+    assert!(e[0].contains("\"1,50\" is not a decimal amount"), "{e:?}");
+    let e = errors(
+        "[policy.spend]\nrates = \"r.csv\"\n[[policy.spend.caps]]\nscope = \"all\"\nperiod = \"week\"\ncap = \"1\"\n",
+    );
+    assert!(e[0].contains("week"), "{e:?}");
+    let e = errors(
+        "[policy.spend]\nrates = \"r.csv\"\n[[policy.spend.caps]]\nscope = \"all\"\nperiod = \"day\"\n",
+    );
+    assert!(e[0].contains("cap"), "{e:?}");
+    let e = errors("[policy.spend]\nrate = \"r.csv\"\n");
+    assert!(
+        e[0].contains("unknown field") && e[0].contains("rate"),
+        "{e:?}"
+    );
+    let e = errors("[policy.spend.max_duration]\nmobile = \"1m\"\n");
+    assert!(
+        e[0].contains("unknown field") && e[0].contains("mobile"),
+        "{e:?}"
+    );
+}
+
+#[test]
 fn time_windows_read_and_their_errors_name_the_window_and_key() {
     let c = Config::from_toml(
         "[policy]\n[[policy.windows]]\nname = \"after-hours\"\nzone = \"America/New_York\"\ndays = [\"mon\", \"fri\"]\nfrom = \"19:00\"\nto = \"07:00\"\nblock = [\"international\", \"premium\", \"CU\", \"+44\"]\n",

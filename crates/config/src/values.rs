@@ -273,3 +273,57 @@ pub(crate) fn proxy<'de, D: Deserializer<'de>>(d: D) -> Result<Proxy, D::Error> 
         explicit_transport,
     })
 }
+
+/// Reads an amount of money exactly: a TOML string such as `"1.00"` (or an integer), never a
+/// float, whose binary value is not the decimal written (`0.1` is not one tenth).
+struct Money;
+
+impl Visitor<'_> for Money {
+    type Value = rust_decimal::Decimal;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an amount as a quoted decimal such as \"1.00\"")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        parse_money(v).map_err(E::custom)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Err(E::custom(format!(
+            "{v} is a float, which does not hold decimal amounts exactly: quote it (\"{v}\")"
+        )))
+    }
+}
+
+/// An amount of money written as a decimal (`"1.00"`, `"0.0125"`): digits with at most one
+/// point, an optional minus sign (validation says where a negative amount is wrong).
+fn parse_money(s: &str) -> Result<rust_decimal::Decimal, String> {
+    let t = s.trim();
+    let digits = t.strip_prefix('-').unwrap_or(t);
+    let ok = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && digits.bytes().filter(|b| *b == b'.').count() <= 1
+        && digits.bytes().any(|b| b.is_ascii_digit());
+    ok.then(|| t.parse::<rust_decimal::Decimal>().ok())
+        .flatten()
+        .ok_or_else(|| format!("{s:?} is not a decimal amount (like \"1.00\")"))
+}
+
+pub(crate) fn money<'de, D: Deserializer<'de>>(d: D) -> Result<rust_decimal::Decimal, D::Error> {
+    d.deserialize_any(Money)
+}
+
+pub(crate) fn opt_money<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<rust_decimal::Decimal>, D::Error> {
+    d.deserialize_any(Money).map(Some)
+}

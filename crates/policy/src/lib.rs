@@ -3,8 +3,8 @@
 //! Each policy is a [`CallPolicy`] (the contract lives in `sipwarden-stages`): the call core
 //! runs them in order after authentication and routing, without knowing any of them; the
 //! server picks the list ([`standard`]). A policy is sans-io: it decides from the
-//! [`sipwarden_stages::CallRequest`] and its own state. Destination and velocity limits are
-//! here; spend limits, caller-ID rules and the kill switch come next.
+//! [`sipwarden_stages::CallRequest`] and its own state. Destination, spend caps and velocity
+//! limits are here; caller-ID rules come next.
 //!
 //! The rewrites of a call's outgoing messages ([`Rewrite`], the same crate's contract) are
 //! picked here too ([`standard_rewrites`]), beside the rules they often go with.
@@ -27,6 +27,7 @@ pub mod destination;
 pub mod engine;
 pub mod media;
 pub mod numbers;
+pub mod spend;
 pub mod srtp;
 pub mod velocity;
 pub mod window;
@@ -35,6 +36,7 @@ use sipwarden_stages::{CallPolicy, Rewrite};
 
 pub use engine::{EngineAnchor, EngineOps, EngineWork};
 pub use media::{MediaAnchor, RelayOps};
+pub use spend::{Rate, RateTable, SpendPolicy, SpendState, SpendStats};
 pub use srtp::SrtpRequired;
 pub use velocity::{
     CounterKey, Counters, MemoryCounters, VelocityPolicy, VelocityState, VelocityStats,
@@ -45,17 +47,44 @@ pub fn standard() -> Vec<Box<dyn CallPolicy>> {
     vec![Box::new(SrtpRequired)]
 }
 
+/// The files a configuration names that policies need, read by the server (the policies are
+/// sans-io): their text, or none when not read.
+#[derive(Clone, Debug, Default)]
+pub struct PolicyFiles {
+    /// The text of `[policy.spend] rates`, the rate table (CSV).
+    pub rates: Option<String>,
+}
+
 /// The policies a configuration asks for, in order: the standard ones, then the destination
-/// policy with `[policy]`, then the velocity limits with `[[policy.limits]]`. An error names
-/// the key it cannot use.
+/// policy with `[policy]`, the spend caps with `[policy.spend]`, then the velocity limits with
+/// `[[policy.limits]]`. An error names the key it cannot use. Without the files a
+/// configuration names (see [`from_config_files`]).
 pub fn from_config(cfg: &sipwarden_config::Config) -> Result<Vec<Box<dyn CallPolicy>>, String> {
-    from_config_with(cfg, None)
+    from_config_files(cfg, &PolicyFiles::default())
+}
+
+/// As [`from_config`], with the text of the files the configuration names: a rate table
+/// configured but not given is an error (`policy.spend.rates: the rate table was not read`),
+/// as is one that does not parse (naming its line).
+pub fn from_config_files(
+    cfg: &sipwarden_config::Config,
+    files: &PolicyFiles,
+) -> Result<Vec<Box<dyn CallPolicy>>, String> {
+    build(cfg, files, None)
 }
 
 /// As [`from_config`], the velocity limits carrying on from `velocity` (the state of the
 /// policy they replace, on a reload) rather than from nothing.
 pub fn from_config_with(
     cfg: &sipwarden_config::Config,
+    velocity: Option<VelocityState>,
+) -> Result<Vec<Box<dyn CallPolicy>>, String> {
+    build(cfg, &PolicyFiles::default(), velocity)
+}
+
+fn build(
+    cfg: &sipwarden_config::Config,
+    files: &PolicyFiles,
     velocity: Option<VelocityState>,
 ) -> Result<Vec<Box<dyn CallPolicy>>, String> {
     let mut list = standard();
@@ -69,6 +98,18 @@ pub fn from_config_with(
         list.push(Box::new(caller_id::CallerIdPolicy::new(rules)));
     }
     if let Some(p) = &cfg.policy {
+        // After the rules that refuse by destination (and time windows): a refused call is
+        // never priced. Before velocity: a call over its spend cap does not count there.
+        if let Some(s) = &p.spend {
+            let table = match (&s.rates, &files.rates) {
+                (Some(path), Some(text)) => Some(
+                    RateTable::parse(text)
+                        .map_err(|e| format!("policy.spend.rates: {}: {e}", path.display()))?,
+                ),
+                _ => None,
+            };
+            list.push(Box::new(SpendPolicy::new(p, table)?));
+        }
         // Last: a call another policy refuses never counts toward a limit.
         if !p.limits.is_empty() {
             let state = velocity.unwrap_or_else(|| {

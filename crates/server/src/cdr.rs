@@ -24,6 +24,8 @@ pub(crate) struct CdrBuilder {
     open: HashMap<u64, Open>,
     pending: HashMap<u64, Vec<serde_json::Value>>,
     max_open: usize,
+    /// The spend caps' rate table: records are priced as the caps price calls.
+    rates: Option<sipwarden_policy::RateTable>,
     /// Records started when the table of running ones was full (they are stored once, as
     /// running, and never finished): counted for `/metrics`.
     pub(crate) overflow: u64,
@@ -43,8 +45,14 @@ pub(crate) fn unix_ms(t: SystemTime) -> i64 {
 impl CdrBuilder {
     /// `country`: the dialling context numbers are read in (`[policy] country`); `max_open`:
     /// the most running calls to hold records for (the core's call limit bounds them).
-    pub(crate) fn new(boot: SystemTime, country: &str, max_open: usize) -> Self {
+    pub(crate) fn new(
+        boot: SystemTime,
+        country: &str,
+        max_open: usize,
+        rates: Option<sipwarden_policy::RateTable>,
+    ) -> Self {
         Self {
+            rates,
             boot: unix_ms(boot).to_string(),
             ctx: DialContext::new(country).ok(),
             open: HashMap::new(),
@@ -175,6 +183,14 @@ impl CdrBuilder {
                     // Whole seconds, rounded up (a rate table's increment applies in pricing).
                     (ms + 999) / 1000
                 });
+                if let (Some(t), Some(e164)) = (&self.rates, &r.callee_e164) {
+                    let answered = r
+                        .answer_ms
+                        .map(|a| Duration::from_millis(u64::try_from(end - a).unwrap_or(0)));
+                    r.cost = t
+                        .price_call(e164, answered)
+                        .map(sipwarden_policy::spend::money);
+                }
                 r.status = *status;
                 r.ended_by = Some(by.as_str().to_owned());
                 r.reason.clone_from(reason);
@@ -235,7 +251,7 @@ mod tests {
 
     #[test]
     fn a_call_is_recorded_when_it_starts_is_answered_and_ends() {
-        let mut b = CdrBuilder::new(at(0), "US", 10);
+        let mut b = CdrBuilder::new(at(0), "US", 10, None);
         let r = b
             .feed(&ev(7, 0, CallEventKind::Started(info("2125550100"))))
             .unwrap();
@@ -278,8 +294,49 @@ mod tests {
     }
 
     #[test]
+    fn records_are_priced_with_the_rate_table() {
+        let rates = sipwarden_policy::RateTable::parse(
+            "prefix,price_per_minute,increment,connection_fee\n+1212,0.60,6,0.05\n",
+        )
+        .unwrap();
+        let mut b = CdrBuilder::new(at(0), "US", 10, Some(rates));
+        b.feed(&ev(1, 0, CallEventKind::Started(info("2125550100"))));
+        b.feed(&ev(1, 1_000, CallEventKind::Answered));
+        let e = b
+            .feed(&ev(
+                1,
+                14_000,
+                CallEventKind::Ended {
+                    status: Some(200),
+                    by: EndedBy::Caller,
+                    reason: "BYE".into(),
+                },
+            ))
+            .unwrap();
+        // 13 s answered: 18 s billed in 6 s steps at 0.01 a second, plus the fee.
+        assert_eq!(
+            e.cost.as_deref().map(|c| c.parse::<f64>().unwrap()),
+            Some(0.23)
+        );
+        // Not in the table: no price.
+        b.feed(&ev(2, 0, CallEventKind::Started(info("+442079460000"))));
+        let e = b
+            .feed(&ev(
+                2,
+                5_000,
+                CallEventKind::Ended {
+                    status: Some(487),
+                    by: EndedBy::Caller,
+                    reason: "cancelled".into(),
+                },
+            ))
+            .unwrap();
+        assert_eq!(e.cost, None);
+    }
+
+    #[test]
     fn a_refused_call_names_its_rule() {
-        let mut b = CdrBuilder::new(at(0), "US", 10);
+        let mut b = CdrBuilder::new(at(0), "US", 10, None);
         assert!(
             b.feed(&ev(
                 3,
@@ -331,7 +388,7 @@ mod tests {
 
     #[test]
     fn the_table_of_running_calls_is_bounded() {
-        let mut b = CdrBuilder::new(at(0), "US", 2);
+        let mut b = CdrBuilder::new(at(0), "US", 2, None);
         for call in 0..5 {
             assert!(
                 b.feed(&ev(call, 0, CallEventKind::Started(info("1"))))

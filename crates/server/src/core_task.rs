@@ -242,6 +242,15 @@ fn flush(
         .into_iter()
         .map(crate::switch_to_row)
         .collect();
+    batch.policy_state = core
+        .take_policy_state()
+        .into_iter()
+        .map(|(policy, key, value)| sipwarden_store::PolicyStateRow {
+            policy: policy.to_owned(),
+            key,
+            value,
+        })
+        .collect();
     batch.replies.append(pending_reply);
     if batch.is_empty() {
         return;
@@ -261,7 +270,7 @@ fn reload(control: &mpsc::Sender<Control>, path: Option<&PathBuf>) {
     let control = control.clone();
     tokio::task::spawn_blocking(move || {
         let (routes, policies, rewrites) = match sipwarden_config::Config::load(&path) {
-            Ok(cfg) => match (crate::routes(&cfg), sipwarden_policy::from_config(&cfg)) {
+            Ok(cfg) => match (crate::routes(&cfg), crate::build_policies(&cfg)) {
                 (Ok(r), Ok(p)) => (r, p, sipwarden_policy::rewrites_from_config(&cfg)),
                 (Err(e), _) => {
                     tracing::error!(config = %path.display(), "reload refused: {e}");

@@ -374,11 +374,38 @@ pub fn routes(cfg: &Config) -> Result<Routes, StartError> {
 }
 
 /// Whether the call policies a configuration asks for can be built (`[policy]`'s countries
-/// exist), as `serve` builds them.
+/// exist, the rate table reads and parses), as `serve` builds them.
 pub fn check_policies(cfg: &Config) -> Result<(), StartError> {
-    sipwarden_policy::from_config(cfg)
-        .map(drop)
-        .map_err(StartError::Policy)
+    build_policies(cfg).map(drop).map_err(StartError::Policy)
+}
+
+/// The files the call policies name, read (the policy crate reads none).
+pub(crate) fn policy_files(cfg: &Config) -> Result<sipwarden_policy::PolicyFiles, String> {
+    let rates = match cfg
+        .policy
+        .as_ref()
+        .and_then(|p| p.spend.as_ref()?.rates.as_ref())
+    {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("policy.spend.rates: cannot read {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    Ok(sipwarden_policy::PolicyFiles { rates })
+}
+
+/// The call policies of a configuration, with the files they name.
+pub(crate) fn build_policies(
+    cfg: &Config,
+) -> Result<Vec<Box<dyn sipwarden_stages::CallPolicy>>, String> {
+    sipwarden_policy::from_config_files(cfg, &policy_files(cfg)?)
+}
+
+/// The rate table call records are priced with (the spend caps' own), if any.
+fn rate_table(cfg: &Config) -> Option<sipwarden_policy::RateTable> {
+    let text = policy_files(cfg).ok()?.rates?;
+    sipwarden_policy::RateTable::parse(&text).ok()
 }
 
 impl Gateway {
@@ -479,7 +506,7 @@ impl Gateway {
         let mut core = Core::new(routes, local, settings, os_seed()?);
         // The call policies the core runs for every new call, and the rewrites of its
         // outgoing messages, in order.
-        core.set_policies(sipwarden_policy::from_config(&cfg).map_err(StartError::Policy)?);
+        core.set_policies(build_policies(&cfg).map_err(StartError::Policy)?);
         let mut rewrites = sipwarden_policy::rewrites_from_config(&cfg);
         // Media anchoring ([media]): the rewrite plans each SDP; the relay's threads move
         // the packets; the core task performs the rewrite's queued relay operations.
@@ -539,6 +566,12 @@ impl Gateway {
             );
         }
         core.restore_disabled(switches.into_iter().filter_map(switch_from_row));
+        let state: Vec<(String, String, String)> = store
+            .load_policy_state()?
+            .into_iter()
+            .map(|r| (r.policy, r.key, r.value))
+            .collect();
+        core.restore_policy_state(&state);
         if active > 0 {
             tracing::info!(bans = active, "bans restored from the store");
         }
@@ -614,6 +647,7 @@ impl Gateway {
                     std::time::SystemTime::now(),
                     cfg.policy.as_ref().map_or("US", |p| p.country.as_str()),
                     cfg.calls.max_calls.saturating_mul(2).max(1024),
+                    rate_table(&cfg),
                 ),
                 retention_days: cfg.storage.cdr_retention_days,
             },

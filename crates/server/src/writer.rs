@@ -46,6 +46,8 @@ pub(crate) struct Batch {
     pub(crate) bans: Vec<BanRowChange>,
     /// Kill-switch rows to store, in order.
     pub(crate) switches: Vec<SwitchRowChange>,
+    /// Call policies' state rows to store (spend so far), in order.
+    pub(crate) policy_state: Vec<sipwarden_store::PolicyStateRow>,
     /// Security events (and bans) for the logs, with their wall-clock time.
     pub(crate) events: Vec<(SecurityEvent, SystemTime)>,
     /// Call events.
@@ -61,6 +63,7 @@ impl Batch {
         self.locations.is_empty()
             && self.bans.is_empty()
             && self.switches.is_empty()
+            && self.policy_state.is_empty()
             && self.events.is_empty()
             && self.calls.is_empty()
             && self.answers.is_empty()
@@ -68,7 +71,7 @@ impl Batch {
     }
 
     fn rows(&self) -> usize {
-        self.locations.len() + self.bans.len() + self.switches.len()
+        self.locations.len() + self.bans.len() + self.switches.len() + self.policy_state.len()
     }
 
     fn events(&self) -> usize {
@@ -80,6 +83,7 @@ impl Batch {
         self.locations.append(&mut other.locations);
         self.bans.append(&mut other.bans);
         self.switches.append(&mut other.switches);
+        self.policy_state.append(&mut other.policy_state);
         self.events.append(&mut other.events);
         self.calls.append(&mut other.calls);
         self.answers.append(&mut other.answers);
@@ -92,6 +96,7 @@ impl Batch {
         self.locations.clear();
         self.bans.clear();
         self.switches.clear();
+        self.policy_state.clear();
         self.answers.clear();
         for (reply, _) in self.replies.drain(..) {
             let _ = reply.send(false);
@@ -495,6 +500,12 @@ fn store_rows(batch: &Batch, store: &mut dyn Store, stats: &WriterStats) {
         if let Err(e) = store.apply_switches(&batch.switches) {
             stats.store_errors.fetch_add(1, Ordering::Relaxed);
             tracing::error!("kill switch not saved: {e}");
+        }
+    }
+    if !batch.policy_state.is_empty() {
+        if let Err(e) = store.apply_policy_state(&batch.policy_state) {
+            stats.store_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!("call policies' state (spend) not saved: {e}");
         }
     }
 }

@@ -146,3 +146,22 @@ pub trait SwitchStore: Send {
     /// Applies changes atomically, in order.
     fn apply_switches(&mut self, changes: &[SwitchRowChange]) -> Result<(), StoreError>;
 }
+
+/// One row of a call policy's state kept across restarts (spend so far).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyStateRow {
+    /// The policy's name (`spend`).
+    pub policy: String,
+    /// The policy's key.
+    pub key: String,
+    /// Its value; empty deletes the row.
+    pub value: String,
+}
+
+/// Durable state of the call policies.
+pub trait PolicyStateStore: Send {
+    /// Every row.
+    fn load_policy_state(&mut self) -> Result<Vec<PolicyStateRow>, StoreError>;
+    /// Upserts rows (an empty value deletes), atomically.
+    fn apply_policy_state(&mut self, rows: &[PolicyStateRow]) -> Result<(), StoreError>;
+}

@@ -17,7 +17,10 @@
 mod cdr;
 mod sqlite;
 
-pub use cdr::{CdrFilter, CdrRow, CdrStore, SwitchRow, SwitchRowChange, SwitchStore};
+pub use cdr::{
+    CdrFilter, CdrRow, CdrStore, PolicyStateRow, PolicyStateStore, SwitchRow, SwitchRowChange,
+    SwitchStore,
+};
 
 pub use sqlite::{SqliteStore, WalCheckpointer};
 
@@ -180,9 +183,9 @@ pub trait BanStore: Send {
 }
 
 /// Everything the gateway keeps on disk.
-pub trait Store: LocationStore + BanStore + CdrStore + SwitchStore {}
+pub trait Store: LocationStore + BanStore + CdrStore + SwitchStore + PolicyStateStore {}
 
-impl<T: LocationStore + BanStore + CdrStore + SwitchStore> Store for T {}
+impl<T: LocationStore + BanStore + CdrStore + SwitchStore + PolicyStateStore> Store for T {}
 
 /// A store in memory: for tests, and for a gateway told not to keep state.
 #[derive(Debug, Default)]
@@ -191,6 +194,33 @@ pub struct MemoryStore {
     bans: BTreeMap<String, BanRow>,
     cdrs: BTreeMap<String, CdrRow>,
     switches: BTreeMap<(String, String), SwitchRow>,
+    policy_state: BTreeMap<(String, String), String>,
+}
+
+impl PolicyStateStore for MemoryStore {
+    fn load_policy_state(&mut self) -> Result<Vec<PolicyStateRow>, StoreError> {
+        Ok(self
+            .policy_state
+            .iter()
+            .map(|((policy, key), value)| PolicyStateRow {
+                policy: policy.clone(),
+                key: key.clone(),
+                value: value.clone(),
+            })
+            .collect())
+    }
+
+    fn apply_policy_state(&mut self, rows: &[PolicyStateRow]) -> Result<(), StoreError> {
+        for r in rows {
+            let k = (r.policy.clone(), r.key.clone());
+            if r.value.is_empty() {
+                self.policy_state.remove(&k);
+            } else {
+                self.policy_state.insert(k, r.value.clone());
+            }
+        }
+        Ok(())
+    }
 }
 
 impl SwitchStore for MemoryStore {

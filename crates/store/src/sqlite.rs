@@ -6,11 +6,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{
     BanRow, BanRowChange, BanStore, BindingRow, CdrFilter, CdrRow, CdrStore, LocationChange,
-    LocationStore, StoreError, SwitchRow, SwitchRowChange, SwitchStore,
+    LocationStore, PolicyStateRow, PolicyStateStore, StoreError, SwitchRow, SwitchRowChange,
+    SwitchStore,
 };
 
 /// Schema version this code writes; older files are migrated on open, newer ones refused.
-/// 1: location. 2: bans. 3: cdrs and switches (the kill switch).
+/// 1: location. 2: bans. 3: cdrs, switches (the kill switch) and policy_state (spend).
 const SCHEMA_VERSION: i64 = 3;
 
 /// The default store: a SQLite database file.
@@ -48,6 +49,7 @@ const LOCATION: &str = "location";
 const BANS: &str = "bans";
 const CDRS: &str = "cdrs";
 const SWITCHES: &str = "switches";
+const POLICY_STATE: &str = "policy_state";
 
 /// A failed step of opening the database at `path`.
 fn open_err<'a>(path: &'a Path, step: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + 'a {
@@ -219,6 +221,12 @@ impl SqliteStore {
                 since INTEGER NOT NULL,
                 by TEXT NOT NULL,
                 PRIMARY KEY (kind, name)
+            );
+            CREATE TABLE IF NOT EXISTS policy_state (
+                policy TEXT NOT NULL,
+                key TEXT NOT NULL,
+                value TEXT NOT NULL,
+                PRIMARY KEY (policy, key)
             );
             PRAGMA user_version = 3;",
         )
@@ -532,6 +540,48 @@ impl CdrStore for SqliteStore {
             )
             .map_err(write_err(CDRS, "purge"))?;
         Ok(u64::try_from(n).unwrap_or(u64::MAX))
+    }
+}
+
+impl PolicyStateStore for SqliteStore {
+    fn load_policy_state(&mut self) -> Result<Vec<PolicyStateRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT policy, key, value FROM policy_state ORDER BY policy, key")
+            .map_err(read_err(POLICY_STATE))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(PolicyStateRow {
+                    policy: r.get(0)?,
+                    key: r.get(1)?,
+                    value: r.get(2)?,
+                })
+            })
+            .map_err(read_err(POLICY_STATE))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(read_err(POLICY_STATE))
+    }
+
+    fn apply_policy_state(&mut self, rows: &[PolicyStateRow]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        in_transaction(&self.conn, POLICY_STATE, |tx| {
+            for r in rows {
+                if r.value.is_empty() {
+                    tx.prepare_cached("DELETE FROM policy_state WHERE policy = ?1 AND key = ?2")
+                        .and_then(|mut s| s.execute(params![r.policy, r.key]))
+                        .map_err(write_err(POLICY_STATE, "remove"))?;
+                } else {
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO policy_state (policy, key, value) VALUES (?1, ?2, ?3)",
+                    )
+                    .and_then(|mut s| s.execute(params![r.policy, r.key, r.value]))
+                    .map_err(write_err(POLICY_STATE, "upsert"))?;
+                }
+            }
+            Ok(())
+        })
     }
 }
 
@@ -911,5 +961,27 @@ mod tests {
         }
         let mut s = SqliteStore::open(&path, false).unwrap();
         assert_eq!(s.load_switches().unwrap(), [row("trunk", "carrier")]);
+    }
+
+    #[test]
+    fn policy_state_survives_a_reopen_and_empty_values_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let row = |k: &str, v: &str| PolicyStateRow {
+            policy: "spend".into(),
+            key: k.into(),
+            value: v.into(),
+        };
+        {
+            let mut s = SqliteStore::open(&path, false).unwrap();
+            s.apply_policy_state(&[row("a", "1.00"), row("b", "2"), row("b", "")])
+                .unwrap();
+        }
+        let mut s = SqliteStore::open(&path, false).unwrap();
+        assert_eq!(s.load_policy_state().unwrap(), [row("a", "1.00")]);
+        let mut m = crate::MemoryStore::default();
+        m.apply_policy_state(&[row("a", "1.00"), row("b", "2"), row("b", "")])
+            .unwrap();
+        assert_eq!(m.load_policy_state().unwrap(), [row("a", "1.00")]);
     }
 }

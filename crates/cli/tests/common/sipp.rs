@@ -428,6 +428,18 @@ impl Lab {
                     );
                     text
                 }
+                // Spend caps: calls to New York (+1212) at 12.00 a minute in one-second steps
+                // (0.20 a second), the carrier's day capped at 1.00 (a warning at 0.50).
+                "spend" => {
+                    std::fs::write(
+                        dir.0.join("examples/lab/spend-rates.csv"),
+                        "prefix,price_per_minute,increment,connection_fee\n+1212,12.00,1,0\n+1,0.01,60,0\n",
+                    )
+                    .unwrap();
+                    format!(
+                        "{lab}\n[policy.spend]\nrates = \"examples/lab/spend-rates.csv\"\n\n[[policy.spend.caps]]\nname = \"carrier-day\"\nscope = \"trunk\"\nsubject = \"carrier\"\nperiod = \"day\"\nwarning = \"0.50\"\ncap = \"1.00\"\n"
+                    )
+                }
                 // The lab with the TOML after "append:" added at its end (tables of a test's
                 // own, such as time windows computed from the clock).
                 extra if extra.starts_with("append:") => format!("{lab}\n{}\n", &extra[7..]),

@@ -67,9 +67,21 @@ impl sipwarden_store::SwitchStore for Gated {
     }
 }
 
+impl sipwarden_store::PolicyStateStore for Gated {
+    fn load_policy_state(&mut self) -> Result<Vec<sipwarden_store::PolicyStateRow>, StoreError> {
+        self.inner.lock().unwrap().load_policy_state()
+    }
+    fn apply_policy_state(
+        &mut self,
+        rows: &[sipwarden_store::PolicyStateRow],
+    ) -> Result<(), StoreError> {
+        self.inner.lock().unwrap().apply_policy_state(rows)
+    }
+}
+
 fn records() -> Records {
     Records {
-        builder: CdrBuilder::new(SystemTime::now(), "US", 100),
+        builder: CdrBuilder::new(SystemTime::now(), "US", 100, None),
         retention_days: 90,
     }
 }
