@@ -59,7 +59,14 @@ RUN_SECS=3), but the environment wins when both are given:
   CHILDREN [2]  Kamailio UDP workers (the reference's main figure)
   KAM_MAXBUFFER   unset: Kamailio's default UDP receive-buffer probing. Set:
                   maxbuffer=N in the rendered kamailio.cfg -- a diagnostic
-  DID [+15551230042]  called number (a DID of the lab trunk "carrier")
+  DID [+15551230042]  called number (a DID of the lab trunk "carrier"; +12125550100
+                  with DIRECTION=outbound)
+  DIRECTION [inbound]  inbound: the trunk calls the PBX (the comparison with Kamailio);
+                  outbound: the PBX (SIPp UAC on 127.0.0.10:PBX_PORT) calls out through the
+                  trunk (SIPp UAS on 127.0.0.3:TRUNK_PORT), where the toll-fraud policy
+                  applies -- sipwarden and baseline only
+  BASELINE_BIN    the baseline's binary (instead of building BASELINE_REV): with
+                  BASELINE_TEMPLATE, the same build under another configuration
   PROXY_PORT [5060] PBX_PORT [5080] TRUNK_PORT [5060] ADMIN_PORT [8080] REG_PORT [5062]
   UACS [1]   KIND=register: SIPp clients sharing the rate, side by side, on
              127.0.0.2 ports REG_PORT, REG_PORT+2, ... (one SIPp is one thread;
@@ -473,7 +480,10 @@ class Harness:
 
         self.kind = get("KIND", "calls")
         self.baseline_rev = e.get("BASELINE_REV", "")
-        self.proxies_raw = get("PROXIES", "baseline sipwarden" if self.baseline_rev else "kamailio sipwarden")
+        self.baseline_bin = e.get("BASELINE_BIN", "")
+        self.proxies_raw = get("PROXIES", "baseline sipwarden" if self.baseline_rev or self.baseline_bin
+                               else "kamailio sipwarden")
+        self.direction = get("DIRECTION", "inbound")
         if self.kind == "register":
             self.rates_raw = get("REG_RATES", "2000 4000 6000 8000 10000 12000 14000 16000")
             self.extra_raw = e.get("EXTRA_RATES", "18000 20000 24000 28000 32000")   # ${EXTRA_RATES-...}
@@ -493,7 +503,7 @@ class Harness:
         self.max_fail_pct = get("MAX_FAIL_PCT", "1")
         self.max_p95_ms = get("MAX_P95_MS", "50")
         self.children = get("CHILDREN", "2")
-        self.did = get("DID", "+15551230042")
+        self.did = get("DID", "+12125550100" if self.direction == "outbound" else "+15551230042")
         self.proxy_port = get("PROXY_PORT", "5060")
         self.pbx_port = get("PBX_PORT", "5080")
         self.trunk_port = get("TRUNK_PORT", "5060")
@@ -530,8 +540,18 @@ class Harness:
         for p in self.proxies:
             if p not in ("kamailio", "sipwarden", "baseline"):
                 die(f"unknown proxy {p}")
-        if "baseline" in self.proxies and not self.baseline_rev:
-            die("proxy baseline needs BASELINE_REV")
+        if "baseline" in self.proxies and not (self.baseline_rev or self.baseline_bin):
+            die("proxy baseline needs BASELINE_REV or BASELINE_BIN")
+        if self.direction not in ("inbound", "outbound"):
+            die("DIRECTION must be inbound or outbound")
+        if self.direction == "outbound" and ("kamailio" in self.proxies or self.kind != "calls"):
+            die("DIRECTION=outbound: KIND=calls, sipwarden and baseline only (Kamailio's reference "
+                "config routes trunk calls to the PBX)")
+        # Who answers and who calls: the PBX and the trunk change places outbound.
+        if self.direction == "outbound":
+            self.uas_at, self.uac_at = (TRUNK_IP, self.trunk_port), (PBX_IP, self.pbx_port)
+        else:
+            self.uas_at, self.uac_at = (PBX_IP, self.pbx_port), (TRUNK_IP, self.trunk_port)
         if self.kind not in ("calls", "register", "flood"):
             die("KIND must be calls, register or flood")
         if self.kind == "flood":
@@ -681,6 +701,8 @@ class Harness:
                                   self.admin_port, REG_IP, self.sw_max_transactions or None)
         bench_toml = render(read(template), values)
         write(os.path.join(sw_examples, "bench.toml"), bench_toml)
+        # The policy benchmark's rate table (templates/sipwarden-policy.toml.tmpl names it).
+        shutil.copy2(os.path.join(TEMPLATES, "bench-rates.csv"), os.path.join(sw_examples, "bench-rates.csv"))
         write(os.path.join(sw_examples, "bench-accounts.toml"),
               render(read(os.path.join(TEMPLATES, "bench-accounts.toml.tmpl")),
                      accounts_values(AUTH_USER, AUTH_PASS)))
@@ -1036,12 +1058,12 @@ class Harness:
     def start_uas(self, tag, count, secs):
         pid = self.spawn(self.nice + [
             "timeout", "-k", "5", str(secs + 90), "sipp", "-sf", os.path.join(SCN, "uas_rr.xml"),
-            "-i", PBX_IP, "-p", self.pbx_port, "-t", "u1", "-nostdin",
+            "-i", self.uas_at[0], "-p", self.uas_at[1], "-t", "u1", "-nostdin",
             "-m", str(2 * count + 100), "-buff_size", "4194304", "-timeout", f"{secs + 75}s",
             "-trace_err", "-error_file", f"{self.out_dir}/{tag}.uas.err", "-max_log_size", "20000000",
             "-trace_stat", "-stf", f"{self.out_dir}/{tag}.uas.stat.csv", "-fd", "1"],
             os.path.join(self.out_dir, f"{tag}.uas.out"))
-        if not self.wait_udp(PBX_IP, self.pbx_port):
+        if not self.wait_udp(*self.uas_at):
             print(f"uas did not start (see {self.out_dir}/{tag}.uas.out)", file=sys.stderr)
             raise Abort("uas did not start")
         return pid
@@ -1183,8 +1205,8 @@ class Harness:
                 first_rate = split_rate(int(rate), int(self.uacs))[0]
                 first_count = first_rate * secs
             else:
-                client = ["-sf", os.path.join(SCN, "uac_invite.xml"), "-i", TRUNK_IP, "-p", self.trunk_port,
-                          "-s", self.did, "-d", self.hold_ms]
+                client = ["-sf", os.path.join(SCN, "uac_invite.xml"), "-i", self.uac_at[0],
+                          "-p", self.uac_at[1], "-s", self.did, "-d", self.hold_ms]
             self.run_fg(["/usr/bin/time", "-f", "%U %S %e", "-o", f"{od}/{tag}.time"] + self.nice + [
                 "timeout", "-k", "5", str(secs + 45), "sipp", f"{IP}:{self.proxy_port}", *client, "-t", "u1",
                 "-nostdin", "-r", str(first_rate), "-rp", "1000", "-m", str(first_count),
@@ -1473,6 +1495,10 @@ class Harness:
             lines.append(f"# phone uac {REG_IP}:{self.reg_port}{uacs} -> proxy {IP}:{self.proxy_port}, REGISTER -> 401 -> "
                          f"REGISTER+Authorization -> 200, user={AUTH_USER}, udp; max_fail_pct={self.max_fail_pct} "
                          f"max_p95_ms={self.max_p95_ms} min_achieved=95%")
+        elif self.kind == "calls" and self.direction == "outbound":
+            lines.append(f"# pbx uac {PBX_IP}:{self.pbx_port} -> proxy {IP}:{self.proxy_port} -> trunk uas "
+                         f"{TRUNK_IP}:{self.trunk_port}, number={self.did}, udp; max_fail_pct={self.max_fail_pct} "
+                         f"max_p95_ms={self.max_p95_ms} min_achieved=95%")
         elif self.kind == "calls":
             lines.append(f"# trunk uac {TRUNK_IP}:{self.trunk_port} -> proxy {IP}:{self.proxy_port} -> pbx uas "
                          f"{PBX_IP}:{self.pbx_port}, did={self.did}, udp; max_fail_pct={self.max_fail_pct} "
@@ -1512,8 +1538,8 @@ class Harness:
                                                      self.sipwarden_rev, self.sw_template)
         if "baseline" in self.proxies:
             # the same preparation, into the baseline's own binary and examples
-            self.bl_version = self.prepare_sipwarden(self.bl_bin, self.bl_examples, "", self.baseline_rev,
-                                                     self.bl_template)
+            self.bl_version = self.prepare_sipwarden(self.bl_bin, self.bl_examples, self.baseline_bin,
+                                                     self.baseline_rev, self.bl_template)
         if "kamailio" in self.proxies:
             self.render_kamailio()
         if self.kind == "flood" and self.flooder == "blast":
@@ -1646,7 +1672,7 @@ class Harness:
 KNOBS = ["KIND", "PROXIES", "CALL_RATES", "REG_RATES", "EXTRA_RATES", "RUN_SECS", "REPEATS", "HOLD_MS",
          "MAX_FAIL_PCT", "MAX_P95_MS", "CHILDREN", "KAM_MAXBUFFER", "DID", "PROXY_PORT", "PBX_PORT",
          "TRUNK_PORT", "ADMIN_PORT", "REG_PORT", "FLOOD_RATE", "FLOOD_SECS", "LEGIT_RATE", "FLOODER",
-         "FLOOD_PORT", "UACS", "BASELINE_REV", "SIPWARDEN_REV", "SIPWARDEN_BIN", "BUILD_DIR", "SIPWARDEN_LOG",
+         "FLOOD_PORT", "UACS", "DIRECTION", "BASELINE_BIN", "BASELINE_REV", "SIPWARDEN_REV", "SIPWARDEN_BIN", "BUILD_DIR", "SIPWARDEN_LOG",
          "SW_MAX_TRANSACTIONS", "SW_TEMPLATE", "BASELINE_TEMPLATE", "OUT_DIR", "QUIET_PCT", "QUIET_MAX_WAIT",
          "PORT_WAIT", "BENCH_NICE", "PROFILE"]
 

@@ -611,7 +611,7 @@ fn lab_trunk_named_by_dns_weights_priorities_and_failover() {
         &scenario("pbx_uac.xml"),
         ("127.0.0.1:5060", pbx),
         "+15557654321",
-        (200, 100),
+        (200, 80),
         &["-cid_str", "pbx%u-%p@%s"],
     );
     wait_until("carrier1's count", Duration::from_secs(10), || {
@@ -2243,7 +2243,10 @@ fn lab_spend_cap_ends_running_calls_at_the_crossing_and_survives_restart() {
             "{c}"
         );
         let end = c["end"].as_i64().unwrap();
-        eprintln!("spend cap: a call ended {} ms after the crossing", end - crossing);
+        eprintln!(
+            "spend cap: a call ended {} ms after the crossing",
+            end - crossing
+        );
         assert!(
             end - crossing < 1000,
             "ended {} ms after the projected spend crossed the cap: {c}",
@@ -2266,6 +2269,164 @@ fn lab_spend_cap_ends_running_calls_at_the_crossing_and_survives_restart() {
         traces(&wr).contains("Reason: SIP;cause=403;text=\"spend_cap: carrier-day"),
         "{}",
         traces(&wr)
+    );
+    lab.stop();
+}
+
+/// Unix milliseconds of a SIPp trace header's `YYYY-MM-DD HH:MM:SS.micro` (SIPp runs with
+/// TZ=UTC).
+fn trace_time_ms(line: &str) -> Option<i64> {
+    let (date, time) = line.trim().split_once(' ')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>());
+    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let (hms, micro) = time.split_once('.')?;
+    let mut t = hms.split(':').map(|x| x.parse::<i64>());
+    let (h, min, s) = (t.next()?.ok()?, t.next()?.ok()?, t.next()?.ok()?);
+    // Days from the civil date (H. Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let micro: i64 = micro.get(..6)?.parse().ok()?;
+    Some(((days * 86_400 + h * 3600 + min * 60 + s) * 1_000_000 + micro) / 1000)
+}
+
+/// A crash in the middle of a call load: every call whose BYE the gateway had answered more
+/// than a second before the SIGKILL has its record, ended, after the restart; calls that were
+/// running are marked interrupted, none left running.
+#[test]
+fn lab_sigkill_during_a_call_load_loses_no_record_of_a_finished_call() {
+    let _lab = lab_lock();
+    let mut lab = Lab::start("examples/lab.toml");
+    let w = lab.work("crash");
+    let carrier = Uas::start(
+        &w,
+        &scenario("carrier_uas_401.xml"),
+        "127.0.0.3",
+        5060,
+        2000,
+        &[],
+    );
+    let mut pbx = Command::new(sipp_bin())
+        .args([
+            "127.0.0.1:5060",
+            "-sf",
+            scenario("pbx_uac.xml").to_str().unwrap(),
+            "-i",
+            "127.0.0.10",
+            "-p",
+            "5070",
+            "-s",
+            "+12125550100",
+            "-m",
+            "2000",
+            "-r",
+            "50",
+            "-d",
+            "200",
+            "-nostdin",
+            "-trace_msg",
+            "-cid_str",
+            "pbx%u-%p@%s",
+            "-timeout",
+            "120s",
+        ])
+        .env("TZ", "UTC")
+        .current_dir(&w)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_stat(
+        &lab,
+        "calls_answered",
+        |n| n >= 150,
+        Duration::from_secs(30),
+    );
+    let killed_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    lab.gw.take().unwrap().kill();
+    let _ = pbx.kill();
+    let _ = pbx.wait();
+    drop(carrier);
+    lab.gw = Some(Gateway::start(
+        &lab.dir.0,
+        &["serve", "--config", "examples/lab.toml"],
+    ));
+    // The calls the PBX saw end (200 to its BYE), and when.
+    let trace = traces(&w);
+    let mut ended: Vec<(String, i64)> = Vec::new();
+    for m in trace
+        .split("----------------------------------------------- ")
+        .skip(1)
+    {
+        let Some((head, rest)) = m.split_once('\n') else {
+            continue;
+        };
+        if !rest.contains("message received") || !rest.contains("SIP/2.0 200") {
+            continue;
+        }
+        if !rest
+            .lines()
+            .any(|l| l.starts_with("CSeq:") && l.contains("BYE"))
+        {
+            continue;
+        }
+        let call_id = rest
+            .lines()
+            .find_map(|l| l.strip_prefix("Call-ID:"))
+            .map(|c| c.trim().to_owned());
+        if let (Some(c), Some(t)) = (call_id, trace_time_ms(head)) {
+            ended.push((c, t));
+        }
+    }
+    let before: Vec<&(String, i64)> = ended
+        .iter()
+        .filter(|(_, t)| *t < killed_at - 1000)
+        .collect();
+    assert!(
+        before.len() >= 50,
+        "{} calls ended before the kill",
+        before.len()
+    );
+    let mut records = Vec::new();
+    for page in 0..10 {
+        let r = cdrs(&lab.token, &format!("limit=1000&offset={}", page * 1000));
+        let n = r.len();
+        records.extend(r);
+        if n < 1000 {
+            break;
+        }
+    }
+    for (call_id, t) in &before {
+        let r: Vec<_> = records
+            .iter()
+            .filter(|c| c["a_call_id"] == call_id.as_str())
+            .collect();
+        assert_eq!(
+            r.len(),
+            1,
+            "{call_id} (ended {} ms before the kill)",
+            killed_at - t
+        );
+        assert_eq!(r[0]["state"], "ended", "{}", r[0]);
+    }
+    assert!(
+        records.iter().all(|c| c["state"] != "running"),
+        "a record of the last run is still running"
+    );
+    eprintln!(
+        "crash: {} calls ended more than a second before the SIGKILL, all recorded; {} records, {} interrupted",
+        before.len(),
+        records.len(),
+        records
+            .iter()
+            .filter(|c| c["state"] == "interrupted")
+            .count()
     );
     lab.stop();
 }

@@ -572,6 +572,13 @@ impl Gateway {
             .map(|r| (r.policy, r.key, r.value))
             .collect();
         core.restore_policy_state(&state);
+        let interrupted = store.close_running_cdrs("the gateway stopped before the call ended")?;
+        if interrupted > 0 {
+            tracing::warn!(
+                calls = interrupted,
+                "call records of calls running when the gateway last stopped marked interrupted"
+            );
+        }
         if active > 0 {
             tracing::info!(bans = active, "bans restored from the store");
         }

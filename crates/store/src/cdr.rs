@@ -9,7 +9,8 @@ use crate::StoreError;
 pub struct CdrRow {
     /// Unique across restarts (the gateway's start time and its call id).
     pub id: String,
-    /// `running`, `ended` or `refused`.
+    /// `running`, `ended`, `refused`, or `interrupted` (the gateway stopped while it ran: a
+    /// crash; its end and cost are unknown).
     pub state: String,
     /// When the call arrived (Unix ms).
     pub start_ms: i64,
@@ -90,6 +91,9 @@ pub trait CdrStore: Send {
     fn query_cdrs(&mut self, filter: &CdrFilter) -> Result<Vec<CdrRow>, StoreError>;
     /// Removes finished records that started before `before_ms`; returns how many.
     fn purge_cdrs(&mut self, before_ms: i64) -> Result<u64, StoreError>;
+    /// At start: records still `running` belong to calls a crash ended; they become
+    /// `interrupted` with this reason. Returns how many.
+    fn close_running_cdrs(&mut self, reason: &str) -> Result<u64, StoreError>;
 }
 
 /// Whether a row passes a filter (the memory store's query; SQLite's WHERE says the same).

@@ -267,6 +267,17 @@ impl CdrStore for MemoryStore {
             .collect())
     }
 
+    fn close_running_cdrs(&mut self, reason: &str) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for r in self.cdrs.values_mut().filter(|r| r.state == "running") {
+            r.state = "interrupted".to_owned();
+            r.ended_by = Some("gateway".to_owned());
+            r.reason = reason.to_owned();
+            n += 1;
+        }
+        Ok(n)
+    }
+
     fn purge_cdrs(&mut self, before_ms: i64) -> Result<u64, StoreError> {
         let n = self.cdrs.len();
         self.cdrs

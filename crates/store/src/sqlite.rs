@@ -531,6 +531,18 @@ impl CdrStore for SqliteStore {
             })
     }
 
+    fn close_running_cdrs(&mut self, reason: &str) -> Result<u64, StoreError> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE cdrs SET state = 'interrupted', ended_by = 'gateway', reason = ?1
+                 WHERE state = 'running'",
+                params![reason],
+            )
+            .map_err(write_err(CDRS, "close running"))?;
+        Ok(u64::try_from(n).unwrap_or(u64::MAX))
+    }
+
     fn purge_cdrs(&mut self, before_ms: i64) -> Result<u64, StoreError> {
         let n = self
             .conn
@@ -927,6 +939,18 @@ mod tests {
         s.apply_cdrs(&[cdr("b-3", 500, "running")]).unwrap();
         assert_eq!(s.purge_cdrs(2500).unwrap(), 2);
         assert_eq!(q(CdrFilter::default()), ["b-3"]);
+        // After a crash, at start: what still runs was interrupted.
+        assert_eq!(s.close_running_cdrs("crash").unwrap(), 1);
+        let r = s
+            .query_cdrs(&CdrFilter {
+                limit: 1,
+                ..CdrFilter::default()
+            })
+            .unwrap();
+        assert_eq!(
+            (r[0].state.as_str(), r[0].reason.as_str()),
+            ("interrupted", "crash")
+        );
         // The memory store answers the same queries the same way.
         let mut m = crate::MemoryStore::default();
         m.apply_cdrs(&[running, cdr("b-2", 2000, "refused")])

@@ -163,11 +163,11 @@ pub const TRUNK_NO_FRAUD_LIMITS: Rule = Rule {
     id: "SW-CONF-040",
     severity: Severity::High,
     title: "Trunk without fraud limits or spend cap",
-    fix: "Cap what a compromise can cost. Per-trunk max_concurrent, max_cps and daily_spend_cap \
-          (DESIGN §6) come with the fraud limits and are refused by this version's \
-          configuration; until then set a daily spend limit and a concurrent-call limit at the \
-          provider, and bound what the gateway lets through: [ratelimit] global_invite_cps, \
-          [calls] max_calls, and max_call_duration in the [[trunk]] table.",
+    fix: "Cap what a compromise can cost (docs/fraud.md): [[policy.limits]] on the trunk with \
+          kind = \"concurrent\" and kind = \"calls_per_second\" (or per minute), and a \
+          [[policy.spend.caps]] with a daily cap and a rate table, enforced, not in monitor \
+          mode; also set a daily spend limit at the provider, and keep [ratelimit] \
+          global_invite_cps, [calls] max_calls and the trunk's max_call_duration.",
 };
 
 /// No destination policy while trunks exist.
@@ -224,28 +224,57 @@ pub struct PlannedKey {
 /// Every key the audit recommends that the configuration refuses today, in one place. When
 /// the configuration gains one, `planned_keys_are_still_refused` fails: move the key from here
 /// into its rule's checks.
-pub const PLANNED_KEYS: &[PlannedKey] = &[
-    PlannedKey {
-        key: "trunk.require_srtp",
-        rule: TRUNK_NO_SRTP.id,
-        comes_with: "the SRTP policy",
-    },
-    PlannedKey {
-        key: "trunk.max_concurrent",
-        rule: TRUNK_NO_FRAUD_LIMITS.id,
-        comes_with: "the fraud limits",
-    },
-    PlannedKey {
-        key: "trunk.max_cps",
-        rule: TRUNK_NO_FRAUD_LIMITS.id,
-        comes_with: "the fraud limits",
-    },
-    PlannedKey {
-        key: "trunk.daily_spend_cap",
-        rule: TRUNK_NO_FRAUD_LIMITS.id,
-        comes_with: "the fraud limits",
-    },
-];
+pub const PLANNED_KEYS: &[PlannedKey] = &[PlannedKey {
+    key: "trunk.require_srtp",
+    rule: TRUNK_NO_SRTP.id,
+    comes_with: "the SRTP policy",
+}];
+
+/// What of the fraud limits a trunk lacks: an enforced concurrent-call limit, an enforced
+/// call-rate limit and an enforced spend cap that count its calls (scope `trunk` naming it or
+/// every trunk, or scope `all`).
+fn missing_fraud_limits(config: &Config, trunk: &str) -> Vec<&'static str> {
+    use sipwarden_config::{LimitKind, LimitScope, PolicyMode, SpendScope};
+    let Some(p) = &config.policy else {
+        return vec!["concurrent-call limit", "call-rate limit", "spend cap"];
+    };
+    let covers = |scope_trunk: bool, scope_all: bool, subject: &Option<String>| {
+        scope_all || (scope_trunk && subject.as_deref().is_none_or(|s| s == trunk))
+    };
+    let limit = |kinds: &[LimitKind]| {
+        p.limits.iter().any(|l| {
+            kinds.contains(&l.kind)
+                && l.mode_in(p) == PolicyMode::Enforce
+                && covers(
+                    l.scope == LimitScope::Trunk,
+                    l.scope == LimitScope::All,
+                    &l.subject,
+                )
+        })
+    };
+    let mut missing = Vec::new();
+    if !limit(&[LimitKind::Concurrent]) {
+        missing.push("concurrent-call limit");
+    }
+    if !limit(&[LimitKind::CallsPerSecond, LimitKind::CallsPerMinute]) {
+        missing.push("call-rate limit");
+    }
+    let capped = p.spend.as_ref().is_some_and(|s| {
+        s.rates.is_some()
+            && s.caps.iter().any(|c| {
+                c.mode_in(p) == PolicyMode::Enforce
+                    && covers(
+                        c.scope == SpendScope::Trunk,
+                        c.scope == SpendScope::All,
+                        &c.subject,
+                    )
+            })
+    });
+    if !capped {
+        missing.push("spend cap");
+    }
+    missing
+}
 
 /// The last part of each planned key that `rule` recommends (`max_cps`).
 fn planned_for(rule: &Rule) -> Vec<&'static str> {
@@ -733,15 +762,18 @@ impl Audit<'_> {
                     );
                 }
             }
-            self.push(
-                &TRUNK_NO_FRAUD_LIMITS,
-                TRUNK_NO_FRAUD_LIMITS.severity,
-                header,
-                format!(
-                    "{name} has no {}: a stolen account can call premium numbers without limit",
-                    planned_for(&TRUNK_NO_FRAUD_LIMITS).join(", ")
-                ),
-            );
+            let missing = missing_fraud_limits(config, &trunk.name);
+            if !missing.is_empty() {
+                self.push(
+                    &TRUNK_NO_FRAUD_LIMITS,
+                    TRUNK_NO_FRAUD_LIMITS.severity,
+                    header,
+                    format!(
+                        "{name} has no {}: a stolen account can call premium numbers without limit",
+                        missing.join(", ")
+                    ),
+                );
+            }
         }
         self.routes();
         if !config.trunks.is_empty() {

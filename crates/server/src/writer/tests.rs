@@ -56,6 +56,9 @@ impl sipwarden_store::CdrStore for Gated {
     fn purge_cdrs(&mut self, before_ms: i64) -> Result<u64, StoreError> {
         self.inner.lock().unwrap().purge_cdrs(before_ms)
     }
+    fn close_running_cdrs(&mut self, reason: &str) -> Result<u64, StoreError> {
+        self.inner.lock().unwrap().close_running_cdrs(reason)
+    }
 }
 
 impl sipwarden_store::SwitchStore for Gated {

@@ -26,9 +26,11 @@ fn ids(f: &[Finding]) -> Vec<&'static str> {
     v
 }
 
-/// The findings that are not about a planned key (every trunk has those three).
+/// The findings that are not about a planned key, nor the missing fraud limits (which every
+/// trunk of these tests gets).
 fn unplanned(f: &[Finding]) -> Vec<&'static str> {
-    let planned: Vec<&str> = PLANNED_KEYS.iter().map(|p| p.rule).collect();
+    let mut planned: Vec<&str> = PLANNED_KEYS.iter().map(|p| p.rule).collect();
+    planned.push(TRUNK_NO_FRAUD_LIMITS.id);
     ids(f)
         .into_iter()
         .filter(|r| !planned.contains(r))
@@ -96,10 +98,25 @@ fn a_careful_trunk_gets_only_the_planned_findings() {
     assert!(
         limits
             .message
-            .contains("trunk \"carrier\" has no max_concurrent, max_cps, daily_spend_cap"),
+            .contains("trunk \"carrier\" has no concurrent-call limit, call-rate limit, spend cap"),
         "{limits:?}"
     );
-    assert!(limits.fix.contains("global_invite_cps"));
+    assert!(limits.fix.contains("policy.limits"));
+    // With the limits and a cap, enforced: nothing about them; in monitor mode: still there.
+    let limited = GOOD_TRUNK.replace(
+        "[policy]\nallow_countries = [\"US\"]\n",
+        "[policy]\nallow_countries = [\"US\"]\n\n[[policy.limits]]\nscope = \"trunk\"\nkind = \"concurrent\"\ncritical = 20\n\n[[policy.limits]]\nscope = \"all\"\nkind = \"calls_per_second\"\ncritical = 5\n\n[policy.spend]\nrates = \"rates.csv\"\n\n[[policy.spend.caps]]\nscope = \"trunk\"\nsubject = \"carrier\"\nperiod = \"day\"\ncap = \"50.00\"\n",
+    );
+    let f = check(&limited);
+    assert_eq!(ids(&f), ["SW-CONF-030"], "{f:#?}");
+    let f = check(&limited.replace("cap = \"50.00\"\n", "cap = \"50.00\"\nmode = \"monitor\"\n"));
+    let limits = one(&f, "SW-CONF-040");
+    assert!(
+        limits
+            .message
+            .ends_with("has no spend cap: a stolen account can call premium numbers without limit"),
+        "{limits:?}"
+    );
     // Without [policy], or with it in monitor mode: SW-CONF-041.
     let f = check(&GOOD_TRUNK.replace("[policy]\nallow_countries = [\"US\"]\n", ""));
     let policy = one(&f, "SW-CONF-041");
