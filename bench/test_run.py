@@ -86,6 +86,29 @@ class Templates(unittest.TestCase):
         self.assertNotIn("transactions", out)
         self.assertFalse(run.flooder_listed(run.render(tmpl("sipwarden.toml.tmpl"), sw_values()), "127.0.0.66"))
 
+    def test_policy_templates_are_the_bench_config_with_and_without_the_policy(self):
+        base = tomllib.loads(run.render(tmpl("sipwarden.toml.tmpl"), sw_values()))
+        off = tomllib.loads(run.render(tmpl("sipwarden-nopolicy.toml.tmpl"), sw_values()))
+        on = tomllib.loads(run.render(tmpl("sipwarden-policy.toml.tmpl"), sw_values()))
+        # Off: no [policy], no caller-ID policy; otherwise the bench config.
+        self.assertNotIn("policy", off)
+        self.assertNotIn("caller_id", off["trunk"][0])
+        base_off = dict(base)
+        base_off.pop("policy")
+        base_off["trunk"] = [{k: v for k, v in t.items() if k != "caller_id"} for t in base["trunk"]]
+        self.assertEqual(run.toml_diff(off, base_off), [])
+        # On: 50 countries, every kind of velocity limit, a rate table and caps.
+        p = on["policy"]
+        countries = [c for c in p["allow_countries"] + p["block_countries"] if len(c) == 2]
+        self.assertEqual(len(set(countries)), 50)
+        kinds = {lim["kind"] for lim in p["limits"]}
+        self.assertEqual(kinds, {"concurrent", "calls_per_second", "calls_per_minute", "calls_per_hour",
+                                 "international_per_hour", "same_number_per_hour", "minutes_per_day"})
+        self.assertEqual(p["spend"]["rates"], "examples/bench-rates.csv")
+        rows = run.read(os.path.join(T, "bench-rates.csv")).splitlines()[1:]
+        self.assertEqual(len({r.split(",")[0] for r in rows}), 200)
+        self.assertIn("caller_id", on["trunk"][0])
+
     def test_sipwarden_other_ports(self):
         out = tomllib.loads(run.render(tmpl("sipwarden.toml.tmpl"),
                                        sw_values(proxy_port="5070", pbx_port="5090", admin_port="8081")))

@@ -456,17 +456,21 @@ fn audit_refuses_what_the_gateway_refuses() {
         dir.path(),
         "planned.toml",
         "[[trunk]]\nname = \"carrier\"\nnetworks = [\"192.0.2.0/24\"]\n\
-         proxy = \"sips:sip.carrier.example\"\nmax_cps = 5\n",
+         proxy = \"sips:sip.carrier.example\"\nrequire_srtp = true\n",
     );
     let o = sipwarden(&["audit", &cfg], None);
     assert_eq!(code(&o), 2);
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(
-        err.starts_with(&format!("sipwarden: {cfg}:5: trunk.max_cps: unknown field")),
+        err.starts_with(&format!(
+            "sipwarden: {cfg}:5: trunk.require_srtp: unknown field"
+        )),
         "{err}"
     );
     assert!(
-        err.contains("the audit recommends trunk.max_cps, but this version does not have it yet"),
+        err.contains(
+            "the audit recommends trunk.require_srtp, but this version does not have it yet"
+        ),
         "{err}"
     );
     assert!(o.stdout.is_empty());

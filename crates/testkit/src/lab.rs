@@ -49,8 +49,13 @@ impl Lab {
             wss: None,
         };
         let mut core = Core::new(routes, local, Settings::default(), [42; 32]);
-        // The policies and rewrites the server runs (the core knows none of its own).
-        core.set_policies(sipwarden_policy::standard());
+        // The policies and rewrites the server runs (the core knows none of its own), and
+        // concurrency limits on every call, trunk and account too high to refuse anything:
+        // `assert_clean` checks that they count no call once every call has ended, whatever
+        // way each ended (the toll-fraud counters' exactness, DESIGN §6).
+        let mut policies = sipwarden_policy::standard();
+        policies.push(Box::new(counting_policy()));
+        core.set_policies(policies);
         core.set_rewrites(sipwarden_policy::standard_rewrites());
         let mut lab = Self {
             core,
@@ -182,6 +187,16 @@ impl Lab {
     /// Runs the clock far enough for every transaction to end, then checks nothing is left.
     pub fn assert_clean(&mut self) {
         self.advance(Duration::from_secs(40));
+        let counted = self
+            .core
+            .policy_gauges()
+            .iter()
+            .find(|g| g.name == "sipwarden_velocity_calls")
+            .map(|g| g.value);
+        assert!(
+            matches!(counted, Some(0) | None),
+            "calls still counted by the concurrency limits after every call ended: {counted:?}"
+        );
         let s = self.stats();
         assert_eq!(s.call_timers, 0, "ended calls leave no timer behind: {s:?}");
         assert_eq!(
@@ -195,4 +210,34 @@ impl Lab {
             "{s:?}"
         );
     }
+}
+
+/// Concurrent-call limits on every call, each trunk and each account, none low enough to
+/// refuse a test's call.
+fn counting_policy() -> sipwarden_policy::VelocityPolicy {
+    use sipwarden_config::{LimitAction, LimitConfig, LimitKind, LimitScope, PolicyConfig};
+    let limit = |scope| LimitConfig {
+        name: None,
+        scope,
+        subject: None,
+        kind: LimitKind::Concurrent,
+        warning: None,
+        critical: 1_000_000,
+        status: 403,
+        action: LimitAction::Refuse,
+        mode: None,
+    };
+    let cfg = PolicyConfig {
+        limits: vec![
+            limit(LimitScope::All),
+            limit(LimitScope::Trunk),
+            limit(LimitScope::Account),
+        ],
+        ..PolicyConfig::default()
+    };
+    sipwarden_policy::VelocityPolicy::new(
+        &cfg,
+        Box::new(sipwarden_policy::MemoryCounters::new(cfg.limit_entries)),
+    )
+    .unwrap_or_else(|e| panic!("the counting policy: {e}"))
 }
