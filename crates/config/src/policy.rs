@@ -55,6 +55,10 @@ pub struct PolicyConfig {
     /// used window gives way (counted).
     #[serde(default = "default_limit_entries")]
     pub limit_entries: usize,
+    /// Numbers the policies keep normalised (each is parsed once while it stays). Default
+    /// 10,000.
+    #[serde(default = "default_number_cache")]
+    pub number_cache: usize,
     /// Time windows (`[[policy.windows]]`): destinations refused at certain hours and days
     /// in an IANA time zone (international calls at night and on weekends). None by default.
     #[serde(default)]
@@ -183,6 +187,7 @@ impl Default for PolicyConfig {
             mode: PolicyMode::default(),
             limits: Vec::new(),
             limit_entries: default_limit_entries(),
+            number_cache: default_number_cache(),
             windows: Vec::new(),
             spend: None,
         }
@@ -195,6 +200,10 @@ fn default_country() -> String {
 
 fn default_limit_entries() -> usize {
     100_000
+}
+
+fn default_number_cache() -> usize {
+    10_000
 }
 
 /// Whose calls a velocity limit counts.
@@ -392,6 +401,12 @@ pub(crate) fn validate(p: &PolicyConfig, trunks: &[&str], err: &mut dyn FnMut(St
     if !(1..=MAX_TABLE).contains(&p.limit_entries) {
         err(
             "policy.limit_entries".into(),
+            format!("must lie between 1 and {MAX_TABLE}"),
+        );
+    }
+    if !(1..=MAX_TABLE).contains(&p.number_cache) {
+        err(
+            "policy.number_cache".into(),
             format!("must lie between 1 and {MAX_TABLE}"),
         );
     }

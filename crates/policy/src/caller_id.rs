@@ -22,7 +22,7 @@ use sipwarden_stages::{
     Verdict,
 };
 
-use crate::numbers::{DialContext, normalise};
+use crate::numbers::{DialContext, NUMBER_CACHE, NumberCache};
 
 /// The rule's name in decisions and the refusals' reason.
 pub const CALLER_ID: &str = "caller_id";
@@ -49,6 +49,7 @@ pub struct Rules {
     trunks: HashMap<String, TrunkRules>,
     /// Every number we own, on any trunk (DIDs and owned ranges).
     ours: Vec<NumberRange>,
+    numbers: Arc<NumberCache>,
 }
 
 /// What the rules make of a new call.
@@ -69,6 +70,11 @@ enum Judgement {
 impl Rules {
     /// The rules of a configuration (`None` when no trunk has `[trunk.caller_id]`).
     pub fn from_config(cfg: &Config) -> Option<Arc<Self>> {
+        Self::from_config_with(cfg, NumberCache::new(NUMBER_CACHE))
+    }
+
+    /// As [`Rules::from_config`], reading numbers through `numbers`.
+    pub fn from_config_with(cfg: &Config, numbers: Arc<NumberCache>) -> Option<Arc<Self>> {
         let policy_mode = cfg.policy.as_ref().map_or(PolicyMode::Enforce, |p| p.mode);
         let country = cfg.policy.as_ref().map_or("US", |p| p.country.as_str());
         let trunks: HashMap<String, TrunkRules> = cfg
@@ -106,6 +112,7 @@ impl Rules {
             ctx: DialContext::new(country).ok(),
             trunks,
             ours,
+            numbers,
         }))
     }
 
@@ -118,7 +125,7 @@ impl Rules {
             .and_then(|ids| ids.first().and_then(|na| na.uri.user().map(str::to_owned)));
         let raw = pai.unwrap_or_else(|| call.caller.to_owned());
         self.ctx
-            .and_then(|ctx| normalise(&raw, ctx).ok())
+            .and_then(|ctx| self.numbers.normalise(&raw, ctx).ok())
             .and_then(|n| canonical_number(&n.e164))
             .or_else(|| canonical_number(&raw))
             .unwrap_or(raw)

@@ -9,7 +9,9 @@ use sipwarden_config::{PolicyConfig, PolicyMode};
 use sipwarden_sip::{HeaderName, StatusCode};
 use sipwarden_stages::{CallPolicy, CallRequest, Decision, Destination, Outcome, Reason, Verdict};
 
-use crate::numbers::{DialContext, NamedList, normalise};
+use std::sync::Arc;
+
+use crate::numbers::{DialContext, NUMBER_CACHE, NamedList, NumberCache, normalise};
 
 /// Why a destination is refused: the metric label and the call record's reason.
 const BLOCKED: &str = "destination_blocked";
@@ -27,6 +29,8 @@ pub struct DestinationPolicy {
     pub would_refuse: u64,
     /// Decisions not yet taken by the core.
     decisions: Vec<Decision>,
+    /// Numbers already read (shared with the other policies by `from_config`).
+    numbers: Arc<NumberCache>,
 }
 
 impl DestinationPolicy {
@@ -64,13 +68,20 @@ impl DestinationPolicy {
             monitor: cfg.mode == PolicyMode::Monitor,
             would_refuse: 0,
             decisions: Vec::new(),
+            numbers: NumberCache::new(NUMBER_CACHE),
         })
+    }
+
+    /// The policy reading numbers through `numbers` (shared with the other policies).
+    pub fn with_numbers(mut self, numbers: Arc<NumberCache>) -> Self {
+        self.numbers = numbers;
+        self
     }
 
     /// What the policy says of a dialled number: `None` to let it through, else the refusal's
     /// code and its words.
     pub fn judge(&self, dialled: &str) -> Option<(&'static str, String)> {
-        let Ok(n) = normalise(dialled, self.ctx) else {
+        let Ok(n) = self.numbers.normalise(dialled, self.ctx) else {
             // Not a number: refused where only some countries are allowed.
             return (!self.allow.is_empty())
                 .then(|| (NOT_ALLOWED, "not a phone number".to_owned()));
@@ -151,6 +162,30 @@ impl CallPolicy for DestinationPolicy {
 
     fn take_decisions(&mut self, out: &mut Vec<Decision>) {
         out.append(&mut self.decisions);
+    }
+
+    fn gauges(&self, out: &mut Vec<sipwarden_stages::PolicyGauge>) {
+        let (hits, misses) = self.numbers.counts();
+        out.extend([
+            sipwarden_stages::PolicyGauge {
+                name: "sipwarden_number_cache_entries",
+                help: "Numbers held normalised for the call policies (bounded by policy.number_cache).",
+                counter: false,
+                value: u64::try_from(self.numbers.len()).unwrap_or(u64::MAX),
+            },
+            sipwarden_stages::PolicyGauge {
+                name: "sipwarden_number_cache_hits_total",
+                help: "Numbers the call policies found already normalised.",
+                counter: true,
+                value: hits,
+            },
+            sipwarden_stages::PolicyGauge {
+                name: "sipwarden_number_cache_misses_total",
+                help: "Numbers the call policies had libphonenumber parse.",
+                counter: true,
+                value: misses,
+            },
+        ]);
     }
 }
 

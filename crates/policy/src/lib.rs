@@ -88,13 +88,24 @@ fn build(
     velocity: Option<VelocityState>,
 ) -> Result<Vec<Box<dyn CallPolicy>>, String> {
     let mut list = standard();
+    // One cache of normalised numbers for every policy: a call's numbers are parsed once.
+    let numbers = numbers::NumberCache::new(
+        cfg.policy
+            .as_ref()
+            .map_or(numbers::NUMBER_CACHE, |p| p.number_cache),
+    );
+    let shared = || std::sync::Arc::clone(&numbers);
     if let Some(p) = &cfg.policy {
-        list.push(Box::new(destination::DestinationPolicy::new(p)?));
+        list.push(Box::new(
+            destination::DestinationPolicy::new(p)?.with_numbers(shared()),
+        ));
         if !p.windows.is_empty() {
-            list.push(Box::new(window::TimeWindowPolicy::new(p)?));
+            list.push(Box::new(
+                window::TimeWindowPolicy::new(p)?.with_numbers(shared()),
+            ));
         }
     }
-    if let Some(rules) = caller_id::Rules::from_config(cfg) {
+    if let Some(rules) = caller_id::Rules::from_config_with(cfg, shared()) {
         list.push(Box::new(caller_id::CallerIdPolicy::new(rules)));
     }
     if let Some(p) = &cfg.policy {
@@ -108,14 +119,16 @@ fn build(
                 ),
                 _ => None,
             };
-            list.push(Box::new(SpendPolicy::new(p, table)?));
+            list.push(Box::new(SpendPolicy::new(p, table)?.with_numbers(shared())));
         }
         // Last: a call another policy refuses never counts toward a limit.
         if !p.limits.is_empty() {
             let state = velocity.unwrap_or_else(|| {
                 VelocityState::new(Box::new(MemoryCounters::new(p.limit_entries)))
             });
-            list.push(Box::new(VelocityPolicy::with_state(p, state)?));
+            list.push(Box::new(
+                VelocityPolicy::with_state(p, state)?.with_numbers(shared()),
+            ));
         }
     }
     Ok(list)

@@ -158,6 +158,69 @@ fn dial_char(c: char) -> bool {
     c.is_ascii_digit() || matches!(c, '+' | '-' | '.' | '(' | ')' | ' ')
 }
 
+/// The numbers already normalised, shared by the policies of one gateway: a call's callee is
+/// read by the destination policy, the time windows, the velocity limits, the spend caps and
+/// the caller-ID policy, and libphonenumber's parse is the costliest step of a call's
+/// policies (tens of microseconds), so each number is parsed once while it stays in the
+/// cache. Bounded (`[policy] number_cache`), least recently used out first; its size, hits
+/// and misses are on `/metrics`.
+#[derive(Debug)]
+pub struct NumberCache {
+    map: std::sync::Mutex<lru::LruCache<String, Result<Number, NumberError>>>,
+    hits: std::sync::atomic::AtomicU64,
+    misses: std::sync::atomic::AtomicU64,
+}
+
+/// The cache's bound when none is configured.
+pub const NUMBER_CACHE: usize = 10_000;
+
+impl NumberCache {
+    /// A cache of at most `bound` numbers (at least one).
+    pub fn new(bound: usize) -> std::sync::Arc<Self> {
+        let cap = std::num::NonZeroUsize::new(bound.max(1)).unwrap_or(std::num::NonZeroUsize::MIN);
+        std::sync::Arc::new(Self {
+            map: std::sync::Mutex::new(lru::LruCache::new(cap)),
+            hits: std::sync::atomic::AtomicU64::new(0),
+            misses: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// [`normalise`], remembered.
+    pub fn normalise(&self, dialled: &str, ctx: DialContext) -> Result<Number, NumberError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let id: &str = ctx.country.as_ref();
+        let key = format!("{id}:{dialled}");
+        let mut map = match self.map.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(r) = map.get(&key) {
+            self.hits.fetch_add(1, Relaxed);
+            return r.clone();
+        }
+        self.misses.fetch_add(1, Relaxed);
+        let r = normalise(dialled, ctx);
+        map.put(key, r.clone());
+        r
+    }
+
+    /// Numbers held.
+    pub fn len(&self) -> usize {
+        self.map.lock().map_or(0, |m| m.len())
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// (hits, misses) since it was made.
+    pub fn counts(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.hits.load(Relaxed), self.misses.load(Relaxed))
+    }
+}
+
 /// Normalises what a user dialled (a Request-URI or To user part, a caller ID) in `ctx`: an
 /// E.164 number with a `+` stays as it is, a number with the context's international prefix
 /// (`011…`, `00…`) or a national one (`0…`, `1…`) is read as its country dials it.
@@ -389,5 +452,35 @@ mod tests {
         fn any_text_is_answered_without_panic(s in ".{0,64}") {
             let _ = normalise(&s, us());
         }
+    }
+
+    #[test]
+    fn the_cache_answers_as_normalise_does_and_stays_within_its_bound() {
+        let c = NumberCache::new(3);
+        for n in [
+            "+12125550100",
+            "2125550100",
+            "+442079460000",
+            "alice",
+            "+5371234567",
+        ] {
+            assert_eq!(c.normalise(n, us()), normalise(n, us()), "{n}");
+        }
+        assert_eq!(c.len(), 3, "filled to its bound, no further");
+        assert_eq!(
+            c.normalise("+5371234567", us()),
+            normalise("+5371234567", us())
+        );
+        assert_eq!(c.counts(), (1, 5));
+        // The context is part of the key: 020… is London only in GB.
+        let gb = DialContext::new("GB").unwrap();
+        assert_eq!(
+            c.normalise("02079460000", gb).unwrap().e164,
+            "+442079460000"
+        );
+        assert_ne!(
+            c.normalise("02079460000", us()),
+            c.normalise("02079460000", gb)
+        );
     }
 }

@@ -42,7 +42,7 @@ use sipwarden_stages::{
 
 pub use counters::{BUCKETS, CounterKey, Counters, MemoryCounters, Tally};
 
-use crate::numbers::{DialContext, MAX_DIALLED, Number, normalise};
+use crate::numbers::{DialContext, MAX_DIALLED, NUMBER_CACHE, Number, NumberCache, normalise};
 
 /// Why a call is refused: the metric label and the call record's reason.
 pub const VELOCITY_LIMIT: &str = "velocity_limit";
@@ -180,6 +180,8 @@ pub struct VelocityPolicy {
     call_bound: usize,
     state: VelocityState,
     decisions: Vec<Decision>,
+    /// Numbers already read (shared with the other policies by `from_config`).
+    numbers: std::sync::Arc<NumberCache>,
 }
 
 /// What one limit makes of a new call.
@@ -247,11 +249,18 @@ impl VelocityPolicy {
             call_bound,
             state,
             decisions: Vec::new(),
+            numbers: NumberCache::new(NUMBER_CACHE),
         };
         while policy.state.calls.len() > call_bound {
             policy.forget_oldest_call();
         }
         Ok(policy)
+    }
+
+    /// The policy reading numbers through `numbers` (shared with the other policies).
+    pub fn with_numbers(mut self, numbers: std::sync::Arc<NumberCache>) -> Self {
+        self.numbers = numbers;
+        self
     }
 
     /// The state, for the policy that replaces this one.
@@ -480,7 +489,7 @@ impl CallPolicy for VelocityPolicy {
     fn admit(&mut self, call: &CallRequest<'_>) -> Verdict {
         let now = call.now;
         let number = if self.needs_number && matches!(call.destination, Destination::Trunk(_)) {
-            normalise(call.callee, self.ctx).ok()
+            self.numbers.normalise(call.callee, self.ctx).ok()
         } else {
             None
         };

@@ -16,7 +16,9 @@ use sipwarden_config::{DAYS, PolicyConfig, PolicyMode, WindowConfig, minutes_of}
 use sipwarden_sip::{HeaderName, StatusCode};
 use sipwarden_stages::{CallPolicy, CallRequest, Decision, Destination, Outcome, Reason, Verdict};
 
-use crate::numbers::{DialContext, NamedList, Number, normalise};
+use std::sync::Arc;
+
+use crate::numbers::{DialContext, NUMBER_CACHE, NamedList, Number, NumberCache};
 
 /// Why a call is refused: the metric label and the call record's reason.
 pub const TIME_WINDOW: &str = "time_window";
@@ -122,6 +124,7 @@ pub struct TimeWindowPolicy {
     country: String,
     windows: Vec<Window>,
     decisions: Vec<Decision>,
+    numbers: Arc<NumberCache>,
 }
 
 impl TimeWindowPolicy {
@@ -140,7 +143,14 @@ impl TimeWindowPolicy {
             ctx,
             windows,
             decisions: Vec::new(),
+            numbers: NumberCache::new(NUMBER_CACHE),
         })
+    }
+
+    /// The policy reading numbers through `numbers` (shared with the other policies).
+    pub fn with_numbers(mut self, numbers: Arc<NumberCache>) -> Self {
+        self.numbers = numbers;
+        self
     }
 
     /// Whether a window blocks `n`, and in what words.
@@ -175,7 +185,7 @@ impl TimeWindowPolicy {
                 continue;
             }
             if number.is_none() {
-                match normalise(dialled, self.ctx) {
+                match self.numbers.normalise(dialled, self.ctx) {
                     Ok(n) => number = Some(n),
                     // Not a number: nothing a window can place.
                     Err(_) => return hits,

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use sipwarden_b2bua::events::{CallEvent, CallEventKind, CallInfo};
-use sipwarden_policy::numbers::{DialContext, normalise};
+use sipwarden_policy::numbers::DialContext;
 use sipwarden_store::CdrRow;
 
 /// Decisions held for calls whose record does not exist yet (a refused call's come before
@@ -21,6 +21,8 @@ pub(crate) struct CdrBuilder {
     /// Prefix of every record id: the gateway's start (ms), so ids never repeat.
     boot: String,
     ctx: Option<DialContext>,
+    /// Numbers already read: a call's numbers are read once at its start (bounded).
+    numbers: std::sync::Arc<sipwarden_policy::numbers::NumberCache>,
     open: HashMap<u64, Open>,
     pending: HashMap<u64, Vec<serde_json::Value>>,
     max_open: usize,
@@ -55,6 +57,7 @@ impl CdrBuilder {
             rates,
             boot: unix_ms(boot).to_string(),
             ctx: DialContext::new(country).ok(),
+            numbers: sipwarden_policy::numbers::NumberCache::new(4096),
             open: HashMap::new(),
             pending: HashMap::new(),
             max_open,
@@ -68,8 +71,12 @@ impl CdrBuilder {
     }
 
     fn row(&self, call: u64, at: SystemTime, info: &CallInfo, state: &str) -> CdrRow {
-        let callee = self.ctx.and_then(|c| normalise(&info.callee, c).ok());
-        let caller = self.ctx.and_then(|c| normalise(&info.caller, c).ok());
+        let callee = self
+            .ctx
+            .and_then(|c| self.numbers.normalise(&info.callee, c).ok());
+        let caller = self
+            .ctx
+            .and_then(|c| self.numbers.normalise(&info.caller, c).ok());
         CdrRow {
             id: format!("{}-{call}", self.boot),
             state: state.to_owned(),

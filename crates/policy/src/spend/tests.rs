@@ -62,7 +62,7 @@ fn table() -> RateTable {
 }
 
 fn policy(caps: Vec<SpendCapConfig>) -> SpendPolicy {
-    SpendPolicy::new(&config(caps), Some(table())).unwrap()
+    SpendPolicy::new_eager(&config(caps), Some(table())).unwrap()
 }
 
 /// Simulated time: a monotonic origin and the wall-clock time it stands for.
@@ -445,7 +445,7 @@ fn days_and_months_begin_in_the_zone_and_old_periods_are_dropped() {
         }),
         ..PolicyConfig::default()
     };
-    let mut p = SpendPolicy::new(&cfg, Some(table())).unwrap();
+    let mut p = SpendPolicy::new_eager(&cfg, Some(table())).unwrap();
     // 23:59:00 on 30 November in New York (04:59 UTC on 1 December).
     let clock = Clock::at("2026-12-01T04:59:00Z");
     let t = |d| clock.t(d);
@@ -501,7 +501,7 @@ fn days_and_months_begin_in_the_zone_and_old_periods_are_dropped() {
         if let Some(s) = &mut cfg.spend {
             s.zone = zone.into();
         }
-        SpendPolicy::new(&cfg, Some(table())).map(|_| ())
+        SpendPolicy::new_eager(&cfg, Some(table())).map(|_| ())
     };
     assert_eq!(
         zones("Mars/Olympus"),
@@ -541,7 +541,7 @@ fn monitor_mode_ends_and_refuses_nothing_and_reports_once_per_call() {
     // [policy] mode is the default; a cap's own mode wins.
     let mut cfg = config(vec![carrier_day("1.00")]);
     cfg.mode = PolicyMode::Monitor;
-    let mut p = SpendPolicy::new(&cfg, Some(table())).unwrap();
+    let mut p = SpendPolicy::new_eager(&cfg, Some(table())).unwrap();
     assert_eq!(
         admit(&mut p, clock, out(1), t(Duration::ZERO)),
         Verdict::Continue
@@ -551,7 +551,7 @@ fn monitor_mode_ends_and_refuses_nothing_and_reports_once_per_call() {
     let mut c = carrier_day("1.00");
     c.mode = Some(PolicyMode::Enforce);
     cfg.spend.as_mut().unwrap().caps = vec![c];
-    let mut p = SpendPolicy::new(&cfg, Some(table())).unwrap();
+    let mut p = SpendPolicy::new_eager(&cfg, Some(table())).unwrap();
     assert_eq!(
         admit(&mut p, clock, out(1), t(Duration::ZERO)),
         Verdict::Continue
@@ -735,7 +735,7 @@ fn unpriced_numbers_are_allowed_free_or_refused_and_free_ones_pass_any_cap() {
     if let Some(s) = &mut cfg.spend {
         s.unpriced = Unpriced::Refuse;
     }
-    let mut p = SpendPolicy::new(&cfg, Some(table())).unwrap();
+    let mut p = SpendPolicy::new_eager(&cfg, Some(table())).unwrap();
     let v = admit(&mut p, clock, unpriced, t0);
     let Verdict::Reply {
         reason, headers, ..
@@ -768,7 +768,7 @@ fn unpriced_numbers_are_allowed_free_or_refused_and_free_ones_pass_any_cap() {
     );
     assert_eq!(admit(&mut p, clock, out(6), t0), Verdict::Continue);
     cfg.mode = PolicyMode::Monitor;
-    let mut p = SpendPolicy::new(&cfg, Some(table())).unwrap();
+    let mut p = SpendPolicy::new_eager(&cfg, Some(table())).unwrap();
     assert_eq!(admit(&mut p, clock, unpriced, t0), Verdict::Continue);
     assert_eq!(outcomes(&mut p), [(4, Outcome::WouldRefuse)]);
 }
@@ -786,7 +786,7 @@ fn calls_talking_longer_than_their_class_allows_are_ended() {
             high_risk: None,
         };
     }
-    let mut p = SpendPolicy::new(&cfg, None).unwrap();
+    let mut p = SpendPolicy::new_eager(&cfg, None).unwrap();
     let clock = Clock::noon();
     let t0 = clock.t0;
     let to = |id, callee| Call { callee, ..out(id) };
@@ -825,7 +825,7 @@ fn calls_talking_longer_than_their_class_allows_are_ended() {
     assert!(d.iter().all(|d| d.outcome == Outcome::Ended));
     // Monitor mode: reported once, not ended.
     cfg.mode = PolicyMode::Monitor;
-    let mut p = SpendPolicy::new(&cfg, None).unwrap();
+    let mut p = SpendPolicy::new_eager(&cfg, None).unwrap();
     assert_eq!(
         admit(&mut p, clock, to(1, "+19005551234"), t0),
         Verdict::Continue
@@ -900,7 +900,7 @@ fn a_reload_hands_totals_running_calls_and_warnings_over() {
 fn running_calls_and_decisions_are_bounded() {
     let mut cfg = config(vec![carrier_day("1000")]);
     cfg.limit_entries = 3;
-    let mut p = SpendPolicy::new(&cfg, Some(table())).unwrap();
+    let mut p = SpendPolicy::new_eager(&cfg, Some(table())).unwrap();
     let clock = Clock::noon();
     for id in 0..10 {
         assert_eq!(admit(&mut p, clock, out(id), clock.t0), Verdict::Continue);
@@ -1024,7 +1024,7 @@ proptest! {
         }
         let bound = 8;
         cfg.limit_entries = bound;
-        let mut p = SpendPolicy::new(&cfg, Some(table())).unwrap();
+        let mut p = SpendPolicy::new_eager(&cfg, Some(table())).unwrap();
         let clock = Clock::at("2026-11-30T22:50:00Z");
         let mut now = clock.t0;
         let mut next = 0u64;
@@ -1088,4 +1088,25 @@ proptest! {
             rows(&mut p);
         }
     }
+}
+
+/// Outside the unit tests' single instants, the spend is summed at most every LOOK_EVERY:
+/// changes in between wait for the end of that interval (and the core is woken for it).
+#[test]
+fn looks_at_the_running_calls_are_at_most_one_per_interval() {
+    let mut p = SpendPolicy::new(&config(vec![carrier_day("1.00")]), Some(table())).unwrap();
+    let clock = Clock::noon();
+    let t = |d| clock.t(d);
+    assert_eq!(
+        admit(&mut p, clock, out(1), t(Duration::ZERO)),
+        Verdict::Continue
+    );
+    assert_eq!(p.take_hangups(t(Duration::ZERO)), []);
+    // An answer 10 ms later: looked at when the interval ends, not now.
+    p.on_answer(1, t(ms(10)));
+    assert_eq!(p.take_hangups(t(ms(10))), []);
+    assert_eq!(p.next_deadline(), Some(t(LOOK_EVERY)));
+    // At the interval's end the look happens and the next deadline is the call's next step.
+    assert_eq!(p.take_hangups(t(LOOK_EVERY)), []);
+    assert!(p.next_deadline().is_some_and(|d| d > t(LOOK_EVERY)));
 }
