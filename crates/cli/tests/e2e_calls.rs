@@ -2430,3 +2430,37 @@ fn lab_sigkill_during_a_call_load_loses_no_record_of_a_finished_call() {
     );
     lab.stop();
 }
+
+/// The operator's file in place of the shipped high-risk list (`[policy] lists`): a call to
+/// Toronto, allowed by country, is refused as on the list; Cuba, on the shipped list only, is
+/// refused as not allowed rather than as high-risk.
+#[test]
+fn lab_an_operators_list_replaces_the_shipped_one() {
+    let _lab = lab_lock();
+    let lab = Lab::start("own-high-risk");
+    let w = lab.work("own-list");
+    let refused = templated(&w, "carrier_uac_fail.xml", 403);
+    for (number, words) in [
+        (
+            "+14165550100",
+            "destination_blocked: +14165550100 is on the high-risk list",
+        ),
+        (
+            "+5371234567",
+            "destination_not_allowed: +5371234567 is in CU",
+        ),
+    ] {
+        let wn = lab.work(&format!("own-list-{}", &number[1..]));
+        uac(
+            &wn,
+            number,
+            &refused,
+            ("127.0.0.1:5060", ("127.0.0.10", 5072)),
+            number,
+            (1, 1),
+            &["-trace_msg"],
+        );
+        assert!(traces(&wn).contains(words), "{number}: {}", traces(&wn));
+    }
+    lab.stop();
+}

@@ -59,6 +59,11 @@ pub struct PolicyConfig {
     /// 10,000.
     #[serde(default = "default_number_cache")]
     pub number_cache: usize,
+    /// The operator's files in place of the shipped named lists (`high-risk`, `satellite`):
+    /// an E.164 prefix a line, `#` comments, as the shipped files in
+    /// `crates/policy/data/`. None by default.
+    #[serde(default)]
+    pub lists: std::collections::BTreeMap<String, PathBuf>,
     /// Time windows (`[[policy.windows]]`): destinations refused at certain hours and days
     /// in an IANA time zone (international calls at night and on weekends). None by default.
     #[serde(default)]
@@ -188,6 +193,7 @@ impl Default for PolicyConfig {
             limits: Vec::new(),
             limit_entries: default_limit_entries(),
             number_cache: default_number_cache(),
+            lists: std::collections::BTreeMap::new(),
             windows: Vec::new(),
             spend: None,
         }
@@ -403,6 +409,15 @@ pub(crate) fn validate(p: &PolicyConfig, trunks: &[&str], err: &mut dyn FnMut(St
             "policy.limit_entries".into(),
             format!("must lie between 1 and {MAX_TABLE}"),
         );
+    }
+    for name in p.lists.keys() {
+        if name != "high-risk" && name != "satellite" {
+            err(
+                format!("policy.lists.{name}"),
+                "only the high-risk and satellite lists are files (premium is a number type)"
+                    .into(),
+            );
+        }
     }
     if !(1..=MAX_TABLE).contains(&p.number_cache) {
         err(

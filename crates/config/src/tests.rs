@@ -945,3 +945,18 @@ fn time_windows_read_and_their_errors_name_the_window_and_key() {
     has("policy.windows[2].from", "24:00");
     has("policy.windows[2].name", "twice");
 }
+
+#[test]
+fn policy_lists_are_the_prefix_lists_only() {
+    let c = Config::from_toml(
+        "[policy]\nlists = { high-risk = \"irsf.txt\", satellite = \"sat.txt\" }\n",
+        None,
+    )
+    .unwrap();
+    assert_eq!(c.policy.unwrap().lists.len(), 2);
+    let e = errors("[policy]\nlists = { premium = \"p.txt\" }\n");
+    assert!(
+        e.len() == 1 && e[0].contains("policy.lists.premium") && e[0].contains("number type"),
+        "{e:?}"
+    );
+}

@@ -11,7 +11,7 @@ use sipwarden_stages::{CallPolicy, CallRequest, Decision, Destination, Outcome, 
 
 use std::sync::Arc;
 
-use crate::numbers::{DialContext, NUMBER_CACHE, NamedList, NumberCache, normalise};
+use crate::numbers::{DialContext, Lists, NUMBER_CACHE, NamedList, NumberCache, normalise};
 
 /// Why a destination is refused: the metric label and the call record's reason.
 const BLOCKED: &str = "destination_blocked";
@@ -31,6 +31,8 @@ pub struct DestinationPolicy {
     decisions: Vec<Decision>,
     /// Numbers already read (shared with the other policies by `from_config`).
     numbers: Arc<NumberCache>,
+    /// The prefix lists in force (the operator's files or the shipped ones).
+    lists: Arc<Lists>,
 }
 
 impl DestinationPolicy {
@@ -69,12 +71,19 @@ impl DestinationPolicy {
             would_refuse: 0,
             decisions: Vec::new(),
             numbers: NumberCache::new(NUMBER_CACHE),
+            lists: Arc::new(Lists::shipped()),
         })
     }
 
     /// The policy reading numbers through `numbers` (shared with the other policies).
     pub fn with_numbers(mut self, numbers: Arc<NumberCache>) -> Self {
         self.numbers = numbers;
+        self
+    }
+
+    /// The policy reading the named lists from `lists` (the operator's files).
+    pub fn with_lists(mut self, lists: Arc<Lists>) -> Self {
+        self.lists = lists;
         self
     }
 
@@ -86,7 +95,11 @@ impl DestinationPolicy {
             return (!self.allow.is_empty())
                 .then(|| (NOT_ALLOWED, "not a phone number".to_owned()));
         };
-        if let Some((_, name)) = self.block_lists.iter().find(|(l, _)| l.contains(&n)) {
+        if let Some((_, name)) = self
+            .block_lists
+            .iter()
+            .find(|(l, _)| self.lists.contains(*l, &n))
+        {
             return Some((BLOCKED, format!("{} is on the {name} list", n.e164)));
         }
         let country = n.country.as_deref().or(n.code_country.as_deref());

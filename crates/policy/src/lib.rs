@@ -53,6 +53,8 @@ pub fn standard() -> Vec<Box<dyn CallPolicy>> {
 pub struct PolicyFiles {
     /// The text of `[policy.spend] rates`, the rate table (CSV).
     pub rates: Option<String>,
+    /// The operator's named lists (`[policy] lists`): (list name, file text).
+    pub lists: Vec<(String, String)>,
 }
 
 /// The policies a configuration asks for, in order: the standard ones, then the destination
@@ -95,13 +97,19 @@ fn build(
             .map_or(numbers::NUMBER_CACHE, |p| p.number_cache),
     );
     let shared = || std::sync::Arc::clone(&numbers);
+    let lists = std::sync::Arc::new(numbers::Lists::with_files(&files.lists)?);
+    let lists_for = || std::sync::Arc::clone(&lists);
     if let Some(p) = &cfg.policy {
         list.push(Box::new(
-            destination::DestinationPolicy::new(p)?.with_numbers(shared()),
+            destination::DestinationPolicy::new(p)?
+                .with_numbers(shared())
+                .with_lists(lists_for()),
         ));
         if !p.windows.is_empty() {
             list.push(Box::new(
-                window::TimeWindowPolicy::new(p)?.with_numbers(shared()),
+                window::TimeWindowPolicy::new(p)?
+                    .with_numbers(shared())
+                    .with_lists(lists_for()),
             ));
         }
     }
@@ -119,7 +127,11 @@ fn build(
                 ),
                 _ => None,
             };
-            list.push(Box::new(SpendPolicy::new(p, table)?.with_numbers(shared())));
+            list.push(Box::new(
+                SpendPolicy::new(p, table)?
+                    .with_numbers(shared())
+                    .with_lists(lists_for()),
+            ));
         }
         // Last: a call another policy refuses never counts toward a limit.
         if !p.limits.is_empty() {

@@ -287,6 +287,61 @@ pub const INTERNATIONAL_NETWORKS: &str = include_str!("../data/international-net
 /// `data/high-risk.txt`, its sources cited there.
 pub const HIGH_RISK: &str = include_str!("../data/high-risk.txt");
 
+/// The prefix lists in force: the shipped ones, or the operator's files in their place
+/// (`[policy] lists`), shared by the policies that read them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lists {
+    high_risk: Vec<String>,
+    satellite: Vec<String>,
+}
+
+impl Lists {
+    /// The lists shipped in `data/`.
+    pub fn shipped() -> Self {
+        Self {
+            high_risk: prefixes(HIGH_RISK).map(str::to_owned).collect(),
+            satellite: prefixes(INTERNATIONAL_NETWORKS)
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
+
+    /// The shipped lists with `files` ((list name, text) in the shipped files' format: an
+    /// E.164 prefix a line, `#` comments) in their place; an error names the list, and a file
+    /// with no prefix is one (it would block nothing, silently).
+    pub fn with_files(files: &[(String, String)]) -> Result<Self, String> {
+        let mut lists = Self::shipped();
+        for (name, text) in files {
+            let list: Vec<String> = prefixes(text).map(str::to_owned).collect();
+            if list.is_empty() {
+                return Err(format!(
+                    "policy.lists.{name}: the file holds no prefix (+ and digits, one a line)"
+                ));
+            }
+            match NamedList::by_name(name) {
+                Some(NamedList::HighRisk) => lists.high_risk = list,
+                Some(NamedList::Satellite) => lists.satellite = list,
+                _ => {
+                    return Err(format!(
+                        "policy.lists.{name}: only high-risk and satellite are lists of prefixes"
+                    ));
+                }
+            }
+        }
+        Ok(lists)
+    }
+
+    /// Whether `list` holds `n`.
+    pub fn contains(&self, list: NamedList, n: &Number) -> bool {
+        let of = |l: &[String]| l.iter().any(|p| n.e164.starts_with(p.as_str()));
+        match list {
+            NamedList::Premium => n.kind.is_premium(),
+            NamedList::HighRisk => of(&self.high_risk),
+            NamedList::Satellite => of(&self.satellite),
+        }
+    }
+}
+
 /// The named lists a destination policy can name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum NamedList {
@@ -482,5 +537,33 @@ mod tests {
             c.normalise("02079460000", us()),
             c.normalise("02079460000", gb)
         );
+    }
+
+    #[test]
+    fn the_operators_files_replace_the_shipped_lists() {
+        let shipped = Lists::shipped();
+        let uk = normalise("+442079460000", us()).unwrap();
+        let cuba = normalise("+5371234567", us()).unwrap();
+        assert!(!shipped.contains(NamedList::HighRisk, &uk));
+        assert!(shipped.contains(NamedList::HighRisk, &cuba));
+        let mine = Lists::with_files(&[(
+            "high-risk".into(),
+            "# ours\n+4420   # London, for the test\n".into(),
+        )])
+        .unwrap();
+        assert!(mine.contains(NamedList::HighRisk, &uk));
+        assert!(
+            !mine.contains(NamedList::HighRisk, &cuba),
+            "replaced, not added to"
+        );
+        let sat = normalise("+881631234567", us()).unwrap();
+        assert!(
+            mine.contains(NamedList::Satellite, &sat),
+            "the other list stays shipped"
+        );
+        let e = Lists::with_files(&[("high-risk".into(), "# nothing\n".into())]).unwrap_err();
+        assert!(e.starts_with("policy.lists.high-risk"), "{e}");
+        let e = Lists::with_files(&[("premium".into(), "+1900\n".into())]).unwrap_err();
+        assert!(e.starts_with("policy.lists.premium"), "{e}");
     }
 }

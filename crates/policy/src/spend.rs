@@ -45,7 +45,7 @@ use sipwarden_stages::{
 
 pub use rates::{Rate, RateTable, money};
 
-use crate::numbers::{DialContext, NUMBER_CACHE, NamedList, Number, NumberCache, normalise};
+use crate::numbers::{DialContext, Lists, NUMBER_CACHE, NamedList, Number, NumberCache, normalise};
 
 /// Why a call is refused or ended by a cap: the metric label and the call record's reason.
 pub const SPEND_CAP: &str = "spend_cap";
@@ -273,6 +273,8 @@ pub struct SpendPolicy {
     decisions: Vec<Decision>,
     /// Numbers already read (shared with the other policies by `from_config`).
     numbers: std::sync::Arc<NumberCache>,
+    /// The prefix lists in force, for the destination classes.
+    lists: std::sync::Arc<Lists>,
     /// Something changed since the running calls were last looked at.
     dirty: bool,
     /// When a running call's cost next steps up or one talks too long.
@@ -363,6 +365,7 @@ impl SpendPolicy {
             state,
             decisions: Vec::new(),
             numbers: NumberCache::new(NUMBER_CACHE),
+            lists: std::sync::Arc::new(Lists::shipped()),
             dirty: true,
             deadline: None,
             periods: None,
@@ -371,6 +374,12 @@ impl SpendPolicy {
         };
         policy.adopt();
         Ok(policy)
+    }
+
+    /// The policy reading the named lists from `lists` (the operator's files).
+    pub fn with_lists(mut self, lists: std::sync::Arc<Lists>) -> Self {
+        self.lists = lists;
+        self
     }
 
     /// The policy reading numbers through `numbers` (shared with the other policies).
@@ -505,7 +514,7 @@ impl SpendPolicy {
             (NamedList::HighRisk, HIGH_RISK),
             (NamedList::Satellite, SATELLITE),
         ] {
-            if list.contains(n) {
+            if self.lists.contains(list, n) {
                 c |= bit;
             }
         }

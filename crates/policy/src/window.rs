@@ -18,7 +18,7 @@ use sipwarden_stages::{CallPolicy, CallRequest, Decision, Destination, Outcome, 
 
 use std::sync::Arc;
 
-use crate::numbers::{DialContext, NUMBER_CACHE, NamedList, Number, NumberCache};
+use crate::numbers::{DialContext, Lists, NUMBER_CACHE, NamedList, Number, NumberCache};
 
 /// Why a call is refused: the metric label and the call record's reason.
 pub const TIME_WINDOW: &str = "time_window";
@@ -125,6 +125,7 @@ pub struct TimeWindowPolicy {
     windows: Vec<Window>,
     decisions: Vec<Decision>,
     numbers: Arc<NumberCache>,
+    lists: Arc<Lists>,
 }
 
 impl TimeWindowPolicy {
@@ -144,7 +145,14 @@ impl TimeWindowPolicy {
             windows,
             decisions: Vec::new(),
             numbers: NumberCache::new(NUMBER_CACHE),
+            lists: Arc::new(Lists::shipped()),
         })
+    }
+
+    /// The policy reading the named lists from `lists` (the operator's files).
+    pub fn with_lists(mut self, lists: Arc<Lists>) -> Self {
+        self.lists = lists;
+        self
     }
 
     /// The policy reading numbers through `numbers` (shared with the other policies).
@@ -162,7 +170,7 @@ impl TimeWindowPolicy {
             Block::Country(c) => {
                 (country == Some(c.as_str())).then(|| format!("{} is in {c}", n.e164))
             }
-            Block::List(l) => l.contains(n).then(|| {
+            Block::List(l) => self.lists.contains(*l, n).then(|| {
                 format!(
                     "{} is on the {} list",
                     n.e164,

@@ -392,7 +392,13 @@ pub(crate) fn policy_files(cfg: &Config) -> Result<sipwarden_policy::PolicyFiles
         ),
         None => None,
     };
-    Ok(sipwarden_policy::PolicyFiles { rates })
+    let mut lists = Vec::new();
+    for (name, path) in cfg.policy.iter().flat_map(|p| p.lists.iter()) {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("policy.lists.{name}: cannot read {}: {e}", path.display()))?;
+        lists.push((name.clone(), text));
+    }
+    Ok(sipwarden_policy::PolicyFiles { rates, lists })
 }
 
 /// The call policies of a configuration, with the files they name.

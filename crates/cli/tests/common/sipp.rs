@@ -440,6 +440,23 @@ impl Lab {
                         "{lab}\n[policy.spend]\nrates = \"examples/lab/spend-rates.csv\"\n\n[[policy.spend.caps]]\nname = \"carrier-day\"\nscope = \"trunk\"\nsubject = \"carrier\"\nperiod = \"day\"\nwarning = \"0.50\"\ncap = \"1.00\"\n"
                     )
                 }
+                // The operator's own high-risk list in place of the shipped one: Toronto.
+                "own-high-risk" => {
+                    std::fs::write(
+                        dir.0.join("examples/lab/my-high-risk.txt"),
+                        "# the test's list\n+1416\n",
+                    )
+                    .unwrap();
+                    let text = lab.replace(
+                        "block_countries = [\"high-risk\", \"premium\"]\n",
+                        "block_countries = [\"high-risk\", \"premium\"]\nlists = { high-risk = \"examples/lab/my-high-risk.txt\" }\n",
+                    );
+                    assert_ne!(
+                        text, lab,
+                        "examples/lab.toml has no [policy] block_countries"
+                    );
+                    text
+                }
                 // The lab with the TOML after "append:" added at its end (tables of a test's
                 // own, such as time windows computed from the clock).
                 extra if extra.starts_with("append:") => format!("{lab}\n{}\n", &extra[7..]),

@@ -940,6 +940,7 @@ fn from_config_files_reads_the_rate_table_and_puts_spend_before_velocity() {
     );
     let files = crate::PolicyFiles {
         rates: Some(RATES.to_owned()),
+        ..crate::PolicyFiles::default()
     };
     if let Some(p) = &mut cfg.policy {
         p.limits.push(sipwarden_config::LimitConfig {
@@ -961,6 +962,7 @@ fn from_config_files_reads_the_rate_table_and_puts_spend_before_velocity() {
     );
     let bad = crate::PolicyFiles {
         rates: Some("+44,0.1,60,0\n+1,x,60,0\n".to_owned()),
+        ..crate::PolicyFiles::default()
     };
     assert_eq!(
         names(&cfg, &bad),
