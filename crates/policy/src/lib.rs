@@ -72,22 +72,12 @@ pub fn from_config_files(
     cfg: &sipwarden_config::Config,
     files: &PolicyFiles,
 ) -> Result<Vec<Box<dyn CallPolicy>>, String> {
-    build(cfg, files, None)
-}
-
-/// As [`from_config`], the velocity limits carrying on from `velocity` (the state of the
-/// policy they replace, on a reload) rather than from nothing.
-pub fn from_config_with(
-    cfg: &sipwarden_config::Config,
-    velocity: Option<VelocityState>,
-) -> Result<Vec<Box<dyn CallPolicy>>, String> {
-    build(cfg, &PolicyFiles::default(), velocity)
+    build(cfg, files)
 }
 
 fn build(
     cfg: &sipwarden_config::Config,
     files: &PolicyFiles,
-    velocity: Option<VelocityState>,
 ) -> Result<Vec<Box<dyn CallPolicy>>, String> {
     let mut list = standard();
     // One cache of normalised numbers for every policy: a call's numbers are parsed once.
@@ -135,11 +125,10 @@ fn build(
         }
         // Last: a call another policy refuses never counts toward a limit.
         if !p.limits.is_empty() {
-            let state = velocity.unwrap_or_else(|| {
-                VelocityState::new(Box::new(MemoryCounters::new(p.limit_entries)))
-            });
+            // A reload carries the running policy's counters over (`CallPolicy::hand_over`).
+            let counters = Box::new(MemoryCounters::new(p.limit_entries));
             list.push(Box::new(
-                VelocityPolicy::with_state(p, state)?.with_numbers(shared()),
+                VelocityPolicy::new(p, counters)?.with_numbers(shared()),
             ));
         }
     }

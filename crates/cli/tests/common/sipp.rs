@@ -533,17 +533,9 @@ impl Lab {
     /// holds no port pair and no relay socket (a leak would show here, run after run). Skipped
     /// when the lab anchors no media in the relay (rtpengine) or the gateway is gone.
     fn media_released(&mut self) {
-        let Some(gw) = self.gw.as_mut() else { return };
-        if gw.child.try_wait().ok().flatten().is_some()
-            || metric("sipwarden_media_port_pairs").is_none()
-        {
+        if !self.calls_ended_where("sipwarden_media_port_pairs") {
             return;
         }
-        wait_until(
-            "the run's calls ended (sipwarden_calls 0)",
-            Duration::from_secs(45),
-            || metric("sipwarden_calls") == Some(0),
-        );
         wait_until(
             "the relay's port pairs and sockets given back",
             Duration::from_secs(5),
@@ -565,22 +557,31 @@ impl Drop for Lab {
 }
 
 impl Lab {
-    /// Every run ends with the velocity limits' concurrency exact: once the run's calls are
-    /// over (answered, cancelled, busy, timed out, failed over), no call is counted as running
-    /// (`sipwarden_velocity_calls` 0). Skipped when the lab has no limits or the gateway is
-    /// gone.
-    fn counters_released(&mut self) {
-        let Some(gw) = self.gw.as_mut() else { return };
-        if gw.child.try_wait().ok().flatten().is_some()
-            || metric("sipwarden_velocity_calls").is_none()
-        {
-            return;
+    /// Waits until the run's calls ended, when the gateway still runs and shows `metric`
+    /// (what the end-of-run check reads); whether the check applies.
+    fn calls_ended_where(&mut self, metric_name: &str) -> bool {
+        let Some(gw) = self.gw.as_mut() else {
+            return false;
+        };
+        if gw.child.try_wait().ok().flatten().is_some() || metric(metric_name).is_none() {
+            return false;
         }
         wait_until(
             "the run's calls ended (sipwarden_calls 0)",
             Duration::from_secs(45),
             || metric("sipwarden_calls") == Some(0),
         );
+        true
+    }
+
+    /// Every run ends with the velocity limits' concurrency exact: once the run's calls are
+    /// over (answered, cancelled, busy, timed out, failed over), no call is counted as running
+    /// (`sipwarden_velocity_calls` 0). Skipped when the lab has no limits or the gateway is
+    /// gone.
+    fn counters_released(&mut self) {
+        if !self.calls_ended_where("sipwarden_velocity_calls") {
+            return;
+        }
         // /metrics copies the core's counts at most every 250 ms (and a quiet core within a
         // second): a call counted three seconds after the last one ended is a leak.
         let counted = poll_every(POLL, Duration::from_secs(3), || {
